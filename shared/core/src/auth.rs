@@ -1,0 +1,175 @@
+//! Authentication: `Authorization: Bearer <JWT>`, HS256 with `JWT_SECRET`.
+//!
+//! Tokens carry `sub`, `tenant`, `role` and `exp`; all four are required. Time comes from the
+//! host (wall clocks are not available the same way on every runtime), so expiry is checked
+//! against `Host::now_ms` rather than the library's own clock.
+
+use jwt_simple::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+
+/// Seconds of clock skew tolerated between the token's issuer and us.
+const LEEWAY_SECS: u64 = 30;
+
+/// Who is calling, once the token checked out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    pub subject: String,
+    pub tenant: String,
+    pub role: String,
+}
+
+impl Principal {
+    pub fn is_admin(&self) -> bool {
+        self.role == "admin"
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct PlatformClaims {
+    #[serde(default)]
+    tenant: String,
+    #[serde(default)]
+    role: String,
+}
+
+/// Checks the request's bearer token and returns the caller.
+pub fn authenticate(
+    headers: &http::HeaderMap,
+    secret: Option<&str>,
+    now_ms: u64,
+) -> Result<Principal, ApiError> {
+    let secret = secret.ok_or_else(|| ApiError::NotConfigured("JWT_SECRET is not set".into()))?;
+    let value = headers.get(http::header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::InvalidToken("the authorization header is not text".into()))?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .or_else(|| value.strip_prefix("bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or_else(|| ApiError::InvalidToken("expected `Bearer <JWT>`".into()))?;
+    verify(token, secret, now_ms)
+}
+
+/// Verifies one token.
+pub fn verify(token: &str, secret: &str, now_ms: u64) -> Result<Principal, ApiError> {
+    let key = HS256Key::from_bytes(secret.as_bytes());
+    let options = VerificationOptions {
+        artificial_time: Some(UnixTimeStamp::from_millis(now_ms)),
+        time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
+        ..Default::default()
+    };
+    let claims = key.verify_token::<PlatformClaims>(token, Some(options)).map_err(|err| {
+        // jwt-simple's messages are safe (no key material) but wordy; keep the gist.
+        let text = err.to_string().to_lowercase();
+        let reason = if text.contains("expired") {
+            "token has expired"
+        } else if text.contains("signature") || text.contains("authentication") {
+            "signature does not match"
+        } else if text.contains("not yet valid") || text.contains("future") {
+            "token is not valid yet"
+        } else {
+            "token is malformed"
+        };
+        ApiError::InvalidToken(reason.into())
+    })?;
+    if claims.expires_at.is_none() {
+        return Err(ApiError::InvalidToken("token has no `exp` claim".into()));
+    }
+    let subject = claims
+        .subject
+        .filter(|s| !s.is_empty())
+        .ok_or_else(|| ApiError::InvalidToken("token has no `sub` claim".into()))?;
+    let PlatformClaims { tenant, role } = claims.custom;
+    if tenant.is_empty() {
+        return Err(ApiError::InvalidToken("token has no `tenant` claim".into()));
+    }
+    if role.is_empty() {
+        return Err(ApiError::InvalidToken("token has no `role` claim".into()));
+    }
+    Ok(Principal { subject, tenant, role })
+}
+
+/// Mints a token (development tooling and tests; production tokens come from the users'
+/// identity provider).
+pub fn issue(
+    secret: &str,
+    subject: &str,
+    tenant: &str,
+    role: &str,
+    now_ms: u64,
+    valid_secs: u64,
+) -> Result<String, ApiError> {
+    let key = HS256Key::from_bytes(secret.as_bytes());
+    let mut claims = Claims::with_custom_claims(
+        PlatformClaims { tenant: tenant.into(), role: role.into() },
+        Duration::from_secs(valid_secs),
+    )
+    .with_subject(subject);
+    let now = UnixTimeStamp::from_millis(now_ms);
+    claims.issued_at = Some(now);
+    claims.invalid_before = Some(now);
+    claims.expires_at = Some(now + Duration::from_secs(valid_secs));
+    key.authenticate(claims).map_err(|err| ApiError::Internal(format!("could not sign a token: {err}")))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    const NOW: u64 = 1_767_225_600_000;
+
+    fn bearer(token: &str) -> http::HeaderMap {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(http::header::AUTHORIZATION, format!("Bearer {token}").parse().unwrap());
+        headers
+    }
+
+    #[test]
+    fn a_valid_token_names_the_caller() {
+        let token = issue("test-secret-0123456789", "alice", "acme", "user", NOW, 3600).unwrap();
+        let who = authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW + 1000).unwrap();
+        assert_eq!(who, Principal { subject: "alice".into(), tenant: "acme".into(), role: "user".into() });
+        assert!(!who.is_admin());
+    }
+
+    #[test]
+    fn missing_expired_tampered_and_foreign_tokens_are_refused() {
+        assert_eq!(authenticate(&http::HeaderMap::new(), Some("test-secret-0123456789"), NOW), Err(ApiError::MissingToken));
+        let token = issue("test-secret-0123456789", "alice", "acme", "user", NOW, 60).unwrap();
+        let expired = authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW + 3_600_000).unwrap_err();
+        assert_eq!(expired, ApiError::InvalidToken("token has expired".into()));
+        let foreign = authenticate(&bearer(&token), Some("other-secret-0123456789"), NOW).unwrap_err();
+        assert_eq!(foreign, ApiError::InvalidToken("signature does not match".into()));
+        let mut tampered = token.clone();
+        tampered.insert(tampered.len() / 2, 'x');
+        assert!(matches!(authenticate(&bearer(&tampered), Some("test-secret-0123456789"), NOW), Err(ApiError::InvalidToken(_))));
+        assert!(matches!(authenticate(&bearer("abc"), Some("test-secret-0123456789"), NOW), Err(ApiError::InvalidToken(_))));
+        let mut basic = http::HeaderMap::new();
+        basic.insert(http::header::AUTHORIZATION, "Basic YTpi".parse().unwrap());
+        assert!(matches!(authenticate(&basic, Some("test-secret-0123456789"), NOW), Err(ApiError::InvalidToken(_))));
+    }
+
+    #[test]
+    fn claims_are_all_required() {
+        let token = issue("test-secret-0123456789", "alice", "", "user", NOW, 60).unwrap();
+        assert_eq!(
+            authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW),
+            Err(ApiError::InvalidToken("token has no `tenant` claim".into()))
+        );
+        let token = issue("test-secret-0123456789", "alice", "acme", "", NOW, 60).unwrap();
+        assert_eq!(
+            authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW),
+            Err(ApiError::InvalidToken("token has no `role` claim".into()))
+        );
+    }
+
+    #[test]
+    fn no_secret_means_not_configured() {
+        assert!(matches!(authenticate(&bearer("x"), None, NOW), Err(ApiError::NotConfigured(_))));
+    }
+}

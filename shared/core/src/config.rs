@@ -1,0 +1,199 @@
+//! Configuration: every variable the platform reads, parsed once per request from the host.
+//!
+//! Names are upper-case (`OPENAI_API_KEY`); the Spin adapter maps them to Spin's lower-case
+//! variables. A provider is in the chain only when it can be called: the vendors need a key,
+//! an OpenAI-compatible server needs a base URL.
+
+use crate::error::ApiError;
+use crate::executor::RetryPolicy;
+use crate::host::Host;
+use crate::providers::{ProviderConfig, ProviderKind};
+
+/// Every variable the platform reads, for scripts, manifests and docs to stay in step.
+pub const VARIABLES: &[&str] = &[
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_MODEL",
+    "GEMINI_API_KEY",
+    "GEMINI_BASE_URL",
+    "GEMINI_MODEL",
+    "COMPAT_API_KEY",
+    "COMPAT_BASE_URL",
+    "COMPAT_MODEL",
+    "PROVIDER_ORDER",
+    "JWT_SECRET",
+    "MAX_BODY_BYTES",
+    "ATTEMPT_TIMEOUT_MS",
+    "MAX_RETRIES",
+    "RETRY_BACKOFF_MS",
+    "RETRY_AFTER_CAP_MS",
+];
+
+pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+struct ProviderDefaults {
+    name: &'static str,
+    kind: ProviderKind,
+    prefix: &'static str,
+    base_url: &'static str,
+    model: &'static str,
+}
+
+const PROVIDERS: &[ProviderDefaults] = &[
+    ProviderDefaults {
+        name: "openai",
+        kind: ProviderKind::OpenAi,
+        prefix: "OPENAI",
+        base_url: "https://api.openai.com/v1",
+        model: "gpt-4.1-mini",
+    },
+    ProviderDefaults {
+        name: "anthropic",
+        kind: ProviderKind::Anthropic,
+        prefix: "ANTHROPIC",
+        base_url: "https://api.anthropic.com",
+        model: "claude-haiku-4-5",
+    },
+    ProviderDefaults {
+        name: "gemini",
+        kind: ProviderKind::Gemini,
+        prefix: "GEMINI",
+        base_url: "https://generativelanguage.googleapis.com",
+        model: "gemini-2.5-flash",
+    },
+    ProviderDefaults {
+        name: "compat",
+        kind: ProviderKind::Compat,
+        prefix: "COMPAT",
+        base_url: "",
+        model: "llama3.2",
+    },
+];
+
+/// The configuration one request runs with.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Callable providers in fallback order.
+    pub chain: Vec<ProviderConfig>,
+    pub retry: RetryPolicy,
+    pub max_body_bytes: usize,
+    /// `None` when `JWT_SECRET` is unset: protected endpoints then answer 503.
+    pub jwt_secret: Option<String>,
+}
+
+impl Config {
+    /// Reads and validates every variable. A malformed value is a configuration error that
+    /// names the variable (never its value: it may be a secret).
+    pub fn from_host<H: Host>(host: &H) -> Result<Config, ApiError> {
+        let order = host.var("PROVIDER_ORDER").unwrap_or_else(|| DEFAULT_ORDER.to_string());
+        let mut chain = Vec::new();
+        for name in order.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+            let defaults = PROVIDERS.iter().find(|p| p.name == name).ok_or_else(|| {
+                ApiError::NotConfigured(format!(
+                    "PROVIDER_ORDER names unknown provider `{name}` (known: openai, anthropic, gemini, compat)"
+                ))
+            })?;
+            if chain.iter().any(|p: &ProviderConfig| p.name == name) {
+                continue;
+            }
+            if let Some(provider) = provider(host, defaults) {
+                chain.push(provider);
+            }
+        }
+        let defaults = RetryPolicy::default();
+        let retry = RetryPolicy {
+            attempt_timeout_ms: number(host, "ATTEMPT_TIMEOUT_MS", defaults.attempt_timeout_ms)?,
+            max_retries: number(host, "MAX_RETRIES", u64::from(defaults.max_retries))?.min(10) as u32,
+            backoff_base_ms: number(host, "RETRY_BACKOFF_MS", defaults.backoff_base_ms)?,
+            retry_after_cap_ms: number(host, "RETRY_AFTER_CAP_MS", defaults.retry_after_cap_ms)?,
+        };
+        Ok(Config {
+            chain,
+            retry,
+            max_body_bytes: number(host, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
+            jwt_secret: host.var("JWT_SECRET"),
+        })
+    }
+
+    /// The chain for a request that asked for `model`: `provider/model` pins that provider
+    /// first; a bare name goes to the provider whose family it belongs to (`gpt-`, `claude-`,
+    /// `gemini-`), else to the first provider. The others stay behind it with their defaults.
+    pub fn chain_for(&self, model: Option<&str>) -> Result<Vec<ProviderConfig>, ApiError> {
+        let Some(model) = model else {
+            return Ok(self.chain.clone());
+        };
+        let (target, model) = match model.split_once('/') {
+            Some((provider, rest)) if PROVIDERS.iter().any(|p| p.name == provider) => {
+                (Some(provider), rest)
+            }
+            _ => (family(model), model),
+        };
+        let mut chain = self.chain.clone();
+        let index = match target {
+            Some(name) => chain.iter().position(|p| p.name == name).ok_or_else(|| {
+                ApiError::Validation(format!("model `{model}` needs provider `{name}`, which is not configured"))
+            })?,
+            None => 0,
+        };
+        if let Some(mut pinned) = (index < chain.len()).then(|| chain.remove(index)) {
+            pinned.model = model.to_string();
+            chain.insert(0, pinned);
+        }
+        Ok(chain)
+    }
+}
+
+fn family(model: &str) -> Option<&'static str> {
+    let model = model.to_ascii_lowercase();
+    let o_series = model.strip_prefix('o').is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    if model.starts_with("gpt-") || model.starts_with("chatgpt") || o_series {
+        Some("openai")
+    } else if model.starts_with("claude") {
+        Some("anthropic")
+    } else if model.starts_with("gemini") {
+        Some("gemini")
+    } else {
+        None
+    }
+}
+
+fn provider<H: Host>(host: &H, defaults: &ProviderDefaults) -> Option<ProviderConfig> {
+    let var = |suffix: &str| host.var(&format!("{}_{suffix}", defaults.prefix));
+    let api_key = var("API_KEY");
+    let base_url = var("BASE_URL").unwrap_or_else(|| defaults.base_url.to_string());
+    let callable = match defaults.kind {
+        ProviderKind::Compat => !base_url.is_empty(),
+        _ => api_key.is_some(),
+    };
+    callable.then(|| ProviderConfig {
+        kind: defaults.kind,
+        name: defaults.name.to_string(),
+        base_url,
+        api_key,
+        model: var("MODEL").unwrap_or_else(|| defaults.model.to_string()),
+    })
+}
+
+fn number<H: Host>(host: &H, name: &str, default: u64) -> Result<u64, ApiError> {
+    match host.var(name) {
+        None => Ok(default),
+        Some(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| ApiError::NotConfigured(format!("{name} must be a whole number"))),
+    }
+}
+
+/// Names and models of the configured providers, for health output (no keys).
+pub fn describe_chain(chain: &[ProviderConfig]) -> serde_json::Value {
+    serde_json::Value::Array(
+        chain
+            .iter()
+            .map(|p| serde_json::json!({"name": p.name, "model": p.model, "base_url": p.base_url}))
+            .collect(),
+    )
+}

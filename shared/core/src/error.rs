@@ -1,0 +1,135 @@
+//! The platform's one error type and its single mapping to HTTP status and stable code.
+//!
+//! Messages are lower-case, name the problem, and never contain secrets or upstream bodies.
+
+use serde::Serialize;
+
+use crate::executor::Attempt;
+
+/// Everything a request can fail with, as the client sees it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content-type must be application/json")]
+    UnsupportedMediaType,
+    #[error("missing bearer token: send `Authorization: Bearer <JWT>`")]
+    MissingToken,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no route for {0}")]
+    NotFound(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("the {0} mode is not implemented yet")]
+    NotImplemented(String),
+    #[error("the platform is not configured: {0}")]
+    NotConfigured(String),
+    #[error("every provider failed ({})", summarize(.0))]
+    AllProvidersFailed(Vec<Attempt>),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn summarize(attempts: &[Attempt]) -> String {
+    if attempts.is_empty() {
+        return "no provider is configured".to_string();
+    }
+    attempts
+        .iter()
+        .map(|a| format!("{}: {}", a.provider, a.outcome))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    /// The HTTP status, decided here and nowhere else.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidRequest(_) => S::BAD_REQUEST,
+            ApiError::Validation(_) => S::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MissingToken | ApiError::InvalidToken(_) => S::UNAUTHORIZED,
+            ApiError::Forbidden(_) => S::FORBIDDEN,
+            ApiError::NotFound(_) => S::NOT_FOUND,
+            ApiError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
+            ApiError::NotImplemented(_) => S::NOT_IMPLEMENTED,
+            ApiError::NotConfigured(_) => S::SERVICE_UNAVAILABLE,
+            ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => S::GATEWAY_TIMEOUT,
+            ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => S::SERVICE_UNAVAILABLE,
+            ApiError::AllProvidersFailed(_) => S::BAD_GATEWAY,
+            ApiError::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::MissingToken => "missing_token",
+            ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::NotImplemented(_) => "not_implemented",
+            ApiError::NotConfigured(_) => "not_configured",
+            ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => "upstream_timeout",
+            ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => "no_provider",
+            ApiError::AllProvidersFailed(_) => "upstream_failed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The broad category, in the style of the big vendors' `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 | 400 | 405 | 415 | 422 => "invalid_request_error",
+            501 => "not_implemented_error",
+            502..=504 => "upstream_error",
+            _ => "server_error",
+        }
+    }
+
+    /// The JSON error object `{"type","code","message","request_id"}` (plus `attempts` when
+    /// providers were tried), as sent in bodies and SSE `error` events.
+    pub fn to_json(&self, request_id: &str) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "type": self.kind(),
+            "code": self.code(),
+            "message": self.to_string(),
+            "request_id": request_id,
+        });
+        if let (ApiError::AllProvidersFailed(attempts), Some(map)) = (self, error.as_object_mut()) {
+            map.insert("attempts".into(), serde_json::json!(attempts));
+        }
+        error
+    }
+}
+
+fn all_timed_out(attempts: &[Attempt]) -> bool {
+    !attempts.is_empty() && attempts.iter().all(|a| a.outcome.is_timeout())
+}
+
+/// `{"error": {...}}`, the body of every error response.
+#[derive(Serialize)]
+pub struct ErrorBody {
+    pub error: serde_json::Value,
+}

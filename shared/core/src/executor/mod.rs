@@ -1,0 +1,220 @@
+//! The executor: the only code that does I/O with providers.
+//!
+//! It walks the fallback chain: per-attempt timeout, bounded retries with backoff (honouring
+//! a capped `Retry-After`) on retryable failures, then the next provider. A streamed answer
+//! is committed to one provider when its first token arrives; from then on a failure ends
+//! the stream with an error item, never a switch to another provider.
+
+mod attempt;
+mod stream;
+
+pub use attempt::{parse_retry_after, Attempt, Outcome, RetryPolicy};
+pub use stream::{EventStream, StreamFailure};
+
+use bytes::Bytes;
+use futures::future::{select, Either};
+use std::future::Future;
+
+use crate::error::ApiError;
+use crate::host::{Body, Host, HostError};
+use crate::model::{ChatRequest, ChatResponse};
+use crate::providers::{self, ProviderConfig, ProviderError};
+
+/// Largest provider body the executor reads whole (non-streamed answers and error bodies).
+const MAX_UPSTREAM_BODY: usize = 16 * 1024 * 1024;
+
+/// Who answered, and what it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub provider: String,
+    pub model: String,
+    /// Every attempt in order, the successful one last.
+    pub attempts: Vec<Attempt>,
+}
+
+/// A streamed answer committed to one provider.
+pub struct StartedStream {
+    pub answered: Answered,
+    /// The provider's events, starting with those read before the commit.
+    pub events: EventStream,
+}
+
+/// A failed attempt, with what the executor needs to decide what to do next.
+struct Failure {
+    outcome: Outcome,
+    detail: String,
+    retry_after_ms: Option<u64>,
+}
+
+impl Failure {
+    fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Failure { outcome, detail: detail.into(), retry_after_ms: None }
+    }
+
+    fn from_host(err: HostError) -> Self {
+        let outcome = match err {
+            HostError::Refused(_) => Outcome::Refused,
+            _ => Outcome::Connect,
+        };
+        Failure::new(outcome, err.to_string())
+    }
+
+    fn from_provider(err: ProviderError) -> Self {
+        let outcome = match err {
+            ProviderError::Status { status, .. } => Outcome::Status { status },
+            ProviderError::StreamError { .. } => Outcome::StreamError,
+            ProviderError::Malformed(_) => Outcome::Malformed,
+            ProviderError::Config(_) => Outcome::Misconfigured,
+        };
+        Failure::new(outcome, err.to_string())
+    }
+}
+
+/// Runs `fut` for at most `ms` milliseconds of the host's time.
+pub async fn with_timeout<H: Host, F: Future>(host: &H, ms: u64, fut: F) -> Option<F::Output> {
+    let fut = std::pin::pin!(fut);
+    match select(fut, host.sleep(ms)).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(_) => None,
+    }
+}
+
+/// Gets a complete answer from the first provider in `chain` that gives one.
+pub async fn complete<H: Host>(
+    host: &H,
+    chain: &[ProviderConfig],
+    request: &ChatRequest,
+    policy: &RetryPolicy,
+) -> Result<(ChatResponse, Answered), ApiError> {
+    run_chain(host, chain, policy, |provider| complete_once(host, provider, request, policy)).await
+}
+
+/// Opens a streamed answer from the first provider in `chain` whose stream reaches its first
+/// token; failures before that fall back like [`complete`].
+pub async fn stream<H: Host>(
+    host: &H,
+    chain: &[ProviderConfig],
+    request: &ChatRequest,
+    policy: &RetryPolicy,
+) -> Result<StartedStream, ApiError> {
+    let (events, answered) = run_chain(host, chain, policy, |provider| {
+        stream::open(host, provider, request, policy)
+    })
+    .await?;
+    Ok(StartedStream { answered, events })
+}
+
+/// The fallback loop shared by both kinds of call.
+async fn run_chain<'a, H, T, F, Fut>(
+    host: &H,
+    chain: &'a [ProviderConfig],
+    policy: &RetryPolicy,
+    mut attempt: F,
+) -> Result<(T, Answered), ApiError>
+where
+    H: Host,
+    F: FnMut(&'a ProviderConfig) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut attempts = Vec::new();
+    for provider in chain {
+        for retry in 0..=policy.max_retries {
+            let started = host.now_ms();
+            let result = attempt(provider).await;
+            let elapsed_ms = host.now_ms().saturating_sub(started);
+            match result {
+                Ok(value) => {
+                    attempts.push(Attempt {
+                        provider: provider.name.clone(),
+                        model: provider.model.clone(),
+                        outcome: Outcome::Ok,
+                        elapsed_ms,
+                        detail: String::new(),
+                    });
+                    let answered = Answered {
+                        provider: provider.name.clone(),
+                        model: provider.model.clone(),
+                        attempts,
+                    };
+                    return Ok((value, answered));
+                }
+                Err(failure) => {
+                    let retryable = failure.outcome.is_retryable();
+                    attempts.push(Attempt {
+                        provider: provider.name.clone(),
+                        model: provider.model.clone(),
+                        outcome: failure.outcome,
+                        elapsed_ms,
+                        detail: failure.detail,
+                    });
+                    if !retryable || retry == policy.max_retries {
+                        break;
+                    }
+                    let delay = match failure.retry_after_ms {
+                        // Waiting longer than the cap would stall the caller: fall back now.
+                        Some(ms) if ms > policy.retry_after_cap_ms => break,
+                        Some(ms) => ms,
+                        None => policy.backoff_ms(retry, random_u64(host)),
+                    };
+                    host.sleep(delay).await;
+                }
+            }
+        }
+    }
+    Err(ApiError::AllProvidersFailed(attempts))
+}
+
+fn random_u64<H: Host>(host: &H) -> u64 {
+    let mut buf = [0u8; 8];
+    host.random_bytes(&mut buf);
+    u64::from_le_bytes(buf)
+}
+
+/// One non-streamed try: the whole exchange must finish within the attempt timeout.
+async fn complete_once<H: Host>(
+    host: &H,
+    provider: &ProviderConfig,
+    request: &ChatRequest,
+    policy: &RetryPolicy,
+) -> Result<ChatResponse, Failure> {
+    let wire = providers::build_request(provider, request, false).map_err(Failure::from_provider)?;
+    let timeout = policy.attempt_timeout_ms;
+    let exchange = async {
+        let response = host.fetch(wire).await.map_err(Failure::from_host)?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect(MAX_UPSTREAM_BODY).await.map_err(Failure::from_host)?;
+        Ok::<_, Failure>((parts, body))
+    };
+    let (parts, body) = with_timeout(host, timeout, exchange)
+        .await
+        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout }, "no answer in time"))??;
+    if !parts.status.is_success() {
+        return Err(status_failure(host, provider, &parts, &body));
+    }
+    providers::parse_response(provider.kind, &body).map_err(Failure::from_provider)
+}
+
+/// Turns an error status into a failure, keeping the vendor's message and `Retry-After`.
+fn status_failure<H: Host>(
+    host: &H,
+    provider: &ProviderConfig,
+    parts: &http::response::Parts,
+    body: &Bytes,
+) -> Failure {
+    let err = providers::parse_error(provider.kind, parts.status.as_u16(), body);
+    let retry_after_ms = parts
+        .headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, host.now_ms()));
+    Failure { retry_after_ms, ..Failure::from_provider(err) }
+}
+
+/// Reads an error body without waiting forever or reading without bound.
+async fn read_error_body<H: Host>(host: &H, body: Body, timeout_ms: u64) -> Bytes {
+    with_timeout(host, timeout_ms, body.collect(64 * 1024))
+        .await
+        .and_then(Result::ok)
+        .unwrap_or_default()
+}
+

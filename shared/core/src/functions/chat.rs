@@ -1,0 +1,275 @@
+//! `POST /v1/chat`: one conversation turn through the provider chain, as JSON or SSE.
+//!
+//! SSE events: `start` (who answers), `delta` and `thinking` (text as it arrives), `usage`,
+//! `done`, and `error` (terminal; after it nothing follows).
+
+use futures::stream::{self, StreamExt};
+use serde::Deserialize;
+use serde_json::json;
+
+use super::Ctx;
+use crate::error::ApiError;
+use crate::executor::{self, Answered, EventStream};
+use crate::host::{Body, Host};
+use crate::model::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::{sse, web};
+
+const MAX_MESSAGES: usize = 1_000;
+const MAX_STOP: usize = 4;
+
+/// The request body, exactly as documented in the README.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    pub messages: Vec<MessageBody>,
+    #[serde(default)]
+    pub stream: bool,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub model: Option<String>,
+    pub stop: Option<Stop>,
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    pub role: String,
+    pub content: String,
+}
+
+/// `stop` may be one string or a list, as in OpenAI's API.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+impl ChatBody {
+    /// Checks every field and builds the provider-independent request.
+    pub fn validate(self) -> Result<(ChatRequest, bool), ApiError> {
+        let invalid = |msg: String| Err(ApiError::Validation(msg));
+        if self.messages.is_empty() {
+            return invalid("`messages` must contain at least one message".into());
+        }
+        if self.messages.len() > MAX_MESSAGES {
+            return invalid(format!("`messages` has more than {MAX_MESSAGES} messages"));
+        }
+        let mut messages = Vec::with_capacity(self.messages.len());
+        for (i, m) in self.messages.into_iter().enumerate() {
+            let role = match m.role.as_str() {
+                "system" => Role::System,
+                "user" => Role::User,
+                "assistant" => Role::Assistant,
+                other => {
+                    return invalid(format!(
+                        "messages[{i}].role `{}` is not one of system, user, assistant",
+                        other.chars().take(32).collect::<String>()
+                    ))
+                }
+            };
+            messages.push(Message { role, content: m.content });
+        }
+        if !messages.iter().any(|m| m.role == Role::User) {
+            return invalid("`messages` must contain a user message".into());
+        }
+        if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            return invalid(format!("`temperature` must be between 0 and 2, got {t}"));
+        }
+        if let Some(p) = self.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
+            return invalid(format!("`top_p` must be between 0 and 1, got {p}"));
+        }
+        if self.max_tokens == Some(0) {
+            return invalid("`max_tokens` must be at least 1".into());
+        }
+        if let Some(model) = &self.model {
+            if model.trim().is_empty() || model.len() > 256 {
+                return invalid("`model` must be a non-empty name of at most 256 characters".into());
+            }
+        }
+        let stop = match self.stop {
+            None => vec![],
+            Some(Stop::One(s)) => vec![s],
+            Some(Stop::Many(list)) => list,
+        };
+        if stop.len() > MAX_STOP || stop.iter().any(String::is_empty) {
+            return invalid(format!("`stop` takes at most {MAX_STOP} non-empty strings"));
+        }
+        let request = ChatRequest {
+            messages,
+            model: self.model,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            stop,
+            seed: self.seed,
+            reasoning: None,
+        };
+        Ok((request, self.stream))
+    }
+}
+
+pub(super) async fn handle<H: Host>(
+    ctx: &Ctx<H>,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<http::Response<Body>, ApiError> {
+    if parts.method != http::Method::POST {
+        return Err(ApiError::MethodNotAllowed { method: parts.method.to_string(), path: parts.uri.path().into() });
+    }
+    let bytes = web::read_body(&parts, body, ctx.config.max_body_bytes).await?;
+    let (request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
+    let chain = ctx.config.chain_for(request.model.as_deref())?;
+    if stream {
+        let started = executor::stream(&ctx.host, &chain, &request, &ctx.config.retry).await?;
+        let mut response = web::sse(sse_frames(ctx.request_id.clone(), started.answered.clone(), started.events));
+        answered_headers(&mut response, &started.answered, None);
+        Ok(response)
+    } else {
+        let (answer, answered) = executor::complete(&ctx.host, &chain, &request, &ctx.config.retry).await?;
+        let model = if answer.model.is_empty() { answered.model.clone() } else { answer.model.clone() };
+        let mut body = json!({
+            "id": ctx.request_id,
+            "object": "chat.completion",
+            "provider": answered.provider,
+            "model": model,
+            "attempts": answered.attempts.len(),
+            "attempt_log": answered.attempts,
+            "message": {"role": "assistant", "content": answer.text},
+            "finish_reason": finish_name(&answer.finish_reason),
+            "usage": usage_json(&answer.usage),
+        });
+        if let (Some(thinking), Some(map)) = (answer.thinking, body.as_object_mut()) {
+            map.insert("thinking".into(), json!(thinking));
+        }
+        let mut response = web::json(http::StatusCode::OK, &body);
+        answered_headers(&mut response, &answered, Some(&model));
+        Ok(response)
+    }
+}
+
+fn answered_headers(response: &mut http::Response<Body>, answered: &Answered, model: Option<&str>) {
+    web::set_header(response, "x-provider", &answered.provider);
+    web::set_header(response, "x-model", model.unwrap_or(&answered.model));
+    web::set_header(response, "x-attempts", &answered.attempts.len().to_string());
+}
+
+pub(crate) fn usage_json(usage: &Usage) -> serde_json::Value {
+    json!({
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "total_tokens": usage.total_tokens(),
+    })
+}
+
+pub(crate) fn finish_name(reason: &FinishReason) -> String {
+    match reason {
+        FinishReason::Stop => "stop".into(),
+        FinishReason::Length => "length".into(),
+        FinishReason::ContentFilter => "content_filter".into(),
+        FinishReason::ToolCalls => "tool_calls".into(),
+        FinishReason::Other(other) => other.clone(),
+    }
+}
+
+/// State of the outgoing SSE stream.
+struct Frames {
+    events: EventStream,
+    answered: Answered,
+    request_id: String,
+    model: Option<String>,
+    usage: Usage,
+    finish: FinishReason,
+    started: bool,
+    over: bool,
+}
+
+/// Turns provider events into the platform's SSE frames, one frame per event, as they come.
+pub(crate) fn sse_frames(
+    request_id: String,
+    answered: Answered,
+    events: EventStream,
+) -> futures::stream::LocalBoxStream<'static, bytes::Bytes> {
+    let state = Frames {
+        events,
+        answered,
+        request_id,
+        model: None,
+        usage: Usage::default(),
+        finish: FinishReason::Stop,
+        started: false,
+        over: false,
+    };
+    stream::unfold(state, |mut s| async move {
+        if s.over {
+            return None;
+        }
+        let mut out = Vec::new();
+        loop {
+            match s.events.next().await {
+                Some(Ok(StreamEvent::Model(model))) => s.model = Some(model),
+                Some(Ok(StreamEvent::Usage(usage))) => s.usage.merge(usage),
+                Some(Ok(StreamEvent::Finish(reason))) => s.finish = reason,
+                Some(Ok(StreamEvent::Delta(text))) => {
+                    s.start_frame(&mut out);
+                    out.extend_from_slice(&sse::encode("delta", &json!({ "text": text })));
+                }
+                Some(Ok(StreamEvent::Thinking(text))) => {
+                    s.start_frame(&mut out);
+                    out.extend_from_slice(&sse::encode("thinking", &json!({ "text": text })));
+                }
+                Some(Ok(StreamEvent::Done)) | None => {
+                    s.start_frame(&mut out);
+                    out.extend_from_slice(&sse::encode("usage", &usage_json(&s.usage)));
+                    let done = json!({
+                        "finish_reason": finish_name(&s.finish),
+                        "provider": s.answered.provider,
+                        "model": s.model_name(),
+                        "attempts": s.answered.attempts.len(),
+                    });
+                    out.extend_from_slice(&sse::encode("done", &done));
+                    s.over = true;
+                }
+                Some(Err(failure)) => {
+                    s.start_frame(&mut out);
+                    let err = json!({
+                        "type": "upstream_error",
+                        "code": "stream_interrupted",
+                        "message": failure.message,
+                        "request_id": s.request_id,
+                    });
+                    out.extend_from_slice(&sse::encode("error", &err));
+                    s.over = true;
+                }
+            }
+            if !out.is_empty() {
+                return Some((bytes::Bytes::from(out), s));
+            }
+        }
+    })
+    .boxed_local()
+}
+
+impl Frames {
+    fn model_name(&self) -> String {
+        self.model.clone().unwrap_or_else(|| self.answered.model.clone())
+    }
+
+    /// The `start` frame goes out just before the first visible frame, when the model the
+    /// provider reports is known.
+    fn start_frame(&mut self, out: &mut Vec<u8>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        let start = json!({
+            "id": self.request_id,
+            "provider": self.answered.provider,
+            "model": self.model_name(),
+            "attempts": self.answered.attempts.len(),
+        });
+        out.extend_from_slice(&sse::encode("start", &start));
+    }
+}

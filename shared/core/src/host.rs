@@ -1,0 +1,147 @@
+//! The one boundary between the core and a runtime.
+//!
+//! Every capability the core needs from the outside world — outbound HTTP, KV, time, sleep,
+//! configuration, randomness, background work and calls to sibling functions — goes through
+//! [`Host`]. Each runtime adapter implements it once (`opencode-cloudflare`, `opencode-spin`)
+//! and `opencode-testkit` implements it natively for tests. Wasm futures are single-threaded,
+//! so nothing here is `Send`.
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use futures::stream::LocalBoxStream;
+
+/// A streamed body: chunks as they arrive from the network.
+pub type ByteStream = LocalBoxStream<'static, Result<Bytes, HostError>>;
+
+/// A request or response body: whole bytes, or a stream read chunk by chunk.
+pub enum Body {
+    Full(Bytes),
+    Stream(ByteStream),
+}
+
+impl Body {
+    pub fn empty() -> Self {
+        Body::Full(Bytes::new())
+    }
+
+    /// Reads the whole body, refusing more than `limit` bytes.
+    pub async fn collect(self, limit: usize) -> Result<Bytes, HostError> {
+        use futures::StreamExt;
+        match self {
+            Body::Full(bytes) if bytes.len() > limit => Err(HostError::TooLarge),
+            Body::Full(bytes) => Ok(bytes),
+            Body::Stream(mut stream) => {
+                let mut buf = Vec::new();
+                while let Some(chunk) = stream.next().await {
+                    let chunk = chunk?;
+                    if buf.len() + chunk.len() > limit {
+                        return Err(HostError::TooLarge);
+                    }
+                    buf.extend_from_slice(&chunk);
+                }
+                Ok(Bytes::from(buf))
+            }
+        }
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body::Full(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body::Full(Bytes::from(bytes))
+    }
+}
+
+impl From<String> for Body {
+    fn from(text: String) -> Self {
+        Body::Full(Bytes::from(text))
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Full(bytes) => write!(f, "Body::Full({} bytes)", bytes.len()),
+            Body::Stream(_) => f.write_str("Body::Stream"),
+        }
+    }
+}
+
+/// What can go wrong at the boundary. Messages never carry secrets.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostError {
+    /// The connection could not be made or broke before a response arrived.
+    #[error("connection failed: {0}")]
+    Connect(String),
+    /// The connection broke while the body was being read.
+    #[error("body read failed: {0}")]
+    Body(String),
+    /// The runtime refused the request (for example an outbound host not allowed).
+    #[error("request refused by the runtime: {0}")]
+    Refused(String),
+    /// A body was larger than the caller allowed.
+    #[error("body too large")]
+    TooLarge,
+    /// A key-value store failed.
+    #[error("key-value store failed: {0}")]
+    Kv(String),
+    /// No such sibling function or binding.
+    #[error("no such service: {0}")]
+    NoService(String),
+}
+
+/// The runtime, as the core sees it. Implementations are cheap to clone (an `Rc` or a handle).
+#[allow(async_fn_in_trait)]
+pub trait Host: Clone + 'static {
+    /// Sends a request to the outside world. `Err` only when no response arrived at all;
+    /// any HTTP status is `Ok`. The response body may stream.
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, HostError>;
+
+    /// Calls a sibling function by name (`chat`, `admin`, ...): a service binding on
+    /// Cloudflare, `http://<name>.spin.internal` on Spin.
+    async fn call_function(
+        &self,
+        name: &str,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, HostError>;
+
+    /// Reads a value from the named KV store.
+    async fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, HostError>;
+
+    /// Writes a value. `ttl_hint_secs` is only a hint (Spin ignores it, Workers needs >= 60):
+    /// the core stores its own deadline with values that expire.
+    async fn kv_put(
+        &self,
+        store: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl_hint_secs: Option<u64>,
+    ) -> Result<(), HostError>;
+
+    /// Deletes a value; deleting a missing key is not an error.
+    async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError>;
+
+    /// Lists keys starting with `prefix` (at most `limit`).
+    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError>;
+
+    /// Wall-clock time in milliseconds since the Unix epoch.
+    fn now_ms(&self) -> u64;
+
+    /// Resolves after `ms` milliseconds; used for timeouts and backoff.
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()>;
+
+    /// A configuration variable or secret by its upper-case name (`OPENAI_API_KEY`).
+    fn var(&self, name: &str) -> Option<String>;
+
+    /// Fills `buf` with random bytes (request ids, jitter).
+    fn random_bytes(&self, buf: &mut [u8]);
+
+    /// Runs `task` after the response has been sent (`ctx.wait_until` on Workers).
+    fn spawn_background(&self, task: LocalBoxFuture<'static, ()>);
+}

@@ -1,0 +1,245 @@
+//! Anthropic Messages.
+//!
+//! Request: `POST {base}/v1/messages` with `x-api-key` and `anthropic-version: 2023-06-01`.
+//! System messages go to the top-level `system`; the rest must alternate user / assistant, so
+//! consecutive messages of one role are merged. `max_tokens` is required: the caller's limit
+//! (1024 when none) plus the thinking budget when extended thinking is on, because thinking
+//! counts against it. Thinking does not accept a changed `temperature` and allows `top_p`
+//! only from 0.95, so those are left out rather than have the request refused.
+//!
+//! Stream: typed events (`message_start`, `content_block_*`, `message_delta`,
+//! `message_stop`, `ping`, `error`); input tokens arrive at the start, output tokens at the end.
+
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use http::header::{HeaderName, HeaderValue};
+
+use super::common;
+use super::{ProviderConfig, ProviderError, SseEvent};
+use crate::model::{ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, Usage};
+
+/// The API version this module's wire format is written against.
+const API_VERSION: &str = "2023-06-01";
+/// Anthropic refuses thinking budgets below this.
+const MIN_THINKING_BUDGET: u32 = 1024;
+/// The lowest `top_p` Anthropic accepts together with thinking.
+const MIN_TOP_P_WITH_THINKING: f32 = 0.95;
+
+pub(super) fn build_request(
+    config: &ProviderConfig,
+    request: &ChatRequest,
+    stream: bool,
+) -> Result<http::Request<Bytes>, ProviderError> {
+    let uri = common::endpoint(&config.base_url, "v1/messages")?;
+    let model = common::model(config, request)?;
+    let key = common::required_key(config)?;
+    let headers = vec![
+        (HeaderName::from_static("x-api-key"), common::secret(key)?),
+        (
+            HeaderName::from_static("anthropic-version"),
+            HeaderValue::from_static(API_VERSION),
+        ),
+    ];
+
+    let budget = request
+        .reasoning
+        .map(|r| r.budget_tokens.max(MIN_THINKING_BUDGET));
+    let answer = request.max_tokens.unwrap_or(common::DEFAULT_MAX_TOKENS);
+    let max_tokens = common::output_limit(Some(answer), budget).unwrap_or(answer);
+    let thinking = budget.is_some();
+    let body = wire::Request {
+        model,
+        max_tokens,
+        system: system(request),
+        messages: alternating(request),
+        temperature: request.temperature.filter(|_| !thinking),
+        top_p: request
+            .top_p
+            .filter(|p| !thinking || *p >= MIN_TOP_P_WITH_THINKING),
+        stop_sequences: &request.stop,
+        stream,
+        thinking: budget.map(|budget_tokens| wire::Thinking {
+            kind: "enabled",
+            budget_tokens,
+        }),
+    };
+    common::post_json(uri, headers, &body)
+}
+
+/// Every system message, in order, as one top-level prompt.
+fn system(request: &ChatRequest) -> Option<String> {
+    let parts: Vec<&str> = request
+        .messages
+        .iter()
+        .filter(|m| m.role == Role::System)
+        .map(|m| m.content.as_str())
+        .collect();
+    (!parts.is_empty()).then(|| parts.join("\n\n"))
+}
+
+/// The conversation without system messages, consecutive messages of one role merged.
+fn alternating(request: &ChatRequest) -> Vec<wire::Message> {
+    let mut messages: Vec<wire::Message> = Vec::new();
+    for message in &request.messages {
+        let role = match message.role {
+            Role::System => continue,
+            Role::User => "user",
+            Role::Assistant => "assistant",
+        };
+        match messages.last_mut() {
+            Some(last) if last.role == role => {
+                last.content.push_str("\n\n");
+                last.content.push_str(&message.content);
+            }
+            _ => messages.push(wire::Message {
+                role,
+                content: message.content.clone(),
+            }),
+        }
+    }
+    messages
+}
+
+pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let message: wire::MessageResponse = common::parse_json(body)?;
+    if let Some(error) = &message.error {
+        let text = common::describe(error.kind.as_deref(), &error.message);
+        return Err(ProviderError::Malformed(format!(
+            "error object in a success response: {text}"
+        )));
+    }
+    if message.kind != "message" {
+        return Err(ProviderError::Malformed(format!(
+            "expected a message, got type {:?}",
+            message.kind
+        )));
+    }
+    let blocks = message
+        .content
+        .ok_or_else(|| ProviderError::Malformed("message without content".to_owned()))?;
+    let mut text = String::new();
+    let mut thinking: Option<String> = None;
+    for block in blocks {
+        match block {
+            wire::Block::Text { text: t } => text.push_str(&t),
+            wire::Block::Thinking { thinking: t } => thinking.get_or_insert_default().push_str(&t),
+            wire::Block::Other => {}
+        }
+    }
+    Ok(ChatResponse {
+        text,
+        thinking,
+        model: message.model,
+        finish_reason: finish_reason(message.stop_reason.as_deref().unwrap_or("unknown")),
+        usage: message.usage.map(usage).unwrap_or_default(),
+    })
+}
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "end_turn" | "stop_sequence" => FinishReason::Stop,
+        "max_tokens" | "model_context_window_exceeded" => FinishReason::Length,
+        "tool_use" => FinishReason::ToolCalls,
+        "refusal" => FinishReason::ContentFilter,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+/// Input counts cached prompt tokens too (Anthropic reports them apart), so that input means
+/// the same thing for every vendor: the whole prompt processed.
+fn usage(usage: wire::WireUsage) -> Usage {
+    let input = [
+        usage.input_tokens,
+        usage.cache_creation_input_tokens,
+        usage.cache_read_input_tokens,
+    ]
+    .into_iter()
+    .flatten()
+    .fold(0u64, u64::saturating_add);
+    Usage {
+        input_tokens: input,
+        output_tokens: usage.output_tokens.unwrap_or(0),
+    }
+}
+
+pub(super) fn error_message(body: &[u8]) -> Option<String> {
+    let envelope: wire::ErrorEnvelope = serde_json::from_slice(body).ok()?;
+    let text = common::describe(envelope.error.kind.as_deref(), &envelope.error.message);
+    (!text.is_empty()).then_some(text)
+}
+
+/// Decoding state for one Anthropic stream.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    done: bool,
+}
+
+impl StreamState {
+    pub fn decode(&mut self, event: &SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
+        if self.done || event.data.trim().is_empty() {
+            return Ok(Vec::new());
+        }
+        let parsed: wire::Event = match serde_json::from_str(&event.data) {
+            Ok(parsed) => parsed,
+            // The event name alone says it is an error, even if its data is not readable.
+            Err(_) if event.event == "error" => {
+                return Err(ProviderError::StreamError {
+                    message: "unreadable error event".to_owned(),
+                })
+            }
+            Err(e) => return Err(ProviderError::Malformed(format!("invalid json: {e}"))),
+        };
+        Ok(match parsed {
+            wire::Event::MessageStart { message } => {
+                let mut out = Vec::new();
+                if !message.model.is_empty() {
+                    out.push(StreamEvent::Model(message.model));
+                }
+                if let Some(u) = message.usage {
+                    out.push(StreamEvent::Usage(usage(u)));
+                }
+                out
+            }
+            wire::Event::ContentBlockDelta { delta } => match delta {
+                wire::Delta::Text { text } if !text.is_empty() => vec![StreamEvent::Delta(text)],
+                wire::Delta::Thinking { thinking } if !thinking.is_empty() => {
+                    vec![StreamEvent::Thinking(thinking)]
+                }
+                _ => Vec::new(),
+            },
+            wire::Event::MessageDelta { delta, usage: u } => {
+                let mut out = Vec::new();
+                if let Some(reason) = delta.stop_reason {
+                    out.push(StreamEvent::Finish(finish_reason(&reason)));
+                }
+                if let Some(u) = u {
+                    out.push(StreamEvent::Usage(usage(u)));
+                }
+                out
+            }
+            wire::Event::MessageStop => {
+                self.done = true;
+                vec![StreamEvent::Done]
+            }
+            wire::Event::Error { error } => {
+                let message = common::describe(error.kind.as_deref(), &error.message);
+                return Err(ProviderError::StreamError { message });
+            }
+            wire::Event::Other => Vec::new(),
+        })
+    }
+
+    pub fn finish(&mut self) -> Result<Vec<StreamEvent>, ProviderError> {
+        if self.done {
+            Ok(Vec::new())
+        } else {
+            Err(ProviderError::Malformed(
+                "stream ended before message_stop".to_owned(),
+            ))
+        }
+    }
+}

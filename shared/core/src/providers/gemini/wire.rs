@@ -1,0 +1,146 @@
+//! Gemini `generateContent` wire types (camelCase JSON): only the fields the platform sends or
+//! reads, every read field optional so that added or omitted fields do not break parsing.
+
+use serde::{Deserialize, Serialize};
+
+/// The `generateContent` / `streamGenerateContent` body.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Request<'a> {
+    pub contents: Vec<Content<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub system_instruction: Option<Content<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub generation_config: Option<GenerationConfig<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Content<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<&'static str>,
+    pub parts: Vec<Part<'a>>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Part<'a> {
+    pub text: &'a str,
+}
+
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct GenerationConfig<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_output_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "<[String]>::is_empty")]
+    pub stop_sequences: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<i32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thinking_config: Option<ThinkingConfig>,
+}
+
+impl GenerationConfig<'_> {
+    pub fn is_empty(&self) -> bool {
+        self.temperature.is_none()
+            && self.top_p.is_none()
+            && self.max_output_tokens.is_none()
+            && self.stop_sequences.is_empty()
+            && self.seed.is_none()
+            && self.thinking_config.is_none()
+    }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ThinkingConfig {
+    pub thinking_budget: u32,
+    pub include_thoughts: bool,
+}
+
+/// A `GenerateContentResponse`: the whole answer, or one streamed piece of it. `error` catches
+/// an error object where a response was expected.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Response {
+    #[serde(default)]
+    pub candidates: Vec<Candidate>,
+    #[serde(default)]
+    pub usage_metadata: Option<UsageMetadata>,
+    #[serde(default)]
+    pub model_version: String,
+    #[serde(default)]
+    pub prompt_feedback: Option<PromptFeedback>,
+    #[serde(default)]
+    pub error: Option<ErrorDetail>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Candidate {
+    /// Absent when the output was blocked.
+    #[serde(default)]
+    pub content: Option<CandidateContent>,
+    #[serde(default)]
+    pub finish_reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CandidateContent {
+    #[serde(default)]
+    pub parts: Vec<CandidatePart>,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct CandidatePart {
+    /// Absent on non-text parts (function calls, inline data).
+    #[serde(default)]
+    pub text: Option<String>,
+    /// True on a summary of the model's reasoning (`includeThoughts`).
+    #[serde(default)]
+    pub thought: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct UsageMetadata {
+    #[serde(default)]
+    pub prompt_token_count: Option<u64>,
+    #[serde(default)]
+    pub candidates_token_count: Option<u64>,
+    #[serde(default)]
+    pub thoughts_token_count: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct PromptFeedback {
+    #[serde(default)]
+    pub block_reason: Option<String>,
+}
+
+/// An error body: `{"error":{...}}`, or that inside a one-element array (how the array-framed
+/// stream reports errors). `Many` is tried first: a serde struct would also accept an array.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+pub(super) enum ErrorBody {
+    Many(Vec<ErrorEnvelope>),
+    One(ErrorEnvelope),
+}
+
+/// `{"error":{"code":400,"message":"...","status":"INVALID_ARGUMENT"}}`.
+#[derive(Debug, Deserialize)]
+pub(super) struct ErrorEnvelope {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Deserialize)]
+pub(super) struct ErrorDetail {
+    #[serde(default)]
+    pub message: String,
+    #[serde(default)]
+    pub status: Option<String>,
+}

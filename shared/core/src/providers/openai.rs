@@ -1,0 +1,212 @@
+//! OpenAI chat completions, and every server that speaks the same dialect by base URL (Ollama,
+//! vLLM, LocalAI: [`ProviderKind::Compat`], key optional).
+//!
+//! Request: `POST {base}/chat/completions`, `Authorization: Bearer`. Response: a
+//! `chat.completion`. Stream: `data:` events each holding a `chat.completion.chunk`; the last
+//! one before `data: [DONE]` carries usage with empty `choices` because the request sets
+//! `stream_options.include_usage`. Reasoning arrives, on servers that return it, as
+//! `reasoning_content` (DeepSeek, vLLM) or `reasoning` (Ollama).
+
+mod wire;
+
+#[cfg(test)]
+mod tests;
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use serde_json::Value;
+
+use super::common;
+use super::{ProviderConfig, ProviderError, ProviderKind, SseEvent};
+use crate::model::{ChatRequest, ChatResponse, FinishReason, Reasoning, Role, StreamEvent, Usage};
+
+pub(super) fn build_request(
+    config: &ProviderConfig,
+    request: &ChatRequest,
+    stream: bool,
+) -> Result<http::Request<Bytes>, ProviderError> {
+    let uri = common::endpoint(&config.base_url, "chat/completions")?;
+    let model = common::model(config, request)?;
+    let compat = config.kind == ProviderKind::Compat;
+    let key = if compat {
+        common::api_key(config)
+    } else {
+        Some(common::required_key(config)?)
+    };
+    let mut headers = Vec::new();
+    if let Some(key) = key {
+        headers.push((AUTHORIZATION, common::secret(&format!("Bearer {key}"))?));
+    }
+
+    let budget = request.reasoning.map(|r| r.budget_tokens);
+    let limit = common::output_limit(request.max_tokens, budget);
+    let body = wire::Request {
+        model,
+        messages: request
+            .messages
+            .iter()
+            .map(|m| wire::Message {
+                role: role(m.role),
+                content: &m.content,
+            })
+            .collect(),
+        temperature: request.temperature,
+        top_p: request.top_p,
+        // OpenAI deprecated `max_tokens` for its own API (reasoning models reject it); the
+        // compatible servers mostly know only `max_tokens`.
+        max_tokens: if compat { limit } else { None },
+        max_completion_tokens: if compat { None } else { limit },
+        stop: &request.stop,
+        seed: request.seed,
+        reasoning_effort: request.reasoning.map(effort),
+        stream,
+        stream_options: stream.then_some(wire::StreamOptions {
+            include_usage: true,
+        }),
+    };
+    common::post_json(uri, headers, &body)
+}
+
+fn role(role: Role) -> &'static str {
+    match role {
+        Role::System => "system",
+        Role::User => "user",
+        Role::Assistant => "assistant",
+    }
+}
+
+/// OpenAI takes an effort level, not a budget.
+fn effort(reasoning: Reasoning) -> &'static str {
+    match reasoning.budget_tokens {
+        0..2048 => "low",
+        2048..8192 => "medium",
+        _ => "high",
+    }
+}
+
+pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
+    let completion: wire::Completion = common::parse_json(body)?;
+    if let Some(error) = &completion.error {
+        let message = error_text(error).unwrap_or_default();
+        return Err(ProviderError::Malformed(format!(
+            "error object in a success response: {message}"
+        )));
+    }
+    let choice = completion
+        .choices
+        .into_iter()
+        .next()
+        .ok_or_else(|| ProviderError::Malformed("no choices in chat.completion".to_owned()))?;
+    let message = choice
+        .message
+        .ok_or_else(|| ProviderError::Malformed("choice without a message".to_owned()))?;
+    let thinking = message.reasoning_text().map(str::to_owned);
+    // A refusal is the model's answer to show, in place of content.
+    let text = message.content.or(message.refusal).unwrap_or_default();
+    Ok(ChatResponse {
+        text,
+        thinking,
+        model: completion.model,
+        finish_reason: finish_reason(choice.finish_reason.as_deref().unwrap_or("unknown")),
+        usage: completion.usage.map(usage).unwrap_or_default(),
+    })
+}
+
+fn finish_reason(reason: &str) -> FinishReason {
+    match reason {
+        "stop" => FinishReason::Stop,
+        "length" => FinishReason::Length,
+        "content_filter" => FinishReason::ContentFilter,
+        "tool_calls" | "function_call" => FinishReason::ToolCalls,
+        other => FinishReason::Other(other.to_owned()),
+    }
+}
+
+fn usage(usage: wire::Usage) -> Usage {
+    Usage {
+        input_tokens: usage.prompt_tokens.unwrap_or(0),
+        output_tokens: usage.completion_tokens.unwrap_or(0),
+    }
+}
+
+pub(super) fn error_message(body: &[u8]) -> Option<String> {
+    let envelope: wire::ErrorEnvelope = serde_json::from_slice(body).ok()?;
+    match &envelope.error {
+        Some(error) => error_text(error),
+        None => envelope
+            .message
+            .filter(|m| !m.is_empty())
+            .map(|m| common::describe(envelope.kind.as_deref(), &m)),
+    }
+}
+
+/// The text of an `error` member: an object with `message` (and `code` or `type`), or a string.
+fn error_text(error: &Value) -> Option<String> {
+    match error {
+        Value::String(message) => Some(message.clone()),
+        Value::Object(map) => {
+            let field = |name: &str| map.get(name).and_then(Value::as_str);
+            let message = field("message").unwrap_or("");
+            let kind = field("code").or(field("type"));
+            let text = common::describe(kind, message);
+            (!text.is_empty()).then_some(text)
+        }
+        _ => None,
+    }
+}
+
+/// Decoding state for one OpenAI stream.
+#[derive(Debug, Default)]
+pub struct StreamState {
+    model_sent: bool,
+    done: bool,
+}
+
+impl StreamState {
+    pub fn decode(&mut self, event: &SseEvent) -> Result<Vec<StreamEvent>, ProviderError> {
+        let data = event.data.trim();
+        if self.done || data.is_empty() {
+            return Ok(Vec::new());
+        }
+        if data == "[DONE]" {
+            self.done = true;
+            return Ok(vec![StreamEvent::Done]);
+        }
+        let chunk: wire::Completion = common::parse_json(data.as_bytes())?;
+        if let Some(error) = &chunk.error {
+            let message = error_text(error).unwrap_or_else(|| "unknown error".to_owned());
+            return Err(ProviderError::StreamError { message });
+        }
+        let mut out = Vec::new();
+        if !self.model_sent && !chunk.model.is_empty() {
+            self.model_sent = true;
+            out.push(StreamEvent::Model(chunk.model));
+        }
+        if let Some(choice) = chunk.choices.into_iter().next() {
+            let delta = choice.delta.unwrap_or_default();
+            if let Some(thinking) = delta.reasoning_text() {
+                out.push(StreamEvent::Thinking(thinking.to_owned()));
+            }
+            if let Some(text) = delta.content.or(delta.refusal).filter(|t| !t.is_empty()) {
+                out.push(StreamEvent::Delta(text));
+            }
+            if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+                out.push(StreamEvent::Finish(finish_reason(&reason)));
+            }
+        }
+        if let Some(u) = chunk.usage {
+            out.push(StreamEvent::Usage(usage(u)));
+        }
+        Ok(out)
+    }
+
+    pub fn finish(&mut self) -> Result<Vec<StreamEvent>, ProviderError> {
+        if self.done {
+            Ok(Vec::new())
+        } else {
+            Err(ProviderError::Malformed(
+                "stream ended before [DONE]".to_owned(),
+            ))
+        }
+    }
+}

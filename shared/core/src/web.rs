@@ -1,0 +1,107 @@
+//! HTTP plumbing shared by every function: request ids, body reading, JSON, SSE and error
+//! responses.
+
+use bytes::Bytes;
+use futures::stream::{LocalBoxStream, StreamExt};
+use serde::de::DeserializeOwned;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::host::{Body, Host, HostError};
+
+pub const REQUEST_ID: &str = "x-request-id";
+
+/// The caller's `x-request-id` when it is a sane token, else a fresh `req_<hex>`.
+pub fn request_id<H: Host>(host: &H, headers: &http::HeaderMap) -> String {
+    let caller = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| {
+        !id.is_empty()
+            && id.len() <= 128
+            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+    });
+    match caller {
+        Some(id) => id.to_string(),
+        None => {
+            let mut bytes = [0u8; 12];
+            host.random_bytes(&mut bytes);
+            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+            format!("req_{hex}")
+        }
+    }
+}
+
+/// Reads the whole body, refusing more than `limit` bytes (early, from `content-length`, when
+/// the client declared it).
+pub async fn read_body(parts: &http::request::Parts, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    let declared = parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > limit as u64) {
+        return Err(ApiError::PayloadTooLarge { limit });
+    }
+    body.collect(limit).await.map_err(|err| match err {
+        HostError::TooLarge => ApiError::PayloadTooLarge { limit },
+        other => ApiError::InvalidRequest(format!("could not read the request body: {other}")),
+    })
+}
+
+/// Parses a JSON body: syntax errors are 400 `malformed_json`, shape errors (wrong types,
+/// missing or unknown fields) 422 `validation_failed`.
+pub fn parse_json<T: DeserializeOwned>(parts: &http::request::Parts, body: &[u8]) -> Result<T, ApiError> {
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("application/json");
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    if essence != "application/json" && !essence.ends_with("+json") {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::MalformedJson("the body is empty".into()));
+    }
+    serde_json::from_slice(body).map_err(|err| match err.classify() {
+        serde_json::error::Category::Data => ApiError::Validation(err.to_string()),
+        _ => ApiError::MalformedJson(err.to_string()),
+    })
+}
+
+/// A JSON response.
+pub fn json(status: http::StatusCode, value: &serde_json::Value) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::from(value.to_string()));
+    *response.status_mut() = status;
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The JSON error response for `err`.
+pub fn error(err: &ApiError, request_id: &str) -> http::Response<Body> {
+    let body = ErrorBody { error: err.to_json(request_id) };
+    let value = serde_json::to_value(body).unwrap_or_default();
+    let mut response = json(err.status(), &value);
+    if err.status() == http::StatusCode::UNAUTHORIZED {
+        response
+            .headers_mut()
+            .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+    }
+    response
+}
+
+/// A streamed `text/event-stream` response; every frame is flushed as produced.
+pub fn sse(frames: LocalBoxStream<'static, Bytes>) -> http::Response<Body> {
+    let mut response = http::Response::new(Body::Stream(frames.map(Ok).boxed_local()));
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
+    headers.insert(http::header::CACHE_CONTROL, http::HeaderValue::from_static("no-cache"));
+    headers.insert("x-accel-buffering", http::HeaderValue::from_static("no"));
+    response
+}
+
+/// Sets a header from text that may not be a valid header value (skipped if not).
+pub fn set_header(response: &mut http::Response<Body>, name: &'static str, value: &str) {
+    if let Ok(value) = http::HeaderValue::from_str(value) {
+        response.headers_mut().insert(name, value);
+    }
+}
