@@ -1,0 +1,229 @@
+//! Anthropic Messages (`POST /v1/messages`): the `message` object and its typed SSE stream.
+//!
+//! Reasoning (`sim:think`) comes as a `thinking` content block (with a `signature`) before
+//! the text block, streamed with `thinking_delta` and `signature_delta`.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+use crate::reply::{Answer, Conversation};
+use crate::wire::{self, ErrorReply, Meta, SseScript};
+
+const SIGNATURE: &str = "c2ltLXNpZ25hdHVyZQ==";
+
+fn error(status: u16, kind: &str, message: &str) -> ErrorReply {
+    ErrorReply {
+        status,
+        body: json!({"type": "error", "error": {"type": kind, "message": message}, "request_id": "req_sim"}),
+    }
+}
+
+/// The error Anthropic answers with for `status` (per its errors page).
+pub(crate) fn status_error(status: u16) -> ErrorReply {
+    let (kind, message) = match status {
+        401 => ("authentication_error", "invalid x-api-key"),
+        403 => (
+            "permission_error",
+            "Your API key does not have permission to use the specified resource.",
+        ),
+        404 => (
+            "not_found_error",
+            "The requested resource could not be found.",
+        ),
+        413 => (
+            "request_too_large",
+            "Request exceeds the maximum allowed number of bytes.",
+        ),
+        429 => (
+            "rate_limit_error",
+            "Number of requests has exceeded your rate limit (simulated).",
+        ),
+        529 | 503 => ("overloaded_error", "Overloaded"),
+        s if s >= 500 => ("api_error", "Internal server error"),
+        _ => ("invalid_request_error", "Invalid request (simulated)."),
+    };
+    error(status, kind, message)
+}
+
+/// Requires a non-empty `x-api-key` and an `anthropic-version`.
+pub(crate) fn check_auth(headers: &HeaderMap) -> Result<(), ErrorReply> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .unwrap_or_default()
+    };
+    let key = header("x-api-key");
+    if key.is_empty() {
+        return Err(error(
+            401,
+            "authentication_error",
+            "x-api-key header is required",
+        ));
+    }
+    if key.starts_with("invalid") {
+        return Err(status_error(401));
+    }
+    if header("anthropic-version").is_empty() {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "anthropic-version: header is required",
+        ));
+    }
+    Ok(())
+}
+
+/// Reads model, system, messages, `max_tokens`, stream; rejects what Anthropic rejects.
+pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
+    let Some(obj) = body.as_object() else {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "The request body is not valid JSON.",
+        ));
+    };
+    let model = obj.get("model").and_then(Value::as_str).unwrap_or_default();
+    if model.is_empty() {
+        return Err(error(400, "invalid_request_error", "model: Field required"));
+    }
+    if !obj.get("max_tokens").is_some_and(Value::is_u64) {
+        return Err(error(
+            400,
+            "invalid_request_error",
+            "max_tokens: Field required",
+        ));
+    }
+    let messages = match obj.get("messages").and_then(Value::as_array) {
+        Some(m) if !m.is_empty() => m,
+        _ => {
+            return Err(error(
+                400,
+                "invalid_request_error",
+                "messages: Field required",
+            ))
+        }
+    };
+    let mut conv = Conversation {
+        model: model.to_owned(),
+        ..Conversation::default()
+    };
+    if let Some(system) = obj.get("system") {
+        conv.inputs.push(wire::content_text(system));
+    }
+    for m in messages {
+        let text = m.get("content").map(wire::content_text).unwrap_or_default();
+        if m.get("role").and_then(Value::as_str) == Some("user") {
+            conv.last_user.clone_from(&text);
+        }
+        conv.inputs.push(text);
+    }
+    conv.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    Ok(conv)
+}
+
+fn id(meta: &Meta) -> String {
+    format!("msg_sim{:06}", meta.seq)
+}
+
+/// The `message` object.
+pub(crate) fn message(a: &Answer, meta: &Meta) -> Value {
+    let mut content = Vec::new();
+    if let Some(r) = &a.reasoning {
+        content.push(json!({"type": "thinking", "thinking": r, "signature": SIGNATURE}));
+    }
+    content.push(json!({"type": "text", "text": a.text}));
+    json!({
+        "id": id(meta),
+        "type": "message",
+        "role": "assistant",
+        "model": a.model,
+        "content": content,
+        "stop_reason": "end_turn",
+        "stop_sequence": null,
+        "usage": {
+            "input_tokens": a.prompt_tokens,
+            "output_tokens": a.completion_tokens(),
+            "cache_creation_input_tokens": 0,
+            "cache_read_input_tokens": 0,
+        },
+    })
+}
+
+fn event(value: &Value) -> Bytes {
+    let name = value
+        .get("type")
+        .and_then(Value::as_str)
+        .unwrap_or("message");
+    wire::sse_event(name, value)
+}
+
+fn block_delta(index: usize, delta: Value) -> Value {
+    json!({"type": "content_block_delta", "index": index, "delta": delta})
+}
+
+/// The typed event stream: `message_start`, blocks, `message_delta`, `message_stop`.
+pub(crate) fn stream(a: &Answer, meta: &Meta) -> SseScript {
+    let start = json!({
+        "type": "message_start",
+        "message": {
+            "id": id(meta), "type": "message", "role": "assistant", "content": [], "model": a.model,
+            "stop_reason": null, "stop_sequence": null,
+            "usage": {"input_tokens": a.prompt_tokens, "output_tokens": 1,
+                      "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+        },
+    });
+    let ping = json!({"type": "ping"});
+    let mut preamble = vec![event(&start)];
+    let mut index = 0;
+    if a.reasoning.is_some() {
+        preamble.push(event(&json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})));
+        preamble.push(event(&ping));
+        for piece in a.reasoning_pieces() {
+            preamble.push(event(&block_delta(
+                0,
+                json!({"type": "thinking_delta", "thinking": piece}),
+            )));
+        }
+        preamble.push(event(&block_delta(
+            0,
+            json!({"type": "signature_delta", "signature": SIGNATURE}),
+        )));
+        preamble.push(event(&json!({"type": "content_block_stop", "index": 0})));
+        index = 1;
+    }
+    preamble.push(event(&json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+    if a.reasoning.is_none() {
+        preamble.push(event(&ping));
+    }
+    let deltas: Vec<Value> = a
+        .text_pieces()
+        .into_iter()
+        .map(|p| block_delta(index, json!({"type": "text_delta", "text": p})))
+        .collect();
+    let malformed = deltas.first().map_or_else(
+        || "{\"type\":\"content_block_delta\",".to_owned(),
+        |d| wire::truncated(&d.to_string()),
+    );
+    let terminal = vec![
+        event(&json!({"type": "content_block_stop", "index": index})),
+        event(&json!({
+            "type": "message_delta",
+            "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "usage": {"output_tokens": a.completion_tokens()},
+        })),
+        event(&json!({"type": "message_stop"})),
+    ];
+    let error =
+        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    SseScript {
+        content_type: "text/event-stream; charset=utf-8",
+        preamble,
+        content: deltas.iter().map(event).collect(),
+        terminal,
+        error_event: event(&error),
+        malformed: Bytes::from(format!("event: content_block_delta\ndata: {malformed}\n\n")),
+    }
+}

@@ -1,0 +1,250 @@
+//! Gemini `models/{model}:generateContent` and `:streamGenerateContent` (`?alt=sse`: one
+//! `data:` event per `GenerateContentResponse`, framed with CRLF as Google does; without
+//! `alt=sse`: one JSON array of them).
+//!
+//! Reasoning (`sim:think`) comes as parts with `"thought": true` and
+//! `usageMetadata.thoughtsTokenCount`.
+
+use bytes::Bytes;
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+use crate::reply::{Answer, Conversation};
+use crate::wire::{self, ErrorReply, Meta, SseScript};
+
+fn error(status: u16, canonical: &str, message: &str) -> ErrorReply {
+    ErrorReply {
+        status,
+        body: json!({"error": {"code": status, "message": message, "status": canonical}}),
+    }
+}
+
+/// The error Google answers with for `status` (canonical `google.rpc.Code` names).
+pub(crate) fn status_error(status: u16) -> ErrorReply {
+    let (canonical, message) = match status {
+        400 => ("INVALID_ARGUMENT", "Request contains an invalid argument."),
+        401 => (
+            "UNAUTHENTICATED",
+            "Request had invalid authentication credentials.",
+        ),
+        403 => ("PERMISSION_DENIED", "The caller does not have permission."),
+        404 => ("NOT_FOUND", "Requested entity was not found."),
+        409 => ("ABORTED", "The operation was aborted."),
+        429 => (
+            "RESOURCE_EXHAUSTED",
+            "Resource has been exhausted (e.g. check quota).",
+        ),
+        499 => ("CANCELLED", "The operation was cancelled."),
+        501 => ("UNIMPLEMENTED", "Operation is not implemented."),
+        503 => (
+            "UNAVAILABLE",
+            "The model is overloaded. Please try again later.",
+        ),
+        504 => (
+            "DEADLINE_EXCEEDED",
+            "Deadline expired before operation could complete.",
+        ),
+        s if s >= 500 => ("INTERNAL", "An internal error has occurred. Please retry."),
+        _ => ("FAILED_PRECONDITION", "Precondition check failed."),
+    };
+    error(status, canonical, message)
+}
+
+/// The API key from `x-goog-api-key` or `?key=`.
+fn api_key<'a>(headers: &'a HeaderMap, query: &'a str) -> &'a str {
+    let header = headers
+        .get("x-goog-api-key")
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .unwrap_or_default();
+    if !header.is_empty() {
+        return header;
+    }
+    query
+        .split('&')
+        .filter_map(|pair| pair.split_once('='))
+        .find(|(name, _)| *name == "key")
+        .map_or("", |(_, value)| value)
+}
+
+/// No key: 403 `PERMISSION_DENIED`; a key starting with `invalid`: 400 `API_KEY_INVALID`.
+pub(crate) fn check_auth(headers: &HeaderMap, query: &str) -> Result<(), ErrorReply> {
+    let key = api_key(headers, query);
+    if key.is_empty() {
+        return Err(error(
+            403,
+            "PERMISSION_DENIED",
+            "Method doesn't allow unregistered callers (callers without established identity). Please use API Key or other form of API consumer identity to call this API.",
+        ));
+    }
+    if key.starts_with("invalid") {
+        let mut e = error(
+            400,
+            "INVALID_ARGUMENT",
+            "API key not valid. Please pass a valid API key.",
+        );
+        if let Some(inner) = e.body.get_mut("error") {
+            wire::set(
+                inner,
+                "details",
+                json!([{"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "API_KEY_INVALID", "domain": "googleapis.com"}]),
+            );
+        }
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// Reads `contents` and `systemInstruction`; `model` comes from the path.
+pub(crate) fn conversation(
+    body: &Value,
+    model: &str,
+    stream: bool,
+) -> Result<Conversation, ErrorReply> {
+    let contents = match body.get("contents").and_then(Value::as_array) {
+        Some(c) if !c.is_empty() => c,
+        _ => {
+            return Err(error(
+                400,
+                "INVALID_ARGUMENT",
+                "* GenerateContentRequest.contents: contents is not specified",
+            ))
+        }
+    };
+    let mut conv = Conversation {
+        model: model.to_owned(),
+        stream,
+        ..Conversation::default()
+    };
+    let system = body
+        .get("systemInstruction")
+        .or_else(|| body.get("system_instruction"));
+    if let Some(parts) = system.and_then(|s| s.get("parts")) {
+        conv.inputs.push(wire::content_text(parts));
+    }
+    for c in contents {
+        let text = c.get("parts").map(wire::content_text).unwrap_or_default();
+        // `role` may be left out on single-turn requests; it then means the user.
+        if c.get("role")
+            .and_then(Value::as_str)
+            .is_none_or(|r| r == "user")
+        {
+            conv.last_user.clone_from(&text);
+        }
+        conv.inputs.push(text);
+    }
+    Ok(conv)
+}
+
+fn usage(a: &Answer, text_tokens: u64, thoughts: u64) -> Value {
+    let mut u = json!({
+        "promptTokenCount": a.prompt_tokens,
+        "candidatesTokenCount": text_tokens,
+        "totalTokenCount": a.prompt_tokens + text_tokens + thoughts,
+        "promptTokensDetails": [{"modality": "TEXT", "tokenCount": a.prompt_tokens}],
+    });
+    if thoughts > 0 {
+        wire::set(&mut u, "thoughtsTokenCount", json!(thoughts));
+    }
+    u
+}
+
+fn response(a: &Answer, meta: &Meta, parts: Value, finish: bool, usage: Value) -> Value {
+    let mut candidate = json!({"content": {"parts": parts, "role": "model"}, "index": 0});
+    if finish {
+        wire::set(&mut candidate, "finishReason", json!("STOP"));
+    }
+    json!({
+        "candidates": [candidate],
+        "usageMetadata": usage,
+        "modelVersion": a.model,
+        "responseId": format!("sim{:06}", meta.seq),
+    })
+}
+
+/// The `GenerateContentResponse`.
+pub(crate) fn generate(a: &Answer, meta: &Meta) -> Value {
+    let mut parts = Vec::new();
+    if let Some(r) = &a.reasoning {
+        parts.push(json!({"text": r, "thought": true}));
+    }
+    parts.push(json!({"text": a.text}));
+    response(
+        a,
+        meta,
+        json!(parts),
+        true,
+        usage(a, a.text_tokens, a.reasoning_tokens),
+    )
+}
+
+/// The streamed responses: thoughts, one per word, then an empty part with `STOP` and the
+/// final usage. Every chunk carries the usage so far, as Gemini does.
+fn chunks(a: &Answer, meta: &Meta) -> (Vec<Value>, Vec<Value>, Value) {
+    let thoughts: Vec<Value> = a
+        .reasoning_pieces()
+        .into_iter()
+        .scan(0u64, |n, p| {
+            *n += 1;
+            Some(response(
+                a,
+                meta,
+                json!([{"text": p, "thought": true}]),
+                false,
+                usage(a, 0, *n),
+            ))
+        })
+        .collect();
+    let words: Vec<Value> = a
+        .text_pieces()
+        .into_iter()
+        .scan(0u64, |n, p| {
+            *n += 1;
+            Some(response(
+                a,
+                meta,
+                json!([{"text": p}]),
+                false,
+                usage(a, *n, a.reasoning_tokens),
+            ))
+        })
+        .collect();
+    let last = response(
+        a,
+        meta,
+        json!([{"text": ""}]),
+        true,
+        usage(a, a.text_tokens, a.reasoning_tokens),
+    );
+    (thoughts, words, last)
+}
+
+/// `streamGenerateContent` without `alt=sse`: a JSON array of the chunks.
+pub(crate) fn json_array(a: &Answer, meta: &Meta) -> Value {
+    let (thoughts, words, last) = chunks(a, meta);
+    let mut all = thoughts;
+    all.extend(words);
+    all.push(last);
+    Value::Array(all)
+}
+
+fn data(value: &Value) -> Bytes {
+    Bytes::from(format!("data: {value}\r\n\r\n"))
+}
+
+/// `streamGenerateContent?alt=sse`.
+pub(crate) fn stream(a: &Answer, meta: &Meta) -> SseScript {
+    let (thoughts, words, last) = chunks(a, meta);
+    let malformed = words.first().map_or_else(
+        || "{\"candidates\":[".to_owned(),
+        |w| wire::truncated(&w.to_string()),
+    );
+    SseScript {
+        content_type: "text/event-stream",
+        preamble: thoughts.iter().map(data).collect(),
+        content: words.iter().map(data).collect(),
+        terminal: vec![data(&last)],
+        error_event: data(&status_error(503).body),
+        malformed: Bytes::from(format!("data: {malformed}\r\n\r\n")),
+    }
+}

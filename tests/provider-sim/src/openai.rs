@@ -1,0 +1,266 @@
+//! OpenAI Chat Completions (`/v1/chat/completions`, `/v1/models`), also served under a
+//! prefix (`/ollama`, `/vllm`, ...) to play an OpenAI-compatible server.
+//!
+//! Only the label `openai` demands a key. Reasoning (`sim:think`): the real OpenAI API never
+//! returns reasoning text, only `usage.completion_tokens_details.reasoning_tokens`; the
+//! compatible servers (vLLM, DeepSeek style) send it as `reasoning_content`.
+
+use http::HeaderMap;
+use serde_json::{json, Value};
+
+use crate::reply::{Answer, Conversation};
+use crate::wire::{self, ErrorReply, Meta, SseScript};
+
+const LABEL: &str = "openai";
+
+fn error(
+    status: u16,
+    message: &str,
+    kind: &str,
+    param: Option<&str>,
+    code: Option<&str>,
+) -> ErrorReply {
+    ErrorReply {
+        status,
+        body: json!({"error": {"message": message, "type": kind, "param": param, "code": code}}),
+    }
+}
+
+/// The error OpenAI answers with for `status`.
+pub(crate) fn status_error(status: u16) -> ErrorReply {
+    match status {
+        401 => error(
+            status,
+            "Incorrect API key provided (simulated).",
+            "invalid_request_error",
+            None,
+            Some("invalid_api_key"),
+        ),
+        403 => error(
+            status,
+            "You are not allowed to sample from this model (simulated).",
+            "invalid_request_error",
+            None,
+            None,
+        ),
+        404 => error(
+            status,
+            "The model does not exist or you do not have access to it (simulated).",
+            "invalid_request_error",
+            None,
+            Some("model_not_found"),
+        ),
+        429 => error(
+            status,
+            "Rate limit reached for requests (simulated).",
+            "requests",
+            None,
+            Some("rate_limit_exceeded"),
+        ),
+        503 => error(
+            status,
+            "The engine is currently overloaded, please try again later (simulated).",
+            "server_error",
+            None,
+            None,
+        ),
+        s if s >= 500 => error(
+            status,
+            "The server had an error while processing your request. Sorry about that! (simulated)",
+            "server_error",
+            None,
+            None,
+        ),
+        _ => error(
+            status,
+            "Invalid request (simulated).",
+            "invalid_request_error",
+            None,
+            None,
+        ),
+    }
+}
+
+/// `Authorization: Bearer <key>` for the real OpenAI; compatible servers take anything.
+pub(crate) fn check_auth(label: &str, headers: &HeaderMap) -> Result<(), ErrorReply> {
+    if label != LABEL {
+        return Ok(());
+    }
+    let value = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let key = value
+        .split_once(' ')
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map_or("", |(_, key)| key.trim());
+    if key.is_empty() {
+        return Err(error(
+            401,
+            "You didn't provide an API key. You need to provide your API key in an Authorization header using Bearer auth (i.e. Authorization: Bearer YOUR_KEY).",
+            "invalid_request_error",
+            None,
+            None,
+        ));
+    }
+    if key.starts_with("invalid") {
+        return Err(status_error(401));
+    }
+    Ok(())
+}
+
+/// Reads model, messages and stream options; rejects what OpenAI rejects.
+pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
+    let Some(obj) = body.as_object() else {
+        return Err(error(
+            400,
+            "We could not parse the JSON body of your request.",
+            "invalid_request_error",
+            None,
+            None,
+        ));
+    };
+    let model = obj.get("model").and_then(Value::as_str).unwrap_or_default();
+    if model.is_empty() {
+        return Err(error(
+            400,
+            "you must provide a model parameter",
+            "invalid_request_error",
+            None,
+            None,
+        ));
+    }
+    let messages = match obj.get("messages").and_then(Value::as_array) {
+        Some(m) if !m.is_empty() => m,
+        _ => {
+            return Err(error(
+                400,
+                "Missing required parameter: 'messages'.",
+                "invalid_request_error",
+                Some("messages"),
+                Some("missing_required_parameter"),
+            ));
+        }
+    };
+    let mut conv = Conversation {
+        model: model.to_owned(),
+        ..Conversation::default()
+    };
+    for m in messages {
+        let text = m.get("content").map(wire::content_text).unwrap_or_default();
+        if m.get("role").and_then(Value::as_str) == Some("user") {
+            conv.last_user.clone_from(&text);
+        }
+        conv.inputs.push(text);
+    }
+    conv.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    conv.include_usage = body
+        .pointer("/stream_options/include_usage")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    Ok(conv)
+}
+
+fn usage(a: &Answer) -> Value {
+    json!({
+        "prompt_tokens": a.prompt_tokens,
+        "completion_tokens": a.completion_tokens(),
+        "total_tokens": a.prompt_tokens + a.completion_tokens(),
+        "prompt_tokens_details": {"cached_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": a.reasoning_tokens},
+    })
+}
+
+fn id(meta: &Meta) -> String {
+    format!("chatcmpl-sim{:06}", meta.seq)
+}
+
+/// The `chat.completion` object.
+pub(crate) fn completion(a: &Answer, meta: &Meta) -> Value {
+    let mut message =
+        json!({"role": "assistant", "content": a.text, "refusal": null, "annotations": []});
+    if let (Some(r), true) = (&a.reasoning, meta.label != LABEL) {
+        wire::set(&mut message, "reasoning_content", json!(r));
+    }
+    json!({
+        "id": id(meta),
+        "object": "chat.completion",
+        "created": meta.created,
+        "model": a.model,
+        "system_fingerprint": "fp_sim",
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
+        "usage": usage(a),
+    })
+}
+
+/// The `chat.completion.chunk` stream, ending in `data: [DONE]`.
+pub(crate) fn stream(a: &Answer, conv: &Conversation, meta: &Meta) -> SseScript {
+    let chunk = |choices: Value| {
+        let mut c = json!({
+            "id": id(meta),
+            "object": "chat.completion.chunk",
+            "created": meta.created,
+            "model": a.model,
+            "system_fingerprint": "fp_sim",
+            "choices": choices,
+        });
+        if conv.include_usage {
+            wire::set(&mut c, "usage", Value::Null);
+        }
+        c
+    };
+    let delta = |delta: Value, finish: Option<&str>| {
+        chunk(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]))
+    };
+
+    let mut preamble = vec![wire::sse_data(&delta(
+        json!({"role": "assistant", "content": "", "refusal": null}),
+        None,
+    ))];
+    if meta.label != LABEL {
+        for piece in a.reasoning_pieces() {
+            preamble.push(wire::sse_data(&delta(
+                json!({"reasoning_content": piece}),
+                None,
+            )));
+        }
+    }
+    let content_chunks: Vec<Value> = a
+        .text_pieces()
+        .into_iter()
+        .map(|p| delta(json!({"content": p}), None))
+        .collect();
+    let malformed = content_chunks.first().map_or_else(
+        || "{\"choices\":[{\"delta\":".to_owned(),
+        |c| wire::truncated(&c.to_string()),
+    );
+    let mut terminal = vec![wire::sse_data(&delta(json!({}), Some("stop")))];
+    if conv.include_usage {
+        let mut last = chunk(json!([]));
+        wire::set(&mut last, "usage", usage(a));
+        terminal.push(wire::sse_data(&last));
+    }
+    terminal.push(bytes::Bytes::from_static(b"data: [DONE]\n\n"));
+    SseScript {
+        content_type: "text/event-stream; charset=utf-8",
+        preamble,
+        content: content_chunks.iter().map(wire::sse_data).collect(),
+        terminal,
+        error_event: wire::sse_data(&status_error(500).body),
+        malformed: bytes::Bytes::from(format!("data: {malformed}\n\n")),
+    }
+}
+
+/// `GET /v1/models`.
+pub(crate) fn models(label: &str, created: u64) -> Value {
+    let ids: &[&str] = if label == LABEL {
+        &["gpt-4o-mini", "gpt-4o", "o3-mini"]
+    } else {
+        &["llama3.2", "qwen2.5"]
+    };
+    let data: Vec<Value> = ids
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": label}))
+        .collect();
+    json!({"object": "list", "data": data})
+}
