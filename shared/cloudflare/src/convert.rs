@@ -1,0 +1,202 @@
+//! Conversions between the Workers (`web_sys`) request and response objects and the `http`
+//! types the core speaks. None of them panics: the runtime's values are checked, and what does
+//! not fit becomes an error the caller turns into a response or a `HostError`.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use opencode_core::{Body, ByteStream, HostError};
+use worker::js_sys::{self, Array, Uint8Array};
+use worker::wasm_bindgen::{JsCast, JsValue};
+use worker::web_sys;
+
+/// The message of a JavaScript exception or rejection, for logs and `HostError`s.
+pub(crate) fn js_message(value: &JsValue) -> String {
+    if let Some(error) = value.dyn_ref::<js_sys::Error>() {
+        String::from(error.message())
+    } else if let Some(text) = value.as_string() {
+        text
+    } else {
+        String::from("unknown JavaScript error")
+    }
+}
+
+/// An incoming request, straight from the runtime.
+pub(crate) fn request_from_web(
+    request: &web_sys::Request,
+) -> Result<http::Request<Body>, &'static str> {
+    let method = http::Method::from_bytes(request.method().as_bytes())
+        .map_err(|_| "the request method is not valid")?;
+    let uri = parse_uri(&request.url()).ok_or("the request URL is not valid")?;
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    if let Some(headers) = builder.headers_mut() {
+        copy_headers_from_web(&request.headers(), headers);
+    }
+    let body = match request.body() {
+        Some(stream) => Body::Stream(stream_from_worker(worker::Body::new(stream))),
+        None => Body::empty(),
+    };
+    builder
+        .body(body)
+        .map_err(|_| "the request could not be read")
+}
+
+/// An incoming request already converted by `worker`'s `http` feature.
+pub(crate) fn request_from_worker(request: worker::HttpRequest) -> http::Request<Body> {
+    request.map(|body| Body::Stream(stream_from_worker(body)))
+}
+
+/// An outgoing request for `fetch` or a service binding. `service` names the sibling function
+/// when the core gave only a path: service bindings still need an absolute URL, whose host
+/// the bound Worker sees but the network never does.
+pub(crate) fn request_to_web(
+    request: http::Request<Bytes>,
+    service: Option<&str>,
+) -> Result<web_sys::Request, HostError> {
+    let (parts, body) = request.into_parts();
+    let url = if parts.uri.scheme().is_some() && parts.uri.authority().is_some() {
+        parts.uri.to_string()
+    } else if let Some(service) = service {
+        let path = parts.uri.path_and_query().map_or("/", |pq| pq.as_str());
+        let separator = if path.starts_with('/') { "" } else { "/" };
+        format!("https://{service}.internal{separator}{path}")
+    } else {
+        return Err(HostError::Refused(String::from("the URL is not absolute")));
+    };
+
+    let init = web_sys::RequestInit::new();
+    init.set_method(parts.method.as_str());
+    let headers = headers_to_web(&parts.headers).map_err(HostError::Refused)?;
+    init.set_headers(headers.as_ref());
+    if !body.is_empty() {
+        init.set_body(&Uint8Array::new_from_slice(body.as_ref()).into());
+    }
+    web_sys::Request::new_with_str_and_init(&url, &init)
+        .map_err(|error| HostError::Refused(js_message(&error)))
+}
+
+/// A response from `fetch` or a service binding; its body streams as it arrives.
+pub(crate) fn response_from_web(
+    response: &web_sys::Response,
+) -> Result<http::Response<Body>, HostError> {
+    let status = http::StatusCode::from_u16(response.status())
+        .map_err(|_| HostError::Connect(String::from("the response status is not valid")))?;
+    let mut builder = http::Response::builder().status(status);
+    if let Some(headers) = builder.headers_mut() {
+        copy_headers_from_web(&response.headers(), headers);
+    }
+    let body = match response.body() {
+        Some(stream) => Body::Stream(stream_from_worker(worker::Body::new(stream))),
+        None => Body::empty(),
+    };
+    builder
+        .body(body)
+        .map_err(|error| HostError::Connect(error.to_string()))
+}
+
+/// The core's response for the runtime. A streamed body becomes a `ReadableStream` that pulls
+/// the core's stream, so each chunk is sent as soon as the core yields it.
+pub(crate) fn response_to_web(response: http::Response<Body>) -> Result<web_sys::Response, String> {
+    let (parts, body) = response.into_parts();
+    let status = parts.status.as_u16();
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(headers_to_web(&parts.headers)?.as_ref());
+
+    // The Fetch standard forbids a body on these statuses; the constructor would throw.
+    let null_body_status = matches!(status, 101 | 103 | 204 | 205 | 304);
+    let built = match body {
+        _ if null_body_status => web_sys::Response::new_with_opt_str_and_init(None, &init),
+        Body::Full(bytes) if bytes.is_empty() => {
+            web_sys::Response::new_with_opt_str_and_init(None, &init)
+        }
+        Body::Full(bytes) => {
+            let array = Uint8Array::new_from_slice(bytes.as_ref());
+            web_sys::Response::new_with_opt_buffer_source_and_init(Some(&array), &init)
+        }
+        Body::Stream(stream) => {
+            let stream = worker::Body::from_stream(stream).map_err(|error| error.to_string())?;
+            let readable = stream.into_inner();
+            web_sys::Response::new_with_opt_readable_stream_and_init(readable.as_ref(), &init)
+        }
+    };
+    built.map_err(|error| js_message(&error))
+}
+
+/// A small JSON error response in the core's error shape, built without the core: for a
+/// request the adapter could not even read, or a response it could not build.
+pub(crate) fn plain_response(status: u16, message: &str) -> worker::Result<web_sys::Response> {
+    let kind = if status == 400 {
+        "invalid_request"
+    } else {
+        "internal_error"
+    };
+    // `message` is always one of this crate's fixed strings, so it needs no JSON escaping.
+    let body = format!(r#"{{"error":{{"type":"{kind}","code":"{kind}","message":"{message}"}}}}"#);
+    let headers = web_sys::Headers::new()?;
+    headers.set("content-type", "application/json")?;
+    let init = web_sys::ResponseInit::new();
+    init.set_status(status);
+    init.set_headers(headers.as_ref());
+    Ok(web_sys::Response::new_with_opt_str_and_init(
+        Some(&body),
+        &init,
+    )?)
+}
+
+fn stream_from_worker(body: worker::Body) -> ByteStream {
+    body.map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string())))
+        .boxed_local()
+}
+
+/// Header values on the web platform are byte strings: each char is one byte (U+0000–U+00FF).
+/// Going through Latin-1 both ways keeps non-ASCII bytes intact instead of re-encoding them.
+fn copy_headers_from_web(from: &web_sys::Headers, to: &mut http::HeaderMap) {
+    for entry in from.entries() {
+        let Ok(entry) = entry else { continue };
+        let Ok(pair) = entry.dyn_into::<Array>() else {
+            continue;
+        };
+        let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
+            continue;
+        };
+        let bytes: Vec<u8> = value
+            .chars()
+            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
+            .collect();
+        if let (Ok(name), Ok(value)) = (
+            http::HeaderName::from_bytes(name.as_bytes()),
+            http::HeaderValue::from_bytes(&bytes),
+        ) {
+            to.append(name, value);
+        }
+    }
+}
+
+fn headers_to_web(headers: &http::HeaderMap) -> Result<web_sys::Headers, String> {
+    let output = web_sys::Headers::new().map_err(|error| js_message(&error))?;
+    for (name, value) in headers {
+        let value: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
+        output
+            .append(name.as_str(), &value)
+            .map_err(|error| js_message(&error))?;
+    }
+    Ok(output)
+}
+
+/// Parses the URL the runtime reports. WHATWG URLs may keep a few characters raw (`{`, `|`,
+/// `^`, ...) that `http::Uri` refuses; those are percent-encoded and parsing is tried again.
+fn parse_uri(url: &str) -> Option<http::Uri> {
+    if let Ok(uri) = url.parse::<http::Uri>() {
+        return Some(uri);
+    }
+    const ALLOWED: &str = "-._~:/?#[]@!$&'()*+,;=%";
+    let mut encoded = String::with_capacity(url.len() + 16);
+    for byte in url.bytes() {
+        if byte.is_ascii_alphanumeric() || ALLOWED.as_bytes().contains(&byte) {
+            encoded.push(char::from(byte));
+        } else {
+            encoded.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    encoded.parse::<http::Uri>().ok()
+}

@@ -1,0 +1,112 @@
+//! opencode-cloudflare: the `opencode_core::Host` on Cloudflare Workers.
+//!
+//! It is the only place that knows about the `worker` crate. It turns an incoming Workers
+//! request into an `http::Request<opencode_core::Body>`, hands it to `opencode_core::serve`,
+//! and turns the answer back into a Workers response, streaming `Body::Stream` chunk by chunk.
+//! `WorkersHost` gives the core outbound `fetch` (response bodies stream), service bindings
+//! to sibling functions (binding = upper-case function name), Workers KV (store `cache` is
+//! binding `CACHE`), vars and secrets, `Date.now()`, timers, `crypto.getRandomValues` and
+//! `ctx.wait_until`. Each function crate is one line: `entry!("chat")`.
+//!
+//! It is not logic: no routing, parsing, retries or expiry decisions live here (TTLs are only
+//! passed on to KV as a hint). It must not panic on any input: a panic on Workers resets the
+//! whole Wasm instance and kills every request in flight on it, so every failure becomes a
+//! `HostError` or a plain 500 response.
+//!
+//! On any target other than `wasm32-unknown-unknown` the crate is empty, so a native
+//! `cargo build --workspace` never compiles the `worker` SDK.
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod convert;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod host;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod kv;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub use host::WorkersHost;
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub use serve_impl::{into_web_response, serve, serve_raw};
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod serve_impl {
+    use crate::convert;
+    use crate::host::WorkersHost;
+    use worker::web_sys;
+
+    /// Runs the named function on one request already converted by `worker` (the `http`
+    /// feature's `HttpRequest`) and returns the Workers response. A response the runtime
+    /// refuses to build becomes a plain 500; the `Err` case only reports that even that failed.
+    pub async fn serve(
+        function: &str,
+        request: worker::HttpRequest,
+        env: worker::Env,
+        ctx: worker::Context,
+    ) -> worker::Result<web_sys::Response> {
+        let request = convert::request_from_worker(request);
+        respond(function, request, env, ctx).await
+    }
+
+    /// Like [`serve`], from the raw `web_sys::Request` the runtime hands over. This is what
+    /// [`entry!`](crate::entry) uses: it skips `worker`'s own `HttpRequest` conversion, which
+    /// panics on an HTTP version string it does not know.
+    pub async fn serve_raw(
+        function: &str,
+        request: web_sys::Request,
+        env: worker::Env,
+        ctx: worker::Context,
+    ) -> worker::Result<web_sys::Response> {
+        match convert::request_from_web(&request) {
+            Ok(request) => respond(function, request, env, ctx).await,
+            Err(message) => convert::plain_response(400, message),
+        }
+    }
+
+    async fn respond(
+        function: &str,
+        request: http::Request<opencode_core::Body>,
+        env: worker::Env,
+        ctx: worker::Context,
+    ) -> worker::Result<web_sys::Response> {
+        let host = WorkersHost::new(env, ctx);
+        into_web_response(opencode_core::serve(function, host, request).await)
+    }
+
+    /// Turns a core response into the runtime's, streaming `Body::Stream` chunk by chunk.
+    /// [`serve`] uses it; it is public for Workers that drive [`WorkersHost`] without
+    /// `opencode_core::serve` (the adapter's own runtime tests). A response the runtime refuses
+    /// (a status outside 200–599, say) becomes a plain 500.
+    pub fn into_web_response(
+        response: http::Response<opencode_core::Body>,
+    ) -> worker::Result<web_sys::Response> {
+        match convert::response_to_web(response) {
+            Ok(response) => Ok(response),
+            Err(error) => {
+                worker::console_error!("opencode: could not build the response: {error}");
+                convert::plain_response(500, "the response could not be built")
+            }
+        }
+    }
+}
+
+/// Expands to the Workers `fetch` entry point of one function: `entry!("chat");` in the
+/// function crate's `lib.rs`. The crate needs `worker` (its `#[event]` macro names
+/// `::worker` paths) and `opencode-cloudflare` as dependencies for `wasm32-unknown-unknown`.
+///
+/// No `#[event(start)]` panic hook is added: `worker` already installs one that logs the
+/// panic message and marks the instance for reinitialisation.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+#[macro_export]
+macro_rules! entry {
+    ($function:literal) => {
+        #[::worker::event(fetch)]
+        async fn fetch(
+            request: ::worker::web_sys::Request,
+            env: ::worker::Env,
+            ctx: ::worker::Context,
+        ) -> ::worker::Result<::worker::web_sys::Response> {
+            $crate::serve_raw($function, request, env, ctx).await
+        }
+    };
+}

@@ -1,0 +1,203 @@
+// Runtime tests of opencode-cloudflare's WorkersHost inside workerd (Miniflare), through the
+// host-probe Worker. Run with scripts/cloudflare/test-host, which builds the probe first.
+//
+// What they prove: streamed bodies leave chunk by chunk (out of the Worker, through Host::fetch
+// and through a service binding), KV maps store names to bindings and honours the TTL floor,
+// vars and secrets resolve (empty means unset), timers, randomness and wait_until work, and
+// responses the runtime would refuse become a 500 instead of a crash.
+
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import http from "node:http";
+import path from "node:path";
+import { existsSync } from "node:fs";
+import { fileURLToPath } from "node:url";
+import { Miniflare, Log, LogLevel } from "miniflare";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
+const PROBE = process.env.PROBE_BUILD_DIR ?? path.join(ROOT, "target/cf-host-probe/build");
+const GAP_MS = 250;
+
+let mf;
+let base;
+let upstream;
+let upstreamUrl;
+
+class StderrLog extends Log {
+  log(message) {
+    process.stderr.write(`${message}\n`);
+  }
+}
+
+before(async () => {
+  assert.ok(existsSync(path.join(PROBE, "index.js")), `build the probe first: ${PROBE}`);
+  // An upstream that echoes what it received in headers, then streams 4 events GAP_MS apart.
+  upstream = http.createServer((req, res) => {
+    let body = "";
+    req.on("data", (chunk) => (body += chunk));
+    req.on("end", () => {
+      res.writeHead(200, {
+        "content-type": "text/event-stream",
+        "x-seen-method": req.method,
+        "x-seen-probe": req.headers["x-probe"] ?? "",
+        "x-seen-body": body,
+      });
+      let i = 0;
+      const timer = setInterval(() => {
+        res.write(`data: up ${i}\n\n`);
+        if (++i === 4) {
+          clearInterval(timer);
+          res.end();
+        }
+      }, GAP_MS);
+    });
+  });
+  await new Promise((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+  upstreamUrl = `http://127.0.0.1:${upstream.address().port}/sse`;
+
+  mf = new Miniflare({
+    host: "127.0.0.1",
+    port: 0,
+    cf: false,
+    log: new StderrLog(LogLevel.WARN),
+    workers: [
+      {
+        name: "probe",
+        modules: true,
+        scriptPath: path.join(PROBE, "index.js"),
+        modulesRoot: PROBE,
+        modulesRules: [
+          { type: "ESModule", include: ["**/*.js"] },
+          { type: "CompiledWasm", include: ["**/*.wasm"] },
+        ],
+        compatibilityDate: "2026-04-20",
+        bindings: { OPENAI_BASE_URL: "http://127.0.0.1:9/v1", PROBE_SECRET: "s3cret", EMPTY: "" },
+        // The probe is its own sibling: call_function("self-probe") → binding SELF_PROBE.
+        serviceBindings: { SELF_PROBE: "probe" },
+        kvNamespaces: { CACHE: "cache", DATA: "data" },
+      },
+    ],
+  });
+  base = await mf.ready;
+});
+
+after(async () => {
+  await mf?.dispose();
+  upstream?.close();
+});
+
+// Fetches a path and records when each chunk arrived, relative to the first one.
+async function chunked(pathAndQuery) {
+  const response = await fetch(new URL(pathAndQuery, base), { headers: { "accept-encoding": "identity" } });
+  const chunks = [];
+  if (response.body) {
+    const decoder = new TextDecoder();
+    let first;
+    for await (const value of response.body) {
+      const now = performance.now();
+      first ??= now;
+      chunks.push({ at: now - first, text: decoder.decode(value) });
+    }
+  }
+  return { response, chunks, text: chunks.map((c) => c.text).join("") };
+}
+
+function assertStreamed(chunks, count) {
+  const events = chunks.filter((c) => c.text.includes("data:"));
+  assert.equal(events.length, count, `expected ${count} separate chunks, got ${JSON.stringify(chunks)}`);
+  const last = events.at(-1).at;
+  assert.ok(last >= (count - 1) * GAP_MS * 0.8, `chunks were not spread out in time: ${JSON.stringify(chunks)}`);
+}
+
+test("a streamed body leaves the Worker chunk by chunk", async () => {
+  const { response, chunks } = await chunked(`/stream?n=4&ms=${GAP_MS}`);
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("content-type"), "text/event-stream");
+  assertStreamed(chunks, 4);
+});
+
+test("Host::fetch sends method, headers and body, and streams the response", async () => {
+  const { response, chunks, text } = await chunked(`/proxy?url=${encodeURIComponent(upstreamUrl)}`);
+  assert.equal(response.status, 200);
+  assert.equal(response.headers.get("x-seen-method"), "POST");
+  assert.equal(response.headers.get("x-seen-probe"), "1");
+  assert.equal(response.headers.get("x-seen-body"), '{"hello":1}');
+  assert.match(text, /data: up 3/);
+  assertStreamed(chunks, 4);
+});
+
+test("Host::fetch reports a refused connection and a relative URL as errors", async () => {
+  const refused = await chunked(`/proxy?url=${encodeURIComponent("http://127.0.0.1:9/x")}`);
+  assert.equal(refused.response.status, 502);
+  assert.match(refused.text, /^fetch error: connection failed/);
+  const relative = await chunked("/proxy?url=relative");
+  assert.equal(relative.response.status, 502);
+  assert.match(relative.text, /not absolute/);
+});
+
+test("call_function goes through the upper-case service binding and streams", async () => {
+  const target = encodeURIComponent(`/stream?n=3&ms=${GAP_MS}`);
+  const { response, chunks } = await chunked(`/call?fn=self-probe&path=${target}`);
+  assert.equal(response.status, 200);
+  assertStreamed(chunks, 3);
+  const missing = await chunked("/call?fn=nope");
+  assert.equal(missing.response.status, 502);
+  assert.equal(missing.text, "call error: no such service: nope");
+});
+
+test("KV: store names map to bindings, short TTLs are dropped, list and delete work", async () => {
+  const { response, text } = await chunked("/kv");
+  assert.equal(response.status, 200);
+  const expected = [
+    "put a: Ok(())",
+    "put b ttl 5: Ok(())", // Workers KV refuses TTLs under 60 s: the hint is not passed on
+    "put data c: Ok(())",
+    "get a: Ok(Some([111, 110, 101]))",
+    "get missing: Ok(None)",
+    'list cache: Ok(["probe:a", "probe:b"])',
+    'list limit 1: Ok(["probe:a"])',
+    "list limit 0: Ok([])",
+    'list data: Ok(["probe:c"])',
+    "delete a: Ok(())",
+    "delete missing: Ok(())",
+    "get a after delete: Ok(None)",
+    'no such store: Err(Kv("no KV namespace bound as NOSTORE"))',
+    'empty key: Err(Kv("Key name cannot be empty."))',
+  ];
+  assert.deepEqual(text.split("\n"), expected);
+});
+
+test("spawn_background runs after the response through wait_until", async () => {
+  const { text } = await chunked("/bg");
+  assert.equal(text, "scheduled");
+  await new Promise((resolve) => setTimeout(resolve, 600));
+  const check = await chunked("/bgcheck");
+  assert.equal(check.text, "Ok(Some([100, 111, 110, 101]))");
+});
+
+test("vars, secrets, clock, sleep and randomness", async () => {
+  const { text } = await chunked("/misc");
+  const lines = Object.fromEntries(text.split("\n").map((line) => line.split(/: (.*)/s).slice(0, 2)));
+  assert.match(lines.random, /^[0-9a-f]{32}$/);
+  assert.ok(Number(lines["zeros in 100000 random bytes"]) < 1000, "random bytes look unfilled");
+  assert.ok(Math.abs(Number(lines.now) - Date.now()) < 60_000, "clock is off");
+  assert.ok(Number(lines.slept) >= 45, `sleep(50) took ${lines.slept} ms`);
+  assert.equal(lines["var OPENAI_BASE_URL"], 'Some("http://127.0.0.1:9/v1")');
+  assert.equal(lines["var PROBE_SECRET"], 'Some("s3cret")');
+  assert.equal(lines["var EMPTY"], "None");
+  assert.equal(lines["var MISSING"], "None");
+});
+
+test("null-body statuses drop the body; a status the runtime refuses becomes a 500", async () => {
+  for (const status of [204, 304]) {
+    const { response, text } = await chunked(`/status?s=${status}`);
+    assert.equal(response.status, status);
+    assert.equal(text, "");
+  }
+  const refused = await chunked("/status?s=999");
+  assert.equal(refused.response.status, 500);
+  assert.match(refused.text, /"code":"internal_error"/);
+  const fine = await chunked("/status?s=418");
+  assert.equal(fine.response.status, 418);
+  assert.equal(fine.text, "body");
+});
