@@ -1,0 +1,156 @@
+// Benchmarks the platform against the provider simulator and prints numbers (it asserts
+// nothing: tests assert behaviour, this prints what it costs).
+//
+//   node tests/bench/bench.mjs [cloudflare|spin]...
+//
+// For each runtime: the latency the platform adds over calling the simulator directly
+// (p50/p99, non-streamed chat, and time to first byte of a streamed one), the same for the
+// public /health floor, requests per second at a small concurrency, and each function's Wasm
+// size raw and gzipped. Runtimes: cloudflare = workerd through Miniflare (the engine
+// `wrangler dev` runs), spin = tests/spin-host.
+import { spawn } from 'node:child_process';
+import { createHmac } from 'node:crypto';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import http from 'node:http';
+import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { createInterface } from 'node:readline';
+
+const root = new URL('../..', import.meta.url).pathname;
+const target = process.env.CARGO_TARGET_DIR || join(root, 'target');
+const N = Number(process.env.BENCH_N || 400);
+const SECONDS = Number(process.env.BENCH_SECONDS || 3);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 8);
+const SECRET = 'bench-secret-0123456789';
+const children = [];
+
+function start(cmd, args, env, pattern) {
+  const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    const lines = createInterface({ input: child.stdout });
+    lines.on('line', (line) => {
+      const m = line.match(pattern);
+      if (m) resolve(m[1]);
+    });
+    child.on('exit', (code) => reject(new Error(`${cmd} exited with ${code}`)));
+  });
+}
+
+function stopAll() {
+  for (const c of children) c.kill('SIGTERM');
+}
+process.on('exit', stopAll);
+process.on('SIGINT', () => process.exit(130));
+
+const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
+function token() {
+  const now = Math.floor(Date.now() / 1000);
+  const head = b64({ alg: 'HS256', typ: 'JWT' });
+  const body = b64({ sub: 'bench', tenant: 'bench', role: 'admin', iat: now, exp: now + 3600 });
+  const sig = createHmac('sha256', SECRET).update(`${head}.${body}`).digest('base64url');
+  return `${head}.${body}.${sig}`;
+}
+
+const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+
+// One request; resolves with [ms to first body byte, ms to end].
+function request(url, { method = 'GET', headers = {}, body } = {}) {
+  return new Promise((resolve, reject) => {
+    const t0 = process.hrtime.bigint();
+    let first = null;
+    const req = http.request(url, { method, headers, agent }, (res) => {
+      res.on('data', () => { first ??= process.hrtime.bigint(); });
+      res.on('end', () => {
+        const end = process.hrtime.bigint();
+        if (res.statusCode >= 400) return reject(new Error(`${url} -> ${res.statusCode}`));
+        resolve([Number((first ?? end) - t0) / 1e6, Number(end - t0) / 1e6]);
+      });
+    });
+    req.on('error', reject);
+    if (body) req.write(body);
+    req.end();
+  });
+}
+
+const pct = (xs, p) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))];
+};
+
+async function series(fn, which = 1) {
+  for (let i = 0; i < 30; i++) await fn(); // warm-up
+  const xs = [];
+  for (let i = 0; i < N; i++) xs.push((await fn())[which]);
+  return { p50: pct(xs, 50), p99: pct(xs, 99) };
+}
+
+async function throughput(fn) {
+  const until = Date.now() + SECONDS * 1000;
+  let done = 0;
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (Date.now() < until) { await fn(); done++; }
+  }));
+  return done / SECONDS;
+}
+
+const fmt = (x) => x.toFixed(3).padStart(8);
+function row(name, platform, direct) {
+  console.log(`  ${name.padEnd(30)} p50 ${fmt(platform.p50)} ms  p99 ${fmt(platform.p99)} ms` +
+    (direct ? `   added: p50 ${fmt(platform.p50 - direct.p50)} ms  p99 ${fmt(platform.p99 - direct.p99)} ms` : ''));
+}
+
+function sizes(runtime) {
+  const out = [];
+  for (const f of ['gateway', 'chat', 'knowledge', 'search', 'code', 'thinking', 'research', 'admin']) {
+    const file = runtime === 'cloudflare'
+      ? join(root, 'functions', f, 'build', 'index_bg.wasm')
+      : join(target, 'wasm32-wasip2', 'release', `opencode_fn_${f}.wasm`);
+    if (!existsSync(file)) continue;
+    const raw = readFileSync(file);
+    out.push(`  ${f.padEnd(10)} ${(raw.length / 1024).toFixed(0).padStart(6)} KiB raw ${(gzipSync(raw, { level: 9 }).length / 1024).toFixed(0).padStart(6)} KiB gzipped`);
+  }
+  return out;
+}
+
+async function bench(runtime) {
+  const sim = await start(join(target, 'debug', 'provider-sim'), ['--port', '0'], {}, /listening on (\S+)/);
+  const env = {
+    OPENAI_API_KEY: 'sim-key', OPENAI_BASE_URL: `${sim}/v1`, PROVIDER_ORDER: 'openai',
+    JWT_SECRET: SECRET, PORT: '0',
+  };
+  let base;
+  if (runtime === 'cloudflare') {
+    base = await start('node', ['tests/e2e/cloudflare/serve.mjs', '--exit-with-parent'], env, /listening on (\S+)/);
+  } else {
+    const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
+    base = await start(join(target, 'debug', 'spin-host'), ['--manifest', 'spin.toml', '--listen', '127.0.0.1:0'], spinEnv, /listening on (\S+)/);
+  }
+  const auth = { authorization: `Bearer ${token()}`, 'content-type': 'application/json' };
+  const messages = [{ role: 'user', content: 'Say hello to the benchmark' }];
+  const direct = (stream) => () => request(`${sim}/v1/chat/completions`, {
+    method: 'POST', headers: { authorization: 'Bearer sim-key', 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gpt-4.1-mini', messages, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }),
+  });
+  const platform = (stream) => () => request(`${base}/v1/chat`, { method: 'POST', headers: auth, body: JSON.stringify({ messages, stream }) });
+
+  console.log(`\n== ${runtime} (${runtime === 'cloudflare' ? 'workerd via Miniflare' : 'tests/spin-host'}), ${N} sequential requests each`);
+  const health = await series(() => request(`${base}/health`));
+  const simHealth = await series(() => request(`${sim}/_sim/health`));
+  row('GET /health (floor)', health, simHealth);
+  const directChat = await series(direct(false));
+  row('chat, non-streamed', await series(platform(false)), directChat);
+  const directTtfb = await series(direct(true), 0);
+  row('chat, streamed: first byte', await series(platform(true), 0), directTtfb);
+  const rps = await throughput(platform(false));
+  const directRps = await throughput(direct(false));
+  console.log(`  throughput, ${CONCURRENCY} concurrent       ${rps.toFixed(0)} req/s (simulator alone: ${directRps.toFixed(0)} req/s)`);
+  console.log('  wasm sizes:');
+  for (const line of sizes(runtime)) console.log(line);
+  stopAll();
+  children.length = 0;
+}
+
+const runtimes = process.argv.slice(2).length ? process.argv.slice(2) : ['cloudflare', 'spin'];
+for (const r of runtimes) await bench(r);
+process.exit(0);
