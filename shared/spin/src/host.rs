@@ -1,0 +1,233 @@
+//! [`SpinHost`]: each `opencode_core::Host` capability on its Spin interface.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::future::LocalBoxFuture;
+use futures::StreamExt;
+use opencode_core::{Body, Host, HostError};
+use spin_sdk::http::body::IncomingBodyExt;
+use spin_sdk::http::FullBody;
+use spin_sdk::key_value::{Error as KvError, Store};
+use spin_sdk::wasip3::http::types::ErrorCode;
+
+use crate::wire;
+
+#[allow(
+    unsafe_code,
+    clippy::all,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+mod bindings {
+    spin_sdk::wit_bindgen::generate!({
+        runtime_path: "spin_sdk::wit_bindgen::rt",
+        world: "host-imports",
+        path: "wit",
+        generate_all,
+    });
+}
+
+use bindings::wasi::config::store as config;
+
+/// The core's host on Spin. Made fresh for every request by [`crate::serve`]; clones share the
+/// KV stores opened so far, so a request opens each store once.
+#[derive(Clone, Default)]
+pub struct SpinHost {
+    stores: Rc<RefCell<HashMap<String, Rc<Store>>>>,
+}
+
+impl SpinHost {
+    /// A host with no store opened yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The store labelled `label`, opened on first use.
+    async fn store(&self, label: &str) -> Result<Rc<Store>, HostError> {
+        if let Some(store) = self.stores.borrow().get(label) {
+            return Ok(Rc::clone(store));
+        }
+        let store = Rc::new(
+            Store::open(label)
+                .await
+                .map_err(|error| kv_error(label, &error))?,
+        );
+        self.stores
+            .borrow_mut()
+            .insert(label.to_owned(), Rc::clone(&store));
+        Ok(store)
+    }
+}
+
+impl Host for SpinHost {
+    async fn fetch(
+        &self,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, HostError> {
+        send(request).await.map_err(send_error)
+    }
+
+    async fn call_function(
+        &self,
+        name: &str,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, HostError> {
+        let path = request
+            .uri()
+            .path_and_query()
+            .map_or("/", http::uri::PathAndQuery::as_str);
+        let url =
+            wire::function_url(name, path).ok_or_else(|| HostError::NoService(name.to_owned()))?;
+        let uri: http::Uri = url
+            .parse()
+            .map_err(|_| HostError::NoService(name.to_owned()))?;
+        let (mut parts, body) = request.into_parts();
+        parts.uri = uri;
+        send(http::Request::from_parts(parts, body))
+            .await
+            .map_err(|error| match error {
+                ErrorCode::DestinationNotFound => HostError::NoService(name.to_owned()),
+                other => send_error(other),
+            })
+    }
+
+    async fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.store(store)
+            .await?
+            .get(key)
+            .await
+            .map_err(|error| kv_error(store, &error))
+    }
+
+    async fn kv_put(
+        &self,
+        store: &str,
+        key: &str,
+        value: Vec<u8>,
+        _ttl_hint_secs: Option<u64>,
+    ) -> Result<(), HostError> {
+        // Spin KV has no expiry; the core stores its own deadline with values that expire.
+        self.store(store)
+            .await?
+            .set(key, value)
+            .await
+            .map_err(|error| kv_error(store, &error))
+    }
+
+    async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError> {
+        self.store(store)
+            .await?
+            .delete(key)
+            .await
+            .map_err(|error| kv_error(store, &error))
+    }
+
+    async fn kv_list(
+        &self,
+        store: &str,
+        prefix: &str,
+        limit: usize,
+    ) -> Result<Vec<String>, HostError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let keys = self
+            .store(store)
+            .await?
+            .get_keys()
+            .await
+            .collect()
+            .await
+            .map_err(|error| kv_error(store, &error))?;
+        Ok(wire::select_keys(keys, prefix, limit))
+    }
+
+    fn now_ms(&self) -> u64 {
+        let now = spin_sdk::wasip3::clocks::system_clock::now();
+        wire::epoch_millis(now.seconds, now.nanoseconds)
+    }
+
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
+        // `wasi:clocks/monotonic-clock#wait-for` is an async import: the instance keeps serving
+        // other work while this request waits.
+        Box::pin(spin_sdk::time::sleep(Duration::from_millis(ms)))
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        let name = wire::variable_name(name)?;
+        match config::get(&name) {
+            Ok(Some(value)) if !value.is_empty() => Some(value),
+            _ => None,
+        }
+    }
+
+    fn random_bytes(&self, buf: &mut [u8]) {
+        let mut filled = 0;
+        // `get-random-bytes` may return fewer bytes than asked; it returns none only on a
+        // broken host, and then the loop stops rather than spin.
+        while filled < buf.len() {
+            let Some(rest) = buf.get_mut(filled..) else {
+                break;
+            };
+            let bytes = spin_sdk::wasip3::random::random::get_random_bytes(rest.len() as u64);
+            if bytes.is_empty() {
+                break;
+            }
+            let n = bytes.len().min(rest.len());
+            for (slot, byte) in rest.iter_mut().zip(bytes) {
+                *slot = byte;
+            }
+            filled += n;
+        }
+    }
+
+    fn spawn_background(&self, task: LocalBoxFuture<'static, ()>) {
+        // A task spawned inside the export's component-model task keeps running after `handle`
+        // has returned the response: the runtime drives the instance until every such task
+        // finishes (wasmtime calls this post-return work).
+        spin_sdk::wasip3::spawn(task);
+    }
+}
+
+/// Sends one request through the `wasi:http` client. The response body is handed on as a stream,
+/// chunk by chunk as it arrives: a provider's SSE must never be buffered here.
+async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>, ErrorCode> {
+    let (mut parts, body) = request.into_parts();
+    // `wasi:http` takes the authority from the URL and refuses hop-by-hop headers.
+    wire::strip_hop_by_hop(&mut parts.headers);
+    let request = http::Request::from_parts(parts, FullBody::new(body));
+    let response = spin_sdk::http::send(request).await?;
+    let (parts, body) = response.into_parts();
+    let stream = body
+        .stream()
+        .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string())));
+    Ok(http::Response::from_parts(
+        parts,
+        Body::Stream(Box::pin(stream)),
+    ))
+}
+
+/// Maps a `wasi:http` client error to the core's: refusals by the runtime (a host not in
+/// `allowed_outbound_hosts`) apart from network failures.
+fn send_error(error: ErrorCode) -> HostError {
+    match error {
+        ErrorCode::HttpRequestDenied => HostError::Refused("outbound request denied".to_owned()),
+        ErrorCode::HttpRequestUriInvalid => HostError::Refused("invalid request URL".to_owned()),
+        other => HostError::Connect(other.to_string()),
+    }
+}
+
+fn kv_error(store: &str, error: &KvError) -> HostError {
+    match error {
+        KvError::NoSuchStore => HostError::Kv(format!("no such store: {store}")),
+        KvError::AccessDenied => HostError::Kv(format!("access to store {store} denied")),
+        KvError::StoreTableFull => HostError::Kv("too many stores open".to_owned()),
+        KvError::Other(message) => HostError::Kv(message.clone()),
+    }
+}

@@ -1,0 +1,183 @@
+//! Pure translations between the core's names and Spin's: no I/O, so they build and are tested
+//! on every target.
+
+use http::header::{HeaderMap, HeaderName};
+
+/// Headers that describe one hop, not the message. `wasi:http` refuses them on requests and
+/// responses a guest builds (the runtime owns framing), so they are dropped before a message is
+/// handed to the runtime rather than failing the whole request.
+const HOP_BY_HOP: [&str; 11] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "http2-settings",
+    "te",
+    "trailer",
+];
+
+/// Whether `name` is a hop-by-hop header the runtime would refuse.
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+/// Removes every hop-by-hop header from `headers`.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    for name in HOP_BY_HOP {
+        headers.remove(name);
+    }
+}
+
+/// Whether `name` is a Spin component id: kebab-case ASCII, starting with a letter.
+pub fn is_component_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+        && !name.ends_with('-')
+        && !name.contains("--")
+}
+
+/// The URL of a sibling component through Spin's service chaining:
+/// `http://{name}.spin.internal{path_and_query}`. `None` when `name` is not a component id.
+pub fn function_url(name: &str, path_and_query: &str) -> Option<String> {
+    if !is_component_name(name) {
+        return None;
+    }
+    let path = if path_and_query.starts_with('/') {
+        path_and_query.to_owned()
+    } else {
+        format!("/{path_and_query}")
+    };
+    Some(format!("http://{name}.spin.internal{path}"))
+}
+
+/// The Spin variable behind the core's upper-case configuration name: `OPENAI_API_KEY` becomes
+/// `openai_api_key`. `None` when the result is not a valid Spin variable name (lower-case ASCII
+/// letters, digits and single underscores, starting with a letter), since Spin would refuse it.
+pub fn variable_name(name: &str) -> Option<String> {
+    let lower = name.to_ascii_lowercase();
+    let mut chars = lower.chars();
+    let valid = matches!(chars.next(), Some(c) if c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        && !lower.ends_with('_')
+        && !lower.contains("__");
+    valid.then_some(lower)
+}
+
+/// Milliseconds since the Unix epoch from a `wasi:clocks` instant; times before the epoch are 0.
+pub fn epoch_millis(seconds: i64, nanoseconds: u32) -> u64 {
+    let Ok(seconds) = u64::try_from(seconds) else {
+        return 0;
+    };
+    seconds
+        .saturating_mul(1000)
+        .saturating_add(u64::from(nanoseconds / 1_000_000))
+}
+
+/// Keys of a store listing that start with `prefix`, sorted, at most `limit` of them. Spin lists
+/// keys in no particular order, so the whole listing is filtered before it is cut.
+pub fn select_keys(
+    keys: impl IntoIterator<Item = String>,
+    prefix: &str,
+    limit: usize,
+) -> Vec<String> {
+    let mut selected: Vec<String> = keys
+        .into_iter()
+        .filter(|key| key.starts_with(prefix))
+        .collect();
+    selected.sort_unstable();
+    selected.truncate(limit);
+    selected
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn function_urls_use_spin_service_chaining() {
+        assert_eq!(
+            function_url("chat", "/v1/chat?x=1").as_deref(),
+            Some("http://chat.spin.internal/v1/chat?x=1")
+        );
+        assert_eq!(
+            function_url("admin", "health").as_deref(),
+            Some("http://admin.spin.internal/health")
+        );
+        assert_eq!(
+            function_url("my-fn2", "/").as_deref(),
+            Some("http://my-fn2.spin.internal/")
+        );
+    }
+
+    #[test]
+    fn function_urls_refuse_names_that_are_not_component_ids() {
+        for bad in [
+            "",
+            "Chat",
+            "chat.evil.com",
+            "chat/x",
+            "-chat",
+            "chat-",
+            "a--b",
+            "1chat",
+            "chat@x",
+        ] {
+            assert_eq!(function_url(bad, "/"), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn variable_names_are_lower_cased_and_validated() {
+        assert_eq!(
+            variable_name("OPENAI_API_KEY").as_deref(),
+            Some("openai_api_key")
+        );
+        assert_eq!(variable_name("max_retries").as_deref(), Some("max_retries"));
+        for bad in ["", "_X", "A-B", "A__B", "A_", "1A", "A.B", "ÄB"] {
+            assert_eq!(variable_name(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn hop_by_hop_headers_are_stripped_and_others_kept() {
+        let mut headers = HeaderMap::new();
+        for name in [
+            "connection",
+            "transfer-encoding",
+            "host",
+            "content-type",
+            "authorization",
+        ] {
+            headers.insert(
+                HeaderName::from_static(name),
+                http::HeaderValue::from_static("x"),
+            );
+        }
+        strip_hop_by_hop(&mut headers);
+        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        left.sort_unstable();
+        assert_eq!(left, ["authorization", "content-type"]);
+        assert!(is_hop_by_hop(&http::header::UPGRADE));
+        assert!(!is_hop_by_hop(&http::header::CONTENT_LENGTH));
+    }
+
+    #[test]
+    fn epoch_millis_saturates_and_clamps() {
+        assert_eq!(epoch_millis(1_700_000_000, 123_456_789), 1_700_000_000_123);
+        assert_eq!(epoch_millis(-5, 0), 0);
+        assert_eq!(epoch_millis(i64::MAX, 999_999_999), u64::MAX);
+    }
+
+    #[test]
+    fn key_selection_filters_sorts_then_limits() {
+        let keys = ["b:2", "a:1", "b:1", "b:3", "c"].map(String::from);
+        assert_eq!(select_keys(keys.clone(), "b:", 2), ["b:1", "b:2"]);
+        assert_eq!(select_keys(keys.clone(), "", 10).len(), 5);
+        assert!(select_keys(keys, "b:", 0).is_empty());
+    }
+}

@@ -1,0 +1,20 @@
+//! spin-host: a native runner for this project's Spin components, for local development and
+//! tests on machines where the Spin CLI cannot be installed.
+//!
+//! It reads `spin.toml` (manifest version 2) and serves every HTTP route on one address with
+//! wasmtime 48: WASI (p2 and p3), `wasi:http@0.3.0`, `spin:key-value@3.0.0` (in memory, or
+//! file-backed with `--kv-dir`), `spin:variables@3.0.0` and `wasi:config/store` (values from
+//! `SPIN_VARIABLE_<NAME>`, then manifest defaults), `allowed_outbound_hosts` (enforced) and
+//! `http://<component>.spin.internal` service chaining, in process.
+//!
+//! It is not Spin: no runtime-config file, no Redis or cron triggers, no `files`, no OCI
+//! sources, no `:param` route segments. Users with the Spin CLI run `spin up` (Spin 4.1 or
+//! later, for `wasi:http/handler@0.3.0`) on the same manifest.
+
+pub mod kv;
+pub mod manifest;
+pub mod outbound;
+pub mod routes;
+pub mod runtime;
+pub mod server;
+mod spin_api;

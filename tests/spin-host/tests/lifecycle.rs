@@ -1,0 +1,48 @@
+//! Starting and stopping: port 0 picks a free port, SIGTERM exits cleanly, and a manifest that
+//! cannot run is refused at startup with a reason.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+use common::{probe_manifest, scratch, SpinHost};
+
+#[test]
+fn sigterm_stops_the_host_cleanly() {
+    let dir = scratch("lifecycle-term");
+    let host = SpinHost::start(&probe_manifest(&dir, "", ""), &[], &[]);
+    assert_ne!(host.addr.port(), 0);
+    assert_eq!(host.get("/ping").text(), "pong");
+    let status = host.terminate();
+    assert!(status.success(), "{status:?}");
+}
+
+#[test]
+fn a_missing_component_file_is_a_startup_error() {
+    let dir = scratch("lifecycle-missing");
+    let manifest = std::fs::read_to_string(probe_manifest(&dir, "", "")).unwrap();
+    let broken = dir.join("broken.toml");
+    let wasm = common::probe_wasm();
+    std::fs::write(
+        &broken,
+        manifest.replacen(&wasm.display().to_string(), "/nonexistent/x.wasm", 1),
+    )
+    .unwrap();
+    let log = SpinHost::try_start(&broken, &[], &[])
+        .err()
+        .expect("must not start");
+    assert!(log.contains("/nonexistent/x.wasm"), "{log}");
+}
+
+#[test]
+fn invalid_outbound_hosts_and_routes_are_startup_errors() {
+    let dir = scratch("lifecycle-invalid");
+    let bad_host = probe_manifest(&dir, "", r#"allowed_outbound_hosts = ["api.openai.com"]"#);
+    let log = SpinHost::try_start(&bad_host, &[], &[])
+        .err()
+        .expect("must not start");
+    assert!(log.contains("api.openai.com"), "{log}");
+}

@@ -1,0 +1,116 @@
+//! Outbound HTTP: `allowed_outbound_hosts` is enforced (a refused request fails in the guest
+//! and is logged by the host), and an allowed upstream's body streams through chunk by chunk.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+use std::time::Duration;
+
+use common::{encode, probe_manifest, scratch, slow_upstream, SpinHost};
+
+#[test]
+fn an_allowed_upstream_streams_through_as_it_arrives() {
+    let (upstream, seen) = slow_upstream(
+        vec!["data: one\n\n", "data: two\n\n", "data: three\n\n"],
+        Duration::from_millis(400),
+    );
+    let dir = scratch("outbound-stream");
+    let manifest = probe_manifest(
+        &dir,
+        "",
+        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
+    );
+    let host = SpinHost::start(&manifest, &[], &[]);
+
+    let url = format!("http://{upstream}/v1/stream?x=1");
+    let response = host.get(&format!("/fetch?url={}", encode(&url)));
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.text(), "data: one\n\ndata: two\n\ndata: three\n\n");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        ["GET /v1/stream?x=1 HTTP/1.1"]
+    );
+
+    // The first event reached the client long before the upstream finished (800 ms).
+    let (first_at, first) = &response.chunk_times[0];
+    let (last_at, _) = response.chunk_times.last().unwrap();
+    assert!(first.starts_with(b"data: one"), "{first:?}");
+    assert!(
+        *first_at < Duration::from_millis(500),
+        "first chunk after {first_at:?}"
+    );
+    assert!(
+        *last_at >= Duration::from_millis(750),
+        "last chunk after {last_at:?}"
+    );
+}
+
+#[test]
+fn a_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
+    let (upstream, seen) = slow_upstream(vec!["never"], Duration::ZERO);
+    let dir = scratch("outbound-denied");
+    let manifest = probe_manifest(
+        &dir,
+        "",
+        r#"allowed_outbound_hosts = ["http://localhost:1", "https://api.openai.com"]"#,
+    );
+    let host = SpinHost::start(&manifest, &[], &[]);
+
+    let response = host.get(&format!(
+        "/fetch?url={}",
+        encode(&format!("http://{upstream}/secret?key=sk-1"))
+    ));
+    assert_eq!(response.status, 502, "{}", response.text());
+    assert!(
+        response.text().contains("refused by the runtime"),
+        "{}",
+        response.text()
+    );
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the request must not leave the host"
+    );
+    std::thread::sleep(Duration::from_millis(100));
+    let log = host.log();
+    assert!(
+        log.contains(&format!(
+            "\"probe\" denied outbound request to http://{upstream}"
+        )),
+        "{log}"
+    );
+    assert!(
+        !log.contains("sk-1"),
+        "the log must not carry the URL's query: {log}"
+    );
+
+    // A component with no allowed hosts at all is refused too.
+    let response = host.get(&format!(
+        "/special/fetch?url={}",
+        encode(&format!("http://{upstream}/"))
+    ));
+    assert_eq!(response.status, 502);
+}
+
+#[test]
+fn an_unreachable_allowed_host_is_a_connection_error() {
+    let dir = scratch("outbound-unreachable");
+    let manifest = probe_manifest(
+        &dir,
+        "",
+        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
+    );
+    let host = SpinHost::start(&manifest, &[], &[]);
+    // Port 1 on loopback refuses connections.
+    let response = host.get(&format!("/fetch?url={}", encode("http://127.0.0.1:1/")));
+    assert_eq!(response.status, 502);
+    assert!(
+        response.text().contains("connection failed"),
+        "{}",
+        response.text()
+    );
+}
