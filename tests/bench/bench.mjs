@@ -8,49 +8,15 @@
 // public /health floor, requests per second at a small concurrency, and each function's Wasm
 // size raw and gzipped. Runtimes: cloudflare = workerd through Miniflare (the engine
 // `wrangler dev` runs), spin = tests/spin-host.
-import { spawn } from 'node:child_process';
-import { createHmac } from 'node:crypto';
-import { existsSync, readFileSync, readdirSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { createInterface } from 'node:readline';
+import { root, target, startPlatform, stopAll, token } from '../e2e/suite/harness.mjs';
 
-const root = new URL('../..', import.meta.url).pathname;
-const target = process.env.CARGO_TARGET_DIR || join(root, 'target');
 const N = Number(process.env.BENCH_N || 400);
 const SECONDS = Number(process.env.BENCH_SECONDS || 3);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 8);
-const SECRET = 'bench-secret-0123456789';
-const children = [];
-
-function start(cmd, args, env, pattern) {
-  const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  children.push(child);
-  return new Promise((resolve, reject) => {
-    const lines = createInterface({ input: child.stdout });
-    lines.on('line', (line) => {
-      const m = line.match(pattern);
-      if (m) resolve(m[1]);
-    });
-    child.on('exit', (code) => reject(new Error(`${cmd} exited with ${code}`)));
-  });
-}
-
-function stopAll() {
-  for (const c of children) c.kill('SIGTERM');
-}
-process.on('exit', stopAll);
-process.on('SIGINT', () => process.exit(130));
-
-const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
-function token() {
-  const now = Math.floor(Date.now() / 1000);
-  const head = b64({ alg: 'HS256', typ: 'JWT' });
-  const body = b64({ sub: 'bench', tenant: 'bench', role: 'admin', iat: now, exp: now + 3600 });
-  const sig = createHmac('sha256', SECRET).update(`${head}.${body}`).digest('base64url');
-  return `${head}.${body}.${sig}`;
-}
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
@@ -114,18 +80,7 @@ function sizes(runtime) {
 }
 
 async function bench(runtime) {
-  const sim = await start(join(target, 'debug', 'provider-sim'), ['--port', '0'], {}, /listening on (\S+)/);
-  const env = {
-    OPENAI_API_KEY: 'sim-key', OPENAI_BASE_URL: `${sim}/v1`, PROVIDER_ORDER: 'openai',
-    JWT_SECRET: SECRET, PORT: '0',
-  };
-  let base;
-  if (runtime === 'cloudflare') {
-    base = await start('node', ['tests/e2e/cloudflare/serve.mjs', '--exit-with-parent'], env, /listening on (\S+)/);
-  } else {
-    const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
-    base = await start(join(target, 'debug', 'spin-host'), ['--manifest', 'spin.toml', '--listen', '127.0.0.1:0'], spinEnv, /listening on (\S+)/);
-  }
+  const { sim, base } = await startPlatform(runtime, { PROVIDER_ORDER: 'openai' });
   const auth = { authorization: `Bearer ${token()}`, 'content-type': 'application/json' };
   const messages = [{ role: 'user', content: 'Say hello to the benchmark' }];
   const direct = (stream) => () => request(`${sim}/v1/chat/completions`, {
@@ -148,7 +103,6 @@ async function bench(runtime) {
   console.log('  wasm sizes:');
   for (const line of sizes(runtime)) console.log(line);
   stopAll();
-  children.length = 0;
 }
 
 const runtimes = process.argv.slice(2).length ? process.argv.slice(2) : ['cloudflare', 'spin'];

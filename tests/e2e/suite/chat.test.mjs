@@ -1,0 +1,218 @@
+// End to end: the built Wasm functions on one runtime (E2E_RUNTIME=cloudflare|spin) against
+// the provider simulator. Faults are picked per test by directives in the prompt; every
+// test uses its own text so the simulator's counters never collide.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { startPlatform, stopAll, token } from './harness.mjs';
+
+const runtime = process.env.E2E_RUNTIME || 'cloudflare';
+let base;
+const auth = () => ({ authorization: `Bearer ${token()}`, 'content-type': 'application/json' });
+const unique = (text) => `${text} ${randomUUID()}`;
+
+async function chat(content, extra = {}, headers = auth()) {
+  const res = await fetch(`${base}/v1/chat`, {
+    method: 'POST', headers, body: JSON.stringify({ messages: [{ role: 'user', content }], ...extra }),
+  });
+  return { res, body: await res.json() };
+}
+
+// Reads an SSE response, recording when each event arrived.
+async function events(res) {
+  const out = [];
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const chunk of res.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const frame = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const name = frame.match(/^event: (.*)$/m)?.[1];
+      const data = frame.match(/^data: (.*)$/m)?.[1];
+      out.push({ name, data: JSON.parse(data), at: performance.now() });
+    }
+  }
+  return out;
+}
+
+async function stream(content, extra = {}) {
+  const res = await fetch(`${base}/v1/chat`, {
+    method: 'POST', headers: auth(), body: JSON.stringify({ messages: [{ role: 'user', content }], stream: true, ...extra }),
+  });
+  assert.equal(res.status, 200, await (res.status === 200 ? '' : res.text()));
+  assert.match(res.headers.get('content-type'), /text\/event-stream/);
+  return events(res);
+}
+
+const text = (evs) => evs.filter((e) => e.name === 'delta').map((e) => e.data.text).join('');
+
+describe(`chat on ${runtime}`, () => {
+  before(async () => {
+    ({ base } = await startPlatform(runtime, {
+      ATTEMPT_TIMEOUT_MS: '1500', MAX_RETRIES: '1', RETRY_BACKOFF_MS: '10', RETRY_AFTER_CAP_MS: '1500',
+      MAX_BODY_BYTES: '65536',
+    }));
+  });
+  after(stopAll);
+
+  test('health is public and shows providers without keys', async () => {
+    const res = await fetch(`${base}/health`);
+    assert.equal(res.status, 200);
+    const body = await res.json();
+    assert.equal(body.status, 'ok');
+    assert.deepEqual(body.providers.map((p) => p.name), ['openai', 'anthropic', 'gemini']);
+    assert.ok(!JSON.stringify(body).includes('sim-key'));
+  });
+
+  test('missing, tampered and expired tokens get 401 JSON', async () => {
+    for (const headers of [
+      { 'content-type': 'application/json' },
+      { authorization: `Bearer ${token()}x` },
+      { authorization: `Bearer ${token({ secret: 'another-secret-0123456789' })}` },
+      { authorization: `Bearer ${token({ exp: Math.floor(Date.now() / 1000) - 3600 })}` },
+    ]) {
+      const { res, body } = await chat('hi', {}, headers);
+      assert.equal(res.status, 401);
+      assert.match(body.error.code, /missing_token|invalid_token/);
+      assert.equal(body.error.request_id, res.headers.get('x-request-id'));
+    }
+  });
+
+  test('bad input gets 400/404/413/422 JSON naming the problem', async () => {
+    const post = (body) => fetch(`${base}/v1/chat`, { method: 'POST', headers: auth(), body });
+    const cases = [
+      ['{"messages":', 400, 'malformed_json'],
+      ['{"messages":[]}', 422, 'validation_failed'],
+      ['{"messages":[{"role":"wizard","content":"x"}]}', 422, 'validation_failed'],
+      ['{"messages":[{"role":"user","content":42}]}', 422, 'validation_failed'],
+      [JSON.stringify({ messages: [{ role: 'user', content: 'x'.repeat(70000) }] }), 413, 'payload_too_large'],
+    ];
+    for (const [body, status, code] of cases) {
+      const res = await post(body);
+      const json = await res.json();
+      assert.equal(res.status, status, body.slice(0, 60));
+      assert.equal(json.error.code, code);
+      assert.ok(json.error.message.length > 0);
+    }
+    const res = await fetch(`${base}/v1/nowhere`, { headers: auth() });
+    assert.equal(res.status, 404);
+    assert.equal((await res.json()).error.code, 'not_found');
+  });
+
+  test('request ids are echoed when sent and generated otherwise', async () => {
+    const res = await fetch(`${base}/health`, { headers: { 'x-request-id': 'trace-42' } });
+    assert.equal(res.headers.get('x-request-id'), 'trace-42');
+    const other = await fetch(`${base}/health`);
+    assert.match(other.headers.get('x-request-id'), /^req_[0-9a-f]{24}$/);
+  });
+
+  test('a plain chat is answered by the first provider with usage', async () => {
+    const { res, body } = await chat(unique('hello'));
+    assert.equal(res.status, 200);
+    assert.equal(body.provider, 'openai');
+    assert.equal(body.attempts, 1);
+    assert.match(body.message.content, /^Hello from openai/);
+    assert.ok(body.usage.input_tokens > 0 && body.usage.output_tokens > 0);
+    assert.equal(body.usage.total_tokens, body.usage.input_tokens + body.usage.output_tokens);
+    assert.equal(res.headers.get('x-provider'), 'openai');
+  });
+
+  test('each provider answers when its model is asked for, streamed or not', async () => {
+    for (const [model, provider] of [['claude-haiku-4-5', 'anthropic'], ['gemini-2.5-flash', 'gemini'], ['gpt-4.1', 'openai']]) {
+      const { body } = await chat(unique('which'), { model });
+      assert.equal(body.provider, provider);
+      assert.equal(body.model, model);
+      assert.ok(body.usage.output_tokens > 0);
+      const prompt = unique('stream which');
+      const evs = await stream(prompt, { model });
+      assert.equal(evs[0].name, 'start');
+      assert.equal(evs[0].data.provider, provider);
+      assert.match(text(evs), new RegExp(`^Hello from ${provider}`));
+      const usage = evs.find((e) => e.name === 'usage').data;
+      assert.ok(usage.input_tokens > 0 && usage.output_tokens > 0, JSON.stringify(usage));
+      assert.equal(evs.at(-1).name, 'done');
+    }
+  });
+
+  test('a 503 is retried, then the next provider answers', async () => {
+    const { res, body } = await chat(unique('sim:openai:status=503'));
+    assert.equal(res.status, 200);
+    assert.equal(body.provider, 'anthropic');
+    assert.equal(body.attempts, 3);
+    assert.deepEqual(body.attempt_log.map((a) => a.outcome), ['status', 'status', 'ok']);
+  });
+
+  test('a 400 is not retried on the same provider', async () => {
+    const { body } = await chat(unique('sim:openai:status=400'));
+    assert.equal(body.provider, 'anthropic');
+    assert.deepEqual(body.attempt_log.map((a) => a.provider), ['openai', 'anthropic']);
+  });
+
+  test('one transient failure is retried on the same provider', async () => {
+    const { body } = await chat(unique('sim:openai:status=503*1'));
+    assert.equal(body.provider, 'openai');
+    assert.equal(body.attempts, 2);
+  });
+
+  test('Retry-After is honoured', async () => {
+    const t0 = performance.now();
+    const { body } = await chat(unique('sim:openai:status=429*1 sim:openai:retry_after=1*1'));
+    assert.equal(body.provider, 'openai');
+    assert.ok(performance.now() - t0 >= 950, `answered after ${performance.now() - t0} ms`);
+  });
+
+  test('hangs, dropped connections and malformed bodies fall back', async () => {
+    for (const fault of ['hang', 'drop', 'malformed']) {
+      const { res, body } = await chat(unique(`sim:openai:${fault}`));
+      assert.equal(res.status, 200, fault);
+      assert.equal(body.provider, 'anthropic', fault);
+      const outcome = { hang: 'timeout', drop: 'connect', malformed: 'malformed' }[fault];
+      assert.equal(body.attempt_log[0].outcome, outcome, fault);
+    }
+  });
+
+  test('when every provider fails the answer is a 502 naming each attempt', async () => {
+    const { res, body } = await chat(unique('sim:any:status=503'));
+    assert.equal(res.status, 502);
+    assert.equal(body.error.code, 'upstream_failed');
+    assert.equal(body.error.attempts.length, 6);
+    assert.ok(!JSON.stringify(body).includes('sim-key'));
+  });
+
+  test('a stream arrives chunk by chunk and matches the non-streamed answer', async () => {
+    const prompt = unique('stream me sim:openai:chunk_delay_ms=100');
+    const evs = await stream(prompt);
+    const deltas = evs.filter((e) => e.name === 'delta');
+    assert.ok(deltas.length >= 5);
+    const spread = deltas.at(-1).at - deltas[0].at;
+    assert.ok(spread >= 100 * (deltas.length - 2), `deltas arrived within ${spread} ms: buffered`);
+    const { body } = await chat(prompt);
+    assert.equal(text(evs), body.message.content);
+    assert.deepEqual(evs.map((e) => e.name).filter((n) => n !== 'delta'), ['start', 'usage', 'done']);
+  });
+
+  test('an error event before the first token falls back', async () => {
+    const evs = await stream(unique('sim:openai:error_event=0'));
+    assert.equal(evs[0].data.provider, 'anthropic');
+    assert.match(text(evs), /^Hello from anthropic/);
+    assert.equal(evs.at(-1).name, 'done');
+  });
+
+  test('a stream cut after the first tokens ends with an error event and no switch', async () => {
+    const evs = await stream(unique('sim:openai:cut=3'));
+    assert.equal(evs[0].data.provider, 'openai');
+    assert.equal(evs.at(-1).name, 'error');
+    assert.equal(evs.at(-1).data.code, 'stream_interrupted');
+    assert.ok(!evs.some((e) => e.name === 'done'));
+    assert.ok(!text(evs).includes('anthropic'));
+    assert.equal(evs.filter((e) => e.name === 'delta').length, 3);
+  });
+
+  test('modes not built yet answer 501 naming the mode', async () => {
+    const res = await fetch(`${base}/v1/search`, { method: 'POST', headers: auth(), body: '{}' });
+    assert.equal(res.status, 501);
+    assert.match((await res.json()).error.message, /search/);
+  });
+});
