@@ -43,7 +43,7 @@ export async function startPlatform(runtime, extraEnv = {}) {
     base = await start('node', ['tests/e2e/cloudflare/serve.mjs', '--exit-with-parent'], env);
   } else if (runtime === 'spin') {
     const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
-    base = await start(join(target, 'debug', 'spin-host'), ['--manifest', 'spin.toml', '--listen', '127.0.0.1:0'], spinEnv);
+    base = await start(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', 'spin.toml', '--listen', '127.0.0.1:0'], spinEnv);
   } else {
     throw new Error(`unknown runtime ${runtime}`);
   }
