@@ -19,12 +19,17 @@ pub enum Body {
     Stream(ByteStream),
 }
 
+/// How much of an oversized request body is read and discarded before answering 413.
+pub const DRAIN_FACTOR: usize = 16;
+
 impl Body {
     pub fn empty() -> Self {
         Body::Full(Bytes::new())
     }
 
-    /// Reads the whole body, refusing more than `limit` bytes.
+    /// Reads the whole body, refusing more than `limit` bytes. An oversized body is still read
+    /// (and discarded) up to `DRAIN_FACTOR` times the limit, so that a client still uploading
+    /// gets the 413 instead of a reset connection.
     pub async fn collect(self, limit: usize) -> Result<Bytes, HostError> {
         use futures::StreamExt;
         match self {
@@ -35,11 +40,25 @@ impl Body {
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
                     if buf.len() + chunk.len() > limit {
+                        Body::Stream(stream).drain(limit.saturating_mul(DRAIN_FACTOR)).await;
                         return Err(HostError::TooLarge);
                     }
                     buf.extend_from_slice(&chunk);
                 }
                 Ok(Bytes::from(buf))
+            }
+        }
+    }
+
+    /// Reads and discards up to `max` bytes (then gives up: the connection may be reset).
+    pub async fn drain(self, max: usize) {
+        use futures::StreamExt;
+        let Body::Stream(mut stream) = self else { return };
+        let mut seen = 0usize;
+        while let Some(Ok(chunk)) = stream.next().await {
+            seen = seen.saturating_add(chunk.len());
+            if seen > max {
+                return;
             }
         }
     }
@@ -144,4 +163,42 @@ pub trait Host: Clone + 'static {
 
     /// Runs `task` after the response has been sent (`ctx.wait_until` on Workers).
     fn spawn_background(&self, task: LocalBoxFuture<'static, ()>);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    use futures::StreamExt as _;
+
+    use super::*;
+
+    /// A body of `chunks` chunks of 1 KiB that counts how many were read.
+    fn counted(chunks: usize) -> (Body, Rc<Cell<usize>>) {
+        let read = Rc::new(Cell::new(0));
+        let seen = Rc::clone(&read);
+        let stream = futures::stream::iter(0..chunks).map(move |_| {
+            seen.set(seen.get() + 1);
+            Ok(Bytes::from(vec![b'x'; 1024]))
+        });
+        (Body::Stream(Box::pin(stream)), read)
+    }
+
+    #[test]
+    fn an_oversized_body_is_drained_within_bounds_before_it_is_refused() {
+        let (body, read) = counted(40);
+        let result = futures::executor::block_on(body.collect(4 * 1024));
+        assert!(matches!(result, Err(HostError::TooLarge)));
+        assert_eq!(read.get(), 40, "the rest of the upload is read, so the client sees the 413");
+
+        let (body, read) = counted(10_000);
+        let result = futures::executor::block_on(body.collect(1024));
+        assert!(matches!(result, Err(HostError::TooLarge)));
+        assert!(read.get() <= DRAIN_FACTOR + 3, "draining stops at the cap, read {}", read.get());
+
+        let (body, _) = counted(3);
+        assert_eq!(futures::executor::block_on(body.collect(3 * 1024)).unwrap().len(), 3 * 1024);
+    }
 }

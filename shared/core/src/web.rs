@@ -37,6 +37,8 @@ pub async fn read_body(parts: &http::request::Parts, body: Body, limit: usize) -
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
+        // Read what a reasonable client is still sending, so it gets the 413, not a reset.
+        body.drain(limit.saturating_mul(crate::host::DRAIN_FACTOR)).await;
         return Err(ApiError::PayloadTooLarge { limit });
     }
     body.collect(limit).await.map_err(|err| match err {
