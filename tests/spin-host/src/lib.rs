@@ -5,12 +5,14 @@
 //! wasmtime 48: WASI (p2 and p3), `wasi:http@0.3.0`, `spin:key-value@3.0.0` (in memory, or
 //! file-backed with `--kv-dir`), `spin:variables@3.0.0` and `wasi:config/store` (values from
 //! `SPIN_VARIABLE_<NAME>`, then manifest defaults), `allowed_outbound_hosts` (enforced) and
-//! `http://<component>.spin.internal` service chaining, in process.
+//! `http://<component>.spin.internal` service chaining, in process, and outbound connection
+//! pooling (as Spin does by default).
 //!
 //! It is not Spin: no runtime-config file, no Redis or cron triggers, no `files`, no OCI
 //! sources, no `:param` route segments. Users with the Spin CLI run `spin up` (Spin 4.1 or
 //! later, for `wasi:http/handler@0.3.0`) on the same manifest.
 
+mod client;
 pub mod kv;
 pub mod manifest;
 pub mod outbound;

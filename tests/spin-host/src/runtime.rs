@@ -31,6 +31,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
 
+use crate::client::{IoFuture, OutboundClient};
 use crate::kv::KvStores;
 use crate::manifest::{App, ComponentSpec};
 use crate::outbound::OutboundRules;
@@ -94,10 +95,12 @@ fn http_view(data: &mut StoreData) -> WasiHttpCtxView<'_> {
     }
 }
 
-/// Every component's handler, so an instance can chain to a sibling.
+/// Every component's handler, so an instance can chain to a sibling, and the outbound
+/// connection pool they share.
 #[derive(Default)]
 pub struct Components {
     handlers: OnceLock<HashMap<String, Arc<ComponentRuntime>>>,
+    client: OutboundClient,
 }
 
 impl Components {
@@ -444,7 +447,6 @@ struct Hooks {
     components: Arc<Components>,
 }
 
-type IoFuture = Box<dyn std::future::Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>;
 
 impl WasiHttpHooks for Hooks {
     fn send_request(
@@ -459,6 +461,7 @@ impl WasiHttpHooks for Hooks {
     > {
         let env = Arc::clone(&self.env);
         let components = Arc::clone(&self.components);
+        let client = self.components.client.clone();
         Box::new(async move {
             let uri = request.uri().clone();
             if !env.outbound.allows(&uri) {
@@ -481,11 +484,7 @@ impl WasiHttpHooks for Hooks {
                 let response = Box::pin(runtime.handle(request, None, None)).await;
                 return Ok((response, done));
             }
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(|body| body.boxed_unsync()),
-                Box::new(io) as IoFuture,
-            ))
+            client.send(request, options).await
         })
     }
 }
