@@ -1,13 +1,15 @@
 // Benchmarks the platform against the provider simulator and prints numbers (it asserts
 // nothing: tests assert behaviour, this prints what it costs).
 //
-//   node tests/bench/bench.mjs [cloudflare|spin]...
+//   node tests/bench/bench.mjs [cloudflare|wrangler|spin]...
 //
 // For each runtime: the latency the platform adds over calling the simulator directly
 // (p50/p99, non-streamed chat, and time to first byte of a streamed one), the same for the
 // public /health floor, requests per second at a small concurrency, and each function's Wasm
 // size raw and gzipped. Runtimes: cloudflare = workerd through Miniflare (the engine
-// `wrangler dev` runs), spin = tests/spin-host.
+// `wrangler dev` runs), wrangler = `wrangler dev` itself (scripts/cloudflare/serve, as
+// scripts/dev runs it; its target is measured over its own /health floor), spin =
+// tests/spin-host.
 import { existsSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
@@ -69,7 +71,7 @@ function row(name, platform, direct) {
 function sizes(runtime) {
   const out = [];
   for (const f of ['gateway', 'chat', 'knowledge', 'search', 'code', 'thinking', 'research', 'admin']) {
-    const file = runtime === 'cloudflare'
+    const file = runtime !== 'spin'
       ? join(root, 'functions', f, 'build', 'index_bg.wasm')
       : join(target, 'wasm32-wasip2', 'release', `opencode_fn_${f}.wasm`);
     if (!existsSync(file)) continue;
@@ -89,14 +91,17 @@ async function bench(runtime) {
   });
   const platform = (stream) => () => request(`${base}/v1/chat`, { method: 'POST', headers: auth, body: JSON.stringify({ messages, stream }) });
 
-  console.log(`\n== ${runtime} (${runtime === 'cloudflare' ? 'workerd via Miniflare' : 'tests/spin-host'}), ${N} sequential requests each`);
+  const engine = { cloudflare: 'workerd via Miniflare', wrangler: 'wrangler dev', spin: 'tests/spin-host' }[runtime];
+  console.log(`\n== ${runtime} (${engine}), ${N} sequential requests each`);
   const health = await series(() => request(`${base}/health`));
   const simHealth = await series(() => request(`${sim}/_sim/health`));
   row('GET /health (floor)', health, simHealth);
   const directChat = await series(direct(false));
-  row('chat, non-streamed', await series(platform(false)), directChat);
+  const chat = await series(platform(false));
+  row('chat, non-streamed', chat, directChat);
   const directTtfb = await series(direct(true), 0);
   row('chat, streamed: first byte', await series(platform(true), 0), directTtfb);
+  console.log(`  over the /health floor: chat p50 ${fmt(chat.p50 - health.p50)} ms`);
   const rps = await throughput(platform(false));
   const directRps = await throughput(direct(false));
   console.log(`  throughput, ${CONCURRENCY} concurrent       ${rps.toFixed(0)} req/s (simulator alone: ${directRps.toFixed(0)} req/s)`);
@@ -105,6 +110,6 @@ async function bench(runtime) {
   stopAll();
 }
 
-const runtimes = process.argv.slice(2).length ? process.argv.slice(2) : ['cloudflare', 'spin'];
+const runtimes = process.argv.slice(2).length ? process.argv.slice(2) : ['cloudflare', 'wrangler', 'spin'];
 for (const r of runtimes) await bench(r);
 process.exit(0);

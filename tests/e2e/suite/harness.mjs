@@ -1,6 +1,7 @@
 // Starts the provider simulator and one runtime serving the built Wasm functions, for the
 // end-to-end suite and the benchmark. Children die with this process.
 import { spawn } from 'node:child_process';
+import { createServer } from 'node:net';
 import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -10,7 +11,7 @@ export const target = process.env.CARGO_TARGET_DIR || join(root, 'target');
 export const SECRET = 'e2e-secret-0123456789';
 
 const children = [];
-process.on('exit', () => children.forEach((c) => c.kill('SIGTERM')));
+process.on('exit', () => stopAll());
 
 function start(cmd, args, env) {
   const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
@@ -25,10 +26,44 @@ function start(cmd, args, env) {
 }
 
 export function stopAll() {
-  while (children.length) children.pop().kill('SIGTERM');
+  // Negative pids reach whole process groups (wrangler and the workerd processes it spawns).
+  while (children.length) {
+    const child = children.pop();
+    try { process.kill(child.detached ? -child.pid : child.pid, 'SIGTERM'); } catch { /* gone */ }
+  }
 }
 
-/** Starts the simulator and `runtime` (cloudflare | spin); resolves to {sim, base}. */
+const freePort = () => new Promise((resolve, reject) => {
+  const server = createServer().listen(0, '127.0.0.1', () => {
+    const { port } = server.address();
+    server.close(() => resolve(port));
+  });
+  server.on('error', reject);
+});
+
+/** `scripts/cloudflare/serve` (real `wrangler dev`), ready once its gateway answers /health. */
+async function startWranglerDev(env) {
+  const port = await freePort();
+  const child = spawn(join(root, 'scripts/cloudflare/serve'), ['--port', String(port)], {
+    cwd: root, env: { ...process.env, ...env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit'], detached: true,
+  });
+  children.push(child);
+  const base = `http://127.0.0.1:${port}`;
+  const deadline = Date.now() + 120_000;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`scripts/cloudflare/serve exited with ${child.exitCode}`);
+    try {
+      if ((await fetch(`${base}/health`)).ok) return base;
+    } catch { /* not up yet */ }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error('wrangler dev did not answer /health within 120 s');
+}
+
+/**
+ * Starts the simulator and `runtime`: cloudflare (workerd through Miniflare), wrangler (the
+ * same Workers under `wrangler dev`, as scripts/dev runs them) or spin. Resolves to {sim, base}.
+ */
 export async function startPlatform(runtime, extraEnv = {}) {
   const sim = await start(join(target, 'debug', 'provider-sim'), ['--port', '0'], {});
   const env = {
@@ -41,6 +76,8 @@ export async function startPlatform(runtime, extraEnv = {}) {
   let base;
   if (runtime === 'cloudflare') {
     base = await start('node', ['tests/e2e/cloudflare/serve.mjs', '--exit-with-parent'], env);
+  } else if (runtime === 'wrangler') {
+    base = await startWranglerDev(env);
   } else if (runtime === 'spin') {
     const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
     base = await start(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', 'spin.toml', '--listen', '127.0.0.1:0'], spinEnv);
