@@ -30,6 +30,7 @@ pub const VARIABLES: &[&str] = &[
     "MAX_RETRIES",
     "RETRY_BACKOFF_MS",
     "RETRY_AFTER_CAP_MS",
+    "CACHE_TTL_SECS",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";
@@ -83,6 +84,8 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `None` when `JWT_SECRET` is unset: protected endpoints then answer 503.
     pub jwt_secret: Option<String>,
+    /// How long a System 1 answer stays cached; 0 turns the cache off.
+    pub cache_ttl_secs: u64,
 }
 
 impl Config {
@@ -116,6 +119,7 @@ impl Config {
             retry,
             max_body_bytes: number(host, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             jwt_secret: host.var("JWT_SECRET"),
+            cache_ttl_secs: number(host, "CACHE_TTL_SECS", crate::cache::DEFAULT_TTL_SECS)?,
         })
     }
 

@@ -7,6 +7,7 @@
 //! and `wasm32-wasip2`.
 
 pub mod auth;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod executor;

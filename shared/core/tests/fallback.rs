@@ -2,75 +2,13 @@
 //! retries, Retry-After, timeouts, client errors, and the commit point of a stream.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
-use bytes::Bytes;
+mod common;
+
+use common::*;
 use futures::StreamExt;
-use opencode_core::auth;
 use opencode_core::{Body, HostError};
-use opencode_testkit::{hanging_response, json_response, streamed_response, TestHost, EPOCH_MS};
+use opencode_testkit::{hanging_response, json_response, streamed_response, TestHost};
 use serde_json::{json, Value};
-
-const SECRET: &str = "test-secret-0123456789";
-
-fn openai_ok(text: &str) -> String {
-    json!({"id":"c","object":"chat.completion","created":1,"model":"gpt-x",
-        "choices":[{"index":0,"message":{"role":"assistant","content":text},"finish_reason":"stop"}],
-        "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}).to_string()
-}
-
-fn anthropic_ok(text: &str) -> String {
-    json!({"id":"m","type":"message","role":"assistant","model":"claude-x",
-        "content":[{"type":"text","text":text}],"stop_reason":"end_turn","stop_sequence":null,
-        "usage":{"input_tokens":4,"output_tokens":6}}).to_string()
-}
-
-fn openai_chunks(words: &[&str]) -> Vec<String> {
-    let mut out: Vec<String> = words
-        .iter()
-        .map(|w| format!("data: {}\n\n", json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-x","choices":[{"index":0,"delta":{"content":w},"finish_reason":null}]})))
-        .collect();
-    out.push(format!("data: {}\n\n", json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-x","choices":[{"index":0,"delta":{},"finish_reason":"stop"}]})));
-    out.push(format!("data: {}\n\n", json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-x","choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})));
-    out.push("data: [DONE]\n\n".into());
-    out
-}
-
-fn test_host() -> TestHost {
-    TestHost::new()
-        .with_var("OPENAI_API_KEY", "ko")
-        .with_var("ANTHROPIC_API_KEY", "ka")
-        .with_var("OPENAI_BASE_URL", "http://up/v1")
-        .with_var("ANTHROPIC_BASE_URL", "http://up")
-        .with_var("PROVIDER_ORDER", "openai,anthropic")
-        .with_var("JWT_SECRET", SECRET)
-        .with_var("ATTEMPT_TIMEOUT_MS", "1000")
-        .with_var("MAX_RETRIES", "1")
-        .with_var("RETRY_BACKOFF_MS", "10")
-        .with_var("RETRY_AFTER_CAP_MS", "3000")
-}
-
-fn is_openai(req: &http::Request<Bytes>) -> bool {
-    req.uri().path().ends_with("/chat/completions")
-}
-
-fn chat(body: Value) -> http::Request<Body> {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
-    http::Request::post("/v1/chat")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
-
-async fn send(host: &TestHost, body: Value) -> (u16, http::HeaderMap, String) {
-    let response = opencode_core::serve("chat", host.clone(), chat(body)).await;
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect(1 << 20).await.unwrap();
-    (parts.status.as_u16(), parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
-}
-
-fn hello() -> Value {
-    json!({"messages":[{"role":"user","content":"hi"}]})
-}
 
 #[tokio::test(start_paused = true)]
 async fn a_5xx_is_retried_then_the_next_provider_answers() {

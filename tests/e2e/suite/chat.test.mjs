@@ -108,6 +108,29 @@ describe(`chat on ${runtime}`, () => {
     assert.match(other.headers.get('x-request-id'), /^req_[0-9a-f]{24}$/);
   });
 
+  test('System 1 cache: a repeat is a hit, replayed as a stream too; no-store bypasses', async () => {
+    const content = unique('cache me');
+    const first = await chat(content);
+    assert.equal(first.res.headers.get('x-cache'), 'miss');
+    // The entry is written after the response (waitUntil / a post-return task): poll briefly.
+    let again;
+    for (let i = 0; i < 40; i++) {
+      again = await chat(content);
+      if (again.res.headers.get('x-cache') === 'hit') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    assert.equal(again.res.headers.get('x-cache'), 'hit');
+    assert.equal(again.body.message.content, first.body.message.content);
+    assert.equal(again.body.attempts, 0);
+    const replayed = await stream(content);
+    assert.equal(text(replayed), first.body.message.content);
+    assert.deepEqual(replayed.map((e) => e.name).filter((n) => n !== 'delta'), ['start', 'usage', 'done']);
+    const bypass = await chat(content, {}, { ...auth(), 'cache-control': 'no-store' });
+    assert.equal(bypass.res.headers.get('x-cache'), 'miss');
+    const other = await chat(content, {}, { ...auth(), authorization: `Bearer ${token({ tenant: 'other' })}` });
+    assert.equal(other.res.headers.get('x-cache'), 'miss', 'tenants never share entries');
+  });
+
   test('a plain chat is answered by the first provider with usage', async () => {
     const { res, body } = await chat(unique('hello'));
     assert.equal(res.status, 200);

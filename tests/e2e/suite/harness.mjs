@@ -89,10 +89,10 @@ export async function startPlatform(runtime, extraEnv = {}) {
 
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
 /** An HS256 token like the users' identity provider would mint. */
-export function token({ secret = SECRET, exp = Math.floor(Date.now() / 1000) + 3600, role = 'user' } = {}) {
+export function token({ secret = SECRET, exp = Math.floor(Date.now() / 1000) + 3600, role = 'user', tenant = 'e2e' } = {}) {
   const now = Math.floor(Date.now() / 1000);
   const head = b64({ alg: 'HS256', typ: 'JWT' });
-  const body = b64({ sub: 'e2e', tenant: 'e2e', role, iat: now, exp });
+  const body = b64({ sub: 'e2e', tenant, role, iat: now, exp });
   const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
   return `${head}.${body}.${sig}`;
 }

@@ -9,9 +9,10 @@ use serde_json::json;
 
 use super::Ctx;
 use crate::error::ApiError;
+use crate::cache::{self, CachePolicy, CachedAnswer};
 use crate::executor::{self, Answered, EventStream};
 use crate::host::{Body, Host};
-use crate::model::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
 use crate::{sse, web};
 
 const MAX_MESSAGES: usize = 1_000;
@@ -122,32 +123,84 @@ pub(super) async fn handle<H: Host>(
     let bytes = web::read_body(&parts, body, ctx.config.max_body_bytes).await?;
     let (request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
     let chain = ctx.config.chain_for(request.model.as_deref())?;
-    if stream {
+    let ttl = ctx.config.cache_ttl_secs;
+    let policy = if ttl == 0 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
+    let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());
+    let key = cache::key(tenant, "chat", &chain, &request);
+    if policy.reads() {
+        if let Some(hit) = cache::get(&ctx.host, &key).await {
+            return Ok(replay(ctx, hit, stream));
+        }
+    }
+    let mut response = if stream {
         let started = executor::stream(&ctx.host, &chain, &request, &ctx.config.retry).await?;
-        let mut response = web::sse(sse_frames(ctx.request_id.clone(), started.answered.clone(), started.events));
+        let on_complete: Option<OnComplete> = policy.writes().then(|| {
+            let host = ctx.host.clone();
+            Box::new(move |answer| cache::put_later(&host, key, answer, ttl)) as OnComplete
+        });
+        let frames = sse_frames(ctx.request_id.clone(), started.answered.clone(), started.events, on_complete);
+        let mut response = web::sse(frames);
         answered_headers(&mut response, &started.answered, None);
-        Ok(response)
+        response
     } else {
         let (answer, answered) = executor::complete(&ctx.host, &chain, &request, &ctx.config.retry).await?;
-        let model = if answer.model.is_empty() { answered.model.clone() } else { answer.model.clone() };
-        let mut body = json!({
-            "id": ctx.request_id,
-            "object": "chat.completion",
-            "provider": answered.provider,
-            "model": model,
-            "attempts": answered.attempts.len(),
-            "attempt_log": answered.attempts,
-            "message": {"role": "assistant", "content": answer.text},
-            "finish_reason": finish_name(&answer.finish_reason),
-            "usage": usage_json(&answer.usage),
-        });
-        if let (Some(thinking), Some(map)) = (answer.thinking, body.as_object_mut()) {
-            map.insert("thinking".into(), json!(thinking));
+        let response = answer_json(ctx, &answer, &answered);
+        if policy.writes() && cacheable(&answer.finish_reason) {
+            let deltas = vec![answer.text.clone()];
+            cache::put_later(&ctx.host, key, CachedAnswer { provider: answered.provider, response: answer, deltas }, ttl);
         }
-        let mut response = web::json(http::StatusCode::OK, &body);
-        answered_headers(&mut response, &answered, Some(&model));
-        Ok(response)
+        response
+    };
+    web::set_header(&mut response, "x-cache", "miss");
+    Ok(response)
+}
+
+/// Only complete answers are worth serving again.
+fn cacheable(finish: &FinishReason) -> bool {
+    matches!(finish, FinishReason::Stop | FinishReason::Length)
+}
+
+/// The JSON answer for a completed call.
+fn answer_json<H: Host>(ctx: &Ctx<H>, answer: &ChatResponse, answered: &Answered) -> http::Response<Body> {
+    let model = if answer.model.is_empty() { answered.model.clone() } else { answer.model.clone() };
+    let mut body = json!({
+        "id": ctx.request_id,
+        "object": "chat.completion",
+        "provider": answered.provider,
+        "model": model,
+        "attempts": answered.attempts.len(),
+        "attempt_log": answered.attempts,
+        "message": {"role": "assistant", "content": answer.text},
+        "finish_reason": finish_name(&answer.finish_reason),
+        "usage": usage_json(&answer.usage),
+    });
+    if let (Some(thinking), Some(map)) = (&answer.thinking, body.as_object_mut()) {
+        map.insert("thinking".into(), json!(thinking));
     }
+    let mut response = web::json(http::StatusCode::OK, &body);
+    answered_headers(&mut response, answered, Some(&model));
+    response
+}
+
+/// A cache hit, as JSON or replayed as a stream in the pieces it first arrived in. No provider
+/// was called: `attempts` is 0; `usage` is what the answer cost when it was made.
+fn replay<H: Host>(ctx: &Ctx<H>, hit: CachedAnswer, stream: bool) -> http::Response<Body> {
+    let answered = Answered { provider: hit.provider, model: hit.response.model.clone(), attempts: vec![] };
+    let mut response = if stream {
+        let answer = hit.response;
+        let mut events = vec![StreamEvent::Model(answer.model)];
+        events.extend(answer.thinking.into_iter().map(StreamEvent::Thinking));
+        events.extend(hit.deltas.into_iter().map(StreamEvent::Delta));
+        events.extend([StreamEvent::Usage(answer.usage), StreamEvent::Finish(answer.finish_reason), StreamEvent::Done]);
+        let events: EventStream = stream::iter(events.into_iter().map(Ok)).boxed_local();
+        let mut response = web::sse(sse_frames(ctx.request_id.clone(), answered.clone(), events, None));
+        answered_headers(&mut response, &answered, None);
+        response
+    } else {
+        answer_json(ctx, &hit.response, &answered)
+    };
+    web::set_header(&mut response, "x-cache", "hit");
+    response
 }
 
 fn answered_headers(response: &mut http::Response<Body>, answered: &Answered, model: Option<&str>) {
@@ -174,9 +227,15 @@ pub(crate) fn finish_name(reason: &FinishReason) -> String {
     }
 }
 
+/// Called once with the whole answer when a stream ends cleanly (the cache's writer).
+pub(crate) type OnComplete = Box<dyn FnOnce(CachedAnswer)>;
+
 /// State of the outgoing SSE stream.
 struct Frames {
     events: EventStream,
+    on_complete: Option<OnComplete>,
+    deltas: Vec<String>,
+    thinking: String,
     answered: Answered,
     request_id: String,
     model: Option<String>,
@@ -191,9 +250,13 @@ pub(crate) fn sse_frames(
     request_id: String,
     answered: Answered,
     events: EventStream,
+    on_complete: Option<OnComplete>,
 ) -> futures::stream::LocalBoxStream<'static, bytes::Bytes> {
     let state = Frames {
         events,
+        on_complete,
+        deltas: Vec::new(),
+        thinking: String::new(),
         answered,
         request_id,
         model: None,
@@ -215,10 +278,16 @@ pub(crate) fn sse_frames(
                 Some(Ok(StreamEvent::Delta(text))) => {
                     s.start_frame(&mut out);
                     out.extend_from_slice(&sse::encode("delta", &json!({ "text": text })));
+                    if s.on_complete.is_some() {
+                        s.deltas.push(text);
+                    }
                 }
                 Some(Ok(StreamEvent::Thinking(text))) => {
                     s.start_frame(&mut out);
                     out.extend_from_slice(&sse::encode("thinking", &json!({ "text": text })));
+                    if s.on_complete.is_some() {
+                        s.thinking.push_str(&text);
+                    }
                 }
                 Some(Ok(StreamEvent::Done)) | None => {
                     s.start_frame(&mut out);
@@ -231,6 +300,7 @@ pub(crate) fn sse_frames(
                     });
                     out.extend_from_slice(&sse::encode("done", &done));
                     s.over = true;
+                    s.complete();
                 }
                 Some(Err(failure)) => {
                     s.start_frame(&mut out);
@@ -253,6 +323,24 @@ pub(crate) fn sse_frames(
 }
 
 impl Frames {
+    /// Hands the finished answer to `on_complete`, if the stream ended as a whole answer.
+    fn complete(&mut self) {
+        let Some(on_complete) = self.on_complete.take() else { return };
+        if !cacheable(&self.finish) {
+            return;
+        }
+        let thinking = std::mem::take(&mut self.thinking);
+        let deltas = std::mem::take(&mut self.deltas);
+        let response = ChatResponse {
+            text: deltas.concat(),
+            thinking: (!thinking.is_empty()).then_some(thinking),
+            model: self.model_name(),
+            finish_reason: self.finish.clone(),
+            usage: self.usage,
+        };
+        on_complete(CachedAnswer { provider: self.answered.provider.clone(), response, deltas });
+    }
+
     fn model_name(&self) -> String {
         self.model.clone().unwrap_or_else(|| self.answered.model.clone())
     }
