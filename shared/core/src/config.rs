@@ -31,6 +31,7 @@ pub const VARIABLES: &[&str] = &[
     "RETRY_BACKOFF_MS",
     "RETRY_AFTER_CAP_MS",
     "CACHE_TTL_SECS",
+    "ROUTER_CONFIG",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";

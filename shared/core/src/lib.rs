@@ -15,6 +15,7 @@ pub mod functions;
 pub mod host;
 pub mod model;
 pub mod providers;
+pub mod routing;
 pub mod sse;
 pub mod web;
 

@@ -131,6 +131,23 @@ describe(`chat on ${runtime}`, () => {
     assert.equal(other.res.headers.get('x-cache'), 'miss', 'tenants never share entries');
   });
 
+  test('POST /v1/route returns the analyzer decision, in English and Chinese', async () => {
+    const route = async (body) => {
+      const res = await fetch(`${base}/v1/route`, { method: 'POST', headers: auth(), body: JSON.stringify(body) });
+      return { status: res.status, body: await res.json() };
+    };
+    const code = await route({ messages: [{ role: 'user', content: 'Debug this Rust function that fails to compile' }] });
+    assert.equal(code.status, 200);
+    assert.equal(code.body.routing.mode, 'code');
+    assert.match(code.body.routing.tier, /^system[12]$/);
+    assert.ok(code.body.routing.reasons.length > 0);
+    const zh = await route({ messages: [{ role: 'user', content: '请帮我搜索今天的最新新闻' }], mode: 'auto' });
+    assert.equal(zh.body.routing.mode, 'search');
+    const bad = await route({ messages: [{ role: 'user', content: 'x' }], mode: 'magic' });
+    assert.equal(bad.status, 422);
+    assert.equal(bad.body.error.code, 'validation_failed');
+  });
+
   test('a plain chat is answered by the first provider with usage', async () => {
     const { res, body } = await chat(unique('hello'));
     assert.equal(res.status, 200);

@@ -4,6 +4,7 @@
 mod admin;
 pub mod chat;
 mod gateway;
+pub mod route;
 
 use crate::auth::{self, Principal};
 use crate::config::Config;
@@ -40,9 +41,10 @@ async fn run<H: Host>(
     request: http::Request<Body>,
     request_id: &str,
 ) -> Result<http::Response<Body>, ApiError> {
-    if function == "gateway" {
+    if function == "gateway" && request.uri().path() != "/v1/route" {
         // The gateway only routes: each function authenticates for itself, so a request that
         // reaches a function directly (Spin routes, service bindings) is checked the same way.
+        // `/v1/route` runs nothing but the analyzer, so the gateway answers it itself.
         return gateway::handle(&host, request, request_id).await;
     }
     let config = Config::from_host(&host)?;
@@ -55,6 +57,7 @@ async fn run<H: Host>(
     };
     let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
     match function {
+        "gateway" => route::handle(&ctx, parts, body).await,
         "chat" => chat::handle(&ctx, parts, body).await,
         "admin" => admin::handle(&ctx, parts).await,
         mode if FUNCTIONS.contains(&mode) => Err(ApiError::NotImplemented(mode.to_string())),

@@ -1,0 +1,71 @@
+//! `POST /v1/route` on the gateway: authenticated, decision only, no upstream call.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+mod common;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn route(host: &opencode_testkit::TestHost, body: Value, authorized: bool) -> (u16, Value) {
+    let mut request = chat(body);
+    *request.uri_mut() = "/v1/route".parse().unwrap();
+    if !authorized {
+        request.headers_mut().remove("authorization");
+    }
+    let response = opencode_core::serve("gateway", host.clone(), request).await;
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect(1 << 20).await.unwrap();
+    (parts.status.as_u16(), serde_json::from_slice(&bytes).unwrap())
+}
+
+fn prompt(text: &str) -> Value {
+    json!({"messages":[{"role":"user","content":text}]})
+}
+
+#[tokio::test(start_paused = true)]
+async fn auto_returns_an_explainable_decision_without_calling_anything() {
+    let host = test_host();
+    let (status, body) = route(&host, prompt("Write a Python function that parses ISO dates, with tests"), true).await;
+    assert_eq!(status, 200, "{body}");
+    let routing = &body["routing"];
+    assert_eq!(routing["mode"], "code");
+    assert!(routing["tier"] == "system1" || routing["tier"] == "system2");
+    assert!(routing["score"].as_f64().unwrap() >= 0.0);
+    assert!(!routing["reasons"].as_array().unwrap().is_empty());
+    assert!(host.requests().is_empty(), "routing never calls a provider");
+
+    let (_, body) = route(&host, json!({"messages":[{"role":"user","content":"請幫我搜尋今天的最新新聞"}], "mode":"auto"}), true).await;
+    assert_eq!(body["routing"]["mode"], "search", "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_named_mode_is_kept_and_bad_bodies_are_refused_clearly() {
+    let host = test_host();
+    let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"hello there"}], "mode":"research"}), true).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["routing"]["mode"], "research");
+
+    let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":"magic"}), true).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (422, "validation_failed"));
+    assert!(body["error"]["message"].as_str().unwrap().contains("magic"));
+    let (status, _) = route(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":7}), true).await;
+    assert_eq!(status, 422);
+    let (status, _) = route(&host, json!({"messages":[]}), true).await;
+    assert_eq!(status, 422);
+    let (status, body) = route(&host, prompt("hi"), false).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (401, "missing_token"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn router_config_moves_the_threshold_and_a_bad_one_is_a_configuration_error() {
+    let text = "Compare three sorting algorithms step by step and explain their complexity";
+    let low = test_host().with_var("ROUTER_CONFIG", r#"{"threshold": 0.0}"#);
+    let (_, body) = route(&low, prompt(text), true).await;
+    assert_eq!(body["routing"]["tier"], "system2");
+    let high = test_host().with_var("ROUTER_CONFIG", r#"{"threshold": 1.0}"#);
+    let (_, body) = route(&high, prompt("hi"), true).await;
+    assert_eq!(body["routing"]["tier"], "system1");
+    let broken = test_host().with_var("ROUTER_CONFIG", "{not json");
+    let (status, body) = route(&broken, prompt(text), true).await;
+    assert_eq!((status, body["error"]["code"].as_str().unwrap()), (503, "not_configured"));
+}
