@@ -47,6 +47,14 @@ pub async fn read_body(parts: &http::request::Parts, body: Body, limit: usize) -
     })
 }
 
+/// The body of a POST request, read within `limit`; any other method is a 405.
+pub async fn read_post(parts: &http::request::Parts, body: Body, limit: usize) -> Result<Bytes, ApiError> {
+    if parts.method != http::Method::POST {
+        return Err(ApiError::MethodNotAllowed { method: parts.method.to_string(), path: parts.uri.path().into() });
+    }
+    read_body(parts, body, limit).await
+}
+
 /// Parses a JSON body: syntax errors are 400 `malformed_json`, shape errors (wrong types,
 /// missing or unknown fields) 422 `validation_failed`.
 pub fn parse_json<T: DeserializeOwned>(parts: &http::request::Parts, body: &[u8]) -> Result<T, ApiError> {

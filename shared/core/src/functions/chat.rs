@@ -117,10 +117,7 @@ pub(super) async fn handle<H: Host>(
     parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
-    if parts.method != http::Method::POST {
-        return Err(ApiError::MethodNotAllowed { method: parts.method.to_string(), path: parts.uri.path().into() });
-    }
-    let bytes = web::read_body(&parts, body, ctx.config.max_body_bytes).await?;
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
     let chain = ctx.config.chain_for(request.model.as_deref())?;
     let ttl = ctx.config.cache_ttl_secs;

@@ -60,10 +60,7 @@ pub(super) async fn handle<H: Host>(
     parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
-    if parts.method != http::Method::POST {
-        return Err(ApiError::MethodNotAllowed { method: parts.method.to_string(), path: parts.uri.path().into() });
-    }
-    let bytes = web::read_body(&parts, body, ctx.config.max_body_bytes).await?;
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (mode, body) = parse_process_body(&parts, &bytes)?;
     let (request, _) = body.validate()?;
     let decision = decide(&analyzer(&ctx.host)?, mode, &request.messages);
