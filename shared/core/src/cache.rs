@@ -91,13 +91,7 @@ pub fn key(tenant: &str, mode: &str, chain: &[ProviderConfig], request: &ChatReq
     };
     // Serialising plain structs cannot fail; an empty input would still give a valid key.
     let bytes = serde_json::to_vec(&keyed).unwrap_or_default();
-    let digest = hmac_sha256::Hash::hash(&bytes);
-    let mut key = String::with_capacity(3 + 64);
-    key.push_str("s1/");
-    for byte in digest {
-        key.push_str(&format!("{byte:02x}"));
-    }
-    key
+    format!("s1/{}", crate::web::hex(&hmac_sha256::Hash::hash(&bytes)))
 }
 
 /// Reads an entry; a missing, expired, unreadable or foreign-version entry is a miss, and a

@@ -20,7 +20,7 @@ pub enum Body {
 }
 
 /// How much of an oversized request body is read and discarded before answering 413.
-pub const DRAIN_FACTOR: usize = 16;
+const DRAIN_FACTOR: usize = 16;
 
 impl Body {
     pub fn empty() -> Self {
@@ -40,7 +40,7 @@ impl Body {
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
                     if buf.len() + chunk.len() > limit {
-                        Body::Stream(stream).drain(limit.saturating_mul(DRAIN_FACTOR)).await;
+                        Body::Stream(stream).drain_oversized(limit).await;
                         return Err(HostError::TooLarge);
                     }
                     buf.extend_from_slice(&chunk);
@@ -50,10 +50,12 @@ impl Body {
         }
     }
 
-    /// Reads and discards up to `max` bytes (then gives up: the connection may be reset).
-    pub async fn drain(self, max: usize) {
+    /// Reads and discards a body known to exceed `limit`, up to `DRAIN_FACTOR` times the limit
+    /// (then gives up: the connection may be reset).
+    pub async fn drain_oversized(self, limit: usize) {
         use futures::StreamExt;
         let Body::Stream(mut stream) = self else { return };
+        let max = limit.saturating_mul(DRAIN_FACTOR);
         let mut seen = 0usize;
         while let Some(Ok(chunk)) = stream.next().await {
             seen = seen.saturating_add(chunk.len());

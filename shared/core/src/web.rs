@@ -22,10 +22,20 @@ pub fn request_id<H: Host>(host: &H, headers: &http::HeaderMap) -> String {
         None => {
             let mut bytes = [0u8; 12];
             host.random_bytes(&mut bytes);
-            let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-            format!("req_{hex}")
+            format!("req_{}", hex(&bytes))
         }
     }
+}
+
+/// Lower-case hex of `bytes` (request ids, cache keys).
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{byte:02x}");
+    }
+    out
 }
 
 /// Reads the whole body, refusing more than `limit` bytes (early, from `content-length`, when
@@ -38,7 +48,7 @@ pub async fn read_body(parts: &http::request::Parts, body: Body, limit: usize) -
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > limit as u64) {
         // Read what a reasonable client is still sending, so it gets the 413, not a reset.
-        body.drain(limit.saturating_mul(crate::host::DRAIN_FACTOR)).await;
+        body.drain_oversized(limit).await;
         return Err(ApiError::PayloadTooLarge { limit });
     }
     body.collect(limit).await.map_err(|err| match err {

@@ -122,16 +122,19 @@ pub(super) async fn handle<H: Host>(
     let chain = ctx.config.chain_for(request.model.as_deref())?;
     let ttl = ctx.config.cache_ttl_secs;
     let policy = if ttl == 0 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
-    let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());
-    let key = cache::key(tenant, "chat", &chain, &request);
-    if policy.reads() {
-        if let Some(hit) = cache::get(&ctx.host, &key).await {
+    // The key (a hash over the whole request) is only worth computing when the cache is used.
+    let key = policy.writes().then(|| {
+        let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());
+        cache::key(tenant, "chat", &chain, &request)
+    });
+    if let Some(key) = key.as_deref().filter(|_| policy.reads()) {
+        if let Some(hit) = cache::get(&ctx.host, key).await {
             return Ok(replay(ctx, hit, stream));
         }
     }
     let mut response = if stream {
         let started = executor::stream(&ctx.host, &chain, &request, &ctx.config.retry).await?;
-        let on_complete: Option<OnComplete> = policy.writes().then(|| {
+        let on_complete = key.map(|key| {
             let host = ctx.host.clone();
             Box::new(move |answer| cache::put_later(&host, key, answer, ttl)) as OnComplete
         });
@@ -142,7 +145,7 @@ pub(super) async fn handle<H: Host>(
     } else {
         let (answer, answered) = executor::complete(&ctx.host, &chain, &request, &ctx.config.retry).await?;
         let response = answer_json(ctx, &answer, &answered);
-        if policy.writes() && cacheable(&answer.finish_reason) {
+        if let Some(key) = key.filter(|_| cacheable(&answer.finish_reason)) {
             let deltas = vec![answer.text.clone()];
             cache::put_later(&ctx.host, key, CachedAnswer { provider: answered.provider, response: answer, deltas }, ttl);
         }

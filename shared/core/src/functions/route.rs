@@ -33,8 +33,9 @@ pub fn parse_process_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<
         Some(serde_json::Value::String(name)) if name == "auto" => None,
         Some(serde_json::Value::String(name)) => Some(Mode::parse(&name).ok_or_else(|| {
             ApiError::Validation(format!(
-                "`mode` `{}` is not one of auto, chat, knowledge, search, code, thinking, research",
-                name.chars().take(32).collect::<String>()
+                "`mode` `{}` is not one of auto, {}",
+                name.chars().take(32).collect::<String>(),
+                Mode::ALL.map(Mode::as_str).join(", ")
             ))
         })?),
         Some(_) => return Err(ApiError::Validation("`mode` must be a string".into())),
