@@ -164,7 +164,7 @@ pub async fn relay(emitter: &Emitter, mut events: EventStream, answered: &Answer
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     fn parts() -> http::request::Parts {
