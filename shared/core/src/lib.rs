@@ -13,6 +13,7 @@ pub mod error;
 pub mod executor;
 pub mod functions;
 pub mod host;
+pub mod metrics;
 pub mod model;
 pub mod providers;
 pub mod routing;

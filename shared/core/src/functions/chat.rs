@@ -7,11 +7,13 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::mode::requested_tier;
 use super::Ctx;
 use crate::error::ApiError;
 use crate::cache::{self, CachePolicy, CachedAnswer};
 use crate::executor::{self, Answered, EventStream};
 use crate::host::{Body, Host};
+use crate::routing::Tier;
 use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
 use crate::{sse, web};
 
@@ -127,9 +129,12 @@ pub(super) async fn handle<H: Host>(
 ) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
-    let chain = ctx.config.chain_for(request.model.as_deref())?;
+    // System 1 is one fast, cached call; System 2 (when /v1/process decided so) runs the strong
+    // models and is never served from the cache.
+    let tier = requested_tier(&parts.headers).unwrap_or(Tier::System1);
+    let chain = ctx.config.tier_chain_for(tier, request.model.as_deref())?;
     let ttl = ctx.config.cache_ttl_secs;
-    let policy = if ttl == 0 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
+    let policy = if ttl == 0 || tier == Tier::System2 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
     // The key (a hash over the whole request) is only worth computing when the cache is used.
     let key = policy.writes().then(|| {
         let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());

@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod chat;
+mod meter;
 pub mod mode;
 mod gateway;
 pub mod route;
@@ -15,6 +16,9 @@ use crate::auth::{self, Principal};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, Host};
+use crate::metrics::Sample;
+use crate::model::Usage;
+use crate::routing::Mode;
 use crate::web;
 
 /// Every function the platform deploys, by name.
@@ -37,6 +41,9 @@ pub type Handled = Result<http::Response<Body>, ApiError>;
 pub trait Function {
     /// The function's name: its Worker service binding (upper-cased) and Spin component.
     const NAME: &'static str;
+
+    /// The mode it serves; mode requests are metered per tier (metrics.rs).
+    const MODE: Option<Mode> = None;
 
     /// Requests answered without a token.
     fn is_public(_parts: &http::request::Parts) -> bool {
@@ -67,8 +74,21 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     } else {
         Some(auth::authenticate(&parts.headers, config.jwt_secret.as_deref(), host.now_ms())?)
     };
+    let Some(mode) = F::MODE else {
+        let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
+        return F::handle(&ctx, parts, body).await;
+    };
+    let started_ms = host.now_ms();
+    let tier = mode::requested_tier(&parts.headers).unwrap_or_else(|| meter::default_tier(mode));
+    let sample = Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), error: false };
     let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
-    F::handle(&ctx, parts, body).await
+    match F::handle(&ctx, parts, body).await {
+        Ok(response) => Ok(meter::metered(&ctx.host, sample, started_ms, response)),
+        Err(err) => {
+            meter::record_error(&ctx.host, sample, started_ms);
+            Err(err)
+        }
+    }
 }
 
 /// Runs function `F` on one request. Always answers; never panics on input.
@@ -102,14 +122,15 @@ pub async fn serve_named<H: Host>(name: &str, host: H, request: http::Request<Bo
     }
 }
 
-/// Declares a function type whose handler is `$handler(ctx, parts, body)`.
+/// Declares the function of mode `$ty` (same name), whose handler is `$handler(ctx, parts, body)`.
 macro_rules! function {
-    ($(#[$doc:meta])* $ty:ident = $name:literal => $handler:path) => {
+    ($(#[$doc:meta])* $ty:ident => $handler:path) => {
         $(#[$doc])*
         pub struct $ty;
 
         impl Function for $ty {
-            const NAME: &'static str = $name;
+            const NAME: &'static str = Mode::$ty.as_str();
+            const MODE: Option<Mode> = Some(Mode::$ty);
 
             async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
                 $handler(ctx, parts, body).await
@@ -119,17 +140,17 @@ macro_rules! function {
 }
 
 function!(/// `POST /v1/chat`.
-    Chat = "chat" => chat::handle);
+    Chat => chat::handle);
 function!(/// `POST /v1/knowledge` and `/v1/knowledge/documents`.
-    Knowledge = "knowledge" => not_implemented::<Knowledge, H>);
+    Knowledge => not_implemented::<Knowledge, H>);
 function!(/// `POST /v1/search`.
-    Search = "search" => not_implemented::<Search, H>);
+    Search => not_implemented::<Search, H>);
 function!(/// `POST /v1/code`.
-    Code = "code" => not_implemented::<Code, H>);
+    Code => not_implemented::<Code, H>);
 function!(/// `POST /v1/thinking`.
-    Thinking = "thinking" => not_implemented::<Thinking, H>);
+    Thinking => not_implemented::<Thinking, H>);
 function!(/// `POST /v1/research`.
-    Research = "research" => not_implemented::<Research, H>);
+    Research => not_implemented::<Research, H>);
 
 /// The public entry point: forwards by path to the function that serves it, and answers
 /// `/v1/route` and `/v1/process` itself.
