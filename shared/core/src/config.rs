@@ -37,6 +37,9 @@ pub const VARIABLES: &[&str] = &[
     "RETRY_AFTER_CAP_MS",
     "CACHE_TTL_SECS",
     "ROUTER_CONFIG",
+    "AGENT_MAX_STEPS",
+    "AGENT_MAX_TIME_MS",
+    "AGENT_MAX_TOKENS",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";

@@ -6,6 +6,7 @@
 //! world only through [`host::Host`]. It builds for the native target, `wasm32-unknown-unknown`
 //! and `wasm32-wasip2`.
 
+pub mod agent;
 pub mod auth;
 pub mod cache;
 pub mod config;
