@@ -3,11 +3,11 @@
 
 /// Decodes standard base64; `None` on any character outside the alphabet or a bad length.
 pub(crate) fn base64(text: &str) -> Option<Vec<u8>> {
-    let digits: Vec<u8> = text
-        .bytes()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    let digits = digits.strip_suffix(b"==").or_else(|| digits.strip_suffix(b"=")).unwrap_or(&digits);
+    let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+    let digits = digits
+        .strip_suffix(b"==")
+        .or_else(|| digits.strip_suffix(b"="))
+        .unwrap_or(&digits);
     if digits.len() % 4 == 1 {
         return None;
     }
@@ -35,7 +35,7 @@ pub(crate) fn base64(text: &str) -> Option<Vec<u8>> {
 /// Decodes hex (either case); `None` on an odd length or a non-hex character.
 pub(crate) fn hex(text: &str) -> Option<Vec<u8>> {
     let text = text.trim().as_bytes();
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return None;
     }
     text.chunks(2)

@@ -20,7 +20,9 @@ pub(crate) const SANDBOX_ID: u32 = 65534;
 const JOB_MOUNT: &str = "/run/job";
 
 /// System directories bound read-only when they exist (or recreated as the same symlink).
-const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
+const SYSTEM_DIRS: &[&str] = &[
+    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
+];
 
 /// The few files of `/etc` programs expect; the rest of `/etc` is not visible.
 const ETC_FILES: &[&str] = &[
@@ -109,7 +111,9 @@ impl Jail {
             drop_to_nobody: effective_uid()? == 0,
         };
         if !jail.is_visible(&jail.prlimit) {
-            return Err(missing("prlimit is outside the system directories bound into runs"));
+            return Err(missing(
+                "prlimit is outside the system directories bound into runs",
+            ));
         }
         Ok(jail)
     }
@@ -140,8 +144,14 @@ impl Jail {
         .collect();
         let id = SANDBOX_ID.to_string();
         push(&mut args, &["--uid", &id, "--gid", &id, "--clearenv"]);
-        push(&mut args, &["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]);
-        push(&mut args, &["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp"]);
+        push(
+            &mut args,
+            &["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"],
+        );
+        push(
+            &mut args,
+            &["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp"],
+        );
         push(&mut args, &["--setenv", "LANG", "C.UTF-8"]);
         push(&mut args, &["--setenv", "PISTON_LANGUAGE", spec.language]);
         for mount in &self.system {
@@ -301,6 +311,9 @@ mod tests {
         }
         assert!(!line.contains("--share-net"));
         // The program's own arguments stay single arguments.
-        assert_eq!(&args[args.len() - 3..], ["/usr/bin/python3", "main.py", "a b"]);
+        assert_eq!(
+            &args[args.len() - 3..],
+            ["/usr/bin/python3", "main.py", "a b"]
+        );
     }
 }

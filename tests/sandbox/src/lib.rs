@@ -170,21 +170,16 @@ pub fn start_with(addr: impl ToSocketAddrs, options: Options) -> io::Result<Sand
     }
     let jail = jail::Jail::detect()?;
     let staging = staging::Staging::create(jail.drops_to_nobody())?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let found = runtime.block_on(runtimes::discover(&jail, &staging));
     let std_listener = std::net::TcpListener::bind(loopback.as_slice())?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
-    let state = Arc::new(server::State::new(
-        options,
-        jail,
-        staging,
-        found.clone(),
-    ));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     let (stop, stopped) = oneshot::channel();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<Vec<Runtime>>>();
+    // Discovery runs probes in the sandbox, so it runs on the service's own runtime: `start`
+    // may be called from async code, where blocking on another runtime is not allowed.
     let thread = std::thread::Builder::new()
         .name(format!("sandbox:{}", addr.port()))
         .spawn(move || {
@@ -196,7 +191,9 @@ pub fn start_with(addr: impl ToSocketAddrs, options: Options) -> io::Result<Sand
                         return;
                     }
                 };
-                let _ = ready_tx.send(Ok(()));
+                let found = runtimes::discover(&jail, &staging).await;
+                let _ = ready_tx.send(Ok(found.clone()));
+                let state = Arc::new(server::State::new(options, jail, staging, found));
                 server::serve(listener, state, stopped).await;
             });
             // Dropping the runtime drops every task; each run's child is killed on drop.
@@ -205,11 +202,12 @@ pub fn start_with(addr: impl ToSocketAddrs, options: Options) -> io::Result<Sand
     let ready = ready_rx
         .recv()
         .unwrap_or_else(|_| Err(io::Error::other("sandbox thread ended before serving")));
-    let handle = SandboxHandle {
+    let mut handle = SandboxHandle {
         addr,
-        runtimes: found,
+        runtimes: Vec::new(),
         stop: Some(stop),
         thread: Some(thread),
     };
-    ready.map(|()| handle)
+    handle.runtimes = ready?;
+    Ok(handle)
 }

@@ -18,7 +18,9 @@ struct Args {
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut listen = None;
-    let mut token = std::env::var("SANDBOX_TOKEN").ok().filter(|t| !t.is_empty());
+    let mut token = std::env::var("SANDBOX_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty());
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),

@@ -18,13 +18,12 @@ pub(crate) fn parse<'a>(
     runtimes: &'a [Runtime],
     limits: &Limits,
 ) -> Result<(&'a Runtime, Job), String> {
-    let body: Value = serde_json::from_slice(body)
-        .map_err(|e| format!("request body is not valid JSON: {e}"))?;
+    let body: Value =
+        serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
     let body = body
         .as_object()
         .ok_or("request body must be a JSON object")?;
-    let language = non_empty_string(body, "language")
-        .ok_or("language is required as a string")?;
+    let language = non_empty_string(body, "language").ok_or("language is required as a string")?;
     let version = non_empty_string(body, "version").ok_or("version is required as a string")?;
     let files = body
         .get("files")
@@ -112,7 +111,8 @@ fn parse_file(i: usize, file: &Value) -> Result<File, String> {
         Some("hex") => (decode::hex(content), false),
         _ => (Some(content.as_bytes().to_vec()), true),
     };
-    let content = content.ok_or_else(|| format!("files[{i}].content is not valid for its encoding"))?;
+    let content =
+        content.ok_or_else(|| format!("files[{i}].content is not valid for its encoding"))?;
     Ok(File {
         name,
         content,
@@ -141,7 +141,9 @@ fn constraint(body: &Map<String, Value>, name: &str, max: u64) -> Result<Option<
         return Err(format!("If specified, {name} must be a number"));
     }
     if value > max as f64 {
-        return Err(format!("{name} cannot exceed the configured limit of {max}"));
+        return Err(format!(
+            "{name} cannot exceed the configured limit of {max}"
+        ));
     }
     if value < 0.0 {
         return Err(format!("{name} must be non-negative"));
@@ -151,7 +153,7 @@ fn constraint(body: &Map<String, Value>, name: &str, max: u64) -> Result<Option<
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use serde_json::json;
 
@@ -170,19 +172,58 @@ mod tests {
         for (body, message) in [
             (json!({}), "language is required as a string"),
             (json!({"language": 3}), "language is required as a string"),
-            (json!({"language": "python"}), "version is required as a string"),
-            (json!({"language": "python", "version": "*"}), "files is required as an array"),
-            (json!({"language": "python", "version": "*", "files": [{}]}), "files[0].content is required as a string"),
-            (json!({"language": "cobol", "version": "*", "files": file}), "cobol-* runtime is unknown"),
-            (json!({"language": "py", "version": "2", "files": file}), "py-2 runtime is unknown"),
-            (json!({"language": "py", "version": "*", "files": file, "run_timeout": "1"}), "If specified, run_timeout must be a number"),
-            (json!({"language": "py", "version": "*", "files": file, "run_timeout": 999_999}), "run_timeout cannot exceed the configured limit of 20000"),
-            (json!({"language": "py", "version": "*", "files": file, "run_memory_limit": -5}), "run_memory_limit must be non-negative"),
-            (json!({"language": "py", "version": "*", "files": file, "args": [1]}), "args must be an array of strings"),
-            (json!({"language": "py", "version": "*", "files": file, "stdin": 5}), "stdin must be a string"),
-            (json!({"language": "py", "version": "*", "files": [{"name": "../x.py", "content": ""}]}), "File path \"../x.py\" tries to escape parent directory"),
-            (json!({"language": "py", "version": "*", "files": [{"name": "/etc/x", "content": ""}]}), "File path \"/etc/x\" tries to escape parent directory"),
-            (json!({"language": "py", "version": "*", "files": [{"content": "aGk=", "encoding": "base64"}]}), "files must include at least one utf8 encoded file"),
+            (
+                json!({"language": "python"}),
+                "version is required as a string",
+            ),
+            (
+                json!({"language": "python", "version": "*"}),
+                "files is required as an array",
+            ),
+            (
+                json!({"language": "python", "version": "*", "files": [{}]}),
+                "files[0].content is required as a string",
+            ),
+            (
+                json!({"language": "cobol", "version": "*", "files": file}),
+                "cobol-* runtime is unknown",
+            ),
+            (
+                json!({"language": "py", "version": "2", "files": file}),
+                "py-2 runtime is unknown",
+            ),
+            (
+                json!({"language": "py", "version": "*", "files": file, "run_timeout": "1"}),
+                "If specified, run_timeout must be a number",
+            ),
+            (
+                json!({"language": "py", "version": "*", "files": file, "run_timeout": 999_999}),
+                "run_timeout cannot exceed the configured limit of 20000",
+            ),
+            (
+                json!({"language": "py", "version": "*", "files": file, "run_memory_limit": -5}),
+                "run_memory_limit must be non-negative",
+            ),
+            (
+                json!({"language": "py", "version": "*", "files": file, "args": [1]}),
+                "args must be an array of strings",
+            ),
+            (
+                json!({"language": "py", "version": "*", "files": file, "stdin": 5}),
+                "stdin must be a string",
+            ),
+            (
+                json!({"language": "py", "version": "*", "files": [{"name": "../x.py", "content": ""}]}),
+                "File path \"../x.py\" tries to escape parent directory",
+            ),
+            (
+                json!({"language": "py", "version": "*", "files": [{"name": "/etc/x", "content": ""}]}),
+                "File path \"/etc/x\" tries to escape parent directory",
+            ),
+            (
+                json!({"language": "py", "version": "*", "files": [{"content": "aGk=", "encoding": "base64"}]}),
+                "files must include at least one utf8 encoded file",
+            ),
         ] {
             assert_eq!(error(body.clone()), message, "{body}");
         }

@@ -128,7 +128,12 @@ enum Stopped {
 
 /// Runs `job` with `runtime` in a fresh sandbox. Never fails: a sandbox that cannot start is
 /// an `XX` result.
-pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, job: &Job) -> RunResult {
+pub(crate) async fn execute(
+    jail: &Jail,
+    staging: &Staging,
+    runtime: &Runtime,
+    job: &Job,
+) -> RunResult {
     let dir = match staging.job(&job.files, &job.stdin) {
         Ok(dir) => dir,
         Err(e) => return RunResult::internal(format!("cannot stage the files: {e}")),
@@ -187,7 +192,9 @@ pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, j
             ending = true;
         }
         if std::mem::take(&mut ending) {
-            grace.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
+            grace
+                .as_mut()
+                .reset(tokio::time::Instant::now() + DRAIN_GRACE);
         }
     }
     let exit = match exit {
@@ -249,10 +256,37 @@ fn classify(result: &mut RunResult, stopped: Option<Stopped>, code: Option<i32>)
 
 fn signal_name(signal: i32) -> &'static str {
     const NAMES: [&str; 31] = [
-        "SIGHUP", "SIGINT", "SIGQUIT", "SIGILL", "SIGTRAP", "SIGABRT", "SIGBUS", "SIGFPE",
-        "SIGKILL", "SIGUSR1", "SIGSEGV", "SIGUSR2", "SIGPIPE", "SIGALRM", "SIGTERM", "SIGSTKFLT",
-        "SIGCHLD", "SIGCONT", "SIGSTOP", "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGURG", "SIGXCPU",
-        "SIGXFSZ", "SIGVTALRM", "SIGPROF", "SIGWINCH", "SIGIO", "SIGPWR", "SIGSYS",
+        "SIGHUP",
+        "SIGINT",
+        "SIGQUIT",
+        "SIGILL",
+        "SIGTRAP",
+        "SIGABRT",
+        "SIGBUS",
+        "SIGFPE",
+        "SIGKILL",
+        "SIGUSR1",
+        "SIGSEGV",
+        "SIGUSR2",
+        "SIGPIPE",
+        "SIGALRM",
+        "SIGTERM",
+        "SIGSTKFLT",
+        "SIGCHLD",
+        "SIGCONT",
+        "SIGSTOP",
+        "SIGTSTP",
+        "SIGTTIN",
+        "SIGTTOU",
+        "SIGURG",
+        "SIGXCPU",
+        "SIGXFSZ",
+        "SIGVTALRM",
+        "SIGPROF",
+        "SIGWINCH",
+        "SIGIO",
+        "SIGPWR",
+        "SIGSYS",
     ];
     usize::try_from(signal - 1)
         .ok()
@@ -324,13 +358,25 @@ mod tests {
         assert_eq!((re.code, re.status), (Some(3), Some("RE")));
         assert_eq!(re.message.as_deref(), Some("Exited with error status 3"));
         let sg = classified(None, Some(128 + 11));
-        assert_eq!((sg.code, sg.signal, sg.status), (None, Some("SIGSEGV"), Some("SG")));
+        assert_eq!(
+            (sg.code, sg.signal, sg.status),
+            (None, Some("SIGSEGV"), Some("SG"))
+        );
         let cpu = classified(None, Some(128 + 24));
         assert_eq!((cpu.status, cpu.signal), (Some("TO"), Some("SIGKILL")));
         let wall = classified(Some(Stopped::Timeout), Some(137));
-        assert_eq!((wall.code, wall.status, wall.signal), (None, Some("TO"), Some("SIGKILL")));
-        assert_eq!(classified(Some(Stopped::StdoutLimit), None).status, Some("OL"));
-        assert_eq!(classified(Some(Stopped::StderrLimit), None).status, Some("EL"));
+        assert_eq!(
+            (wall.code, wall.status, wall.signal),
+            (None, Some("TO"), Some("SIGKILL"))
+        );
+        assert_eq!(
+            classified(Some(Stopped::StdoutLimit), None).status,
+            Some("OL")
+        );
+        assert_eq!(
+            classified(Some(Stopped::StderrLimit), None).status,
+            Some("EL")
+        );
     }
 
     #[test]

@@ -95,7 +95,11 @@ impl Runtime {
 }
 
 /// The runtime a request asks for: by name or alias, the version matching the selector.
-pub(crate) fn find<'a>(runtimes: &'a [Runtime], language: &str, version: &str) -> Option<&'a Runtime> {
+pub(crate) fn find<'a>(
+    runtimes: &'a [Runtime],
+    language: &str,
+    version: &str,
+) -> Option<&'a Runtime> {
     runtimes
         .iter()
         .find(|rt| rt.answers_to(language) && version_matches(&rt.version, version))
@@ -131,7 +135,9 @@ pub(crate) async fn discover(jail: &Jail, staging: &Staging) -> Vec<Runtime> {
     }
     python.push((PathBuf::from("/usr/bin/python3"), None));
     for (exe, prefix) in python {
-        let Ok(exe) = std::fs::canonicalize(&exe) else { continue };
+        let Ok(exe) = std::fs::canonicalize(&exe) else {
+            continue;
+        };
         let prefix = prefix.filter(|p| !jail.is_visible(p) && exe.starts_with(p));
         let candidate = Runtime::new(Kind::Python, exe, prefix);
         let code = "import platform; print(platform.python_version())";
@@ -158,10 +164,16 @@ pub(crate) async fn discover(jail: &Jail, staging: &Staging) -> Vec<Runtime> {
 async fn resolve_python() -> Option<(PathBuf, PathBuf)> {
     let shim = crate::jail::which("python3")?;
     let asking = tokio::process::Command::new(shim)
-        .args(["-c", "import sys; print(sys.executable); print(sys.base_prefix)"])
+        .args([
+            "-c",
+            "import sys; print(sys.executable); print(sys.base_prefix)",
+        ])
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(PROBE_TIMEOUT, asking).await.ok()?.ok()?;
+    let output = tokio::time::timeout(PROBE_TIMEOUT, asking)
+        .await
+        .ok()?
+        .ok()?;
     let text = String::from_utf8(output.stdout).ok()?;
     let mut lines = text.lines();
     let exe = PathBuf::from(lines.next()?);
@@ -170,10 +182,21 @@ async fn resolve_python() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// Runs `candidate` in the sandbox; its first line of output is its version.
-async fn probe(jail: &Jail, staging: &Staging, candidate: Runtime, args: &[&str]) -> Option<Runtime> {
+async fn probe(
+    jail: &Jail,
+    staging: &Staging,
+    candidate: Runtime,
+    args: &[&str],
+) -> Option<Runtime> {
     let job = Job::probe(args, PROBE_TIMEOUT);
     let result = run::execute(jail, staging, &candidate, &job).await;
-    let version = result.stdout.lines().next().unwrap_or_default().trim().to_owned();
+    let version = result
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
     if result.code == Some(0) && !version.is_empty() {
         return Some(candidate.with_version(version));
     }
@@ -192,9 +215,18 @@ async fn probe(jail: &Jail, staging: &Staging, candidate: Runtime, args: &[&str]
     None
 }
 
+/// A Python and a Node runtime as discovery would list them, for tests of request handling.
+#[cfg(test)]
+pub(crate) fn fixtures() -> Vec<Runtime> {
+    vec![
+        Runtime::new(Kind::Python, "/usr/bin/python3".into(), None).with_version("3.11.2".into()),
+        Runtime::new(Kind::Node, "/usr/bin/node".into(), None).with_version("20.1.0".into()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -221,10 +253,18 @@ mod tests {
     fn runtimes_answer_to_pistons_aliases() {
         let all = fixtures();
         for alias in ["python", "py", "py3", "python3", "python3.11"] {
-            assert_eq!(find(&all, alias, "*").unwrap().language, "python", "{alias}");
+            assert_eq!(
+                find(&all, alias, "*").unwrap().language,
+                "python",
+                "{alias}"
+            );
         }
         for alias in ["javascript", "js", "node-js", "node-javascript"] {
-            assert_eq!(find(&all, alias, "20").unwrap().language, "javascript", "{alias}");
+            assert_eq!(
+                find(&all, alias, "20").unwrap().language,
+                "javascript",
+                "{alias}"
+            );
         }
         assert!(find(&all, "ruby", "*").is_none());
         assert!(find(&all, "js", "18").is_none());
@@ -235,13 +275,4 @@ mod tests {
         );
         assert!(all[0].to_json().get("runtime").is_none());
     }
-}
-
-/// A Python and a Node runtime as discovery would list them, for tests of request handling.
-#[cfg(test)]
-pub(crate) fn fixtures() -> Vec<Runtime> {
-    vec![
-        Runtime::new(Kind::Python, "/usr/bin/python3".into(), None).with_version("3.11.2".into()),
-        Runtime::new(Kind::Node, "/usr/bin/node".into(), None).with_version("20.1.0".into()),
-    ]
 }

@@ -29,7 +29,12 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(options: Options, jail: Jail, staging: Staging, runtimes: Vec<Runtime>) -> State {
+    pub(crate) fn new(
+        options: Options,
+        jail: Jail,
+        staging: Staging,
+        runtimes: Vec<Runtime>,
+    ) -> State {
         let slots = Semaphore::new(options.limits.max_concurrent_runs.max(1));
         State {
             options,
@@ -113,7 +118,10 @@ async fn execute(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>>
         Err(e) => return message(StatusCode::BAD_REQUEST, &e),
     };
     let Ok(_slot) = state.slots.acquire().await else {
-        return message(StatusCode::SERVICE_UNAVAILABLE, "the sandbox is shutting down");
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sandbox is shutting down",
+        );
     };
     let run = run::execute(&state.jail, &state.staging, runtime, &job).await;
     reply(
