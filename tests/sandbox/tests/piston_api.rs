@@ -35,7 +35,7 @@ async fn the_answer_has_pistons_shape() {
     let answer = common::execute(
         sandbox.addr(),
         "python3",
-        "import sys\nprint('out')\nprint('err', file=sys.stderr)\nsys.exit(3)",
+        "import sys\nprint('out', flush=True)\nprint('err', file=sys.stderr)\nsys.exit(3)",
         json!({"version": "3"}),
     )
     .await;
