@@ -32,6 +32,8 @@ pub const VARIABLES: &[&str] = &[
     "RETRY_AFTER_CAP_MS",
     "CACHE_TTL_SECS",
     "ROUTER_CONFIG",
+    "SANDBOX_URL",
+    "SANDBOX_TOKEN",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";
