@@ -40,6 +40,8 @@ pub const VARIABLES: &[&str] = &[
     "AGENT_MAX_STEPS",
     "AGENT_MAX_TIME_MS",
     "AGENT_MAX_TOKENS",
+    "SANDBOX_URL",
+    "SANDBOX_TOKEN",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";

@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod model;
 pub mod providers;
 pub mod routing;
+pub mod sandbox;
 pub mod sse;
 pub mod web;
 

@@ -1,5 +1,5 @@
-// Starts the provider simulator and one runtime serving the built Wasm functions, for the
-// end-to-end suite and the benchmark. Children die with this process.
+// Starts the provider simulator, the code sandbox and one runtime serving the built Wasm
+// functions, for the end-to-end suite and the benchmark. Children die with this process.
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createHmac } from 'node:crypto';
@@ -9,6 +9,8 @@ import { createInterface } from 'node:readline';
 export const root = new URL('../../..', import.meta.url).pathname;
 export const target = process.env.CARGO_TARGET_DIR || join(root, 'target');
 export const SECRET = 'e2e-secret-0123456789';
+/** The code sandbox's bearer token: tests/sandbox requires it and the platform sends it. */
+export const SANDBOX_TOKEN = 'e2e-sandbox-token';
 
 const children = [];
 process.on('exit', () => stopAll());
@@ -61,15 +63,20 @@ async function startWranglerDev(env) {
 }
 
 /**
- * Starts the simulator and `runtime`: cloudflare (workerd through Miniflare), wrangler (the
- * same Workers under `wrangler dev`, as scripts/dev runs them) or spin. Resolves to {sim, base}.
+ * Starts the simulator, the code sandbox (tests/sandbox, as SANDBOX_URL) and `runtime`:
+ * cloudflare (workerd through Miniflare), wrangler (the same Workers under `wrangler dev`, as
+ * scripts/dev runs them) or spin. Resolves to {sim, sandbox, base}.
  */
 export async function startPlatform(runtime, extraEnv = {}) {
-  const sim = await start(join(target, 'debug', 'provider-sim'), ['--port', '0'], {});
+  const [sim, sandbox] = await Promise.all([
+    start(join(target, 'debug', 'provider-sim'), ['--port', '0'], {}),
+    start(join(target, 'debug', 'sandbox'), ['--port', '0'], { SANDBOX_TOKEN }),
+  ]);
   const env = {
     OPENAI_API_KEY: 'sim-key', OPENAI_BASE_URL: `${sim}/v1`,
     ANTHROPIC_API_KEY: 'sim-key', ANTHROPIC_BASE_URL: sim,
     GEMINI_API_KEY: 'sim-key', GEMINI_BASE_URL: sim,
+    SANDBOX_URL: sandbox, SANDBOX_TOKEN,
     PROVIDER_ORDER: 'openai,anthropic,gemini', JWT_SECRET: SECRET, PORT: '0',
     ...extraEnv,
   };
@@ -84,7 +91,7 @@ export async function startPlatform(runtime, extraEnv = {}) {
   } else {
     throw new Error(`unknown runtime ${runtime}`);
   }
-  return { sim, base };
+  return { sim, sandbox, base };
 }
 
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');

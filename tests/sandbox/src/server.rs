@@ -1,0 +1,163 @@
+//! The HTTP/1.1 server: `GET /api/v2/runtimes`, `POST /api/v2/execute`, the optional bearer
+//! token, and Piston's `{"message"}` errors for everything else.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, Semaphore};
+
+use crate::jail::Jail;
+use crate::runtimes::Runtime;
+use crate::staging::Staging;
+use crate::{request, run, Options};
+
+pub(crate) struct State {
+    options: Options,
+    jail: Jail,
+    staging: Staging,
+    runtimes: Vec<Runtime>,
+    slots: Semaphore,
+}
+
+impl State {
+    pub(crate) fn new(
+        options: Options,
+        jail: Jail,
+        staging: Staging,
+        runtimes: Vec<Runtime>,
+    ) -> State {
+        let slots = Semaphore::new(options.limits.max_concurrent_runs.max(1));
+        State {
+            options,
+            jail,
+            staging,
+            runtimes,
+            slots,
+        }
+    }
+}
+
+/// Serves until `shutdown` fires (or its sender is dropped).
+pub(crate) async fn serve(
+    listener: TcpListener,
+    state: Arc<State>,
+    mut shutdown: oneshot::Receiver<()>,
+) {
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    let state = Arc::clone(&state);
+                    let service = service_fn(move |req| {
+                        let state = Arc::clone(&state);
+                        async move { Ok::<_, Infallible>(handle(req, &state).await) }
+                    });
+                    tokio::spawn(async move {
+                        let _ = http1::Builder::new()
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
+                    });
+                }
+                // Out of file descriptors and the like: back off instead of spinning.
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(10)).await,
+            },
+        }
+    }
+}
+
+async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    let path = req.uri().path().trim_end_matches('/').to_owned();
+    let known = matches!(path.as_str(), "/api/v2/runtimes" | "/api/v2/execute");
+    if !known {
+        return message(StatusCode::NOT_FOUND, &format!("no endpoint {path}"));
+    }
+    if let Some(token) = &state.options.token {
+        if !authorized(req.headers(), token) {
+            return message(
+                StatusCode::UNAUTHORIZED,
+                "missing or wrong token: send Authorization: Bearer <SANDBOX_TOKEN>",
+            );
+        }
+    }
+    match (req.method(), path.as_str()) {
+        (&Method::GET, "/api/v2/runtimes") => {
+            let list: Vec<Value> = state.runtimes.iter().map(Runtime::to_json).collect();
+            reply(StatusCode::OK, &Value::Array(list))
+        }
+        (&Method::POST, "/api/v2/execute") => execute(req, state).await,
+        (method, _) => message(
+            StatusCode::METHOD_NOT_ALLOWED,
+            &format!("method {method} is not allowed on {path}"),
+        ),
+    }
+}
+
+async fn execute(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> {
+    let limit = state.options.limits.max_request_bytes;
+    let body = match Limited::new(req.into_body(), limit).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(_) => {
+            return message(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("request body is larger than {limit} bytes or was cut"),
+            )
+        }
+    };
+    let (runtime, job) = match request::parse(&body, &state.runtimes, &state.options.limits) {
+        Ok(parsed) => parsed,
+        Err(e) => return message(StatusCode::BAD_REQUEST, &e),
+    };
+    let Ok(_slot) = state.slots.acquire().await else {
+        return message(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the sandbox is shutting down",
+        );
+    };
+    let run = run::execute(&state.jail, &state.staging, runtime, &job).await;
+    reply(
+        StatusCode::OK,
+        &json!({"language": runtime.language, "version": runtime.version, "run": run.to_json()}),
+    )
+}
+
+/// `Authorization: Bearer <token>`, compared in constant time.
+fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
+    let Some(given) = headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+    else {
+        return false;
+    };
+    given.len() == token.len()
+        && given
+            .bytes()
+            .zip(token.bytes())
+            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
+            == 0
+}
+
+/// Piston's error shape.
+fn message(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
+    reply(status, &json!({"message": text}))
+}
+
+fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    response
+}

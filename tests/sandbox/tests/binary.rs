@@ -1,0 +1,102 @@
+//! The `sandbox` binary: the one announced line, `--token` / `SANDBOX_TOKEN`, exit on SIGTERM
+//! and SIGINT, refusal of non-loopback addresses.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing
+)]
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sandbox");
+
+fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Child, u16) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let port = line
+        .strip_prefix("sandbox listening on http://127.0.0.1:")
+        .unwrap_or_else(|| panic!("unexpected line {line:?}"))
+        .trim_end()
+        .parse()
+        .unwrap();
+    (child, port)
+}
+
+fn stop(mut child: Child, signal: &str) {
+    let sent = Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "{status}");
+            return;
+        }
+        if Instant::now() > deadline {
+            child.kill().unwrap();
+            panic!("the sandbox did not exit on SIG{signal}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test]
+async fn announces_one_line_runs_code_and_exits_on_sigterm() {
+    let (child, port) = spawn(&["--port", "0"], &[("SANDBOX_TOKEN", "")]);
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    let run = common::run(addr, "python", "print(6 * 7)", serde_json::json!({})).await;
+    assert_eq!(run["stdout"], "42\n");
+    stop(child, "TERM");
+}
+
+#[tokio::test]
+async fn the_token_comes_from_the_flag_or_the_environment() {
+    for (args, env) in [
+        (&["--token", "flag-token"][..], &[][..]),
+        (&[], &[("SANDBOX_TOKEN", "flag-token")][..]),
+    ] {
+        let (child, port) = spawn(args, env);
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        let (status, _) = common::send(addr, "GET", "/api/v2/runtimes", &[], "").await;
+        assert_eq!(status, 401);
+        let (status, _) = common::send(
+            addr,
+            "GET",
+            "/api/v2/runtimes",
+            &[("authorization", "Bearer flag-token")],
+            "",
+        )
+        .await;
+        assert_eq!(status, 200);
+        stop(child, "INT");
+    }
+}
+
+#[test]
+fn non_loopback_addresses_and_bad_flags_are_refused() {
+    for args in [
+        &["--listen", "0.0.0.0:0"][..],
+        &["--port", "nope"],
+        &["--bogus"],
+    ] {
+        let out = Command::new(BIN).args(args).output().unwrap();
+        assert!(!out.status.success(), "{args:?}");
+        assert!(out.stdout.is_empty());
+    }
+}
