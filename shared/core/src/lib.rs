@@ -16,6 +16,7 @@ pub mod host;
 pub mod model;
 pub mod providers;
 pub mod routing;
+pub mod search;
 pub mod sse;
 pub mod web;
 
