@@ -32,6 +32,11 @@ pub const VARIABLES: &[&str] = &[
     "RETRY_AFTER_CAP_MS",
     "CACHE_TTL_SECS",
     "ROUTER_CONFIG",
+    "SEARCH_PROVIDER",
+    "TAVILY_API_KEY",
+    "TAVILY_BASE_URL",
+    "BRAVE_API_KEY",
+    "BRAVE_BASE_URL",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";

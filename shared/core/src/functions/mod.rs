@@ -5,6 +5,7 @@ mod admin;
 pub mod chat;
 mod gateway;
 pub mod route;
+mod search;
 
 use crate::auth::{self, Principal};
 use crate::config::Config;
@@ -59,6 +60,7 @@ async fn run<H: Host>(
     match function {
         "gateway" => route::handle(&ctx, parts, body).await,
         "chat" => chat::handle(&ctx, parts, body).await,
+        "search" => search::handle(&ctx, parts, body).await,
         "admin" => admin::handle(&ctx, parts).await,
         mode if FUNCTIONS.contains(&mode) => Err(ApiError::NotImplemented(mode.to_string())),
         other => Err(ApiError::NotFound(format!("function `{other}`"))),
