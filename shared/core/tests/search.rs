@@ -1,7 +1,7 @@
 //! `POST /v1/search` through `serve("search", ...)` on the test host: Tavily and Brave answer
 //! in their wire formats, the search falls back from one to the other on every named
 //! failure, and the answer cites what was found, as JSON or as a stream.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod common;
 
@@ -169,7 +169,7 @@ async fn tavily_fails(failure: &'static str) -> Value {
             "empty" => json_response(200, r#"{"query":"q","results":[],"response_time":0.1}"#),
             "unusable" => json_response(200, r#"{"query":"q","results":[{"title":"x","url":"not a url","content":""}]}"#),
             "401" => json_response(401, r#"{"detail":{"error":"Unauthorized: missing or invalid API key tvly-secret-key."}}"#),
-            other => panic!("unknown failure {other}"),
+            _ => unreachable!("unknown failure {failure}"),
         })
     });
     let (status, _, body) = ask(&host, question(&format!("fallback on {failure}"))).await;

@@ -88,9 +88,9 @@ pub(super) fn parse_response(body: &[u8]) -> std::result::Result<Vec<(String, St
 
 /// The vendor's message, and whether the key was refused.
 pub(super) fn error(status: u16, body: &[u8]) -> (Option<String>, bool) {
-    let message = serde_json::from_slice::<ErrorBody>(body).ok().and_then(|b| match b.detail {
-        Detail::Object { error } | Detail::Text(error) => Some(error),
-        Detail::Other(value) => Some(value.to_string()),
+    let message = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| match b.detail {
+        Detail::Object { error } | Detail::Text(error) => error,
+        Detail::Other(value) => value.to_string(),
     });
     (message, status == 401)
 }
