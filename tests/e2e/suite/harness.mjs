@@ -70,6 +70,8 @@ export async function startPlatform(runtime, extraEnv = {}) {
     OPENAI_API_KEY: 'sim-key', OPENAI_BASE_URL: `${sim}/v1`,
     ANTHROPIC_API_KEY: 'sim-key', ANTHROPIC_BASE_URL: sim,
     GEMINI_API_KEY: 'sim-key', GEMINI_BASE_URL: sim,
+    TAVILY_API_KEY: 'sim-key', TAVILY_BASE_URL: sim,
+    BRAVE_API_KEY: 'sim-key', BRAVE_BASE_URL: sim,
     PROVIDER_ORDER: 'openai,anthropic,gemini', JWT_SECRET: SECRET, PORT: '0',
     ...extraEnv,
   };
