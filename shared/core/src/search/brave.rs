@@ -11,59 +11,11 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ACCEPT};
-use serde::Deserialize;
+use serde_json::Value;
 
-use super::text::percent_encode;
+use super::text::{field, percent_encode};
 use super::{config_error, SearchError, SearchProviderConfig};
 use crate::providers::common;
-
-#[derive(Deserialize)]
-struct Response {
-    #[serde(rename = "type")]
-    kind: String,
-    #[serde(default)]
-    web: Option<Web>,
-}
-
-#[derive(Deserialize)]
-struct Web {
-    #[serde(default)]
-    results: Vec<WebResult>,
-}
-
-#[derive(Deserialize)]
-struct WebResult {
-    #[serde(default)]
-    title: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    description: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorResponse {
-    #[serde(default)]
-    error: Option<ErrorModel>,
-    #[serde(default)]
-    errors: Vec<ErrorModel>,
-}
-
-#[derive(Deserialize)]
-struct ErrorModel {
-    #[serde(default)]
-    code: Option<String>,
-    #[serde(default)]
-    detail: Option<String>,
-    #[serde(default)]
-    meta: Option<Meta>,
-}
-
-#[derive(Deserialize)]
-struct Meta {
-    #[serde(default)]
-    component: Option<String>,
-}
 
 pub(super) fn build_request(
     config: &SearchProviderConfig,
@@ -86,38 +38,43 @@ pub(super) fn build_request(
 
 /// `(title, url, description)` per web result, in Brave's order.
 pub(super) fn parse_response(body: &[u8]) -> Result<Vec<(String, String, String)>, SearchError> {
-    let response: Response =
+    let value: Value =
         serde_json::from_slice(body).map_err(|e| SearchError::Malformed(format!("invalid json: {e}")))?;
-    if response.kind != "search" {
-        return Err(SearchError::Malformed(format!("response type `{}`, not `search`", response.kind)));
+    let kind = value.get("type").and_then(Value::as_str).unwrap_or_default();
+    if kind != "search" {
+        return Err(SearchError::Malformed(format!("response type `{kind}`, not `search`")));
     }
-    Ok(response
-        .web
-        .map(|web| web.results)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|r| (r.title.unwrap_or_default(), r.url.unwrap_or_default(), r.description.unwrap_or_default()))
-        .collect())
+    let results = match value.get("web") {
+        None | Some(Value::Null) => return Ok(Vec::new()),
+        Some(web) => web
+            .get("results")
+            .and_then(Value::as_array)
+            .ok_or_else(|| SearchError::Malformed("`web` without a `results` list".into()))?,
+    };
+    Ok(results.iter().map(|r| (field(r, "title"), field(r, "url"), field(r, "description"))).collect())
 }
 
 /// The vendor's `code: detail`, and whether the key was refused (401/403, or any error from
 /// the `authentication` component such as 422 `SUBSCRIPTION_TOKEN_INVALID`).
 pub(super) fn error(status: u16, body: &[u8]) -> (Option<String>, bool) {
-    let parsed = serde_json::from_slice::<ErrorResponse>(body).ok();
-    let error = parsed.and_then(|r| r.error.or_else(|| r.errors.into_iter().next()));
+    let parsed = serde_json::from_slice::<Value>(body).ok();
+    let error = parsed.as_ref().and_then(|v| {
+        v.get("error").filter(|e| e.is_object()).or_else(|| v.get("errors").and_then(|list| list.get(0)))
+    });
     let Some(error) = error else {
         return (None, matches!(status, 401 | 403));
     };
-    let component = error.meta.and_then(|m| m.component).unwrap_or_default();
-    let code = error.code.unwrap_or_default();
+    let component = error.get("meta").map(|m| field(m, "component")).unwrap_or_default();
+    let code = field(error, "code");
+    let detail = field(error, "detail");
     let rejected_key = matches!(status, 401 | 403)
         || component == "authentication"
         || code.starts_with("SUBSCRIPTION_TOKEN");
-    let message = match (code.is_empty(), error.detail) {
-        (false, Some(detail)) => format!("{code}: {detail}"),
-        (true, Some(detail)) => detail,
-        (false, None) => code,
-        (true, None) => return (None, rejected_key),
+    let message = match (code.is_empty(), detail.is_empty()) {
+        (false, false) => format!("{code}: {detail}"),
+        (true, false) => detail,
+        (false, true) => code,
+        (true, true) => return (None, rejected_key),
     };
     (Some(message), rejected_key)
 }

@@ -10,50 +10,11 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
+use super::text::field;
 use super::{config_error, SearchError, SearchProviderConfig};
 use crate::providers::common;
-
-#[derive(Serialize)]
-struct Request<'a> {
-    query: &'a str,
-    max_results: usize,
-    search_depth: &'static str,
-    include_answer: bool,
-    include_raw_content: bool,
-    include_images: bool,
-}
-
-#[derive(Deserialize)]
-struct Response {
-    results: Vec<Result>,
-}
-
-#[derive(Deserialize)]
-struct Result {
-    #[serde(default)]
-    title: Option<String>,
-    #[serde(default)]
-    url: Option<String>,
-    #[serde(default)]
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct ErrorBody {
-    detail: Detail,
-}
-
-/// `detail` is an object with `error` in Tavily's reference; FastAPI-style validation errors
-/// put a string or a list there.
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum Detail {
-    Object { error: String },
-    Text(String),
-    Other(serde_json::Value),
-}
 
 pub(super) fn build_request(
     config: &SearchProviderConfig,
@@ -62,35 +23,38 @@ pub(super) fn build_request(
 ) -> std::result::Result<http::Request<Bytes>, SearchError> {
     let uri = common::endpoint(&config.base_url, "search").map_err(config_error)?;
     let token = common::secret(&format!("Bearer {}", config.api_key)).map_err(config_error)?;
-    let body = Request {
-        query,
-        max_results,
-        search_depth: "basic",
-        include_answer: false,
-        include_raw_content: false,
-        include_images: false,
-    };
+    let body = json!({
+        "query": query,
+        "max_results": max_results,
+        "search_depth": "basic",
+        "include_answer": false,
+        "include_raw_content": false,
+        "include_images": false,
+    });
     let headers: Vec<(HeaderName, HeaderValue)> =
         vec![(AUTHORIZATION, token), (ACCEPT, HeaderValue::from_static("application/json"))];
     common::post_json(uri, headers, &body).map_err(config_error)
 }
 
-/// `(title, url, content)` per result, in Tavily's order (by relevance).
+/// `(title, url, content)` per result, in Tavily's order (by relevance). Read through
+/// `serde_json::Value` rather than derived types: the Wasm already carries its parser.
 pub(super) fn parse_response(body: &[u8]) -> std::result::Result<Vec<(String, String, String)>, SearchError> {
-    let response: Response =
+    let value: Value =
         serde_json::from_slice(body).map_err(|e| SearchError::Malformed(format!("invalid json: {e}")))?;
-    Ok(response
-        .results
-        .into_iter()
-        .map(|r| (r.title.unwrap_or_default(), r.url.unwrap_or_default(), r.content.unwrap_or_default()))
-        .collect())
+    let results = value
+        .get("results")
+        .and_then(Value::as_array)
+        .ok_or_else(|| SearchError::Malformed("no `results` list".into()))?;
+    Ok(results.iter().map(|r| (field(r, "title"), field(r, "url"), field(r, "content"))).collect())
 }
 
-/// The vendor's message, and whether the key was refused.
+/// The vendor's message (`detail.error`, or `detail` itself when it is not that object), and
+/// whether the key was refused.
 pub(super) fn error(status: u16, body: &[u8]) -> (Option<String>, bool) {
-    let message = serde_json::from_slice::<ErrorBody>(body).ok().map(|b| match b.detail {
-        Detail::Object { error } | Detail::Text(error) => error,
-        Detail::Other(value) => value.to_string(),
+    let detail = serde_json::from_slice::<Value>(body).ok().and_then(|v| v.get("detail").cloned());
+    let message = detail.map(|detail| match detail.get("error").and_then(Value::as_str) {
+        Some(error) => error.to_string(),
+        None => detail.as_str().map_or_else(|| detail.to_string(), str::to_string),
     });
     (message, status == 401)
 }

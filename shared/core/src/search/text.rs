@@ -86,6 +86,11 @@ fn decode_entities(text: &str) -> String {
     out
 }
 
+/// A string field of a vendor's JSON object, or empty when missing or of another type.
+pub(super) fn field(value: &serde_json::Value, key: &str) -> String {
+    value.get(key).and_then(serde_json::Value::as_str).unwrap_or_default().to_string()
+}
+
 /// Percent-encodes a query-string value: RFC 3986 unreserved characters stay, every other
 /// byte of the UTF-8 text becomes `%XX`.
 pub(super) fn percent_encode(value: &str) -> String {
