@@ -22,13 +22,12 @@ pub mod web;
 
 pub use host::{Body, ByteStream, Host, HostError};
 
-/// The single entry point every runtime adapter calls: runs the named function (`gateway`,
-/// `chat`, `admin`, ...) on one request. It never panics and always answers; errors become
+pub use functions::{Function, serve};
+
+/// Runs the function called `function` (`gateway`, `chat`, `admin`, ...) on one request, for
+/// tests and tools. The runtime adapters call [`serve`] with the function's type instead, so
+/// each Wasm links only its own handler. It never panics and always answers; errors become
 /// JSON error responses with the request id.
-pub async fn serve<H: Host>(
-    function: &str,
-    host: H,
-    request: http::Request<Body>,
-) -> http::Response<Body> {
-    functions::serve(function, host, request).await
+pub async fn serve_named<H: Host>(function: &str, host: H, request: http::Request<Body>) -> http::Response<Body> {
+    functions::serve_named(function, host, request).await
 }

@@ -80,7 +80,7 @@ fn request(body: Value) -> http::Request<Body> {
 }
 
 async fn ask(host: &TestHost, body: Value) -> (u16, http::HeaderMap, String) {
-    let response = opencode_core::serve("search", host.clone(), request(body)).await;
+    let response = opencode_core::serve_named("search", host.clone(), request(body)).await;
     let (parts, body) = response.into_parts();
     let bytes = body.collect(1 << 20).await.unwrap();
     (parts.status.as_u16(), parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
@@ -289,7 +289,7 @@ async fn bad_bodies_are_refused_before_any_upstream_call() {
         assert_eq!(got, status, "{body}: {text}");
         assert!(text.contains(mentions), "{body}: {text}");
     }
-    let response = opencode_core::serve("search", host.clone(), {
+    let response = opencode_core::serve_named("search", host.clone(), {
         let mut r = request(json!({}));
         *r.body_mut() = Body::from("{not json".to_string());
         r

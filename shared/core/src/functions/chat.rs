@@ -52,30 +52,7 @@ impl ChatBody {
     /// Checks every field and builds the provider-independent request.
     pub fn validate(self) -> Result<(ChatRequest, bool), ApiError> {
         let invalid = |msg: String| Err(ApiError::Validation(msg));
-        if self.messages.is_empty() {
-            return invalid("`messages` must contain at least one message".into());
-        }
-        if self.messages.len() > MAX_MESSAGES {
-            return invalid(format!("`messages` has more than {MAX_MESSAGES} messages"));
-        }
-        let mut messages = Vec::with_capacity(self.messages.len());
-        for (i, m) in self.messages.into_iter().enumerate() {
-            let role = match m.role.as_str() {
-                "system" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                other => {
-                    return invalid(format!(
-                        "messages[{i}].role `{}` is not one of system, user, assistant",
-                        other.chars().take(32).collect::<String>()
-                    ))
-                }
-            };
-            messages.push(Message { role, content: m.content });
-        }
-        if !messages.iter().any(|m| m.role == Role::User) {
-            return invalid("`messages` must contain a user message".into());
-        }
+        let messages = validate_messages(self.messages)?;
         if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
             return invalid(format!("`temperature` must be between 0 and 2, got {t}"));
         }
@@ -110,6 +87,37 @@ impl ChatBody {
         };
         Ok((request, self.stream))
     }
+}
+
+/// Checks a conversation: 1 to `MAX_MESSAGES` messages with known roles, at least one of
+/// them from the user.
+pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiError> {
+    let invalid = |msg: String| Err(ApiError::Validation(msg));
+    if bodies.is_empty() {
+        return invalid("`messages` must contain at least one message".into());
+    }
+    if bodies.len() > MAX_MESSAGES {
+        return invalid(format!("`messages` has more than {MAX_MESSAGES} messages"));
+    }
+    let mut messages = Vec::with_capacity(bodies.len());
+    for (i, m) in bodies.into_iter().enumerate() {
+        let role = match m.role.as_str() {
+            "system" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => {
+                return invalid(format!(
+                    "messages[{i}].role `{}` is not one of system, user, assistant",
+                    other.chars().take(32).collect::<String>()
+                ))
+            }
+        };
+        messages.push(Message { role, content: m.content });
+    }
+    if !messages.iter().any(|m| m.role == Role::User) {
+        return invalid("`messages` must contain a user message".into());
+    }
+    Ok(messages)
 }
 
 pub(super) async fn handle<H: Host>(
