@@ -42,6 +42,11 @@ pub const VARIABLES: &[&str] = &[
     "AGENT_MAX_TOKENS",
     "SANDBOX_URL",
     "SANDBOX_TOKEN",
+    "SEARCH_PROVIDER",
+    "TAVILY_API_KEY",
+    "TAVILY_BASE_URL",
+    "BRAVE_API_KEY",
+    "BRAVE_BASE_URL",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";

@@ -5,6 +5,7 @@
 use serde::Serialize;
 
 use crate::executor::Attempt;
+use crate::search::SearchAttempt;
 
 /// Everything a request can fail with, as the client sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -36,6 +37,8 @@ pub enum ApiError {
     NotConfigured(String),
     #[error("every provider failed ({})", summarize(.0))]
     AllProvidersFailed(Vec<Attempt>),
+    #[error("every web search provider failed ({})", summarize_search(.0))]
+    SearchFailed(Vec<SearchAttempt>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -47,6 +50,14 @@ fn summarize(attempts: &[Attempt]) -> String {
     attempts
         .iter()
         .map(|a| format!("{}: {}", a.provider, a.outcome))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+fn summarize_search(attempts: &[SearchAttempt]) -> String {
+    attempts
+        .iter()
+        .map(|a| format!("{}: {}{}", a.provider, a.outcome, if a.rejected_key { " (key refused)" } else { "" }))
         .collect::<Vec<_>>()
         .join("; ")
 }
@@ -68,7 +79,7 @@ impl ApiError {
             ApiError::NotConfigured(_) => S::SERVICE_UNAVAILABLE,
             ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => S::GATEWAY_TIMEOUT,
             ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => S::SERVICE_UNAVAILABLE,
-            ApiError::AllProvidersFailed(_) => S::BAD_GATEWAY,
+            ApiError::AllProvidersFailed(_) | ApiError::SearchFailed(_) => S::BAD_GATEWAY,
             ApiError::Internal(_) => S::INTERNAL_SERVER_ERROR,
         }
     }
@@ -91,6 +102,7 @@ impl ApiError {
             ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => "upstream_timeout",
             ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => "no_provider",
             ApiError::AllProvidersFailed(_) => "upstream_failed",
+            ApiError::SearchFailed(_) => "search_failed",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -117,8 +129,14 @@ impl ApiError {
             "message": self.to_string(),
             "request_id": request_id,
         });
-        if let (ApiError::AllProvidersFailed(attempts), Some(map)) = (self, error.as_object_mut()) {
-            map.insert("attempts".into(), serde_json::json!(attempts));
+        match (self, error.as_object_mut()) {
+            (ApiError::AllProvidersFailed(attempts), Some(map)) => {
+                map.insert("attempts".into(), serde_json::json!(attempts));
+            }
+            (ApiError::SearchFailed(attempts), Some(map)) => {
+                map.insert("attempts".into(), serde_json::json!(attempts));
+            }
+            _ => {}
         }
         error
     }

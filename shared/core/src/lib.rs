@@ -19,6 +19,7 @@ pub mod model;
 pub mod providers;
 pub mod routing;
 pub mod sandbox;
+pub mod search;
 pub mod sse;
 pub mod web;
 

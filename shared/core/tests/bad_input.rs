@@ -71,10 +71,10 @@ async fn auth_is_required_except_for_health() {
 
 #[tokio::test(start_paused = true)]
 async fn unbuilt_modes_answer_501_naming_the_mode() {
-    let req = http::Request::post("/v1/search").header("authorization", format!("Bearer {}", token())).body(Body::empty()).unwrap();
-    let (status, v) = call("search", req).await;
+    let req = http::Request::post("/v1/code").header("authorization", format!("Bearer {}", token())).body(Body::empty()).unwrap();
+    let (status, v) = call("code", req).await;
     assert_eq!(status, 501);
-    assert!(v["error"]["message"].as_str().unwrap().contains("search"));
+    assert!(v["error"]["message"].as_str().unwrap().contains("code"));
 }
 
 #[tokio::test(start_paused = true)]

@@ -251,8 +251,8 @@ describe(`chat on ${runtime}`, () => {
   });
 
   test('modes not built yet answer 501 naming the mode', async () => {
-    const res = await fetch(`${base}/v1/search`, { method: 'POST', headers: auth(), body: '{}' });
+    const res = await fetch(`${base}/v1/code`, { method: 'POST', headers: auth(), body: '{}' });
     assert.equal(res.status, 501);
-    assert.match((await res.json()).error.message, /search/);
+    assert.match((await res.json()).error.message, /code/);
   });
 });

@@ -77,6 +77,8 @@ export async function startPlatform(runtime, extraEnv = {}) {
     ANTHROPIC_API_KEY: 'sim-key', ANTHROPIC_BASE_URL: sim,
     GEMINI_API_KEY: 'sim-key', GEMINI_BASE_URL: sim,
     SANDBOX_URL: sandbox, SANDBOX_TOKEN,
+    TAVILY_API_KEY: 'sim-key', TAVILY_BASE_URL: sim,
+    BRAVE_API_KEY: 'sim-key', BRAVE_BASE_URL: sim,
     PROVIDER_ORDER: 'openai,anthropic,gemini', JWT_SECRET: SECRET, PORT: '0',
     ...extraEnv,
   };

@@ -30,6 +30,8 @@ pub(crate) enum Fault {
     Cut(u64),
     ErrorEvent(u64),
     Think,
+    /// Search APIs: a well-formed answer with no results.
+    Empty,
     /// Well-formed token with a fault name (or missing number) we do not know: ignored.
     Unknown,
 }
@@ -47,6 +49,7 @@ pub(crate) struct FaultPlan {
     pub cut: Option<u64>,
     pub error_event: Option<u64>,
     pub think: bool,
+    pub empty: bool,
 }
 
 impl FaultPlan {
@@ -128,6 +131,7 @@ fn parse_after_prefix(s: &str) -> Option<(Directive, usize)> {
         ("cut", Some(n)) => Fault::Cut(n),
         ("error_event", Some(n)) => Fault::ErrorEvent(n),
         ("think", None) => Fault::Think,
+        ("empty", None) => Fault::Empty,
         _ => Fault::Unknown,
     };
     let raw = format!("{PREFIX}{}", s.get(..len).unwrap_or_default());
@@ -218,6 +222,7 @@ pub(crate) fn plan(raw: &str, label: &str, message: &str, counters: &mut Counter
             Fault::Cut(n) => plan.cut = Some(n),
             Fault::ErrorEvent(n) => plan.error_event = Some(n),
             Fault::Think => plan.think = true,
+            Fault::Empty => plan.empty = true,
             Fault::Unknown => {}
         }
     }

@@ -3,7 +3,8 @@
 //! It answers OpenAI Chat Completions (also under any prefix such as `/ollama`, to play an
 //! OpenAI-compatible server), Anthropic Messages and Gemini `generateContent` /
 //! `streamGenerateContent`, streamed or not, in each vendor's documented JSON and SSE wire
-//! format. Answers are deterministic (`Hello from {label} ({model}). You said: {text}`,
+//! format, and the web search APIs Tavily (`POST /search`) and Brave
+//! (`GET /res/v1/web/search`). Answers are deterministic (`Hello from {label} ({model}). You said: {text}`,
 //! one word per stream event, word-count usage) so tests can assert exact text and usage.
 //! Directives written in a request's message text (`sim:openai:status=503*2`,
 //! `sim:any:cut=3`, ...) inject faults: error statuses, `Retry-After`, delays, hangs,
@@ -29,6 +30,7 @@ mod gemini;
 mod openai;
 mod reply;
 mod route;
+mod search;
 mod server;
 mod state;
 mod wire;

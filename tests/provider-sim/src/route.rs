@@ -11,6 +11,7 @@ use crate::faults::FaultPlan;
 use crate::reply::{Answer, Conversation};
 use crate::state::State;
 use crate::wire::{self, ErrorReply, Meta, SseScript};
+use crate::search::SearchApi;
 use crate::{anthropic, gemini, openai};
 
 /// A provider endpoint.
@@ -209,6 +210,39 @@ pub(crate) async fn answer(
     };
     let answer = Answer::new(label, &conv, plan.think);
     Outcome::Respond(success(route, &conv, &answer, &meta, &plan))
+}
+
+/// Answers a web search request whose body was already read and logged: key check, faults
+/// from directives in the query, then results.
+pub(crate) async fn answer_search(
+    api: SearchApi,
+    headers: &HeaderMap,
+    query: &str,
+    body: &Value,
+    state: &State,
+) -> Outcome {
+    if let Err(e) = api.check_auth(headers, body) {
+        return Outcome::Respond(error_response(&e, None));
+    }
+    let call = match api.call(query, body) {
+        Ok(call) => call,
+        Err(e) => return Outcome::Respond(error_response(&e, None)),
+    };
+    let plan = state.plan(&call.query, api.label(), &crate::faults::strip(&call.query));
+    if let Some(ms) = plan.delay_ms {
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if plan.drop {
+        return Outcome::Drop;
+    }
+    if plan.hang {
+        return Outcome::Hang;
+    }
+    if let Some(status) = plan.error_status() {
+        return Outcome::Respond(error_response(&api.status_error(status), plan.retry_after));
+    }
+    let value = api.answer(&call, plan.empty, state.next_seq());
+    Outcome::Respond(whole(value.to_string(), &plan))
 }
 
 /// What the connection should do with a request.

@@ -15,6 +15,7 @@ use tokio::sync::{oneshot, Notify};
 
 use crate::body::Body;
 use crate::route::{self, Outcome, Route};
+use crate::search::SearchApi;
 use crate::state::{self, State};
 
 /// Serves until `shutdown` fires (or its sender is dropped).
@@ -55,6 +56,12 @@ async fn connection(stream: TcpStream, state: Arc<State>) {
     }
 }
 
+/// What a request is for: a model API or a web search API.
+enum Endpoint {
+    Model(Route),
+    Search(SearchApi),
+}
+
 async fn handle(req: Request<Incoming>, state: &State, kill: &Notify) -> Response<Body> {
     let (parts, incoming) = req.into_parts();
     let path = parts.uri.path();
@@ -70,12 +77,19 @@ async fn handle(req: Request<Incoming>, state: &State, kill: &Notify) -> Respons
         }
         _ => {}
     }
-    let Some(route) = Route::parse(&parts.method, path, query) else {
-        let message = format!("provider-sim: no endpoint for {} {path}", parts.method);
-        return route::json(
-            404,
-            &json!({"error": {"message": message, "type": "not_found"}}),
-        );
+    let endpoint = match SearchApi::parse(&parts.method, path) {
+        Some(api) => Endpoint::Search(api),
+        None => match Route::parse(&parts.method, path, query) {
+            Some(route) => Endpoint::Model(route),
+            None => {
+                let message = format!("provider-sim: no endpoint for {} {path}", parts.method);
+                return route::json(404, &json!({"error": {"message": message, "type": "not_found"}}));
+            }
+        },
+    };
+    let label = match &endpoint {
+        Endpoint::Search(api) => api.label(),
+        Endpoint::Model(route) => route.label(),
     };
     let Ok(collected) = incoming.collect().await else {
         return route::json(
@@ -90,8 +104,12 @@ async fn handle(req: Request<Incoming>, state: &State, kill: &Notify) -> Respons
     } else {
         serde_json::from_slice(&bytes).unwrap_or_else(|_| Value::String(raw.clone().into_owned()))
     };
-    state.record(state::entry(route.label(), &parts, &body));
-    match route::answer(&route, &parts.headers, query, &raw, &body, state).await {
+    state.record(state::entry(label, &parts, &body));
+    let outcome = match &endpoint {
+        Endpoint::Search(api) => route::answer_search(*api, &parts.headers, query, &body, state).await,
+        Endpoint::Model(route) => route::answer(route, &parts.headers, query, &raw, &body, state).await,
+    };
+    match outcome {
         Outcome::Respond(response) => response,
         Outcome::Drop => {
             kill.notify_one();

@@ -14,6 +14,7 @@ const SECRET_HEADERS: &[&str] = &[
     "proxy-authorization",
     "x-api-key",
     "x-goog-api-key",
+    "x-subscription-token",
     "api-key",
     "cookie",
 ];
@@ -87,8 +88,17 @@ pub(crate) fn entry(provider: &str, parts: &Parts, body: &Value) -> Value {
         "path": parts.uri.path(),
         "query": redact_query(parts.uri.query().unwrap_or_default()),
         "headers": headers,
-        "body": body,
+        "body": redact_body(body),
     })
+}
+
+/// Tavily's older clients send the key as `api_key` in the body.
+fn redact_body(body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Some(key) = body.get_mut("api_key") {
+        *key = Value::String(REDACTED.to_owned());
+    }
+    body
 }
 
 fn redact_query(query: &str) -> String {

@@ -22,6 +22,8 @@ pub enum Outcome {
     Refused,
     /// The provider's configuration cannot produce a request.
     Misconfigured,
+    /// The answer was well-formed but held nothing usable (a web search with no results).
+    NoResults,
 }
 
 impl Outcome {
@@ -35,7 +37,7 @@ impl Outcome {
         match self {
             Outcome::Status { status } => matches!(status, 408 | 409 | 429 | 500..=599),
             Outcome::Timeout { .. } | Outcome::Connect | Outcome::Malformed | Outcome::StreamError => true,
-            Outcome::Ok | Outcome::Refused | Outcome::Misconfigured => false,
+            Outcome::Ok | Outcome::Refused | Outcome::Misconfigured | Outcome::NoResults => false,
         }
     }
 }
@@ -51,6 +53,7 @@ impl std::fmt::Display for Outcome {
             Outcome::StreamError => f.write_str("error event before the first token"),
             Outcome::Refused => f.write_str("request refused by the runtime"),
             Outcome::Misconfigured => f.write_str("provider misconfigured"),
+            Outcome::NoResults => f.write_str("no usable results"),
         }
     }
 }

@@ -11,6 +11,7 @@ mod meter;
 pub mod mode;
 mod gateway;
 pub mod route;
+mod search;
 
 use crate::auth::{self, Principal};
 use crate::config::Config;
@@ -144,7 +145,7 @@ function!(/// `POST /v1/chat`.
 function!(/// `POST /v1/knowledge` and `/v1/knowledge/documents`.
     Knowledge => not_implemented::<Knowledge, H>);
 function!(/// `POST /v1/search`.
-    Search => not_implemented::<Search, H>);
+    Search => search::handle);
 function!(/// `POST /v1/code`.
     Code => not_implemented::<Code, H>);
 function!(/// `POST /v1/thinking`.

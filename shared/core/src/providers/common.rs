@@ -15,7 +15,7 @@ pub(super) const DEFAULT_MAX_TOKENS: u32 = 1024;
 
 /// `base` + `path` as an absolute `http(s)` URI. The URL is not echoed in the error: a base URL
 /// can carry credentials (`https://user:pass@host`).
-pub(super) fn endpoint(base: &str, path: &str) -> Result<http::Uri, ProviderError> {
+pub(crate) fn endpoint(base: &str, path: &str) -> Result<http::Uri, ProviderError> {
     let invalid = || ProviderError::Config("base url is not an absolute http(s) url".to_owned());
     if base.trim().is_empty() {
         return Err(invalid());
@@ -60,7 +60,7 @@ pub(super) fn required_key(config: &ProviderConfig) -> Result<&str, ProviderErro
 
 /// A header value holding a secret: marked sensitive so `http`'s Debug output hides it, and
 /// never quoted in the error.
-pub(super) fn secret(value: &str) -> Result<HeaderValue, ProviderError> {
+pub(crate) fn secret(value: &str) -> Result<HeaderValue, ProviderError> {
     let mut value = HeaderValue::from_str(value).map_err(|_| {
         ProviderError::Config("api key contains characters not allowed in a header".to_owned())
     })?;
@@ -69,7 +69,7 @@ pub(super) fn secret(value: &str) -> Result<HeaderValue, ProviderError> {
 }
 
 /// `POST uri` with a JSON body and the given extra headers.
-pub(super) fn post_json<T: Serialize>(
+pub(crate) fn post_json<T: Serialize>(
     uri: http::Uri,
     headers: Vec<(HeaderName, HeaderValue)>,
     body: &T,

@@ -7,7 +7,7 @@
 //! provider is adding a variant and a module.
 
 mod anthropic;
-mod common;
+pub(crate) mod common;
 mod gemini;
 mod openai;
 

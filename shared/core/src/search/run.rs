@@ -1,0 +1,204 @@
+//! The search I/O: one provider after the other until one gives usable results.
+//!
+//! The rules are the chat executor's, applied to search: a per-attempt timeout (the whole
+//! exchange), retries on the same provider for retryable failures (connect errors, timeouts,
+//! 408/409/429/5xx, malformed bodies) with backoff or a capped `Retry-After`, then the next
+//! provider. Failures that would repeat — a refused key, other 4xx, no usable results — move
+//! on to the next provider at once: the other vendor may well answer. Every attempt is kept.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use super::{build_request, normalize_query, parse_error, parse_response, SearchConfig, SearchError};
+use super::{SearchProviderConfig, SearchResult};
+use crate::error::ApiError;
+use crate::executor::{parse_retry_after, with_timeout, Outcome};
+use crate::host::{Host, HostError};
+
+/// Largest search body read (Brave's full pages are ~100 KiB).
+const MAX_SEARCH_BODY: usize = 4 * 1024 * 1024;
+
+/// One try against one search provider. Serialized into answers and error bodies, so it
+/// carries no upstream text.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SearchAttempt {
+    pub provider: String,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    pub elapsed_ms: u64,
+    /// The vendor said the key is missing or wrong: worth an operator's attention even when
+    /// the other provider answered.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rejected_key: bool,
+    /// The vendor's own words, for logs only (vendors echo key fragments).
+    #[serde(skip)]
+    pub detail: String,
+}
+
+/// A successful search.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchOutcome {
+    /// The provider that answered (`tavily`, `brave`).
+    pub provider: String,
+    /// The query as sent (normalized and capped).
+    pub query: String,
+    /// At least one, at most the number asked for, in the provider's order.
+    pub results: Vec<SearchResult>,
+    /// Every attempt in order, the successful one last.
+    pub attempts: Vec<SearchAttempt>,
+}
+
+/// Why no results came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SearchFailure {
+    /// No search provider has a key.
+    NotConfigured,
+    /// The query is empty once whitespace is removed.
+    EmptyQuery,
+    /// Every configured provider was tried and none gave usable results.
+    AllFailed(Vec<SearchAttempt>),
+}
+
+impl From<SearchFailure> for ApiError {
+    fn from(failure: SearchFailure) -> ApiError {
+        match failure {
+            SearchFailure::NotConfigured => ApiError::NotConfigured(super::NOT_CONFIGURED.into()),
+            SearchFailure::EmptyQuery => ApiError::Validation("the search query is empty".into()),
+            SearchFailure::AllFailed(attempts) => ApiError::SearchFailed(attempts),
+        }
+    }
+}
+
+/// A failed attempt, with what the loop needs to decide what comes next.
+struct Failure {
+    outcome: Outcome,
+    detail: String,
+    rejected_key: bool,
+    retry_after_ms: Option<u64>,
+}
+
+impl Failure {
+    fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Failure { outcome, detail: detail.into(), rejected_key: false, retry_after_ms: None }
+    }
+
+    fn from_host(err: HostError) -> Self {
+        let outcome = if matches!(err, HostError::Refused(_)) { Outcome::Refused } else { Outcome::Connect };
+        Failure::new(outcome, err.to_string())
+    }
+
+    fn from_search(err: SearchError) -> Self {
+        let mut failure = Failure::new(Outcome::Malformed, err.to_string());
+        match err {
+            SearchError::Status { status, rejected_key, .. } => {
+                failure.outcome = Outcome::Status { status };
+                failure.rejected_key = rejected_key;
+            }
+            SearchError::Config(_) => failure.outcome = Outcome::Misconfigured,
+            SearchError::Malformed(_) => {}
+        }
+        failure
+    }
+}
+
+/// Searches the web for `query` (normalized and capped here) and returns up to
+/// `max_results` results (1..=10) from the first provider in `config` that has any.
+///
+/// Safe to run several at once on one host (the `research` mode does): it keeps no state.
+pub async fn search<H: Host>(
+    host: &H,
+    config: &SearchConfig,
+    query: &str,
+    max_results: usize,
+) -> Result<SearchOutcome, SearchFailure> {
+    if config.providers.is_empty() {
+        return Err(SearchFailure::NotConfigured);
+    }
+    let query = normalize_query(query).ok_or(SearchFailure::EmptyQuery)?;
+    let max_results = max_results.clamp(1, super::MAX_RESULTS);
+    let policy = &config.policy;
+    let mut attempts = Vec::new();
+    for provider in &config.providers {
+        for retry in 0..=policy.max_retries {
+            let started = host.now_ms();
+            let result = attempt(host, provider, &query, max_results, policy.attempt_timeout_ms).await;
+            let elapsed_ms = host.now_ms().saturating_sub(started);
+            let name = provider.kind.name().to_string();
+            match result {
+                Ok(results) => {
+                    attempts.push(SearchAttempt {
+                        provider: name.clone(),
+                        outcome: Outcome::Ok,
+                        elapsed_ms,
+                        rejected_key: false,
+                        detail: String::new(),
+                    });
+                    return Ok(SearchOutcome { provider: name, query, results, attempts });
+                }
+                Err(failure) => {
+                    let retryable = failure.outcome.is_retryable();
+                    attempts.push(SearchAttempt {
+                        provider: name,
+                        outcome: failure.outcome,
+                        elapsed_ms,
+                        rejected_key: failure.rejected_key,
+                        detail: failure.detail,
+                    });
+                    if !retryable || retry == policy.max_retries {
+                        break;
+                    }
+                    let delay = match failure.retry_after_ms {
+                        // Waiting longer than the cap would stall the caller: fall back now.
+                        Some(ms) if ms > policy.retry_after_cap_ms => break,
+                        Some(ms) => ms,
+                        None => policy.backoff_ms(retry, random_u64(host)),
+                    };
+                    host.sleep(delay).await;
+                }
+            }
+        }
+    }
+    Err(SearchFailure::AllFailed(attempts))
+}
+
+fn random_u64<H: Host>(host: &H) -> u64 {
+    let mut buf = [0u8; 8];
+    host.random_bytes(&mut buf);
+    u64::from_le_bytes(buf)
+}
+
+/// One try: the whole exchange within the attempt timeout, then at least one usable result.
+async fn attempt<H: Host>(
+    host: &H,
+    provider: &SearchProviderConfig,
+    query: &str,
+    max_results: usize,
+    timeout_ms: u64,
+) -> Result<Vec<SearchResult>, Failure> {
+    let request = build_request(provider, query, max_results).map_err(Failure::from_search)?;
+    let exchange = async {
+        let response = host.fetch(request).await.map_err(Failure::from_host)?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect(MAX_SEARCH_BODY).await.map_err(Failure::from_host)?;
+        Ok::<(http::response::Parts, Bytes), Failure>((parts, body))
+    };
+    let (parts, body) = with_timeout(host, timeout_ms, exchange)
+        .await
+        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout_ms }, "no answer in time"))??;
+    if !parts.status.is_success() {
+        let mut failure = Failure::from_search(parse_error(provider.kind, parts.status.as_u16(), &body));
+        failure.retry_after_ms = parts
+            .headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, host.now_ms()));
+        return Err(failure);
+    }
+    let mut results = parse_response(provider.kind, &body).map_err(Failure::from_search)?;
+    if results.is_empty() {
+        return Err(Failure::new(Outcome::NoResults, "no usable results"));
+    }
+    results.truncate(max_results);
+    Ok(results)
+}
+
