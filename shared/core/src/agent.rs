@@ -156,6 +156,15 @@ impl<'e, H: Host> Agent<'e, H> {
         }
     }
 
+    /// The record of one tool run.
+    fn tool_step<T, E: Display>(&self, name: &str, input: Value, ms: u64, result: &Result<T, E>, summary: impl FnOnce(&T) -> Value) -> Value {
+        let (ok, key, value) = match result {
+            Ok(value) => (true, "result", summary(value)),
+            Err(err) => (false, "error", json!(err.to_string())),
+        };
+        json!({ "index": self.steps.len() + 1, "kind": "tool", "name": name, "input": input, "ms": ms, "ok": ok, key: value })
+    }
+
     fn record(&mut self, step: Value) {
         if let Some(emitter) = self.emitter {
             emitter.send("step", &step);
@@ -200,22 +209,53 @@ impl<'e, H: Host> Agent<'e, H> {
         let Some(result) = with_timeout(&self.host, self.time_left_ms(), run).await else {
             return Err(self.time_out());
         };
-        let outcome = match &result {
-            Ok(value) => json!({ "ok": true, "result": summary(value) }),
-            Err(err) => json!({ "ok": false, "error": err.to_string() }),
-        };
-        let mut step = json!({
-            "index": self.steps.len() + 1,
-            "kind": "tool",
-            "name": name,
-            "input": input,
-            "ms": self.host.now_ms().saturating_sub(begun),
-        });
-        if let (Some(step), Value::Object(outcome)) = (step.as_object_mut(), outcome) {
-            step.extend(outcome);
-        }
+        let step = self.tool_step(name, input, self.host.now_ms().saturating_sub(begun), &result, summary);
         self.record(step);
         Ok(result)
+    }
+
+    /// Several runs of one tool at once, at most `concurrency` in flight, each counted as a
+    /// step when it finishes (in finishing order). Runs beyond the steps left are not started;
+    /// their slots hold `Err(Stop::Limit(Steps))`. Results keep the order of `runs`.
+    pub async fn act_many<T, E: Display, Fut: Future<Output = Result<T, E>>>(
+        &mut self,
+        name: &str,
+        runs: Vec<(Value, Fut)>,
+        concurrency: usize,
+        summary: impl Fn(&T) -> Value,
+    ) -> Vec<Result<Result<T, E>, Stop>> {
+        use futures::stream::{self, StreamExt};
+        let mut results: Vec<Option<Result<Result<T, E>, Stop>>> = runs.iter().map(|_| None).collect();
+        if let Err(stop) = self.check() {
+            return results.into_iter().map(|_| Err(stop.clone())).collect();
+        }
+        let left = (self.limits.max_steps as usize).saturating_sub(self.steps.len());
+        let time_left = self.time_left_ms();
+        let host = self.host.clone();
+        let mut in_flight = stream::iter(runs.into_iter().take(left).enumerate().map(|(i, (input, run))| {
+            let host = host.clone();
+            async move {
+                let begun = host.now_ms();
+                let outcome = with_timeout(&host, time_left, run).await;
+                (i, input, outcome, host.now_ms().saturating_sub(begun))
+            }
+        }))
+        .buffer_unordered(concurrency.max(1));
+        while let Some((i, input, outcome, ms)) = in_flight.next().await {
+            let Some(slot) = results.get_mut(i) else { continue };
+            let Some(result) = outcome else {
+                self.stopped = Some(LimitHit::Time);
+                *slot = Some(Err(Stop::Limit(LimitHit::Time)));
+                continue;
+            };
+            let step = self.tool_step(name, input, ms, &result, &summary);
+            self.record(step);
+            *slot = Some(Ok(result));
+        }
+        if results.iter().any(Option::is_none) {
+            self.stopped.get_or_insert(LimitHit::Steps);
+        }
+        results.into_iter().map(|slot| slot.unwrap_or(Err(Stop::Limit(LimitHit::Steps)))).collect()
     }
 
     /// The final answer, counted as a step: streamed to the emitter as `delta`s when there is

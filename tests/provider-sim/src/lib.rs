@@ -28,6 +28,7 @@ mod body;
 mod faults;
 mod gemini;
 mod openai;
+mod plan;
 mod reply;
 mod route;
 mod search;

@@ -10,6 +10,7 @@ pub mod chat;
 mod meter;
 pub mod mode;
 mod gateway;
+mod research;
 pub mod route;
 mod search;
 
@@ -151,7 +152,7 @@ function!(/// `POST /v1/code`.
 function!(/// `POST /v1/thinking`.
     Thinking => not_implemented::<Thinking, H>);
 function!(/// `POST /v1/research`.
-    Research => not_implemented::<Research, H>);
+    Research => research::handle);
 
 /// The public entry point: forwards by path to the function that serves it, and answers
 /// `/v1/route` and `/v1/process` itself.
