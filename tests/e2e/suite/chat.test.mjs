@@ -250,6 +250,42 @@ describe(`chat on ${runtime}`, () => {
     assert.equal(evs.filter((e) => e.name === 'delta').length, 3);
   });
 
+  test('/v1/process routes with auto, runs the mode and reports the decision', async () => {
+    const res = await fetch(`${base}/v1/process`, {
+      method: 'POST', headers: auth(), body: JSON.stringify({ messages: [{ role: 'user', content: unique('hi there') }], mode: 'auto' }),
+    });
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.equal(body.routing.mode, 'chat');
+    assert.equal(body.routing.tier, 'system1');
+    assert.equal(res.headers.get('x-routing-tier'), 'system1');
+    assert.match(body.message.content, /^Hello from openai/);
+    const streamed = await fetch(`${base}/v1/process`, {
+      method: 'POST', headers: auth(), body: JSON.stringify({ messages: [{ role: 'user', content: unique('hello') }], mode: 'chat', stream: true }),
+    });
+    const evs = await events(streamed);
+    assert.equal(evs[0].name, 'routing');
+    assert.equal(evs.at(-1).name, 'done');
+  });
+
+  test('admin metrics count requests per tier, for admins only', async () => {
+    await chat(unique('count me'));
+    const admin = { authorization: `Bearer ${token({ role: 'admin' })}` };
+    let body;
+    for (let i = 0; i < 20; i++) {
+      const res = await fetch(`${base}/admin/metrics?hours=1`, { headers: admin });
+      assert.equal(res.status, 200);
+      body = await res.json();
+      if (body.tiers.system1?.requests > 0) break;
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    assert.ok(body.tiers.system1.requests > 0, JSON.stringify(body));
+    assert.ok(body.tiers.system1.tokens.total > 0);
+    assert.ok(body.modes.chat.requests > 0);
+    const denied = await fetch(`${base}/admin/metrics`, { headers: { authorization: `Bearer ${token()}` } });
+    assert.equal(denied.status, 403);
+  });
+
   test('modes not built yet answer 501 naming the mode', async () => {
     const res = await fetch(`${base}/v1/code`, { method: 'POST', headers: auth(), body: '{}' });
     assert.equal(res.status, 501);
