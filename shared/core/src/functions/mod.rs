@@ -4,6 +4,7 @@
 mod admin;
 pub mod chat;
 mod gateway;
+mod knowledge;
 pub mod route;
 
 use crate::auth::{self, Principal};
@@ -59,6 +60,7 @@ async fn run<H: Host>(
     match function {
         "gateway" => route::handle(&ctx, parts, body).await,
         "chat" => chat::handle(&ctx, parts, body).await,
+        "knowledge" => knowledge::handle(&ctx, parts, body).await,
         "admin" => admin::handle(&ctx, parts).await,
         mode if FUNCTIONS.contains(&mode) => Err(ApiError::NotImplemented(mode.to_string())),
         other => Err(ApiError::NotFound(format!("function `{other}`"))),

@@ -7,6 +7,7 @@
 //! provider is adding a variant and a module.
 
 mod anthropic;
+pub mod embeddings;
 mod common;
 mod gemini;
 mod openai;
