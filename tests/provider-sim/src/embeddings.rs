@@ -4,7 +4,7 @@
 //! The vectors are deterministic and carry enough meaning for retrieval tests: a hashed bag of
 //! words. Text is lower-cased and cut into word tokens (letters and digits) and, for Chinese,
 //! Japanese and Korean, into character bigrams; a short list of English stop words is left
-//! out. Each token adds ±1 at the dimension its FNV-1a hash picks, and the vector is
+//! out, and a plural `s` (`ies` → `y`) is stripped so `lasts` meets `last`. Each token adds ±1 at the dimension its FNV-1a hash picks, and the vector is
 //! L2-normalized. Texts sharing words therefore score a higher cosine than unrelated texts,
 //! which score near 0. Directives (`sim:...`) are removed before hashing.
 
@@ -57,7 +57,7 @@ pub(crate) fn tokens(text: &str) -> Vec<String> {
     let mut run: Vec<char> = Vec::new();
     let flush_word = |word: &mut String, out: &mut Vec<String>| {
         if !word.is_empty() && !STOP_WORDS.contains(&word.as_str()) {
-            out.push(std::mem::take(word));
+            out.push(stem(std::mem::take(word)));
         }
         word.clear();
     };
@@ -84,6 +84,18 @@ pub(crate) fn tokens(text: &str) -> Vec<String> {
     flush_word(&mut word, &mut out);
     flush_run(&mut run, &mut out);
     out
+}
+
+/// Plurals to singular, crudely: `batteries` → `battery`, `lasts` → `last` (not `glass`).
+fn stem(word: String) -> String {
+    let n = word.chars().count();
+    if n > 4 && word.ends_with("ies") {
+        return format!("{}y", word.trim_end_matches("ies"));
+    }
+    if n > 3 && word.ends_with('s') && !word.ends_with("ss") {
+        return word.trim_end_matches('s').to_owned();
+    }
+    word
 }
 
 fn fnv1a(bytes: &[u8]) -> u64 {
@@ -252,6 +264,7 @@ mod tests {
     #[test]
     fn chinese_is_compared_by_character_bigrams() {
         assert_eq!(tokens("知识库，検索"), vec!["知识", "识库", "検索"]);
+        assert_eq!(tokens("The batteries lasts; glass"), vec!["battery", "last", "glass"]);
         let doc = vector("退货政策：商品在三十天内可以退货。", 256);
         let question = vector("退货政策是什么？", 256);
         let other = vector("火车明天早上八点出发。", 256);
