@@ -2,10 +2,10 @@
 //! tenant by cosine similarity, keep the best `k` above the relevance threshold.
 //!
 //! Scaling limit: a search reads every vector part of the tenant (one KV listing, then one
-//! read per part, `KV_CONCURRENCY` at a time), at most `MAX_SCAN_PARTS` of them. A part holds
-//! ~100–300 chunks, so this serves corpora of up to some tens of thousands of chunks; beyond
-//! `MAX_SCAN_PARTS` the rest is not searched and the retrieval says `truncated`. Larger
-//! corpora need a vector database (Cloudflare Vectorize).
+//! read per part, `KV_CONCURRENCY` at a time): about 2–5 KB per stored chunk (1536 int8
+//! dimensions plus the text), so a few thousand chunks cost some MB of reads per question.
+//! It stops at `MAX_SCAN_PARTS` parts (the rest is not searched and the retrieval says
+//! `truncated`). Larger corpora need a vector database (Cloudflare Vectorize).
 
 use futures::stream::{self, StreamExt};
 use serde::Serialize;

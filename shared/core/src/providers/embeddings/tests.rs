@@ -11,6 +11,11 @@ fn config(kind: ProviderKind, key: Option<&str>, base: &str, model: &str) -> Pro
     ProviderConfig { kind, name: "p".into(), base_url: base.into(), api_key: key.map(str::to_owned), model: model.into() }
 }
 
+/// The fixture's numbers as the f32 they parse to.
+fn f32s(values: &[f64]) -> Vec<f32> {
+    values.iter().map(|&x| x as f32).collect()
+}
+
 fn inputs() -> Vec<String> {
     vec!["first passage".into(), "second passage".into()]
 }
@@ -92,15 +97,15 @@ fn bad_configurations_and_batches_are_refused_before_any_io() {
 #[test]
 fn openai_response_is_put_back_in_input_order_with_usage() {
     let parsed = parse_response(ProviderKind::OpenAi, OPENAI.as_bytes(), 2).unwrap();
-    assert_eq!(parsed.vectors[0], vec![-0.0069305855, 0.0048012412, -0.021183535]);
-    assert_eq!(parsed.vectors[1], vec![0.0023064255, -0.009327292, 0.015797347]);
+    assert_eq!(parsed.vectors[0], f32s(&[-0.0069305855, 0.0048012412, -0.021183535]));
+    assert_eq!(parsed.vectors[1], f32s(&[0.0023064255, -0.009327292, 0.015797347]));
     assert_eq!(parsed.usage.input_tokens, 8);
 }
 
 #[test]
 fn gemini_response_keeps_request_order_without_usage() {
     let parsed = parse_response(ProviderKind::Gemini, GEMINI.as_bytes(), 2).unwrap();
-    assert_eq!(parsed.vectors[0], vec![0.013168523, -0.008711934, -0.046782676]);
+    assert_eq!(parsed.vectors[0], f32s(&[0.013168523, -0.008711934, -0.046782676]));
     assert_eq!(parsed.vectors.len(), 2);
     assert_eq!(parsed.usage, Usage::default());
 }
