@@ -44,7 +44,8 @@ pub(super) async fn handle<H: Host>(
     let method = parts.method.clone();
     let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
     match path.as_str() {
-        "/v1/knowledge" => ask(ctx, parts, body).await,
+        // `/v1/process` is the gateway's mode dispatch: the body is the same, plus `mode`.
+        "/v1/knowledge" | "/v1/process" => ask(ctx, parts, body).await,
         "/v1/knowledge/documents" => match method {
             http::Method::POST => ingest(ctx, parts, body).await,
             http::Method::GET => list(ctx, &parts).await,
@@ -154,6 +155,10 @@ fn parse_ask(parts: &http::request::Parts, bytes: &[u8]) -> Result<(usize, ChatB
             .filter(|k| (1..=knowledge::MAX_TOP_K).contains(k))
             .ok_or_else(|| ApiError::Validation(format!("`top_k` must be a whole number from 1 to {}", knowledge::MAX_TOP_K)))?,
     };
+    match object.remove("mode") {
+        None | Some(Value::String(_)) => {}
+        Some(_) => return Err(ApiError::Validation("`mode` must be a string".into())),
+    }
     let body = serde_json::from_value(value).map_err(|err| ApiError::Validation(err.to_string()))?;
     Ok((top_k, body))
 }
