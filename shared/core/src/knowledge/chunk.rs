@@ -62,7 +62,7 @@ fn pack(text: &str, units: &[Unit], size: usize, overlap: usize) -> Vec<String> 
         }
         let start_char = units.get(first).map_or(0, |u| u.first_char);
         let heading_only = units.get(first..=last).is_some_and(|us| us.iter().all(|u| u.heading));
-        if unit.end_char - start_char <= size || heading_only {
+        if unit.end_char.saturating_sub(start_char) <= size || heading_only {
             current = Some((first, j));
             continue;
         }
@@ -72,7 +72,7 @@ fn pack(text: &str, units: &[Unit], size: usize, overlap: usize) -> Vec<String> 
         // unit, in one chunk.
         let from = (first + 1..=last).find(|&k| {
             units.get(k).is_some_and(|u| {
-                !u.heading && last_end - u.first_char <= overlap && unit.end_char - u.first_char <= size
+                !u.heading && last_end.saturating_sub(u.first_char) <= overlap && unit.end_char.saturating_sub(u.first_char) <= size
             })
         });
         current = Some((from.unwrap_or(j), j));
@@ -371,6 +371,30 @@ mod tests {
         // Headings split even when everything would fit; as plain text `#` lines are ordinary.
         assert_eq!(chunk(text, &opts(400, 0, true)).len(), 3);
         assert_eq!(chunk(text, &opts(400, 0, false)).len(), 1);
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics_and_chunks_stay_bounded() {
+        let alphabet: Vec<char> = "ab c.!?。中文😀\n\n# ```-\t".chars().collect();
+        let mut x: u64 = 42;
+        for round in 0..300 {
+            let len = (round * 7) % 400;
+            let text: String = (0..len)
+                .map(|_| {
+                    x ^= x << 13;
+                    x ^= x >> 7;
+                    x ^= x << 17;
+                    alphabet[(x % alphabet.len() as u64) as usize]
+                })
+                .collect();
+            for (size, overlap, markdown) in [(10, 0, true), (16, 5, false), (40, 20, true)] {
+                for c in chunk(&text, &opts(size, overlap, markdown)) {
+                    assert!(!c.is_empty());
+                    // A heading (at most half a chunk) may ride along with its first unit.
+                    assert!(chars(&c) <= size + size / 2 + 1, "{size}: {c:?} from {text:?}");
+                }
+            }
+        }
     }
 
     #[test]
