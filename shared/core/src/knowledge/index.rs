@@ -125,12 +125,10 @@ pub async fn ingest<H: Host>(host: &H, tenant: &str, doc: NewDocument) -> Result
     let parts = pack_parts(&manifest, &doc.id, chunks);
     let previous: Option<DocumentMeta> = store::get_json(host, &keys.document(&doc.id)).await?;
     let part_count = u32::try_from(parts.len()).unwrap_or(u32::MAX);
-    let writes = parts.iter().enumerate().map(|(n, part)| {
-        let key = keys.part(&doc.id, u32::try_from(n).unwrap_or(u32::MAX));
-        let bytes = codec::encode(part);
-        async move { host.kv_put(STORE, &key, bytes, None).await.map_err(kv_failed) }
-    });
-    stream::iter(writes).buffer_unordered(KV_CONCURRENCY).try_collect::<Vec<()>>().await?;
+    // One part after another: a document has few parts, and this keeps the Wasm small.
+    for (n, part) in (0u32..).zip(&parts) {
+        host.kv_put(STORE, &keys.part(&doc.id, n), codec::encode(part), None).await.map_err(kv_failed)?;
+    }
     // A shorter replacement leaves the old document's higher parts behind: remove them.
     if let Some(old) = &previous {
         for n in part_count..old.parts {
@@ -218,7 +216,8 @@ pub async fn delete<H: Host>(host: &H, tenant: &str, id: &str) -> Result<(), Api
     }
     // The metadata goes first: from then on the document is gone for list and get.
     host.kv_delete(STORE, &keys.document(id)).await.map_err(kv_failed)?;
-    let deletes = doomed.into_iter().map(|key| async move { host.kv_delete(STORE, &key).await.map_err(kv_failed) });
-    stream::iter(deletes).buffer_unordered(KV_CONCURRENCY).try_collect::<Vec<()>>().await?;
+    for key in doomed {
+        host.kv_delete(STORE, &key).await.map_err(kv_failed)?;
+    }
     Ok(())
 }
