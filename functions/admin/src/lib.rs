@@ -2,7 +2,7 @@
 //! to each runtime's entry point.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-opencode_cloudflare::entry!("admin");
+opencode_cloudflare::entry!(Admin);
 
 #[cfg(target_os = "wasi")]
-opencode_spin::entry!("admin");
+opencode_spin::entry!(Admin);

@@ -2,7 +2,7 @@
 //! to each runtime's entry point.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-opencode_cloudflare::entry!("chat");
+opencode_cloudflare::entry!(Chat);
 
 #[cfg(target_os = "wasi")]
-opencode_spin::entry!("chat");
+opencode_spin::entry!(Chat);

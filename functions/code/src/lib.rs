@@ -2,7 +2,7 @@
 //! to each runtime's entry point.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-opencode_cloudflare::entry!("code");
+opencode_cloudflare::entry!(Code);
 
 #[cfg(target_os = "wasi")]
-opencode_spin::entry!("code");
+opencode_spin::entry!(Code);

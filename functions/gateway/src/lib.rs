@@ -2,7 +2,7 @@
 //! to each runtime's entry point.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-opencode_cloudflare::entry!("gateway");
+opencode_cloudflare::entry!(Gateway);
 
 #[cfg(target_os = "wasi")]
-opencode_spin::entry!("gateway");
+opencode_spin::entry!(Gateway);

@@ -2,7 +2,7 @@
 //! to each runtime's entry point.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-opencode_cloudflare::entry!("knowledge");
+opencode_cloudflare::entry!(Knowledge);
 
 #[cfg(target_os = "wasi")]
-opencode_spin::entry!("knowledge");
+opencode_spin::entry!(Knowledge);

@@ -2,7 +2,7 @@
 //! to each runtime's entry point.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-opencode_cloudflare::entry!("research");
+opencode_cloudflare::entry!(Research);
 
 #[cfg(target_os = "wasi")]
-opencode_spin::entry!("research");
+opencode_spin::entry!(Research);

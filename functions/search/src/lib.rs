@@ -2,7 +2,7 @@
 //! to each runtime's entry point.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-opencode_cloudflare::entry!("search");
+opencode_cloudflare::entry!(Search);
 
 #[cfg(target_os = "wasi")]
-opencode_spin::entry!("search");
+opencode_spin::entry!(Search);

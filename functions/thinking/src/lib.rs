@@ -2,7 +2,7 @@
 //! to each runtime's entry point.
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-opencode_cloudflare::entry!("thinking");
+opencode_cloudflare::entry!(Thinking);
 
 #[cfg(target_os = "wasi")]
-opencode_spin::entry!("thinking");
+opencode_spin::entry!(Thinking);

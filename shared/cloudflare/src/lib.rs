@@ -6,7 +6,7 @@
 //! `WorkersHost` gives the core outbound `fetch` (response bodies stream), service bindings
 //! to sibling functions (binding = upper-case function name), Workers KV (store `cache` is
 //! binding `CACHE`), vars and secrets, `Date.now()`, timers, `crypto.getRandomValues` and
-//! `ctx.wait_until`. Each function crate is one line: `entry!("chat")`.
+//! `ctx.wait_until`. Each function crate is one line: `entry!(Chat)`.
 //!
 //! It is not logic: no routing, parsing, retries or expiry decisions live here (TTLs are only
 //! passed on to KV as a hint). It must not panic on any input: a panic on Workers resets the
@@ -29,48 +29,52 @@ pub use host::WorkersHost;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub use serve_impl::{into_web_response, serve, serve_raw};
 
+/// What [`entry!`] expands to needs; not part of the API.
+#[doc(hidden)]
+pub mod __private {
+    pub use opencode_core::functions;
+}
+
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod serve_impl {
     use crate::convert;
     use crate::host::WorkersHost;
+    use opencode_core::Function;
     use worker::web_sys;
 
-    /// Runs the named function on one request already converted by `worker` (the `http`
-    /// feature's `HttpRequest`) and returns the Workers response. A response the runtime
-    /// refuses to build becomes a plain 500; the `Err` case only reports that even that failed.
-    pub async fn serve(
-        function: &str,
+    /// Runs function `F` on one request already converted by `worker` (the `http` feature's
+    /// `HttpRequest`) and returns the Workers response. A response the runtime refuses to
+    /// build becomes a plain 500; the `Err` case only reports that even that failed.
+    pub async fn serve<F: Function>(
         request: worker::HttpRequest,
         env: worker::Env,
         ctx: worker::Context,
     ) -> worker::Result<web_sys::Response> {
         let request = convert::request_from_worker(request);
-        respond(function, request, env, ctx).await
+        respond::<F>(request, env, ctx).await
     }
 
     /// Like [`serve`], from the raw `web_sys::Request` the runtime hands over. This is what
     /// [`entry!`](crate::entry) uses: it skips `worker`'s own `HttpRequest` conversion, which
     /// panics on an HTTP version string it does not know.
-    pub async fn serve_raw(
-        function: &str,
+    pub async fn serve_raw<F: Function>(
         request: web_sys::Request,
         env: worker::Env,
         ctx: worker::Context,
     ) -> worker::Result<web_sys::Response> {
         match convert::request_from_web(&request) {
-            Ok(request) => respond(function, request, env, ctx).await,
+            Ok(request) => respond::<F>(request, env, ctx).await,
             Err(message) => convert::plain_response(400, message),
         }
     }
 
-    async fn respond(
-        function: &str,
+    async fn respond<F: Function>(
         request: http::Request<opencode_core::Body>,
         env: worker::Env,
         ctx: worker::Context,
     ) -> worker::Result<web_sys::Response> {
         let host = WorkersHost::new(env, ctx);
-        into_web_response(opencode_core::serve(function, host, request).await)
+        into_web_response(opencode_core::serve::<F, _>(host, request).await)
     }
 
     /// Turns a core response into the runtime's, streaming `Body::Stream` chunk by chunk.
@@ -90,8 +94,8 @@ mod serve_impl {
     }
 }
 
-/// Expands to the Workers `fetch` entry point of one function: `entry!("chat");` in the
-/// function crate's `lib.rs`. The crate needs `worker` (its `#[event]` macro names
+/// Expands to the Workers `fetch` entry point of one function: `entry!(Chat);` (a type in
+/// `opencode_core::functions`) in the function crate's `lib.rs`. The crate needs `worker` (its `#[event]` macro names
 /// `::worker` paths) and `opencode-cloudflare` as dependencies for `wasm32-unknown-unknown`.
 ///
 /// No `#[event(start)]` panic hook is added: `worker` already installs one that logs the
@@ -99,14 +103,14 @@ mod serve_impl {
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 #[macro_export]
 macro_rules! entry {
-    ($function:literal) => {
+    ($function:ident) => {
         #[::worker::event(fetch)]
         async fn fetch(
             request: ::worker::web_sys::Request,
             env: ::worker::Env,
             ctx: ::worker::Context,
         ) -> ::worker::Result<::worker::web_sys::Response> {
-            $crate::serve_raw($function, request, env, ctx).await
+            $crate::serve_raw::<$crate::__private::functions::$function>(request, env, ctx).await
         }
     };
 }

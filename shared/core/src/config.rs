@@ -8,6 +8,7 @@ use crate::error::ApiError;
 use crate::executor::RetryPolicy;
 use crate::host::Host;
 use crate::providers::{ProviderConfig, ProviderKind};
+use crate::routing::Tier;
 
 /// Every variable the platform reads, for scripts, manifests and docs to stay in step.
 pub const VARIABLES: &[&str] = &[
@@ -23,6 +24,10 @@ pub const VARIABLES: &[&str] = &[
     "COMPAT_API_KEY",
     "COMPAT_BASE_URL",
     "COMPAT_MODEL",
+    "OPENAI_STRONG_MODEL",
+    "ANTHROPIC_STRONG_MODEL",
+    "GEMINI_STRONG_MODEL",
+    "COMPAT_STRONG_MODEL",
     "PROVIDER_ORDER",
     "JWT_SECRET",
     "MAX_BODY_BYTES",
@@ -38,6 +43,9 @@ pub const VARIABLES: &[&str] = &[
     "KNOWLEDGE_CHUNK_CHARS",
     "KNOWLEDGE_CHUNK_OVERLAP",
     "KNOWLEDGE_MIN_SCORE",
+    "AGENT_MAX_STEPS",
+    "AGENT_MAX_TIME_MS",
+    "AGENT_MAX_TOKENS",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";
@@ -49,6 +57,8 @@ struct ProviderDefaults {
     prefix: &'static str,
     base_url: &'static str,
     model: &'static str,
+    /// The System 2 model; empty means the same as `model`.
+    strong_model: &'static str,
 }
 
 const PROVIDERS: &[ProviderDefaults] = &[
@@ -58,6 +68,7 @@ const PROVIDERS: &[ProviderDefaults] = &[
         prefix: "OPENAI",
         base_url: "https://api.openai.com/v1",
         model: "gpt-4.1-mini",
+        strong_model: "gpt-4.1",
     },
     ProviderDefaults {
         name: "anthropic",
@@ -65,6 +76,7 @@ const PROVIDERS: &[ProviderDefaults] = &[
         prefix: "ANTHROPIC",
         base_url: "https://api.anthropic.com",
         model: "claude-haiku-4-5",
+        strong_model: "claude-sonnet-4-5",
     },
     ProviderDefaults {
         name: "gemini",
@@ -72,6 +84,7 @@ const PROVIDERS: &[ProviderDefaults] = &[
         prefix: "GEMINI",
         base_url: "https://generativelanguage.googleapis.com",
         model: "gemini-2.5-flash",
+        strong_model: "gemini-2.5-pro",
     },
     ProviderDefaults {
         name: "compat",
@@ -79,14 +92,17 @@ const PROVIDERS: &[ProviderDefaults] = &[
         prefix: "COMPAT",
         base_url: "",
         model: "llama3.2",
+        strong_model: "",
     },
 ];
 
 /// The configuration one request runs with.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// Callable providers in fallback order.
+    /// Callable providers in fallback order, with their fast (System 1) models.
     pub chain: Vec<ProviderConfig>,
+    /// The System 2 model of each provider in `chain`, in the same order.
+    pub strong_models: Vec<String>,
     pub retry: RetryPolicy,
     pub max_body_bytes: usize,
     /// `None` when `JWT_SECRET` is unset: protected endpoints then answer 503.
@@ -101,6 +117,7 @@ impl Config {
     pub fn from_host<H: Host>(host: &H) -> Result<Config, ApiError> {
         let order = host.var("PROVIDER_ORDER").unwrap_or_else(|| DEFAULT_ORDER.to_string());
         let mut chain = Vec::new();
+        let mut strong_models = Vec::new();
         for name in order.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let defaults = PROVIDERS.iter().find(|p| p.name == name).ok_or_else(|| {
                 ApiError::NotConfigured(format!(
@@ -111,6 +128,9 @@ impl Config {
                 continue;
             }
             if let Some(provider) = provider(host, defaults) {
+                let strong = host.var(&format!("{}_STRONG_MODEL", defaults.prefix));
+                let strong = strong.or_else(|| (!defaults.strong_model.is_empty()).then(|| defaults.strong_model.to_string()));
+                strong_models.push(strong.unwrap_or_else(|| provider.model.clone()));
                 chain.push(provider);
             }
         }
@@ -123,6 +143,7 @@ impl Config {
         };
         Ok(Config {
             chain,
+            strong_models,
             retry,
             max_body_bytes: number(host, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             jwt_secret: host.var("JWT_SECRET"),
@@ -134,8 +155,20 @@ impl Config {
     /// first; a bare name goes to the provider whose family it belongs to (`gpt-`, `claude-`,
     /// `gemini-`), else to the first provider. The others stay behind it with their defaults.
     pub fn chain_for(&self, model: Option<&str>) -> Result<Vec<ProviderConfig>, ApiError> {
+        self.tier_chain_for(Tier::System1, model)
+    }
+
+    /// Like [`Config::chain_for`], on `tier`'s models: System 2 runs each provider's strong
+    /// model (`*_STRONG_MODEL`).
+    pub fn tier_chain_for(&self, tier: Tier, model: Option<&str>) -> Result<Vec<ProviderConfig>, ApiError> {
+        let mut chain = self.chain.clone();
+        if tier == Tier::System2 {
+            for (provider, strong) in chain.iter_mut().zip(&self.strong_models) {
+                provider.model.clone_from(strong);
+            }
+        }
         let Some(model) = model else {
-            return Ok(self.chain.clone());
+            return Ok(chain);
         };
         let (target, model) = match model.split_once('/') {
             Some((provider, rest)) if PROVIDERS.iter().any(|p| p.name == provider) => {
@@ -143,7 +176,6 @@ impl Config {
             }
             _ => (family(model), model),
         };
-        let mut chain = self.chain.clone();
         let index = match target {
             Some(name) => chain.iter().position(|p| p.name == name).ok_or_else(|| {
                 ApiError::Validation(format!("model `{model}` needs provider `{name}`, which is not configured"))

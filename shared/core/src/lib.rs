@@ -6,6 +6,7 @@
 //! world only through [`host::Host`]. It builds for the native target, `wasm32-unknown-unknown`
 //! and `wasm32-wasip2`.
 
+pub mod agent;
 pub mod auth;
 pub mod cache;
 pub mod config;
@@ -14,6 +15,7 @@ pub mod executor;
 pub mod functions;
 pub mod knowledge;
 pub mod host;
+pub mod metrics;
 pub mod model;
 pub mod providers;
 pub mod routing;
@@ -22,13 +24,12 @@ pub mod web;
 
 pub use host::{Body, ByteStream, Host, HostError};
 
-/// The single entry point every runtime adapter calls: runs the named function (`gateway`,
-/// `chat`, `admin`, ...) on one request. It never panics and always answers; errors become
+pub use functions::{Function, serve};
+
+/// Runs the function called `function` (`gateway`, `chat`, `admin`, ...) on one request, for
+/// tests and tools. The runtime adapters call [`serve`] with the function's type instead, so
+/// each Wasm links only its own handler. It never panics and always answers; errors become
 /// JSON error responses with the request id.
-pub async fn serve<H: Host>(
-    function: &str,
-    host: H,
-    request: http::Request<Body>,
-) -> http::Response<Body> {
-    functions::serve(function, host, request).await
+pub async fn serve_named<H: Host>(function: &str, host: H, request: http::Request<Body>) -> http::Response<Body> {
+    functions::serve_named(function, host, request).await
 }

@@ -12,7 +12,7 @@ fn host() -> TestHost {
 }
 
 async fn call(function: &str, request: http::Request<Body>) -> (u16, Value) {
-    let response = opencode_core::serve(function, host(), request).await;
+    let response = opencode_core::serve_named(function, host(), request).await;
     let status = response.status().as_u16();
     let bytes = response.into_body().collect(1 << 20).await.unwrap();
     (status, serde_json::from_slice(&bytes).unwrap())
@@ -81,16 +81,16 @@ async fn unbuilt_modes_answer_501_naming_the_mode() {
 async fn the_gateway_routes_by_path_and_404s_the_rest() {
     let host = host().with_function("admin", |host, req: http::Request<bytes::Bytes>| async move {
         let (parts, body) = req.into_parts();
-        opencode_core::serve("admin", host, http::Request::from_parts(parts, Body::Full(body))).await
+        opencode_core::serve_named("admin", host, http::Request::from_parts(parts, Body::Full(body))).await
     });
     let health = http::Request::get("/health").body(Body::empty()).unwrap();
-    let response = opencode_core::serve("gateway", host.clone(), health).await;
+    let response = opencode_core::serve_named("gateway", host.clone(), health).await;
     assert_eq!(response.status(), 200);
     let nowhere = http::Request::get("/nowhere").body(Body::empty()).unwrap();
-    let response = opencode_core::serve("gateway", host.clone(), nowhere).await;
+    let response = opencode_core::serve_named("gateway", host.clone(), nowhere).await;
     assert_eq!(response.status(), 404);
     assert!(response.headers().contains_key("x-request-id"));
     let chat = http::Request::post("/v1/chat").body(Body::empty()).unwrap();
-    let response = opencode_core::serve("gateway", host, chat).await;
+    let response = opencode_core::serve_named("gateway", host, chat).await;
     assert_eq!(response.status(), 503, "an unbound function is a configuration problem");
 }

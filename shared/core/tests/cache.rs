@@ -39,7 +39,7 @@ async fn ask(host: &TestHost, tenant: &str, body: Value, cache_control: Option<&
     if let Some(value) = cache_control {
         request = request.header("cache-control", value);
     }
-    let response = opencode_core::serve("chat", host.clone(), request.body(Body::from(body.to_string())).unwrap()).await;
+    let response = opencode_core::serve_named("chat", host.clone(), request.body(Body::from(body.to_string())).unwrap()).await;
     host.run_background().await;
     let (parts, body) = response.into_parts();
     assert_eq!(parts.status, 200);

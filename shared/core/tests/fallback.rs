@@ -101,7 +101,7 @@ async fn timeouts_and_connect_errors_fall_back_and_all_failing_is_a_502_or_504()
 }
 
 async fn sse_events(host: &TestHost, body: Value) -> (u16, Vec<(String, Value)>) {
-    let response = opencode_core::serve("chat", host.clone(), chat(body)).await;
+    let response = opencode_core::serve_named("chat", host.clone(), chat(body)).await;
     let status = response.status().as_u16();
     let Body::Stream(mut stream) = response.into_body() else {
         return (status, vec![]);

@@ -80,15 +80,23 @@ impl Reply {
 }
 
 async fn call(host: &TestHost, tenant: &str, method: &str, path: &str, body: Option<Value>) -> Reply {
+    call_with(host, tenant, method, path, body, &[]).await
+}
+
+async fn call_with(host: &TestHost, tenant: &str, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
     let token = auth::issue(SECRET, "u", tenant, "user", EPOCH_MS, 3600).unwrap();
-    let request = http::Request::builder()
+    let mut request = http::Request::builder();
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request
         .method(method)
         .uri(path)
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .body(Body::from(body.map(|b| b.to_string()).unwrap_or_default()))
         .unwrap();
-    let response = opencode_core::serve("knowledge", host.clone(), request).await;
+    let response = opencode_core::serve_named("knowledge", host.clone(), request).await;
     let (parts, body) = response.into_parts();
     let bytes = body.collect(16 << 20).await.unwrap();
     Reply { status: parts.status.as_u16(), headers: parts.headers, text: String::from_utf8(bytes.to_vec()).unwrap() }
@@ -153,6 +161,19 @@ async fn an_ingested_document_answers_a_question_with_numbered_citations() {
     let embed = sim.requests().into_iter().rfind(|r| r["path"] == "/v1/embeddings").unwrap();
     assert_eq!(embed["body"]["input"], json!(["How long does the battery warranty last?"]));
     assert_eq!(embed["body"]["encoding_format"], "float");
+}
+
+#[tokio::test]
+async fn system_2_requests_answer_with_the_strong_model() {
+    let sim = provider_sim::start("127.0.0.1:0").unwrap();
+    let host = platform(&sim);
+    library(&host, "acme").await;
+    let body = json!({"messages": [{"role": "user", "content": "How long does the battery warranty last?"}]});
+    let r = call_with(&host, "acme", "POST", "/v1/knowledge", Some(body), &[("x-opencode-tier", "system2")]).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert_eq!(r.json()["model"], "gpt-4.1");
+    let r = ask(&host, "acme", "How long does the battery warranty last?", json!({"stream": true})).await;
+    assert_eq!(r.events()[0].1["tier"], "system1");
 }
 
 #[tokio::test]
@@ -387,7 +408,7 @@ async fn bad_input_gets_4xx() {
         assert!(r.json()["error"]["code"].is_string());
     }
     let request = http::Request::post("/v1/knowledge/documents").body(Body::from("{}".to_string())).unwrap();
-    let response = opencode_core::serve("knowledge", host.clone(), request).await;
+    let response = opencode_core::serve_named("knowledge", host.clone(), request).await;
     assert_eq!(response.status(), 401);
     assert!(sim.requests().is_empty(), "no bad request reached a provider");
 }

@@ -12,7 +12,7 @@ async fn route(host: &opencode_testkit::TestHost, body: Value, authorized: bool)
     if !authorized {
         request.headers_mut().remove("authorization");
     }
-    let response = opencode_core::serve("gateway", host.clone(), request).await;
+    let response = opencode_core::serve_named("gateway", host.clone(), request).await;
     let (parts, body) = response.into_parts();
     let bytes = body.collect(1 << 20).await.unwrap();
     (parts.status.as_u16(), serde_json::from_slice(&bytes).unwrap())
@@ -68,4 +68,71 @@ async fn router_config_moves_the_threshold_and_a_bad_one_is_a_configuration_erro
     let broken = test_host().with_var("ROUTER_CONFIG", "{not json");
     let (status, body) = route(&broken, prompt(text), true).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (503, "not_configured"));
+}
+
+/// A host whose `chat` binding runs the real chat function, as the runtimes wire it.
+fn process_host() -> opencode_testkit::TestHost {
+    test_host()
+        .with_upstream(|req| async move {
+            assert!(is_openai(&req));
+            let body: Value = serde_json::from_slice(req.body()).unwrap();
+            let streamed = body["stream"] == true;
+            let answer = if streamed { openai_chunks(&["Hi", " there"]).concat() } else { openai_ok("Hi there") };
+            Ok(http::Response::new(opencode_core::Body::from(answer)))
+        })
+        .with_function("chat", |host, req| async move {
+            assert_eq!(req.uri().path(), "/v1/chat");
+            let tier = req.headers()["x-opencode-tier"].to_str().unwrap().to_string();
+            let mut response = opencode_core::serve_named("chat", host, req.map(opencode_core::Body::Full)).await;
+            response.headers_mut().insert("x-seen-tier", tier.parse().unwrap());
+            response
+        })
+}
+
+async fn process(host: &opencode_testkit::TestHost, body: Value) -> (u16, http::HeaderMap, String) {
+    let mut request = chat(body);
+    *request.uri_mut() = "/v1/process".parse().unwrap();
+    let response = opencode_core::serve_named("gateway", host.clone(), request).await;
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect(1 << 20).await.unwrap();
+    (parts.status.as_u16(), parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn process_runs_the_chosen_mode_and_reports_the_decision() {
+    let host = process_host();
+    let (status, headers, body) = process(&host, json!({"messages":[{"role":"user","content":"hi"}], "mode":"auto", "temperature":0.2})).await;
+    assert_eq!(status, 200, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["message"]["content"], "Hi there");
+    assert_eq!(body["routing"]["mode"], "chat");
+    assert_eq!(body["routing"]["tier"], "system1");
+    assert_eq!(headers["x-routing-mode"], "chat");
+    assert_eq!(headers["x-seen-tier"], "system1", "the tier reaches the mode function");
+    let sent: Value = serde_json::from_slice(host.requests()[0].body()).unwrap();
+    assert_eq!(sent["temperature"], 0.2, "the mode's fields pass through");
+
+    let (status, _, body) = process(&host, json!({"messages":[{"role":"user","content":"hi again"}], "mode":"chat", "stream":true})).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("event: routing\ndata: {"), "{body}");
+    assert!(body.contains("event: delta") && body.contains("event: done"), "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn process_refuses_bad_bodies_and_passes_mode_errors_through() {
+    let host = process_host();
+    let (status, _, body) = process(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":"magic"})).await;
+    assert_eq!(status, 422, "{body}");
+    let (status, _, body) = process(&host, json!({"mode":"chat"})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("messages"), "{body}");
+    // Fields the mode does not know are refused by the mode itself, with the decision attached.
+    let (status, headers, body) = process(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":"chat", "top_kk": 1})).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("top_kk"), "{body}");
+    assert_eq!(headers["x-routing-mode"], "chat");
+    assert!(host.requests().is_empty());
+    // A mode without a binding is a clear 503.
+    let (status, _, body) = process(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":"search"})).await;
+    assert_eq!(status, 503, "{body}");
 }

@@ -32,16 +32,18 @@ pub use serve::{serve, ResponseBody};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::serve::handle;
+    pub use opencode_core::functions;
     pub use spin_sdk::wasip3;
 }
 
 /// Exports the crate as a Spin HTTP component (`wasi:http/handler@0.3.0`) that runs the named
-/// core function on every request: `opencode_spin::entry!("chat");` at the top level of a
+/// core function on every request: `opencode_spin::entry!(Chat);` (a type in
+/// `opencode_core::functions`) at the top level of a
 /// function crate's `lib.rs`, under `#[cfg(target_os = "wasi")]`. The crate needs only
 /// `opencode-spin` as a dependency for it.
 #[macro_export]
 macro_rules! entry {
-    ($function:literal) => {
+    ($function:ident) => {
         #[doc(hidden)]
         #[allow(unsafe_code)]
         mod __opencode_spin_entry {
@@ -56,7 +58,7 @@ macro_rules! entry {
                     $crate::__private::wasip3::http::types::Response,
                     $crate::__private::wasip3::http::types::ErrorCode,
                 > {
-                    $crate::__private::handle($function, request).await
+                    $crate::__private::handle::<$crate::__private::functions::$function>(request).await
                 }
             }
         }

@@ -6,7 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use opencode_core::{Body, ByteStream, HostError};
+use opencode_core::{Body, ByteStream, Function, HostError};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 use spin_sdk::wasip3::http_compat::{http_from_wasi_request, http_into_wasi_response};
@@ -14,13 +14,12 @@ use spin_sdk::wasip3::http_compat::{http_from_wasi_request, http_into_wasi_respo
 use crate::host::SpinHost;
 use crate::wire;
 
-/// Runs the core function `function` on one incoming Spin request and returns its response.
+/// Runs the core function `F` on one incoming Spin request and returns its response.
 ///
 /// The request body is handed to the core as a stream (the core reads it whole, with its own
 /// size limit); the response body is a [`ResponseBody`], which Spin writes to the client one
 /// chunk at a time as the core yields them. It never fails: the core answers every request.
-pub async fn serve(
-    function: &str,
+pub async fn serve<F: Function>(
     request: spin_sdk::http::Request,
 ) -> http::Response<ResponseBody> {
     let (parts, body) = request.into_parts();
@@ -29,7 +28,7 @@ pub async fn serve(
             .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
     );
     let request = http::Request::from_parts(parts, Body::Stream(body));
-    let response = opencode_core::serve(function, SpinHost::new(), request).await;
+    let response = opencode_core::serve::<F, _>(SpinHost::new(), request).await;
     let (mut parts, body) = response.into_parts();
     // The runtime owns framing; a hop-by-hop header from the core would fail the response.
     wire::strip_hop_by_hop(&mut parts.headers);
@@ -38,11 +37,11 @@ pub async fn serve(
 
 /// The `wasi:http/handler#handle` export behind [`crate::entry!`].
 #[doc(hidden)]
-pub async fn handle(function: &str, request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
+pub async fn handle<F: Function>(request: WasiRequest) -> Result<WasiResponse, ErrorCode> {
     let request = http_from_wasi_request(request)?;
     // `http_into_wasi_response` spawns the body writer inside this component-model task, so the
     // response head goes back now and the body follows as the stream yields.
-    http_into_wasi_response(serve(function, request).await)
+    http_into_wasi_response(serve::<F>(request).await)
 }
 
 /// The core's [`Body`] as an [`http_body::Body`], which is what spin-sdk writes out.

@@ -7,11 +7,13 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::mode::requested_tier;
 use super::Ctx;
 use crate::error::ApiError;
 use crate::cache::{self, CachePolicy, CachedAnswer};
 use crate::executor::{self, Answered, EventStream};
 use crate::host::{Body, Host};
+use crate::routing::Tier;
 use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
 use crate::{sse, web};
 
@@ -52,30 +54,7 @@ impl ChatBody {
     /// Checks every field and builds the provider-independent request.
     pub fn validate(self) -> Result<(ChatRequest, bool), ApiError> {
         let invalid = |msg: String| Err(ApiError::Validation(msg));
-        if self.messages.is_empty() {
-            return invalid("`messages` must contain at least one message".into());
-        }
-        if self.messages.len() > MAX_MESSAGES {
-            return invalid(format!("`messages` has more than {MAX_MESSAGES} messages"));
-        }
-        let mut messages = Vec::with_capacity(self.messages.len());
-        for (i, m) in self.messages.into_iter().enumerate() {
-            let role = match m.role.as_str() {
-                "system" => Role::System,
-                "user" => Role::User,
-                "assistant" => Role::Assistant,
-                other => {
-                    return invalid(format!(
-                        "messages[{i}].role `{}` is not one of system, user, assistant",
-                        other.chars().take(32).collect::<String>()
-                    ))
-                }
-            };
-            messages.push(Message { role, content: m.content });
-        }
-        if !messages.iter().any(|m| m.role == Role::User) {
-            return invalid("`messages` must contain a user message".into());
-        }
+        let messages = validate_messages(self.messages)?;
         if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
             return invalid(format!("`temperature` must be between 0 and 2, got {t}"));
         }
@@ -112,6 +91,37 @@ impl ChatBody {
     }
 }
 
+/// Checks a conversation: 1 to `MAX_MESSAGES` messages with known roles, at least one of
+/// them from the user.
+pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiError> {
+    let invalid = |msg: String| Err(ApiError::Validation(msg));
+    if bodies.is_empty() {
+        return invalid("`messages` must contain at least one message".into());
+    }
+    if bodies.len() > MAX_MESSAGES {
+        return invalid(format!("`messages` has more than {MAX_MESSAGES} messages"));
+    }
+    let mut messages = Vec::with_capacity(bodies.len());
+    for (i, m) in bodies.into_iter().enumerate() {
+        let role = match m.role.as_str() {
+            "system" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => {
+                return invalid(format!(
+                    "messages[{i}].role `{}` is not one of system, user, assistant",
+                    other.chars().take(32).collect::<String>()
+                ))
+            }
+        };
+        messages.push(Message { role, content: m.content });
+    }
+    if !messages.iter().any(|m| m.role == Role::User) {
+        return invalid("`messages` must contain a user message".into());
+    }
+    Ok(messages)
+}
+
 pub(super) async fn handle<H: Host>(
     ctx: &Ctx<H>,
     parts: http::request::Parts,
@@ -119,9 +129,12 @@ pub(super) async fn handle<H: Host>(
 ) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
-    let chain = ctx.config.chain_for(request.model.as_deref())?;
+    // System 1 is one fast, cached call; System 2 (when /v1/process decided so) runs the strong
+    // models and is never served from the cache.
+    let tier = requested_tier(&parts.headers).unwrap_or(Tier::System1);
+    let chain = ctx.config.tier_chain_for(tier, request.model.as_deref())?;
     let ttl = ctx.config.cache_ttl_secs;
-    let policy = if ttl == 0 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
+    let policy = if ttl == 0 || tier == Tier::System2 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
     // The key (a hash over the whole request) is only worth computing when the cache is used.
     let key = policy.writes().then(|| {
         let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());

@@ -1,43 +1,71 @@
 //! The gateway: the public entry point. It routes by path to the function that serves it
 //! (a service binding on Cloudflare, `*.spin.internal` on Spin) and passes the answer back
-//! untouched, streams included. Unknown paths get a 404 here.
+//! untouched, streams included. `/v1/route` and `/v1/process` it answers itself (route.rs).
+//! Unknown paths get a 404 here.
 
 use crate::config::DEFAULT_MAX_BODY_BYTES;
 use crate::error::ApiError;
 use crate::host::{Body, Host, HostError};
 use crate::web;
 
-/// Which function serves `path`.
-pub fn route(path: &str) -> Option<&'static str> {
+/// Where a path goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// Forwarded untouched to the named function.
+    Function(&'static str),
+    /// `POST /v1/route`: the routing decision alone.
+    Route,
+    /// `POST /v1/process`: route, then run the chosen mode.
+    Process,
+}
+
+/// The routing table.
+pub fn route(path: &str) -> Option<Destination> {
     let under = |prefix: &str| {
         path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
     };
+    match path {
+        "/v1/route" => return Some(Destination::Route),
+        "/v1/process" => return Some(Destination::Process),
+        _ => {}
+    }
     if path == "/health" || under("/admin") {
-        return Some("admin");
+        return Some(Destination::Function("admin"));
     }
     ["chat", "knowledge", "search", "code", "thinking", "research"]
         .into_iter()
         .find(|mode| under(&format!("/v1/{mode}")))
+        .map(Destination::Function)
 }
 
-pub(super) async fn handle<H: Host>(
+/// The body limit, read without parsing the rest of the configuration (forwarding is the hot
+/// path and must not fail on configuration only the functions read).
+pub(super) fn body_limit<H: Host>(host: &H) -> usize {
+    host.var("MAX_BODY_BYTES").and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MAX_BODY_BYTES)
+}
+
+/// Forwards a request to `function` with its body read whole (bounded) and the request id set.
+pub(super) async fn forward<H: Host>(
     host: &H,
+    function: &str,
     request: http::Request<Body>,
     request_id: &str,
 ) -> Result<http::Response<Body>, ApiError> {
-    let path = request.uri().path().to_string();
-    let function = route(&path).ok_or_else(|| ApiError::NotFound(path.clone()))?;
-    let limit = host
-        .var("MAX_BODY_BYTES")
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(DEFAULT_MAX_BODY_BYTES);
     let (mut parts, body) = request.into_parts();
-    let body = web::read_body(&parts, body, limit).await?;
+    let body = web::read_body(&parts, body, body_limit(host)).await?;
     if let Ok(id) = http::HeaderValue::from_str(request_id) {
         parts.headers.insert(web::REQUEST_ID, id);
     }
-    let forwarded = http::Request::from_parts(parts, body);
-    host.call_function(function, forwarded).await.map_err(|err| match err {
+    call(host, function, http::Request::from_parts(parts, body)).await
+}
+
+/// Calls a sibling function, mapping a missing binding to 503.
+pub(super) async fn call<H: Host>(
+    host: &H,
+    function: &str,
+    request: http::Request<bytes::Bytes>,
+) -> Result<http::Response<Body>, ApiError> {
+    host.call_function(function, request).await.map_err(|err| match err {
         HostError::NoService(name) => ApiError::NotConfigured(format!("the {name} function is not bound")),
         other => ApiError::Internal(format!("the {function} function did not answer: {other}")),
     })
@@ -45,17 +73,21 @@ pub(super) async fn handle<H: Host>(
 
 #[cfg(test)]
 mod tests {
-    use super::route;
+    use super::{route, Destination};
 
     #[test]
     fn paths_route_by_whole_segments() {
-        assert_eq!(route("/health"), Some("admin"));
-        assert_eq!(route("/admin/keys"), Some("admin"));
-        assert_eq!(route("/v1/chat"), Some("chat"));
-        assert_eq!(route("/v1/chat/x"), Some("chat"));
+        let to = |name| Some(Destination::Function(name));
+        assert_eq!(route("/health"), to("admin"));
+        assert_eq!(route("/admin/keys"), to("admin"));
+        assert_eq!(route("/v1/chat"), to("chat"));
+        assert_eq!(route("/v1/chat/x"), to("chat"));
         assert_eq!(route("/v1/chatty"), None);
-        assert_eq!(route("/v1/research"), Some("research"));
-        assert_eq!(route("/v1/knowledge/documents"), Some("knowledge"));
+        assert_eq!(route("/v1/research"), to("research"));
+        assert_eq!(route("/v1/knowledge/documents"), to("knowledge"));
+        assert_eq!(route("/v1/route"), Some(Destination::Route));
+        assert_eq!(route("/v1/process"), Some(Destination::Process));
+        assert_eq!(route("/v1/process/x"), None);
         assert_eq!(route("/administrator"), None);
         assert_eq!(route("/"), None);
     }

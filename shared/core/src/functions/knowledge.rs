@@ -9,20 +9,21 @@
 //!
 //! SSE (`stream: true`): `start`, `retrieve` (what was found), `delta`s (and `thinking`),
 //! `usage`, `done` (every answer field but the message), or a terminal `error`. Failures
-//! before the stream opens (validation, embedding, the store) are plain HTTP errors.
+//! before the stream opens (validation, embedding, the store) are plain HTTP errors. A System 2
+//! request (`x-opencode-tier` from `/v1/process`) answers with the strong models.
 
-use futures::stream::{self, LocalBoxStream, StreamExt};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
-use super::chat::{finish_name, usage_json, ChatBody};
-use super::Ctx;
+use super::chat::usage_json;
+use super::{mode, Ctx};
 use crate::error::ApiError;
-use crate::executor::{self, Answered, EventStream};
+use crate::executor::{self, Answered};
 use crate::host::{Body, Host};
 use crate::knowledge::{self, DocumentMeta, Format, Hit, NewDocument, Retrieval};
-use crate::model::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
-use crate::{sse, web};
+use crate::model::{ChatRequest, Message, Role, Usage};
+use crate::routing::{Mode, Tier};
+use crate::web;
 
 const DEFAULT_TOP_K: usize = 4;
 const DEFAULT_LIST: usize = 100;
@@ -44,8 +45,7 @@ pub(super) async fn handle<H: Host>(
     let method = parts.method.clone();
     let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
     match path.as_str() {
-        // `/v1/process` is the gateway's mode dispatch: the body is the same, plus `mode`.
-        "/v1/knowledge" | "/v1/process" => ask(ctx, parts, body).await,
+        "/v1/knowledge" => ask(ctx, parts, body).await,
         "/v1/knowledge/documents" => match method {
             http::Method::POST => ingest(ctx, parts, body).await,
             http::Method::GET => list(ctx, &parts).await,
@@ -143,29 +143,26 @@ fn document_json(doc: &DocumentMeta) -> Value {
     })
 }
 
-/// Splits a knowledge body into `top_k` and the chat body.
-fn parse_ask(parts: &http::request::Parts, bytes: &[u8]) -> Result<(usize, ChatBody), ApiError> {
-    let mut value: Value = web::parse_json(parts, bytes)?;
-    let object = value.as_object_mut().ok_or_else(|| ApiError::Validation("the body must be a JSON object".into()))?;
-    let top_k = match object.remove("top_k") {
-        None => DEFAULT_TOP_K,
-        Some(v) => v
-            .as_u64()
-            .and_then(|k| usize::try_from(k).ok())
-            .filter(|k| (1..=knowledge::MAX_TOP_K).contains(k))
-            .ok_or_else(|| ApiError::Validation(format!("`top_k` must be a whole number from 1 to {}", knowledge::MAX_TOP_K)))?,
-    };
-    match object.remove("mode") {
-        None | Some(Value::String(_)) => {}
-        Some(_) => return Err(ApiError::Validation("`mode` must be a string".into())),
-    }
-    let body = serde_json::from_value(value).map_err(|err| ApiError::Validation(err.to_string()))?;
-    Ok((top_k, body))
+/// The knowledge mode's own field of the body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Own {
+    top_k: Option<Value>,
+}
+
+/// `top_k` from the body: a whole number from 1 to 20.
+fn top_k(own: Own) -> Result<usize, ApiError> {
+    let Some(v) = own.top_k else { return Ok(DEFAULT_TOP_K) };
+    v.as_u64()
+        .and_then(|k| usize::try_from(k).ok())
+        .filter(|k| (1..=knowledge::MAX_TOP_K).contains(k))
+        .ok_or_else(|| ApiError::Validation(format!("`top_k` must be a whole number from 1 to {}", knowledge::MAX_TOP_K)))
 }
 
 async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (top_k, body) = parse_ask(&parts, &bytes)?;
+    let (body, own) = mode::parse_mode_body::<Own>(&parts, &bytes, &["top_k"])?;
+    let top_k = top_k(own)?;
     let (request, stream) = body.validate()?;
     let question = request
         .messages
@@ -177,56 +174,59 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     if question.is_empty() {
         return Err(ApiError::Validation("the last user message (the question) must not be empty".into()));
     }
-    let chain = ctx.config.chain_for(request.model.as_deref())?;
+    let tier = mode::requested_tier(&parts.headers).unwrap_or(Tier::System1);
+    let chain = ctx.config.tier_chain_for(tier, request.model.as_deref())?;
     let retrieval = knowledge::retrieve(&ctx.host, tenant(ctx)?, &question, top_k).await?;
-    let citations = citations(&retrieval.hits);
-    let retrieval_json = retrieval_json(&retrieval);
+    let mut extra = Map::new();
+    extra.insert("citations".into(), Value::Array(citations(&retrieval.hits)));
+    extra.insert("retrieval".into(), retrieval_json(&retrieval));
+    extra.insert("found".into(), json!(!retrieval.hits.is_empty()));
     if retrieval.hits.is_empty() {
-        return Ok(nothing_found(ctx, stream, retrieval_json));
+        return Ok(nothing_found(ctx, stream, tier, extra));
     }
     let grounded = grounded(request, &retrieval.hits);
     if !stream {
         let (answer, answered) = executor::complete(&ctx.host, &chain, &grounded, &ctx.config.retry).await?;
-        let model = if answer.model.is_empty() { answered.model.clone() } else { answer.model.clone() };
-        let mut body = json!({
-            "id": ctx.request_id,
-            "object": OBJECT,
-            "mode": "knowledge",
-            "provider": answered.provider,
-            "model": model,
-            "attempts": answered.attempts.len(),
-            "attempt_log": answered.attempts,
-            "message": {"role": "assistant", "content": answer.text},
-            "finish_reason": finish_name(&answer.finish_reason),
-            "usage": usage_json(&answer.usage),
-            "citations": citations,
-            "retrieval": retrieval_json,
-            "found": true,
-        });
-        if let (Some(thinking), Some(map)) = (&answer.thinking, body.as_object_mut()) {
-            map.insert("thinking".into(), json!(thinking));
+        let mut body = mode::answer_json(&ctx.request_id, Mode::Knowledge, &answer, &answered);
+        body.insert("attempt_log".into(), json!(answered.attempts));
+        if let Some(thinking) = &answer.thinking {
+            body.insert("thinking".into(), json!(thinking));
         }
-        let mut response = web::json(http::StatusCode::OK, &body);
-        answered_headers(&mut response, &answered, &model);
+        body.extend(extra);
+        let mut response = web::json(http::StatusCode::OK, &Value::Object(body));
+        answered_headers(&mut response, &answered, &answer.model);
         return Ok(response);
     }
-    let head = head_frames(&ctx.request_id, &retrieval_json);
-    let (host, policy, request_id) = (ctx.host.clone(), ctx.config.retry.clone(), ctx.request_id.clone());
-    let done = json!({"citations": citations, "retrieval": retrieval_json, "found": true});
-    let answer = stream::once(async move {
-        let opened = executor::stream(&host, &chain, &grounded, &policy).await;
-        match opened {
-            Ok(started) => relay(request_id, started.answered, started.events, done),
-            Err(err) => stream::iter([sse::encode("error", &err.to_json(&request_id))]).boxed_local(),
+    let (host, policy) = (ctx.host.clone(), ctx.config.retry.clone());
+    let start = start_json(&ctx.request_id, tier);
+    Ok(mode::event_stream(&ctx.request_id, move |emitter| async move {
+        emitter.send("start", &start);
+        if let Some(retrieval) = extra.get("retrieval") {
+            emitter.send("retrieve", retrieval);
         }
-    })
-    .flatten();
-    Ok(web::sse(stream::iter(head).chain(answer).boxed_local()))
+        let started = match executor::stream(&host, &chain, &grounded, &policy).await {
+            Ok(started) => started,
+            Err(err) => return emitter.error(&err),
+        };
+        match mode::relay(&emitter, started.events, &started.answered).await {
+            Ok(answer) => {
+                let mut done = mode::answer_json(emitter.request_id(), Mode::Knowledge, &answer, &started.answered);
+                done.extend(extra);
+                emitter.send("usage", &usage_json(&answer.usage));
+                emitter.send("done", &mode::done_json(done));
+            }
+            Err(failure) => emitter.stream_failed(&failure),
+        }
+    }))
+}
+
+fn start_json(request_id: &str, tier: Tier) -> Value {
+    json!({"id": request_id, "object": OBJECT, "mode": Mode::Knowledge.as_str(), "tier": tier.as_str()})
 }
 
 fn answered_headers(response: &mut http::Response<Body>, answered: &Answered, model: &str) {
     web::set_header(response, "x-provider", &answered.provider);
-    web::set_header(response, "x-model", model);
+    web::set_header(response, "x-model", if model.is_empty() { &answered.model } else { model });
     web::set_header(response, "x-attempts", &answered.attempts.len().to_string());
 }
 
@@ -268,109 +268,31 @@ fn grounded(mut request: ChatRequest, hits: &[Hit]) -> ChatRequest {
     request
 }
 
-fn head_frames(request_id: &str, retrieval: &Value) -> Vec<bytes::Bytes> {
-    vec![
-        sse::encode("start", &json!({"id": request_id, "object": OBJECT, "mode": "knowledge"})),
-        sse::encode("retrieve", retrieval),
-    ]
-}
-
 /// Nothing relevant: say so, without calling a model.
-fn nothing_found<H: Host>(ctx: &Ctx<H>, stream: bool, retrieval: Value) -> http::Response<Body> {
+fn nothing_found<H: Host>(ctx: &Ctx<H>, stream: bool, tier: Tier, extra: Map<String, Value>) -> http::Response<Body> {
     let usage = usage_json(&Usage::default());
-    let fields = json!({
-        "id": ctx.request_id,
-        "object": OBJECT,
-        "mode": "knowledge",
-        "provider": null,
-        "model": null,
-        "attempts": 0,
-        "finish_reason": "stop",
-        "usage": usage,
-        "citations": [],
-        "retrieval": retrieval,
-        "found": false,
-    });
+    let mut fields = Map::new();
+    fields.insert("id".into(), json!(ctx.request_id));
+    fields.insert("object".into(), json!(OBJECT));
+    fields.insert("mode".into(), json!(Mode::Knowledge.as_str()));
+    fields.insert("provider".into(), Value::Null);
+    fields.insert("model".into(), Value::Null);
+    fields.insert("attempts".into(), json!(0));
+    fields.insert("message".into(), json!({"role": "assistant", "content": NOTHING_FOUND}));
+    fields.insert("finish_reason".into(), json!("stop"));
+    fields.insert("usage".into(), usage.clone());
+    fields.extend(extra);
     if !stream {
-        let mut body = fields;
-        if let Some(map) = body.as_object_mut() {
-            map.insert("message".into(), json!({"role": "assistant", "content": NOTHING_FOUND}));
-        }
-        return web::json(http::StatusCode::OK, &body);
+        return web::json(http::StatusCode::OK, &Value::Object(fields));
     }
-    let mut frames = head_frames(&ctx.request_id, &retrieval);
-    frames.push(sse::encode("delta", &json!({"text": NOTHING_FOUND})));
-    frames.push(sse::encode("usage", &usage));
-    frames.push(sse::encode("done", &fields));
-    web::sse(stream::iter(frames).boxed_local())
-}
-
-/// The model's events as frames: `delta`/`thinking` as they come, then `usage` and `done`
-/// (carrying `extra`: citations and retrieval), or a terminal `error`.
-fn relay(request_id: String, answered: Answered, events: EventStream, extra: Value) -> LocalBoxStream<'static, bytes::Bytes> {
-    struct State {
-        events: EventStream,
-        answered: Answered,
-        request_id: String,
-        extra: Value,
-        model: Option<String>,
-        usage: Usage,
-        finish: FinishReason,
-        over: bool,
-    }
-    let state = State { events, answered, request_id, extra, model: None, usage: Usage::default(), finish: FinishReason::Stop, over: false };
-    stream::unfold(state, |mut s| async move {
-        if s.over {
-            return None;
+    let start = start_json(&ctx.request_id, tier);
+    mode::event_stream(&ctx.request_id, move |emitter| async move {
+        emitter.send("start", &start);
+        if let Some(retrieval) = fields.get("retrieval") {
+            emitter.send("retrieve", retrieval);
         }
-        loop {
-            let frame = match s.events.next().await {
-                Some(Ok(StreamEvent::Model(model))) => {
-                    s.model = Some(model);
-                    continue;
-                }
-                Some(Ok(StreamEvent::Usage(usage))) => {
-                    s.usage.merge(usage);
-                    continue;
-                }
-                Some(Ok(StreamEvent::Finish(reason))) => {
-                    s.finish = reason;
-                    continue;
-                }
-                Some(Ok(StreamEvent::Delta(text))) => sse::encode("delta", &json!({ "text": text })),
-                Some(Ok(StreamEvent::Thinking(text))) => sse::encode("thinking", &json!({ "text": text })),
-                Some(Ok(StreamEvent::Done)) | None => {
-                    s.over = true;
-                    let mut done = json!({
-                        "id": s.request_id,
-                        "object": OBJECT,
-                        "mode": "knowledge",
-                        "provider": s.answered.provider,
-                        "model": s.model.clone().unwrap_or_else(|| s.answered.model.clone()),
-                        "attempts": s.answered.attempts.len(),
-                        "finish_reason": finish_name(&s.finish),
-                        "usage": usage_json(&s.usage),
-                    });
-                    if let (Some(map), Some(extra)) = (done.as_object_mut(), s.extra.as_object()) {
-                        map.extend(extra.clone());
-                    }
-                    let mut out = sse::encode("usage", &usage_json(&s.usage)).to_vec();
-                    out.extend_from_slice(&sse::encode("done", &done));
-                    bytes::Bytes::from(out)
-                }
-                Some(Err(failure)) => {
-                    s.over = true;
-                    let err = json!({
-                        "type": "upstream_error",
-                        "code": "stream_interrupted",
-                        "message": failure.message,
-                        "request_id": s.request_id,
-                    });
-                    sse::encode("error", &err)
-                }
-            };
-            return Some((frame, s));
-        }
+        emitter.send("delta", &json!({"text": NOTHING_FOUND}));
+        emitter.send("usage", &usage);
+        emitter.send("done", &mode::done_json(fields));
     })
-    .boxed_local()
 }

@@ -1,16 +1,25 @@
 //! The functions: one handler per deployable Wasm function, and the shared request wrapper
 //! (request id, configuration, authentication, error mapping) every one of them runs in.
+//!
+//! Each function is a type implementing [`Function`]. The runtime adapters are generic over it
+//! (`entry!(Chat)`), so each Wasm links only its own handler: the knowledge index never ships
+//! inside the chat function. [`serve_named`] picks one by name at run time, for tests.
 
 mod admin;
 pub mod chat;
-mod gateway;
 mod knowledge;
+mod meter;
+pub mod mode;
+mod gateway;
 pub mod route;
 
 use crate::auth::{self, Principal};
 use crate::config::Config;
 use crate::error::ApiError;
 use crate::host::{Body, Host};
+use crate::metrics::Sample;
+use crate::model::Usage;
+use crate::routing::Mode;
 use crate::web;
 
 /// Every function the platform deploys, by name.
@@ -25,10 +34,68 @@ pub struct Ctx<H: Host> {
     pub principal: Option<Principal>,
 }
 
-/// Runs the named function on one request. Always answers; never panics on input.
-pub async fn serve<H: Host>(function: &str, host: H, request: http::Request<Body>) -> http::Response<Body> {
+/// The result every handler returns; errors become JSON error responses.
+pub type Handled = Result<http::Response<Body>, ApiError>;
+
+/// One deployable function.
+#[allow(async_fn_in_trait)]
+pub trait Function {
+    /// The function's name: its Worker service binding (upper-cased) and Spin component.
+    const NAME: &'static str;
+
+    /// The mode it serves; mode requests are metered per tier (metrics.rs).
+    const MODE: Option<Mode> = None;
+
+    /// Requests answered without a token.
+    fn is_public(_parts: &http::request::Parts) -> bool {
+        false
+    }
+
+    /// Handles an authenticated (or public) request.
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled;
+
+    /// Runs before configuration is read and the caller authenticated; by default it does
+    /// both, then [`Function::handle`]. The gateway overrides it to forward without either.
+    async fn run<H: Host>(host: H, request: http::Request<Body>, request_id: &str) -> Handled {
+        authenticate_and_handle::<Self, H>(host, request, request_id).await
+    }
+}
+
+/// Reads the configuration, authenticates the caller unless the request is public, and hands
+/// the request to `F`.
+async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
+    host: H,
+    request: http::Request<Body>,
+    request_id: &str,
+) -> Handled {
+    let config = Config::from_host(&host)?;
+    let (parts, body) = request.into_parts();
+    let principal = if F::is_public(&parts) {
+        None
+    } else {
+        Some(auth::authenticate(&parts.headers, config.jwt_secret.as_deref(), host.now_ms())?)
+    };
+    let Some(mode) = F::MODE else {
+        let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
+        return F::handle(&ctx, parts, body).await;
+    };
+    let started_ms = host.now_ms();
+    let tier = mode::requested_tier(&parts.headers).unwrap_or_else(|| meter::default_tier(mode));
+    let sample = Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), error: false };
+    let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
+    match F::handle(&ctx, parts, body).await {
+        Ok(response) => Ok(meter::metered(&ctx.host, sample, started_ms, response)),
+        Err(err) => {
+            meter::record_error(&ctx.host, sample, started_ms);
+            Err(err)
+        }
+    }
+}
+
+/// Runs function `F` on one request. Always answers; never panics on input.
+pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) -> http::Response<Body> {
     let request_id = web::request_id(&host, request.headers());
-    let mut response = match run(function, host, request, &request_id).await {
+    let mut response = match F::run(host, request, &request_id).await {
         Ok(response) => response,
         Err(err) => web::error(&err, &request_id),
     };
@@ -36,33 +103,99 @@ pub async fn serve<H: Host>(function: &str, host: H, request: http::Request<Body
     response
 }
 
-async fn run<H: Host>(
-    function: &str,
-    host: H,
-    request: http::Request<Body>,
-    request_id: &str,
-) -> Result<http::Response<Body>, ApiError> {
-    if function == "gateway" && request.uri().path() != "/v1/route" {
-        // The gateway only routes: each function authenticates for itself, so a request that
-        // reaches a function directly (Spin routes, service bindings) is checked the same way.
-        // `/v1/route` runs nothing but the analyzer, so the gateway answers it itself.
-        return gateway::handle(&host, request, request_id).await;
+/// Runs the function called `name` (one of [`FUNCTIONS`]); an unknown name is a 404.
+pub async fn serve_named<H: Host>(name: &str, host: H, request: http::Request<Body>) -> http::Response<Body> {
+    match name {
+        Gateway::NAME => serve::<Gateway, H>(host, request).await,
+        Chat::NAME => serve::<Chat, H>(host, request).await,
+        Knowledge::NAME => serve::<Knowledge, H>(host, request).await,
+        Search::NAME => serve::<Search, H>(host, request).await,
+        Code::NAME => serve::<Code, H>(host, request).await,
+        Thinking::NAME => serve::<Thinking, H>(host, request).await,
+        Research::NAME => serve::<Research, H>(host, request).await,
+        Admin::NAME => serve::<Admin, H>(host, request).await,
+        other => {
+            let request_id = web::request_id(&host, request.headers());
+            let mut response = web::error(&ApiError::NotFound(format!("function `{other}`")), &request_id);
+            web::set_header(&mut response, web::REQUEST_ID, &request_id);
+            response
+        }
     }
-    let config = Config::from_host(&host)?;
-    let (parts, body) = request.into_parts();
-    let public = function == "admin" && parts.uri.path() == "/health";
-    let principal = if public {
-        None
-    } else {
-        Some(auth::authenticate(&parts.headers, config.jwt_secret.as_deref(), host.now_ms())?)
+}
+
+/// Declares the function of mode `$ty` (same name), whose handler is `$handler(ctx, parts, body)`.
+macro_rules! function {
+    ($(#[$doc:meta])* $ty:ident => $handler:path) => {
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl Function for $ty {
+            const NAME: &'static str = Mode::$ty.as_str();
+            const MODE: Option<Mode> = Some(Mode::$ty);
+
+            async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+                $handler(ctx, parts, body).await
+            }
+        }
     };
-    let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
-    match function {
-        "gateway" => route::handle(&ctx, parts, body).await,
-        "chat" => chat::handle(&ctx, parts, body).await,
-        "knowledge" => knowledge::handle(&ctx, parts, body).await,
-        "admin" => admin::handle(&ctx, parts).await,
-        mode if FUNCTIONS.contains(&mode) => Err(ApiError::NotImplemented(mode.to_string())),
-        other => Err(ApiError::NotFound(format!("function `{other}`"))),
+}
+
+function!(/// `POST /v1/chat`.
+    Chat => chat::handle);
+function!(/// `POST /v1/knowledge` and `/v1/knowledge/documents`.
+    Knowledge => knowledge::handle);
+function!(/// `POST /v1/search`.
+    Search => not_implemented::<Search, H>);
+function!(/// `POST /v1/code`.
+    Code => not_implemented::<Code, H>);
+function!(/// `POST /v1/thinking`.
+    Thinking => not_implemented::<Thinking, H>);
+function!(/// `POST /v1/research`.
+    Research => not_implemented::<Research, H>);
+
+/// The public entry point: forwards by path to the function that serves it, and answers
+/// `/v1/route` and `/v1/process` itself.
+pub struct Gateway;
+
+impl Function for Gateway {
+    const NAME: &'static str = "gateway";
+
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        match gateway::route(parts.uri.path()) {
+            Some(gateway::Destination::Process) => route::process(ctx, parts, body).await,
+            _ => route::handle(ctx, parts, body).await,
+        }
     }
+
+    async fn run<H: Host>(host: H, request: http::Request<Body>, request_id: &str) -> Handled {
+        let path = request.uri().path();
+        match gateway::route(path) {
+            // The gateway only routes: each function authenticates for itself, so a request
+            // that reaches a function directly (Spin routes, service bindings) is checked the
+            // same way.
+            Some(gateway::Destination::Function(name)) => gateway::forward(&host, name, request, request_id).await,
+            Some(_) => authenticate_and_handle::<Self, H>(host, request, request_id).await,
+            None => Err(ApiError::NotFound(path.to_string())),
+        }
+    }
+}
+
+/// Health (public), and the admin API.
+pub struct Admin;
+
+impl Function for Admin {
+    const NAME: &'static str = "admin";
+
+    fn is_public(parts: &http::request::Parts) -> bool {
+        parts.uri.path() == "/health"
+    }
+
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, _body: Body) -> Handled {
+        admin::handle(ctx, parts).await
+    }
+}
+
+/// The answer of a mode whose issue has not landed yet.
+async fn not_implemented<F: Function, H: Host>(_ctx: &Ctx<H>, _parts: http::request::Parts, _body: Body) -> Handled {
+    Err(ApiError::NotImplemented(F::NAME.to_string()))
 }

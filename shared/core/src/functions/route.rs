@@ -1,18 +1,29 @@
-//! `POST /v1/route`: the routing decision for a `/v1/process` body, without running anything.
+//! `POST /v1/route` and `POST /v1/process`, answered by the gateway.
 //!
-//! The body is the chat body plus `"mode"` (`auto` when absent). With `auto` the analyzer picks
-//! the mode; with a named mode that mode is kept and the analyzer still rates the tier. The
-//! analyzer's weights and thresholds come from `ROUTER_CONFIG` (JSON; missing fields keep
-//! their defaults).
+//! Both take the chat body plus `"mode"` (`auto` when absent) plus the mode's own fields. With
+//! `auto` the analyzer picks the mode; with a named mode that mode is kept and the analyzer
+//! still rates the tier. `/v1/route` returns the decision alone; `/v1/process` forwards the
+//! body (without `mode`) to the chosen mode's function with the tier in `x-opencode-tier`,
+//! and adds the decision to the answer: a `routing` field in JSON, a first `routing` event in
+//! a stream. The analyzer's weights and thresholds come from `ROUTER_CONFIG` (JSON; missing
+//! fields keep their defaults).
 
-use serde_json::json;
+use bytes::Bytes;
+use futures::stream::{self, StreamExt};
+use serde::Deserialize;
+use serde_json::{json, Map, Value};
 
-use super::chat::ChatBody;
-use super::Ctx;
+use super::chat::{validate_messages, MessageBody};
+use super::mode::TIER_HEADER;
+use super::{gateway, Ctx, Handled};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
+use crate::model::Message;
 use crate::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, RoutingDecision};
-use crate::web;
+use crate::{sse, web};
+
+/// Largest mode answer the gateway reads whole to add `routing` to it.
+const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
 /// The router the configuration asks for.
 pub fn analyzer<H: Host>(host: &H) -> Result<ComplexityAnalyzer, ApiError> {
@@ -22,16 +33,25 @@ pub fn analyzer<H: Host>(host: &H) -> Result<ComplexityAnalyzer, ApiError> {
     }
 }
 
-/// Splits a process body into the requested mode (`None` for auto) and the chat body.
-pub fn parse_process_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Option<Mode>, ChatBody), ApiError> {
-    let mut value: serde_json::Value = web::parse_json(parts, bytes)?;
-    let object = value
-        .as_object_mut()
-        .ok_or_else(|| ApiError::Validation("the body must be a JSON object".into()))?;
-    let mode = match object.remove("mode") {
+/// A process body: the requested mode (`None` for auto), the conversation to route on, and
+/// every other field, which the mode function validates.
+#[derive(Debug)]
+pub struct ProcessBody {
+    pub mode: Option<Mode>,
+    pub messages: Vec<Message>,
+    pub rest: Map<String, Value>,
+}
+
+/// Reads a process body. The conversation is checked here (it is what routing reads); the
+/// other fields are left to the mode.
+pub fn parse_process_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<ProcessBody, ApiError> {
+    let Value::Object(mut rest) = web::parse_json(parts, bytes)? else {
+        return Err(ApiError::Validation("the body must be a JSON object".into()));
+    };
+    let mode = match rest.remove("mode") {
         None => None,
-        Some(serde_json::Value::String(name)) if name == "auto" => None,
-        Some(serde_json::Value::String(name)) => Some(Mode::parse(&name).ok_or_else(|| {
+        Some(Value::String(name)) if name.trim().eq_ignore_ascii_case("auto") => None,
+        Some(Value::String(name)) => Some(Mode::parse(&name).ok_or_else(|| {
             ApiError::Validation(format!(
                 "`mode` `{}` is not one of auto, {}",
                 name.chars().take(32).collect::<String>(),
@@ -40,12 +60,13 @@ pub fn parse_process_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<
         })?),
         Some(_) => return Err(ApiError::Validation("`mode` must be a string".into())),
     };
-    let body = serde_json::from_value(value).map_err(|err| ApiError::Validation(err.to_string()))?;
-    Ok((mode, body))
+    let messages = rest.get("messages").ok_or_else(|| ApiError::Validation("missing field `messages`".into()))?;
+    let bodies = Vec::<MessageBody>::deserialize(messages).map_err(|err| ApiError::Validation(format!("`messages`: {err}")))?;
+    Ok(ProcessBody { mode, messages: validate_messages(bodies)?, rest })
 }
 
-/// Decides mode and tier for a validated request.
-pub fn decide(router: &impl Router, mode: Option<Mode>, messages: &[crate::model::Message]) -> RoutingDecision {
+/// Decides mode and tier for a validated conversation.
+pub fn decide(router: &impl Router, mode: Option<Mode>, messages: &[Message]) -> RoutingDecision {
     let mut decision = router.route(&RouteInput::from_messages(messages));
     if let Some(mode) = mode {
         if decision.mode != mode {
@@ -56,14 +77,73 @@ pub fn decide(router: &impl Router, mode: Option<Mode>, messages: &[crate::model
     decision
 }
 
-pub(super) async fn handle<H: Host>(
-    ctx: &Ctx<H>,
-    parts: http::request::Parts,
-    body: Body,
-) -> Result<http::Response<Body>, ApiError> {
-    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mode, body) = parse_process_body(&parts, &bytes)?;
-    let (request, _) = body.validate()?;
-    let decision = decide(&analyzer(&ctx.host)?, mode, &request.messages);
+/// Reads, checks and routes a process body.
+async fn routed<H: Host>(ctx: &Ctx<H>, parts: &http::request::Parts, body: Body) -> Result<(ProcessBody, RoutingDecision), ApiError> {
+    let bytes = web::read_post(parts, body, ctx.config.max_body_bytes).await?;
+    let process = parse_process_body(parts, &bytes)?;
+    let decision = decide(&analyzer(&ctx.host)?, process.mode, &process.messages);
+    Ok((process, decision))
+}
+
+/// `POST /v1/route`.
+pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+    let (_, decision) = routed(ctx, &parts, body).await?;
     Ok(web::json(http::StatusCode::OK, &json!({ "id": ctx.request_id, "routing": decision })))
+}
+
+/// Headers the mode function needs from the caller's request.
+const FORWARDED: [http::HeaderName; 3] = [http::header::AUTHORIZATION, http::header::CACHE_CONTROL, http::header::ACCEPT];
+
+/// `POST /v1/process`.
+pub(super) async fn process<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+    let (process, decision) = routed(ctx, &parts, body).await?;
+    let mode = decision.mode.as_str();
+    let mut request = http::Request::post(format!("/v1/{mode}"))
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(web::REQUEST_ID, ctx.request_id.as_str())
+        .header(TIER_HEADER, decision.tier.as_str())
+        .body(Bytes::from(Value::Object(process.rest).to_string()))
+        .map_err(|err| ApiError::Internal(format!("could not build the {mode} request: {err}")))?;
+    for name in FORWARDED {
+        if let Some(value) = parts.headers.get(&name) {
+            request.headers_mut().insert(name, value.clone());
+        }
+    }
+    let response = gateway::call(&ctx.host, mode, request).await?;
+    with_routing(response, &decision).await
+}
+
+/// Adds the decision to a mode's answer: a `routing` field in a JSON object, a `routing`
+/// event ahead of a stream, and `x-routing-mode`/`x-routing-tier` headers on any answer.
+async fn with_routing(response: http::Response<Body>, decision: &RoutingDecision) -> Handled {
+    let (mut parts, body) = response.into_parts();
+    let routing = serde_json::to_value(decision).unwrap_or_default();
+    let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let body = if content_type.starts_with("text/event-stream") {
+        let first = stream::once(async move { Ok(sse::encode("routing", &routing)) });
+        let rest = match body {
+            Body::Full(bytes) => stream::once(async move { Ok(bytes) }).boxed_local(),
+            Body::Stream(rest) => rest,
+        };
+        Body::Stream(first.chain(rest).boxed_local())
+    } else if content_type.starts_with("application/json") {
+        let bytes = body
+            .collect(MAX_ANSWER_BYTES)
+            .await
+            .map_err(|err| ApiError::Internal(format!("could not read the mode's answer: {err}")))?;
+        match serde_json::from_slice::<Value>(&bytes) {
+            Ok(Value::Object(mut answer)) => {
+                answer.insert("routing".into(), routing);
+                parts.headers.remove(http::header::CONTENT_LENGTH);
+                Body::from(Value::Object(answer).to_string())
+            }
+            _ => Body::Full(bytes),
+        }
+    } else {
+        body
+    };
+    let mut response = http::Response::from_parts(parts, body);
+    web::set_header(&mut response, "x-routing-mode", decision.mode.as_str());
+    web::set_header(&mut response, "x-routing-tier", decision.tier.as_str());
+    Ok(response)
 }

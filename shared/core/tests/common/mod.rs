@@ -60,7 +60,7 @@ pub fn chat(body: Value) -> http::Request<Body> {
 }
 
 pub async fn send(host: &TestHost, body: Value) -> (u16, http::HeaderMap, String) {
-    let response = opencode_core::serve("chat", host.clone(), chat(body)).await;
+    let response = opencode_core::serve_named("chat", host.clone(), chat(body)).await;
     let (parts, body) = response.into_parts();
     let bytes = body.collect(1 << 20).await.unwrap();
     (parts.status.as_u16(), parts.headers, String::from_utf8(bytes.to_vec()).unwrap())

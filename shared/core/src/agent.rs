@@ -1,0 +1,287 @@
+//! The System 2 agent runtime: a bounded loop of model calls and tool runs (search,
+//! knowledge, sandbox) with step, time and token limits. Research and code are built on it.
+//!
+//! Every step is recorded (what ran, how long, tokens or a short result) and, when the caller
+//! streams, sent at once as a `step` event. Limits are checked before each step; a step that
+//! would start past a limit stops the loop with [`Stop::Limit`] and the mode answers with
+//! what it has, saying which limit was reached. Tool futures run under the time left.
+
+use std::fmt::Display;
+use std::future::Future;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::executor::{self, with_timeout, Answered, RetryPolicy, StreamFailure};
+use crate::functions::chat::usage_json;
+use crate::functions::mode::{relay, Emitter};
+use crate::host::Host;
+use crate::model::{ChatRequest, ChatResponse, Usage};
+use crate::providers::ProviderConfig;
+
+/// The bounds of one agent run, from `AGENT_MAX_STEPS`, `AGENT_MAX_TIME_MS` and
+/// `AGENT_MAX_TOKENS`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    pub max_steps: u32,
+    pub max_time_ms: u64,
+    pub max_tokens: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_steps: 8, max_time_ms: 120_000, max_tokens: 60_000 }
+    }
+}
+
+impl Limits {
+    pub fn from_host<H: Host>(host: &H) -> Result<Limits, ApiError> {
+        let defaults = Limits::default();
+        let number = |name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
+            match host.var(name) {
+                None => Ok(default),
+                Some(value) => value
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+                    .filter(|n| (1..=max).contains(n))
+                    .ok_or_else(|| ApiError::NotConfigured(format!("{name} must be a whole number from 1 to {max}"))),
+            }
+        };
+        Ok(Limits {
+            max_steps: number("AGENT_MAX_STEPS", u64::from(defaults.max_steps), 100)? as u32,
+            max_time_ms: number("AGENT_MAX_TIME_MS", defaults.max_time_ms, 900_000)?,
+            max_tokens: number("AGENT_MAX_TOKENS", defaults.max_tokens, 10_000_000)?,
+        })
+    }
+}
+
+/// Which limit stopped a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitHit {
+    Steps,
+    Time,
+    Tokens,
+}
+
+impl LimitHit {
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitHit::Steps => "the step limit (AGENT_MAX_STEPS) was reached",
+            LimitHit::Time => "the time limit (AGENT_MAX_TIME_MS) was reached",
+            LimitHit::Tokens => "the token limit (AGENT_MAX_TOKENS) was reached",
+        }
+    }
+}
+
+/// Why a step did not produce its result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// A limit was reached before the step could start (or while it ran, for time).
+    Limit(LimitHit),
+    /// A model call failed on every provider.
+    Failed(ApiError),
+    /// The streamed final answer broke after it had started (the client has part of it).
+    Broken(StreamFailure),
+}
+
+impl From<Stop> for ApiError {
+    fn from(stop: Stop) -> ApiError {
+        match stop {
+            Stop::Limit(hit) => ApiError::Validation(format!("the request could not be completed: {}", hit.describe())),
+            Stop::Failed(err) => err,
+            Stop::Broken(failure) => ApiError::Internal(failure.message),
+        }
+    }
+}
+
+/// One run of the agent loop.
+pub struct Agent<'e, H: Host> {
+    host: H,
+    chain: Vec<ProviderConfig>,
+    retry: RetryPolicy,
+    limits: Limits,
+    started_ms: u64,
+    steps: Vec<Value>,
+    usage: Usage,
+    answered: Option<Answered>,
+    emitter: Option<&'e Emitter>,
+    stopped: Option<LimitHit>,
+}
+
+impl<'e, H: Host> Agent<'e, H> {
+    /// A run on `chain` (usually the strong tier's), streaming its steps to `emitter` if any.
+    pub fn new(host: &H, chain: Vec<ProviderConfig>, retry: RetryPolicy, limits: Limits, emitter: Option<&'e Emitter>) -> Self {
+        Agent {
+            host: host.clone(),
+            chain,
+            retry,
+            limits,
+            started_ms: host.now_ms(),
+            steps: Vec::new(),
+            usage: Usage::default(),
+            answered: None,
+            emitter,
+            stopped: None,
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.host.now_ms().saturating_sub(self.started_ms)
+    }
+
+    fn time_left_ms(&self) -> u64 {
+        self.limits.max_time_ms.saturating_sub(self.elapsed_ms())
+    }
+
+    /// Whether another step may start.
+    pub fn check(&mut self) -> Result<(), Stop> {
+        let hit = if self.steps.len() as u64 >= u64::from(self.limits.max_steps) {
+            Some(LimitHit::Steps)
+        } else if self.time_left_ms() == 0 {
+            Some(LimitHit::Time)
+        } else if self.usage.total_tokens() >= self.limits.max_tokens {
+            Some(LimitHit::Tokens)
+        } else {
+            None
+        };
+        match hit {
+            Some(hit) => {
+                self.stopped = Some(hit);
+                Err(Stop::Limit(hit))
+            }
+            None => Ok(()),
+        }
+    }
+
+    fn record(&mut self, step: Value) {
+        if let Some(emitter) = self.emitter {
+            emitter.send("step", &step);
+        }
+        self.steps.push(step);
+    }
+
+    /// One model call (not streamed), counted as a step.
+    pub async fn think(&mut self, name: &str, request: &ChatRequest) -> Result<ChatResponse, Stop> {
+        self.check()?;
+        let begun = self.host.now_ms();
+        let call = executor::complete(&self.host, &self.chain, request, &self.retry);
+        let (answer, answered) = match with_timeout(&self.host, self.time_left_ms(), call).await {
+            None => return Err(self.time_out()),
+            Some(result) => result.map_err(Stop::Failed)?,
+        };
+        self.usage = add(self.usage, answer.usage);
+        self.record(json!({
+            "index": self.steps.len() + 1,
+            "kind": "model",
+            "name": name,
+            "provider": answered.provider,
+            "model": answer.model,
+            "ms": self.host.now_ms().saturating_sub(begun),
+            "usage": usage_json(&answer.usage),
+        }));
+        self.answered = Some(answered);
+        Ok(answer)
+    }
+
+    /// One tool run, counted as a step: `run` under the time left, `summary` describing its
+    /// result in the step record. A tool's own failure is its result, not a stop.
+    pub async fn act<T, E: Display>(
+        &mut self,
+        name: &str,
+        input: Value,
+        run: impl Future<Output = Result<T, E>>,
+        summary: impl FnOnce(&T) -> Value,
+    ) -> Result<Result<T, E>, Stop> {
+        self.check()?;
+        let begun = self.host.now_ms();
+        let Some(result) = with_timeout(&self.host, self.time_left_ms(), run).await else {
+            return Err(self.time_out());
+        };
+        let outcome = match &result {
+            Ok(value) => json!({ "ok": true, "result": summary(value) }),
+            Err(err) => json!({ "ok": false, "error": err.to_string() }),
+        };
+        let mut step = json!({
+            "index": self.steps.len() + 1,
+            "kind": "tool",
+            "name": name,
+            "input": input,
+            "ms": self.host.now_ms().saturating_sub(begun),
+        });
+        if let (Some(step), Value::Object(outcome)) = (step.as_object_mut(), outcome) {
+            step.extend(outcome);
+        }
+        self.record(step);
+        Ok(result)
+    }
+
+    /// The final answer, counted as a step: streamed to the emitter as `delta`s when there is
+    /// one, else one call.
+    pub async fn write(&mut self, request: &ChatRequest) -> Result<ChatResponse, Stop> {
+        let Some(emitter) = self.emitter else {
+            return self.think("write", request).await;
+        };
+        self.check()?;
+        let begun = self.host.now_ms();
+        let started = match with_timeout(&self.host, self.time_left_ms(), executor::stream(&self.host, &self.chain, request, &self.retry)).await {
+            None => return Err(self.time_out()),
+            Some(result) => result.map_err(Stop::Failed)?,
+        };
+        let answer = match relay(emitter, started.events, &started.answered).await {
+            Ok(answer) => answer,
+            Err(failure) => return Err(Stop::Broken(failure)),
+        };
+        self.usage = add(self.usage, answer.usage);
+        let step = json!({
+            "index": self.steps.len() + 1,
+            "kind": "model",
+            "name": "write",
+            "provider": started.answered.provider,
+            "model": answer.model,
+            "ms": self.host.now_ms().saturating_sub(begun),
+            "usage": usage_json(&answer.usage),
+        });
+        // The answer itself has streamed; its step is recorded without a second event.
+        self.steps.push(step);
+        self.answered = Some(started.answered);
+        Ok(answer)
+    }
+
+    fn time_out(&mut self) -> Stop {
+        self.stopped = Some(LimitHit::Time);
+        Stop::Limit(LimitHit::Time)
+    }
+
+    /// Tokens used by every model call so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// Who answered the last model call.
+    pub fn answered(&self) -> Option<&Answered> {
+        self.answered.as_ref()
+    }
+
+    /// The run as the answer reports it: `{steps, limits, elapsed_ms, stopped?}`.
+    pub fn report(&self) -> Value {
+        let mut report = json!({
+            "steps": self.steps,
+            "limits": self.limits,
+            "elapsed_ms": self.elapsed_ms(),
+        });
+        if let (Some(hit), Some(map)) = (self.stopped, report.as_object_mut()) {
+            map.insert("stopped".into(), json!({ "limit": hit, "message": hit.describe() }));
+        }
+        report
+    }
+}
+
+fn add(a: Usage, b: Usage) -> Usage {
+    Usage {
+        input_tokens: a.input_tokens.saturating_add(b.input_tokens),
+        output_tokens: a.output_tokens.saturating_add(b.output_tokens),
+    }
+}
