@@ -337,6 +337,14 @@ async fn streamed_answers_report_retrieval_then_the_answer() {
     let events = r.events();
     assert_eq!(events.last().unwrap().0, "error", "{}", r.text);
     assert_eq!(events[1].0, "retrieve");
+    // JSON answers are read from the model as streams too: a stream cut after its first token
+    // is a 502 naming the broken attempt, not a partial answer.
+    let r = ask(&host, "other", "battery warranty last sim:openai:cut=3", json!({})).await;
+    assert_eq!((r.status, r.json()["error"]["code"].as_str()), (502, Some("upstream_failed")), "{}", r.text);
+    let r = ask(&host, "other", "battery warranty last", json!({})).await;
+    let usage = r.json()["usage"].clone();
+    assert_eq!(usage["output_tokens"], 9, "the words of the answer: usage survives the streamed read");
+    assert!(usage["input_tokens"].as_u64().unwrap() > 50, "{usage}");
 }
 
 #[tokio::test]

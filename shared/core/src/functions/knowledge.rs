@@ -12,18 +12,19 @@
 //! before the stream opens (validation, embedding, the store) are plain HTTP errors. A System 2
 //! request (`x-opencode-tier` from `/v1/process`) answers with the strong models.
 
+use futures::StreamExt;
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::chat::usage_json;
 use super::{mode, Ctx};
 use crate::error::ApiError;
-use crate::executor::{self, Answered};
+use crate::executor::{self, Answered, Outcome};
 use crate::host::{Body, Host};
 use crate::knowledge::{self, DocumentMeta, Format, Hit, NewDocument, Retrieval};
-use crate::model::{ChatRequest, Message, Role, Usage};
+use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
 use crate::routing::{Mode, Tier};
-use crate::web;
+use crate::{sse, web};
 
 const DEFAULT_TOP_K: usize = 4;
 const DEFAULT_LIST: usize = 100;
@@ -186,7 +187,8 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     }
     let grounded = grounded(request, &retrieval.hits);
     if !stream {
-        let (answer, answered) = executor::complete(&ctx.host, &chain, &grounded, &ctx.config.retry).await?;
+        let started = executor::stream(&ctx.host, &chain, &grounded, &ctx.config.retry).await?;
+        let (answer, answered) = collect(started).await?;
         let mut body = mode::answer_json(&ctx.request_id, Mode::Knowledge, &answer, &answered);
         body.insert("attempt_log".into(), json!(answered.attempts));
         if let Some(thinking) = &answer.thinking {
@@ -218,6 +220,33 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
             Err(failure) => emitter.stream_failed(&failure),
         }
     }))
+}
+
+/// The whole answer of a committed stream. JSON answers are read as streams too, so that this
+/// function links one provider path instead of two (the Wasm size budget). A stream that
+/// breaks after its first token is a 502, as it would be for any broken answer.
+async fn collect(started: executor::StartedStream) -> Result<(ChatResponse, Answered), ApiError> {
+    let mut answered = started.answered;
+    let mut answer = ChatResponse { text: String::new(), thinking: None, model: String::new(), finish_reason: FinishReason::Stop, usage: Usage::default() };
+    let mut events = started.events;
+    while let Some(event) = events.next().await {
+        match event {
+            Ok(StreamEvent::Delta(piece)) => answer.text.push_str(&piece),
+            Ok(StreamEvent::Thinking(piece)) => answer.thinking.get_or_insert_default().push_str(&piece),
+            Ok(StreamEvent::Model(name)) => answer.model = name,
+            Ok(StreamEvent::Usage(more)) => answer.usage.merge(more),
+            Ok(StreamEvent::Finish(reason)) => answer.finish_reason = reason,
+            Ok(StreamEvent::Done) => break,
+            Err(failure) => {
+                if let Some(last) = answered.attempts.last_mut() {
+                    last.outcome = Outcome::Malformed;
+                    last.detail = failure.message;
+                }
+                return Err(ApiError::AllProvidersFailed(answered.attempts));
+            }
+        }
+    }
+    Ok((answer, answered))
 }
 
 fn start_json(request_id: &str, tier: Tier) -> Value {
@@ -285,14 +314,11 @@ fn nothing_found<H: Host>(ctx: &Ctx<H>, stream: bool, tier: Tier, extra: Map<Str
     if !stream {
         return web::json(http::StatusCode::OK, &Value::Object(fields));
     }
-    let start = start_json(&ctx.request_id, tier);
-    mode::event_stream(&ctx.request_id, move |emitter| async move {
-        emitter.send("start", &start);
-        if let Some(retrieval) = fields.get("retrieval") {
-            emitter.send("retrieve", retrieval);
-        }
-        emitter.send("delta", &json!({"text": NOTHING_FOUND}));
-        emitter.send("usage", &usage);
-        emitter.send("done", &mode::done_json(fields));
-    })
+    // Every frame is known now: no task to run.
+    let mut frames = vec![sse::encode("start", &start_json(&ctx.request_id, tier))];
+    frames.extend(fields.get("retrieval").map(|r| sse::encode("retrieve", r)));
+    frames.push(sse::encode("delta", &json!({"text": NOTHING_FOUND})));
+    frames.push(sse::encode("usage", &usage));
+    frames.push(sse::encode("done", &mode::done_json(fields)));
+    web::sse(futures::stream::iter(frames).boxed_local())
 }

@@ -28,6 +28,7 @@ struct Unit {
 }
 
 /// The chunks of `text`, in order, each trimmed and non-empty.
+#[inline(never)]
 pub fn chunk(text: &str, options: &ChunkOptions) -> Vec<String> {
     let size = options.size.max(1);
     // Pieces of an unbroken run are at most the overlap long, so that overlap stays possible.

@@ -91,6 +91,7 @@ pub fn chunk_len(chunk: &StoredChunk) -> usize {
 }
 
 /// Encodes a part. Document ids are at most 255 bytes (they are validated far shorter).
+#[inline(never)]
 pub fn encode(part: &Part) -> Vec<u8> {
     let id = part.document_id.as_bytes();
     let id = id.get(..id.len().min(255)).unwrap_or_default();
@@ -113,6 +114,7 @@ pub fn encode(part: &Part) -> Vec<u8> {
 }
 
 /// Reads a part, refusing anything malformed instead of panicking.
+#[inline(never)]
 pub fn decode(bytes: &[u8]) -> Result<Part, CorruptPart> {
     let mut r = Reader { bytes, pos: 0 };
     if r.take(4)? != MAGIC {

@@ -41,6 +41,7 @@ pub struct KnowledgeConfig {
 }
 
 impl KnowledgeConfig {
+    #[inline(never)]
     pub fn from_host<H: Host>(host: &H) -> Result<Self, ApiError> {
         let base = Config::from_host(host)?;
         let not_configured = |msg: String| ApiError::NotConfigured(msg);

@@ -1,7 +1,5 @@
 //! Ingesting, listing, reading and deleting a tenant's documents.
 
-use futures::stream::{self, StreamExt, TryStreamExt};
-
 use super::codec::{self, Part, StoredChunk};
 use super::config::KnowledgeConfig;
 use super::store::{self, kv_failed, DocumentMeta, Keys, Manifest, STORE};
@@ -17,8 +15,6 @@ pub const MAX_CHUNKS: usize = 5000;
 pub const MAX_LIST: usize = 1000;
 /// Metadata larger than this (as JSON) is refused.
 pub const MAX_METADATA_BYTES: usize = 8 * 1024;
-/// KV reads or writes in flight at once for one request.
-pub(super) const KV_CONCURRENCY: usize = 8;
 
 /// How a document's text is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,10 +185,12 @@ pub async fn list<H: Host>(host: &H, tenant: &str, limit: usize) -> Result<(Vec<
     let mut names = host.kv_list(STORE, &keys.documents(), limit + 1).await.map_err(kv_failed)?;
     let more = names.len() > limit;
     names.truncate(limit);
-    let reads = names.into_iter().map(|key| async move { store::get_json::<H, DocumentMeta>(host, &key).await });
-    // A document deleted between the listing and the read is simply not listed.
-    let documents: Vec<Option<DocumentMeta>> = stream::iter(reads).buffered(KV_CONCURRENCY).try_collect().await?;
-    Ok((documents.into_iter().flatten().collect(), more))
+    let mut documents = Vec::with_capacity(names.len());
+    for bytes in super::store::get_many(host, names).await? {
+        // A document deleted between the listing and the read is simply not listed.
+        documents.extend(bytes.and_then(|b| serde_json::from_slice::<DocumentMeta>(&b).ok()));
+    }
+    Ok((documents, more))
 }
 
 /// One document's metadata.

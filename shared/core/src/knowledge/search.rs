@@ -2,17 +2,16 @@
 //! tenant by cosine similarity, keep the best `k` above the relevance threshold.
 //!
 //! Scaling limit: a search reads every vector part of the tenant (one KV listing, then one
-//! read per part, `KV_CONCURRENCY` at a time): about 2–5 KB per stored chunk (1536 int8
+//! read per part, eight at a time): about 2–5 KB per stored chunk (1536 int8
 //! dimensions plus the text), so a few thousand chunks cost some MB of reads per question.
 //! It stops at `MAX_SCAN_PARTS` parts (the rest is not searched and the retrieval says
 //! `truncated`). Larger corpora need a vector database (Cloudflare Vectorize).
 
-use futures::stream::{self, StreamExt};
 use serde::Serialize;
 
 use super::codec;
 use super::config::KnowledgeConfig;
-use super::index::{model_conflict, KV_CONCURRENCY};
+use super::index::model_conflict;
 use super::store::{self, kv_failed, Keys, Manifest, STORE};
 use crate::error::ApiError;
 use crate::executor::{self, Answered};
@@ -22,6 +21,8 @@ use crate::providers::embeddings::{EmbeddingRequest, EmbeddingTask};
 
 /// Most vector parts one search reads.
 pub const MAX_SCAN_PARTS: usize = 1000;
+/// Parts read (and held in memory) at once.
+const SCAN_BATCH: usize = 16;
 pub const MAX_TOP_K: usize = 20;
 
 /// One retrieved chunk.
@@ -97,28 +98,38 @@ pub async fn retrieve<H: Host>(host: &H, tenant: &str, question: &str, k: usize)
 
     let hash = manifest.model_hash();
     let mut best: Vec<Hit> = Vec::with_capacity(k + 1);
-    let mut reads = stream::iter(part_keys).map(|key| async move { host.kv_get(STORE, &key).await }).buffered(KV_CONCURRENCY);
-    while let Some(read) = reads.next().await {
-        // Missing (deleted since the listing) and unreadable parts are skipped.
-        let Some(part) = read.map_err(kv_failed)?.and_then(|bytes| codec::decode(&bytes).ok()) else { continue };
-        if part.model_hash != hash {
-            continue;
-        }
-        for chunk in part.chunks {
-            retrieval.chunks_searched += 1;
-            let score = chunk.cosine(&query);
-            retrieval.top_score = Some(retrieval.top_score.map_or(score, |s| s.max(score)));
-            if score < config.min_score || (best.len() == k && best.last().is_some_and(|w| w.score >= score)) {
-                continue;
+    // In batches, so that only one batch of parts is in memory at a time.
+    let mut pending = part_keys.into_iter().peekable();
+    while pending.peek().is_some() {
+        let batch: Vec<String> = pending.by_ref().take(SCAN_BATCH).collect();
+        for read in store::get_many(host, batch).await? {
+            // Missing (deleted since the listing) and unreadable parts are skipped, and so
+            // are parts of another model (never compared).
+            match read.and_then(|bytes| codec::decode(&bytes).ok()) {
+                Some(part) if part.model_hash == hash => score(part, &query, k, &mut best, &mut retrieval),
+                _ => {}
             }
-            let hit = Hit { document_id: part.document_id.clone(), chunk: chunk.chunk, score, text: chunk.text };
-            let at = best.partition_point(|h| h.score >= score);
-            best.insert(at, hit);
-            best.truncate(k);
         }
     }
     retrieval.hits = best;
     Ok(retrieval)
+}
+
+/// Scores a part's chunks against `query`, keeping the best `k` at or above the threshold in
+/// `best` (best first).
+fn score(part: codec::Part, query: &[f32], k: usize, best: &mut Vec<Hit>, retrieval: &mut Retrieval) {
+    for chunk in part.chunks {
+        retrieval.chunks_searched += 1;
+        let score = chunk.cosine(query);
+        retrieval.top_score = Some(retrieval.top_score.map_or(score, |s| s.max(score)));
+        if score < retrieval.threshold || (best.len() == k && best.last().is_some_and(|w| w.score >= score)) {
+            continue;
+        }
+        let hit = Hit { document_id: part.document_id.clone(), chunk: chunk.chunk, score, text: chunk.text };
+        let at = best.partition_point(|h| h.score >= score);
+        best.insert(at, hit);
+        best.truncate(k);
+    }
 }
 
 fn normalized(mut v: Vec<f32>) -> Vec<f32> {

@@ -150,6 +150,16 @@ pub async fn get_json<H: Host, T: serde::de::DeserializeOwned>(host: &H, key: &s
     Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
 }
 
+/// KV reads in flight at once for one request.
+const KV_CONCURRENCY: usize = 8;
+
+/// Reads many keys, `KV_CONCURRENCY` at a time, in order.
+pub async fn get_many<H: Host>(host: &H, keys: Vec<String>) -> Result<Vec<Option<Vec<u8>>>, ApiError> {
+    use futures::stream::{self, StreamExt, TryStreamExt};
+    let reads = keys.into_iter().map(|key| async move { host.kv_get(STORE, &key).await.map_err(kv_failed) });
+    stream::iter(reads).buffered(KV_CONCURRENCY).try_collect().await
+}
+
 pub async fn put_json<H: Host, T: Serialize>(host: &H, key: &str, value: &T) -> Result<(), ApiError> {
     let bytes = serde_json::to_vec(value).map_err(|e| ApiError::Internal(format!("could not serialize {key}: {e}")))?;
     host.kv_put(STORE, key, bytes, None).await.map_err(kv_failed)
