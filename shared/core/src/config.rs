@@ -37,6 +37,12 @@ pub const VARIABLES: &[&str] = &[
     "RETRY_AFTER_CAP_MS",
     "CACHE_TTL_SECS",
     "ROUTER_CONFIG",
+    "EMBEDDING_PROVIDER",
+    "EMBEDDING_MODEL",
+    "EMBEDDING_DIMENSIONS",
+    "KNOWLEDGE_CHUNK_CHARS",
+    "KNOWLEDGE_CHUNK_OVERLAP",
+    "KNOWLEDGE_MIN_SCORE",
     "AGENT_MAX_STEPS",
     "AGENT_MAX_TIME_MS",
     "AGENT_MAX_TOKENS",
@@ -205,6 +211,12 @@ fn family(model: &str) -> Option<&'static str> {
     }
 }
 
+/// The named provider (`openai`, `gemini`, ...) as configured, whether or not it is in
+/// `PROVIDER_ORDER`; `None` when it is unknown or cannot be called (no key, no base URL).
+pub fn provider_named<H: Host>(host: &H, name: &str) -> Option<ProviderConfig> {
+    PROVIDERS.iter().find(|p| p.name == name).and_then(|defaults| provider(host, defaults))
+}
+
 fn provider<H: Host>(host: &H, defaults: &ProviderDefaults) -> Option<ProviderConfig> {
     let var = |suffix: &str| host.var(&format!("{}_{suffix}", defaults.prefix));
     let api_key = var("API_KEY");
@@ -222,7 +234,7 @@ fn provider<H: Host>(host: &H, defaults: &ProviderDefaults) -> Option<ProviderCo
     })
 }
 
-fn number<H: Host>(host: &H, name: &str, default: u64) -> Result<u64, ApiError> {
+pub(crate) fn number<H: Host>(host: &H, name: &str, default: u64) -> Result<u64, ApiError> {
     match host.var(name) {
         None => Ok(default),
         Some(value) => value

@@ -29,6 +29,9 @@ pub enum ApiError {
     Forbidden(String),
     #[error("no route for {0}")]
     NotFound(String),
+    /// The request clashes with stored state (a knowledge base built with another model).
+    #[error("{0}")]
+    Conflict(String),
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
     #[error("the {0} mode is not implemented yet")]
@@ -74,6 +77,7 @@ impl ApiError {
             ApiError::MissingToken | ApiError::InvalidToken(_) => S::UNAUTHORIZED,
             ApiError::Forbidden(_) => S::FORBIDDEN,
             ApiError::NotFound(_) => S::NOT_FOUND,
+            ApiError::Conflict(_) => S::CONFLICT,
             ApiError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
             ApiError::NotImplemented(_) => S::NOT_IMPLEMENTED,
             ApiError::NotConfigured(_) => S::SERVICE_UNAVAILABLE,
@@ -96,6 +100,7 @@ impl ApiError {
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotImplemented(_) => "not_implemented",
             ApiError::NotConfigured(_) => "not_configured",
@@ -113,7 +118,7 @@ impl ApiError {
             401 => "authentication_error",
             403 => "permission_error",
             404 => "not_found_error",
-            413 | 400 | 405 | 415 | 422 => "invalid_request_error",
+            413 | 400 | 405 | 409 | 415 | 422 => "invalid_request_error",
             501 => "not_implemented_error",
             502..=504 => "upstream_error",
             _ => "server_error",

@@ -13,6 +13,7 @@ pub mod config;
 pub mod error;
 pub mod executor;
 pub mod functions;
+pub mod knowledge;
 pub mod host;
 pub mod metrics;
 pub mod model;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use crate::reply::{Answer, Conversation};
 use crate::wire::{self, ErrorReply, Meta, SseScript};
 
-fn error(status: u16, canonical: &str, message: &str) -> ErrorReply {
+pub(crate) fn error(status: u16, canonical: &str, message: &str) -> ErrorReply {
     ErrorReply {
         status,
         body: json!({"error": {"code": status, "message": message, "status": canonical}}),

@@ -2,9 +2,10 @@
 //!
 //! It answers OpenAI Chat Completions (also under any prefix such as `/ollama`, to play an
 //! OpenAI-compatible server), Anthropic Messages and Gemini `generateContent` /
-//! `streamGenerateContent`, streamed or not, in each vendor's documented JSON and SSE wire
-//! format, and the web search APIs Tavily (`POST /search`) and Brave
-//! (`GET /res/v1/web/search`). Answers are deterministic (`Hello from {label} ({model}). You said: {text}`,
+//! `streamGenerateContent`, streamed or not, the OpenAI and Gemini embedding APIs (with
+//! deterministic hashed bag-of-words vectors), and the web search APIs Tavily (`POST /search`)
+//! and Brave (`GET /res/v1/web/search`), in each vendor's documented JSON and SSE wire format.
+//! Answers are deterministic (`Hello from {label} ({model}). You said: {text}`,
 //! one word per stream event, word-count usage) so tests can assert exact text and usage.
 //! Directives written in a request's message text (`sim:openai:status=503*2`,
 //! `sim:any:cut=3`, ...) inject faults: error statuses, `Retry-After`, delays, hangs,
@@ -14,7 +15,7 @@
 //!
 //! What it is not: a model, a proxy, or a faithful copy of every field a vendor may send.
 //! It covers the fields a client needs (ids, text, finish reasons, usage, errors) and
-//! nothing else; tools, images and embeddings are not simulated. It binds loopback
+//! nothing else; tools and images are not simulated. It binds loopback
 //! addresses only and is meant for tests, never for production traffic.
 //!
 //! ```no_run
@@ -25,6 +26,7 @@
 
 mod anthropic;
 mod body;
+mod embeddings;
 mod faults;
 mod gemini;
 mod openai;

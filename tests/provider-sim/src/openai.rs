@@ -13,7 +13,7 @@ use crate::wire::{self, ErrorReply, Meta, SseScript};
 
 const LABEL: &str = "openai";
 
-fn error(
+pub(crate) fn error(
     status: u16,
     message: &str,
     kind: &str,

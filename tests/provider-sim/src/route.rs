@@ -12,7 +12,7 @@ use crate::reply::{Answer, Conversation};
 use crate::state::State;
 use crate::wire::{self, ErrorReply, Meta, SseScript};
 use crate::search::SearchApi;
-use crate::{anthropic, gemini, openai};
+use crate::{anthropic, embeddings, gemini, openai};
 
 /// A provider endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,6 +31,15 @@ pub(crate) enum Route {
         stream: bool,
         sse: bool,
     },
+    /// `{prefix}/v1/embeddings`.
+    OpenAiEmbeddings {
+        label: String,
+    },
+    /// `models/{model}:embedContent` (`batch: false`) or `:batchEmbedContents`.
+    GeminiEmbed {
+        model: String,
+        batch: bool,
+    },
 }
 
 impl Route {
@@ -47,6 +56,11 @@ impl Route {
             if path == "/v1/messages" {
                 return Some(Route::Anthropic);
             }
+            if let Some(prefix) = path.strip_suffix("/v1/embeddings") {
+                return Some(Route::OpenAiEmbeddings {
+                    label: prefix_label(prefix),
+                });
+            }
             if let Some(prefix) = path.strip_suffix("/v1/chat/completions") {
                 return Some(Route::OpenAiChat {
                     label: prefix_label(prefix),
@@ -59,6 +73,12 @@ impl Route {
                 let stream = match verb {
                     "generateContent" => false,
                     "streamGenerateContent" => true,
+                    "embedContent" | "batchEmbedContents" => {
+                        return Some(Route::GeminiEmbed {
+                            model: model.to_owned(),
+                            batch: verb == "batchEmbedContents",
+                        })
+                    }
                     _ => return None,
                 };
                 let sse = query.split('&').any(|p| p == "alt=sse");
@@ -81,17 +101,21 @@ impl Route {
 
     pub fn label(&self) -> &str {
         match self {
-            Route::OpenAiChat { label } | Route::OpenAiModels { label } => label,
+            Route::OpenAiChat { label }
+            | Route::OpenAiModels { label }
+            | Route::OpenAiEmbeddings { label } => label,
             Route::Anthropic => "anthropic",
-            Route::Gemini { .. } => "gemini",
+            Route::Gemini { .. } | Route::GeminiEmbed { .. } => "gemini",
         }
     }
 
     fn status_error(&self, status: u16) -> ErrorReply {
         match self {
-            Route::OpenAiChat { .. } | Route::OpenAiModels { .. } => openai::status_error(status),
+            Route::OpenAiChat { .. }
+            | Route::OpenAiModels { .. }
+            | Route::OpenAiEmbeddings { .. } => openai::status_error(status),
             Route::Anthropic => anthropic::status_error(status),
-            Route::Gemini { .. } => gemini::status_error(status),
+            Route::Gemini { .. } | Route::GeminiEmbed { .. } => gemini::status_error(status),
         }
     }
 }
@@ -165,16 +189,22 @@ pub(crate) async fn answer(
     state: &State,
 ) -> Outcome {
     let checked = match route {
-        Route::OpenAiChat { label } | Route::OpenAiModels { label } => {
-            openai::check_auth(label, headers)
-        }
+        Route::OpenAiChat { label }
+        | Route::OpenAiModels { label }
+        | Route::OpenAiEmbeddings { label } => openai::check_auth(label, headers),
         Route::Anthropic => anthropic::check_auth(headers),
-        Route::Gemini { .. } => gemini::check_auth(headers, query),
+        Route::Gemini { .. } | Route::GeminiEmbed { .. } => gemini::check_auth(headers, query),
     };
     if let Err(e) = checked {
         return Outcome::Respond(error_response(&e, None));
     }
     let conv = match route {
+        Route::OpenAiEmbeddings { label } => {
+            return embed(route, embeddings::openai_call(label, body), raw, state).await
+        }
+        Route::GeminiEmbed { model, batch } => {
+            return embed(route, embeddings::gemini_call(model, *batch, body), raw, state).await
+        }
         Route::OpenAiModels { label } => {
             return Outcome::Respond(json(200, &openai::models(label, now())))
         }
@@ -188,20 +218,8 @@ pub(crate) async fn answer(
     };
     let label = route.label();
     let plan = state.plan(raw, label, &conv.user_text());
-    if let Some(ms) = plan.delay_ms {
-        tokio::time::sleep(Duration::from_millis(ms)).await;
-    }
-    if plan.drop {
-        return Outcome::Drop;
-    }
-    if plan.hang {
-        return Outcome::Hang;
-    }
-    if let Some(status) = plan.error_status() {
-        return Outcome::Respond(error_response(
-            &route.status_error(status),
-            plan.retry_after,
-        ));
+    if let Some(outcome) = faulted(&plan, |status| route.status_error(status)).await {
+        return outcome;
     }
     let meta = Meta {
         seq: state.next_seq(),
@@ -229,19 +247,49 @@ pub(crate) async fn answer_search(
         Err(e) => return Outcome::Respond(error_response(&e, None)),
     };
     let plan = state.plan(&call.query, api.label(), &crate::faults::strip(&call.query));
+    if let Some(outcome) = faulted(&plan, |status| api.status_error(status)).await {
+        return outcome;
+    }
+    let value = api.answer(&call, plan.empty, state.next_seq());
+    Outcome::Respond(whole(value.to_string(), &plan))
+}
+
+/// The fault a plan asks for before any answer (delay, then drop, hang or an error status in
+/// the vendor's format).
+async fn faulted(plan: &FaultPlan, status_error: impl Fn(u16) -> ErrorReply) -> Option<Outcome> {
     if let Some(ms) = plan.delay_ms {
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if plan.drop {
-        return Outcome::Drop;
+        return Some(Outcome::Drop);
     }
     if plan.hang {
-        return Outcome::Hang;
+        return Some(Outcome::Hang);
     }
-    if let Some(status) = plan.error_status() {
-        return Outcome::Respond(error_response(&api.status_error(status), plan.retry_after));
+    plan.error_status()
+        .map(|status| Outcome::Respond(error_response(&status_error(status), plan.retry_after)))
+}
+
+/// An embedding request: faults first, then the vectors (`malformed` and `cut` apply to the
+/// JSON body).
+async fn embed(
+    route: &Route,
+    call: Result<embeddings::EmbedCall, ErrorReply>,
+    raw: &str,
+    state: &State,
+) -> Outcome {
+    let call = match call {
+        Ok(c) => c,
+        Err(e) => return Outcome::Respond(error_response(&e, None)),
+    };
+    let plan = state.plan(raw, route.label(), &call.text());
+    if let Some(outcome) = faulted(&plan, |status| route.status_error(status)).await {
+        return outcome;
     }
-    let value = api.answer(&call, plan.empty, state.next_seq());
+    let value = match route {
+        Route::GeminiEmbed { batch, .. } => embeddings::gemini_response(&call, *batch),
+        _ => embeddings::openai_response(&call),
+    };
     Outcome::Respond(whole(value.to_string(), &plan))
 }
 
@@ -285,7 +333,10 @@ fn success(
         Route::Anthropic => anthropic::message(a, meta),
         Route::Gemini { stream: true, .. } => gemini::json_array(a, meta),
         Route::Gemini { .. } => gemini::generate(a, meta),
-        Route::OpenAiChat { .. } | Route::OpenAiModels { .. } => openai::completion(a, meta),
+        Route::OpenAiChat { .. }
+        | Route::OpenAiModels { .. }
+        | Route::OpenAiEmbeddings { .. }
+        | Route::GeminiEmbed { .. } => openai::completion(a, meta),
     };
     whole(value.to_string(), plan)
 }

@@ -6,9 +6,11 @@
 //! the stream with an error item, never a switch to another provider.
 
 mod attempt;
+mod embed;
 mod stream;
 
 pub use attempt::{parse_retry_after, Attempt, Outcome, RetryPolicy};
+pub use embed::embed;
 pub use stream::{EventStream, StreamFailure};
 
 use bytes::Bytes;

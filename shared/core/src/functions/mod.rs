@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod chat;
+mod knowledge;
 mod meter;
 pub mod mode;
 mod gateway;
@@ -144,7 +145,7 @@ macro_rules! function {
 function!(/// `POST /v1/chat`.
     Chat => chat::handle);
 function!(/// `POST /v1/knowledge` and `/v1/knowledge/documents`.
-    Knowledge => not_implemented::<Knowledge, H>);
+    Knowledge => knowledge::handle);
 function!(/// `POST /v1/search`.
     Search => search::handle);
 function!(/// `POST /v1/code`.

@@ -70,7 +70,7 @@ pub(super) fn build_request(
 
 /// `models/{id}` (or a `tunedModels/{id}` as given), refusing anything that would change the
 /// URL's shape.
-fn model_path(model: &str) -> Result<String, ProviderError> {
+pub(super) fn model_path(model: &str) -> Result<String, ProviderError> {
     let (collection, id) = match model.split_once('/') {
         None => ("models", model),
         Some((collection @ ("models" | "tunedModels"), id)) => (collection, id),

@@ -8,6 +8,7 @@
 
 mod anthropic;
 pub(crate) mod common;
+pub mod embeddings;
 mod gemini;
 mod openai;
 

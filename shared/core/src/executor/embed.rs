@@ -1,0 +1,64 @@
+//! Embedding calls: the same per-attempt timeout, retries, backoff and `Retry-After` as chat,
+//! on ONE provider. There is no fallback to another embedding provider: vectors of different
+//! models cannot be compared, so an index is built and searched with one model only.
+
+use super::{run_chain, status_failure, with_timeout, Answered, Failure, Outcome, RetryPolicy, MAX_UPSTREAM_BODY};
+use crate::error::ApiError;
+use crate::host::Host;
+use crate::model::Usage;
+use crate::providers::embeddings::{self, EmbeddingRequest, Embeddings};
+use crate::providers::{ProviderConfig, ProviderError};
+
+/// Embeds every input, in batches the vendor accepts, one batch after another. Fails as a
+/// whole (nothing partial) with the attempts of the batch that failed.
+pub async fn embed<H: Host>(
+    host: &H,
+    provider: &ProviderConfig,
+    request: &EmbeddingRequest<'_>,
+    policy: &RetryPolicy,
+) -> Result<(Embeddings, Answered), ApiError> {
+    let mut vectors = Vec::with_capacity(request.inputs.len());
+    let mut usage = Usage::default();
+    let mut attempts = Vec::new();
+    for batch in request.inputs.chunks(embeddings::max_batch(provider.kind)) {
+        let one = EmbeddingRequest { inputs: batch, ..*request };
+        let chain = std::slice::from_ref(provider);
+        let result = run_chain(host, chain, policy, |p| embed_once(host, p, &one, policy)).await;
+        let (answer, answered) = match result {
+            Ok(ok) => ok,
+            Err(ApiError::AllProvidersFailed(failed)) => {
+                attempts.extend(failed);
+                return Err(ApiError::AllProvidersFailed(attempts));
+            }
+            Err(other) => return Err(other),
+        };
+        attempts.extend(answered.attempts);
+        vectors.extend(answer.vectors);
+        usage.input_tokens = usage.input_tokens.saturating_add(answer.usage.input_tokens);
+    }
+    let answered = Answered { provider: provider.name.clone(), model: provider.model.clone(), attempts };
+    Ok((Embeddings { vectors, usage }, answered))
+}
+
+async fn embed_once<H: Host>(
+    host: &H,
+    provider: &ProviderConfig,
+    request: &EmbeddingRequest<'_>,
+    policy: &RetryPolicy,
+) -> Result<Embeddings, Failure> {
+    let wire = embeddings::build_request(provider, request).map_err(Failure::from_provider)?;
+    let timeout = policy.attempt_timeout_ms;
+    let exchange = async {
+        let response = host.fetch(wire).await.map_err(Failure::from_host)?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect(MAX_UPSTREAM_BODY).await.map_err(Failure::from_host)?;
+        Ok::<_, Failure>((parts, body))
+    };
+    let (parts, body) = with_timeout(host, timeout, exchange)
+        .await
+        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout }, "no answer in time"))??;
+    if !parts.status.is_success() {
+        return Err(status_failure(host, provider, &parts, &body));
+    }
+    embeddings::parse_response(provider.kind, &body, request.inputs.len()).map_err(|err: ProviderError| Failure::from_provider(err))
+}
