@@ -10,6 +10,7 @@ pub mod chat;
 pub mod mode;
 mod gateway;
 pub mod route;
+pub mod thinking;
 
 use crate::auth::{self, Principal};
 use crate::config::Config;
@@ -127,7 +128,7 @@ function!(/// `POST /v1/search`.
 function!(/// `POST /v1/code`.
     Code = "code" => not_implemented::<Code, H>);
 function!(/// `POST /v1/thinking`.
-    Thinking = "thinking" => not_implemented::<Thinking, H>);
+    Thinking = "thinking" => thinking::handle);
 function!(/// `POST /v1/research`.
     Research = "research" => not_implemented::<Research, H>);
 
