@@ -98,6 +98,7 @@ async fn openai_gets_a_reasoning_effort_and_reports_reasoning_tokens_but_no_text
     assert_eq!(v["mode"], "thinking");
     assert_eq!(v["provider"], "openai");
     assert_eq!(v["reasoning"], json!({"effort": "high", "budget_tokens": 16_384}));
+    assert_eq!(v["citations"], json!([]));
     assert_eq!(v["message"]["content"], "Hello from openai (o4-mini). You said: why is the sky blue");
     // Asked for, but OpenAI never returns reasoning text: only its count.
     assert!(v["thinking"].is_null() && v.as_object().unwrap().contains_key("thinking"), "{v}");
@@ -205,6 +206,14 @@ async fn a_provider_that_refuses_reasoning_falls_back_to_the_next() {
     let v = answer(&host, ask("fall back", json!({"include_thinking": true}))).await;
     assert_eq!((v["provider"].as_str(), v["attempts"].as_u64()), (Some("anthropic"), Some(2)));
     assert!(v["thinking"].is_string());
+
+    // The model asked for pins its provider; a fallback asks the next for its own model.
+    let host = self::host(&sim, "gemini,anthropic");
+    let v = answer(&host, ask("sim:anthropic:status=503 pinned", json!({"model": "anthropic/claude-haiku-4-5"}))).await;
+    assert_eq!(v["provider"], "gemini");
+    assert_eq!(v["message"]["content"], "Hello from gemini (gemini-2.5-flash). You said: pinned");
+    let models: Vec<Value> = sim.requests().iter().rev().take(2).map(|r| r["body"]["model"].clone()).collect();
+    assert_eq!(models[1], "claude-haiku-4-5", "the provider prefix is not sent");
 
     // An outage of the first provider, streamed: the stream starts on the second.
     let host = self::host(&sim, "gemini,anthropic");

@@ -96,6 +96,8 @@ impl ThinkingRequest {
     /// for but the provider returns none, as OpenAI's own models do).
     fn answer(&self, request_id: &str, answer: &ChatResponse, answered: &Answered, with_thinking: bool) -> Map<String, Value> {
         let mut fields = answer_json(request_id, Mode::Thinking, answer, answered);
+        // Every mode answers with the same fields; thinking cites nothing.
+        fields.insert("citations".into(), json!([]));
         fields.insert("reasoning".into(), self.reasoning_json());
         if with_thinking {
             fields.insert("thinking".into(), json!(answer.thinking));
@@ -106,11 +108,13 @@ impl ThinkingRequest {
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let thinking = ThinkingRequest::parse(&parts, &bytes)?;
+    let mut thinking = ThinkingRequest::parse(&parts, &bytes)?;
     // Deliberate reasoning is System 2 unless the gateway decided otherwise. There are no
     // tier-specific models yet: both tiers use the configured chain.
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System2);
-    let chain = ctx.config.chain_for(thinking.request.model.as_deref())?;
+    let chain = ctx.config.chain_for(thinking.request.model.take().as_deref())?;
+    // The chain now carries the asked-for model on its first provider; left in the request it
+    // would override every provider's model, so a fallback would ask for another vendor's.
     let retry = &ctx.config.retry;
     if !thinking.stream {
         let (answer, answered) = executor::complete(&ctx.host, &chain, &thinking.request, retry).await?;
