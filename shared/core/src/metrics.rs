@@ -277,7 +277,7 @@ mod tests {
     use super::*;
 
     fn sample(latency_ms: u64, cache: Option<bool>, error: bool) -> Sample {
-        Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms, cache, usage: Usage { input_tokens: 3, output_tokens: 2 }, error }
+        Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms, cache, usage: Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() }, error }
     }
 
     #[test]

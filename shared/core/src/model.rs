@@ -24,8 +24,50 @@ pub struct Message {
 /// How much deliberate reasoning to ask a provider for (thinking mode).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reasoning {
-    /// Token budget for the reasoning; providers with levels instead of budgets map it.
+    /// Token budget for the reasoning; providers with levels instead of budgets map it
+    /// through [`Effort::from_budget`].
     pub budget_tokens: u32,
+}
+
+/// A reasoning level, for the vendors that take one (OpenAI's `reasoning_effort`) and for
+/// clients that would rather not pick a budget. This is the one place levels and budgets are
+/// mapped to each other: `from_budget(e.budget_tokens()) == e` for every level.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Effort {
+    Low,
+    Medium,
+    High,
+}
+
+impl Effort {
+    /// The token budget a level stands for. Low is Anthropic's minimum budget.
+    pub const fn budget_tokens(self) -> u32 {
+        match self {
+            Effort::Low => 1_024,
+            Effort::Medium => 4_096,
+            Effort::High => 16_384,
+        }
+    }
+
+    /// The level a budget falls in; the boundaries lie halfway (geometrically) between the
+    /// levels' budgets.
+    pub const fn from_budget(budget_tokens: u32) -> Effort {
+        match budget_tokens {
+            0..2_048 => Effort::Low,
+            2_048..8_192 => Effort::Medium,
+            _ => Effort::High,
+        }
+    }
+
+    /// The name on the wire (`low`, `medium`, `high`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Effort::Low => "low",
+            Effort::Medium => "medium",
+            Effort::High => "high",
+        }
+    }
 }
 
 /// A provider-independent chat request. Validated before it gets here.
@@ -46,7 +88,12 @@ pub struct ChatRequest {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Usage {
     pub input_tokens: u64,
+    /// Everything the model generated, reasoning included (every vendor bills it as output).
     pub output_tokens: u64,
+    /// The part of `output_tokens` spent on reasoning, when the provider reports it apart
+    /// (OpenAI, Gemini); 0 when it does not (Anthropic counts thinking in output only).
+    #[serde(default)]
+    pub reasoning_tokens: u64,
 }
 
 impl Usage {
@@ -62,6 +109,9 @@ impl Usage {
         }
         if later.output_tokens > 0 {
             self.output_tokens = later.output_tokens;
+        }
+        if later.reasoning_tokens > 0 {
+            self.reasoning_tokens = later.reasoning_tokens;
         }
     }
 }
@@ -104,4 +154,35 @@ pub enum StreamEvent {
     Finish(FinishReason),
     /// The provider says the answer is complete; nothing follows.
     Done,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_effort_maps_to_a_budget_that_maps_back_to_it() {
+        for effort in [Effort::Low, Effort::Medium, Effort::High] {
+            assert_eq!(Effort::from_budget(effort.budget_tokens()), effort);
+        }
+        assert_eq!(Effort::from_budget(2_047), Effort::Low);
+        assert_eq!(Effort::from_budget(2_048), Effort::Medium);
+        assert_eq!(Effort::from_budget(8_191), Effort::Medium);
+        assert_eq!(Effort::from_budget(8_192), Effort::High);
+        assert_eq!(Effort::from_budget(u32::MAX), Effort::High);
+    }
+
+    #[test]
+    fn usage_merge_keeps_reasoning_tokens_until_a_later_count_replaces_them() {
+        let mut usage = Usage { input_tokens: 3, output_tokens: 0, reasoning_tokens: 0 };
+        usage.merge(Usage { input_tokens: 0, output_tokens: 9, reasoning_tokens: 4 });
+        usage.merge(Usage { input_tokens: 0, output_tokens: 12, reasoning_tokens: 0 });
+        assert_eq!(usage, Usage { input_tokens: 3, output_tokens: 12, reasoning_tokens: 4 });
+    }
+
+    #[test]
+    fn cached_usage_without_reasoning_tokens_still_reads() {
+        let usage: Usage = serde_json::from_str(r#"{"input_tokens":1,"output_tokens":2}"#).unwrap_or_default();
+        assert_eq!(usage, Usage { input_tokens: 1, output_tokens: 2, reasoning_tokens: 0 });
+    }
 }

@@ -2,8 +2,9 @@
 //!
 //! Outbound HTTP is a scripted handler (a closure per test), KV is an in-memory map, time is
 //! tokio's (so `#[tokio::test(start_paused = true)]` makes timeouts and backoff instant and
-//! deterministic), background tasks are queued until the test runs them. It is not a server
-//! and does no real I/O; end-to-end tests use the provider simulator instead.
+//! deterministic), background tasks are queued until the test runs them. It is not a server;
+//! the only real I/O is [`http_fetch`], an upstream for tests against the provider simulator
+//! (those run on real time, not a paused clock).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
@@ -15,6 +16,9 @@ use futures::future::LocalBoxFuture;
 use futures::stream::StreamExt;
 use futures::FutureExt;
 use opencode_core::{Body, Host, HostError};
+
+mod net;
+pub use net::http_fetch;
 
 /// What a scripted upstream answers.
 pub type Upstream =

@@ -1,7 +1,10 @@
 //! Anthropic Messages (`POST /v1/messages`): the `message` object and its typed SSE stream.
 //!
-//! Reasoning (`sim:think`) comes as a `thinking` content block (with a `signature`) before
-//! the text block, streamed with `thinking_delta` and `signature_delta`.
+//! Reasoning, with `sim:think` or extended thinking (`"thinking": {"type": "enabled",
+//! "budget_tokens": N}`), comes as a `thinking` content block (with a `signature`) before the
+//! text block, streamed with `thinking_delta` and `signature_delta`. Extended thinking is
+//! checked as Anthropic checks it: `budget_tokens` at least 1024 and below `max_tokens`, no
+//! `temperature` but 1, `top_p` only from 0.95, no `top_k`; anything else is a 400.
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -108,6 +111,7 @@ pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
     };
     let mut conv = Conversation {
         model: model.to_owned(),
+        reasoning: thinking(obj)?,
         ..Conversation::default()
     };
     if let Some(system) = obj.get("system") {
@@ -122,6 +126,39 @@ pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
     }
     conv.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
     Ok(conv)
+}
+
+/// Whether extended thinking is on, refusing what Anthropic refuses with it.
+fn thinking(obj: &serde_json::Map<String, Value>) -> Result<bool, ErrorReply> {
+    let invalid = |message: String| Err(error(400, "invalid_request_error", &message));
+    let Some(thinking) = obj.get("thinking") else {
+        return Ok(false);
+    };
+    match thinking.get("type").and_then(Value::as_str) {
+        Some("enabled") => {}
+        Some("disabled") => return Ok(false),
+        _ => return invalid("thinking.type: Input should be 'enabled' or 'disabled'".into()),
+    }
+    let Some(budget) = thinking.get("budget_tokens").and_then(Value::as_u64) else {
+        return invalid("thinking.enabled.budget_tokens: Field required".into());
+    };
+    if budget < 1024 {
+        return invalid("thinking.enabled.budget_tokens: Input should be greater than or equal to 1024".into());
+    }
+    let max_tokens = obj.get("max_tokens").and_then(Value::as_u64).unwrap_or(0);
+    if max_tokens <= budget {
+        return invalid("`max_tokens` must be greater than `thinking.budget_tokens`".into());
+    }
+    if obj.get("temperature").and_then(Value::as_f64).is_some_and(|t| t != 1.0) {
+        return invalid("`temperature` may only be set to 1 when thinking is enabled".into());
+    }
+    if obj.get("top_p").and_then(Value::as_f64).is_some_and(|p| p < 0.95) {
+        return invalid("`top_p` must be greater than or equal to 0.95 or unset when thinking is enabled".into());
+    }
+    if obj.contains_key("top_k") {
+        return invalid("`top_k` must be unset when thinking is enabled".into());
+    }
+    Ok(true)
 }
 
 fn id(meta: &Meta) -> String {

@@ -2,8 +2,10 @@
 //! `data:` event per `GenerateContentResponse`, framed with CRLF as Google does; without
 //! `alt=sse`: one JSON array of them).
 //!
-//! Reasoning (`sim:think`) comes as parts with `"thought": true` and
-//! `usageMetadata.thoughtsTokenCount`.
+//! Reasoning, with `sim:think` or `generationConfig.thinkingConfig` (a `thinkingBudget` other
+//! than 0, or `includeThoughts`), counts in `usageMetadata.thoughtsTokenCount`; its text comes
+//! back as parts with `"thought": true` only when `includeThoughts` is true (or `sim:think`).
+//! A `thinkingBudget` outside the model's range is a 400, as Google answers it.
 
 use bytes::Bytes;
 use http::HeaderMap;
@@ -122,6 +124,7 @@ pub(crate) fn conversation(
     if let Some(parts) = system.and_then(|s| s.get("parts")) {
         conv.inputs.push(wire::content_text(parts));
     }
+    thinking(body, model, &mut conv)?;
     for c in contents {
         let text = c.get("parts").map(wire::content_text).unwrap_or_default();
         // `role` may be left out on single-turn requests; it then means the user.
@@ -134,6 +137,32 @@ pub(crate) fn conversation(
         conv.inputs.push(text);
     }
     Ok(conv)
+}
+
+/// Reads `generationConfig.thinkingConfig`. Budgets per Google's thinking guide: 2.5 Pro
+/// 128–32768 (cannot turn thinking off), the other 2.5 models 0–24576; -1 means dynamic.
+fn thinking(body: &Value, model: &str, conv: &mut Conversation) -> Result<(), ErrorReply> {
+    let Some(config) = body.pointer("/generationConfig/thinkingConfig") else {
+        return Ok(());
+    };
+    let (low, high) = if model.contains("pro") { (128, 32_768) } else { (0, 24_576) };
+    let budget = match config.get("thinkingBudget") {
+        None => None,
+        Some(v) => match v.as_i64() {
+            Some(b) if b == -1 || (low..=high).contains(&b) => Some(b),
+            _ => {
+                return Err(error(
+                    400,
+                    "INVALID_ARGUMENT",
+                    &format!("The thinking budget {v} is invalid. Please choose a value between {low} and {high}."),
+                ))
+            }
+        },
+    };
+    let include = config.get("includeThoughts").and_then(Value::as_bool).unwrap_or(false);
+    conv.reasoning = budget != Some(0);
+    conv.reasoning_hidden = !include;
+    Ok(())
 }
 
 fn usage(a: &Answer, text_tokens: u64, thoughts: u64) -> Value {
@@ -165,7 +194,7 @@ fn response(a: &Answer, meta: &Meta, parts: Value, finish: bool, usage: Value) -
 /// The `GenerateContentResponse`.
 pub(crate) fn generate(a: &Answer, meta: &Meta) -> Value {
     let mut parts = Vec::new();
-    if let Some(r) = &a.reasoning {
+    if let Some(r) = a.visible_reasoning() {
         parts.push(json!({"text": r, "thought": true}));
     }
     parts.push(json!({"text": a.text}));

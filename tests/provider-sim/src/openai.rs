@@ -1,9 +1,13 @@
 //! OpenAI Chat Completions (`/v1/chat/completions`, `/v1/models`), also served under a
 //! prefix (`/ollama`, `/vllm`, ...) to play an OpenAI-compatible server.
 //!
-//! Only the label `openai` demands a key. Reasoning (`sim:think`): the real OpenAI API never
-//! returns reasoning text, only `usage.completion_tokens_details.reasoning_tokens`; the
-//! compatible servers (vLLM, DeepSeek style) send it as `reasoning_content`.
+//! Only the label `openai` demands a key. Reasoning, with `sim:think` or `reasoning_effort`:
+//! the real OpenAI API never returns reasoning text, only
+//! `usage.completion_tokens_details.reasoning_tokens`; the compatible servers (vLLM, DeepSeek
+//! style) send it as `reasoning_content`. Under the label `openai` the model decides what is
+//! accepted, as on the real API: `reasoning_effort` only on reasoning models (`o1`, `o3`,
+//! `o4-mini`, `gpt-5*`), which in turn refuse `max_tokens` and a changed `temperature` or
+//! `top_p`.
 
 use http::HeaderMap;
 use serde_json::{json, Value};
@@ -109,8 +113,67 @@ pub(crate) fn check_auth(label: &str, headers: &HeaderMap) -> Result<(), ErrorRe
     Ok(())
 }
 
+/// OpenAI's reasoning models: the o-series and GPT-5.
+fn is_reasoning_model(model: &str) -> bool {
+    let o_series = model
+        .strip_prefix('o')
+        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    o_series || model.starts_with("gpt-5")
+}
+
+/// Whether the request asks for reasoning; on the real API (label `openai`), refuses what
+/// the model refuses.
+fn reasoning(
+    label: &str,
+    model: &str,
+    obj: &serde_json::Map<String, Value>,
+) -> Result<bool, ErrorReply> {
+    let effort = obj.get("reasoning_effort");
+    if let Some(value) = effort {
+        let known = ["none", "minimal", "low", "medium", "high", "xhigh"];
+        if !value.as_str().is_some_and(|e| known.contains(&e)) {
+            return Err(error(
+                400,
+                &format!("Invalid value: {value}. Supported values are: 'low', 'medium', and 'high'."),
+                "invalid_request_error",
+                Some("reasoning_effort"),
+                Some("invalid_value"),
+            ));
+        }
+    }
+    if label == LABEL {
+        let unsupported = |param: &str, message: String| {
+            Err(error(400, &message, "invalid_request_error", Some(param), Some("unsupported_parameter")))
+        };
+        if !is_reasoning_model(model) {
+            if effort.is_some() {
+                return unsupported(
+                    "reasoning_effort",
+                    "Unrecognized request argument supplied: reasoning_effort is not supported with this model.".into(),
+                );
+            }
+        } else {
+            if obj.contains_key("max_tokens") {
+                return unsupported(
+                    "max_tokens",
+                    "Unsupported parameter: 'max_tokens' is not supported with this model. Use 'max_completion_tokens' instead.".into(),
+                );
+            }
+            for param in ["temperature", "top_p"] {
+                if let Some(v) = obj.get(param).and_then(Value::as_f64).filter(|v| *v != 1.0) {
+                    return unsupported(
+                        param,
+                        format!("Unsupported value: '{param}' does not support {v} with this model. Only the default (1) value is supported."),
+                    );
+                }
+            }
+        }
+    }
+    Ok(effort.and_then(Value::as_str).is_some_and(|e| e != "none"))
+}
+
 /// Reads model, messages and stream options; rejects what OpenAI rejects.
-pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
+pub(crate) fn conversation(label: &str, body: &Value) -> Result<Conversation, ErrorReply> {
     let Some(obj) = body.as_object() else {
         return Err(error(
             400,
@@ -153,6 +216,7 @@ pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
         }
         conv.inputs.push(text);
     }
+    conv.reasoning = reasoning(label, model, obj)?;
     conv.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
     conv.include_usage = body
         .pointer("/stream_options/include_usage")

@@ -16,6 +16,12 @@ pub(crate) struct Conversation {
     pub stream: bool,
     /// OpenAI `stream_options.include_usage`.
     pub include_usage: bool,
+    /// The request turned reasoning on with the vendor's own control (`reasoning_effort`,
+    /// Anthropic `thinking`, Gemini `thinkingConfig`).
+    pub reasoning: bool,
+    /// The model reasons but the vendor does not return the text (Gemini without
+    /// `includeThoughts`): only the token count shows it.
+    pub reasoning_hidden: bool,
 }
 
 impl Conversation {
@@ -33,8 +39,10 @@ impl Conversation {
 pub(crate) struct Answer {
     pub model: String,
     pub text: String,
-    /// Reasoning text when the request asked for `sim:think`.
+    /// Reasoning text when the request asked for it (`sim:think` or the vendor's control).
     pub reasoning: Option<String>,
+    /// Whether the vendor sends `reasoning` back as text (else only its token count).
+    pub reasoning_visible: bool,
     pub prompt_tokens: u64,
     /// Words of `text` only.
     pub text_tokens: u64,
@@ -61,6 +69,7 @@ impl Answer {
         let prompt_tokens = conv.inputs.iter().map(|t| word_count(t)).sum();
         Answer {
             model: conv.model.clone(),
+            reasoning_visible: !conv.reasoning_hidden,
             text_tokens: word_count(&text),
             reasoning_tokens: reasoning.as_deref().map_or(0, word_count),
             text,
@@ -75,8 +84,13 @@ impl Answer {
         pieces(&self.text)
     }
 
+    /// The reasoning the vendor sends as text, one word per piece (none when hidden).
     pub fn reasoning_pieces(&self) -> Vec<String> {
-        self.reasoning.as_deref().map(pieces).unwrap_or_default()
+        self.visible_reasoning().map(pieces).unwrap_or_default()
+    }
+
+    pub fn visible_reasoning(&self) -> Option<&str> {
+        self.reasoning.as_deref().filter(|_| self.reasoning_visible)
     }
 
     /// Output tokens as vendors bill them: reasoning included.

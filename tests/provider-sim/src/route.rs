@@ -208,7 +208,7 @@ pub(crate) async fn answer(
         Route::OpenAiModels { label } => {
             return Outcome::Respond(json(200, &openai::models(label, now())))
         }
-        Route::OpenAiChat { .. } => openai::conversation(body),
+        Route::OpenAiChat { label } => openai::conversation(label, body),
         Route::Anthropic => anthropic::conversation(body),
         Route::Gemini { model, stream, .. } => gemini::conversation(body, model, *stream),
     };
@@ -226,7 +226,7 @@ pub(crate) async fn answer(
         created: now(),
         label: label.to_owned(),
     };
-    let answer = Answer::new(label, &conv, plan.think);
+    let answer = Answer::new(label, &conv, plan.think || conv.reasoning);
     Outcome::Respond(success(route, &conv, &answer, &meta, &plan))
 }
 

@@ -222,12 +222,17 @@ fn answered_headers(response: &mut http::Response<Body>, answered: &Answered, mo
     web::set_header(response, "x-attempts", &answered.attempts.len().to_string());
 }
 
+/// `reasoning_tokens` (part of `output_tokens`) appears only when the provider counted some.
 pub(crate) fn usage_json(usage: &Usage) -> serde_json::Value {
-    json!({
+    let mut value = json!({
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens(),
-    })
+    });
+    if let (true, Some(map)) = (usage.reasoning_tokens > 0, value.as_object_mut()) {
+        map.insert("reasoning_tokens".into(), json!(usage.reasoning_tokens));
+    }
+    value
 }
 
 pub(crate) fn finish_name(reason: &FinishReason) -> String {

@@ -36,7 +36,7 @@ struct AnswerUsage {
 
 fn usage_of(json: &[u8]) -> Option<Usage> {
     let usage = serde_json::from_slice::<AnswerUsage>(json).ok()?.usage?;
-    Some(Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens })
+    Some(Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, ..Usage::default() })
 }
 
 /// Records `response` once its body has been delivered; returns it unchanged otherwise.
@@ -120,7 +120,7 @@ mod tests {
     fn usage_is_read_from_answers_and_usage_frames() {
         assert_eq!(
             usage_of(br#"{"id":"x","usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7},"message":{}}"#),
-            Some(Usage { input_tokens: 3, output_tokens: 4 })
+            Some(Usage { input_tokens: 3, output_tokens: 4, ..Usage::default() })
         );
         assert_eq!(usage_of(br#"{"id":"x"}"#), None);
         assert_eq!(usage_of(b"not json"), None);

@@ -14,6 +14,7 @@ mod gateway;
 mod research;
 pub mod route;
 mod search;
+pub mod thinking;
 
 use crate::auth::{self, Principal};
 use crate::config::Config;
@@ -151,7 +152,7 @@ function!(/// `POST /v1/search`.
 function!(/// `POST /v1/code`.
     Code => not_implemented::<Code, H>);
 function!(/// `POST /v1/thinking`.
-    Thinking => not_implemented::<Thinking, H>);
+    Thinking => thinking::handle);
 function!(/// `POST /v1/research`.
     Research => research::handle);
 

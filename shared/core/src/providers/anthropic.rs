@@ -160,9 +160,11 @@ fn usage(usage: wire::WireUsage) -> Usage {
     .into_iter()
     .flatten()
     .fold(0u64, u64::saturating_add);
+    // Thinking tokens are in `output_tokens`; Anthropic does not count them apart.
     Usage {
         input_tokens: input,
         output_tokens: usage.output_tokens.unwrap_or(0),
+        reasoning_tokens: 0,
     }
 }
 

@@ -94,7 +94,7 @@ pub fn parse_response(kind: ProviderKind, body: &[u8], expected: usize) -> Resul
             let response: GeminiResponse = common::parse_json(body)?;
             let usage = response.usage_metadata.map_or_else(Usage::default, |u| Usage {
                 input_tokens: u.prompt_token_count.unwrap_or(0),
-                output_tokens: 0,
+                ..Usage::default()
             });
             (response.embeddings.into_iter().map(|e| e.values).collect::<Vec<_>>(), usage)
         }
@@ -106,7 +106,7 @@ pub fn parse_response(kind: ProviderKind, body: &[u8], expected: usize) -> Resul
             if data.iter().enumerate().any(|(i, d)| d.index != i) {
                 return Err(ProviderError::Malformed("embedding indexes are not 0..n".into()));
             }
-            let usage = Usage { input_tokens: response.usage.and_then(|u| u.prompt_tokens).unwrap_or(0), output_tokens: 0 };
+            let usage = Usage { input_tokens: response.usage.and_then(|u| u.prompt_tokens).unwrap_or(0), ..Usage::default() };
             (data.into_iter().map(|d| d.embedding).collect(), usage)
         }
     };

@@ -169,12 +169,11 @@ fn finish_reason(reason: &str) -> FinishReason {
 
 /// Thought tokens are output the model generated; Gemini reports them apart from candidates.
 fn usage(usage: wire::UsageMetadata) -> Usage {
+    let thoughts = usage.thoughts_token_count.unwrap_or(0);
     Usage {
         input_tokens: usage.prompt_token_count.unwrap_or(0),
-        output_tokens: usage
-            .candidates_token_count
-            .unwrap_or(0)
-            .saturating_add(usage.thoughts_token_count.unwrap_or(0)),
+        output_tokens: usage.candidates_token_count.unwrap_or(0).saturating_add(thoughts),
+        reasoning_tokens: thoughts,
     }
 }
 

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::common;
 use super::{ProviderConfig, ProviderError, ProviderKind, SseEvent};
-use crate::model::{ChatRequest, ChatResponse, FinishReason, Reasoning, Role, StreamEvent, Usage};
+use crate::model::{ChatRequest, ChatResponse, Effort, FinishReason, Reasoning, Role, StreamEvent, Usage};
 
 pub(super) fn build_request(
     config: &ProviderConfig,
@@ -40,6 +40,9 @@ pub(super) fn build_request(
 
     let budget = request.reasoning.map(|r| r.budget_tokens);
     let limit = common::output_limit(request.max_tokens, budget);
+    // OpenAI's reasoning models accept only the default sampling (a changed `temperature` or
+    // `top_p` is a 400), so with reasoning on those are left out; compatible servers keep them.
+    let sampling = compat || request.reasoning.is_none();
     let body = wire::Request {
         model,
         messages: request
@@ -50,8 +53,8 @@ pub(super) fn build_request(
                 content: &m.content,
             })
             .collect(),
-        temperature: request.temperature,
-        top_p: request.top_p,
+        temperature: request.temperature.filter(|_| sampling),
+        top_p: request.top_p.filter(|_| sampling),
         // OpenAI deprecated `max_tokens` for its own API (reasoning models reject it); the
         // compatible servers mostly know only `max_tokens`.
         max_tokens: if compat { limit } else { None },
@@ -77,11 +80,7 @@ fn role(role: Role) -> &'static str {
 
 /// OpenAI takes an effort level, not a budget.
 fn effort(reasoning: Reasoning) -> &'static str {
-    match reasoning.budget_tokens {
-        0..2048 => "low",
-        2048..8192 => "medium",
-        _ => "high",
-    }
+    Effort::from_budget(reasoning.budget_tokens).as_str()
 }
 
 pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
@@ -122,10 +121,15 @@ fn finish_reason(reason: &str) -> FinishReason {
     }
 }
 
+/// `completion_tokens` already includes the reasoning tokens that the details break out.
 fn usage(usage: wire::Usage) -> Usage {
     Usage {
         input_tokens: usage.prompt_tokens.unwrap_or(0),
         output_tokens: usage.completion_tokens.unwrap_or(0),
+        reasoning_tokens: usage
+            .completion_tokens_details
+            .and_then(|d| d.reasoning_tokens)
+            .unwrap_or(0),
     }
 }
 

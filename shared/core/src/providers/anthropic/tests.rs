@@ -214,7 +214,8 @@ fn parses_a_documented_message() {
             finish_reason: FinishReason::Stop,
             usage: Usage {
                 input_tokens: 2095,
-                output_tokens: 503
+                output_tokens: 503,
+                reasoning_tokens: 0
             },
         }
     );
@@ -238,7 +239,8 @@ fn parses_thinking_blocks_and_skips_redacted_ones() {
         response.usage,
         Usage {
             input_tokens: 2048,
-            output_tokens: 311
+            output_tokens: 311,
+            reasoning_tokens: 0
         }
     );
 }
@@ -321,7 +323,8 @@ fn decodes_a_documented_stream_event_by_event() {
                 StreamEvent::Model("claude-sonnet-4-20250514".into()),
                 StreamEvent::Usage(Usage {
                     input_tokens: 25,
-                    output_tokens: 1
+                    output_tokens: 1,
+                    reasoning_tokens: 0
                 }),
             ],
             vec![],
@@ -333,7 +336,8 @@ fn decodes_a_documented_stream_event_by_event() {
                 StreamEvent::Finish(FinishReason::Stop),
                 StreamEvent::Usage(Usage {
                     input_tokens: 0,
-                    output_tokens: 15
+                    output_tokens: 15,
+                    reasoning_tokens: 0
                 }),
             ],
             vec![StreamEvent::Done],
@@ -346,7 +350,8 @@ fn decodes_a_documented_stream_event_by_event() {
         collected.usage,
         Usage {
             input_tokens: 25,
-            output_tokens: 15
+            output_tokens: 15,
+            reasoning_tokens: 0
         }
     );
 }
@@ -372,7 +377,8 @@ fn decodes_thinking_and_ignores_signatures() {
         collected.usage,
         Usage {
             input_tokens: 48,
-            output_tokens: 132
+            output_tokens: 132,
+            reasoning_tokens: 0
         }
     );
     assert_eq!(collected.finishes, vec![FinishReason::Stop]);

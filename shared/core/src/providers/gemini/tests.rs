@@ -210,7 +210,8 @@ fn parses_a_documented_response() {
             finish_reason: FinishReason::Stop,
             usage: Usage {
                 input_tokens: 8,
-                output_tokens: 12
+                output_tokens: 12,
+                reasoning_tokens: 0
             },
         }
     );
@@ -230,7 +231,8 @@ fn parses_thoughts_apart_and_counts_them_as_output() {
         response.usage,
         Usage {
             input_tokens: 11,
-            output_tokens: 9 + 432
+            output_tokens: 9 + 432,
+            reasoning_tokens: 432
         }
     );
 }
@@ -244,7 +246,8 @@ fn a_blocked_prompt_is_a_content_filter_finish() {
         response.usage,
         Usage {
             input_tokens: 14,
-            output_tokens: 0
+            output_tokens: 0,
+            reasoning_tokens: 0
         }
     );
 }
@@ -323,6 +326,7 @@ fn decodes_a_stream_event_by_event() {
     let early = Usage {
         input_tokens: 6,
         output_tokens: 90,
+        reasoning_tokens: 90,
     };
     assert_eq!(
         events,
@@ -347,7 +351,8 @@ fn decodes_a_stream_event_by_event() {
                 StreamEvent::Finish(FinishReason::Stop),
                 StreamEvent::Usage(Usage {
                     input_tokens: 6,
-                    output_tokens: 99
+                    output_tokens: 99,
+                    reasoning_tokens: 90
                 }),
             ],
         ]
@@ -361,7 +366,8 @@ fn decodes_a_stream_event_by_event() {
         collected.usage,
         Usage {
             input_tokens: 6,
-            output_tokens: 99
+            output_tokens: 99,
+            reasoning_tokens: 90
         }
     );
     assert_eq!(collected.done, 1);
@@ -395,7 +401,8 @@ fn a_blocked_stream_finishes_with_content_filter() {
             StreamEvent::Finish(FinishReason::ContentFilter),
             StreamEvent::Usage(Usage {
                 input_tokens: 14,
-                output_tokens: 0
+                output_tokens: 0,
+                reasoning_tokens: 0
             }),
         ]
     );

@@ -146,6 +146,8 @@ fn reasoning_maps_budget_to_effort_and_leaves_room_for_the_answer() {
         let request = ChatRequest {
             messages: vec![msg(Role::User, "Think")],
             max_tokens: Some(100),
+            temperature: Some(0.2),
+            top_p: Some(0.5),
             reasoning: Some(Reasoning {
                 budget_tokens: budget,
             }),
@@ -158,6 +160,25 @@ fn reasoning_maps_budget_to_effort_and_leaves_room_for_the_answer() {
             100 + budget,
             "budget {budget}"
         );
+        // Reasoning models refuse changed sampling; compatible servers keep it.
+        assert!(built.get("temperature").is_none() && built.get("top_p").is_none(), "{built}");
+        let compat = body(&build_request(&config(ProviderKind::Compat, None), &request, false).unwrap());
+        assert_eq!(compat["reasoning_effort"], expected);
+        assert_eq!(compat["max_tokens"], 100 + budget);
+        assert!(compat["temperature"].is_number() && compat["top_p"].is_number(), "{compat}");
+    }
+}
+
+#[test]
+fn every_effort_level_reaches_openai_as_itself() {
+    for effort in [Effort::Low, Effort::Medium, Effort::High] {
+        let request = ChatRequest {
+            messages: vec![msg(Role::User, "Think")],
+            reasoning: Some(Reasoning { budget_tokens: effort.budget_tokens() }),
+            ..Default::default()
+        };
+        let built = body(&build_request(&openai(), &request, false).unwrap());
+        assert_eq!(built["reasoning_effort"], effort.as_str());
     }
 }
 
@@ -230,7 +251,8 @@ fn parses_a_documented_completion() {
             finish_reason: FinishReason::Stop,
             usage: Usage {
                 input_tokens: 19,
-                output_tokens: 10
+                output_tokens: 10,
+                reasoning_tokens: 0
             },
         }
     );
@@ -249,7 +271,8 @@ fn parses_reasoning_content_of_compatible_servers() {
         response.usage,
         Usage {
             input_tokens: 17,
-            output_tokens: 412
+            output_tokens: 412,
+            reasoning_tokens: 380
         }
     );
 
@@ -353,7 +376,8 @@ fn decodes_a_documented_stream_event_by_event() {
             vec![StreamEvent::Finish(FinishReason::Stop)],
             vec![StreamEvent::Usage(Usage {
                 input_tokens: 9,
-                output_tokens: 7
+                output_tokens: 7,
+                reasoning_tokens: 0
             })],
             vec![StreamEvent::Done],
         ]
@@ -371,7 +395,8 @@ fn decodes_a_reasoning_stream_of_a_compatible_server() {
         collected.usage,
         Usage {
             input_tokens: 17,
-            output_tokens: 25
+            output_tokens: 25,
+            reasoning_tokens: 0
         }
     );
     assert_eq!(collected.finishes, vec![FinishReason::Stop]);

@@ -98,6 +98,15 @@ pub(super) struct Usage {
     pub prompt_tokens: Option<u64>,
     #[serde(default)]
     pub completion_tokens: Option<u64>,
+    /// Absent on most compatible servers; `null` on some.
+    #[serde(default)]
+    pub completion_tokens_details: Option<CompletionDetails>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct CompletionDetails {
+    #[serde(default)]
+    pub reasoning_tokens: Option<u64>,
 }
 
 /// Error bodies: OpenAI's `{"error":{"message","type","code"}}`, a bare `{"error":"..."}`
