@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod chat;
+mod code;
 mod meter;
 pub mod mode;
 mod gateway;
@@ -146,7 +147,7 @@ function!(/// `POST /v1/knowledge` and `/v1/knowledge/documents`.
 function!(/// `POST /v1/search`.
     Search => not_implemented::<Search, H>);
 function!(/// `POST /v1/code`.
-    Code => not_implemented::<Code, H>);
+    Code => code::handle);
 function!(/// `POST /v1/thinking`.
     Thinking => not_implemented::<Thinking, H>);
 function!(/// `POST /v1/research`.
