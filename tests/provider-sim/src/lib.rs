@@ -24,6 +24,7 @@
 
 mod anthropic;
 mod body;
+mod code;
 mod faults;
 mod gemini;
 mod openai;

@@ -45,9 +45,11 @@ pub(crate) struct Answer {
 impl Answer {
     pub fn new(label: &str, conv: &Conversation, think: bool) -> Self {
         let user = conv.user_text();
-        let text = format!("Hello from {label} ({}). You said: {user}", conv.model)
-            .trim_end()
-            .to_owned();
+        let text = crate::code::reply(conv).unwrap_or_else(|| {
+            format!("Hello from {label} ({}). You said: {user}", conv.model)
+                .trim_end()
+                .to_owned()
+        });
         let reasoning = think.then(|| {
             format!(
                 "The user wrote {} words; {label} will echo them.",
