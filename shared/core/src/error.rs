@@ -34,8 +34,6 @@ pub enum ApiError {
     Conflict(String),
     #[error("method {method} is not allowed on {path}")]
     MethodNotAllowed { method: String, path: String },
-    #[error("the {0} mode is not implemented yet")]
-    NotImplemented(String),
     #[error("the platform is not configured: {0}")]
     NotConfigured(String),
     #[error("every provider failed ({})", summarize(.0))]
@@ -79,7 +77,6 @@ impl ApiError {
             ApiError::NotFound(_) => S::NOT_FOUND,
             ApiError::Conflict(_) => S::CONFLICT,
             ApiError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
-            ApiError::NotImplemented(_) => S::NOT_IMPLEMENTED,
             ApiError::NotConfigured(_) => S::SERVICE_UNAVAILABLE,
             ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => S::GATEWAY_TIMEOUT,
             ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => S::SERVICE_UNAVAILABLE,
@@ -102,7 +99,6 @@ impl ApiError {
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
-            ApiError::NotImplemented(_) => "not_implemented",
             ApiError::NotConfigured(_) => "not_configured",
             ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => "upstream_timeout",
             ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => "no_provider",
@@ -119,7 +115,6 @@ impl ApiError {
             403 => "permission_error",
             404 => "not_found_error",
             413 | 400 | 405 | 409 | 415 | 422 => "invalid_request_error",
-            501 => "not_implemented_error",
             502..=504 => "upstream_error",
             _ => "server_error",
         }

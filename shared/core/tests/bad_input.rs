@@ -70,14 +70,6 @@ async fn auth_is_required_except_for_health() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn unbuilt_modes_answer_501_naming_the_mode() {
-    let req = http::Request::post("/v1/code").header("authorization", format!("Bearer {}", token())).body(Body::empty()).unwrap();
-    let (status, v) = call("code", req).await;
-    assert_eq!(status, 501);
-    assert!(v["error"]["message"].as_str().unwrap().contains("code"));
-}
-
-#[tokio::test(start_paused = true)]
 async fn the_gateway_routes_by_path_and_404s_the_rest() {
     let host = host().with_function("admin", |host, req: http::Request<bytes::Bytes>| async move {
         let (parts, body) = req.into_parts();

@@ -285,10 +285,4 @@ describe(`chat on ${runtime}`, () => {
     const denied = await fetch(`${base}/admin/metrics`, { headers: { authorization: `Bearer ${token()}` } });
     assert.equal(denied.status, 403);
   });
-
-  test('modes not built yet answer 501 naming the mode', async () => {
-    const res = await fetch(`${base}/v1/code`, { method: 'POST', headers: auth(), body: '{}' });
-    assert.equal(res.status, 501);
-    assert.match((await res.json()).error.message, /code/);
-  });
 });

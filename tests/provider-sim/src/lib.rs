@@ -27,6 +27,7 @@
 mod anthropic;
 mod body;
 mod embeddings;
+mod code;
 mod faults;
 mod gemini;
 mod openai;

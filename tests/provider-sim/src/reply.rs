@@ -53,13 +53,16 @@ pub(crate) struct Answer {
 impl Answer {
     pub fn new(label: &str, conv: &Conversation, think: bool) -> Self {
         let user = conv.user_text();
-        // The plan keeps the question's directives, so faults reach the searches it leads to.
-        let text = match crate::plan::plan(&conv.inputs, &conv.last_user) {
-            Some(plan) => plan,
-            None => format!("Hello from {label} ({}). You said: {user}", conv.model)
-                .trim_end()
-                .to_owned(),
-        };
+        // The simulator plays the model for the platform's task prompts: the research planner
+        // (which keeps the question's directives, so faults reach the searches it leads to)
+        // and the code writer.
+        let text = crate::plan::plan(&conv.inputs, &conv.last_user)
+            .or_else(|| crate::code::reply(conv))
+            .unwrap_or_else(|| {
+                format!("Hello from {label} ({}). You said: {user}", conv.model)
+                    .trim_end()
+                    .to_owned()
+            });
         let reasoning = think.then(|| {
             format!(
                 "The user wrote {} words; {label} will echo them.",

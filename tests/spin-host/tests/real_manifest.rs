@@ -41,7 +41,7 @@ fn the_repository_manifest_serves_every_function_route() {
         );
         assert!(text.trim_start().starts_with('{'), "{path}: {text}");
         if response.status >= 400 {
-            // The core's error envelope (today's stub answered 501 not_implemented this way).
+            // The core's error envelope.
             assert!(text.contains("\"error\""), "{path}: {text}");
         }
     }

@@ -8,6 +8,7 @@
 mod admin;
 pub mod chat;
 mod knowledge;
+mod code;
 mod meter;
 pub mod mode;
 mod gateway;
@@ -150,7 +151,7 @@ function!(/// `POST /v1/knowledge` and `/v1/knowledge/documents`.
 function!(/// `POST /v1/search`.
     Search => search::handle);
 function!(/// `POST /v1/code`.
-    Code => not_implemented::<Code, H>);
+    Code => code::handle);
 function!(/// `POST /v1/thinking`.
     Thinking => thinking::handle);
 function!(/// `POST /v1/research`.
@@ -196,9 +197,4 @@ impl Function for Admin {
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, _body: Body) -> Handled {
         admin::handle(ctx, parts).await
     }
-}
-
-/// The answer of a mode whose issue has not landed yet.
-async fn not_implemented<F: Function, H: Host>(_ctx: &Ctx<H>, _parts: http::request::Parts, _body: Body) -> Handled {
-    Err(ApiError::NotImplemented(F::NAME.to_string()))
 }
