@@ -30,6 +30,7 @@ pub use host::WorkersHost;
 pub use serve_impl::{into_web_response, serve, serve_raw};
 
 /// What [`entry!`] expands to needs; not part of the API.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 #[doc(hidden)]
 pub mod __private {
     pub use opencode_core::functions;
