@@ -168,7 +168,7 @@ fn answered_headers(response: &mut http::Response<Body>, answered: &Answered) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::panic)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
 
     fn parts() -> http::request::Parts {
