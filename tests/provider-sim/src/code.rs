@@ -68,7 +68,7 @@ fn blocks(text: &str) -> Vec<Block> {
                     .chars()
                     .take_while(|c| *c == '`' || *c == '~')
                     .collect();
-                if fence.len() >= 3 && fence.chars().all(|c| Some(c) == fence.chars().next()) {
+                if fence.len() >= 3 && fence.chars().all(|c| fence.starts_with(c)) {
                     let info = trimmed.get(fence.len()..).unwrap_or_default().trim().to_owned();
                     open = Some((fence, Block { info, code: String::new() }));
                 }
