@@ -1,7 +1,7 @@
 //! The code mode end to end in process: the core handler on the test host, whose outbound
 //! HTTP really goes to the provider simulator (playing the model) and the local Piston
 //! sandbox (running the programs).
-#![allow(clippy::expect_used, clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 mod common;
 

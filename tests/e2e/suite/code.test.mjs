@@ -58,7 +58,7 @@ describe(`code on ${runtime}`, () => {
   });
 
   test('JavaScript with stdin', async () => {
-    const js = "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(s.length))";
+    const js = "let s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(s.trim().length))";
     const { res, body } = await code(base, program(js, 'javascript'), { language: 'javascript', stdin: 'four' });
     assert.equal(res.status, 200, JSON.stringify(body));
     assert.equal(body.language, 'javascript');
