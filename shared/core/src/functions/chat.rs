@@ -128,11 +128,13 @@ pub(super) async fn handle<H: Host>(
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
+    let (mut request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
     // System 1 is one fast, cached call; System 2 (when /v1/process decided so) runs the strong
     // models and is never served from the cache.
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System1);
-    let chain = ctx.config.tier_chain_for(tier, request.model.as_deref())?;
+    // The chain pins a named model on its provider; left on the request, it would also be
+    // asked of every fallback provider.
+    let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let ttl = ctx.config.cache_ttl_secs;
     let policy = if ttl == 0 || tier == Tier::System2 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
     // The key (a hash over the whole request) is only worth computing when the cache is used.
