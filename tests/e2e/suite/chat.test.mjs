@@ -4,7 +4,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startPlatform, stopAll, token } from './harness.mjs';
+import { events, startPlatform, stopAll, token } from './harness.mjs';
 
 const runtime = process.env.E2E_RUNTIME || 'cloudflare';
 let base;
@@ -18,24 +18,6 @@ async function chat(content, extra = {}, headers = auth()) {
   return { res, body: await res.json() };
 }
 
-// Reads an SSE response, recording when each event arrived.
-async function events(res) {
-  const out = [];
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of res.body) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const frame = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      const name = frame.match(/^event: (.*)$/m)?.[1];
-      const data = frame.match(/^data: (.*)$/m)?.[1];
-      out.push({ name, data: JSON.parse(data), at: performance.now() });
-    }
-  }
-  return out;
-}
 
 async function stream(content, extra = {}) {
   const res = await fetch(`${base}/v1/chat`, {

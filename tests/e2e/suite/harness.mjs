@@ -105,3 +105,22 @@ export function token({ secret = SECRET, exp = Math.floor(Date.now() / 1000) + 3
   const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
   return `${head}.${body}.${sig}`;
 }
+
+// Reads an SSE response, recording when each event arrived.
+export async function events(res) {
+  const out = [];
+  const decoder = new TextDecoder();
+  let buf = '';
+  for await (const chunk of res.body) {
+    buf += decoder.decode(chunk, { stream: true });
+    let i;
+    while ((i = buf.indexOf('\n\n')) >= 0) {
+      const frame = buf.slice(0, i);
+      buf = buf.slice(i + 2);
+      const name = frame.match(/^event: (.*)$/m)?.[1];
+      const data = frame.match(/^data: (.*)$/m)?.[1];
+      out.push({ name, data: JSON.parse(data), at: performance.now() });
+    }
+  }
+  return out;
+}

@@ -5,7 +5,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { startPlatform, stopAll, token } from './harness.mjs';
+import { events, startPlatform, stopAll, token } from './harness.mjs';
 
 const runtime = process.env.E2E_RUNTIME || 'cloudflare';
 let base;
@@ -16,22 +16,6 @@ async function research(content, extra = {}, path = '/v1/research') {
   return fetch(`${base}${path}`, {
     method: 'POST', headers: auth(), body: JSON.stringify({ messages: [{ role: 'user', content }], ...extra }),
   });
-}
-
-async function events(res) {
-  const out = [];
-  const decoder = new TextDecoder();
-  let buf = '';
-  for await (const chunk of res.body) {
-    buf += decoder.decode(chunk, { stream: true });
-    let i;
-    while ((i = buf.indexOf('\n\n')) >= 0) {
-      const frame = buf.slice(0, i);
-      buf = buf.slice(i + 2);
-      out.push({ name: frame.match(/^event: (.*)$/m)?.[1], data: JSON.parse(frame.match(/^data: (.*)$/m)?.[1]) });
-    }
-  }
-  return out;
 }
 
 describe(`research on ${runtime}`, () => {
