@@ -109,6 +109,21 @@ impl RetryPolicy {
         let half = full / 2;
         half + random % (half + 1)
     }
+
+    /// How long to wait before retry number `retry` after a failure that asked for
+    /// `retry_after_ms` (or not): that wait, else jittered backoff. `None` when the asked wait
+    /// is over the cap: waiting would stall the caller, so the next provider is tried now.
+    pub fn retry_delay_ms<H: crate::host::Host>(&self, retry: u32, retry_after_ms: Option<u64>, host: &H) -> Option<u64> {
+        match retry_after_ms {
+            Some(ms) if ms > self.retry_after_cap_ms => None,
+            Some(ms) => Some(ms),
+            None => {
+                let mut random = [0u8; 8];
+                host.random_bytes(&mut random);
+                Some(self.backoff_ms(retry, u64::from_le_bytes(random)))
+            }
+        }
+    }
 }
 
 /// Parses a `Retry-After` value (delta-seconds or an HTTP date) into milliseconds from `now_ms`.

@@ -2,7 +2,7 @@
 //! on ONE provider. There is no fallback to another embedding provider: vectors of different
 //! models cannot be compared, so an index is built and searched with one model only.
 
-use super::{run_chain, status_failure, with_timeout, Answered, Failure, Outcome, RetryPolicy, MAX_UPSTREAM_BODY};
+use super::{fetch_whole, run_chain, Answered, Failure, RetryPolicy};
 use crate::error::ApiError;
 use crate::host::Host;
 use crate::model::Usage;
@@ -47,18 +47,6 @@ async fn embed_once<H: Host>(
     policy: &RetryPolicy,
 ) -> Result<Embeddings, Failure> {
     let wire = embeddings::build_request(provider, request).map_err(Failure::from_provider)?;
-    let timeout = policy.attempt_timeout_ms;
-    let exchange = async {
-        let response = host.fetch(wire).await.map_err(Failure::from_host)?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect(MAX_UPSTREAM_BODY).await.map_err(Failure::from_host)?;
-        Ok::<_, Failure>((parts, body))
-    };
-    let (parts, body) = with_timeout(host, timeout, exchange)
-        .await
-        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout }, "no answer in time"))??;
-    if !parts.status.is_success() {
-        return Err(status_failure(host, provider, &parts, &body));
-    }
+    let body = fetch_whole(host, provider, wire, policy.attempt_timeout_ms).await?;
     embeddings::parse_response(provider.kind, &body, request.inputs.len()).map_err(|err: ProviderError| Failure::from_provider(err))
 }

@@ -152,24 +152,13 @@ where
                     if !retryable || retry == policy.max_retries {
                         break;
                     }
-                    let delay = match failure.retry_after_ms {
-                        // Waiting longer than the cap would stall the caller: fall back now.
-                        Some(ms) if ms > policy.retry_after_cap_ms => break,
-                        Some(ms) => ms,
-                        None => policy.backoff_ms(retry, random_u64(host)),
-                    };
+                    let Some(delay) = policy.retry_delay_ms(retry, failure.retry_after_ms, host) else { break };
                     host.sleep(delay).await;
                 }
             }
         }
     }
     Err(ApiError::AllProvidersFailed(attempts))
-}
-
-fn random_u64<H: Host>(host: &H) -> u64 {
-    let mut buf = [0u8; 8];
-    host.random_bytes(&mut buf);
-    u64::from_le_bytes(buf)
 }
 
 /// One non-streamed try: the whole exchange must finish within the attempt timeout.
@@ -180,20 +169,31 @@ async fn complete_once<H: Host>(
     policy: &RetryPolicy,
 ) -> Result<ChatResponse, Failure> {
     let wire = providers::build_request(provider, request, false).map_err(Failure::from_provider)?;
-    let timeout = policy.attempt_timeout_ms;
+    let body = fetch_whole(host, provider, wire, policy.attempt_timeout_ms).await?;
+    providers::parse_response(provider.kind, &body).map_err(Failure::from_provider)
+}
+
+/// Sends `wire` and reads the whole success body, the exchange within `timeout_ms`; an error
+/// status is a failure carrying the vendor's message and `Retry-After`.
+async fn fetch_whole<H: Host>(
+    host: &H,
+    provider: &ProviderConfig,
+    wire: http::Request<Bytes>,
+    timeout_ms: u64,
+) -> Result<Bytes, Failure> {
     let exchange = async {
         let response = host.fetch(wire).await.map_err(Failure::from_host)?;
         let (parts, body) = response.into_parts();
         let body = body.collect(MAX_UPSTREAM_BODY).await.map_err(Failure::from_host)?;
         Ok::<_, Failure>((parts, body))
     };
-    let (parts, body) = with_timeout(host, timeout, exchange)
+    let (parts, body) = with_timeout(host, timeout_ms, exchange)
         .await
-        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout }, "no answer in time"))??;
+        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout_ms }, "no answer in time"))??;
     if !parts.status.is_success() {
         return Err(status_failure(host, provider, &parts, &body));
     }
-    providers::parse_response(provider.kind, &body).map_err(Failure::from_provider)
+    Ok(body)
 }
 
 /// Turns an error status into a failure, keeping the vendor's message and `Retry-After`.

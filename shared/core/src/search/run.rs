@@ -147,24 +147,13 @@ pub async fn search<H: Host>(
                     if !retryable || retry == policy.max_retries {
                         break;
                     }
-                    let delay = match failure.retry_after_ms {
-                        // Waiting longer than the cap would stall the caller: fall back now.
-                        Some(ms) if ms > policy.retry_after_cap_ms => break,
-                        Some(ms) => ms,
-                        None => policy.backoff_ms(retry, random_u64(host)),
-                    };
+                    let Some(delay) = policy.retry_delay_ms(retry, failure.retry_after_ms, host) else { break };
                     host.sleep(delay).await;
                 }
             }
         }
     }
     Err(SearchFailure::AllFailed(attempts))
-}
-
-fn random_u64<H: Host>(host: &H) -> u64 {
-    let mut buf = [0u8; 8];
-    host.random_bytes(&mut buf);
-    u64::from_le_bytes(buf)
 }
 
 /// One try: the whole exchange within the attempt timeout, then at least one usable result.
