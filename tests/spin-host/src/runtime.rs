@@ -135,6 +135,10 @@ impl Runtime {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.wasm_component_model_async(true);
+        // `perf record` can name guest functions when the host writes /tmp/perf-<pid>.map.
+        if std::env::var_os("SPIN_HOST_PERFMAP").is_some() {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config)?;
 
         let mut linker = Linker::<StoreData>::new(&engine);
