@@ -6,19 +6,91 @@
 use serde::{Deserialize, Serialize};
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
+    #[default]
     User,
     Assistant,
+    /// A tool's result, answering the assistant's call `tool_call_id`.
+    Tool,
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// The tools an assistant message calls (its `content` may then be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// On a `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Message { role, content: content.into(), ..Message::default() }
+    }
+    pub fn system(content: impl Into<String>) -> Self {
+        Message::new(Role::System, content)
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Message::new(Role::User, content)
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Message::new(Role::Assistant, content)
+    }
+    /// A tool's result for the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Message { role: Role::Tool, content: content.into(), tool_calls: vec![], tool_call_id: Some(call_id.into()) }
+    }
+}
+
+/// A function the model may call: its name, what it does, and a JSON Schema for its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// A JSON Schema object.
+    pub parameters: serde_json::Value,
+}
+
+/// One call the model made: `arguments` is the JSON text the model wrote (it may not parse;
+/// the caller or the agent decides what to do then).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides (every vendor's default when tools are given).
+    Auto,
+    /// No tool calls.
+    None,
+    /// At least one tool call.
+    Required,
+    /// This tool.
+    Function(String),
+}
+
+/// The shape the answer must take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON matching `schema` (a JSON Schema); `strict` asks vendors that support it to enforce it.
+    JsonSchema { name: String, schema: serde_json::Value, strict: bool },
 }
 
 /// How much deliberate reasoning to ask a provider for (thinking mode).
@@ -82,6 +154,13 @@ pub struct ChatRequest {
     pub stop: Vec<String>,
     pub seed: Option<u64>,
     pub reasoning: Option<Reasoning>,
+    /// Functions the model may call; the calls come back in the answer, for the caller to run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
 }
 
 /// Tokens counted by the provider that answered.
@@ -137,6 +216,9 @@ pub struct ChatResponse {
     pub model: String,
     pub finish_reason: FinishReason,
     pub usage: Usage,
+    /// The tools the model called, in order (then `finish_reason` is `ToolCalls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// One step of a streamed answer, as parsed from a provider event.
@@ -150,6 +232,10 @@ pub enum StreamEvent {
     Model(String),
     /// Token counts so far (merge with [`Usage::merge`]).
     Usage(Usage),
+    /// A piece of the tool call at `index` (0-based, in call order): `id` and `name` arrive
+    /// with its first piece, `arguments` is the next piece of its JSON text (vendors that send
+    /// a call whole send one piece).
+    ToolCall { index: usize, id: Option<String>, name: Option<String>, arguments: String },
     /// Why the model stopped.
     Finish(FinishReason),
     /// The provider says the answer is complete; nothing follows.

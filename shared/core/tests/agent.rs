@@ -11,7 +11,7 @@ use opencode_core::Body;
 use serde_json::json;
 
 fn request() -> ChatRequest {
-    ChatRequest { messages: vec![Message { role: Role::User, content: "go".into() }], ..ChatRequest::default() }
+    ChatRequest { messages: vec![Message::user("go".into())], ..ChatRequest::default() }
 }
 
 fn host() -> opencode_testkit::TestHost {

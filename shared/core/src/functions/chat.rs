@@ -114,7 +114,7 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
                 ))
             }
         };
-        messages.push(Message { role, content: m.content });
+        messages.push(Message::new(role, m.content));
     }
     if !messages.iter().any(|m| m.role == Role::User) {
         return invalid("`messages` must contain a user message".into());

@@ -293,7 +293,7 @@ fn grounded(mut request: ChatRequest, hits: &[Hit]) -> ChatRequest {
     for (i, hit) in hits.iter().enumerate() {
         system.push_str(&format!("\n\n[{}] document \"{}\", chunk {}\n{}", i + 1, hit.document_id, hit.chunk, hit.text));
     }
-    request.messages.insert(0, Message { role: Role::System, content: system });
+    request.messages.insert(0, Message::system(system));
     request
 }
 

@@ -179,7 +179,7 @@ impl<H: Host> Job<H> {
             self.max_sub_questions
         );
         ChatRequest {
-            messages: vec![Message { role: Role::System, content: system }, Message { role: Role::User, content: self.question.clone() }],
+            messages: vec![Message::system(system), Message::user(self.question.clone())],
             model: self.request.model.clone(),
             temperature: Some(0.0),
             max_tokens: Some(400),
@@ -197,7 +197,7 @@ impl<H: Host> Job<H> {
             system.push_str(&format!("\n[{}] {} — {}\n{}\n", i + 1, source.title, source.url, source.snippet));
         }
         let mut request = self.request.clone();
-        request.messages.insert(0, Message { role: Role::System, content: system });
+        request.messages.insert(0, Message::system(system));
         request
     }
 }

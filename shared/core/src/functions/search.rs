@@ -115,7 +115,7 @@ fn with_sources(mut request: ChatRequest, found: &SearchOutcome) -> ChatRequest 
     for (i, result) in found.results.iter().enumerate() {
         prompt.push_str(&format!("\n[{}] {} — {}\n{}\n", i + 1, result.title, result.url, result.snippet));
     }
-    request.messages.insert(0, Message { role: Role::System, content: prompt });
+    request.messages.insert(0, Message::system(prompt));
     request
 }
 
