@@ -182,15 +182,8 @@ impl<'e, H: Host> Agent<'e, H> {
             Some(result) => result.map_err(Stop::Failed)?,
         };
         self.usage = add(self.usage, answer.usage);
-        self.record(json!({
-            "index": self.steps.len() + 1,
-            "kind": "model",
-            "name": name,
-            "provider": answered.provider,
-            "model": answer.model,
-            "ms": self.host.now_ms().saturating_sub(begun),
-            "usage": usage_json(&answer.usage),
-        }));
+        let step = self.model_step(name, &answered.provider, &answer, self.host.now_ms().saturating_sub(begun));
+        self.record(step);
         self.answered = Some(answered);
         Ok(answer)
     }
@@ -261,8 +254,15 @@ impl<'e, H: Host> Agent<'e, H> {
     /// The final answer, counted as a step: streamed to the emitter as `delta`s when there is
     /// one, else one call.
     pub async fn write(&mut self, request: &ChatRequest) -> Result<ChatResponse, Stop> {
+        self.respond("write", request).await
+    }
+
+    /// One model call counted as a step, its text streamed to the emitter as `delta`s when
+    /// there is one (else one call, as [`Agent::think`]). Tool calls are collected into the
+    /// answer, not sent on: the agent runs them.
+    pub async fn respond(&mut self, name: &str, request: &ChatRequest) -> Result<ChatResponse, Stop> {
         let Some(emitter) = self.emitter else {
-            return self.think("write", request).await;
+            return self.think(name, request).await;
         };
         self.check()?;
         let begun = self.host.now_ms();
@@ -275,19 +275,37 @@ impl<'e, H: Host> Agent<'e, H> {
             Err(failure) => return Err(Stop::Broken(failure)),
         };
         self.usage = add(self.usage, answer.usage);
-        let step = json!({
-            "index": self.steps.len() + 1,
-            "kind": "model",
-            "name": "write",
-            "provider": started.answered.provider,
-            "model": answer.model,
-            "ms": self.host.now_ms().saturating_sub(begun),
-            "usage": usage_json(&answer.usage),
-        });
-        // The answer itself has streamed; its step is recorded without a second event.
+        let step = self.model_step(name, &started.answered.provider, &answer, self.host.now_ms().saturating_sub(begun));
+        if !answer.tool_calls.is_empty() {
+            // A step that calls tools is announced (the client waits through the calls); the
+            // text of one that answers has already streamed.
+            emitter.send("step", &step);
+        }
         self.steps.push(step);
         self.answered = Some(started.answered);
         Ok(answer)
+    }
+
+    /// The record of one model call; the tools it called are named.
+    fn model_step(&self, name: &str, provider: &str, answer: &ChatResponse, ms: u64) -> Value {
+        let mut step = json!({
+            "index": self.steps.len() + 1,
+            "kind": "model",
+            "name": name,
+            "provider": provider,
+            "model": answer.model,
+            "ms": ms,
+            "usage": usage_json(&answer.usage),
+        });
+        if let (false, Some(map)) = (answer.tool_calls.is_empty(), step.as_object_mut()) {
+            map.insert("tool_calls".into(), json!(answer.tool_calls.iter().map(|c| &c.name).collect::<Vec<_>>()));
+        }
+        step
+    }
+
+    /// How many more steps the limits allow.
+    pub fn steps_left(&self) -> usize {
+        (self.limits.max_steps as usize).saturating_sub(self.steps.len())
     }
 
     fn time_out(&mut self) -> Stop {

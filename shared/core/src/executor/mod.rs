@@ -34,6 +34,18 @@ pub struct Answered {
     pub attempts: Vec<Attempt>,
 }
 
+impl Answered {
+    /// For an answer no model call made (a run that stopped first): the chain's first provider.
+    pub fn nobody(chain: &[ProviderConfig]) -> Answered {
+        let first = chain.first();
+        Answered {
+            provider: first.map(|p| p.name.clone()).unwrap_or_default(),
+            model: first.map(|p| p.model.clone()).unwrap_or_default(),
+            attempts: vec![],
+        }
+    }
+}
+
 /// A streamed answer committed to one provider.
 pub struct StartedStream {
     pub answered: Answered,

@@ -1,4 +1,5 @@
-//! `POST /v1/chat`: one conversation turn through the provider chain, as JSON or SSE.
+//! `POST /v1/chat`: one conversation turn through the provider chain, as JSON or SSE. On
+//! System 2 (`/v1/process` decided so) it runs the agent loop of chat_agent.rs instead.
 //!
 //! SSE events: `start` (who answers), `delta` and `thinking` (text as it arrives), `usage`,
 //! `done`, and `error` (terminal; after it nothing follows).
@@ -7,7 +8,9 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
 
+use super::chat_agent;
 use super::mode::requested_tier;
+use super::toolbox::Toolbox;
 use super::Ctx;
 use crate::error::ApiError;
 use crate::cache::{self, CachePolicy, CachedAnswer};
@@ -135,6 +138,15 @@ pub(super) async fn handle<H: Host>(
     // The chain pins a named model on its provider; left on the request, it would also be
     // asked of every fallback provider.
     let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
+    // System 2 runs the agent loop with the platform's tools, unless the caller brought its
+    // own tools (their calls go back to the caller) or no tool's upstream is configured.
+    if tier == Tier::System2 && request.tools.is_empty() {
+        let tenant = ctx.principal.as_ref().map(|p| p.tenant.as_str());
+        let toolbox = Toolbox::from_host(&ctx.host, ctx.config.retry.clone(), tenant);
+        if !toolbox.is_empty() {
+            return chat_agent::handle(ctx, request, chain, toolbox, stream).await;
+        }
+    }
     let ttl = ctx.config.cache_ttl_secs;
     let policy = if ttl == 0 || tier == Tier::System2 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
     // The key (a hash over the whole request) is only worth computing when the cache is used.

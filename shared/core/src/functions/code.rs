@@ -178,7 +178,7 @@ impl<H: Host> Run<H> {
 
 /// Why a run has no execution: `code` is stable, `message` says what happened.
 #[derive(Debug, Clone, serde::Serialize)]
-struct SandboxFailure {
+pub(super) struct SandboxFailure {
     code: &'static str,
     message: String,
 }
@@ -342,7 +342,7 @@ async fn execute<H: Host>(agent: &mut Agent<'_, H>, host: &H, job: &Job, code: &
 }
 
 /// `POST /api/v2/execute` and its answer, bounded by the run's timeout plus a margin.
-async fn run_in_sandbox<H: Host>(host: &H, config: &SandboxConfig, request: &ExecutionRequest) -> Result<Execution, SandboxFailure> {
+pub(super) async fn run_in_sandbox<H: Host>(host: &H, config: &SandboxConfig, request: &ExecutionRequest) -> Result<Execution, SandboxFailure> {
     let failure = |code, message: String| SandboxFailure { code, message };
     let http_request = sandbox::build_request(config, request).map_err(|e| failure("sandbox_misconfigured", e.to_string()))?;
     let timeout_ms = sandbox::fetch_timeout_ms(request);

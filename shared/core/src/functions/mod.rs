@@ -7,6 +7,7 @@
 
 mod admin;
 pub mod chat;
+mod chat_agent;
 mod knowledge;
 mod code;
 mod meter;
@@ -16,6 +17,7 @@ mod research;
 pub mod route;
 mod search;
 pub mod thinking;
+mod toolbox;
 
 use crate::auth::{self, Principal};
 use crate::config::Config;

@@ -156,10 +156,10 @@ impl<H: Host> Job<H> {
         send("write", json!({ "sources": sources.len() }));
         let (answer, answered) = match agent.write(&self.write_request(&sources)).await {
             Ok(answer) => {
-                let answered = agent.answered().cloned().unwrap_or_else(|| unknown(&self.chain));
+                let answered = agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain));
                 (answer, answered)
             }
-            Err(Stop::Limit(hit)) => (partial(hit.describe(), &sources), agent.answered().cloned().unwrap_or_else(|| unknown(&self.chain))),
+            Err(Stop::Limit(hit)) => (partial(hit.describe(), &sources), agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain))),
             Err(other) => return Err(other),
         };
         let mut fields = answer_json(&self.request_id, Mode::Research, &answer, &answered);
@@ -252,14 +252,6 @@ fn partial(why: &str, sources: &[SearchResult]) -> ChatResponse {
     ChatResponse { text, thinking: None, model: String::new(), finish_reason: FinishReason::Other("limit".into()), usage: Default::default() }
 }
 
-fn unknown(chain: &[crate::providers::ProviderConfig]) -> Answered {
-    let first = chain.first();
-    Answered {
-        provider: first.map(|p| p.name.clone()).unwrap_or_default(),
-        model: first.map(|p| p.model.clone()).unwrap_or_default(),
-        attempts: vec![],
-    }
-}
 
 #[cfg(test)]
 mod tests {
