@@ -66,6 +66,39 @@ pub struct ToolCall {
     pub id: String,
     pub name: String,
     pub arguments: String,
+    /// Opaque vendor state that must go back with the call in the next request (Gemini 3's
+    /// `thoughtSignature`, refused with a 400 when missing). Kept as received; `None` for
+    /// vendors without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl ToolCall {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        ToolCall { id: id.into(), name: name.into(), arguments: arguments.into(), signature: None }
+    }
+}
+
+/// Most tool calls one answer may assemble from stream pieces: a piece for a higher index is
+/// dropped rather than letting a provider make us allocate without bound.
+pub const MAX_STREAMED_TOOL_CALLS: usize = 256;
+
+/// Adds one streamed piece ([`StreamEvent::ToolCall`]) to the calls assembled so far.
+pub fn add_tool_call_piece(calls: &mut Vec<ToolCall>, index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) {
+    if index >= MAX_STREAMED_TOOL_CALLS {
+        return;
+    }
+    if calls.len() <= index {
+        calls.resize_with(index + 1, ToolCall::default);
+    }
+    let Some(call) = calls.get_mut(index) else { return };
+    if let Some(id) = id {
+        call.id = id.to_owned();
+    }
+    if let Some(name) = name {
+        call.name = name.to_owned();
+    }
+    call.arguments.push_str(arguments);
 }
 
 /// Whether and which tool the model must call.
@@ -196,9 +229,10 @@ impl Usage {
 }
 
 /// Why the model stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
+    #[default]
     Stop,
     Length,
     ContentFilter,
@@ -207,7 +241,7 @@ pub enum FinishReason {
 }
 
 /// A complete, non-streamed answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
     pub text: String,
     /// Reasoning the provider returned separately from the answer, if any.
@@ -264,6 +298,16 @@ mod tests {
         usage.merge(Usage { input_tokens: 0, output_tokens: 9, reasoning_tokens: 4 });
         usage.merge(Usage { input_tokens: 0, output_tokens: 12, reasoning_tokens: 0 });
         assert_eq!(usage, Usage { input_tokens: 3, output_tokens: 12, reasoning_tokens: 4 });
+    }
+
+    #[test]
+    fn tool_call_pieces_assemble_by_index_and_a_wild_index_is_dropped() {
+        let mut calls = Vec::new();
+        add_tool_call_piece(&mut calls, 0, Some("call_a"), Some("search"), "{\"q\":");
+        add_tool_call_piece(&mut calls, 1, Some("call_b"), Some("fetch"), "{}");
+        add_tool_call_piece(&mut calls, 0, None, None, "\"x\"}");
+        add_tool_call_piece(&mut calls, usize::MAX, Some("evil"), None, "{}");
+        assert_eq!(calls, vec![ToolCall::new("call_a", "search", "{\"q\":\"x\"}"), ToolCall::new("call_b", "fetch", "{}")]);
     }
 
     #[test]

@@ -79,6 +79,7 @@ impl Failure {
             ProviderError::StreamError { .. } => Outcome::StreamError,
             ProviderError::Malformed(_) => Outcome::Malformed,
             ProviderError::Config(_) => Outcome::Misconfigured,
+            ProviderError::InvalidRequest(_) => Outcome::InvalidRequest,
         };
         Failure::new(outcome, err.to_string())
     }

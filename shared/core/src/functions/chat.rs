@@ -1,12 +1,19 @@
 //! `POST /v1/chat`: one conversation turn through the provider chain, as JSON or SSE. On
 //! System 2 (`/v1/process` decided so) it runs the agent loop of chat_agent.rs instead.
 //!
-//! SSE events: `start` (who answers), `delta` and `thinking` (text as it arrives), `usage`,
-//! `done`, and `error` (terminal; after it nothing follows).
+//! SSE events: `start` (who answers), `delta` and `thinking` (text as it arrives), `tool_call`
+//! (a piece of a call, as it arrives), `usage`, `done` (with the assembled `tool_calls`), and
+//! `error` (terminal; after it nothing follows).
+//!
+//! Tools (`tools`, `tool_choice`, `response_format`, assistant `tool_calls`, `tool` messages)
+//! come in OpenAI's shapes and are checked in `tools.rs`; the calls go back to the client, which
+//! runs them and sends their results in the next request.
+
+mod tools;
 
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::chat_agent;
 use super::mode::requested_tier;
@@ -17,7 +24,9 @@ use crate::cache::{self, CachePolicy, CachedAnswer};
 use crate::executor::{self, Answered, EventStream};
 use crate::host::{Body, Host};
 use crate::routing::Tier;
-use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::model::{add_tool_call_piece, ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, ToolCall, Usage};
+
+pub use tools::{tool_calls_json, valid_name, ToolCallBody};
 use crate::{sse, web};
 
 const MAX_MESSAGES: usize = 1_000;
@@ -36,13 +45,24 @@ pub struct ChatBody {
     pub model: Option<String>,
     pub stop: Option<Stop>,
     pub seed: Option<u64>,
+    /// Checked field by field in `tools.rs`, for errors that name the field.
+    pub tools: Option<Value>,
+    pub tool_choice: Option<Value>,
+    pub response_format: Option<Value>,
 }
 
+/// A message: `content` may be `null` only on an assistant message with `tool_calls`;
+/// `tool_call_id` only on a `tool` message.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageBody {
     pub role: String,
-    pub content: String,
+    #[serde(default)]
+    pub content: Option<String>,
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCallBody>>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
 }
 
 /// `stop` may be one string or a list, as in OpenAI's API.
@@ -80,6 +100,9 @@ impl ChatBody {
         if stop.len() > MAX_STOP || stop.iter().any(String::is_empty) {
             return invalid(format!("`stop` takes at most {MAX_STOP} non-empty strings"));
         }
+        let tools = tools::parse_tools(self.tools)?;
+        let tool_choice = tools::parse_tool_choice(self.tool_choice, &tools)?;
+        let response_format = tools::parse_response_format(self.response_format)?;
         let request = ChatRequest {
             messages,
             model: self.model,
@@ -89,13 +112,17 @@ impl ChatBody {
             stop,
             seed: self.seed,
             reasoning: None,
+            tools,
+            tool_choice,
+            response_format,
         };
         Ok((request, self.stream))
     }
 }
 
 /// Checks a conversation: 1 to `MAX_MESSAGES` messages with known roles, at least one of
-/// them from the user.
+/// them from the user; tool calls only on assistant messages, each answered by a `tool`
+/// message before the conversation goes on, and every `tool` message answering a call.
 pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiError> {
     let invalid = |msg: String| Err(ApiError::Validation(msg));
     if bodies.is_empty() {
@@ -110,19 +137,82 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
             "system" => Role::System,
             "user" => Role::User,
             "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
             other => {
                 return invalid(format!(
-                    "messages[{i}].role `{}` is not one of system, user, assistant",
+                    "messages[{i}].role `{}` is not one of system, user, assistant, tool",
                     other.chars().take(32).collect::<String>()
                 ))
             }
         };
-        messages.push(Message::new(role, m.content));
+        let tool_calls = match m.tool_calls {
+            Some(calls) if role != Role::Assistant && !calls.is_empty() => {
+                return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"))
+            }
+            Some(calls) => tools::validate_calls(calls, i)?,
+            None => Vec::new(),
+        };
+        let content = match m.content {
+            Some(content) => content,
+            None if !tool_calls.is_empty() => String::new(),
+            None => return invalid(format!("`messages[{i}].content` is required")),
+        };
+        let tool_call_id = match (role, m.tool_call_id) {
+            (Role::Tool, Some(id)) if !id.is_empty() => Some(id),
+            (Role::Tool, _) => return invalid(format!("`messages[{i}].tool_call_id` is required on a tool message")),
+            (_, Some(_)) => return invalid(format!("`messages[{i}].tool_call_id` is only allowed on tool messages")),
+            (_, None) => None,
+        };
+        messages.push(Message { role, content, tool_calls, tool_call_id });
     }
+    check_tool_turns(&messages)?;
     if !messages.iter().any(|m| m.role == Role::User) {
         return invalid("`messages` must contain a user message".into());
     }
     Ok(messages)
+}
+
+/// Every vendor wants each call answered right after the assistant message that made it, and
+/// every result to answer a call: the `tool` messages after an assistant message with calls
+/// answer exactly those calls.
+fn check_tool_turns(messages: &[Message]) -> Result<(), ApiError> {
+    let invalid = |msg: String| Err(ApiError::Validation(msg));
+    let mut open: Vec<&ToolCall> = Vec::new();
+    let mut asked_at = 0;
+    for (i, message) in messages.iter().enumerate() {
+        if message.role == Role::Tool {
+            let id = message.tool_call_id.as_deref().unwrap_or_default();
+            match open.iter().position(|c| c.id == id) {
+                Some(at) => {
+                    open.remove(at);
+                }
+                None => {
+                    return invalid(format!(
+                        "`messages[{i}].tool_call_id` `{}` answers no tool call of the assistant message before it",
+                        id.chars().take(64).collect::<String>()
+                    ))
+                }
+            }
+            continue;
+        }
+        if let Some(call) = open.first() {
+            return invalid(format!(
+                "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
+                call.name, call.id
+            ));
+        }
+        if !message.tool_calls.is_empty() {
+            open = message.tool_calls.iter().collect();
+            asked_at = i;
+        }
+    }
+    match open.first() {
+        Some(call) => invalid(format!(
+            "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
+            call.name, call.id
+        )),
+        None => Ok(()),
+    }
 }
 
 pub(super) async fn handle<H: Host>(
@@ -182,9 +272,17 @@ pub(super) async fn handle<H: Host>(
     Ok(response)
 }
 
-/// Only complete answers are worth serving again.
+/// Only complete answers are worth serving again (tool calls are complete answers too).
 fn cacheable(finish: &FinishReason) -> bool {
-    matches!(finish, FinishReason::Stop | FinishReason::Length)
+    matches!(finish, FinishReason::Stop | FinishReason::Length | FinishReason::ToolCalls)
+}
+
+/// Some compatible servers finish with `stop` after tool calls; the client is told the truth.
+fn finish_with_calls(finish: FinishReason, calls: &[ToolCall]) -> FinishReason {
+    match finish {
+        FinishReason::Stop if !calls.is_empty() => FinishReason::ToolCalls,
+        other => other,
+    }
 }
 
 /// The JSON answer for a completed call.
@@ -197,8 +295,8 @@ fn answer_json<H: Host>(ctx: &Ctx<H>, answer: &ChatResponse, answered: &Answered
         "model": model,
         "attempts": answered.attempts.len(),
         "attempt_log": answered.attempts,
-        "message": {"role": "assistant", "content": answer.text},
-        "finish_reason": finish_name(&answer.finish_reason),
+        "message": message_json(answer),
+        "finish_reason": finish_name(&finish_with_calls(answer.finish_reason.clone(), &answer.tool_calls)),
         "usage": usage_json(&answer.usage),
     });
     if let (Some(thinking), Some(map)) = (&answer.thinking, body.as_object_mut()) {
@@ -207,6 +305,16 @@ fn answer_json<H: Host>(ctx: &Ctx<H>, answer: &ChatResponse, answered: &Answered
     let mut response = web::json(http::StatusCode::OK, &body);
     answered_headers(&mut response, answered, Some(&model));
     response
+}
+
+/// The answer's message: `tool_calls` when the model called tools (then an empty `content` is
+/// `null`, as OpenAI writes it).
+fn message_json(answer: &ChatResponse) -> Value {
+    if answer.tool_calls.is_empty() {
+        return json!({"role": "assistant", "content": answer.text});
+    }
+    let content = (!answer.text.is_empty()).then_some(answer.text.as_str());
+    json!({"role": "assistant", "content": content, "tool_calls": tool_calls_json(&answer.tool_calls)})
 }
 
 /// A cache hit, as JSON or replayed as a stream in the pieces it first arrived in. No provider
@@ -218,6 +326,13 @@ fn replay<H: Host>(ctx: &Ctx<H>, hit: CachedAnswer, stream: bool) -> http::Respo
         let mut events = vec![StreamEvent::Model(answer.model)];
         events.extend(answer.thinking.into_iter().map(StreamEvent::Thinking));
         events.extend(hit.deltas.into_iter().map(StreamEvent::Delta));
+        // Each call in one piece, as a vendor that sends calls whole would.
+        events.extend(answer.tool_calls.into_iter().enumerate().map(|(index, call)| StreamEvent::ToolCall {
+            index,
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+        }));
         events.extend([StreamEvent::Usage(answer.usage), StreamEvent::Finish(answer.finish_reason), StreamEvent::Done]);
         let events: EventStream = stream::iter(events.into_iter().map(Ok)).boxed_local();
         let mut response = web::sse(sse_frames(ctx.request_id.clone(), answered.clone(), events, None));
@@ -268,6 +383,7 @@ struct Frames {
     on_complete: Option<OnComplete>,
     deltas: Vec<String>,
     thinking: String,
+    tool_calls: Vec<ToolCall>,
     answered: Answered,
     request_id: String,
     model: Option<String>,
@@ -289,6 +405,7 @@ pub(crate) fn sse_frames(
         on_complete,
         deltas: Vec::new(),
         thinking: String::new(),
+        tool_calls: Vec::new(),
         answered,
         request_id,
         model: None,
@@ -321,15 +438,34 @@ pub(crate) fn sse_frames(
                         s.thinking.push_str(&text);
                     }
                 }
+                Some(Ok(StreamEvent::ToolCall { index, id, name, arguments })) => {
+                    s.start_frame(&mut out);
+                    // Forwarded as it comes: `id` and `name` on a call's first piece only.
+                    let mut piece = json!({ "index": index, "arguments": arguments });
+                    if let Some(map) = piece.as_object_mut() {
+                        if let Some(id) = &id {
+                            map.insert("id".into(), json!(id));
+                        }
+                        if let Some(name) = &name {
+                            map.insert("name".into(), json!(name));
+                        }
+                    }
+                    out.extend_from_slice(&sse::encode("tool_call", &piece));
+                    add_tool_call_piece(&mut s.tool_calls, index, id.as_deref(), name.as_deref(), &arguments);
+                }
                 Some(Ok(StreamEvent::Done)) | None => {
                     s.start_frame(&mut out);
                     out.extend_from_slice(&sse::encode("usage", &usage_json(&s.usage)));
-                    let done = json!({
+                    s.finish = finish_with_calls(std::mem::take(&mut s.finish), &s.tool_calls);
+                    let mut done = json!({
                         "finish_reason": finish_name(&s.finish),
                         "provider": s.answered.provider,
                         "model": s.model_name(),
                         "attempts": s.answered.attempts.len(),
                     });
+                    if let (false, Some(map)) = (s.tool_calls.is_empty(), done.as_object_mut()) {
+                        map.insert("tool_calls".into(), tool_calls_json(&s.tool_calls));
+                    }
                     out.extend_from_slice(&sse::encode("done", &done));
                     s.over = true;
                     s.complete();
@@ -369,6 +505,7 @@ impl Frames {
             model: self.model_name(),
             finish_reason: self.finish.clone(),
             usage: self.usage,
+            tool_calls: std::mem::take(&mut self.tool_calls),
         };
         on_complete(CachedAnswer { provider: self.answered.provider.clone(), response, deltas });
     }

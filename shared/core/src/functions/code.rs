@@ -91,6 +91,7 @@ pub(super) async fn handle<H: Host>(
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (chat, fields) = parse_mode_body::<CodeFields>(&parts, &bytes, FIELDS)?;
     let (request, stream) = chat.validate()?;
+    super::mode::refuse_tools(&request, Mode::Code, false)?;
     let (language, stdin, run_timeout_ms, max_attempts) = fields.validate()?;
     let sandbox = SandboxConfig::from_host(&ctx.host).ok_or_else(|| {
         ApiError::NotConfigured("SANDBOX_URL is not set: the code mode runs programs in a Piston v2 sandbox".into())
@@ -156,6 +157,7 @@ impl<H: Host> Run<H> {
             model: answered.model.clone(),
             finish_reason: FinishReason::Stop,
             usage: agent.usage(),
+            tool_calls: Vec::new(),
         });
         let mut answer = answer_json(&self.request_id, Mode::Code, &response, &answered);
         let last = outcome.runs.last();

@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::executor::{self, Answered, Outcome};
 use crate::host::{Body, Host};
 use crate::knowledge::{self, DocumentMeta, Format, Hit, NewDocument, Retrieval};
-use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::model::{ChatRequest, ChatResponse, Message, Role, StreamEvent, Usage};
 use crate::routing::{Mode, Tier};
 use crate::{sse, web};
 
@@ -165,6 +165,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     let (body, own) = mode::parse_mode_body::<Own>(&parts, &bytes, &["top_k"])?;
     let top_k = top_k(own)?;
     let (request, stream) = body.validate()?;
+    mode::refuse_tools(&request, Mode::Knowledge, false)?;
     let question = request
         .messages
         .iter()
@@ -227,7 +228,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
 /// breaks after its first token is a 502, as it would be for any broken answer.
 async fn collect(started: executor::StartedStream) -> Result<(ChatResponse, Answered), ApiError> {
     let mut answered = started.answered;
-    let mut answer = ChatResponse { text: String::new(), thinking: None, model: String::new(), finish_reason: FinishReason::Stop, usage: Usage::default() };
+    let mut answer = ChatResponse::default();
     let mut events = started.events;
     while let Some(event) = events.next().await {
         match event {
@@ -236,6 +237,8 @@ async fn collect(started: executor::StartedStream) -> Result<(ChatResponse, Answ
             Ok(StreamEvent::Model(name)) => answer.model = name,
             Ok(StreamEvent::Usage(more)) => answer.usage.merge(more),
             Ok(StreamEvent::Finish(reason)) => answer.finish_reason = reason,
+            // The mode sends no tools (`refuse_tools`), so no model calls one.
+            Ok(StreamEvent::ToolCall { .. }) => {}
             Ok(StreamEvent::Done) => break,
             Err(failure) => {
                 if let Some(last) = answered.attempts.last_mut() {

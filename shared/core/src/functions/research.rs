@@ -57,6 +57,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (chat, options) = parse_mode_body::<Options>(&parts, &bytes, &["max_sub_questions", "max_results"])?;
     let (request, stream) = chat.validate()?;
+    super::mode::refuse_tools(&request, Mode::Research, false)?;
     let max_sub_questions = options.max_sub_questions.unwrap_or(3);
     if !(1..=6).contains(&max_sub_questions) {
         return Err(ApiError::Validation("`max_sub_questions` must be from 1 to 6".into()));
@@ -249,7 +250,7 @@ fn partial(why: &str, sources: &[SearchResult]) -> ChatResponse {
     for (i, source) in sources.iter().enumerate() {
         text.push_str(&format!("\n[{}] {} — {}", i + 1, source.title, source.url));
     }
-    ChatResponse { text, thinking: None, model: String::new(), finish_reason: FinishReason::Other("limit".into()), usage: Default::default() }
+    ChatResponse { text, finish_reason: FinishReason::Other("limit".into()), ..ChatResponse::default() }
 }
 
 

@@ -63,6 +63,7 @@ fn parse_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Job, bool),
             })?,
     };
     let (request, stream) = chat.validate()?;
+    mode::refuse_tools(&request, Mode::Search, false)?;
     let last_user = request.messages.iter().rev().find(|m| m.role == Role::User);
     let query = last_user
         .and_then(|m| normalize_query(&m.content))

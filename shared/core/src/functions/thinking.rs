@@ -83,6 +83,8 @@ impl ThinkingRequest {
             }
         };
         let (mut request, stream) = chat.validate()?;
+        // The answer is the model's own, so a `response_format` reaches it unchanged.
+        super::mode::refuse_tools(&request, Mode::Thinking, true)?;
         request.reasoning = Some(Reasoning { budget_tokens });
         Ok(ThinkingRequest { request, stream, effort, budget_tokens, include_thinking: fields.include_thinking })
     }

@@ -83,6 +83,10 @@ pub enum ProviderError {
     /// The request could not be built (for example an invalid base URL).
     #[error("invalid provider configuration: {0}")]
     Config(String),
+    /// The conversation cannot be put in this vendor's format (a tool call whose arguments
+    /// are not a JSON object, a tool result answering no call). Another provider may take it.
+    #[error("request not valid for this provider: {0}")]
+    InvalidRequest(String),
 }
 
 /// Builds the HTTP request for `request`, streamed or not, with the vendor's auth headers.

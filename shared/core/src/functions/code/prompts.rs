@@ -75,13 +75,11 @@ pub fn fix(job: &Job, round: &Round) -> ChatRequest {
 
 /// The final step: explain what the program did.
 pub fn explain(job: &Job, outcome: &Outcome) -> ChatRequest {
-    let system = Message {
-        role: Role::System,
-        content: "A program was written for the user's task and run in a sandbox. Explain briefly to \
-                  the user what the program does and what its run shows; if the run failed, say why. \
-                  Do not repeat the whole program."
-            .to_owned(),
-    };
+    let system = Message::system(
+        "A program was written for the user's task and run in a sandbox. Explain briefly to \
+         the user what the program does and what its run shows; if the run failed, say why. \
+         Do not repeat the whole program.",
+    );
     let mut messages = vec![system];
     if let (Some(code), Some(round)) = (&outcome.code, outcome.runs.last()) {
         let result = round.execution.as_ref().map_or_else(String::new, result);

@@ -11,7 +11,7 @@ pub(super) struct Request<'a> {
     pub max_tokens: u32,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
-    pub messages: Vec<Message>,
+    pub messages: Vec<Message<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -22,12 +22,53 @@ pub(super) struct Request<'a> {
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking: Option<Thinking>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Serialize)]
-pub(super) struct Message {
+pub(super) struct Message<'a> {
     pub role: &'static str,
-    pub content: String,
+    pub content: Content<'a>,
+}
+
+/// A plain string while a message is only text (the common case, and the shorter body);
+/// content blocks once it holds tool calls or results.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(super) enum Content<'a> {
+    Text(String),
+    Blocks(Vec<OutBlock<'a>>),
+}
+
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum OutBlock<'a> {
+    Text {
+        text: &'a str,
+    },
+    ToolUse {
+        id: &'a str,
+        name: &'a str,
+        /// An object (Anthropic refuses anything else).
+        input: serde_json::Value,
+    },
+    ToolResult {
+        tool_use_id: &'a str,
+        #[serde(skip_serializing_if = "str::is_empty")]
+        content: &'a str,
+    },
+}
+
+/// `{"name","description","input_schema"}`.
+#[derive(Debug, Serialize)]
+pub(super) struct Tool<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub description: &'a str,
+    pub input_schema: &'a serde_json::Value,
 }
 
 #[derive(Debug, Serialize)]
@@ -64,7 +105,13 @@ pub(super) enum Block {
     Thinking {
         thinking: String,
     },
-    /// `redacted_thinking`, `tool_use` and any later block type.
+    ToolUse {
+        id: String,
+        name: String,
+        #[serde(default)]
+        input: serde_json::Value,
+    },
+    /// `redacted_thinking` and any later block type.
     #[serde(other)]
     Other,
 }
@@ -88,8 +135,19 @@ pub(super) enum Event {
     MessageStart {
         message: StartMessage,
     },
+    ContentBlockStart {
+        #[serde(default)]
+        index: usize,
+        content_block: StartBlock,
+    },
     ContentBlockDelta {
+        #[serde(default)]
+        index: usize,
         delta: Delta,
+    },
+    ContentBlockStop {
+        #[serde(default)]
+        index: usize,
     },
     MessageDelta {
         delta: MessageDeltaBody,
@@ -100,7 +158,7 @@ pub(super) enum Event {
     Error {
         error: ErrorDetail,
     },
-    /// `ping`, `content_block_start`, `content_block_stop` and any later event type.
+    /// `ping` and any later event type.
     #[serde(other)]
     Other,
 }
@@ -113,6 +171,19 @@ pub(super) struct StartMessage {
     pub usage: Option<WireUsage>,
 }
 
+/// The block a `content_block_start` opens: only tool calls matter (text and thinking arrive
+/// in deltas).
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum StartBlock {
+    ToolUse {
+        id: String,
+        name: String,
+    },
+    #[serde(other)]
+    Other,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type")]
 pub(super) enum Delta {
@@ -120,7 +191,13 @@ pub(super) enum Delta {
     Text { text: String },
     #[serde(rename = "thinking_delta")]
     Thinking { thinking: String },
-    /// `signature_delta`, `input_json_delta`, `citations_delta` and any later delta type.
+    /// The next piece of a `tool_use` block's input JSON.
+    #[serde(rename = "input_json_delta")]
+    InputJson {
+        #[serde(default)]
+        partial_json: String,
+    },
+    /// `signature_delta`, `citations_delta` and any later delta type.
     #[serde(other)]
     Other,
 }

@@ -29,10 +29,7 @@ fn openai() -> ProviderConfig {
 }
 
 fn msg(role: Role, content: &str) -> Message {
-    Message {
-        role,
-        content: content.into(),
-    }
+    Message::new(role, content)
 }
 
 fn full_request() -> ChatRequest {
@@ -50,6 +47,7 @@ fn full_request() -> ChatRequest {
         stop: vec!["END".into()],
         seed: Some(42),
         reasoning: None,
+        ..Default::default()
     }
 }
 
@@ -254,6 +252,7 @@ fn parses_a_documented_completion() {
                 output_tokens: 10,
                 reasoning_tokens: 0
             },
+            tool_calls: vec![],
         }
     );
 }
