@@ -41,7 +41,7 @@ fn upstream(req: http::Request<Bytes>, calls: usize, search_down: bool) -> Resul
             return Ok(json_response(503, r#"{"detail":{"error":"down"}}"#));
         }
         let q = body["query"].as_str().unwrap();
-        let results = json!([{"title": format!("On {q}"), "url": format!("https://t.example/{}", q.len()), "content": "the moon pulls the sea", "score": 0.9}]);
+        let results = json!([{"title": format!("On {q}"), "url": format!("https://t.example/{}", q.rsplit(' ').next().unwrap()), "content": "the moon pulls the sea", "score": 0.9}]);
         return Ok(json_response(200, &json!({"query": q, "results": results}).to_string()));
     }
     let messages = body["messages"].as_array().unwrap();
@@ -111,7 +111,7 @@ async fn the_model_searches_and_answers_from_the_results_with_citations() {
     assert!(text.contains("[1] On Why are there tides? 0"), "{text}");
     assert!(text.contains("[2] On Why are there tides? 1"), "{text}");
     assert_eq!(answer["citations"].as_array().unwrap().len(), 2);
-    assert_eq!(answer["citations"][0]["url"], "https://t.example/24");
+    assert_eq!(answer["citations"][0]["url"], "https://t.example/0");
     let steps = answer["agent"]["steps"].as_array().unwrap();
     let kinds: Vec<&str> = steps.iter().map(|s| s["kind"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["model", "tool", "tool", "model"]);
@@ -228,4 +228,34 @@ async fn without_configured_tools_or_with_the_callers_own_tools_there_is_no_agen
     assert_eq!(answer["finish_reason"], "tool_calls");
     assert!(answer.get("agent").is_none());
     assert_eq!(model_calls(&host)[0]["tools"][0]["function"]["name"], "lookup");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_model_runs_code_in_the_sandbox_and_bad_arguments_come_back_as_results() {
+    // The model asks for two runs: a good one and one in a language the sandbox lacks.
+    let host = test_host().with_var("PROVIDER_ORDER", "openai").with_var("SANDBOX_URL", "http://sandbox.test").with_upstream(|req| async move {
+        let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
+        if req.uri().host() == Some("sandbox.test") {
+            assert_eq!(req.uri().path(), "/api/v2/execute");
+            assert_eq!(body["files"][0]["content"], "print(6*7)");
+            let run = json!({"language": "python", "version": "3.12.0", "run": {"stdout": "42\n", "stderr": "", "code": 0, "signal": null, "output": "42\n"}});
+            return Ok(json_response(200, &run.to_string()));
+        }
+        if body["messages"].as_array().unwrap().last().unwrap()["role"] == json!("tool") {
+            return upstream(req, 0, false);
+        }
+        let calls = json!([
+            {"id": "a", "type": "function", "function": {"name": "run_code", "arguments": "{\"language\":\"python\",\"code\":\"print(6*7)\"}"}},
+            {"id": "b", "type": "function", "function": {"name": "run_code", "arguments": "{\"language\":\"cobol\",\"code\":\"x\"}"}},
+        ]);
+        Ok(json_response(200, &completion(json!({"role": "assistant", "content": null, "tool_calls": calls}), "tool_calls")))
+    });
+    let (status, body) = system2(&host, question(false)).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    let text = answer["message"]["content"].as_str().unwrap();
+    assert!(text.contains(r#""stdout":"42\n""#), "{text}");
+    assert!(text.contains("The tool failed: `language` must be python or javascript"), "{text}");
+    let sandbox_calls = host.requests().iter().filter(|r| r.uri().host() == Some("sandbox.test")).count();
+    assert_eq!(sandbox_calls, 1);
 }

@@ -1,5 +1,5 @@
 //! `POST /v1/chat`: one conversation turn through the provider chain, as JSON or SSE. On
-//! System 2 (`/v1/process` decided so) it runs the agent loop of chat_agent.rs instead.
+//! System 2 (`/v1/process` decided so) it runs the agent loop of chat/agent.rs instead.
 //!
 //! SSE events: `start` (who answers), `delta` and `thinking` (text as it arrives), `tool_call`
 //! (a piece of a call, as it arrives), `usage`, `done` (with the assembled `tool_calls`), and
@@ -9,15 +9,16 @@
 //! come in OpenAI's shapes and are checked in `tools.rs`; the calls go back to the client, which
 //! runs them and sends their results in the next request.
 
+mod agent;
+mod toolbox;
 mod tools;
 
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use super::chat_agent;
 use super::mode::requested_tier;
-use super::toolbox::Toolbox;
+use toolbox::Toolbox;
 use super::Ctx;
 use crate::error::ApiError;
 use crate::cache::{self, CachePolicy, CachedAnswer};
@@ -232,9 +233,9 @@ pub(super) async fn handle<H: Host>(
     // own tools (their calls go back to the caller) or no tool's upstream is configured.
     if tier == Tier::System2 && request.tools.is_empty() {
         let tenant = ctx.principal.as_ref().map(|p| p.tenant.as_str());
-        let toolbox = Toolbox::from_host(&ctx.host, ctx.config.retry.clone(), tenant);
+        let toolbox = Toolbox::from_host(&ctx.host, ctx.config.retry.clone(), tenant).await;
         if !toolbox.is_empty() {
-            return chat_agent::handle(ctx, request, chain, toolbox, stream).await;
+            return agent::handle(ctx, request, chain, toolbox, stream).await;
         }
     }
     let ttl = ctx.config.cache_ttl_secs;

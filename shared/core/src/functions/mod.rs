@@ -7,7 +7,6 @@
 
 mod admin;
 pub mod chat;
-mod chat_agent;
 mod knowledge;
 mod code;
 mod meter;
@@ -17,7 +16,6 @@ mod research;
 pub mod route;
 mod search;
 pub mod thinking;
-mod toolbox;
 
 use crate::auth::{self, Principal};
 use crate::config::Config;

@@ -9,7 +9,7 @@
 
 use serde_json::{json, Value};
 
-use super::code::{run_in_sandbox, SandboxFailure};
+use super::super::code::{run_in_sandbox, SandboxFailure};
 use crate::error::ApiError;
 use crate::host::Host;
 use crate::knowledge;
@@ -105,12 +105,15 @@ impl ToolOutput {
 
 impl Toolbox {
     /// The tools whose upstreams are configured. Knowledge needs a tenant (an authenticated
-    /// caller) and an embedding provider.
-    pub fn from_host<H: Host>(host: &H, retry: crate::executor::RetryPolicy, tenant: Option<&str>) -> Toolbox {
+    /// caller) with documents, and an embedding provider.
+    pub async fn from_host<H: Host>(host: &H, retry: crate::executor::RetryPolicy, tenant: Option<&str>) -> Toolbox {
         let search = SearchConfig::from_host(host, retry).ok().filter(|s| s.require().is_ok());
-        let knowledge_tenant = tenant
-            .filter(|_| knowledge::KnowledgeConfig::from_host(host).is_ok())
-            .map(str::to_owned);
+        let mut knowledge_tenant = None;
+        if let Some(tenant) = tenant.filter(|_| knowledge::KnowledgeConfig::from_host(host).is_ok()) {
+            if knowledge::tenant_has_documents(host, tenant).await.unwrap_or(false) {
+                knowledge_tenant = Some(tenant.to_owned());
+            }
+        }
         Toolbox { search, knowledge_tenant, sandbox: SandboxConfig::from_host(host) }
     }
 

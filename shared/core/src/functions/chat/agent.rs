@@ -1,5 +1,5 @@
 //! Chat on System 2: the strong models in a bounded loop with the platform's tools
-//! (toolbox.rs), on the agent runtime. Each round the model either answers or calls tools;
+//! (chat/toolbox.rs), on the agent runtime. Each round the model either answers or calls tools;
 //! the calls run concurrently, their results go back as tool messages, and the loop goes on
 //! until the model answers or a limit (`AGENT_MAX_*`) stops it. The last step the limits
 //! allow is made with `tool_choice: none`, so a run that reaches its step limit still ends
@@ -11,10 +11,10 @@
 
 use serde_json::{json, Map, Value};
 
-use super::chat::usage_json;
-use super::mode::{answer_json, done_json, event_stream, Emitter};
+use super::usage_json;
+use super::super::mode::{answer_json, done_json, event_stream, Emitter};
 use super::toolbox::{Source, ToolOutput, Toolbox};
-use super::{Ctx, Handled};
+use super::super::{Ctx, Handled};
 use crate::agent::{Agent, LimitHit, Limits, Stop};
 use crate::error::ApiError;
 use crate::executor::{Answered, RetryPolicy};
