@@ -90,7 +90,7 @@ pub(super) async fn handle<H: Host>(
 ) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (chat, fields) = parse_mode_body::<CodeFields>(&parts, &bytes, FIELDS)?;
-    let (request, stream) = chat.validate()?;
+    let (mut request, stream) = chat.validate()?;
     super::mode::refuse_tools(&request, Mode::Code, false)?;
     let (language, stdin, run_timeout_ms, max_attempts) = fields.validate()?;
     let sandbox = SandboxConfig::from_host(&ctx.host).ok_or_else(|| {
@@ -100,7 +100,7 @@ pub(super) async fn handle<H: Host>(
     sandbox::build_request(&sandbox, &ExecutionRequest::new(language, ""))
         .map_err(|err| ApiError::NotConfigured(err.to_string()))?;
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System2);
-    let chain = ctx.config.tier_chain_for(tier, request.model.as_deref())?;
+    let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let run = Run {
         host: ctx.host.clone(),
         chain,

@@ -164,7 +164,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (body, own) = mode::parse_mode_body::<Own>(&parts, &bytes, &["top_k"])?;
     let top_k = top_k(own)?;
-    let (request, stream) = body.validate()?;
+    let (mut request, stream) = body.validate()?;
     mode::refuse_tools(&request, Mode::Knowledge, false)?;
     let question = request
         .messages
@@ -177,7 +177,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
         return Err(ApiError::Validation("the last user message (the question) must not be empty".into()));
     }
     let tier = mode::requested_tier(&parts.headers).unwrap_or(Tier::System1);
-    let chain = ctx.config.tier_chain_for(tier, request.model.as_deref())?;
+    let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let retrieval = knowledge::retrieve(&ctx.host, tenant(ctx)?, &question, top_k).await?;
     let mut extra = Map::new();
     extra.insert("citations".into(), Value::Array(citations(&retrieval.hits)));

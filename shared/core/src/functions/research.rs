@@ -56,7 +56,7 @@ struct Job<H: Host> {
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (chat, options) = parse_mode_body::<Options>(&parts, &bytes, &["max_sub_questions", "max_results"])?;
-    let (request, stream) = chat.validate()?;
+    let (mut request, stream) = chat.validate()?;
     super::mode::refuse_tools(&request, Mode::Research, false)?;
     let max_sub_questions = options.max_sub_questions.unwrap_or(3);
     if !(1..=6).contains(&max_sub_questions) {
@@ -73,7 +73,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let job = Job {
         host: ctx.host.clone(),
         request_id: ctx.request_id.clone(),
-        chain: ctx.config.tier_chain_for(tier, request.model.as_deref())?,
+        chain: ctx.config.tier_chain_for(tier, request.model.take().as_deref())?,
         retry: ctx.config.retry.clone(),
         limits: Limits::from_host(&ctx.host)?,
         request,

@@ -23,7 +23,7 @@ use crate::executor::{self, RetryPolicy};
 use crate::host::{Body, Host};
 use crate::model::{ChatRequest, ChatResponse, Message, Role};
 use crate::providers::ProviderConfig;
-use crate::routing::Mode;
+use crate::routing::{Mode, Tier};
 use crate::search::{self, normalize_query, SearchConfig, SearchOutcome};
 use crate::web;
 
@@ -77,10 +77,13 @@ pub(super) async fn handle<H: Host>(
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (job, stream) = parse_body(&parts, &bytes)?;
+    let (mut job, stream) = parse_body(&parts, &bytes)?;
     let search_config = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
     search_config.require()?;
-    let chain = ctx.config.chain_for(job.request.model.as_deref())?;
+    // A named model is pinned on its provider by the chain; left on the request, it would also
+    // be asked of every fallback provider.
+    let tier = mode::requested_tier(&parts.headers).unwrap_or(Tier::System1);
+    let chain = ctx.config.tier_chain_for(tier, job.request.model.take().as_deref())?;
     if chain.is_empty() {
         // No model to write the answer: say so before spending a search.
         return Err(ApiError::AllProvidersFailed(vec![]));
