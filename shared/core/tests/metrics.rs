@@ -78,3 +78,39 @@ async fn metrics_need_an_admin_and_a_sane_window() {
     assert_eq!(status, 200);
     assert_eq!(body["tiers"], json!({}));
 }
+
+fn totals(requests: usize) -> Vec<u8> {
+    use opencode_core::metrics::{Record, Sample};
+    use opencode_core::routing::{Mode, Tier};
+    let mut record = Record::default();
+    for _ in 0..requests {
+        record.add(&Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms: 5, cache: None, usage: Default::default(), error: false });
+    }
+    serde_json::to_vec(&record).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_closed_hour_is_summed_once_then_read_from_its_roll_up() {
+    use opencode_core::metrics::{hour_of, key};
+    use opencode_core::Host as _;
+    let host = host();
+    let closed = hour_of(EPOCH_MS) - 2;
+    let current = hour_of(EPOCH_MS);
+    for (hour, instance, n) in [(closed, "a", 2), (closed, "b", 3), (current, "c", 4)] {
+        host.kv_put("data", &key(hour, instance), totals(n), None).await.unwrap();
+    }
+    let (status, body) = admin(&host, "admin", "?hours=3").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!((body["tiers"]["system1"]["requests"].as_u64(), body["instance_hours"].as_u64()), (Some(9), Some(3)));
+    assert_eq!(body["hours_rolled_up"], 0);
+    host.run_background().await;
+    let rollups: Vec<String> = host.kv_snapshot("data").into_keys().filter(|k| k.starts_with("metrics-rollup/")).collect();
+    assert_eq!(rollups, [format!("metrics-rollup/{closed}")], "only the closed hour is rolled up");
+
+    // The instance keys are no longer read: the roll-up answers for the closed hour.
+    host.kv_delete("data", &key(closed, "a")).await.unwrap();
+    host.kv_delete("data", &key(closed, "b")).await.unwrap();
+    let (_, body) = admin(&host, "admin", "?hours=3").await;
+    assert_eq!((body["tiers"]["system1"]["requests"].as_u64(), body["instance_hours"].as_u64()), (Some(9), Some(3)));
+    assert_eq!((body["hours_rolled_up"].as_u64(), body["truncated"].as_bool()), (Some(1), Some(false)));
+}
