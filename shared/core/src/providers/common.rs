@@ -171,6 +171,37 @@ pub(super) fn json_instruction(format: Option<&ResponseFormat>) -> Option<String
     }
 }
 
+/// A conversation that used tools, for every dialect's tests: two calls in one assistant turn,
+/// both answered, then a new question.
+#[cfg(test)]
+pub(crate) fn tool_conversation() -> ChatRequest {
+    use crate::model::{Message, Tool, ToolChoice};
+    let calls = vec![
+        ToolCall::new("call_1", "get_weather", r#"{"location":"Paris"}"#),
+        ToolCall::new("call_2", "get_time", ""),
+    ];
+    ChatRequest {
+        messages: vec![
+            Message::system("Be brief."),
+            Message::user("Weather in Paris?"),
+            Message { tool_calls: calls, ..Message::assistant("") },
+            Message::tool_result("call_1", r#"{"temp_c": 18}"#),
+            Message::tool_result("call_2", "10:00"),
+            Message::user("And tomorrow?"),
+        ],
+        tools: vec![
+            Tool {
+                name: "get_weather".into(),
+                description: "Current weather for a place".into(),
+                parameters: serde_json::json!({"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}),
+            },
+            Tool { name: "get_time".into(), description: String::new(), parameters: serde_json::json!({"type": "object", "properties": {}}) },
+        ],
+        tool_choice: Some(ToolChoice::Auto),
+        ..ChatRequest::default()
+    }
+}
+
 /// Splits an SSE text into events the way the executor's reader does (test fixtures only).
 #[cfg(test)]
 pub(crate) fn sse_events(text: &str) -> Vec<super::SseEvent> {

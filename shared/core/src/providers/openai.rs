@@ -16,6 +16,8 @@ mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_tests;
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
