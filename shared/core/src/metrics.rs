@@ -43,6 +43,8 @@ pub struct Sample {
     /// `Some(hit)` when the cache was consulted.
     pub cache: Option<bool>,
     pub usage: Usage,
+    /// What the answer's model calls cost at list prices (0 when unpriced).
+    pub cost_usd: f64,
     /// The request ended in an error (an error status or a stream's `error` event).
     pub error: bool,
 }
@@ -59,6 +61,9 @@ pub struct Stats {
     pub cache_hits: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Billionths of a dollar: integer sums merge exactly.
+    #[serde(default)]
+    pub cost_nano_usd: u64,
 }
 
 impl Stats {
@@ -72,6 +77,10 @@ impl Stats {
         self.cache_hits += u64::from(sample.cache == Some(true));
         self.input_tokens = self.input_tokens.saturating_add(sample.usage.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(sample.usage.output_tokens);
+        let nano = (sample.cost_usd * 1e9).round();
+        if nano.is_finite() && nano > 0.0 {
+            self.cost_nano_usd = self.cost_nano_usd.saturating_add(nano as u64);
+        }
     }
 
     fn bump_bucket(&mut self, bucket: usize, by: u64) {
@@ -95,6 +104,7 @@ impl Stats {
         self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cost_nano_usd = self.cost_nano_usd.saturating_add(other.cost_nano_usd);
     }
 
     /// The upper bound of the bucket holding the `q` quantile (histogram resolution).
@@ -124,6 +134,7 @@ impl Stats {
             },
             "cache": {"lookups": self.cache_lookups, "hits": self.cache_hits, "hit_ratio": ratio(self.cache_hits, self.cache_lookups)},
             "tokens": {"input": self.input_tokens, "output": self.output_tokens, "total": self.input_tokens.saturating_add(self.output_tokens)},
+            "cost_usd": self.cost_nano_usd as f64 / 1e9,
         })
     }
 }
@@ -335,7 +346,7 @@ mod tests {
     use super::*;
 
     fn sample(latency_ms: u64, cache: Option<bool>, error: bool) -> Sample {
-        Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms, cache, usage: Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() }, error }
+        Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms, cache, usage: Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() }, cost_usd: 0.0005, error }
     }
 
     #[test]
@@ -350,6 +361,7 @@ mod tests {
         assert_eq!((stats.requests, stats.errors), (100, 1));
         assert_eq!((stats.cache_lookups, stats.cache_hits), (99, 49));
         assert_eq!((stats.input_tokens, stats.output_tokens), (300, 200));
+        assert_eq!(stats.cost_nano_usd, 50_000_000, "100 samples of $0.0005");
         assert_eq!(stats.quantile_ms(0.5), Some(5));
         assert_eq!(stats.quantile_ms(0.99), Some(1_000));
         assert_eq!(stats.quantile_ms(1.0), Some(60_000));

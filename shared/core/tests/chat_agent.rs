@@ -259,3 +259,28 @@ async fn the_model_runs_code_in_the_sandbox_and_bad_arguments_come_back_as_resul
     let sandbox_calls = host.requests().iter().filter(|r| r.uri().host() == Some("sandbox.test")).count();
     assert_eq!(sandbox_calls, 1);
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_run_is_priced_and_stops_at_its_cost_limit() {
+    // The strong model is gpt-4.1 ($2 / $8 per million tokens); each call reports 10 + 5 tokens.
+    let host = agent_host().with_upstream(|req| async move { upstream(req, 1, false) });
+    let (_, body) = system2(&host, question(false)).await;
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["usage"]["cost_usd"], 0.00012, "two calls of $0.00006: {body}");
+    assert_eq!(answer["agent"]["steps"][0]["usage"]["cost_usd"], 0.00006);
+
+    let host = agent_host().with_var("AGENT_MAX_COST_USD", "0.00005").with_upstream(|req| async move { upstream(req, 1, false) });
+    let (status, body) = system2(&host, question(false)).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer["agent"]["stopped"]["limit"], "cost", "{body}");
+    assert_eq!(answer["agent"]["limits"]["max_cost_usd"], 0.00005);
+    assert_eq!(model_calls(&host).len(), 1);
+
+    // A model without a price: tokens are counted, the cost is left out, the limit cannot bite.
+    let host = agent_host().with_var("OPENAI_STRONG_MODEL", "house-model").with_var("AGENT_MAX_COST_USD", "0.00005").with_upstream(|req| async move { upstream(req, 1, false) });
+    let (_, body) = system2(&host, question(false)).await;
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert!(answer["usage"].get("cost_usd").is_none(), "{body}");
+    assert!(answer["agent"].get("stopped").is_none(), "{body}");
+}

@@ -55,6 +55,10 @@ async fn every_mode_request_is_counted_per_tier_with_cache_hits_and_tokens() {
     // miss 3+2, hit reports what the answer cost (3+2), stream 3+2.
     assert_eq!(s1["tokens"]["input"], 9);
     assert_eq!(s1["tokens"]["output"], 6);
+    // gpt-4.1-mini at $0.40 / $1.60 per million: 4.4 millionths of a dollar per call; the hit
+    // cost nothing. System 2's gpt-4.1 ($2 / $8): 22 millionths.
+    assert_eq!(s1["cost_usd"], 0.0000088);
+    assert_eq!(body["tiers"]["system2"]["cost_usd"], 0.000022);
     let s2 = &body["tiers"]["system2"];
     assert_eq!(s2["requests"], 1);
     assert_eq!(s2["cache"]["lookups"], 1, "system 2 reports x-cache: miss: {body}");
@@ -84,7 +88,7 @@ fn totals(requests: usize) -> Vec<u8> {
     use opencode_core::routing::{Mode, Tier};
     let mut record = Record::default();
     for _ in 0..requests {
-        record.add(&Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms: 5, cache: None, usage: Default::default(), error: false });
+        record.add(&Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms: 5, cache: None, usage: Default::default(), cost_usd: 0.0, error: false });
     }
     serde_json::to_vec(&record).unwrap()
 }

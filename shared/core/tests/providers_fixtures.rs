@@ -80,6 +80,7 @@ fn config(kind: ProviderKind, base_url: &str, model: &str) -> ProviderConfig {
         base_url: base_url.into(),
         api_key: Some("test-key".into()),
         model: model.into(),
+        price: None,
     }
 }
 

@@ -298,7 +298,7 @@ fn answer_json<H: Host>(ctx: &Ctx<H>, answer: &ChatResponse, answered: &Answered
         "attempt_log": answered.attempts,
         "message": message_json(answer),
         "finish_reason": finish_name(&finish_with_calls(answer.finish_reason.clone(), &answer.tool_calls)),
-        "usage": usage_json(&answer.usage),
+        "usage": usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
     });
     if let (Some(thinking), Some(map)) = (&answer.thinking, body.as_object_mut()) {
         map.insert("thinking".into(), json!(thinking));
@@ -321,7 +321,8 @@ fn message_json(answer: &ChatResponse) -> Value {
 /// A cache hit, as JSON or replayed as a stream in the pieces it first arrived in. No provider
 /// was called: `attempts` is 0; `usage` is what the answer cost when it was made.
 fn replay<H: Host>(ctx: &Ctx<H>, hit: CachedAnswer, stream: bool) -> http::Response<Body> {
-    let answered = Answered { provider: hit.provider, model: hit.response.model.clone(), attempts: vec![] };
+    // A hit costs nothing: no price, so no `cost_usd`.
+    let answered = Answered { provider: hit.provider, model: hit.response.model.clone(), attempts: vec![], price: None };
     let mut response = if stream {
         let answer = hit.response;
         let mut events = vec![StreamEvent::Model(answer.model)];
@@ -353,14 +354,21 @@ fn answered_headers(response: &mut http::Response<Body>, answered: &Answered, mo
 }
 
 /// `reasoning_tokens` (part of `output_tokens`) appears only when the provider counted some.
-pub(crate) fn usage_json(usage: &Usage) -> serde_json::Value {
+/// `cost_usd` appears when the model's price is known (pricing.rs).
+pub(crate) fn usage_json(usage: &Usage, cost_usd: Option<f64>) -> serde_json::Value {
     let mut value = json!({
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens(),
     });
-    if let (true, Some(map)) = (usage.reasoning_tokens > 0, value.as_object_mut()) {
-        map.insert("reasoning_tokens".into(), json!(usage.reasoning_tokens));
+    if let Some(map) = value.as_object_mut() {
+        if usage.reasoning_tokens > 0 {
+            map.insert("reasoning_tokens".into(), json!(usage.reasoning_tokens));
+        }
+        if let Some(cost) = cost_usd {
+            // Billionths of a dollar: exact for single tokens, without float noise in the JSON.
+            map.insert("cost_usd".into(), json!((cost * 1e9).round() / 1e9));
+        }
     }
     value
 }
@@ -456,7 +464,7 @@ pub(crate) fn sse_frames(
                 }
                 Some(Ok(StreamEvent::Done)) | None => {
                     s.start_frame(&mut out);
-                    out.extend_from_slice(&sse::encode("usage", &usage_json(&s.usage)));
+                    out.extend_from_slice(&sse::encode("usage", &usage_json(&s.usage, s.answered.cost_usd(&s.usage))));
                     s.finish = finish_with_calls(std::mem::take(&mut s.finish), &s.tool_calls);
                     let mut done = json!({
                         "finish_reason": finish_name(&s.finish),

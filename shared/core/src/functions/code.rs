@@ -14,7 +14,6 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::chat::usage_json;
 use super::mode::{answer_json, done_json, event_stream, parse_mode_body, requested_tier, Emitter};
 use super::Ctx;
 use crate::agent::{Agent, Limits, Stop};
@@ -136,7 +135,7 @@ impl<H: Host> Run<H> {
         match solve(&mut agent, &self.host, &self.job, Some(&emitter)).await {
             Ok(outcome) => {
                 let answer = self.answer(&agent, outcome);
-                emitter.send("usage", &usage_json(&agent.usage()));
+                emitter.send("usage", &agent.usage_json());
                 emitter.send("done", &done_json(answer));
             }
             Err(Stop::Broken(failure)) => emitter.stream_failed(&failure),
@@ -146,11 +145,7 @@ impl<H: Host> Run<H> {
 
     /// The JSON answer: the common fields, then the program, its last run and the rounds.
     fn answer(&self, agent: &Agent<'_, H>, outcome: Outcome) -> Map<String, Value> {
-        let answered = agent.answered().cloned().unwrap_or(Answered {
-            provider: String::new(),
-            model: String::new(),
-            attempts: Vec::new(),
-        });
+        let answered = agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain));
         let response = outcome.explanation.unwrap_or(ChatResponse {
             text: outcome.text,
             thinking: None,
@@ -164,7 +159,7 @@ impl<H: Host> Run<H> {
         let execution = last.and_then(|r| r.execution.as_ref());
         let code = outcome.code.as_ref();
         answer.extend([
-            ("usage".to_owned(), usage_json(&agent.usage())),
+            ("usage".to_owned(), agent.usage_json()),
             ("citations".to_owned(), json!([])),
             ("language".to_owned(), json!(code.map_or(self.job.language, |c| c.language))),
             ("code".to_owned(), json!(code.map(|c| &c.code))),

@@ -105,7 +105,8 @@ async fn ingest<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) 
     if let Some(map) = body.as_object_mut() {
         map.insert("dims".into(), json!(done.dims));
         map.insert("replaced".into(), json!(done.replaced));
-        map.insert("usage".into(), usage_json(&done.usage));
+        // Embedding models have no price in the table: tokens only.
+        map.insert("usage".into(), usage_json(&done.usage, None));
         map.insert("request_id".into(), json!(ctx.request_id));
     }
     let status = if done.replaced { http::StatusCode::OK } else { http::StatusCode::CREATED };
@@ -215,7 +216,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
             Ok(answer) => {
                 let mut done = mode::answer_json(emitter.request_id(), Mode::Knowledge, &answer, &started.answered);
                 done.extend(extra);
-                emitter.send("usage", &usage_json(&answer.usage));
+                emitter.send("usage", &usage_json(&answer.usage, started.answered.cost_usd(&answer.usage)));
                 emitter.send("done", &mode::done_json(done));
             }
             Err(failure) => emitter.stream_failed(&failure),
@@ -302,7 +303,7 @@ fn grounded(mut request: ChatRequest, hits: &[Hit]) -> ChatRequest {
 
 /// Nothing relevant: say so, without calling a model.
 fn nothing_found<H: Host>(ctx: &Ctx<H>, stream: bool, tier: Tier, extra: Map<String, Value>) -> http::Response<Body> {
-    let usage = usage_json(&Usage::default());
+    let usage = usage_json(&Usage::default(), Some(0.0));
     let mut fields = Map::new();
     fields.insert("id".into(), json!(ctx.request_id));
     fields.insert("object".into(), json!(OBJECT));

@@ -85,7 +85,7 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     };
     let started_ms = host.now_ms();
     let tier = mode::requested_tier(&parts.headers).unwrap_or_else(|| meter::default_tier(mode));
-    let sample = Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), error: false };
+    let sample = Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), cost_usd: 0.0, error: false };
     let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
     match F::handle(&ctx, parts, body).await {
         Ok(response) => Ok(meter::metered(&ctx.host, sample, started_ms, response)),

@@ -84,7 +84,7 @@ pub fn answer_json(request_id: &str, mode: Mode, answer: &ChatResponse, answered
         "attempts": answered.attempts.len(),
         "message": {"role": "assistant", "content": answer.text},
         "finish_reason": finish_name(&answer.finish_reason),
-        "usage": usage_json(&answer.usage),
+        "usage": usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
     });
     match value {
         Value::Object(map) => map,

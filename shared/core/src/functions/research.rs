@@ -164,7 +164,7 @@ impl<H: Host> Job<H> {
             Err(other) => return Err(other),
         };
         let mut fields = answer_json(&self.request_id, Mode::Research, &answer, &answered);
-        fields.insert("usage".into(), super::chat::usage_json(&agent.usage()));
+        fields.insert("usage".into(), agent.usage_json());
         fields.insert("tier".into(), json!(self.tier));
         fields.insert("sub_questions".into(), json!(sub_questions));
         fields.insert("searches".into(), Value::Array(searches));

@@ -193,7 +193,7 @@ impl<H: Host> Run<H> {
         };
         match mode::relay(&emitter, started.events, &started.answered).await {
             Ok(answer) => {
-                emitter.send("usage", &usage_json(&answer.usage));
+                emitter.send("usage", &usage_json(&answer.usage, started.answered.cost_usd(&answer.usage)));
                 let mut fields = answer_fields(emitter.request_id(), &answer, &started.answered, &found);
                 // The thinking already went out as events, like the message text.
                 fields.remove("thinking");

@@ -151,7 +151,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         );
         match relay(&emitter, events, &answered).await {
             Ok(answer) => {
-                emitter.send("usage", &usage_json(&answer.usage));
+                emitter.send("usage", &usage_json(&answer.usage, answered.cost_usd(&answer.usage)));
                 // The reasoning went out as `thinking` events, like the text as deltas.
                 emitter.send("done", &done_json(thinking.answer(&request_id, &answer, &answered, false)));
             }

@@ -11,7 +11,6 @@
 
 use serde_json::{json, Map, Value};
 
-use super::usage_json;
 use super::super::mode::{answer_json, done_json, event_stream, Emitter};
 use super::toolbox::{Source, ToolOutput, Toolbox};
 use super::super::{Ctx, Handled};
@@ -138,7 +137,7 @@ impl<H: Host> Run<H> {
         };
         let mut fields = answer_json(&self.request_id, Mode::Chat, &answer, &answered);
         fields.insert("object".into(), json!("chat.completion"));
-        fields.insert("usage".into(), usage_json(&agent.usage()));
+        fields.insert("usage".into(), agent.usage_json());
         fields.insert("tier".into(), json!("system2"));
         fields.insert("citations".into(), Value::Array(cited.iter().enumerate().map(|(i, s)| s.citation(i + 1)).collect()));
         fields.insert("agent".into(), agent.report());

@@ -18,6 +18,7 @@ fn config() -> ProviderConfig {
         base_url: "https://api.anthropic.com".into(),
         api_key: Some("sk-ant-test".into()),
         model: "claude-sonnet-4-5".into(),
+        price: None,
     }
 }
 

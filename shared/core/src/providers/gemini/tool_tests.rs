@@ -18,6 +18,7 @@ fn config() -> ProviderConfig {
         base_url: "https://generativelanguage.googleapis.com".into(),
         api_key: Some("AIza-test".into()),
         model: "gemini-2.5-flash".into(),
+        price: None,
     }
 }
 

@@ -21,6 +21,7 @@ fn config(kind: ProviderKind, key: Option<&str>) -> ProviderConfig {
         base_url: "https://api.openai.com/v1".into(),
         api_key: key.map(str::to_owned),
         model: "gpt-4o-mini".into(),
+        price: None,
     }
 }
 

@@ -17,6 +17,7 @@ fn config(kind: ProviderKind) -> ProviderConfig {
         base_url: "https://api.openai.com/v1".into(),
         api_key: Some("sk-test".into()),
         model: "gpt-4o-mini".into(),
+        price: None,
     }
 }
 
