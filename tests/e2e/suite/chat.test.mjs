@@ -251,11 +251,11 @@ describe(`chat on ${runtime}`, () => {
   });
 
   test('chat on System 2 is an agent: it searches with the platform tools and cites what it found', async () => {
-    const process = (extra) => fetch(`${base}/v1/process`, {
+    const ask = (extra) => fetch(`${base}/v1/process`, {
       method: 'POST', headers: auth(),
       body: JSON.stringify({ messages: [{ role: 'user', content: unique('what changed in the EU AI Act') }], mode: 'chat', tier: 'system2', ...extra }),
     });
-    const res = await process({});
+    const res = await ask({});
     const body = await res.json();
     assert.equal(res.status, 200, JSON.stringify(body));
     assert.equal(body.routing.tier, 'system2');
@@ -268,7 +268,7 @@ describe(`chat on ${runtime}`, () => {
     assert.ok(body.citations.length > 0 && body.citations.every((c, i) => c.index === i + 1 && c.url.startsWith('https://')), JSON.stringify(body.citations));
     assert.ok(body.usage.cost_usd > 0, JSON.stringify(body.usage));
 
-    const evs = await events(await process({ stream: true }));
+    const evs = await events(await ask({ stream: true }));
     const names = evs.map((e) => e.name);
     assert.deepEqual(names.slice(0, 4), ['routing', 'start', 'step', 'step'], names.join(','));
     assert.ok(names.includes('delta') && !names.includes('tool_call'), names.join(','));
