@@ -10,8 +10,15 @@ use opencode_core::{auth, Body, HostError};
 use opencode_testkit::{json_response, streamed_response, TestHost, EPOCH_MS};
 use serde_json::{json, Value};
 
+/// The functions the agent's tools call, served by the real handlers on the same test host.
+fn with_siblings(host: TestHost) -> TestHost {
+    ["search", "knowledge", "code"].into_iter().fold(host, |host, name| {
+        host.with_function(name, move |host, req| async move { opencode_core::serve_named(name, host, req.map(Body::from)).await })
+    })
+}
+
 fn agent_host() -> TestHost {
-    test_host()
+    with_siblings(test_host())
         .with_var("PROVIDER_ORDER", "openai")
         .with_var("TAVILY_API_KEY", "tvly-key")
         .with_var("TAVILY_BASE_URL", "http://tavily.test")
@@ -233,7 +240,7 @@ async fn without_configured_tools_or_with_the_callers_own_tools_there_is_no_agen
 #[tokio::test(start_paused = true)]
 async fn the_model_runs_code_in_the_sandbox_and_bad_arguments_come_back_as_results() {
     // The model asks for two runs: a good one and one in a language the sandbox lacks.
-    let host = test_host().with_var("PROVIDER_ORDER", "openai").with_var("SANDBOX_URL", "http://sandbox.test").with_upstream(|req| async move {
+    let host = with_siblings(test_host()).with_var("PROVIDER_ORDER", "openai").with_var("SANDBOX_URL", "http://sandbox.test").with_upstream(|req| async move {
         let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
         if req.uri().host() == Some("sandbox.test") {
             assert_eq!(req.uri().path(), "/api/v2/execute");
@@ -255,7 +262,7 @@ async fn the_model_runs_code_in_the_sandbox_and_bad_arguments_come_back_as_resul
     let answer: Value = serde_json::from_str(&body).unwrap();
     let text = answer["message"]["content"].as_str().unwrap();
     assert!(text.contains(r#""stdout":"42\n""#), "{text}");
-    assert!(text.contains("The tool failed: `language` must be python or javascript"), "{text}");
+    assert!(text.contains("The tool failed: code answered 422: `language` must be `python` or `javascript`, got `cobol`"), "{text}");
     let sandbox_calls = host.requests().iter().filter(|r| r.uri().host() == Some("sandbox.test")).count();
     assert_eq!(sandbox_calls, 1);
 }

@@ -232,8 +232,7 @@ pub(super) async fn handle<H: Host>(
     // System 2 runs the agent loop with the platform's tools, unless the caller brought its
     // own tools (their calls go back to the caller) or no tool's upstream is configured.
     if tier == Tier::System2 && request.tools.is_empty() {
-        let tenant = ctx.principal.as_ref().map(|p| p.tenant.as_str());
-        let toolbox = Toolbox::from_host(&ctx.host, ctx.config.retry.clone(), tenant).await;
+        let toolbox = Toolbox::from_host(&ctx.host, &parts.headers, &ctx.request_id).await;
         if !toolbox.is_empty() {
             return agent::handle(ctx, request, chain, toolbox, stream).await;
         }

@@ -27,11 +27,14 @@ use crate::sandbox::{self, extract_code, CodeBlock, Execution, ExecutionRequest,
 use crate::web;
 
 mod prompts;
+pub(super) mod run;
 
 /// The mode's own body fields, next to the chat body's.
 const FIELDS: &[&str] = &["language", "stdin", "run_timeout_ms", "max_attempts"];
 const MAX_RUN_TIMEOUT_MS: u64 = 60_000;
 const MAX_STDIN_BYTES: usize = 64 * 1024;
+/// Largest program `/v1/code/run` takes.
+const MAX_CODE_BYTES: usize = 256 * 1024;
 const MAX_ATTEMPTS: u32 = 3;
 const DEFAULT_ATTEMPTS: u32 = 2;
 /// The largest sandbox answer read: Piston repeats the output (stdout, stderr, output).
@@ -87,6 +90,9 @@ pub(super) async fn handle<H: Host>(
     parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
+    if parts.uri.path().trim_end_matches('/') == "/v1/code/run" {
+        return run::handle(ctx, parts, body).await;
+    }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (chat, fields) = parse_mode_body::<CodeFields>(&parts, &bytes, FIELDS)?;
     let (mut request, stream) = chat.validate()?;
@@ -175,7 +181,7 @@ impl<H: Host> Run<H> {
 
 /// Why a run has no execution: `code` is stable, `message` says what happened.
 #[derive(Debug, Clone, serde::Serialize)]
-pub(super) struct SandboxFailure {
+struct SandboxFailure {
     code: &'static str,
     message: String,
 }
@@ -339,7 +345,7 @@ async fn execute<H: Host>(agent: &mut Agent<'_, H>, host: &H, job: &Job, code: &
 }
 
 /// `POST /api/v2/execute` and its answer, bounded by the run's timeout plus a margin.
-pub(super) async fn run_in_sandbox<H: Host>(host: &H, config: &SandboxConfig, request: &ExecutionRequest) -> Result<Execution, SandboxFailure> {
+async fn run_in_sandbox<H: Host>(host: &H, config: &SandboxConfig, request: &ExecutionRequest) -> Result<Execution, SandboxFailure> {
     let failure = |code, message: String| SandboxFailure { code, message };
     let http_request = sandbox::build_request(config, request).map_err(|e| failure("sandbox_misconfigured", e.to_string()))?;
     let timeout_ms = sandbox::fetch_timeout_ms(request);

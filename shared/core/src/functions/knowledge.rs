@@ -47,6 +47,7 @@ pub(super) async fn handle<H: Host>(
     let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
     match path.as_str() {
         "/v1/knowledge" => ask(ctx, parts, body).await,
+        "/v1/knowledge/search" => search_only(ctx, parts, body).await,
         "/v1/knowledge/documents" => match method {
             http::Method::POST => ingest(ctx, parts, body).await,
             http::Method::GET => list(ctx, &parts).await,
@@ -68,6 +69,34 @@ pub(super) async fn handle<H: Host>(
             }
         }
     }
+}
+
+/// `POST /v1/knowledge/search` — `{"query", "top_k"?}`: the best chunks alone, no model (the
+/// System 2 chat agent's `search_knowledge` tool calls it).
+async fn search_only<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SearchBody {
+        query: String,
+        top_k: Option<usize>,
+    }
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
+    let asked: SearchBody = web::parse_json(&parts, &bytes)?;
+    if asked.query.trim().is_empty() {
+        return Err(ApiError::Validation("`query` must not be empty".into()));
+    }
+    let top_k = asked.top_k.unwrap_or(5);
+    if !(1..=knowledge::MAX_TOP_K).contains(&top_k) {
+        return Err(ApiError::Validation(format!("`top_k` must be from 1 to {}", knowledge::MAX_TOP_K)));
+    }
+    let found = knowledge::retrieve(&ctx.host, tenant(ctx)?, &asked.query, top_k).await?;
+    let mut body = serde_json::to_value(&found).unwrap_or(Value::Null);
+    if let Some(map) = body.as_object_mut() {
+        map.insert("id".into(), json!(ctx.request_id));
+        map.insert("object".into(), json!("knowledge.hits"));
+        map.insert("usage".into(), usage_json(&found.usage, None));
+    }
+    Ok(web::json(http::StatusCode::OK, &body))
 }
 
 fn tenant<H: Host>(ctx: &Ctx<H>) -> Result<&str, ApiError> {

@@ -71,11 +71,45 @@ fn parse_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Job, bool),
     Ok((Job { request, query, max_results }, stream))
 }
 
+/// `POST /v1/search/results` — `{"query", "max_results"?}`: the search alone, no model (the
+/// System 2 chat agent's `web_search` tool calls it).
+async fn results<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ResultsBody {
+        query: String,
+        max_results: Option<usize>,
+    }
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
+    let asked: ResultsBody = web::parse_json(&parts, &bytes)?;
+    let max_results = asked.max_results.unwrap_or(5);
+    if !(1..=search::MAX_RESULTS).contains(&max_results) {
+        return Err(ApiError::Validation(format!("`max_results` must be from 1 to {}", search::MAX_RESULTS)));
+    }
+    if normalize_query(&asked.query).is_none() {
+        return Err(ApiError::Validation("`query` must contain words to search for".into()));
+    }
+    let config = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
+    config.require()?;
+    let found = search::search(&ctx.host, &config, &asked.query, max_results).await.map_err(ApiError::from)?;
+    let body = json!({
+        "id": ctx.request_id,
+        "object": "search.results",
+        "provider": found.provider,
+        "query": found.query,
+        "results": found.results,
+    });
+    Ok(web::json(http::StatusCode::OK, &body))
+}
+
 pub(super) async fn handle<H: Host>(
     ctx: &Ctx<H>,
     parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
+    if parts.uri.path().trim_end_matches('/') == "/v1/search/results" {
+        return results(ctx, parts, body).await;
+    }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (mut job, stream) = parse_body(&parts, &bytes)?;
     let search_config = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
