@@ -12,15 +12,12 @@
 //! `output_tokens`. Long-context surcharges (Gemini 2.5 Pro above 200k prompt tokens) and
 //! prompt-cache discounts are not modelled.
 
-use serde::Deserialize;
-
 use crate::error::ApiError;
 use crate::host::Host;
 use crate::model::Usage;
 
 /// USD per million tokens.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Price {
     pub input: f64,
     pub output: f64,
@@ -76,15 +73,20 @@ impl Prices {
         let Some(json) = var("MODEL_PRICES") else {
             return Ok(Prices::default());
         };
-        let table: std::collections::BTreeMap<String, Price> = serde_json::from_str(&json).map_err(|err| {
-            ApiError::NotConfigured(format!(
-                "MODEL_PRICES must be a JSON object of {{\"model\": {{\"input\": usd, \"output\": usd}}}} per million tokens: {err}"
-            ))
-        })?;
-        if let Some((model, _)) = table.iter().find(|(_, p)| !(p.input.is_finite() && p.output.is_finite() && p.input >= 0.0 && p.output >= 0.0)) {
-            return Err(ApiError::NotConfigured(format!("MODEL_PRICES: the price of `{model}` must be two non-negative numbers")));
+        let bad = |why: String| ApiError::NotConfigured(format!("MODEL_PRICES: {why}"));
+        // Read as a value, checked by hand: a derived map of structs costs Wasm size in every
+        // function.
+        let table: serde_json::Value = serde_json::from_str(&json).map_err(|err| bad(format!("not JSON ({err})")))?;
+        let entries = table.as_object().ok_or_else(|| bad("must be an object of {\"model\": {\"input\": usd, \"output\": usd}} per million tokens".into()))?;
+        let mut configured = Vec::with_capacity(entries.len());
+        for (model, price) in entries {
+            let usd = |key: &str| price.get(key).and_then(serde_json::Value::as_f64).filter(|usd| usd.is_finite() && *usd >= 0.0);
+            let (Some(input), Some(output), Some(2)) = (usd("input"), usd("output"), price.as_object().map(|p| p.len())) else {
+                return Err(bad(format!("the price of `{model}` must be {{\"input\": usd, \"output\": usd}}, two non-negative numbers")));
+            };
+            configured.push((model.clone(), Price { input, output }));
         }
-        Ok(Prices { configured: table.into_iter().collect() })
+        Ok(Prices { configured })
     }
 
     /// The price of `model`: exact names first (configured, then built in), then the longest

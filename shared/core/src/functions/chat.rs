@@ -44,7 +44,9 @@ pub struct ChatBody {
     pub top_p: Option<f32>,
     pub max_tokens: Option<u32>,
     pub model: Option<String>,
-    pub stop: Option<Stop>,
+    /// One string or a list of them, as in OpenAI's API (read as a value: an untagged enum
+    /// would cost Wasm size).
+    pub stop: Option<Value>,
     pub seed: Option<u64>,
     /// Checked field by field in `tools.rs`, for errors that name the field.
     pub tools: Option<Value>,
@@ -64,14 +66,6 @@ pub struct MessageBody {
     pub tool_calls: Option<Vec<ToolCallBody>>,
     #[serde(default)]
     pub tool_call_id: Option<String>,
-}
-
-/// `stop` may be one string or a list, as in OpenAI's API.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Stop {
-    One(String),
-    Many(Vec<String>),
 }
 
 impl ChatBody {
@@ -95,8 +89,11 @@ impl ChatBody {
         }
         let stop = match self.stop {
             None => vec![],
-            Some(Stop::One(s)) => vec![s],
-            Some(Stop::Many(list)) => list,
+            Some(Value::String(one)) => vec![one],
+            Some(Value::Array(list)) if list.iter().all(Value::is_string) => {
+                list.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+            }
+            Some(_) => return invalid("`stop` must be a string or a list of strings".into()),
         };
         if stop.len() > MAX_STOP || stop.iter().any(String::is_empty) {
             return invalid(format!("`stop` takes at most {MAX_STOP} non-empty strings"));

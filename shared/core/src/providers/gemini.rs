@@ -290,10 +290,13 @@ fn usage(usage: wire::UsageMetadata) -> Usage {
 }
 
 pub(super) fn error_message(body: &[u8]) -> Option<String> {
-    let envelope = match serde_json::from_slice(body).ok()? {
-        wire::ErrorBody::One(envelope) => envelope,
-        wire::ErrorBody::Many(list) => list.into_iter().next()?,
+    // `{"error":{...}}`, or that inside a one-element array (how the array-framed stream
+    // reports errors). Read as a value first: an untagged enum would cost Wasm size.
+    let value = match serde_json::from_slice::<serde_json::Value>(body).ok()? {
+        serde_json::Value::Array(list) => list.into_iter().next()?,
+        one => one,
     };
+    let envelope: wire::ErrorEnvelope = serde_json::from_value(value).ok()?;
     let text = common::describe(envelope.error.status.as_deref(), &envelope.error.message);
     (!text.is_empty()).then_some(text)
 }

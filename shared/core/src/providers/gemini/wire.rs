@@ -215,15 +215,6 @@ pub(super) struct PromptFeedback {
     pub block_reason: Option<String>,
 }
 
-/// An error body: `{"error":{...}}`, or that inside a one-element array (how the array-framed
-/// stream reports errors). `Many` is tried first: a serde struct would also accept an array.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum ErrorBody {
-    Many(Vec<ErrorEnvelope>),
-    One(ErrorEnvelope),
-}
-
 /// `{"error":{"code":400,"message":"...","status":"INVALID_ARGUMENT"}}`.
 #[derive(Debug, Deserialize)]
 pub(super) struct ErrorEnvelope {
