@@ -240,7 +240,6 @@ impl<'e, H: Host> Agent<'e, H> {
         concurrency: usize,
         summary: impl Fn(&T) -> Value,
     ) -> Vec<Result<Result<T, E>, Stop>> {
-        use futures::stream::{self, StreamExt};
         let mut results: Vec<Option<Result<Result<T, E>, Stop>>> = runs.iter().map(|_| None).collect();
         if let Err(stop) = self.check() {
             return results.into_iter().map(|_| Err(stop.clone())).collect();
@@ -248,16 +247,37 @@ impl<'e, H: Host> Agent<'e, H> {
         let left = (self.limits.max_steps as usize).saturating_sub(self.steps.len());
         let time_left = self.time_left_ms();
         let host = self.host.clone();
-        let mut in_flight = stream::iter(runs.into_iter().take(left).enumerate().map(|(i, (input, run))| {
+        let mut queue = runs.into_iter().take(left).enumerate().map(|(i, (input, run))| {
             let host = host.clone();
-            async move {
+            Box::pin(async move {
                 let begun = host.now_ms();
                 let outcome = with_timeout(&host, time_left, run).await;
                 (i, input, outcome, host.now_ms().saturating_sub(begun))
+            })
+        });
+        // At most `concurrency` in flight, each taken as it finishes. (A hand-rolled pool: n is
+        // small, and futures' `buffer_unordered` costs ~10 KiB of Wasm per caller.)
+        let mut in_flight = Vec::new();
+        loop {
+            while in_flight.len() < concurrency.max(1) {
+                match queue.next() {
+                    Some(run) => in_flight.push(run),
+                    None => break,
+                }
             }
-        }))
-        .buffer_unordered(concurrency.max(1));
-        while let Some((i, input, outcome, ms)) = in_flight.next().await {
+            if in_flight.is_empty() {
+                break;
+            }
+            let (k, (i, input, outcome, ms)) = std::future::poll_fn(|cx| {
+                for (k, run) in in_flight.iter_mut().enumerate() {
+                    if let std::task::Poll::Ready(done) = run.as_mut().poll(cx) {
+                        return std::task::Poll::Ready((k, done));
+                    }
+                }
+                std::task::Poll::Pending
+            })
+            .await;
+            drop(in_flight.swap_remove(k));
             let Some(slot) = results.get_mut(i) else { continue };
             let Some(result) = outcome else {
                 self.stopped = Some(LimitHit::Time);

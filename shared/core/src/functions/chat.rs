@@ -74,10 +74,10 @@ impl ChatBody {
         let invalid = |msg: String| Err(ApiError::Validation(msg));
         let messages = validate_messages(self.messages)?;
         if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
-            return invalid(format!("`temperature` must be between 0 and 2, got {t}"));
+            return invalid(format!("`temperature` must be between 0 and 2, got {}", serde_json::json!(t)));
         }
         if let Some(p) = self.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
-            return invalid(format!("`top_p` must be between 0 and 1, got {p}"));
+            return invalid(format!("`top_p` must be between 0 and 1, got {}", serde_json::json!(p)));
         }
         if self.max_tokens == Some(0) {
             return invalid("`max_tokens` must be at least 1".into());
