@@ -10,9 +10,10 @@ use opencode_core::{auth, Body, HostError};
 use opencode_testkit::{json_response, streamed_response, TestHost, EPOCH_MS};
 use serde_json::{json, Value};
 
-/// The functions the agent's tools call, served by the real handlers on the same test host.
+/// The agent function chat forwards to, and the functions its tools call, served by the real
+/// handlers on the same test host.
 fn with_siblings(host: TestHost) -> TestHost {
-    ["search", "knowledge", "code"].into_iter().fold(host, |host, name| {
+    ["agent", "search", "knowledge", "code"].into_iter().fold(host, |host, name| {
         host.with_function(name, move |host, req| async move { opencode_core::serve_named(name, host, req.map(Body::from)).await })
     })
 }
@@ -38,9 +39,9 @@ fn chunk(delta: Value, finish: Option<&str>) -> String {
     format!("data: {body}\n\n")
 }
 
-/// The model: while the conversation's last message is not a tool result, it calls
-/// `web_search` with the user's question (`calls` times at once); after tool results it
-/// answers by quoting them. Tavily returns one page per query (or fails when `search_down`).
+/// The model: while the conversation's last message is not a tool result and tools are
+/// offered, it calls `web_search` with the user's question (`calls` times at once); after tool
+/// results it answers by quoting them. Tavily returns one page per query (or fails when `search_down`).
 fn upstream(req: http::Request<Bytes>, calls: usize, search_down: bool) -> Result<http::Response<Body>, HostError> {
     let body: Value = serde_json::from_slice(req.body()).unwrap_or(Value::Null);
     if req.uri().host() == Some("tavily.test") {
@@ -55,7 +56,8 @@ fn upstream(req: http::Request<Bytes>, calls: usize, search_down: bool) -> Resul
     let last = messages.last().unwrap();
     let stream = body["stream"] == json!(true);
     let forced_answer = body["tool_choice"] == json!("none");
-    if last["role"] != json!("tool") && !forced_answer {
+    let offered = body.get("tools").is_some();
+    if last["role"] != json!("tool") && !forced_answer && offered {
         let question = messages.iter().rev().find(|m| m["role"] == json!("user")).unwrap()["content"].as_str().unwrap();
         let tool_calls: Vec<Value> = (0..calls)
             .map(|i| json!({"id": format!("call_{i}"), "type": "function", "function": {"name": "web_search", "arguments": json!({"query": format!("{question} {i}")}).to_string()}}))
@@ -216,14 +218,15 @@ async fn a_stream_shows_each_step_then_the_answer() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn without_configured_tools_or_with_the_callers_own_tools_there_is_no_agent_loop() {
-    // No search upstream configured: one call on the strong model.
-    let host = test_host().with_var("PROVIDER_ORDER", "openai").with_upstream(|req| async move { upstream(req, 1, false) });
+async fn without_configured_tools_it_is_one_strong_call_and_the_callers_own_tools_skip_the_agent() {
+    // No tool's upstream configured: the loop is one call on the strong model, offering none.
+    let host = with_siblings(test_host()).with_var("PROVIDER_ORDER", "openai").with_upstream(|req| async move { upstream(req, 1, false) });
     let (status, body) = system2(&host, question(false)).await;
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
-    assert!(answer.get("agent").is_none());
+    assert_eq!(answer["agent"]["steps"].as_array().unwrap().len(), 1);
     assert_eq!(model_calls(&host)[0].get("tools"), None);
+    assert_eq!(model_calls(&host)[0]["model"], "gpt-4.1");
 
     // The caller's own tools: their calls go back to the caller.
     let host = agent_host().with_upstream(|req| async move { upstream(req, 1, false) });

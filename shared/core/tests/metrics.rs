@@ -10,7 +10,9 @@ use opencode_testkit::{TestHost, EPOCH_MS};
 use serde_json::{json, Value};
 
 fn host() -> TestHost {
-    test_host().with_upstream(|req| async move {
+    // Chat forwards System 2 to the agent function, served here by its real handler.
+    let test_host = test_host().with_function("agent", |host, req| async move { opencode_core::serve_named("agent", host, req.map(Body::from)).await });
+    test_host.with_upstream(|req| async move {
         let body: Value = serde_json::from_slice(req.body()).unwrap();
         let answer = if body["stream"] == true { openai_chunks(&["a", "b"]).concat() } else { openai_ok("fine") };
         Ok(http::Response::new(Body::from(answer)))

@@ -9,7 +9,7 @@
 //! come in OpenAI's shapes and are checked in `tools.rs`; the calls go back to the client, which
 //! runs them and sends their results in the next request.
 
-mod agent;
+pub(super) mod agent;
 mod toolbox;
 mod tools;
 
@@ -18,7 +18,6 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::mode::requested_tier;
-use toolbox::Toolbox;
 use super::Ctx;
 use crate::error::ApiError;
 use crate::cache::{self, CachePolicy, CachedAnswer};
@@ -226,13 +225,12 @@ pub(super) async fn handle<H: Host>(
     // The chain pins a named model on its provider; left on the request, it would also be
     // asked of every fallback provider.
     let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
-    // System 2 runs the agent loop with the platform's tools, unless the caller brought its
-    // own tools (their calls go back to the caller) or no tool's upstream is configured.
+    // System 2 runs the agent loop with the platform's tools in the `agent` function, unless
+    // the caller brought its own tools (their calls go back to the caller).
     if tier == Tier::System2 && request.tools.is_empty() {
-        let toolbox = Toolbox::from_host(&ctx.host, &parts.headers, &ctx.request_id).await;
-        if !toolbox.is_empty() {
-            return agent::handle(ctx, request, chain, toolbox, stream).await;
-        }
+        let mut response = agent::forward(ctx, parts, bytes).await?;
+        web::set_header(&mut response, "x-cache", "miss");
+        return Ok(response);
     }
     let ttl = ctx.config.cache_ttl_secs;
     let policy = if ttl == 0 || tier == Tier::System2 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };

@@ -28,7 +28,7 @@ use crate::web;
 
 /// Every function the platform deploys, by name.
 pub const FUNCTIONS: &[&str] =
-    &["gateway", "chat", "knowledge", "search", "code", "thinking", "research", "admin"];
+    &["gateway", "chat", "agent", "knowledge", "search", "code", "thinking", "research", "admin"];
 
 /// What a handler gets besides the request.
 pub struct Ctx<H: Host> {
@@ -118,6 +118,7 @@ pub async fn serve_named<H: Host>(name: &str, host: H, request: http::Request<Bo
         Thinking::NAME => serve::<Thinking, H>(host, request).await,
         Research::NAME => serve::<Research, H>(host, request).await,
         Admin::NAME => serve::<Admin, H>(host, request).await,
+        Agent::NAME => serve::<Agent, H>(host, request).await,
         other => {
             let request_id = web::request_id(&host, request.headers());
             let mut response = web::error(&ApiError::NotFound(format!("function `{other}`")), &request_id);
@@ -181,6 +182,19 @@ impl Function for Gateway {
             Some(_) => authenticate_and_handle::<Self, H>(host, request, request_id).await,
             None => Err(ApiError::NotFound(path.to_string())),
         }
+    }
+}
+
+/// Chat on System 2: the agent loop with the platform's tools (chat/agent.rs). Reached only
+/// from `chat`, which forwards those requests here so that its own Wasm, on the System 1 hot
+/// path, carries none of the agent's code. Not metered: chat meters the answer it relays.
+pub struct Agent;
+
+impl Function for Agent {
+    const NAME: &'static str = "agent";
+
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        chat::agent::handle(ctx, parts, body).await
     }
 }
 

@@ -1,5 +1,6 @@
 //! Chat on System 2: the strong models in a bounded loop with the platform's tools
-//! (chat/toolbox.rs), on the agent runtime. Each round the model either answers or calls tools;
+//! (chat/toolbox.rs), on the agent runtime. It runs in its own function, `agent`: chat
+//! forwards System 2 requests there ([`forward`]), keeping this code out of chat's Wasm. Each round the model either answers or calls tools;
 //! the calls run concurrently, their results go back as tool messages, and the loop goes on
 //! until the model answers or a limit (`AGENT_MAX_*`) stops it. The last step the limits
 //! allow is made with `tool_choice: none`, so a run that reaches its step limit still ends
@@ -41,8 +42,40 @@ struct Run<H: Host> {
     toolbox: Toolbox,
 }
 
+/// Headers the agent function needs from the caller's request.
+const FORWARDED: [&str; 5] = ["authorization", "content-type", "accept", "cache-control", super::super::mode::TIER_HEADER];
+
+/// Chat's side: the same request, whole, to the `agent` function; its answer (a stream
+/// included) goes back as it is.
+pub(in super::super) async fn forward<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, bytes: bytes::Bytes) -> Handled {
+    let mut request = http::Request::post(parts.uri.path()).header(web::REQUEST_ID, ctx.request_id.as_str());
+    for name in FORWARDED {
+        if let Some(value) = parts.headers.get(name) {
+            request = request.header(name, value.clone());
+        }
+    }
+    let request = request.body(bytes).map_err(|err| ApiError::Internal(format!("could not build the agent request: {err}")))?;
+    ctx.host.call_function("agent", request).await.map_err(|err| match err {
+        crate::host::HostError::NoService(_) => ApiError::NotConfigured("the agent function is not bound (chat on System 2 runs there)".into()),
+        other => ApiError::Internal(format!("the agent function did not answer: {other}")),
+    })
+}
+
+/// The agent function: a chat body, answered on System 2 with the platform's tools (none
+/// when no tool's upstream is configured: then the loop is one call on the strong model).
+pub(in super::super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: crate::host::Body) -> Handled {
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
+    let (mut request, stream) = web::parse_json::<super::ChatBody>(&parts, &bytes)?.validate()?;
+    if !request.tools.is_empty() {
+        return Err(ApiError::Validation("the agent runs the platform's tools; a request with its own `tools` is answered by chat".into()));
+    }
+    let chain = ctx.config.tier_chain_for(crate::routing::Tier::System2, request.model.take().as_deref())?;
+    let toolbox = Toolbox::from_host(&ctx.host, &parts.headers, &ctx.request_id).await;
+    run(ctx, request, chain, toolbox, stream).await
+}
+
 /// Answers `request` on the agent runtime with `toolbox`'s tools.
-pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, request: ChatRequest, chain: Vec<ProviderConfig>, toolbox: Toolbox, stream: bool) -> Handled {
+async fn run<H: Host>(ctx: &Ctx<H>, request: ChatRequest, chain: Vec<ProviderConfig>, toolbox: Toolbox, stream: bool) -> Handled {
     let run = Run {
         host: ctx.host.clone(),
         request_id: ctx.request_id.clone(),

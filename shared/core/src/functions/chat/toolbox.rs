@@ -123,10 +123,6 @@ impl Toolbox {
         toolbox
     }
 
-    pub fn is_empty(&self) -> bool {
-        !(self.search || self.knowledge || self.sandbox)
-    }
-
     /// The tool definitions sent to the model.
     pub fn tools(&self) -> Vec<Tool> {
         let query = |what: &str| {
