@@ -162,54 +162,11 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
         };
         messages.push(Message { role, content, tool_calls, tool_call_id });
     }
-    check_tool_turns(&messages)?;
+    tools::check_tool_turns(&messages)?;
     if !messages.iter().any(|m| m.role == Role::User) {
         return invalid("`messages` must contain a user message".into());
     }
     Ok(messages)
-}
-
-/// Every vendor wants each call answered right after the assistant message that made it, and
-/// every result to answer a call: the `tool` messages after an assistant message with calls
-/// answer exactly those calls.
-fn check_tool_turns(messages: &[Message]) -> Result<(), ApiError> {
-    let invalid = |msg: String| Err(ApiError::Validation(msg));
-    let mut open: Vec<&ToolCall> = Vec::new();
-    let mut asked_at = 0;
-    for (i, message) in messages.iter().enumerate() {
-        if message.role == Role::Tool {
-            let id = message.tool_call_id.as_deref().unwrap_or_default();
-            match open.iter().position(|c| c.id == id) {
-                Some(at) => {
-                    open.remove(at);
-                }
-                None => {
-                    return invalid(format!(
-                        "`messages[{i}].tool_call_id` `{}` answers no tool call of the assistant message before it",
-                        id.chars().take(64).collect::<String>()
-                    ))
-                }
-            }
-            continue;
-        }
-        if let Some(call) = open.first() {
-            return invalid(format!(
-                "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
-                call.name, call.id
-            ));
-        }
-        if !message.tool_calls.is_empty() {
-            open = message.tool_calls.iter().collect();
-            asked_at = i;
-        }
-    }
-    match open.first() {
-        Some(call) => invalid(format!(
-            "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
-            call.name, call.id
-        )),
-        None => Ok(()),
-    }
 }
 
 pub(super) async fn handle<H: Host>(

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::model::{ResponseFormat, Tool, ToolCall, ToolChoice};
+use crate::model::{Message, ResponseFormat, Role, Tool, ToolCall, ToolChoice};
 
 /// OpenAI's limit on functions per request (Gemini's too).
 pub const MAX_TOOLS: usize = 128;
@@ -266,6 +266,49 @@ pub fn validate_calls(bodies: Vec<ToolCallBody>, index: usize) -> Result<Vec<Too
         calls.push(ToolCall { signature: body.signature, ..ToolCall::new(body.id, body.function.name, arguments) });
     }
     Ok(calls)
+}
+
+/// Every vendor wants each call answered right after the assistant message that made it, and
+/// every result to answer a call: the `tool` messages after an assistant message with calls
+/// answer exactly those calls.
+pub fn check_tool_turns(messages: &[Message]) -> Result<(), ApiError> {
+    let invalid = |msg: String| Err(ApiError::Validation(msg));
+    let mut open: Vec<&ToolCall> = Vec::new();
+    let mut asked_at = 0;
+    for (i, message) in messages.iter().enumerate() {
+        if message.role == Role::Tool {
+            let id = message.tool_call_id.as_deref().unwrap_or_default();
+            match open.iter().position(|c| c.id == id) {
+                Some(at) => {
+                    open.remove(at);
+                }
+                None => {
+                    return invalid(format!(
+                        "`messages[{i}].tool_call_id` `{}` answers no tool call of the assistant message before it",
+                        id.chars().take(64).collect::<String>()
+                    ))
+                }
+            }
+            continue;
+        }
+        if let Some(call) = open.first() {
+            return invalid(format!(
+                "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
+                call.name, call.id
+            ));
+        }
+        if !message.tool_calls.is_empty() {
+            open = message.tool_calls.iter().collect();
+            asked_at = i;
+        }
+    }
+    match open.first() {
+        Some(call) => invalid(format!(
+            "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
+            call.name, call.id
+        )),
+        None => Ok(()),
+    }
 }
 
 /// An answer's calls as the client gets them (and sends them back).
