@@ -23,7 +23,7 @@ use crate::host::{Body, Host};
 use crate::routing::Tier;
 use crate::model::{add_tool_call_piece, ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, ToolCall, Usage};
 
-pub use tools::{tool_calls_json, valid_name, ToolCallBody};
+pub use tools::{tool_calls_json, valid_name};
 use crate::{sse, web};
 
 const MAX_MESSAGES: usize = 1_000;
@@ -56,8 +56,9 @@ pub struct MessageBody {
     pub role: String,
     #[serde(default)]
     pub content: Option<String>,
+    /// Checked in `tools.rs`, like the body's tool fields.
     #[serde(default)]
-    pub tool_calls: Option<Vec<ToolCallBody>>,
+    pub tool_calls: Option<Value>,
     #[serde(default)]
     pub tool_call_id: Option<String>,
 }
@@ -142,13 +143,10 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
                 ))
             }
         };
-        let tool_calls = match m.tool_calls {
-            Some(calls) if role != Role::Assistant && !calls.is_empty() => {
-                return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"))
-            }
-            Some(calls) => tools::validate_calls(calls, i)?,
-            None => Vec::new(),
-        };
+        let tool_calls = tools::validate_calls(m.tool_calls.unwrap_or_default(), i)?;
+        if role != Role::Assistant && !tool_calls.is_empty() {
+            return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"));
+        }
         let content = match m.content {
             Some(content) => content,
             None if !tool_calls.is_empty() => String::new(),
