@@ -26,7 +26,7 @@ use crate::host::{Body, Host};
 use crate::routing::Tier;
 use crate::model::{add_tool_call_piece, ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, ToolCall, Usage};
 
-pub use tools::{tool_calls_json, valid_name, ToolCallBody};
+pub use tools::{tool_calls_json, valid_name};
 use crate::{sse, web};
 
 const MAX_MESSAGES: usize = 1_000;
@@ -61,8 +61,9 @@ pub struct MessageBody {
     pub role: String,
     #[serde(default)]
     pub content: Option<String>,
+    /// Checked in `tools.rs`, like the body's tool fields.
     #[serde(default)]
-    pub tool_calls: Option<Vec<ToolCallBody>>,
+    pub tool_calls: Option<Value>,
     #[serde(default)]
     pub tool_call_id: Option<String>,
 }
@@ -142,13 +143,10 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
                 ))
             }
         };
-        let tool_calls = match m.tool_calls {
-            Some(calls) if role != Role::Assistant && !calls.is_empty() => {
-                return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"))
-            }
-            Some(calls) => tools::validate_calls(calls, i)?,
-            None => Vec::new(),
-        };
+        let tool_calls = tools::validate_calls(m.tool_calls.unwrap_or_default(), i)?;
+        if role != Role::Assistant && !tool_calls.is_empty() {
+            return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"));
+        }
         let content = match m.content {
             Some(content) => content,
             None if !tool_calls.is_empty() => String::new(),
@@ -162,54 +160,11 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
         };
         messages.push(Message { role, content, tool_calls, tool_call_id });
     }
-    check_tool_turns(&messages)?;
+    tools::check_tool_turns(&messages)?;
     if !messages.iter().any(|m| m.role == Role::User) {
         return invalid("`messages` must contain a user message".into());
     }
     Ok(messages)
-}
-
-/// Every vendor wants each call answered right after the assistant message that made it, and
-/// every result to answer a call: the `tool` messages after an assistant message with calls
-/// answer exactly those calls.
-fn check_tool_turns(messages: &[Message]) -> Result<(), ApiError> {
-    let invalid = |msg: String| Err(ApiError::Validation(msg));
-    let mut open: Vec<&ToolCall> = Vec::new();
-    let mut asked_at = 0;
-    for (i, message) in messages.iter().enumerate() {
-        if message.role == Role::Tool {
-            let id = message.tool_call_id.as_deref().unwrap_or_default();
-            match open.iter().position(|c| c.id == id) {
-                Some(at) => {
-                    open.remove(at);
-                }
-                None => {
-                    return invalid(format!(
-                        "`messages[{i}].tool_call_id` `{}` answers no tool call of the assistant message before it",
-                        id.chars().take(64).collect::<String>()
-                    ))
-                }
-            }
-            continue;
-        }
-        if let Some(call) = open.first() {
-            return invalid(format!(
-                "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
-                call.name, call.id
-            ));
-        }
-        if !message.tool_calls.is_empty() {
-            open = message.tool_calls.iter().collect();
-            asked_at = i;
-        }
-    }
-    match open.first() {
-        Some(call) => invalid(format!(
-            "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
-            call.name, call.id
-        )),
-        None => Ok(()),
-    }
 }
 
 pub(super) async fn handle<H: Host>(

@@ -85,7 +85,7 @@ pub(super) fn build_request(
 
 fn message(m: &Message) -> wire::Message<'_> {
     // An assistant turn that only calls tools has `content: null`, as OpenAI writes it.
-    let content = (!(m.content.is_empty() && !m.tool_calls.is_empty())).then_some(m.content.as_str());
+    let content = (!m.content.is_empty() || m.tool_calls.is_empty()).then_some(m.content.as_str());
     wire::Message {
         role: role(m.role),
         content,

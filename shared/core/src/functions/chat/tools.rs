@@ -5,11 +5,10 @@
 //! These fields are read from raw JSON rather than through serde's derive so that every
 //! problem is reported by the field's path (`tools[2].function.name`), not serde's wording.
 
-use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::ApiError;
-use crate::model::{ResponseFormat, Tool, ToolCall, ToolChoice};
+use crate::model::{Message, ResponseFormat, Role, Tool, ToolCall, ToolChoice};
 
 /// OpenAI's limit on functions per request (Gemini's too).
 pub const MAX_TOOLS: usize = 128;
@@ -210,62 +209,103 @@ pub fn parse_response_format(value: Option<Value>) -> Result<Option<ResponseForm
     Ok(Some(format))
 }
 
-/// One call of an assistant message, as clients send it back:
-/// `{"id","type":"function","function":{"name","arguments"}}` (`signature` when the answer had
-/// one).
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ToolCallBody {
-    pub id: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub function: FunctionCallBody,
-    #[serde(default)]
-    pub signature: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FunctionCallBody {
-    pub name: String,
-    /// JSON text, as OpenAI sends it; an object is taken too.
-    #[serde(default)]
-    pub arguments: Value,
-}
-
-/// Checks the calls of `messages[index]`: unique ids, known names, arguments a JSON object.
-pub fn validate_calls(bodies: Vec<ToolCallBody>, index: usize) -> Result<Vec<ToolCall>, ApiError> {
-    if bodies.len() > MAX_CALLS_PER_MESSAGE {
+/// Checks the calls of `messages[index]`, as clients send them back:
+/// `[{"id","type":"function","function":{"name","arguments"}}]` (`signature` when the answer
+/// had one): unique ids, valid names, arguments the JSON text of an object (an object is taken
+/// too).
+pub fn validate_calls(value: Value, index: usize) -> Result<Vec<ToolCall>, ApiError> {
+    let items = match value {
+        Value::Null => return Ok(Vec::new()),
+        Value::Array(items) => items,
+        _ => return invalid(format!("`messages[{index}].tool_calls` must be an array")),
+    };
+    if items.len() > MAX_CALLS_PER_MESSAGE {
         return invalid(format!("`messages[{index}].tool_calls` has more than {MAX_CALLS_PER_MESSAGE} calls"));
     }
-    let mut calls: Vec<ToolCall> = Vec::with_capacity(bodies.len());
-    for (j, body) in bodies.into_iter().enumerate() {
+    let mut calls: Vec<ToolCall> = Vec::with_capacity(items.len());
+    for (j, item) in items.into_iter().enumerate() {
         let path = format!("messages[{index}].tool_calls[{j}]");
-        if body.kind != "function" {
+        let Value::Object(mut object) = item else { return invalid(format!("`{path}` must be an object")) };
+        known_keys(&object, &["id", "type", "function", "signature"], &path)?;
+        if object.get("type").and_then(Value::as_str) != Some("function") {
             return invalid(format!("`{path}.type` must be `function`"));
         }
-        if body.id.is_empty() || body.id.chars().count() > MAX_CALL_ID_CHARS {
-            return invalid(format!("`{path}.id` must be 1 to {MAX_CALL_ID_CHARS} characters"));
-        }
-        if calls.iter().any(|c| c.id == body.id) {
+        let id = match object.remove("id") {
+            Some(Value::String(id)) if !id.is_empty() && id.chars().count() <= MAX_CALL_ID_CHARS => id,
+            _ => return invalid(format!("`{path}.id` must be a string of 1 to {MAX_CALL_ID_CHARS} characters")),
+        };
+        if calls.iter().any(|c| c.id == id) {
             return invalid(format!("`{path}.id` repeats the id of another call in this message"));
         }
-        if !valid_name(&body.function.name) {
-            return invalid(format!("`{path}.function.name` must be 1 to 64 letters, digits, `_` or `-`"));
-        }
-        let arguments = match body.function.arguments {
-            Value::Null => "{}".to_owned(),
-            Value::String(text) if text.trim().is_empty() => "{}".to_owned(),
-            Value::String(text) => match serde_json::from_str::<Value>(&text) {
+        let signature = match object.remove("signature") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(signature)) => Some(signature),
+            Some(_) => return invalid(format!("`{path}.signature` must be a string")),
+        };
+        let Some(Value::Object(mut function)) = object.remove("function") else {
+            return invalid(format!("`{path}.function` must be an object"));
+        };
+        known_keys(&function, &["name", "arguments"], &format!("{path}.function"))?;
+        let name = match function.remove("name") {
+            Some(Value::String(name)) if valid_name(&name) => name,
+            _ => return invalid(format!("`{path}.function.name` must be 1 to 64 letters, digits, `_` or `-`")),
+        };
+        let arguments = match function.remove("arguments") {
+            None | Some(Value::Null) => "{}".to_owned(),
+            Some(Value::String(text)) if text.trim().is_empty() => "{}".to_owned(),
+            Some(Value::String(text)) => match serde_json::from_str::<Value>(&text) {
                 Ok(Value::Object(_)) => text,
                 _ => return invalid(format!("`{path}.function.arguments` must be the JSON text of an object")),
             },
-            object @ Value::Object(_) => object.to_string(),
-            _ => return invalid(format!("`{path}.function.arguments` must be the JSON text of an object")),
+            Some(object @ Value::Object(_)) => object.to_string(),
+            Some(_) => return invalid(format!("`{path}.function.arguments` must be the JSON text of an object")),
         };
-        calls.push(ToolCall { signature: body.signature, ..ToolCall::new(body.id, body.function.name, arguments) });
+        calls.push(ToolCall { signature, ..ToolCall::new(id, name, arguments) });
     }
     Ok(calls)
+}
+
+/// Every vendor wants each call answered right after the assistant message that made it, and
+/// every result to answer a call: the `tool` messages after an assistant message with calls
+/// answer exactly those calls.
+pub fn check_tool_turns(messages: &[Message]) -> Result<(), ApiError> {
+    let invalid = |msg: String| Err(ApiError::Validation(msg));
+    let mut open: Vec<&ToolCall> = Vec::new();
+    let mut asked_at = 0;
+    for (i, message) in messages.iter().enumerate() {
+        if message.role == Role::Tool {
+            let id = message.tool_call_id.as_deref().unwrap_or_default();
+            match open.iter().position(|c| c.id == id) {
+                Some(at) => {
+                    open.remove(at);
+                }
+                None => {
+                    return invalid(format!(
+                        "`messages[{i}].tool_call_id` `{}` answers no tool call of the assistant message before it",
+                        id.chars().take(64).collect::<String>()
+                    ))
+                }
+            }
+            continue;
+        }
+        if let Some(call) = open.first() {
+            return invalid(format!(
+                "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
+                call.name, call.id
+            ));
+        }
+        if !message.tool_calls.is_empty() {
+            open = message.tool_calls.iter().collect();
+            asked_at = i;
+        }
+    }
+    match open.first() {
+        Some(call) => invalid(format!(
+            "`messages[{asked_at}]` calls `{}` (id `{}`) but no tool message answers it",
+            call.name, call.id
+        )),
+        None => Ok(()),
+    }
 }
 
 /// An answer's calls as the client gets them (and sends them back).
@@ -290,7 +330,7 @@ pub fn tool_calls_json(calls: &[ToolCall]) -> Value {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
