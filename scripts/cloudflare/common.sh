@@ -3,7 +3,7 @@
 # Sourced, not run.
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-FUNCTIONS=(gateway chat knowledge search code thinking research admin)
+FUNCTIONS=(gateway chat agent knowledge search code thinking research admin)
 
 # Pinned here; wasm-bindgen-cli's version is read from Cargo.lock instead, because it must
 # match the `wasm-bindgen` library exactly.

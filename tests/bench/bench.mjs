@@ -70,10 +70,12 @@ function row(name, platform, direct) {
 
 function sizes(runtime) {
   const out = [];
-  for (const f of ['gateway', 'chat', 'knowledge', 'search', 'code', 'thinking', 'research', 'admin']) {
+  // Spin builds the functions bound by their upstreams with the `small` profile (Cargo.toml).
+  const small = ['agent', 'knowledge', 'search', 'code', 'thinking', 'research'];
+  for (const f of ['gateway', 'chat', 'agent', 'knowledge', 'search', 'code', 'thinking', 'research', 'admin']) {
     const file = runtime !== 'spin'
       ? join(root, 'functions', f, 'build', 'index_bg.wasm')
-      : join(target, 'wasm32-wasip2', 'release', `opencode_fn_${f}.wasm`);
+      : join(target, 'wasm32-wasip2', small.includes(f) ? 'small' : 'release', `opencode_fn_${f}.wasm`);
     if (!existsSync(file)) continue;
     const raw = readFileSync(file);
     out.push(`  ${f.padEnd(10)} ${(raw.length / 1024).toFixed(0).padStart(6)} KiB raw ${(gzipSync(raw, { level: 9 }).length / 1024).toFixed(0).padStart(6)} KiB gzipped`);

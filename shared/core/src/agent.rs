@@ -20,18 +20,21 @@ use crate::host::Host;
 use crate::model::{ChatRequest, ChatResponse, Usage};
 use crate::providers::ProviderConfig;
 
-/// The bounds of one agent run, from `AGENT_MAX_STEPS`, `AGENT_MAX_TIME_MS` and
-/// `AGENT_MAX_TOKENS`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// The bounds of one agent run, from `AGENT_MAX_STEPS`, `AGENT_MAX_TIME_MS`,
+/// `AGENT_MAX_TOKENS` and `AGENT_MAX_COST_USD`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Limits {
     pub max_steps: u32,
     pub max_time_ms: u64,
     pub max_tokens: u64,
+    /// US dollars at list prices (pricing.rs); calls on a model without a price add nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
 }
 
 impl Default for Limits {
     fn default() -> Self {
-        Limits { max_steps: 8, max_time_ms: 120_000, max_tokens: 60_000 }
+        Limits { max_steps: 8, max_time_ms: 120_000, max_tokens: 60_000, max_cost_usd: None }
     }
 }
 
@@ -53,6 +56,17 @@ impl Limits {
             max_steps: number("AGENT_MAX_STEPS", u64::from(defaults.max_steps), 100)? as u32,
             max_time_ms: number("AGENT_MAX_TIME_MS", defaults.max_time_ms, 900_000)?,
             max_tokens: number("AGENT_MAX_TOKENS", defaults.max_tokens, 10_000_000)?,
+            max_cost_usd: match host.var("AGENT_MAX_COST_USD") {
+                None => None,
+                Some(value) => Some(
+                    value
+                        .trim()
+                        .parse::<f64>()
+                        .ok()
+                        .filter(|usd| usd.is_finite() && *usd > 0.0)
+                        .ok_or_else(|| ApiError::NotConfigured("AGENT_MAX_COST_USD must be a positive number of dollars".into()))?,
+                ),
+            },
         })
     }
 }
@@ -64,6 +78,7 @@ pub enum LimitHit {
     Steps,
     Time,
     Tokens,
+    Cost,
 }
 
 impl LimitHit {
@@ -72,6 +87,7 @@ impl LimitHit {
             LimitHit::Steps => "the step limit (AGENT_MAX_STEPS) was reached",
             LimitHit::Time => "the time limit (AGENT_MAX_TIME_MS) was reached",
             LimitHit::Tokens => "the token limit (AGENT_MAX_TOKENS) was reached",
+            LimitHit::Cost => "the cost limit (AGENT_MAX_COST_USD) was reached",
         }
     }
 }
@@ -106,6 +122,9 @@ pub struct Agent<'e, H: Host> {
     started_ms: u64,
     steps: Vec<Value>,
     usage: Usage,
+    /// Dollars spent on priced calls, and whether some call had no price.
+    cost_usd: f64,
+    unpriced: bool,
     answered: Option<Answered>,
     emitter: Option<&'e Emitter>,
     stopped: Option<LimitHit>,
@@ -122,6 +141,8 @@ impl<'e, H: Host> Agent<'e, H> {
             started_ms: host.now_ms(),
             steps: Vec::new(),
             usage: Usage::default(),
+            cost_usd: 0.0,
+            unpriced: false,
             answered: None,
             emitter,
             stopped: None,
@@ -144,6 +165,8 @@ impl<'e, H: Host> Agent<'e, H> {
             Some(LimitHit::Time)
         } else if self.usage.total_tokens() >= self.limits.max_tokens {
             Some(LimitHit::Tokens)
+        } else if self.limits.max_cost_usd.is_some_and(|max| self.cost_usd >= max) {
+            Some(LimitHit::Cost)
         } else {
             None
         };
@@ -181,16 +204,9 @@ impl<'e, H: Host> Agent<'e, H> {
             None => return Err(self.time_out()),
             Some(result) => result.map_err(Stop::Failed)?,
         };
-        self.usage = add(self.usage, answer.usage);
-        self.record(json!({
-            "index": self.steps.len() + 1,
-            "kind": "model",
-            "name": name,
-            "provider": answered.provider,
-            "model": answer.model,
-            "ms": self.host.now_ms().saturating_sub(begun),
-            "usage": usage_json(&answer.usage),
-        }));
+        let step = self.model_step(name, &answered, &answer, self.host.now_ms().saturating_sub(begun));
+        self.count(&answered, &answer.usage);
+        self.record(step);
         self.answered = Some(answered);
         Ok(answer)
     }
@@ -224,7 +240,6 @@ impl<'e, H: Host> Agent<'e, H> {
         concurrency: usize,
         summary: impl Fn(&T) -> Value,
     ) -> Vec<Result<Result<T, E>, Stop>> {
-        use futures::stream::{self, StreamExt};
         let mut results: Vec<Option<Result<Result<T, E>, Stop>>> = runs.iter().map(|_| None).collect();
         if let Err(stop) = self.check() {
             return results.into_iter().map(|_| Err(stop.clone())).collect();
@@ -232,16 +247,37 @@ impl<'e, H: Host> Agent<'e, H> {
         let left = (self.limits.max_steps as usize).saturating_sub(self.steps.len());
         let time_left = self.time_left_ms();
         let host = self.host.clone();
-        let mut in_flight = stream::iter(runs.into_iter().take(left).enumerate().map(|(i, (input, run))| {
+        let mut queue = runs.into_iter().take(left).enumerate().map(|(i, (input, run))| {
             let host = host.clone();
-            async move {
+            Box::pin(async move {
                 let begun = host.now_ms();
                 let outcome = with_timeout(&host, time_left, run).await;
                 (i, input, outcome, host.now_ms().saturating_sub(begun))
+            })
+        });
+        // At most `concurrency` in flight, each taken as it finishes. (A hand-rolled pool: n is
+        // small, and futures' `buffer_unordered` costs ~10 KiB of Wasm per caller.)
+        let mut in_flight = Vec::new();
+        loop {
+            while in_flight.len() < concurrency.max(1) {
+                match queue.next() {
+                    Some(run) => in_flight.push(run),
+                    None => break,
+                }
             }
-        }))
-        .buffer_unordered(concurrency.max(1));
-        while let Some((i, input, outcome, ms)) = in_flight.next().await {
+            if in_flight.is_empty() {
+                break;
+            }
+            let (k, (i, input, outcome, ms)) = std::future::poll_fn(|cx| {
+                for (k, run) in in_flight.iter_mut().enumerate() {
+                    if let std::task::Poll::Ready(done) = run.as_mut().poll(cx) {
+                        return std::task::Poll::Ready((k, done));
+                    }
+                }
+                std::task::Poll::Pending
+            })
+            .await;
+            drop(in_flight.swap_remove(k));
             let Some(slot) = results.get_mut(i) else { continue };
             let Some(result) = outcome else {
                 self.stopped = Some(LimitHit::Time);
@@ -261,8 +297,15 @@ impl<'e, H: Host> Agent<'e, H> {
     /// The final answer, counted as a step: streamed to the emitter as `delta`s when there is
     /// one, else one call.
     pub async fn write(&mut self, request: &ChatRequest) -> Result<ChatResponse, Stop> {
+        self.respond("write", request).await
+    }
+
+    /// One model call counted as a step, its text streamed to the emitter as `delta`s when
+    /// there is one (else one call, as [`Agent::think`]). Tool calls are collected into the
+    /// answer, not sent on: the agent runs them.
+    pub async fn respond(&mut self, name: &str, request: &ChatRequest) -> Result<ChatResponse, Stop> {
         let Some(emitter) = self.emitter else {
-            return self.think("write", request).await;
+            return self.think(name, request).await;
         };
         self.check()?;
         let begun = self.host.now_ms();
@@ -274,20 +317,47 @@ impl<'e, H: Host> Agent<'e, H> {
             Ok(answer) => answer,
             Err(failure) => return Err(Stop::Broken(failure)),
         };
-        self.usage = add(self.usage, answer.usage);
-        let step = json!({
-            "index": self.steps.len() + 1,
-            "kind": "model",
-            "name": "write",
-            "provider": started.answered.provider,
-            "model": answer.model,
-            "ms": self.host.now_ms().saturating_sub(begun),
-            "usage": usage_json(&answer.usage),
-        });
-        // The answer itself has streamed; its step is recorded without a second event.
+        let step = self.model_step(name, &started.answered, &answer, self.host.now_ms().saturating_sub(begun));
+        self.count(&started.answered, &answer.usage);
+        if !answer.tool_calls.is_empty() {
+            // A step that calls tools is announced (the client waits through the calls); the
+            // text of one that answers has already streamed.
+            emitter.send("step", &step);
+        }
         self.steps.push(step);
         self.answered = Some(started.answered);
         Ok(answer)
+    }
+
+    /// Adds one model call's tokens and cost to the run's.
+    fn count(&mut self, answered: &Answered, usage: &Usage) {
+        self.usage = add(self.usage, *usage);
+        match answered.cost_usd(usage) {
+            Some(cost) => self.cost_usd += cost,
+            None => self.unpriced = true,
+        }
+    }
+
+    /// The record of one model call; the tools it called are named.
+    fn model_step(&self, name: &str, answered: &Answered, answer: &ChatResponse, ms: u64) -> Value {
+        let mut step = json!({
+            "index": self.steps.len() + 1,
+            "kind": "model",
+            "name": name,
+            "provider": answered.provider,
+            "model": answer.model,
+            "ms": ms,
+            "usage": usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
+        });
+        if let (false, Some(map)) = (answer.tool_calls.is_empty(), step.as_object_mut()) {
+            map.insert("tool_calls".into(), json!(answer.tool_calls.iter().map(|c| &c.name).collect::<Vec<_>>()));
+        }
+        step
+    }
+
+    /// How many more steps the limits allow.
+    pub fn steps_left(&self) -> usize {
+        (self.limits.max_steps as usize).saturating_sub(self.steps.len())
     }
 
     fn time_out(&mut self) -> Stop {
@@ -298,6 +368,16 @@ impl<'e, H: Host> Agent<'e, H> {
     /// Tokens used by every model call so far.
     pub fn usage(&self) -> Usage {
         self.usage
+    }
+
+    /// What every model call so far cost; `None` when some call's model has no price.
+    pub fn cost_usd(&self) -> Option<f64> {
+        (!self.unpriced).then_some(self.cost_usd)
+    }
+
+    /// `usage` for the answer: every call's tokens, and their cost when known.
+    pub fn usage_json(&self) -> Value {
+        usage_json(&self.usage, self.cost_usd())
     }
 
     /// Who answered the last model call.

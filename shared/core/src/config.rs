@@ -7,6 +7,7 @@
 use crate::error::ApiError;
 use crate::executor::RetryPolicy;
 use crate::host::Host;
+use crate::pricing::Prices;
 use crate::providers::{ProviderConfig, ProviderKind};
 use crate::routing::Tier;
 
@@ -46,6 +47,8 @@ pub const VARIABLES: &[&str] = &[
     "AGENT_MAX_STEPS",
     "AGENT_MAX_TIME_MS",
     "AGENT_MAX_TOKENS",
+    "AGENT_MAX_COST_USD",
+    "MODEL_PRICES",
     "SANDBOX_URL",
     "SANDBOX_TOKEN",
     "SEARCH_PROVIDER",
@@ -116,6 +119,8 @@ pub struct Config {
     pub jwt_secret: Option<String>,
     /// How long a System 1 answer stays cached; 0 turns the cache off.
     pub cache_ttl_secs: u64,
+    /// List prices per model (`MODEL_PRICES` over the built-in table).
+    pub prices: Prices,
 }
 
 impl Config {
@@ -155,6 +160,7 @@ impl Config {
             max_body_bytes: number(host, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             jwt_secret: host.var("JWT_SECRET"),
             cache_ttl_secs: number(host, "CACHE_TTL_SECS", crate::cache::DEFAULT_TTL_SECS)?,
+            prices: Prices::from_host(host)?,
         })
     }
 
@@ -175,7 +181,7 @@ impl Config {
             }
         }
         let Some(model) = model else {
-            return Ok(chain);
+            return Ok(self.priced(chain));
         };
         let (target, model) = match model.split_once('/') {
             Some((provider, rest)) if PROVIDERS.iter().any(|p| p.name == provider) => {
@@ -193,7 +199,15 @@ impl Config {
             pinned.model = model.to_string();
             chain.insert(0, pinned);
         }
-        Ok(chain)
+        Ok(self.priced(chain))
+    }
+
+    /// Each provider with its model's price.
+    fn priced(&self, mut chain: Vec<ProviderConfig>) -> Vec<ProviderConfig> {
+        for provider in &mut chain {
+            provider.price = self.prices.lookup(&provider.model);
+        }
+        chain
     }
 }
 
@@ -231,6 +245,7 @@ fn provider<H: Host>(host: &H, defaults: &ProviderDefaults) -> Option<ProviderCo
         base_url,
         api_key,
         model: var("MODEL").unwrap_or_else(|| defaults.model.to_string()),
+        price: None,
     })
 }
 

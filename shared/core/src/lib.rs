@@ -16,6 +16,7 @@ pub mod functions;
 pub mod knowledge;
 pub mod host;
 pub mod metrics;
+pub mod pricing;
 pub mod model;
 pub mod providers;
 pub mod routing;

@@ -7,7 +7,8 @@
 //! per key and is not transactional; because no two instances share a key and each write
 //! carries the instance's whole total, no count is lost to a race and a failed write is made
 //! good by the next one. The admin function lists an hour's keys and adds them up
-//! ([`Summary`]); KV listings are eventually consistent, so the last minute may lag.
+//! ([`summarize`]); KV listings are eventually consistent, so the last minute may lag. Once an
+//! hour is over, its sum is written once to a roll-up key and read from there afterwards.
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
@@ -42,6 +43,8 @@ pub struct Sample {
     /// `Some(hit)` when the cache was consulted.
     pub cache: Option<bool>,
     pub usage: Usage,
+    /// What the answer's model calls cost at list prices (0 when unpriced).
+    pub cost_usd: f64,
     /// The request ended in an error (an error status or a stream's `error` event).
     pub error: bool,
 }
@@ -58,6 +61,9 @@ pub struct Stats {
     pub cache_hits: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
+    /// Billionths of a dollar: integer sums merge exactly.
+    #[serde(default)]
+    pub cost_nano_usd: u64,
 }
 
 impl Stats {
@@ -71,6 +77,10 @@ impl Stats {
         self.cache_hits += u64::from(sample.cache == Some(true));
         self.input_tokens = self.input_tokens.saturating_add(sample.usage.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(sample.usage.output_tokens);
+        let nano = (sample.cost_usd * 1e9).round();
+        if nano.is_finite() && nano > 0.0 {
+            self.cost_nano_usd = self.cost_nano_usd.saturating_add(nano as u64);
+        }
     }
 
     fn bump_bucket(&mut self, bucket: usize, by: u64) {
@@ -94,6 +104,7 @@ impl Stats {
         self.cache_hits = self.cache_hits.saturating_add(other.cache_hits);
         self.input_tokens = self.input_tokens.saturating_add(other.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(other.output_tokens);
+        self.cost_nano_usd = self.cost_nano_usd.saturating_add(other.cost_nano_usd);
     }
 
     /// The upper bound of the bucket holding the `q` quantile (histogram resolution).
@@ -123,6 +134,7 @@ impl Stats {
             },
             "cache": {"lookups": self.cache_lookups, "hits": self.cache_hits, "hit_ratio": ratio(self.cache_hits, self.cache_lookups)},
             "tokens": {"input": self.input_tokens, "output": self.output_tokens, "total": self.input_tokens.saturating_add(self.output_tokens)},
+            "cost_usd": self.cost_nano_usd as f64 / 1e9,
         })
     }
 }
@@ -243,29 +255,86 @@ async fn put<H: Host>(host: &H, key: &str, record: &Record) {
 #[derive(Debug, Default)]
 pub struct Summary {
     pub record: Record,
-    /// Instance-hours read.
+    /// Instance-hours read (a rolled-up hour counts the instance-hours it holds).
     pub parts: usize,
-    /// Some hour had more keys than one listing returns (its sum is short).
+    /// Hours read from their roll-up.
+    pub rolled_up: usize,
+    /// The sum is short: an hour had more keys than one listing returns, or the KV operation
+    /// budget ran out (asking again continues from the roll-ups written meanwhile).
     pub truncated: bool,
 }
 
 /// Most keys read for one hour.
 const MAX_KEYS_PER_HOUR: usize = 1_000;
+/// Most KV operations one summary makes: Workers allow 1000 per invocation.
+const MAX_KV_OPS: usize = 900;
+/// Roll-up keys: one per closed hour, holding the sum of its instances.
+const ROLLUP_PREFIX: &str = "metrics-rollup/";
+/// An hour is closed (rolled up) this long after it ended: instances write their last totals
+/// within a second, and Workers KV takes up to a minute to show a write everywhere.
+const CLOSE_AFTER_MS: u64 = 10 * 60 * 1000;
 
-/// Adds up every instance's totals for the last `hours` hours.
+#[derive(Serialize, Deserialize)]
+struct Rollup {
+    parts: usize,
+    record: Record,
+}
+
+/// Adds up every instance's totals for the last `hours` hours. A closed hour is read from its
+/// roll-up when there is one, else summed from its instances and rolled up for next time, so
+/// a week's report costs a few hundred KV reads, not one per instance-hour.
 pub async fn summarize<H: Host>(host: &H, hours: u64) -> Result<Summary, crate::host::HostError> {
-    let now_hour = hour_of(host.now_ms());
+    let now = host.now_ms();
+    let now_hour = hour_of(now);
     let mut summary = Summary::default();
-    for hour in now_hour.saturating_sub(hours.saturating_sub(1))..=now_hour {
+    let mut ops = 0usize;
+    // Newest first: when the budget runs out, the recent hours are the ones counted.
+    for hour in (now_hour.saturating_sub(hours.saturating_sub(1))..=now_hour).rev() {
+        let closed = (hour + 1) * HOUR_MS + CLOSE_AFTER_MS <= now;
+        if closed {
+            ops += 1;
+            if ops > MAX_KV_OPS {
+                summary.truncated = true;
+                break;
+            }
+            let rollup = host.kv_get(STORE, &format!("{ROLLUP_PREFIX}{hour}")).await?;
+            if let Some(rollup) = rollup.and_then(|b| serde_json::from_slice::<Rollup>(&b).ok()) {
+                summary.record.merge(&rollup.record);
+                summary.parts += rollup.parts;
+                summary.rolled_up += 1;
+                continue;
+            }
+        }
+        ops += 1;
         let keys = host.kv_list(STORE, &format!("{PREFIX}{hour}/"), MAX_KEYS_PER_HOUR).await?;
-        summary.truncated |= keys.len() >= MAX_KEYS_PER_HOUR;
+        let mut complete = keys.len() < MAX_KEYS_PER_HOUR;
+        let mut hour_sum = Rollup { parts: 0, record: Record::default() };
         for key in keys {
+            ops += 1;
+            if ops > MAX_KV_OPS {
+                complete = false;
+                break;
+            }
             let Some(bytes) = host.kv_get(STORE, &key).await? else { continue };
             // A value this code did not write is skipped, not fatal.
             if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
-                summary.record.merge(&record);
-                summary.parts += 1;
+                hour_sum.record.merge(&record);
+                hour_sum.parts += 1;
             }
+        }
+        summary.record.merge(&hour_sum.record);
+        summary.parts += hour_sum.parts;
+        summary.truncated |= !complete;
+        if closed && complete && hour_sum.parts > 0 {
+            if let Ok(bytes) = serde_json::to_vec(&hour_sum) {
+                let key = format!("{ROLLUP_PREFIX}{hour}");
+                let store = host.clone();
+                host.spawn_background(async move { let _ = store.kv_put(STORE, &key, bytes, Some(TTL_SECS)).await; }.boxed_local());
+            }
+        }
+        if ops >= MAX_KV_OPS {
+            summary.truncated = true;
+            break;
         }
     }
     Ok(summary)
@@ -277,7 +346,7 @@ mod tests {
     use super::*;
 
     fn sample(latency_ms: u64, cache: Option<bool>, error: bool) -> Sample {
-        Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms, cache, usage: Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() }, error }
+        Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms, cache, usage: Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() }, cost_usd: 0.0005, error }
     }
 
     #[test]
@@ -292,6 +361,7 @@ mod tests {
         assert_eq!((stats.requests, stats.errors), (100, 1));
         assert_eq!((stats.cache_lookups, stats.cache_hits), (99, 49));
         assert_eq!((stats.input_tokens, stats.output_tokens), (300, 200));
+        assert_eq!(stats.cost_nano_usd, 50_000_000, "100 samples of $0.0005");
         assert_eq!(stats.quantile_ms(0.5), Some(5));
         assert_eq!(stats.quantile_ms(0.99), Some(1_000));
         assert_eq!(stats.quantile_ms(1.0), Some(60_000));

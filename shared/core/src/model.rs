@@ -6,19 +6,124 @@
 use serde::{Deserialize, Serialize};
 
 /// Who wrote a message.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     System,
+    #[default]
     User,
     Assistant,
+    /// A tool's result, answering the assistant's call `tool_call_id`.
+    Tool,
 }
 
 /// One message of a conversation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Message {
     pub role: Role,
     pub content: String,
+    /// The tools an assistant message calls (its `content` may then be empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
+    /// On a `tool` message: the call it answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<String>,
+}
+
+impl Message {
+    pub fn new(role: Role, content: impl Into<String>) -> Self {
+        Message { role, content: content.into(), ..Message::default() }
+    }
+    pub fn system(content: impl Into<String>) -> Self {
+        Message::new(Role::System, content)
+    }
+    pub fn user(content: impl Into<String>) -> Self {
+        Message::new(Role::User, content)
+    }
+    pub fn assistant(content: impl Into<String>) -> Self {
+        Message::new(Role::Assistant, content)
+    }
+    /// A tool's result for the call `call_id`.
+    pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
+        Message { role: Role::Tool, content: content.into(), tool_calls: vec![], tool_call_id: Some(call_id.into()) }
+    }
+}
+
+/// A function the model may call: its name, what it does, and a JSON Schema for its arguments.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tool {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
+    /// A JSON Schema object.
+    pub parameters: serde_json::Value,
+}
+
+/// One call the model made: `arguments` is the JSON text the model wrote (it may not parse;
+/// the caller or the agent decides what to do then).
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub id: String,
+    pub name: String,
+    pub arguments: String,
+    /// Opaque vendor state that must go back with the call in the next request (Gemini 3's
+    /// `thoughtSignature`, refused with a 400 when missing). Kept as received; `None` for
+    /// vendors without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+impl ToolCall {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
+        ToolCall { id: id.into(), name: name.into(), arguments: arguments.into(), signature: None }
+    }
+}
+
+/// Most tool calls one answer may assemble from stream pieces: a piece for a higher index is
+/// dropped rather than letting a provider make us allocate without bound.
+pub const MAX_STREAMED_TOOL_CALLS: usize = 256;
+
+/// Adds one streamed piece ([`StreamEvent::ToolCall`]) to the calls assembled so far.
+pub fn add_tool_call_piece(calls: &mut Vec<ToolCall>, index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) {
+    if index >= MAX_STREAMED_TOOL_CALLS {
+        return;
+    }
+    if calls.len() <= index {
+        calls.resize_with(index + 1, ToolCall::default);
+    }
+    let Some(call) = calls.get_mut(index) else { return };
+    if let Some(id) = id {
+        call.id = id.to_owned();
+    }
+    if let Some(name) = name {
+        call.name = name.to_owned();
+    }
+    call.arguments.push_str(arguments);
+}
+
+/// Whether and which tool the model must call.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides (every vendor's default when tools are given).
+    Auto,
+    /// No tool calls.
+    None,
+    /// At least one tool call.
+    Required,
+    /// This tool.
+    Function(String),
+}
+
+/// The shape the answer must take.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseFormat {
+    Text,
+    /// Any JSON object.
+    JsonObject,
+    /// JSON matching `schema` (a JSON Schema); `strict` asks vendors that support it to enforce it.
+    JsonSchema { name: String, schema: serde_json::Value, strict: bool },
 }
 
 /// How much deliberate reasoning to ask a provider for (thinking mode).
@@ -82,6 +187,13 @@ pub struct ChatRequest {
     pub stop: Vec<String>,
     pub seed: Option<u64>,
     pub reasoning: Option<Reasoning>,
+    /// Functions the model may call; the calls come back in the answer, for the caller to run.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<ResponseFormat>,
 }
 
 /// Tokens counted by the provider that answered.
@@ -117,9 +229,10 @@ impl Usage {
 }
 
 /// Why the model stopped.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
+    #[default]
     Stop,
     Length,
     ContentFilter,
@@ -128,7 +241,7 @@ pub enum FinishReason {
 }
 
 /// A complete, non-streamed answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct ChatResponse {
     pub text: String,
     /// Reasoning the provider returned separately from the answer, if any.
@@ -137,6 +250,9 @@ pub struct ChatResponse {
     pub model: String,
     pub finish_reason: FinishReason,
     pub usage: Usage,
+    /// The tools the model called, in order (then `finish_reason` is `ToolCalls`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall>,
 }
 
 /// One step of a streamed answer, as parsed from a provider event.
@@ -150,6 +266,10 @@ pub enum StreamEvent {
     Model(String),
     /// Token counts so far (merge with [`Usage::merge`]).
     Usage(Usage),
+    /// A piece of the tool call at `index` (0-based, in call order): `id` and `name` arrive
+    /// with its first piece, `arguments` is the next piece of its JSON text (vendors that send
+    /// a call whole send one piece).
+    ToolCall { index: usize, id: Option<String>, name: Option<String>, arguments: String },
     /// Why the model stopped.
     Finish(FinishReason),
     /// The provider says the answer is complete; nothing follows.
@@ -178,6 +298,16 @@ mod tests {
         usage.merge(Usage { input_tokens: 0, output_tokens: 9, reasoning_tokens: 4 });
         usage.merge(Usage { input_tokens: 0, output_tokens: 12, reasoning_tokens: 0 });
         assert_eq!(usage, Usage { input_tokens: 3, output_tokens: 12, reasoning_tokens: 4 });
+    }
+
+    #[test]
+    fn tool_call_pieces_assemble_by_index_and_a_wild_index_is_dropped() {
+        let mut calls = Vec::new();
+        add_tool_call_piece(&mut calls, 0, Some("call_a"), Some("search"), "{\"q\":");
+        add_tool_call_piece(&mut calls, 1, Some("call_b"), Some("fetch"), "{}");
+        add_tool_call_piece(&mut calls, 0, None, None, "\"x\"}");
+        add_tool_call_piece(&mut calls, usize::MAX, Some("evil"), None, "{}");
+        assert_eq!(calls, vec![ToolCall::new("call_a", "search", "{\"q\":\"x\"}"), ToolCall::new("call_b", "fetch", "{}")]);
     }
 
     #[test]

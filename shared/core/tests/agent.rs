@@ -6,12 +6,12 @@ mod common;
 use common::*;
 use opencode_core::agent::{Agent, LimitHit, Limits, Stop};
 use opencode_core::config::Config;
-use opencode_core::model::{ChatRequest, Message, Role};
+use opencode_core::model::{ChatRequest, Message};
 use opencode_core::Body;
 use serde_json::json;
 
 fn request() -> ChatRequest {
-    ChatRequest { messages: vec![Message { role: Role::User, content: "go".into() }], ..ChatRequest::default() }
+    ChatRequest { messages: vec![Message::user("go")], ..ChatRequest::default() }
 }
 
 fn host() -> opencode_testkit::TestHost {

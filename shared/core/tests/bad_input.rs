@@ -38,7 +38,7 @@ async fn bad_bodies_get_precise_codes() {
         ("", 400, "malformed_json", "empty"),
         (r#"{"messages":[]}"#, 422, "validation_failed", "at least one message"),
         (r#"{"messages":"hi"}"#, 422, "validation_failed", "invalid type"),
-        (r#"{"messages":[{"role":"tool","content":"x"}]}"#, 422, "validation_failed", "messages[0].role `tool`"),
+        (r#"{"messages":[{"role":"robot","content":"x"}]}"#, 422, "validation_failed", "messages[0].role `robot`"),
         (r#"{"messages":[{"role":"user","content":5}]}"#, 422, "validation_failed", "invalid type"),
         (r#"{"messages":[{"role":"user","content":"x"}],"temperature":7}"#, 422, "validation_failed", "temperature"),
         (r#"{"messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#, 422, "validation_failed", "invalid value"),

@@ -23,7 +23,8 @@ async fn a_5xx_is_retried_then_the_next_provider_answers() {
     assert_eq!(v["attempts"], 3);
     assert_eq!(v["attempt_log"][0]["outcome"], "status");
     assert_eq!(v["attempt_log"][0]["status"], 503);
-    assert_eq!(v["usage"], json!({"input_tokens":4,"output_tokens":6,"total_tokens":10}));
+    // claude-haiku-4-5 at $1 / $5 per million tokens: 4 + 30 millionths of a dollar.
+    assert_eq!(v["usage"], json!({"input_tokens":4,"output_tokens":6,"total_tokens":10,"cost_usd":0.000034}));
     assert_eq!(headers["x-provider"], "anthropic");
     assert_eq!(headers["x-attempts"], "3");
     assert!(headers["x-request-id"].to_str().unwrap().starts_with("req_"));
@@ -147,7 +148,8 @@ async fn a_stream_failing_before_its_first_token_falls_back() {
     assert_eq!(names, ["start", "delta", "usage", "done"]);
     assert_eq!(events[0].1["provider"], "anthropic");
     assert_eq!(events[1].1["text"], "Hi");
-    assert_eq!(events[2].1, json!({"input_tokens":4,"output_tokens":7,"total_tokens":11}));
+    // Usage and its cost survive the stream translation and the fallback.
+    assert_eq!(events[2].1, json!({"input_tokens":4,"output_tokens":7,"total_tokens":11,"cost_usd":0.000039}));
     assert_eq!(events[3].1["attempts"], 3);
 }
 

@@ -67,7 +67,7 @@ fn stream(kind: ProviderKind, text: &str) -> Result<Streamed, ProviderError> {
             StreamEvent::Usage(u) => out.usage.merge(u),
             StreamEvent::Finish(f) => out.finish = Some(f),
             StreamEvent::Done => out.done = true,
-            StreamEvent::Thinking(_) | StreamEvent::Model(_) => {}
+            StreamEvent::Thinking(_) | StreamEvent::Model(_) | StreamEvent::ToolCall { .. } => {}
         }
     }
     Ok(out)
@@ -80,16 +80,14 @@ fn config(kind: ProviderKind, base_url: &str, model: &str) -> ProviderConfig {
         base_url: base_url.into(),
         api_key: Some("test-key".into()),
         model: model.into(),
+        price: None,
     }
 }
 
 #[test]
 fn every_dialect_builds_a_post_to_its_endpoint() {
     let request = ChatRequest {
-        messages: vec![Message {
-            role: Role::User,
-            content: "Hi".into(),
-        }],
+        messages: vec![Message::new(Role::User, "Hi")],
         ..Default::default()
     };
     let cases = [

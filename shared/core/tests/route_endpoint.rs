@@ -45,6 +45,14 @@ async fn a_named_mode_is_kept_and_bad_bodies_are_refused_clearly() {
     assert_eq!(status, 200);
     assert_eq!(body["routing"]["mode"], "research");
 
+    // A named tier is kept too, and says so.
+    let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"hello there"}], "mode":"chat", "tier":"system2"}), true).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["routing"]["tier"], "system2");
+    assert_eq!(body["routing"]["reasons"][0], "tier `system2` requested by the caller");
+    let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"x"}], "tier":"fast"}), true).await;
+    assert_eq!((status, body["error"]["message"].as_str().unwrap()), (422, "`tier` must be one of auto, system1, system2"));
+
     let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":"magic"}), true).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (422, "validation_failed"));
     assert!(body["error"]["message"].as_str().unwrap().contains("magic"));

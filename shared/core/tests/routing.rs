@@ -209,22 +209,10 @@ fn longer_conversations_score_higher() {
     };
     assert!(analyzer.score(&many) > analyzer.score(&one));
     let messages = vec![
-        Message {
-            role: Role::System,
-            content: "Be brief.".into(),
-        },
-        Message {
-            role: Role::User,
-            content: "Tell me a joke.".into(),
-        },
-        Message {
-            role: Role::Assistant,
-            content: "Why did the chicken...".into(),
-        },
-        Message {
-            role: Role::User,
-            content: "What's the latest news on Mars?".into(),
-        },
+        Message::new(Role::System, "Be brief."),
+        Message::new(Role::User, "Tell me a joke."),
+        Message::new(Role::Assistant, "Why did the chicken..."),
+        Message::new(Role::User, "What's the latest news on Mars?"),
     ];
     let input = RouteInput::from_messages(&messages);
     assert_eq!(input.text, "What's the latest news on Mars?");

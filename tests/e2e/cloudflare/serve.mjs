@@ -25,7 +25,7 @@ import { fileURLToPath } from "node:url";
 import { Miniflare, Log, LogLevel } from "miniflare";
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../../..");
-const FUNCTIONS = ["gateway", "chat", "knowledge", "search", "code", "thinking", "research", "admin"];
+const FUNCTIONS = ["gateway", "chat", "agent", "knowledge", "search", "code", "thinking", "research", "admin"];
 
 function fail(message) {
   process.stderr.write(`serve.mjs: ${message}\n`);

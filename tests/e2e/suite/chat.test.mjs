@@ -250,6 +250,32 @@ describe(`chat on ${runtime}`, () => {
     assert.equal(evs.at(-1).name, 'done');
   });
 
+  test('chat on System 2 is an agent: it searches with the platform tools and cites what it found', async () => {
+    const ask = (extra) => fetch(`${base}/v1/process`, {
+      method: 'POST', headers: auth(),
+      body: JSON.stringify({ messages: [{ role: 'user', content: unique('what changed in the EU AI Act') }], mode: 'chat', tier: 'system2', ...extra }),
+    });
+    const res = await ask({});
+    const body = await res.json();
+    assert.equal(res.status, 200, JSON.stringify(body));
+    assert.equal(body.routing.tier, 'system2');
+    assert.match(body.routing.reasons[0], /tier `system2` requested/);
+    assert.deepEqual(body.agent.steps.map((s) => s.kind), ['model', 'tool', 'model']);
+    assert.deepEqual(body.agent.steps[0].tool_calls, ['web_search']);
+    assert.equal(body.agent.steps[1].ok, true, JSON.stringify(body.agent.steps[1]));
+    // The simulator's model quotes the tool results it was given: the search reached it.
+    assert.match(body.message.content, /Tool results: \[1\] /);
+    assert.ok(body.citations.length > 0 && body.citations.every((c, i) => c.index === i + 1 && c.url.startsWith('https://')), JSON.stringify(body.citations));
+    assert.ok(body.usage.cost_usd > 0, JSON.stringify(body.usage));
+
+    const evs = await events(await ask({ stream: true }));
+    const names = evs.map((e) => e.name);
+    assert.deepEqual(names.slice(0, 4), ['routing', 'start', 'step', 'step'], names.join(','));
+    assert.ok(names.includes('delta') && !names.includes('tool_call'), names.join(','));
+    assert.deepEqual(names.slice(-2), ['usage', 'done']);
+    assert.ok(evs.at(-1).data.citations.length > 0);
+  });
+
   test('admin metrics count requests per tier, for admins only', async () => {
     await chat(unique('count me'));
     const admin = { authorization: `Bearer ${token({ role: 'admin' })}` };

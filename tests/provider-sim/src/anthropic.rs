@@ -11,6 +11,7 @@ use http::HeaderMap;
 use serde_json::{json, Value};
 
 use crate::reply::{Answer, Conversation};
+use crate::tools::{self, ToolUse};
 use crate::wire::{self, ErrorReply, Meta, SseScript};
 
 const SIGNATURE: &str = "c2ltLXNpZ25hdHVyZQ==";
@@ -118,14 +119,72 @@ pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
         conv.inputs.push(wire::content_text(system));
     }
     for m in messages {
-        let text = m.get("content").map(wire::content_text).unwrap_or_default();
-        if m.get("role").and_then(Value::as_str) == Some("user") {
+        let content = m.get("content").unwrap_or(&Value::Null);
+        let results = tool_results(content);
+        let text = wire::content_text(content);
+        // A turn of tool results answers calls; the question is still the last one asked.
+        if m.get("role").and_then(Value::as_str) == Some("user") && results.is_empty() {
             conv.last_user.clone_from(&text);
         }
         conv.inputs.push(text);
+        conv.inputs.extend(results);
     }
+    conv.tool_use = tool_use(obj, messages)?;
     conv.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
     Ok(conv)
+}
+
+/// The `tool_result` blocks' contents of a message's content.
+fn tool_results(content: &Value) -> Vec<String> {
+    content
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
+        .map(|b| b.get("content").map(tools::result_text).unwrap_or_default())
+        .collect()
+}
+
+fn has_block(messages: &[Value], kind: &str) -> bool {
+    messages.iter().filter_map(|m| m.get("content").and_then(Value::as_array)).flatten().any(|b| b.get("type").and_then(Value::as_str) == Some(kind))
+}
+
+/// `tools`, `tool_choice`, the tool results the conversation ends with, and the platform's JSON
+/// instruction in `system`; refuses what Anthropic refuses.
+fn tool_use(obj: &serde_json::Map<String, Value>, messages: &[Value]) -> Result<ToolUse, ErrorReply> {
+    let invalid = |message: &str| Err(error(400, "invalid_request_error", message));
+    let mut uses = ToolUse::default();
+    for t in obj.get("tools").and_then(Value::as_array).into_iter().flatten() {
+        let (Some(name), Some(schema)) = (t.get("name").and_then(Value::as_str), t.get("input_schema")) else {
+            return invalid("tools.0.input_schema: Field required");
+        };
+        uses.tools.push(tools::tool(name, Some(schema)));
+    }
+    if uses.tools.is_empty() && (has_block(messages, "tool_use") || has_block(messages, "tool_result")) {
+        return invalid("Requests which include `tool_use` or `tool_result` blocks must define tools.");
+    }
+    if let Some(choice) = obj.get("tool_choice") {
+        if uses.tools.is_empty() {
+            return invalid("tool_choice may only be specified while providing tools.");
+        }
+        match choice.get("type").and_then(Value::as_str) {
+            Some("none") => uses.off = true,
+            Some("auto" | "any") => {}
+            Some("tool") => match choice.get("name").and_then(Value::as_str) {
+                Some(name) if uses.tools.iter().any(|t| t.name == name) => uses.forced = Some(name.to_owned()),
+                _ => return invalid("tool_choice.tool.name: the named tool is not in tools"),
+            },
+            _ => return invalid("tool_choice.type: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"),
+        }
+    }
+    let last = messages.last().filter(|m| m.get("role").and_then(Value::as_str) == Some("user"));
+    uses.results = last.and_then(|m| m.get("content")).map(tool_results).unwrap_or_default();
+    uses.json = obj.get("system").map(wire::content_text).is_some_and(|s| s.contains(tools::JSON_MARKER));
+    Ok(uses)
+}
+
+fn tool_use_id(meta: &Meta) -> String {
+    format!("toolu_sim{:06}", meta.seq)
 }
 
 /// Whether extended thinking is on, refusing what Anthropic refuses with it.
@@ -171,14 +230,23 @@ pub(crate) fn message(a: &Answer, meta: &Meta) -> Value {
     if let Some(r) = &a.reasoning {
         content.push(json!({"type": "thinking", "thinking": r, "signature": SIGNATURE}));
     }
-    content.push(json!({"type": "text", "text": a.text}));
+    let stop_reason = match &a.call {
+        Some(call) => {
+            content.push(json!({"type": "tool_use", "id": tool_use_id(meta), "name": call.name, "input": call.arguments}));
+            "tool_use"
+        }
+        None => {
+            content.push(json!({"type": "text", "text": a.text}));
+            "end_turn"
+        }
+    };
     json!({
         "id": id(meta),
         "type": "message",
         "role": "assistant",
         "model": a.model,
         "content": content,
-        "stop_reason": "end_turn",
+        "stop_reason": stop_reason,
         "stop_sequence": null,
         "usage": {
             "input_tokens": a.prompt_tokens,
@@ -231,15 +299,27 @@ pub(crate) fn stream(a: &Answer, meta: &Meta) -> SseScript {
         preamble.push(event(&json!({"type": "content_block_stop", "index": 0})));
         index = 1;
     }
-    preamble.push(event(&json!({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})));
+    let block = match &a.call {
+        Some(call) => json!({"type": "tool_use", "id": tool_use_id(meta), "name": call.name, "input": {}}),
+        None => json!({"type": "text", "text": ""}),
+    };
+    preamble.push(event(&json!({"type": "content_block_start", "index": index, "content_block": block})));
     if a.reasoning.is_none() {
         preamble.push(event(&ping));
     }
-    let deltas: Vec<Value> = a
-        .text_pieces()
-        .into_iter()
-        .map(|p| block_delta(index, json!({"type": "text_delta", "text": p})))
-        .collect();
+    let deltas: Vec<Value> = match &a.call {
+        Some(_) => a
+            .argument_pieces()
+            .into_iter()
+            .map(|p| block_delta(index, json!({"type": "input_json_delta", "partial_json": p})))
+            .collect(),
+        None => a
+            .text_pieces()
+            .into_iter()
+            .map(|p| block_delta(index, json!({"type": "text_delta", "text": p})))
+            .collect(),
+    };
+    let stop_reason = if a.call.is_some() { "tool_use" } else { "end_turn" };
     let malformed = deltas.first().map_or_else(
         || "{\"type\":\"content_block_delta\",".to_owned(),
         |d| wire::truncated(&d.to_string()),
@@ -248,7 +328,7 @@ pub(crate) fn stream(a: &Answer, meta: &Meta) -> SseScript {
         event(&json!({"type": "content_block_stop", "index": index})),
         event(&json!({
             "type": "message_delta",
-            "delta": {"stop_reason": "end_turn", "stop_sequence": null},
+            "delta": {"stop_reason": stop_reason, "stop_sequence": null},
             "usage": {"output_tokens": a.completion_tokens()},
         })),
         event(&json!({"type": "message_stop"})),

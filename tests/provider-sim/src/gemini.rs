@@ -12,6 +12,7 @@ use http::HeaderMap;
 use serde_json::{json, Value};
 
 use crate::reply::{Answer, Conversation};
+use crate::tools::{self, ToolUse};
 use crate::wire::{self, ErrorReply, Meta, SseScript};
 
 pub(crate) fn error(status: u16, canonical: &str, message: &str) -> ErrorReply {
@@ -127,16 +128,74 @@ pub(crate) fn conversation(
     thinking(body, model, &mut conv)?;
     for c in contents {
         let text = c.get("parts").map(wire::content_text).unwrap_or_default();
-        // `role` may be left out on single-turn requests; it then means the user.
+        let results = function_responses(c)?;
+        // `role` may be left out on single-turn requests; it then means the user. A turn of
+        // function responses answers calls; the question is still the last one asked.
         if c.get("role")
             .and_then(Value::as_str)
             .is_none_or(|r| r == "user")
+            && results.is_empty()
         {
             conv.last_user.clone_from(&text);
         }
         conv.inputs.push(text);
+        conv.inputs.extend(results);
     }
+    conv.tool_use = tool_use(body, contents)?;
     Ok(conv)
+}
+
+/// The `functionResponse` parts of a content, as text: `response.output` when it is a string
+/// (how the platform wraps a plain result), else the response's JSON.
+fn function_responses(content: &Value) -> Result<Vec<String>, ErrorReply> {
+    let mut out = Vec::new();
+    for part in content.get("parts").and_then(Value::as_array).into_iter().flatten() {
+        let Some(response) = part.get("functionResponse") else { continue };
+        if response.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
+            return Err(error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents[].parts[].function_response.name: Name cannot be empty."));
+        }
+        let value = response.get("response").unwrap_or(&Value::Null);
+        out.push(match value.get("output") {
+            Some(Value::String(text)) => text.clone(),
+            _ => value.to_string(),
+        });
+    }
+    Ok(out)
+}
+
+/// `tools[].functionDeclarations`, `toolConfig`, the function responses the conversation ends
+/// with, and `responseMimeType`.
+fn tool_use(body: &Value, contents: &[Value]) -> Result<ToolUse, ErrorReply> {
+    let mut uses = ToolUse::default();
+    let declarations = body.get("tools").and_then(Value::as_array).into_iter().flatten();
+    for d in declarations.filter_map(|t| t.get("functionDeclarations").and_then(Value::as_array)).flatten() {
+        let Some(name) = d.get("name").and_then(Value::as_str) else {
+            return Err(error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.tools[0].function_declarations[0].name: Name cannot be empty."));
+        };
+        uses.tools.push(tools::tool(name, d.get("parametersJsonSchema").or_else(|| d.get("parameters"))));
+    }
+    if let Some(config) = body.pointer("/toolConfig/functionCallingConfig") {
+        match config.get("mode").and_then(Value::as_str) {
+            Some("NONE") => uses.off = true,
+            Some("ANY" | "VALIDATED") => {
+                let allowed = config.get("allowedFunctionNames").and_then(Value::as_array);
+                if let Some([Value::String(name)]) = allowed.map(Vec::as_slice) {
+                    uses.forced = Some(name.clone());
+                }
+            }
+            _ => {}
+        }
+    }
+    uses.results = match contents.last() {
+        Some(last) => function_responses(last)?,
+        None => Vec::new(),
+    };
+    uses.json = body.pointer("/generationConfig/responseMimeType").and_then(Value::as_str) == Some("application/json");
+    Ok(uses)
+}
+
+fn call_part(a: &Answer) -> Option<Value> {
+    a.call.as_ref().map(|call| json!({"functionCall": {"name": call.name, "args": call.arguments}}))
 }
 
 /// Reads `generationConfig.thinkingConfig`. Budgets per Google's thinking guide: 2.5 Pro
@@ -197,7 +256,7 @@ pub(crate) fn generate(a: &Answer, meta: &Meta) -> Value {
     if let Some(r) = a.visible_reasoning() {
         parts.push(json!({"text": r, "thought": true}));
     }
-    parts.push(json!({"text": a.text}));
+    parts.push(call_part(a).unwrap_or_else(|| json!({"text": a.text})));
     response(
         a,
         meta,
@@ -224,6 +283,12 @@ fn chunks(a: &Answer, meta: &Meta) -> (Vec<Value>, Vec<Value>, Value) {
             ))
         })
         .collect();
+    // A call arrives whole, in one chunk, as Gemini streams them.
+    if let Some(part) = call_part(a) {
+        let call = response(a, meta, json!([part]), false, usage(a, a.text_tokens, a.reasoning_tokens));
+        let last = response(a, meta, json!([{"text": ""}]), true, usage(a, a.text_tokens, a.reasoning_tokens));
+        return (thoughts, vec![call], last);
+    }
     let words: Vec<Value> = a
         .text_pieces()
         .into_iter()

@@ -14,8 +14,9 @@
 //! the grammar.
 //!
 //! What it is not: a model, a proxy, or a faithful copy of every field a vendor may send.
-//! It covers the fields a client needs (ids, text, finish reasons, usage, errors) and
-//! nothing else; tools and images are not simulated. It binds loopback
+//! It covers the fields a client needs (ids, text, tool calls, finish reasons, usage, errors)
+//! and nothing else; images are not simulated. Tool calls follow a deterministic rule
+//! (`tools.rs`): one call of the first (or the forced) tool, then an answer quoting the results. It binds loopback
 //! addresses only and is meant for tests, never for production traffic.
 //!
 //! ```no_run
@@ -37,6 +38,7 @@ mod route;
 mod search;
 mod server;
 mod state;
+mod tools;
 mod wire;
 
 use std::io;

@@ -13,6 +13,7 @@ use http::HeaderMap;
 use serde_json::{json, Value};
 
 use crate::reply::{Answer, Conversation};
+use crate::tools::{self, ToolUse};
 use crate::wire::{self, ErrorReply, Meta, SseScript};
 
 const LABEL: &str = "openai";
@@ -216,6 +217,7 @@ pub(crate) fn conversation(label: &str, body: &Value) -> Result<Conversation, Er
         }
         conv.inputs.push(text);
     }
+    conv.tool_use = tool_use(obj, messages)?;
     conv.reasoning = reasoning(label, model, obj)?;
     conv.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
     conv.include_usage = body
@@ -223,6 +225,51 @@ pub(crate) fn conversation(label: &str, body: &Value) -> Result<Conversation, Er
         .and_then(Value::as_bool)
         .unwrap_or(false);
     Ok(conv)
+}
+
+/// `tools`, `tool_choice`, `response_format` and the tool results the conversation ends with.
+fn tool_use(obj: &serde_json::Map<String, Value>, messages: &[Value]) -> Result<ToolUse, ErrorReply> {
+    let invalid = |message: &str, param: &str| Err(error(400, message, "invalid_request_error", Some(param), None));
+    let mut uses = ToolUse::default();
+    for t in obj.get("tools").and_then(Value::as_array).into_iter().flatten() {
+        let Some(name) = t.pointer("/function/name").and_then(Value::as_str) else {
+            return invalid("Missing required parameter: 'tools[0].function.name'.", "tools");
+        };
+        uses.tools.push(tools::tool(name, t.pointer("/function/parameters")));
+    }
+    match obj.get("tool_choice") {
+        None => {}
+        Some(_) if uses.tools.is_empty() => {
+            return invalid("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.", "tool_choice")
+        }
+        Some(Value::String(c)) if c == "none" => uses.off = true,
+        Some(Value::String(c)) if c == "auto" || c == "required" => {}
+        Some(c) => match c.pointer("/function/name").and_then(Value::as_str) {
+            Some(name) if uses.tools.iter().any(|t| t.name == name) => uses.forced = Some(name.to_owned()),
+            _ => return invalid("Invalid value for 'tool_choice'.", "tool_choice"),
+        },
+    }
+    for m in messages {
+        if m.get("role").and_then(Value::as_str) == Some("tool") && m.get("tool_call_id").and_then(Value::as_str).is_none() {
+            return invalid("Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.", "messages");
+        }
+    }
+    uses.results = messages
+        .iter()
+        .rev()
+        .take_while(|m| m.get("role").and_then(Value::as_str) == Some("tool"))
+        .map(|m| m.get("content").map(tools::result_text).unwrap_or_default())
+        .collect();
+    uses.results.reverse();
+    uses.json = matches!(
+        obj.get("response_format").and_then(|f| f.get("type")).and_then(Value::as_str),
+        Some("json_object" | "json_schema")
+    );
+    Ok(uses)
+}
+
+fn call_id(meta: &Meta) -> String {
+    format!("call_sim{:06}", meta.seq)
 }
 
 fn usage(a: &Answer) -> Value {
@@ -246,13 +293,23 @@ pub(crate) fn completion(a: &Answer, meta: &Meta) -> Value {
     if let (Some(r), true) = (&a.reasoning, meta.label != LABEL) {
         wire::set(&mut message, "reasoning_content", json!(r));
     }
+    let mut finish = "stop";
+    if let Some(call) = &a.call {
+        wire::set(&mut message, "content", Value::Null);
+        wire::set(
+            &mut message,
+            "tool_calls",
+            json!([{"id": call_id(meta), "type": "function", "function": {"name": call.name, "arguments": call.arguments_text()}}]),
+        );
+        finish = "tool_calls";
+    }
     json!({
         "id": id(meta),
         "object": "chat.completion",
         "created": meta.created,
         "model": a.model,
         "system_fingerprint": "fp_sim",
-        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": "stop"}],
+        "choices": [{"index": 0, "message": message, "logprobs": null, "finish_reason": finish}],
         "usage": usage(a),
     })
 }
@@ -277,8 +334,9 @@ pub(crate) fn stream(a: &Answer, conv: &Conversation, meta: &Meta) -> SseScript 
         chunk(json!([{"index": 0, "delta": delta, "logprobs": null, "finish_reason": finish}]))
     };
 
+    let content = if a.call.is_some() { Value::Null } else { json!("") };
     let mut preamble = vec![wire::sse_data(&delta(
-        json!({"role": "assistant", "content": "", "refusal": null}),
+        json!({"role": "assistant", "content": content, "refusal": null}),
         None,
     ))];
     if meta.label != LABEL {
@@ -289,16 +347,22 @@ pub(crate) fn stream(a: &Answer, conv: &Conversation, meta: &Meta) -> SseScript 
             )));
         }
     }
-    let content_chunks: Vec<Value> = a
-        .text_pieces()
-        .into_iter()
-        .map(|p| delta(json!({"content": p}), None))
-        .collect();
+    let content_chunks: Vec<Value> = match &a.call {
+        // A call: its id and name first, then its arguments in pieces.
+        Some(call) => std::iter::once(delta(
+            json!({"tool_calls": [{"index": 0, "id": call_id(meta), "type": "function", "function": {"name": call.name, "arguments": ""}}]}),
+            None,
+        ))
+        .chain(a.argument_pieces().into_iter().map(|p| delta(json!({"tool_calls": [{"index": 0, "function": {"arguments": p}}]}), None)))
+        .collect(),
+        None => a.text_pieces().into_iter().map(|p| delta(json!({"content": p}), None)).collect(),
+    };
+    let finish = if a.call.is_some() { "tool_calls" } else { "stop" };
     let malformed = content_chunks.first().map_or_else(
         || "{\"choices\":[{\"delta\":".to_owned(),
         |c| wire::truncated(&c.to_string()),
     );
-    let mut terminal = vec![wire::sse_data(&delta(json!({}), Some("stop")))];
+    let mut terminal = vec![wire::sse_data(&delta(json!({}), Some(finish)))];
     if conv.include_usage {
         let mut last = chunk(json!([]));
         wire::set(&mut last, "usage", usage(a));

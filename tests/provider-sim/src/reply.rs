@@ -22,6 +22,8 @@ pub(crate) struct Conversation {
     /// The model reasons but the vendor does not return the text (Gemini without
     /// `includeThoughts`): only the token count shows it.
     pub reasoning_hidden: bool,
+    /// Tools offered, tool results at the end, JSON asked for.
+    pub tool_use: crate::tools::ToolUse,
 }
 
 impl Conversation {
@@ -39,6 +41,8 @@ impl Conversation {
 pub(crate) struct Answer {
     pub model: String,
     pub text: String,
+    /// The tool call the answer is, instead of text (see `tools.rs` for the rule).
+    pub call: Option<crate::tools::SimCall>,
     /// Reasoning text when the request asked for it (`sim:think` or the vendor's control).
     pub reasoning: Option<String>,
     /// Whether the vendor sends `reasoning` back as text (else only its token count).
@@ -56,13 +60,23 @@ impl Answer {
         // The simulator plays the model for the platform's task prompts: the research planner
         // (which keeps the question's directives, so faults reach the searches it leads to)
         // and the code writer.
-        let text = crate::plan::plan(&conv.inputs, &conv.last_user)
-            .or_else(|| crate::code::reply(conv))
-            .unwrap_or_else(|| {
-                format!("Hello from {label} ({}). You said: {user}", conv.model)
-                    .trim_end()
-                    .to_owned()
-            });
+        let tools = &conv.tool_use;
+        let call = tools.call(&user);
+        let text = if call.is_some() {
+            String::new()
+        } else if !tools.results.is_empty() {
+            crate::tools::quote_results(label, &conv.model, &tools.results)
+        } else if tools.json {
+            crate::tools::json_answer(label, &conv.model, &user)
+        } else {
+            crate::plan::plan(&conv.inputs, &conv.last_user)
+                .or_else(|| crate::code::reply(conv))
+                .unwrap_or_else(|| {
+                    format!("Hello from {label} ({}). You said: {user}", conv.model)
+                        .trim_end()
+                        .to_owned()
+                })
+        };
         let reasoning = think.then(|| {
             format!(
                 "The user wrote {} words; {label} will echo them.",
@@ -73,7 +87,8 @@ impl Answer {
         Answer {
             model: conv.model.clone(),
             reasoning_visible: !conv.reasoning_hidden,
-            text_tokens: word_count(&text),
+            text_tokens: word_count(&text) + call.as_ref().map_or(0, |c| word_count(&c.arguments_text())),
+            call,
             reasoning_tokens: reasoning.as_deref().map_or(0, word_count),
             text,
             reasoning,
@@ -85,6 +100,14 @@ impl Answer {
     /// pieces concatenate to exactly `text`.
     pub fn text_pieces(&self) -> Vec<String> {
         pieces(&self.text)
+    }
+
+    /// A call's arguments as JSON text in stream pieces of at most 12 chars, so a streamed
+    /// call arrives in several pieces.
+    pub fn argument_pieces(&self) -> Vec<String> {
+        let Some(call) = &self.call else { return Vec::new() };
+        let chars: Vec<char> = call.arguments_text().chars().collect();
+        chars.chunks(12).map(|c| c.iter().collect()).collect()
     }
 
     /// The reasoning the vendor sends as text, one word per piece (none when hidden).

@@ -22,6 +22,8 @@ pub enum Outcome {
     Refused,
     /// The provider's configuration cannot produce a request.
     Misconfigured,
+    /// The request cannot be put in this provider's format (see `ProviderError::InvalidRequest`).
+    InvalidRequest,
     /// The answer was well-formed but held nothing usable (a web search with no results).
     NoResults,
 }
@@ -37,7 +39,7 @@ impl Outcome {
         match self {
             Outcome::Status { status } => matches!(status, 408 | 409 | 429 | 500..=599),
             Outcome::Timeout { .. } | Outcome::Connect | Outcome::Malformed | Outcome::StreamError => true,
-            Outcome::Ok | Outcome::Refused | Outcome::Misconfigured | Outcome::NoResults => false,
+            Outcome::Ok | Outcome::Refused | Outcome::Misconfigured | Outcome::InvalidRequest | Outcome::NoResults => false,
         }
     }
 }
@@ -53,6 +55,7 @@ impl std::fmt::Display for Outcome {
             Outcome::StreamError => f.write_str("error event before the first token"),
             Outcome::Refused => f.write_str("request refused by the runtime"),
             Outcome::Misconfigured => f.write_str("provider misconfigured"),
+            Outcome::InvalidRequest => f.write_str("request not valid for this provider"),
             Outcome::NoResults => f.write_str("no usable results"),
         }
     }

@@ -36,7 +36,7 @@ pub async fn embed<H: Host>(
         vectors.extend(answer.vectors);
         usage.input_tokens = usage.input_tokens.saturating_add(answer.usage.input_tokens);
     }
-    let answered = Answered { provider: provider.name.clone(), model: provider.model.clone(), attempts };
+    let answered = Answered { provider: provider.name.clone(), model: provider.model.clone(), attempts, price: None };
     Ok((Embeddings { vectors, usage }, answered))
 }
 

@@ -19,7 +19,8 @@ use std::future::Future;
 
 use crate::error::ApiError;
 use crate::host::{Body, Host, HostError};
-use crate::model::{ChatRequest, ChatResponse};
+use crate::model::{ChatRequest, ChatResponse, Usage};
+use crate::pricing::Price;
 use crate::providers::{self, ProviderConfig, ProviderError};
 
 /// Largest provider body the executor reads whole (non-streamed answers and error bodies).
@@ -32,6 +33,26 @@ pub struct Answered {
     pub model: String,
     /// Every attempt in order, the successful one last.
     pub attempts: Vec<Attempt>,
+    /// The answering model's list price, when known.
+    pub price: Option<Price>,
+}
+
+impl Answered {
+    /// For an answer no model call made (a run that stopped first): the chain's first provider.
+    pub fn nobody(chain: &[ProviderConfig]) -> Answered {
+        let first = chain.first();
+        Answered {
+            provider: first.map(|p| p.name.clone()).unwrap_or_default(),
+            model: first.map(|p| p.model.clone()).unwrap_or_default(),
+            attempts: vec![],
+            price: None,
+        }
+    }
+
+    /// What `usage` cost on the model that answered, when its price is known.
+    pub fn cost_usd(&self, usage: &Usage) -> Option<f64> {
+        self.price.map(|price| price.cost(usage))
+    }
 }
 
 /// A streamed answer committed to one provider.
@@ -67,6 +88,7 @@ impl Failure {
             ProviderError::StreamError { .. } => Outcome::StreamError,
             ProviderError::Malformed(_) => Outcome::Malformed,
             ProviderError::Config(_) => Outcome::Misconfigured,
+            ProviderError::InvalidRequest(_) => Outcome::InvalidRequest,
         };
         Failure::new(outcome, err.to_string())
     }
@@ -137,6 +159,7 @@ where
                         provider: provider.name.clone(),
                         model: provider.model.clone(),
                         attempts,
+                        price: provider.price,
                     };
                     return Ok((value, answered));
                 }

@@ -118,9 +118,10 @@ pub(super) async fn open<H: Host>(
     }
 }
 
-/// The first event that is visible to the client (or proves the answer is complete).
+/// The first event that is visible to the client (or proves the answer is complete). A tool
+/// call is visible too: an answer may be nothing but calls.
 fn is_commit_point(event: &StreamEvent) -> bool {
-    matches!(event, StreamEvent::Delta(_) | StreamEvent::Thinking(_) | StreamEvent::Done)
+    matches!(event, StreamEvent::Delta(_) | StreamEvent::Thinking(_) | StreamEvent::ToolCall { .. } | StreamEvent::Done)
 }
 
 fn into_stream<H: Host>(live: Live<H>) -> EventStream {

@@ -59,6 +59,7 @@ async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<ht
             "to_ms": ctx.host.now_ms(),
         }));
         map.insert("instance_hours".into(), json!(summary.parts));
+        map.insert("hours_rolled_up".into(), json!(summary.rolled_up));
         map.insert("truncated".into(), json!(summary.truncated));
     }
     Ok(web::json(http::StatusCode::OK, &body))

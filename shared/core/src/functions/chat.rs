@@ -1,11 +1,21 @@
-//! `POST /v1/chat`: one conversation turn through the provider chain, as JSON or SSE.
+//! `POST /v1/chat`: one conversation turn through the provider chain, as JSON or SSE. On
+//! System 2 (`/v1/process` decided so) it runs the agent loop of chat/agent.rs instead.
 //!
-//! SSE events: `start` (who answers), `delta` and `thinking` (text as it arrives), `usage`,
-//! `done`, and `error` (terminal; after it nothing follows).
+//! SSE events: `start` (who answers), `delta` and `thinking` (text as it arrives), `tool_call`
+//! (a piece of a call, as it arrives), `usage`, `done` (with the assembled `tool_calls`), and
+//! `error` (terminal; after it nothing follows).
+//!
+//! Tools (`tools`, `tool_choice`, `response_format`, assistant `tool_calls`, `tool` messages)
+//! come in OpenAI's shapes and are checked in `tools.rs`; the calls go back to the client, which
+//! runs them and sends their results in the next request.
+
+pub(super) mod agent;
+mod toolbox;
+mod tools;
 
 use futures::stream::{self, StreamExt};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value};
 
 use super::mode::requested_tier;
 use super::Ctx;
@@ -14,7 +24,9 @@ use crate::cache::{self, CachePolicy, CachedAnswer};
 use crate::executor::{self, Answered, EventStream};
 use crate::host::{Body, Host};
 use crate::routing::Tier;
-use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::model::{add_tool_call_piece, ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, ToolCall, Usage};
+
+pub use tools::{tool_calls_json, valid_name};
 use crate::{sse, web};
 
 const MAX_MESSAGES: usize = 1_000;
@@ -31,23 +43,29 @@ pub struct ChatBody {
     pub top_p: Option<f32>,
     pub max_tokens: Option<u32>,
     pub model: Option<String>,
-    pub stop: Option<Stop>,
+    /// One string or a list of them, as in OpenAI's API (read as a value: an untagged enum
+    /// would cost Wasm size).
+    pub stop: Option<Value>,
     pub seed: Option<u64>,
+    /// Checked field by field in `tools.rs`, for errors that name the field.
+    pub tools: Option<Value>,
+    pub tool_choice: Option<Value>,
+    pub response_format: Option<Value>,
 }
 
+/// A message: `content` may be `null` only on an assistant message with `tool_calls`;
+/// `tool_call_id` only on a `tool` message.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MessageBody {
     pub role: String,
-    pub content: String,
-}
-
-/// `stop` may be one string or a list, as in OpenAI's API.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum Stop {
-    One(String),
-    Many(Vec<String>),
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Checked in `tools.rs`, like the body's tool fields.
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
 }
 
 impl ChatBody {
@@ -56,10 +74,10 @@ impl ChatBody {
         let invalid = |msg: String| Err(ApiError::Validation(msg));
         let messages = validate_messages(self.messages)?;
         if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
-            return invalid(format!("`temperature` must be between 0 and 2, got {t}"));
+            return invalid(format!("`temperature` must be between 0 and 2, got {}", serde_json::json!(t)));
         }
         if let Some(p) = self.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
-            return invalid(format!("`top_p` must be between 0 and 1, got {p}"));
+            return invalid(format!("`top_p` must be between 0 and 1, got {}", serde_json::json!(p)));
         }
         if self.max_tokens == Some(0) {
             return invalid("`max_tokens` must be at least 1".into());
@@ -71,12 +89,18 @@ impl ChatBody {
         }
         let stop = match self.stop {
             None => vec![],
-            Some(Stop::One(s)) => vec![s],
-            Some(Stop::Many(list)) => list,
+            Some(Value::String(one)) => vec![one],
+            Some(Value::Array(list)) if list.iter().all(Value::is_string) => {
+                list.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+            }
+            Some(_) => return invalid("`stop` must be a string or a list of strings".into()),
         };
         if stop.len() > MAX_STOP || stop.iter().any(String::is_empty) {
             return invalid(format!("`stop` takes at most {MAX_STOP} non-empty strings"));
         }
+        let tools = tools::parse_tools(self.tools)?;
+        let tool_choice = tools::parse_tool_choice(self.tool_choice, &tools)?;
+        let response_format = tools::parse_response_format(self.response_format)?;
         let request = ChatRequest {
             messages,
             model: self.model,
@@ -86,13 +110,17 @@ impl ChatBody {
             stop,
             seed: self.seed,
             reasoning: None,
+            tools,
+            tool_choice,
+            response_format,
         };
         Ok((request, self.stream))
     }
 }
 
 /// Checks a conversation: 1 to `MAX_MESSAGES` messages with known roles, at least one of
-/// them from the user.
+/// them from the user; tool calls only on assistant messages, each answered by a `tool`
+/// message before the conversation goes on, and every `tool` message answering a call.
 pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiError> {
     let invalid = |msg: String| Err(ApiError::Validation(msg));
     if bodies.is_empty() {
@@ -107,15 +135,32 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
             "system" => Role::System,
             "user" => Role::User,
             "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
             other => {
                 return invalid(format!(
-                    "messages[{i}].role `{}` is not one of system, user, assistant",
+                    "messages[{i}].role `{}` is not one of system, user, assistant, tool",
                     other.chars().take(32).collect::<String>()
                 ))
             }
         };
-        messages.push(Message { role, content: m.content });
+        let tool_calls = tools::validate_calls(m.tool_calls.unwrap_or_default(), i)?;
+        if role != Role::Assistant && !tool_calls.is_empty() {
+            return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"));
+        }
+        let content = match m.content {
+            Some(content) => content,
+            None if !tool_calls.is_empty() => String::new(),
+            None => return invalid(format!("`messages[{i}].content` is required")),
+        };
+        let tool_call_id = match (role, m.tool_call_id) {
+            (Role::Tool, Some(id)) if !id.is_empty() => Some(id),
+            (Role::Tool, _) => return invalid(format!("`messages[{i}].tool_call_id` is required on a tool message")),
+            (_, Some(_)) => return invalid(format!("`messages[{i}].tool_call_id` is only allowed on tool messages")),
+            (_, None) => None,
+        };
+        messages.push(Message { role, content, tool_calls, tool_call_id });
     }
+    tools::check_tool_turns(&messages)?;
     if !messages.iter().any(|m| m.role == Role::User) {
         return invalid("`messages` must contain a user message".into());
     }
@@ -135,6 +180,13 @@ pub(super) async fn handle<H: Host>(
     // The chain pins a named model on its provider; left on the request, it would also be
     // asked of every fallback provider.
     let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
+    // System 2 runs the agent loop with the platform's tools in the `agent` function, unless
+    // the caller brought its own tools (their calls go back to the caller).
+    if tier == Tier::System2 && request.tools.is_empty() {
+        let mut response = agent::forward(ctx, parts, bytes).await?;
+        web::set_header(&mut response, "x-cache", "miss");
+        return Ok(response);
+    }
     let ttl = ctx.config.cache_ttl_secs;
     let policy = if ttl == 0 || tier == Tier::System2 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
     // The key (a hash over the whole request) is only worth computing when the cache is used.
@@ -170,9 +222,17 @@ pub(super) async fn handle<H: Host>(
     Ok(response)
 }
 
-/// Only complete answers are worth serving again.
+/// Only complete answers are worth serving again (tool calls are complete answers too).
 fn cacheable(finish: &FinishReason) -> bool {
-    matches!(finish, FinishReason::Stop | FinishReason::Length)
+    matches!(finish, FinishReason::Stop | FinishReason::Length | FinishReason::ToolCalls)
+}
+
+/// Some compatible servers finish with `stop` after tool calls; the client is told the truth.
+fn finish_with_calls(finish: FinishReason, calls: &[ToolCall]) -> FinishReason {
+    match finish {
+        FinishReason::Stop if !calls.is_empty() => FinishReason::ToolCalls,
+        other => other,
+    }
 }
 
 /// The JSON answer for a completed call.
@@ -185,9 +245,9 @@ fn answer_json<H: Host>(ctx: &Ctx<H>, answer: &ChatResponse, answered: &Answered
         "model": model,
         "attempts": answered.attempts.len(),
         "attempt_log": answered.attempts,
-        "message": {"role": "assistant", "content": answer.text},
-        "finish_reason": finish_name(&answer.finish_reason),
-        "usage": usage_json(&answer.usage),
+        "message": message_json(answer),
+        "finish_reason": finish_name(&finish_with_calls(answer.finish_reason.clone(), &answer.tool_calls)),
+        "usage": usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
     });
     if let (Some(thinking), Some(map)) = (&answer.thinking, body.as_object_mut()) {
         map.insert("thinking".into(), json!(thinking));
@@ -197,15 +257,33 @@ fn answer_json<H: Host>(ctx: &Ctx<H>, answer: &ChatResponse, answered: &Answered
     response
 }
 
+/// The answer's message: `tool_calls` when the model called tools (then an empty `content` is
+/// `null`, as OpenAI writes it).
+fn message_json(answer: &ChatResponse) -> Value {
+    if answer.tool_calls.is_empty() {
+        return json!({"role": "assistant", "content": answer.text});
+    }
+    let content = (!answer.text.is_empty()).then_some(answer.text.as_str());
+    json!({"role": "assistant", "content": content, "tool_calls": tool_calls_json(&answer.tool_calls)})
+}
+
 /// A cache hit, as JSON or replayed as a stream in the pieces it first arrived in. No provider
 /// was called: `attempts` is 0; `usage` is what the answer cost when it was made.
 fn replay<H: Host>(ctx: &Ctx<H>, hit: CachedAnswer, stream: bool) -> http::Response<Body> {
-    let answered = Answered { provider: hit.provider, model: hit.response.model.clone(), attempts: vec![] };
+    // A hit costs nothing: no price, so no `cost_usd`.
+    let answered = Answered { provider: hit.provider, model: hit.response.model.clone(), attempts: vec![], price: None };
     let mut response = if stream {
         let answer = hit.response;
         let mut events = vec![StreamEvent::Model(answer.model)];
         events.extend(answer.thinking.into_iter().map(StreamEvent::Thinking));
         events.extend(hit.deltas.into_iter().map(StreamEvent::Delta));
+        // Each call in one piece, as a vendor that sends calls whole would.
+        events.extend(answer.tool_calls.into_iter().enumerate().map(|(index, call)| StreamEvent::ToolCall {
+            index,
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+        }));
         events.extend([StreamEvent::Usage(answer.usage), StreamEvent::Finish(answer.finish_reason), StreamEvent::Done]);
         let events: EventStream = stream::iter(events.into_iter().map(Ok)).boxed_local();
         let mut response = web::sse(sse_frames(ctx.request_id.clone(), answered.clone(), events, None));
@@ -225,14 +303,21 @@ fn answered_headers(response: &mut http::Response<Body>, answered: &Answered, mo
 }
 
 /// `reasoning_tokens` (part of `output_tokens`) appears only when the provider counted some.
-pub(crate) fn usage_json(usage: &Usage) -> serde_json::Value {
+/// `cost_usd` appears when the model's price is known (pricing.rs).
+pub(crate) fn usage_json(usage: &Usage, cost_usd: Option<f64>) -> serde_json::Value {
     let mut value = json!({
         "input_tokens": usage.input_tokens,
         "output_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens(),
     });
-    if let (true, Some(map)) = (usage.reasoning_tokens > 0, value.as_object_mut()) {
-        map.insert("reasoning_tokens".into(), json!(usage.reasoning_tokens));
+    if let Some(map) = value.as_object_mut() {
+        if usage.reasoning_tokens > 0 {
+            map.insert("reasoning_tokens".into(), json!(usage.reasoning_tokens));
+        }
+        if let Some(cost) = cost_usd {
+            // Billionths of a dollar: exact for single tokens, without float noise in the JSON.
+            map.insert("cost_usd".into(), json!((cost * 1e9).round() / 1e9));
+        }
     }
     value
 }
@@ -256,6 +341,7 @@ struct Frames {
     on_complete: Option<OnComplete>,
     deltas: Vec<String>,
     thinking: String,
+    tool_calls: Vec<ToolCall>,
     answered: Answered,
     request_id: String,
     model: Option<String>,
@@ -277,6 +363,7 @@ pub(crate) fn sse_frames(
         on_complete,
         deltas: Vec::new(),
         thinking: String::new(),
+        tool_calls: Vec::new(),
         answered,
         request_id,
         model: None,
@@ -309,15 +396,34 @@ pub(crate) fn sse_frames(
                         s.thinking.push_str(&text);
                     }
                 }
+                Some(Ok(StreamEvent::ToolCall { index, id, name, arguments })) => {
+                    s.start_frame(&mut out);
+                    // Forwarded as it comes: `id` and `name` on a call's first piece only.
+                    let mut piece = json!({ "index": index, "arguments": arguments });
+                    if let Some(map) = piece.as_object_mut() {
+                        if let Some(id) = &id {
+                            map.insert("id".into(), json!(id));
+                        }
+                        if let Some(name) = &name {
+                            map.insert("name".into(), json!(name));
+                        }
+                    }
+                    out.extend_from_slice(&sse::encode("tool_call", &piece));
+                    add_tool_call_piece(&mut s.tool_calls, index, id.as_deref(), name.as_deref(), &arguments);
+                }
                 Some(Ok(StreamEvent::Done)) | None => {
                     s.start_frame(&mut out);
-                    out.extend_from_slice(&sse::encode("usage", &usage_json(&s.usage)));
-                    let done = json!({
+                    out.extend_from_slice(&sse::encode("usage", &usage_json(&s.usage, s.answered.cost_usd(&s.usage))));
+                    s.finish = finish_with_calls(std::mem::take(&mut s.finish), &s.tool_calls);
+                    let mut done = json!({
                         "finish_reason": finish_name(&s.finish),
                         "provider": s.answered.provider,
                         "model": s.model_name(),
                         "attempts": s.answered.attempts.len(),
                     });
+                    if let (false, Some(map)) = (s.tool_calls.is_empty(), done.as_object_mut()) {
+                        map.insert("tool_calls".into(), tool_calls_json(&s.tool_calls));
+                    }
                     out.extend_from_slice(&sse::encode("done", &done));
                     s.over = true;
                     s.complete();
@@ -357,6 +463,7 @@ impl Frames {
             model: self.model_name(),
             finish_reason: self.finish.clone(),
             usage: self.usage,
+            tool_calls: std::mem::take(&mut self.tool_calls),
         };
         on_complete(CachedAnswer { provider: self.answered.provider.clone(), response, deltas });
     }

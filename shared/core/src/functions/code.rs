@@ -14,7 +14,6 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::chat::usage_json;
 use super::mode::{answer_json, done_json, event_stream, parse_mode_body, requested_tier, Emitter};
 use super::Ctx;
 use crate::agent::{Agent, Limits, Stop};
@@ -28,11 +27,14 @@ use crate::sandbox::{self, extract_code, CodeBlock, Execution, ExecutionRequest,
 use crate::web;
 
 mod prompts;
+pub(super) mod run;
 
 /// The mode's own body fields, next to the chat body's.
 const FIELDS: &[&str] = &["language", "stdin", "run_timeout_ms", "max_attempts"];
 const MAX_RUN_TIMEOUT_MS: u64 = 60_000;
 const MAX_STDIN_BYTES: usize = 64 * 1024;
+/// Largest program `/v1/code/run` takes.
+const MAX_CODE_BYTES: usize = 256 * 1024;
 const MAX_ATTEMPTS: u32 = 3;
 const DEFAULT_ATTEMPTS: u32 = 2;
 /// The largest sandbox answer read: Piston repeats the output (stdout, stderr, output).
@@ -88,9 +90,13 @@ pub(super) async fn handle<H: Host>(
     parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
+    if parts.uri.path().trim_end_matches('/') == "/v1/code/run" {
+        return run::handle(ctx, parts, body).await;
+    }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (chat, fields) = parse_mode_body::<CodeFields>(&parts, &bytes, FIELDS)?;
-    let (request, stream) = chat.validate()?;
+    let (mut request, stream) = chat.validate()?;
+    super::mode::refuse_tools(&request, Mode::Code, false)?;
     let (language, stdin, run_timeout_ms, max_attempts) = fields.validate()?;
     let sandbox = SandboxConfig::from_host(&ctx.host).ok_or_else(|| {
         ApiError::NotConfigured("SANDBOX_URL is not set: the code mode runs programs in a Piston v2 sandbox".into())
@@ -99,7 +105,7 @@ pub(super) async fn handle<H: Host>(
     sandbox::build_request(&sandbox, &ExecutionRequest::new(language, ""))
         .map_err(|err| ApiError::NotConfigured(err.to_string()))?;
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System2);
-    let chain = ctx.config.tier_chain_for(tier, request.model.as_deref())?;
+    let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let run = Run {
         host: ctx.host.clone(),
         chain,
@@ -135,7 +141,7 @@ impl<H: Host> Run<H> {
         match solve(&mut agent, &self.host, &self.job, Some(&emitter)).await {
             Ok(outcome) => {
                 let answer = self.answer(&agent, outcome);
-                emitter.send("usage", &usage_json(&agent.usage()));
+                emitter.send("usage", &agent.usage_json());
                 emitter.send("done", &done_json(answer));
             }
             Err(Stop::Broken(failure)) => emitter.stream_failed(&failure),
@@ -145,24 +151,21 @@ impl<H: Host> Run<H> {
 
     /// The JSON answer: the common fields, then the program, its last run and the rounds.
     fn answer(&self, agent: &Agent<'_, H>, outcome: Outcome) -> Map<String, Value> {
-        let answered = agent.answered().cloned().unwrap_or(Answered {
-            provider: String::new(),
-            model: String::new(),
-            attempts: Vec::new(),
-        });
+        let answered = agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain));
         let response = outcome.explanation.unwrap_or(ChatResponse {
             text: outcome.text,
             thinking: None,
             model: answered.model.clone(),
             finish_reason: FinishReason::Stop,
             usage: agent.usage(),
+            tool_calls: Vec::new(),
         });
         let mut answer = answer_json(&self.request_id, Mode::Code, &response, &answered);
         let last = outcome.runs.last();
         let execution = last.and_then(|r| r.execution.as_ref());
         let code = outcome.code.as_ref();
         answer.extend([
-            ("usage".to_owned(), usage_json(&agent.usage())),
+            ("usage".to_owned(), agent.usage_json()),
             ("citations".to_owned(), json!([])),
             ("language".to_owned(), json!(code.map_or(self.job.language, |c| c.language))),
             ("code".to_owned(), json!(code.map(|c| &c.code))),

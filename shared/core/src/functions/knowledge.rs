@@ -22,7 +22,7 @@ use crate::error::ApiError;
 use crate::executor::{self, Answered, Outcome};
 use crate::host::{Body, Host};
 use crate::knowledge::{self, DocumentMeta, Format, Hit, NewDocument, Retrieval};
-use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, Usage};
+use crate::model::{ChatRequest, ChatResponse, Message, Role, StreamEvent, Usage};
 use crate::routing::{Mode, Tier};
 use crate::{sse, web};
 
@@ -47,6 +47,7 @@ pub(super) async fn handle<H: Host>(
     let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
     match path.as_str() {
         "/v1/knowledge" => ask(ctx, parts, body).await,
+        "/v1/knowledge/search" => search_only(ctx, parts, body).await,
         "/v1/knowledge/documents" => match method {
             http::Method::POST => ingest(ctx, parts, body).await,
             http::Method::GET => list(ctx, &parts).await,
@@ -68,6 +69,34 @@ pub(super) async fn handle<H: Host>(
             }
         }
     }
+}
+
+/// `POST /v1/knowledge/search` — `{"query", "top_k"?}`: the best chunks alone, no model (the
+/// System 2 chat agent's `search_knowledge` tool calls it).
+async fn search_only<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SearchBody {
+        query: String,
+        top_k: Option<usize>,
+    }
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
+    let asked: SearchBody = web::parse_json(&parts, &bytes)?;
+    if asked.query.trim().is_empty() {
+        return Err(ApiError::Validation("`query` must not be empty".into()));
+    }
+    let top_k = asked.top_k.unwrap_or(5);
+    if !(1..=knowledge::MAX_TOP_K).contains(&top_k) {
+        return Err(ApiError::Validation(format!("`top_k` must be from 1 to {}", knowledge::MAX_TOP_K)));
+    }
+    let found = knowledge::retrieve(&ctx.host, tenant(ctx)?, &asked.query, top_k).await?;
+    let mut body = serde_json::to_value(&found).unwrap_or(Value::Null);
+    if let Some(map) = body.as_object_mut() {
+        map.insert("id".into(), json!(ctx.request_id));
+        map.insert("object".into(), json!("knowledge.hits"));
+        map.insert("usage".into(), usage_json(&found.usage, None));
+    }
+    Ok(web::json(http::StatusCode::OK, &body))
 }
 
 fn tenant<H: Host>(ctx: &Ctx<H>) -> Result<&str, ApiError> {
@@ -105,7 +134,8 @@ async fn ingest<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) 
     if let Some(map) = body.as_object_mut() {
         map.insert("dims".into(), json!(done.dims));
         map.insert("replaced".into(), json!(done.replaced));
-        map.insert("usage".into(), usage_json(&done.usage));
+        // Embedding models have no price in the table: tokens only.
+        map.insert("usage".into(), usage_json(&done.usage, None));
         map.insert("request_id".into(), json!(ctx.request_id));
     }
     let status = if done.replaced { http::StatusCode::OK } else { http::StatusCode::CREATED };
@@ -164,7 +194,8 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (body, own) = mode::parse_mode_body::<Own>(&parts, &bytes, &["top_k"])?;
     let top_k = top_k(own)?;
-    let (request, stream) = body.validate()?;
+    let (mut request, stream) = body.validate()?;
+    mode::refuse_tools(&request, Mode::Knowledge, false)?;
     let question = request
         .messages
         .iter()
@@ -176,7 +207,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
         return Err(ApiError::Validation("the last user message (the question) must not be empty".into()));
     }
     let tier = mode::requested_tier(&parts.headers).unwrap_or(Tier::System1);
-    let chain = ctx.config.tier_chain_for(tier, request.model.as_deref())?;
+    let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let retrieval = knowledge::retrieve(&ctx.host, tenant(ctx)?, &question, top_k).await?;
     let mut extra = Map::new();
     extra.insert("citations".into(), Value::Array(citations(&retrieval.hits)));
@@ -214,7 +245,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
             Ok(answer) => {
                 let mut done = mode::answer_json(emitter.request_id(), Mode::Knowledge, &answer, &started.answered);
                 done.extend(extra);
-                emitter.send("usage", &usage_json(&answer.usage));
+                emitter.send("usage", &usage_json(&answer.usage, started.answered.cost_usd(&answer.usage)));
                 emitter.send("done", &mode::done_json(done));
             }
             Err(failure) => emitter.stream_failed(&failure),
@@ -227,7 +258,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
 /// breaks after its first token is a 502, as it would be for any broken answer.
 async fn collect(started: executor::StartedStream) -> Result<(ChatResponse, Answered), ApiError> {
     let mut answered = started.answered;
-    let mut answer = ChatResponse { text: String::new(), thinking: None, model: String::new(), finish_reason: FinishReason::Stop, usage: Usage::default() };
+    let mut answer = ChatResponse::default();
     let mut events = started.events;
     while let Some(event) = events.next().await {
         match event {
@@ -236,6 +267,8 @@ async fn collect(started: executor::StartedStream) -> Result<(ChatResponse, Answ
             Ok(StreamEvent::Model(name)) => answer.model = name,
             Ok(StreamEvent::Usage(more)) => answer.usage.merge(more),
             Ok(StreamEvent::Finish(reason)) => answer.finish_reason = reason,
+            // The mode sends no tools (`refuse_tools`), so no model calls one.
+            Ok(StreamEvent::ToolCall { .. }) => {}
             Ok(StreamEvent::Done) => break,
             Err(failure) => {
                 if let Some(last) = answered.attempts.last_mut() {
@@ -293,13 +326,13 @@ fn grounded(mut request: ChatRequest, hits: &[Hit]) -> ChatRequest {
     for (i, hit) in hits.iter().enumerate() {
         system.push_str(&format!("\n\n[{}] document \"{}\", chunk {}\n{}", i + 1, hit.document_id, hit.chunk, hit.text));
     }
-    request.messages.insert(0, Message { role: Role::System, content: system });
+    request.messages.insert(0, Message::system(system));
     request
 }
 
 /// Nothing relevant: say so, without calling a model.
 fn nothing_found<H: Host>(ctx: &Ctx<H>, stream: bool, tier: Tier, extra: Map<String, Value>) -> http::Response<Body> {
-    let usage = usage_json(&Usage::default());
+    let usage = usage_json(&Usage::default(), Some(0.0));
     let mut fields = Map::new();
     fields.insert("id".into(), json!(ctx.request_id));
     fields.insert("object".into(), json!(OBJECT));

@@ -27,6 +27,9 @@ struct UsageJson {
     input_tokens: u64,
     #[serde(default)]
     output_tokens: u64,
+    /// Absent when the model has no price.
+    #[serde(default)]
+    cost_usd: f64,
 }
 
 #[derive(Deserialize)]
@@ -34,9 +37,11 @@ struct AnswerUsage {
     usage: Option<UsageJson>,
 }
 
-fn usage_of(json: &[u8]) -> Option<Usage> {
+/// The tokens and the dollars an answer's `usage` reports.
+fn usage_of(json: &[u8]) -> Option<(Usage, f64)> {
     let usage = serde_json::from_slice::<AnswerUsage>(json).ok()?.usage?;
-    Some(Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, ..Usage::default() })
+    let tokens = Usage { input_tokens: usage.input_tokens, output_tokens: usage.output_tokens, ..Usage::default() };
+    Some((tokens, usage.cost_usd))
 }
 
 /// Records `response` once its body has been delivered; returns it unchanged otherwise.
@@ -51,7 +56,7 @@ pub fn metered<H: Host>(host: &H, mut sample: Sample, started_ms: u64, response:
     let body = match body {
         Body::Full(bytes) => {
             if !sample.error {
-                sample.usage = usage_of(&bytes).unwrap_or_default();
+                (sample.usage, sample.cost_usd) = usage_of(&bytes).unwrap_or_default();
             }
             sample.latency_ms = host.now_ms().saturating_sub(started_ms);
             metrics::record(host, &sample);
@@ -96,7 +101,7 @@ impl<H: Host> StreamWatch<H> {
             let [event, data] = frame else { continue };
             let data = data.strip_prefix(b"data: ").unwrap_or(data);
             match *event {
-                b"event: usage" => self.sample.usage = usage_of(&[b"{\"usage\":", data, b"}"].concat()).unwrap_or_default(),
+                b"event: usage" => (self.sample.usage, self.sample.cost_usd) = usage_of(&[b"{\"usage\":", data, b"}"].concat()).unwrap_or_default(),
                 b"event: error" => self.sample.error = true,
                 _ => {}
             }
@@ -119,8 +124,8 @@ mod tests {
     #[test]
     fn usage_is_read_from_answers_and_usage_frames() {
         assert_eq!(
-            usage_of(br#"{"id":"x","usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7},"message":{}}"#),
-            Some(Usage { input_tokens: 3, output_tokens: 4, ..Usage::default() })
+            usage_of(br#"{"id":"x","usage":{"input_tokens":3,"output_tokens":4,"total_tokens":7,"cost_usd":0.25},"message":{}}"#),
+            Some((Usage { input_tokens: 3, output_tokens: 4, ..Usage::default() }, 0.25))
         );
         assert_eq!(usage_of(br#"{"id":"x"}"#), None);
         assert_eq!(usage_of(b"not json"), None);

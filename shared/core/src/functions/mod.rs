@@ -28,7 +28,7 @@ use crate::web;
 
 /// Every function the platform deploys, by name.
 pub const FUNCTIONS: &[&str] =
-    &["gateway", "chat", "knowledge", "search", "code", "thinking", "research", "admin"];
+    &["gateway", "chat", "agent", "knowledge", "search", "code", "thinking", "research", "admin"];
 
 /// What a handler gets besides the request.
 pub struct Ctx<H: Host> {
@@ -85,7 +85,7 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     };
     let started_ms = host.now_ms();
     let tier = mode::requested_tier(&parts.headers).unwrap_or_else(|| meter::default_tier(mode));
-    let sample = Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), error: false };
+    let sample = Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), cost_usd: 0.0, error: false };
     let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
     match F::handle(&ctx, parts, body).await {
         Ok(response) => Ok(meter::metered(&ctx.host, sample, started_ms, response)),
@@ -118,6 +118,7 @@ pub async fn serve_named<H: Host>(name: &str, host: H, request: http::Request<Bo
         Thinking::NAME => serve::<Thinking, H>(host, request).await,
         Research::NAME => serve::<Research, H>(host, request).await,
         Admin::NAME => serve::<Admin, H>(host, request).await,
+        Agent::NAME => serve::<Agent, H>(host, request).await,
         other => {
             let request_id = web::request_id(&host, request.headers());
             let mut response = web::error(&ApiError::NotFound(format!("function `{other}`")), &request_id);
@@ -181,6 +182,19 @@ impl Function for Gateway {
             Some(_) => authenticate_and_handle::<Self, H>(host, request, request_id).await,
             None => Err(ApiError::NotFound(path.to_string())),
         }
+    }
+}
+
+/// Chat on System 2: the agent loop with the platform's tools (chat/agent.rs). Reached only
+/// from `chat`, which forwards those requests here so that its own Wasm, on the System 1 hot
+/// path, carries none of the agent's code. Not metered: chat meters the answer it relays.
+pub struct Agent;
+
+impl Function for Agent {
+    const NAME: &'static str = "agent";
+
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        chat::agent::handle(ctx, parts, body).await
     }
 }
 

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::chat::{finish_name, usage_json, ChatBody};
 use crate::error::ApiError;
 use crate::executor::{Answered, EventStream, StreamFailure};
-use crate::model::{ChatResponse, FinishReason, StreamEvent, Usage};
+use crate::model::{add_tool_call_piece, ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, Usage};
 use crate::routing::{Mode, Tier};
 use crate::{sse, web};
 
@@ -42,6 +42,27 @@ pub fn parse_mode_body<E: DeserializeOwned>(
     Ok((chat, own))
 }
 
+/// Tool calling is a chat feature: the other modes run their own pipeline (sources, a sandbox,
+/// a plan) and cannot hand calls back to the caller, so `tools`, `tool_choice` and tool
+/// messages are refused by name rather than ignored. `response_format` is refused too unless
+/// the mode passes it to the model unchanged (`format_ok`: thinking).
+pub fn refuse_tools(request: &ChatRequest, mode: Mode, format_ok: bool) -> Result<(), ApiError> {
+    let refuse = |what: &str| Err(ApiError::Validation(format!("the {mode} mode does not take {what}; use /v1/chat")));
+    if !request.tools.is_empty() {
+        return refuse("`tools`");
+    }
+    if request.tool_choice.is_some() {
+        return refuse("`tool_choice`");
+    }
+    if request.messages.iter().any(|m| m.role == Role::Tool || !m.tool_calls.is_empty()) {
+        return refuse("tool calls or tool messages in `messages`");
+    }
+    if request.response_format.is_some() && !format_ok {
+        return refuse("`response_format`");
+    }
+    Ok(())
+}
+
 /// The tier the gateway decided for this request, if it came through `/v1/process`.
 pub fn requested_tier(headers: &http::HeaderMap) -> Option<Tier> {
     match headers.get(TIER_HEADER)?.to_str().ok()?.trim() {
@@ -63,7 +84,7 @@ pub fn answer_json(request_id: &str, mode: Mode, answer: &ChatResponse, answered
         "attempts": answered.attempts.len(),
         "message": {"role": "assistant", "content": answer.text},
         "finish_reason": finish_name(&answer.finish_reason),
-        "usage": usage_json(&answer.usage),
+        "usage": usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
     });
     match value {
         Value::Object(map) => map,
@@ -137,6 +158,7 @@ pub async fn relay(emitter: &Emitter, mut events: EventStream, answered: &Answer
     let mut model = None;
     let mut usage = Usage::default();
     let mut finish = FinishReason::Stop;
+    let mut tool_calls = Vec::new();
     while let Some(event) = events.next().await {
         match event? {
             StreamEvent::Delta(piece) => {
@@ -150,6 +172,10 @@ pub async fn relay(emitter: &Emitter, mut events: EventStream, answered: &Answer
             StreamEvent::Model(name) => model = Some(name),
             StreamEvent::Usage(more) => usage.merge(more),
             StreamEvent::Finish(reason) => finish = reason,
+            // Modes send no tools, so no calls come; kept whole should a model call anyway.
+            StreamEvent::ToolCall { index, id, name, arguments } => {
+                add_tool_call_piece(&mut tool_calls, index, id.as_deref(), name.as_deref(), &arguments)
+            }
             StreamEvent::Done => break,
         }
     }
@@ -159,6 +185,7 @@ pub async fn relay(emitter: &Emitter, mut events: EventStream, answered: &Answer
         model: model.unwrap_or_else(|| answered.model.clone()),
         finish_reason: finish,
         usage,
+        tool_calls,
     })
 }
 

@@ -56,7 +56,8 @@ struct Job<H: Host> {
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (chat, options) = parse_mode_body::<Options>(&parts, &bytes, &["max_sub_questions", "max_results"])?;
-    let (request, stream) = chat.validate()?;
+    let (mut request, stream) = chat.validate()?;
+    super::mode::refuse_tools(&request, Mode::Research, false)?;
     let max_sub_questions = options.max_sub_questions.unwrap_or(3);
     if !(1..=6).contains(&max_sub_questions) {
         return Err(ApiError::Validation("`max_sub_questions` must be from 1 to 6".into()));
@@ -72,7 +73,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let job = Job {
         host: ctx.host.clone(),
         request_id: ctx.request_id.clone(),
-        chain: ctx.config.tier_chain_for(tier, request.model.as_deref())?,
+        chain: ctx.config.tier_chain_for(tier, request.model.take().as_deref())?,
         retry: ctx.config.retry.clone(),
         limits: Limits::from_host(&ctx.host)?,
         request,
@@ -156,14 +157,14 @@ impl<H: Host> Job<H> {
         send("write", json!({ "sources": sources.len() }));
         let (answer, answered) = match agent.write(&self.write_request(&sources)).await {
             Ok(answer) => {
-                let answered = agent.answered().cloned().unwrap_or_else(|| unknown(&self.chain));
+                let answered = agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain));
                 (answer, answered)
             }
-            Err(Stop::Limit(hit)) => (partial(hit.describe(), &sources), agent.answered().cloned().unwrap_or_else(|| unknown(&self.chain))),
+            Err(Stop::Limit(hit)) => (partial(hit.describe(), &sources), agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain))),
             Err(other) => return Err(other),
         };
         let mut fields = answer_json(&self.request_id, Mode::Research, &answer, &answered);
-        fields.insert("usage".into(), super::chat::usage_json(&agent.usage()));
+        fields.insert("usage".into(), agent.usage_json());
         fields.insert("tier".into(), json!(self.tier));
         fields.insert("sub_questions".into(), json!(sub_questions));
         fields.insert("searches".into(), Value::Array(searches));
@@ -179,7 +180,7 @@ impl<H: Host> Job<H> {
             self.max_sub_questions
         );
         ChatRequest {
-            messages: vec![Message { role: Role::System, content: system }, Message { role: Role::User, content: self.question.clone() }],
+            messages: vec![Message::system(system), Message::user(self.question.clone())],
             model: self.request.model.clone(),
             temperature: Some(0.0),
             max_tokens: Some(400),
@@ -197,7 +198,7 @@ impl<H: Host> Job<H> {
             system.push_str(&format!("\n[{}] {} — {}\n{}\n", i + 1, source.title, source.url, source.snippet));
         }
         let mut request = self.request.clone();
-        request.messages.insert(0, Message { role: Role::System, content: system });
+        request.messages.insert(0, Message::system(system));
         request
     }
 }
@@ -249,17 +250,9 @@ fn partial(why: &str, sources: &[SearchResult]) -> ChatResponse {
     for (i, source) in sources.iter().enumerate() {
         text.push_str(&format!("\n[{}] {} — {}", i + 1, source.title, source.url));
     }
-    ChatResponse { text, thinking: None, model: String::new(), finish_reason: FinishReason::Other("limit".into()), usage: Default::default() }
+    ChatResponse { text, finish_reason: FinishReason::Other("limit".into()), ..ChatResponse::default() }
 }
 
-fn unknown(chain: &[crate::providers::ProviderConfig]) -> Answered {
-    let first = chain.first();
-    Answered {
-        provider: first.map(|p| p.name.clone()).unwrap_or_default(),
-        model: first.map(|p| p.model.clone()).unwrap_or_default(),
-        attempts: vec![],
-    }
-}
 
 #[cfg(test)]
 mod tests {

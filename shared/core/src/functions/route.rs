@@ -1,8 +1,9 @@
 //! `POST /v1/route` and `POST /v1/process`, answered by the gateway.
 //!
-//! Both take the chat body plus `"mode"` (`auto` when absent) plus the mode's own fields. With
-//! `auto` the analyzer picks the mode; with a named mode that mode is kept and the analyzer
-//! still rates the tier. `/v1/route` returns the decision alone; `/v1/process` forwards the
+//! Both take the chat body plus `"mode"` (`auto` when absent), an optional `"tier"` (`auto`,
+//! `system1`, `system2`) and the mode's own fields. With `auto` the analyzer picks the mode;
+//! with a named mode that mode is kept and the analyzer still rates the tier, unless the
+//! caller named the tier too. `/v1/route` returns the decision alone; `/v1/process` forwards the
 //! body (without `mode`) to the chosen mode's function with the tier in `x-opencode-tier`,
 //! and adds the decision to the answer: a `routing` field in JSON, a first `routing` event in
 //! a stream. The analyzer's weights and thresholds come from `ROUTER_CONFIG` (JSON; missing
@@ -19,7 +20,7 @@ use super::{gateway, Ctx, Handled};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
 use crate::model::Message;
-use crate::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, RoutingDecision};
+use crate::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, RoutingDecision, Tier};
 use crate::{sse, web};
 
 /// Largest mode answer the gateway reads whole to add `routing` to it.
@@ -38,6 +39,8 @@ pub fn analyzer<H: Host>(host: &H) -> Result<ComplexityAnalyzer, ApiError> {
 #[derive(Debug)]
 pub struct ProcessBody {
     pub mode: Option<Mode>,
+    /// The tier the caller asked for (`None` for auto).
+    pub tier: Option<Tier>,
     pub messages: Vec<Message>,
     pub rest: Map<String, Value>,
 }
@@ -60,19 +63,31 @@ pub fn parse_process_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<
         })?),
         Some(_) => return Err(ApiError::Validation("`mode` must be a string".into())),
     };
+    let tier = match rest.remove("tier") {
+        None => None,
+        Some(Value::String(name)) => match name.trim().to_ascii_lowercase().as_str() {
+            "auto" => None,
+            "system1" => Some(Tier::System1),
+            "system2" => Some(Tier::System2),
+            _ => return Err(ApiError::Validation("`tier` must be one of auto, system1, system2".into())),
+        },
+        Some(_) => return Err(ApiError::Validation("`tier` must be a string".into())),
+    };
     let messages = rest.get("messages").ok_or_else(|| ApiError::Validation("missing field `messages`".into()))?;
     let bodies = Vec::<MessageBody>::deserialize(messages).map_err(|err| ApiError::Validation(format!("`messages`: {err}")))?;
-    Ok(ProcessBody { mode, messages: validate_messages(bodies)?, rest })
+    Ok(ProcessBody { mode, tier, messages: validate_messages(bodies)?, rest })
 }
 
-/// Decides mode and tier for a validated conversation.
-pub fn decide(router: &impl Router, mode: Option<Mode>, messages: &[Message]) -> RoutingDecision {
+/// Decides mode and tier for a validated conversation; what the caller named is kept.
+pub fn decide(router: &impl Router, mode: Option<Mode>, tier: Option<Tier>, messages: &[Message]) -> RoutingDecision {
     let mut decision = router.route(&RouteInput::from_messages(messages));
-    if let Some(mode) = mode {
-        if decision.mode != mode {
-            decision.reasons.insert(0, format!("mode `{mode}` requested by the caller"));
-            decision.mode = mode;
-        }
+    if let Some(mode) = mode.filter(|m| *m != decision.mode) {
+        decision.reasons.insert(0, format!("mode `{mode}` requested by the caller"));
+        decision.mode = mode;
+    }
+    if let Some(tier) = tier.filter(|t| *t != decision.tier) {
+        decision.reasons.insert(0, format!("tier `{}` requested by the caller", tier.as_str()));
+        decision.tier = tier;
     }
     decision
 }
@@ -81,7 +96,7 @@ pub fn decide(router: &impl Router, mode: Option<Mode>, messages: &[Message]) ->
 async fn routed<H: Host>(ctx: &Ctx<H>, parts: &http::request::Parts, body: Body) -> Result<(ProcessBody, RoutingDecision), ApiError> {
     let bytes = web::read_post(parts, body, ctx.config.max_body_bytes).await?;
     let process = parse_process_body(parts, &bytes)?;
-    let decision = decide(&analyzer(&ctx.host)?, process.mode, &process.messages);
+    let decision = decide(&analyzer(&ctx.host)?, process.mode, process.tier, &process.messages);
     Ok((process, decision))
 }
 

@@ -23,7 +23,7 @@ use crate::executor::{self, RetryPolicy};
 use crate::host::{Body, Host};
 use crate::model::{ChatRequest, ChatResponse, Message, Role};
 use crate::providers::ProviderConfig;
-use crate::routing::Mode;
+use crate::routing::{Mode, Tier};
 use crate::search::{self, normalize_query, SearchConfig, SearchOutcome};
 use crate::web;
 
@@ -63,6 +63,7 @@ fn parse_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Job, bool),
             })?,
     };
     let (request, stream) = chat.validate()?;
+    mode::refuse_tools(&request, Mode::Search, false)?;
     let last_user = request.messages.iter().rev().find(|m| m.role == Role::User);
     let query = last_user
         .and_then(|m| normalize_query(&m.content))
@@ -70,16 +71,53 @@ fn parse_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Job, bool),
     Ok((Job { request, query, max_results }, stream))
 }
 
+/// `POST /v1/search/results` — `{"query", "max_results"?}`: the search alone, no model (the
+/// System 2 chat agent's `web_search` tool calls it).
+async fn results<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ResultsBody {
+        query: String,
+        max_results: Option<usize>,
+    }
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
+    let asked: ResultsBody = web::parse_json(&parts, &bytes)?;
+    let max_results = asked.max_results.unwrap_or(5);
+    if !(1..=search::MAX_RESULTS).contains(&max_results) {
+        return Err(ApiError::Validation(format!("`max_results` must be from 1 to {}", search::MAX_RESULTS)));
+    }
+    if normalize_query(&asked.query).is_none() {
+        return Err(ApiError::Validation("`query` must contain words to search for".into()));
+    }
+    let config = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
+    config.require()?;
+    let found = search::search(&ctx.host, &config, &asked.query, max_results).await.map_err(ApiError::from)?;
+    let body = json!({
+        "id": ctx.request_id,
+        "object": "search.results",
+        "provider": found.provider,
+        "query": found.query,
+        "results": found.results,
+    });
+    Ok(web::json(http::StatusCode::OK, &body))
+}
+
 pub(super) async fn handle<H: Host>(
     ctx: &Ctx<H>,
     parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
+    if parts.uri.path().trim_end_matches('/') == "/v1/search/results" {
+        return results(ctx, parts, body).await;
+    }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (job, stream) = parse_body(&parts, &bytes)?;
+    let (mut job, stream) = parse_body(&parts, &bytes)?;
     let search_config = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
     search_config.require()?;
-    let chain = ctx.config.chain_for(job.request.model.as_deref())?;
+    // A named model is pinned on its provider by the chain; left on the request, it would also
+    // be asked of every fallback provider.
+    let tier = mode::requested_tier(&parts.headers).unwrap_or(Tier::System1);
+    let chain = ctx.config.tier_chain_for(tier, job.request.model.take().as_deref())?;
     if chain.is_empty() {
         // No model to write the answer: say so before spending a search.
         return Err(ApiError::AllProvidersFailed(vec![]));
@@ -115,7 +153,7 @@ fn with_sources(mut request: ChatRequest, found: &SearchOutcome) -> ChatRequest 
     for (i, result) in found.results.iter().enumerate() {
         prompt.push_str(&format!("\n[{}] {} — {}\n{}\n", i + 1, result.title, result.url, result.snippet));
     }
-    request.messages.insert(0, Message { role: Role::System, content: prompt });
+    request.messages.insert(0, Message::system(prompt));
     request
 }
 
@@ -189,7 +227,7 @@ impl<H: Host> Run<H> {
         };
         match mode::relay(&emitter, started.events, &started.answered).await {
             Ok(answer) => {
-                emitter.send("usage", &usage_json(&answer.usage));
+                emitter.send("usage", &usage_json(&answer.usage, started.answered.cost_usd(&answer.usage)));
                 let mut fields = answer_fields(emitter.request_id(), &answer, &started.answered, &found);
                 // The thinking already went out as events, like the message text.
                 fields.remove("thinking");

@@ -83,6 +83,8 @@ impl ThinkingRequest {
             }
         };
         let (mut request, stream) = chat.validate()?;
+        // The answer is the model's own, so a `response_format` reaches it unchanged.
+        super::mode::refuse_tools(&request, Mode::Thinking, true)?;
         request.reasoning = Some(Reasoning { budget_tokens });
         Ok(ThinkingRequest { request, stream, effort, budget_tokens, include_thinking: fields.include_thinking })
     }
@@ -149,7 +151,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         );
         match relay(&emitter, events, &answered).await {
             Ok(answer) => {
-                emitter.send("usage", &usage_json(&answer.usage));
+                emitter.send("usage", &usage_json(&answer.usage, answered.cost_usd(&answer.usage)));
                 // The reasoning went out as `thinking` events, like the text as deltas.
                 emitter.send("done", &done_json(thinking.answer(&request_id, &answer, &answered, false)));
             }

@@ -178,6 +178,11 @@ async fn has_documents<H: Host>(host: &H, keys: &Keys) -> Result<bool, ApiError>
     Ok(!found.is_empty())
 }
 
+/// Whether `tenant` has stored any document (one key listed).
+pub async fn tenant_has_documents<H: Host>(host: &H, tenant: &str) -> Result<bool, ApiError> {
+    has_documents(host, &Keys::for_tenant(tenant)).await
+}
+
 /// A tenant's documents, in id order: at most `limit`, and whether there were more.
 pub async fn list<H: Host>(host: &H, tenant: &str, limit: usize) -> Result<(Vec<DocumentMeta>, bool), ApiError> {
     let keys = Keys::for_tenant(tenant);

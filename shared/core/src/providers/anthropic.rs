@@ -9,18 +9,31 @@
 //!
 //! Stream: typed events (`message_start`, `content_block_*`, `message_delta`,
 //! `message_stop`, `ping`, `error`); input tokens arrive at the start, output tokens at the end.
+//!
+//! Tools: `tools` of `{name, description, input_schema}` and `tool_choice` (`auto`, `any`,
+//! `tool`, `none`). An assistant turn's calls become `tool_use` blocks (the call's JSON text
+//! parsed into the `input` object); tool results become `tool_result` blocks of a user turn,
+//! consecutive results in one turn and before any text, as Anthropic requires. Answers' and
+//! streams' `tool_use` blocks become tool calls numbered in call order; a streamed call's input
+//! arrives as `input_json_delta` pieces.
+//!
+//! `response_format`: Anthropic's Messages API has no JSON mode, so the format is asked for in
+//! the system prompt (the JSON Schema itself when one is given). The answer is not checked
+//! against the schema; OpenAI and Gemini enforce it, Anthropic is only asked.
 
 mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_tests;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 
 use super::common;
 use super::{ProviderConfig, ProviderError, SseEvent};
-use crate::model::{ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, Usage};
+use crate::model::{ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, ToolCall, ToolChoice, Usage};
 
 /// The API version this module's wire format is written against.
 const API_VERSION: &str = "2023-06-01";
@@ -55,7 +68,7 @@ pub(super) fn build_request(
         model,
         max_tokens,
         system: system(request),
-        messages: alternating(request),
+        messages: alternating(request)?,
         temperature: request.temperature.filter(|_| !thinking),
         top_p: request
             .top_p
@@ -66,42 +79,91 @@ pub(super) fn build_request(
             kind: "enabled",
             budget_tokens,
         }),
+        tools: request
+            .tools
+            .iter()
+            .map(|t| wire::Tool { name: &t.name, description: &t.description, input_schema: &t.parameters })
+            .collect(),
+        // Anthropic refuses a `tool_choice` without tools.
+        tool_choice: request.tool_choice.as_ref().filter(|_| !request.tools.is_empty()).map(tool_choice),
     };
     common::post_json(uri, headers, &body)
 }
 
-/// Every system message, in order, as one top-level prompt.
+/// Every system message, in order, as one top-level prompt, then the JSON instruction when a
+/// `response_format` asks for JSON.
 fn system(request: &ChatRequest) -> Option<String> {
-    let parts: Vec<&str> = request
+    let mut parts: Vec<&str> = request
         .messages
         .iter()
         .filter(|m| m.role == Role::System)
         .map(|m| m.content.as_str())
         .collect();
+    let instruction = common::json_instruction(request.response_format.as_ref());
+    parts.extend(instruction.as_deref());
     (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
 
-/// The conversation without system messages, consecutive messages of one role merged.
-fn alternating(request: &ChatRequest) -> Vec<wire::Message> {
-    let mut messages: Vec<wire::Message> = Vec::new();
+fn tool_choice(choice: &ToolChoice) -> serde_json::Value {
+    match choice {
+        ToolChoice::Auto => serde_json::json!({"type": "auto"}),
+        ToolChoice::None => serde_json::json!({"type": "none"}),
+        ToolChoice::Required => serde_json::json!({"type": "any"}),
+        ToolChoice::Function(name) => serde_json::json!({"type": "tool", "name": name}),
+    }
+}
+
+/// The conversation without system messages, consecutive messages of one role merged (tool
+/// results are user turns).
+fn alternating(request: &ChatRequest) -> Result<Vec<wire::Message<'_>>, ProviderError> {
+    let mut turns: Vec<(&'static str, Vec<wire::OutBlock>)> = Vec::new();
     for message in &request.messages {
-        let role = match message.role {
+        let text = wire::OutBlock::Text { text: &message.content };
+        let (role, blocks) = match message.role {
             Role::System => continue,
-            Role::User => "user",
-            Role::Assistant => "assistant",
-        };
-        match messages.last_mut() {
-            Some(last) if last.role == role => {
-                last.content.push_str("\n\n");
-                last.content.push_str(&message.content);
+            Role::User => ("user", vec![text]),
+            Role::Assistant => {
+                let mut blocks = Vec::with_capacity(message.tool_calls.len() + 1);
+                if !message.content.is_empty() || message.tool_calls.is_empty() {
+                    blocks.push(text);
+                }
+                for call in &message.tool_calls {
+                    let input = common::arguments_object(call)?;
+                    blocks.push(wire::OutBlock::ToolUse { id: &call.id, name: &call.name, input });
+                }
+                ("assistant", blocks)
             }
-            _ => messages.push(wire::Message {
-                role,
-                content: message.content.clone(),
-            }),
+            Role::Tool => {
+                let tool_use_id = message.tool_call_id.as_deref().unwrap_or_default();
+                ("user", vec![wire::OutBlock::ToolResult { tool_use_id, content: &message.content }])
+            }
+        };
+        match turns.last_mut() {
+            Some((last, merged)) if *last == role => merged.extend(blocks),
+            _ => turns.push((role, blocks)),
         }
     }
-    messages
+    Ok(turns.into_iter().map(|(role, blocks)| wire::Message { role, content: content(blocks) }).collect())
+}
+
+/// Text alone stays a string (several texts joined by a blank line); with tool blocks, the
+/// blocks, tool results first and empty texts left out (Anthropic refuses both otherwise).
+fn content(blocks: Vec<wire::OutBlock<'_>>) -> wire::Content<'_> {
+    let is_text = |b: &wire::OutBlock| matches!(b, wire::OutBlock::Text { .. });
+    if blocks.iter().all(is_text) {
+        let texts: Vec<&str> = blocks
+            .iter()
+            .filter_map(|b| match b {
+                wire::OutBlock::Text { text } => Some(*text),
+                _ => None,
+            })
+            .collect();
+        return wire::Content::Text(texts.join("\n\n"));
+    }
+    let (mut results, rest): (Vec<_>, Vec<_>) =
+        blocks.into_iter().partition(|b| matches!(b, wire::OutBlock::ToolResult { .. }));
+    results.extend(rest.into_iter().filter(|b| !matches!(b, wire::OutBlock::Text { text } if text.is_empty())));
+    wire::Content::Blocks(results)
 }
 
 pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
@@ -123,10 +185,16 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
         .ok_or_else(|| ProviderError::Malformed("message without content".to_owned()))?;
     let mut text = String::new();
     let mut thinking: Option<String> = None;
+    let mut tool_calls = Vec::new();
     for block in blocks {
         match block {
             wire::Block::Text { text: t } => text.push_str(&t),
             wire::Block::Thinking { thinking: t } => thinking.get_or_insert_default().push_str(&t),
+            wire::Block::ToolUse { id, name, input } => {
+                // `input` is an object; its JSON text is what the platform hands on.
+                let arguments = if input.is_null() { "{}".to_owned() } else { input.to_string() };
+                tool_calls.push(ToolCall::new(id, name, arguments));
+            }
             wire::Block::Other => {}
         }
     }
@@ -136,6 +204,7 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
         model: message.model,
         finish_reason: finish_reason(message.stop_reason.as_deref().unwrap_or("unknown")),
         usage: message.usage.map(usage).unwrap_or_default(),
+        tool_calls,
     })
 }
 
@@ -178,6 +247,9 @@ pub(super) fn error_message(body: &[u8]) -> Option<String> {
 #[derive(Debug, Default)]
 pub struct StreamState {
     done: bool,
+    /// Open and finished `tool_use` blocks: content-block index, and whether any input piece
+    /// came. The position in this list is the call's index.
+    tool_blocks: Vec<(usize, bool)>,
 }
 
 impl StreamState {
@@ -206,13 +278,44 @@ impl StreamState {
                 }
                 out
             }
-            wire::Event::ContentBlockDelta { delta } => match delta {
+            wire::Event::ContentBlockStart { index, content_block } => match content_block {
+                wire::StartBlock::ToolUse { id, name } => {
+                    let call = self.tool_blocks.len();
+                    self.tool_blocks.push((index, false));
+                    vec![StreamEvent::ToolCall { index: call, id: Some(id), name: Some(name), arguments: String::new() }]
+                }
+                wire::StartBlock::Other => Vec::new(),
+            },
+            wire::Event::ContentBlockDelta { index, delta } => match delta {
                 wire::Delta::Text { text } if !text.is_empty() => vec![StreamEvent::Delta(text)],
                 wire::Delta::Thinking { thinking } if !thinking.is_empty() => {
                     vec![StreamEvent::Thinking(thinking)]
                 }
+                wire::Delta::InputJson { partial_json } if !partial_json.is_empty() => {
+                    // Input of any other block (a server tool's) is not a call for the caller.
+                    let Some(call) = self.tool_blocks.iter().position(|(block, _)| *block == index) else {
+                        return Ok(Vec::new());
+                    };
+                    if let Some(entry) = self.tool_blocks.get_mut(call) {
+                        entry.1 = true;
+                    }
+                    vec![StreamEvent::ToolCall { index: call, id: None, name: None, arguments: partial_json }]
+                }
                 _ => Vec::new(),
             },
+            // A call without input streams no piece; its arguments are then `{}`, as in a
+            // whole answer.
+            wire::Event::ContentBlockStop { index } => {
+                match self.tool_blocks.iter().position(|(block, pieces)| *block == index && !pieces) {
+                    Some(call) => {
+                        if let Some(entry) = self.tool_blocks.get_mut(call) {
+                            entry.1 = true;
+                        }
+                        vec![StreamEvent::ToolCall { index: call, id: None, name: None, arguments: "{}".to_owned() }]
+                    }
+                    None => Vec::new(),
+                }
+            }
             wire::Event::MessageDelta { delta, usage: u } => {
                 let mut out = Vec::new();
                 if let Some(reason) = delta.stop_reason {

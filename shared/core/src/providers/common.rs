@@ -8,7 +8,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::{join_url, ProviderConfig, ProviderError};
-use crate::model::ChatRequest;
+use crate::model::{ChatRequest, ResponseFormat, Role, ToolCall};
 
 /// Answer tokens Anthropic gets when the request sets no limit (the vendor requires one).
 pub(super) const DEFAULT_MAX_TOKENS: u32 = 1024;
@@ -120,6 +120,88 @@ pub(super) fn lenient_string<'de, D: Deserializer<'de>>(d: D) -> Result<Option<S
     })
 }
 
+/// A call's arguments as the JSON object the vendors that take structured input (Anthropic's
+/// `input`, Gemini's `args`) need. Empty text means no arguments (`{}`); anything that is not a
+/// JSON object cannot be sent there.
+pub(super) fn arguments_object(call: &ToolCall) -> Result<serde_json::Value, ProviderError> {
+    if call.arguments.trim().is_empty() {
+        return Ok(serde_json::Value::Object(serde_json::Map::new()));
+    }
+    match serde_json::from_str::<serde_json::Value>(&call.arguments) {
+        Ok(value @ serde_json::Value::Object(_)) => Ok(value),
+        _ => Err(ProviderError::InvalidRequest(format!(
+            "the arguments of tool call `{}` ({}) are not a JSON object",
+            call.id, call.name
+        ))),
+    }
+}
+
+/// The name of the call each tool message answers, in message order, for vendors that match
+/// results by name (Gemini). A tool message answering no earlier call is refused.
+pub(super) fn tool_result_names(request: &ChatRequest) -> Result<Vec<Option<&str>>, ProviderError> {
+    let mut calls: Vec<&ToolCall> = Vec::new();
+    let mut names = Vec::with_capacity(request.messages.len());
+    for message in &request.messages {
+        calls.extend(message.tool_calls.iter());
+        if message.role != Role::Tool {
+            names.push(None);
+            continue;
+        }
+        let id = message.tool_call_id.as_deref().unwrap_or_default();
+        let call = calls.iter().rev().find(|c| c.id == id).ok_or_else(|| {
+            ProviderError::InvalidRequest(format!("the tool result for `{id}` answers no earlier tool call"))
+        })?;
+        names.push(Some(call.name.as_str()));
+    }
+    Ok(names)
+}
+
+/// The instruction that asks for JSON on vendors without a JSON mode (Anthropic): the answer
+/// must be only the JSON, matching the schema when there is one.
+pub(super) fn json_instruction(format: Option<&ResponseFormat>) -> Option<String> {
+    match format? {
+        ResponseFormat::Text => None,
+        ResponseFormat::JsonObject => Some(
+            "Answer with a single JSON object and nothing else: no prose, no code fences.".to_owned(),
+        ),
+        ResponseFormat::JsonSchema { name, schema, .. } => Some(format!(
+            "Answer with a single JSON object and nothing else: no prose, no code fences. \
+             It must match this JSON Schema (named `{name}`):\n{schema}"
+        )),
+    }
+}
+
+/// A conversation that used tools, for every dialect's tests: two calls in one assistant turn,
+/// both answered, then a new question.
+#[cfg(test)]
+pub(crate) fn tool_conversation() -> ChatRequest {
+    use crate::model::{Message, Tool, ToolChoice};
+    let calls = vec![
+        ToolCall::new("call_1", "get_weather", r#"{"location":"Paris"}"#),
+        ToolCall::new("call_2", "get_time", ""),
+    ];
+    ChatRequest {
+        messages: vec![
+            Message::system("Be brief."),
+            Message::user("Weather in Paris?"),
+            Message { tool_calls: calls, ..Message::assistant("") },
+            Message::tool_result("call_1", r#"{"temp_c": 18}"#),
+            Message::tool_result("call_2", "10:00"),
+            Message::user("And tomorrow?"),
+        ],
+        tools: vec![
+            Tool {
+                name: "get_weather".into(),
+                description: "Current weather for a place".into(),
+                parameters: serde_json::json!({"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}),
+            },
+            Tool { name: "get_time".into(), description: String::new(), parameters: serde_json::json!({"type": "object", "properties": {}}) },
+        ],
+        tool_choice: Some(ToolChoice::Auto),
+        ..ChatRequest::default()
+    }
+}
+
 /// Splits an SSE text into events the way the executor's reader does (test fixtures only).
 #[cfg(test)]
 pub(crate) fn sse_events(text: &str) -> Vec<super::SseEvent> {
@@ -168,6 +250,7 @@ pub(crate) struct Collected {
     pub usage: crate::model::Usage,
     pub finishes: Vec<crate::model::FinishReason>,
     pub done: usize,
+    pub tool_calls: Vec<crate::model::ToolCall>,
 }
 
 #[cfg(test)]
@@ -182,6 +265,9 @@ pub(crate) fn collect(events: &[crate::model::StreamEvent]) -> Collected {
             StreamEvent::Usage(u) => c.usage.merge(*u),
             StreamEvent::Finish(f) => c.finishes.push(f.clone()),
             StreamEvent::Done => c.done += 1,
+            StreamEvent::ToolCall { index, id, name, arguments } => {
+                crate::model::add_tool_call_piece(&mut c.tool_calls, *index, id.as_deref(), name.as_deref(), arguments)
+            }
         }
     }
     c

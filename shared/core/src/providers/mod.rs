@@ -31,7 +31,7 @@ pub enum ProviderKind {
 }
 
 /// One configured provider in the fallback chain.
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq)]
 pub struct ProviderConfig {
     pub kind: ProviderKind,
     /// The name used in responses, logs and `PROVIDER_ORDER` (`openai`, `anthropic`, ...).
@@ -42,6 +42,8 @@ pub struct ProviderConfig {
     pub base_url: String,
     pub api_key: Option<String>,
     pub model: String,
+    /// `model`'s list price, when known (pricing.rs): what makes `cost_usd`.
+    pub price: Option<crate::pricing::Price>,
 }
 
 impl std::fmt::Debug for ProviderConfig {
@@ -53,6 +55,7 @@ impl std::fmt::Debug for ProviderConfig {
             .field("base_url", &self.base_url)
             .field("api_key", &self.api_key.as_ref().map(|_| "<set>"))
             .field("model", &self.model)
+            .field("price", &self.price)
             .finish()
     }
 }
@@ -83,6 +86,10 @@ pub enum ProviderError {
     /// The request could not be built (for example an invalid base URL).
     #[error("invalid provider configuration: {0}")]
     Config(String),
+    /// The conversation cannot be put in this vendor's format (a tool call whose arguments
+    /// are not a JSON object, a tool result answering no call). Another provider may take it.
+    #[error("request not valid for this provider: {0}")]
+    InvalidRequest(String),
 }
 
 /// Builds the HTTP request for `request`, streamed or not, with the vendor's auth headers.

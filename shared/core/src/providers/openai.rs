@@ -6,11 +6,18 @@
 //! one before `data: [DONE]` carries usage with empty `choices` because the request sets
 //! `stream_options.include_usage`. Reasoning arrives, on servers that return it, as
 //! `reasoning_content` (DeepSeek, vLLM) or `reasoning` (Ollama).
+//!
+//! Tools: `tools` of `{"type":"function","function":{...}}`, `tool_choice`, and
+//! `response_format` pass through in OpenAI's own shapes; calls come back in
+//! `message.tool_calls` (whole) or `delta.tool_calls` (pieces by `index`, `id` and name on the
+//! first), results go back as `{"role":"tool","tool_call_id"}` messages.
 
 mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tool_tests;
 
 use bytes::Bytes;
 use http::header::AUTHORIZATION;
@@ -18,7 +25,10 @@ use serde_json::Value;
 
 use super::common;
 use super::{ProviderConfig, ProviderError, ProviderKind, SseEvent};
-use crate::model::{ChatRequest, ChatResponse, Effort, FinishReason, Reasoning, Role, StreamEvent, Usage};
+use crate::model::{
+    ChatRequest, ChatResponse, Effort, FinishReason, Message, Reasoning, ResponseFormat, Role, StreamEvent, ToolCall,
+    ToolChoice, Usage,
+};
 
 pub(super) fn build_request(
     config: &ProviderConfig,
@@ -45,14 +55,7 @@ pub(super) fn build_request(
     let sampling = compat || request.reasoning.is_none();
     let body = wire::Request {
         model,
-        messages: request
-            .messages
-            .iter()
-            .map(|m| wire::Message {
-                role: role(m.role),
-                content: &m.content,
-            })
-            .collect(),
+        messages: request.messages.iter().map(message).collect(),
         temperature: request.temperature.filter(|_| sampling),
         top_p: request.top_p.filter(|_| sampling),
         // OpenAI deprecated `max_tokens` for its own API (reasoning models reject it); the
@@ -62,6 +65,16 @@ pub(super) fn build_request(
         stop: &request.stop,
         seed: request.seed,
         reasoning_effort: request.reasoning.map(effort),
+        tools: request
+            .tools
+            .iter()
+            .map(|t| wire::Tool {
+                kind: "function",
+                function: wire::Function { name: &t.name, description: &t.description, parameters: &t.parameters },
+            })
+            .collect(),
+        tool_choice: request.tool_choice.as_ref().map(tool_choice),
+        response_format: request.response_format.as_ref().map(response_format),
         stream,
         stream_options: stream.then_some(wire::StreamOptions {
             include_usage: true,
@@ -70,11 +83,51 @@ pub(super) fn build_request(
     common::post_json(uri, headers, &body)
 }
 
+fn message(m: &Message) -> wire::Message<'_> {
+    // An assistant turn that only calls tools has `content: null`, as OpenAI writes it.
+    let content = (!m.content.is_empty() || m.tool_calls.is_empty()).then_some(m.content.as_str());
+    wire::Message {
+        role: role(m.role),
+        content,
+        tool_calls: m
+            .tool_calls
+            .iter()
+            .map(|c| wire::ToolCall {
+                id: &c.id,
+                kind: "function",
+                function: wire::CallFunction { name: &c.name, arguments: &c.arguments },
+            })
+            .collect(),
+        tool_call_id: m.tool_call_id.as_deref().filter(|_| m.role == Role::Tool),
+    }
+}
+
 fn role(role: Role) -> &'static str {
     match role {
         Role::System => "system",
         Role::User => "user",
         Role::Assistant => "assistant",
+        Role::Tool => "tool",
+    }
+}
+
+fn tool_choice(choice: &ToolChoice) -> Value {
+    match choice {
+        ToolChoice::Auto => Value::from("auto"),
+        ToolChoice::None => Value::from("none"),
+        ToolChoice::Required => Value::from("required"),
+        ToolChoice::Function(name) => serde_json::json!({"type": "function", "function": {"name": name}}),
+    }
+}
+
+fn response_format(format: &ResponseFormat) -> Value {
+    match format {
+        ResponseFormat::Text => serde_json::json!({"type": "text"}),
+        ResponseFormat::JsonObject => serde_json::json!({"type": "json_object"}),
+        ResponseFormat::JsonSchema { name, schema, strict } => serde_json::json!({
+            "type": "json_schema",
+            "json_schema": {"name": name, "schema": schema, "strict": strict},
+        }),
     }
 }
 
@@ -100,14 +153,32 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
         .message
         .ok_or_else(|| ProviderError::Malformed("choice without a message".to_owned()))?;
     let thinking = message.reasoning_text().map(str::to_owned);
+    let tool_calls: Vec<ToolCall> = message
+        .tool_calls
+        .unwrap_or_default()
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| {
+            let function = call.function.unwrap_or_default();
+            // Some compatible servers leave the id out; the caller still needs one to answer.
+            let id = call.id.filter(|id| !id.is_empty()).unwrap_or_else(|| format!("call_{i}"));
+            ToolCall::new(id, function.name.unwrap_or_default(), function.arguments.unwrap_or_default())
+        })
+        .collect();
     // A refusal is the model's answer to show, in place of content.
     let text = message.content.or(message.refusal).unwrap_or_default();
+    let mut finish = finish_reason(choice.finish_reason.as_deref().unwrap_or("unknown"));
+    // Some compatible servers (Ollama) say `stop` although the answer is tool calls.
+    if !tool_calls.is_empty() && finish == FinishReason::Stop {
+        finish = FinishReason::ToolCalls;
+    }
     Ok(ChatResponse {
         text,
         thinking,
         model: completion.model,
-        finish_reason: finish_reason(choice.finish_reason.as_deref().unwrap_or("unknown")),
+        finish_reason: finish,
         usage: completion.usage.map(usage).unwrap_or_default(),
+        tool_calls,
     })
 }
 
@@ -193,6 +264,15 @@ impl StreamState {
             }
             if let Some(text) = delta.content.or(delta.refusal).filter(|t| !t.is_empty()) {
                 out.push(StreamEvent::Delta(text));
+            }
+            for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
+                let function = call.function.unwrap_or_default();
+                out.push(StreamEvent::ToolCall {
+                    index: call.index.unwrap_or(position),
+                    id: call.id.filter(|id| !id.is_empty()),
+                    name: function.name.filter(|n| !n.is_empty()),
+                    arguments: function.arguments.unwrap_or_default(),
+                });
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
                 out.push(StreamEvent::Finish(finish_reason(&reason)));

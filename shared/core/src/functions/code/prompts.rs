@@ -28,11 +28,11 @@ fn system(language: Language, extra: &str) -> Message {
          network.{extra}",
         name(language)
     );
-    Message { role: Role::System, content }
+    Message::system(content)
 }
 
 fn user(content: String) -> Message {
-    Message { role: Role::User, content }
+    Message::user(content)
 }
 
 /// The first round: the caller's conversation under the system prompt.
@@ -46,7 +46,7 @@ pub fn write(job: &Job) -> ChatRequest {
 pub fn again(job: &Job, request: &ChatRequest, answer: &str) -> ChatRequest {
     let tag = job.language.piston_name();
     let mut messages = request.messages.clone();
-    messages.push(Message { role: Role::Assistant, content: answer.to_owned() });
+    messages.push(Message::assistant(answer.to_owned()));
     messages.push(user(format!(
         "Task:\n{}\n\nYour answer had no fenced code block tagged `{tag}`. {CODE_MARKER} tagged `{tag}`.",
         task(&job.request)
@@ -75,13 +75,11 @@ pub fn fix(job: &Job, round: &Round) -> ChatRequest {
 
 /// The final step: explain what the program did.
 pub fn explain(job: &Job, outcome: &Outcome) -> ChatRequest {
-    let system = Message {
-        role: Role::System,
-        content: "A program was written for the user's task and run in a sandbox. Explain briefly to \
-                  the user what the program does and what its run shows; if the run failed, say why. \
-                  Do not repeat the whole program."
-            .to_owned(),
-    };
+    let system = Message::system(
+        "A program was written for the user's task and run in a sandbox. Explain briefly to \
+         the user what the program does and what its run shows; if the run failed, say why. \
+         Do not repeat the whole program.",
+    );
     let mut messages = vec![system];
     if let (Some(code), Some(round)) = (&outcome.code, outcome.runs.last()) {
         let result = round.execution.as_ref().map_or_else(String::new, result);

@@ -23,14 +23,12 @@ fn config() -> ProviderConfig {
         base_url: "https://api.anthropic.com".into(),
         api_key: Some("sk-ant-test".into()),
         model: "claude-sonnet-4-20250514".into(),
+        price: None,
     }
 }
 
 fn msg(role: Role, content: &str) -> Message {
-    Message {
-        role,
-        content: content.into(),
-    }
+    Message::new(role, content)
 }
 
 fn body(request: &http::Request<Bytes>) -> Value {
@@ -61,6 +59,7 @@ fn request_body_lifts_system_and_maps_every_field() {
         stop: vec!["END".into()],
         seed: Some(42),
         reasoning: None,
+        ..Default::default()
     };
     let built = build_request(&config(), &request, true).unwrap();
     assert_eq!(
@@ -217,6 +216,7 @@ fn parses_a_documented_message() {
                 output_tokens: 503,
                 reasoning_tokens: 0
             },
+            tool_calls: vec![],
         }
     );
 }
@@ -424,7 +424,8 @@ fn unknown_events_and_deltas_are_ignored() {
         r#"{"type": "brand_new_event", "payload": {"x": 1}}"#,
         r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{\"a"}}"#,
         r#"{"type": "content_block_delta", "index": 0, "delta": {"type": "citations_delta", "citation": {}}}"#,
-        r#"{"type": "content_block_start", "index": 1, "content_block": {"type": "tool_use", "id": "t", "name": "f", "input": {}}}"#,
+        r#"{"type": "content_block_start", "index": 1, "content_block": {"type": "server_tool_use", "id": "t", "name": "web_search", "input": {}}}"#,
+        r#"{"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": "{\"q"}}"#,
     ];
     for data in unknown {
         assert_eq!(state.decode(&event("", data)).unwrap(), vec![], "{data}");

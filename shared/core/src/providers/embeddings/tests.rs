@@ -8,7 +8,7 @@ const OPENAI: &str = include_str!("../../../tests/fixtures/openai/embeddings.jso
 const GEMINI: &str = include_str!("../../../tests/fixtures/gemini/batch_embed_contents.json");
 
 fn config(kind: ProviderKind, key: Option<&str>, base: &str, model: &str) -> ProviderConfig {
-    ProviderConfig { kind, name: "p".into(), base_url: base.into(), api_key: key.map(str::to_owned), model: model.into() }
+    ProviderConfig { kind, name: "p".into(), base_url: base.into(), api_key: key.map(str::to_owned), model: model.into(), price: None }
 }
 
 /// The fixture's numbers as the f32 they parse to.

@@ -24,14 +24,12 @@ fn config() -> ProviderConfig {
         base_url: "https://generativelanguage.googleapis.com".into(),
         api_key: Some(KEY.into()),
         model: "gemini-2.5-flash".into(),
+        price: None,
     }
 }
 
 fn msg(role: Role, content: &str) -> Message {
-    Message {
-        role,
-        content: content.into(),
-    }
+    Message::new(role, content)
 }
 
 fn body(request: &http::Request<Bytes>) -> Value {
@@ -62,6 +60,7 @@ fn request_body_maps_roles_system_and_generation_config() {
         stop: vec!["END".into()],
         seed: Some(42),
         reasoning: None,
+        ..Default::default()
     };
     let built = build_request(&config(), &request, false).unwrap();
     assert_eq!(
@@ -213,6 +212,7 @@ fn parses_a_documented_response() {
                 output_tokens: 12,
                 reasoning_tokens: 0
             },
+            tool_calls: vec![],
         }
     );
 }

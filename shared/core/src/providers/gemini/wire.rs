@@ -12,6 +12,43 @@ pub(super) struct Request<'a> {
     pub system_instruction: Option<Content<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub generation_config: Option<GenerationConfig<'a>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tools<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_config: Option<ToolConfig<'a>>,
+}
+
+/// `{"functionDeclarations":[...]}`: all the functions go in one tool.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct Tools<'a> {
+    pub function_declarations: Vec<FunctionDeclaration<'a>>,
+}
+
+/// `parametersJsonSchema` takes JSON Schema as is (`parameters` would want Google's OpenAPI
+/// subset, which refuses common JSON Schema keywords).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct FunctionDeclaration<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub description: &'a str,
+    pub parameters_json_schema: &'a serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct ToolConfig<'a> {
+    pub function_calling_config: FunctionCallingConfig<'a>,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct FunctionCallingConfig<'a> {
+    /// `AUTO`, `ANY` or `NONE`.
+    pub mode: &'static str,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub allowed_function_names: Vec<&'a str>,
 }
 
 #[derive(Debug, Serialize)]
@@ -21,9 +58,40 @@ pub(super) struct Content<'a> {
     pub parts: Vec<Part<'a>>,
 }
 
-#[derive(Debug, Serialize)]
+/// One part: text, a model turn's function call, or a function's response.
+#[derive(Debug, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct Part<'a> {
-    pub text: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_call: Option<FunctionCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub function_response: Option<FunctionResponse<'a>>,
+    /// Sent back with the function call it came with (Gemini 3 requires it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub thought_signature: Option<&'a str>,
+}
+
+impl<'a> Part<'a> {
+    pub fn text(text: &'a str) -> Self {
+        Part { text: Some(text), ..Part::default() }
+    }
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct FunctionCall<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    pub args: serde_json::Value,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct FunctionResponse<'a> {
+    pub id: &'a str,
+    pub name: &'a str,
+    /// A JSON object (Gemini refuses anything else).
+    pub response: serde_json::Value,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -41,6 +109,12 @@ pub(super) struct GenerationConfig<'a> {
     pub seed: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking_config: Option<ThinkingConfig>,
+    /// `application/json` for JSON answers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_mime_type: Option<&'static str>,
+    /// JSON Schema as is (`responseSchema` would want Google's OpenAPI subset).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_json_schema: Option<&'a serde_json::Value>,
 }
 
 impl GenerationConfig<'_> {
@@ -51,6 +125,7 @@ impl GenerationConfig<'_> {
             && self.stop_sequences.is_empty()
             && self.seed.is_none()
             && self.thinking_config.is_none()
+            && self.response_mime_type.is_none()
     }
 }
 
@@ -76,6 +151,8 @@ pub(super) struct Response {
     pub prompt_feedback: Option<PromptFeedback>,
     #[serde(default)]
     pub error: Option<ErrorDetail>,
+    #[serde(default)]
+    pub response_id: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -95,6 +172,7 @@ pub(super) struct CandidateContent {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(super) struct CandidatePart {
     /// Absent on non-text parts (function calls, inline data).
     #[serde(default)]
@@ -102,6 +180,21 @@ pub(super) struct CandidatePart {
     /// True on a summary of the model's reasoning (`includeThoughts`).
     #[serde(default)]
     pub thought: bool,
+    #[serde(default)]
+    pub function_call: Option<FunctionCallIn>,
+    #[serde(default)]
+    pub thought_signature: Option<String>,
+}
+
+/// A call the model made: `args` is an object; `id` only on some models.
+#[derive(Debug, Deserialize)]
+pub(super) struct FunctionCallIn {
+    #[serde(default)]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub args: Option<serde_json::Value>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -120,15 +213,6 @@ pub(super) struct UsageMetadata {
 pub(super) struct PromptFeedback {
     #[serde(default)]
     pub block_reason: Option<String>,
-}
-
-/// An error body: `{"error":{...}}`, or that inside a one-element array (how the array-framed
-/// stream reports errors). `Many` is tried first: a serde struct would also accept an array.
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(super) enum ErrorBody {
-    Many(Vec<ErrorEnvelope>),
-    One(ErrorEnvelope),
 }
 
 /// `{"error":{"code":400,"message":"...","status":"INVALID_ARGUMENT"}}`.

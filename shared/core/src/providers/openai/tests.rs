@@ -21,6 +21,7 @@ fn config(kind: ProviderKind, key: Option<&str>) -> ProviderConfig {
         base_url: "https://api.openai.com/v1".into(),
         api_key: key.map(str::to_owned),
         model: "gpt-4o-mini".into(),
+        price: None,
     }
 }
 
@@ -29,10 +30,7 @@ fn openai() -> ProviderConfig {
 }
 
 fn msg(role: Role, content: &str) -> Message {
-    Message {
-        role,
-        content: content.into(),
-    }
+    Message::new(role, content)
 }
 
 fn full_request() -> ChatRequest {
@@ -50,6 +48,7 @@ fn full_request() -> ChatRequest {
         stop: vec!["END".into()],
         seed: Some(42),
         reasoning: None,
+        ..Default::default()
     }
 }
 
@@ -254,6 +253,7 @@ fn parses_a_documented_completion() {
                 output_tokens: 10,
                 reasoning_tokens: 0
             },
+            tool_calls: vec![],
         }
     );
 }

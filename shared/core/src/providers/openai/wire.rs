@@ -25,16 +25,58 @@ pub(super) struct Request<'a> {
     pub seed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub reasoning_effort: Option<&'static str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<Tool<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<serde_json::Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_format: Option<serde_json::Value>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stream: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stream_options: Option<StreamOptions>,
 }
 
+/// A message; `content` is `null` on an assistant message that only calls tools.
 #[derive(Debug, Serialize)]
 pub(super) struct Message<'a> {
     pub role: &'static str,
-    pub content: &'a str,
+    pub content: Option<&'a str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCall<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_call_id: Option<&'a str>,
+}
+
+/// `{"type":"function","function":{"name","description","parameters"}}`.
+#[derive(Debug, Serialize)]
+pub(super) struct Tool<'a> {
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: Function<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct Function<'a> {
+    pub name: &'a str,
+    #[serde(skip_serializing_if = "str::is_empty")]
+    pub description: &'a str,
+    pub parameters: &'a serde_json::Value,
+}
+
+/// An assistant message's call: `{"id","type":"function","function":{"name","arguments"}}`.
+#[derive(Debug, Serialize)]
+pub(super) struct ToolCall<'a> {
+    pub id: &'a str,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    pub function: CallFunction<'a>,
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct CallFunction<'a> {
+    pub name: &'a str,
+    pub arguments: &'a str,
 }
 
 #[derive(Debug, Serialize)]
@@ -80,6 +122,38 @@ pub(super) struct ChoiceMessage {
     /// Ollama and OpenRouter name it `reasoning`.
     #[serde(default, deserialize_with = "lenient_string")]
     pub reasoning: Option<String>,
+    /// Whole calls in a `message`; pieces (with `index`) in a `delta`.
+    #[serde(default)]
+    pub tool_calls: Option<Vec<ToolCallIn>>,
+}
+
+/// A call read back: every field optional because a streamed piece carries only some.
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct ToolCallIn {
+    #[serde(default)]
+    pub index: Option<usize>,
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub id: Option<String>,
+    #[serde(default)]
+    pub function: Option<FunctionIn>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct FunctionIn {
+    #[serde(default, deserialize_with = "lenient_string")]
+    pub name: Option<String>,
+    /// JSON text on OpenAI; some compatible servers send the object itself.
+    #[serde(default, deserialize_with = "json_text")]
+    pub arguments: Option<String>,
+}
+
+/// A string as is; any other JSON value as its JSON text; `null` as none.
+fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match serde_json::Value::deserialize(d)? {
+        serde_json::Value::Null => None,
+        serde_json::Value::String(s) => Some(s),
+        other => Some(other.to_string()),
+    })
 }
 
 impl ChoiceMessage {
