@@ -27,6 +27,8 @@ fn the_repository_manifest_serves_every_function_route() {
         "/v1/code",
         "/v1/thinking",
         "/v1/research",
+        "/v1/search/results",
+        "/v1/code/run",
         "/v1/unknown",
     ] {
         let response = host.get(path);

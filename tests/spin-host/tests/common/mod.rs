@@ -60,23 +60,16 @@ pub fn probe_wasm() -> PathBuf {
         .clone()
 }
 
-/// Builds the platform's eight function components, as scripts/spin/build does.
+/// Builds the platform's function components with scripts/spin/build.
 pub fn build_functions() {
-    let mut args = vec!["build", "--release", "--target", "wasm32-wasip2"];
-    for f in [
-        "gateway",
-        "chat",
-        "knowledge",
-        "search",
-        "code",
-        "thinking",
-        "research",
-        "admin",
-    ] {
-        args.push("-p");
-        args.push(Box::leak(format!("opencode-fn-{f}").into_boxed_str()));
-    }
-    cargo(&args);
+    // The build script knows which profile each component uses (spin.toml points there).
+    let status = Command::new(workspace().join("scripts/spin/build"))
+        .arg("--components")
+        .current_dir(workspace())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .status()
+        .expect("running scripts/spin/build");
+    assert!(status.success(), "scripts/spin/build --components failed");
 }
 
 /// A scratch directory for one test.
