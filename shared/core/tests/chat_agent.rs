@@ -6,8 +6,8 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use opencode_core::{auth, Body, HostError};
-use opencode_testkit::{json_response, streamed_response, TestHost, EPOCH_MS};
+use opencode_core::{Body, HostError};
+use opencode_testkit::{json_response, streamed_response, TestHost};
 use serde_json::{json, Value};
 
 /// The agent function chat forwards to, and the functions its tools call, served by the real
@@ -83,17 +83,7 @@ fn upstream(req: http::Request<Bytes>, calls: usize, search_down: bool) -> Resul
 }
 
 async fn system2(host: &TestHost, body: Value) -> (u16, String) {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
-    let request = http::Request::post("/v1/chat")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .header("x-opencode-tier", "system2")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = opencode_core::serve_named("chat", host.clone(), request).await;
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect(1 << 20).await.unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+    post_as_user(host, "chat", "/v1/chat", &body, &[("x-opencode-tier", "system2")]).await
 }
 
 fn question(stream: bool) -> Value {

@@ -6,8 +6,7 @@
 mod common;
 
 use common::*;
-use opencode_core::{auth, Body};
-use opencode_testkit::{json_response, TestHost, EPOCH_MS};
+use opencode_testkit::{json_response, TestHost};
 use serde_json::{json, Value};
 
 /// OpenAI is down; Anthropic answers; Tavily finds one page. Research's planner gets a plan.
@@ -32,16 +31,8 @@ fn host() -> TestHost {
 }
 
 async fn call(host: &TestHost, mode: &str) -> (u16, String) {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
     let body = json!({"messages": [{"role": "user", "content": "What is new?"}], "model": "gpt-4o"});
-    let request = http::Request::post(format!("/v1/{mode}"))
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = opencode_core::serve_named(mode, host.clone(), request).await;
-    let status = response.status().as_u16();
-    (status, String::from_utf8(response.into_body().collect(1 << 20).await.unwrap().to_vec()).unwrap())
+    post_as_user(host, mode, &format!("/v1/{mode}"), &body, &[]).await
 }
 
 #[tokio::test(start_paused = true)]

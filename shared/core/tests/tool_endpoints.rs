@@ -5,20 +5,12 @@
 mod common;
 
 use common::*;
-use opencode_core::{auth, Body};
-use opencode_testkit::{json_response, TestHost, EPOCH_MS};
+use opencode_testkit::{json_response, TestHost};
 use serde_json::{json, Value};
 
 async fn post(host: &TestHost, function: &str, path: &str, body: Value) -> (u16, Value) {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
-    let request = http::Request::post(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap();
-    let response = opencode_core::serve_named(function, host.clone(), request).await;
-    let status = response.status().as_u16();
-    (status, serde_json::from_slice(&response.into_body().collect(1 << 20).await.unwrap()).unwrap())
+    let (status, text) = post_as_user(host, function, path, &body, &[]).await;
+    (status, serde_json::from_str(&text).unwrap())
 }
 
 fn host() -> TestHost {

@@ -70,3 +70,19 @@ pub fn hello() -> Value {
     json!({"messages":[{"role":"user","content":"hi"}]})
 }
 
+
+/// POSTs `body` to function `function` at `path` as user `u` of tenant `t`, with `headers`
+/// added; the status and the body text.
+pub async fn post_as_user(host: &TestHost, function: &str, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
+    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
+    let mut request = http::Request::post(path)
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let response = opencode_core::serve_named(function, host.clone(), request.body(Body::from(body.to_string())).unwrap()).await;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect(1 << 20).await.unwrap();
+    (status, String::from_utf8(bytes.to_vec()).unwrap())
+}

@@ -118,7 +118,7 @@ impl Toolbox {
             request_id: request_id.to_owned(),
         };
         if let Ok(list) = toolbox.call(host, "knowledge", http::Method::GET, "/v1/knowledge/documents?limit=1", None).await {
-            toolbox.knowledge = list["data"].as_array().is_some_and(|docs| !docs.is_empty());
+            toolbox.knowledge = at(&list, "data").as_array().is_some_and(|docs| !docs.is_empty());
         }
         toolbox
     }
@@ -171,14 +171,14 @@ impl Toolbox {
         let arguments = if call.arguments.trim().is_empty() { "{}" } else { call.arguments.as_str() };
         let args: Value = serde_json::from_str(arguments).map_err(|e| format!("the arguments are not valid JSON ({e})"))?;
         let text = |name: &str| args.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
-        let string = |value: &Value, key: &str| value[key].as_str().unwrap_or_default().to_owned();
+        let string = |value: &Value, key: &str| at(value, key).as_str().unwrap_or_default().to_owned();
         match call.name.as_str() {
             WEB_SEARCH if self.search => {
                 let query = text("query").ok_or("`query` (a non-empty string) is required")?;
                 let body = json!({ "query": query, "max_results": RESULTS_PER_CALL });
                 let found = self.call(host, "search", http::Method::POST, "/v1/search/results", Some(body)).await?;
-                let results = found["results"].as_array().cloned().unwrap_or_default();
-                let summary = json!({ "provider": found["provider"], "results": results.len() });
+                let results = at(&found, "results").as_array().cloned().unwrap_or_default();
+                let summary = json!({ "provider": at(&found, "provider"), "results": results.len() });
                 let sources = results
                     .iter()
                     .map(|r| (Source::Web { url: string(r, "url"), title: string(r, "title") }, string(r, "snippet")))
@@ -189,13 +189,13 @@ impl Toolbox {
                 let query = text("query").ok_or("`query` (a non-empty string) is required")?;
                 let body = json!({ "query": query, "top_k": RESULTS_PER_CALL });
                 let found = self.call(host, "knowledge", http::Method::POST, "/v1/knowledge/search", Some(body)).await?;
-                let hits = found["hits"].as_array().cloned().unwrap_or_default();
+                let hits = at(&found, "hits").as_array().cloned().unwrap_or_default();
                 let summary = json!({ "hits": hits.len() });
                 let sources = hits
                     .iter()
                     .map(|h| {
-                        let chunk = h["chunk"].as_u64().and_then(|c| u32::try_from(c).ok()).unwrap_or_default();
-                        let score = h["score"].as_f64().unwrap_or_default() as f32;
+                        let chunk = at(h, "chunk").as_u64().and_then(|c| u32::try_from(c).ok()).unwrap_or_default();
+                        let score = at(h, "score").as_f64().unwrap_or_default() as f32;
                         (Source::Knowledge { document_id: string(h, "document_id"), chunk, score }, string(h, "text"))
                     })
                     .collect();
@@ -211,9 +211,9 @@ impl Toolbox {
                 if let Some(failure) = ran.get("sandbox_error").filter(|f| !f.is_null()) {
                     return Err(format!("the sandbox failed: {}", string(failure, "message")));
                 }
-                let run = &ran["execution"];
-                let summary = json!({ "status": run["status"], "exit_code": run["exit_code"], "stdout_bytes": string(run, "stdout").len() });
-                let text = json!({ "status": run["status"], "exit_code": run["exit_code"], "stdout": run["stdout"], "stderr": run["stderr"] }).to_string();
+                let run = at(&ran, "execution");
+                let summary = json!({ "status": at(run, "status"), "exit_code": at(run, "exit_code"), "stdout_bytes": string(run, "stdout").len() });
+                let text = json!({ "status": at(run, "status"), "exit_code": at(run, "exit_code"), "stdout": at(run, "stdout"), "stderr": at(run, "stderr") }).to_string();
                 Ok(ToolOutput { summary, found: Found::Text(text) })
             }
             WEB_SEARCH | SEARCH_KNOWLEDGE | RUN_CODE => Err(unavailable(&call.name)),
@@ -241,11 +241,16 @@ impl Toolbox {
         let bytes = response.into_body().collect(MAX_ANSWER_BYTES).await.map_err(|e| format!("the {function} answer could not be read ({e})"))?;
         let answer: Value = serde_json::from_slice(&bytes).map_err(|_| format!("the {function} function answered {status} without JSON"))?;
         if !status.is_success() {
-            let message = answer["error"]["message"].as_str().unwrap_or("no message");
+            let message = at(at(&answer, "error"), "message").as_str().unwrap_or("no message");
             return Err(format!("{function} answered {}: {message}", status.as_u16()));
         }
         Ok(answer)
     }
+}
+
+/// `value`'s field `key`, or null.
+fn at<'a>(value: &'a Value, key: &str) -> &'a Value {
+    value.get(key).unwrap_or(&Value::Null)
 }
 
 fn unavailable(name: &str) -> String {
