@@ -1,7 +1,8 @@
 //! The System 1 answer cache: one model call's answer, kept in the `cache` KV store.
 //!
 //! The key is a SHA-256 over everything that changes the output (messages, the provider chain
-//! with each model, temperature, top_p, max_tokens, stop, seed, reasoning, mode) and the
+//! with each model, temperature, top_p, max_tokens, stop, seed, reasoning, tools, tool_choice,
+//! response_format, mode) and the
 //! tenant, so a hit never crosses tenants and fits any store's key limit (Spin: 256 bytes).
 //! Neither Spin KV nor Workers KV (minimum TTL 60 s) can expire entries on our schedule, so the
 //! deadline is stored with the value and checked on read.
