@@ -1,10 +1,11 @@
 //! Chat on System 2: the strong models in a bounded loop with the platform's tools
 //! (chat/toolbox.rs), on the agent runtime. It runs in its own function, `agent`: chat
-//! forwards System 2 requests there ([`forward`]), keeping this code out of chat's Wasm. Each round the model either answers or calls tools;
-//! the calls run concurrently, their results go back as tool messages, and the loop goes on
-//! until the model answers or a limit (`AGENT_MAX_*`) stops it. The last step the limits
-//! allow is made with `tool_choice: none`, so a run that reaches its step limit still ends
-//! with an answer.
+//! forwards System 2 requests there ([`forward`]), keeping this code out of chat's Wasm.
+//!
+//! Each round the model either answers or calls tools; the calls run concurrently, their
+//! results go back as tool messages, and the loop goes on until the model answers or a limit
+//! (`AGENT_MAX_*`) stops it. The last step the limits allow is made with `tool_choice: none`,
+//! so a run that reaches its step limit still ends with an answer.
 //!
 //! The JSON answer is chat's, plus `tier`, `citations` (every source a tool numbered) and
 //! `agent` (the steps). A stream sends `start`, `step` (each model call that called tools,
@@ -55,10 +56,7 @@ pub(in super::super) async fn forward<H: Host>(ctx: &Ctx<H>, parts: http::reques
         }
     }
     let request = request.body(bytes).map_err(|err| ApiError::Internal(format!("could not build the agent request: {err}")))?;
-    ctx.host.call_function("agent", request).await.map_err(|err| match err {
-        crate::host::HostError::NoService(_) => ApiError::NotConfigured("the agent function is not bound (chat on System 2 runs there)".into()),
-        other => ApiError::Internal(format!("the agent function did not answer: {other}")),
-    })
+    super::super::gateway::call(&ctx.host, "agent", request).await
 }
 
 /// The agent function: a chat body, answered on System 2 with the platform's tools (none
