@@ -6,44 +6,24 @@
 
 mod common;
 
-use common::SECRET;
-use opencode_core::{auth, Body};
-use opencode_testkit::{http_fetch, TestHost, EPOCH_MS};
+use common::{serve, sim_host, user_request};
+use opencode_core::Body;
+use opencode_testkit::TestHost;
 use provider_sim::SimHandle;
 use serde_json::{json, Value};
 
 fn host(sim: &SimHandle, order: &str) -> TestHost {
-    let url = sim.url();
-    TestHost::new()
-        .with_upstream(http_fetch)
-        .with_var("OPENAI_API_KEY", "sk-sim")
-        .with_var("OPENAI_BASE_URL", &format!("{url}/v1"))
-        .with_var("ANTHROPIC_API_KEY", "ak-sim")
-        .with_var("ANTHROPIC_BASE_URL", &url)
-        .with_var("GEMINI_API_KEY", "gk-sim")
-        .with_var("GEMINI_BASE_URL", &url)
-        .with_var("COMPAT_BASE_URL", &format!("{url}/vllm/v1"))
+    sim_host(sim, order)
+        .with_var("COMPAT_BASE_URL", &format!("{}/vllm/v1", sim.url()))
         .with_var("COMPAT_MODEL", "deepseek-reasoner")
-        .with_var("PROVIDER_ORDER", order)
-        .with_var("JWT_SECRET", SECRET)
-        .with_var("ATTEMPT_TIMEOUT_MS", "5000")
-        .with_var("MAX_RETRIES", "0")
 }
 
 fn request(body: &Value) -> http::Request<Body> {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
-    http::Request::post("/v1/thinking")
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
-        .unwrap()
+    user_request("/v1/thinking", body)
 }
 
 async fn send(host: &TestHost, body: Value) -> (u16, http::HeaderMap, String) {
-    let response = opencode_core::serve_named("thinking", host.clone(), request(&body)).await;
-    let (parts, body) = response.into_parts();
-    let bytes = body.collect(1 << 20).await.unwrap();
-    (parts.status.as_u16(), parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+    serve(host, "thinking", request(&body)).await
 }
 
 async fn answer(host: &TestHost, body: Value) -> Value {

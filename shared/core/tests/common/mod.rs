@@ -50,20 +50,48 @@ pub fn is_openai(req: &http::Request<Bytes>) -> bool {
     req.uri().path().ends_with("/chat/completions")
 }
 
-pub fn chat(body: Value) -> http::Request<Body> {
+/// A POST of `body` to `path` as user `u` of tenant `t`.
+pub fn user_request(path: &str, body: &Value) -> http::Request<Body> {
     let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
-    http::Request::post("/v1/chat")
+    http::Request::post(path)
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap()
 }
 
-pub async fn send(host: &TestHost, body: Value) -> (u16, http::HeaderMap, String) {
-    let response = opencode_core::serve_named("chat", host.clone(), chat(body)).await;
+pub fn chat(body: Value) -> http::Request<Body> {
+    user_request("/v1/chat", &body)
+}
+
+/// `request` served by `function`: the status, headers and body text.
+pub async fn serve(host: &TestHost, function: &str, request: http::Request<Body>) -> (u16, http::HeaderMap, String) {
+    let response = opencode_core::serve_named(function, host.clone(), request).await;
     let (parts, body) = response.into_parts();
     let bytes = body.collect(1 << 20).await.unwrap();
     (parts.status.as_u16(), parts.headers, String::from_utf8(bytes.to_vec()).unwrap())
+}
+
+pub async fn send(host: &TestHost, body: Value) -> (u16, http::HeaderMap, String) {
+    serve(host, "chat", chat(body)).await
+}
+
+/// A test host whose outbound HTTP goes to a real provider simulator, with the three vendors
+/// configured in `order`.
+pub fn sim_host(sim: &provider_sim::SimHandle, order: &str) -> TestHost {
+    let url = sim.url();
+    TestHost::new()
+        .with_upstream(opencode_testkit::http_fetch)
+        .with_var("OPENAI_API_KEY", "sk-sim")
+        .with_var("OPENAI_BASE_URL", &format!("{url}/v1"))
+        .with_var("ANTHROPIC_API_KEY", "ak-sim")
+        .with_var("ANTHROPIC_BASE_URL", &url)
+        .with_var("GEMINI_API_KEY", "gk-sim")
+        .with_var("GEMINI_BASE_URL", &url)
+        .with_var("PROVIDER_ORDER", order)
+        .with_var("JWT_SECRET", SECRET)
+        .with_var("ATTEMPT_TIMEOUT_MS", "5000")
+        .with_var("MAX_RETRIES", "0")
 }
 
 pub fn hello() -> Value {
@@ -74,15 +102,10 @@ pub fn hello() -> Value {
 /// POSTs `body` to function `function` at `path` as user `u` of tenant `t`, with `headers`
 /// added; the status and the body text.
 pub async fn post_as_user(host: &TestHost, function: &str, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
-    let mut request = http::Request::post(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("content-type", "application/json");
+    let mut request = user_request(path, body);
     for (name, value) in headers {
-        request = request.header(*name, *value);
+        request.headers_mut().insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), http::HeaderValue::from_str(value).unwrap());
     }
-    let response = opencode_core::serve_named(function, host.clone(), request.body(Body::from(body.to_string())).unwrap()).await;
-    let status = response.status().as_u16();
-    let bytes = response.into_body().collect(1 << 20).await.unwrap();
-    (status, String::from_utf8(bytes.to_vec()).unwrap())
+    let (status, _, text) = serve(host, function, request).await;
+    (status, text)
 }
