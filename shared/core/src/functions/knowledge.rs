@@ -27,6 +27,8 @@ use crate::routing::{Mode, Tier};
 use crate::{sse, web};
 
 const DEFAULT_TOP_K: usize = 4;
+/// `top_k` of `/v1/knowledge/search` (an agent's lookup: a few more than an answer uses).
+const SEARCH_TOP_K: usize = 5;
 const DEFAULT_LIST: usize = 100;
 const OBJECT: &str = "knowledge.answer";
 /// The whole answer when nothing relevant was found.
@@ -78,17 +80,14 @@ async fn search_only<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: B
     #[serde(deny_unknown_fields)]
     struct SearchBody {
         query: String,
-        top_k: Option<usize>,
+        top_k: Option<Value>,
     }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let asked: SearchBody = web::parse_json(&parts, &bytes)?;
     if asked.query.trim().is_empty() {
         return Err(ApiError::Validation("`query` must not be empty".into()));
     }
-    let top_k = asked.top_k.unwrap_or(5);
-    if !(1..=knowledge::MAX_TOP_K).contains(&top_k) {
-        return Err(ApiError::Validation(format!("`top_k` must be from 1 to {}", knowledge::MAX_TOP_K)));
-    }
+    let top_k = mode::count("top_k", asked.top_k.as_ref(), SEARCH_TOP_K, knowledge::MAX_TOP_K)?;
     let found = knowledge::retrieve(&ctx.host, tenant(ctx)?, &asked.query, top_k).await?;
     let mut body = serde_json::to_value(&found).unwrap_or(Value::Null);
     if let Some(map) = body.as_object_mut() {
@@ -181,19 +180,11 @@ struct Own {
     top_k: Option<Value>,
 }
 
-/// `top_k` from the body: a whole number from 1 to 20.
-fn top_k(own: Own) -> Result<usize, ApiError> {
-    let Some(v) = own.top_k else { return Ok(DEFAULT_TOP_K) };
-    v.as_u64()
-        .and_then(|k| usize::try_from(k).ok())
-        .filter(|k| (1..=knowledge::MAX_TOP_K).contains(k))
-        .ok_or_else(|| ApiError::Validation(format!("`top_k` must be a whole number from 1 to {}", knowledge::MAX_TOP_K)))
-}
 
 async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (body, own) = mode::parse_mode_body::<Own>(&parts, &bytes, &["top_k"])?;
-    let top_k = top_k(own)?;
+    let top_k = mode::count("top_k", own.top_k.as_ref(), DEFAULT_TOP_K, knowledge::MAX_TOP_K)?;
     let (mut request, stream) = body.validate()?;
     mode::refuse_tools(&request, Mode::Knowledge, false)?;
     let question = request

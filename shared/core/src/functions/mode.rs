@@ -63,6 +63,19 @@ pub fn refuse_tools(request: &ChatRequest, mode: Mode, format_ok: bool) -> Resul
     Ok(())
 }
 
+/// A count field of a body (`max_results`, `top_k`, ...): a whole number from 1 to `max`,
+/// `default` when absent or null.
+pub fn count(name: &str, value: Option<&Value>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(default),
+        Some(n) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::Validation(format!("`{name}` must be a whole number from 1 to {max}"))),
+    }
+}
+
 /// The tier the gateway decided for this request, if it came through `/v1/process`.
 pub fn requested_tier(headers: &http::HeaderMap) -> Option<Tier> {
     match headers.get(TIER_HEADER)?.to_str().ok()?.trim() {

@@ -14,7 +14,7 @@
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::mode::{answer_json, done_json, event_stream, parse_mode_body, requested_tier, Emitter};
+use super::mode::{answer_json, count, done_json, event_stream, parse_mode_body, requested_tier, Emitter};
 use super::{Ctx, Handled};
 use crate::agent::{Agent, Limits, Stop};
 use crate::error::ApiError;
@@ -34,8 +34,8 @@ const MAX_SOURCES: usize = 12;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Options {
-    max_sub_questions: Option<usize>,
-    max_results: Option<usize>,
+    max_sub_questions: Option<Value>,
+    max_results: Option<Value>,
 }
 
 /// Everything a run needs, owned (a stream runs after the handler returns).
@@ -58,14 +58,8 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let (chat, options) = parse_mode_body::<Options>(&parts, &bytes, &["max_sub_questions", "max_results"])?;
     let (mut request, stream) = chat.validate()?;
     super::mode::refuse_tools(&request, Mode::Research, false)?;
-    let max_sub_questions = options.max_sub_questions.unwrap_or(3);
-    if !(1..=6).contains(&max_sub_questions) {
-        return Err(ApiError::Validation("`max_sub_questions` must be from 1 to 6".into()));
-    }
-    let max_results = options.max_results.unwrap_or(3);
-    if !(1..=search::MAX_RESULTS).contains(&max_results) {
-        return Err(ApiError::Validation(format!("`max_results` must be from 1 to {}", search::MAX_RESULTS)));
-    }
+    let max_sub_questions = count("max_sub_questions", options.max_sub_questions.as_ref(), 3, 6)?;
+    let max_results = count("max_results", options.max_results.as_ref(), 3, search::MAX_RESULTS)?;
     let search = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
     search.require()?;
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System2);

@@ -52,16 +52,7 @@ struct Job {
 
 fn parse_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Job, bool), ApiError> {
     let (chat, own) = mode::parse_mode_body::<Own>(parts, bytes, &["max_results"])?;
-    let max_results = match own.max_results {
-        None | Some(Value::Null) => DEFAULT_MAX_RESULTS,
-        Some(n) => n
-            .as_u64()
-            .and_then(|n| usize::try_from(n).ok())
-            .filter(|n| (1..=search::MAX_RESULTS).contains(n))
-            .ok_or_else(|| {
-                ApiError::Validation(format!("`max_results` must be a whole number from 1 to {}", search::MAX_RESULTS))
-            })?,
-    };
+    let max_results = mode::count("max_results", own.max_results.as_ref(), DEFAULT_MAX_RESULTS, search::MAX_RESULTS)?;
     let (request, stream) = chat.validate()?;
     mode::refuse_tools(&request, Mode::Search, false)?;
     let last_user = request.messages.iter().rev().find(|m| m.role == Role::User);
@@ -78,14 +69,11 @@ async fn results<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body)
     #[serde(deny_unknown_fields)]
     struct ResultsBody {
         query: String,
-        max_results: Option<usize>,
+        max_results: Option<Value>,
     }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let asked: ResultsBody = web::parse_json(&parts, &bytes)?;
-    let max_results = asked.max_results.unwrap_or(5);
-    if !(1..=search::MAX_RESULTS).contains(&max_results) {
-        return Err(ApiError::Validation(format!("`max_results` must be from 1 to {}", search::MAX_RESULTS)));
-    }
+    let max_results = mode::count("max_results", asked.max_results.as_ref(), DEFAULT_MAX_RESULTS, search::MAX_RESULTS)?;
     if normalize_query(&asked.query).is_none() {
         return Err(ApiError::Validation("`query` must contain words to search for".into()));
     }
