@@ -84,28 +84,27 @@ impl Prices {
             let (Some(input), Some(output), Some(2)) = (usd("input"), usd("output"), price.as_object().map(|p| p.len())) else {
                 return Err(bad(format!("the price of `{model}` must be {{\"input\": usd, \"output\": usd}}, two non-negative numbers")));
             };
-            configured.push((model.clone(), Price { input, output }));
+            // Lower-cased once here: lookups compare without allocating.
+            configured.push((model.to_ascii_lowercase(), Price { input, output }));
         }
         Ok(Prices { configured })
     }
 
-    /// The price of `model`: exact names first (configured, then built in), then the longest
-    /// name the model extends with `-`.
+    /// The price of `model` (any case): its own name, else the longest name it extends with
+    /// `-`; a configured entry over a built-in one.
     pub fn lookup(&self, model: &str) -> Option<Price> {
         let model = model.rsplit('/').next().unwrap_or(model).trim().to_ascii_lowercase();
-        let entries = || self.configured.iter().map(|(name, price)| (name.as_str(), *price)).chain(BUILT_IN.iter().copied());
-        if let Some((_, price)) = entries().find(|(name, _)| name.eq_ignore_ascii_case(&model)) {
-            return Some(price);
+        let extends = |name: &str| model.strip_prefix(name).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
+        // One pass on the request path: the longest name the model extends wins (its own name
+        // is the longest there is); configured entries come first and keep a tie.
+        let entries = self.configured.iter().map(|(name, price)| (name.as_str(), *price)).chain(BUILT_IN.iter().copied());
+        let mut best: Option<(&str, Price)> = None;
+        for (name, price) in entries.filter(|(name, _)| extends(name)) {
+            if best.is_none_or(|(longest, _)| name.len() > longest.len()) {
+                best = Some((name, price));
+            }
         }
-        // `max_by_key` keeps the last of equals: reversed, a configured entry beats a built-in
-        // one of the same name.
-        let entries: Vec<(&str, Price)> = entries().collect();
-        entries
-            .into_iter()
-            .rev()
-            .filter(|(name, _)| model.len() > name.len() && model.starts_with(&name.to_ascii_lowercase()) && model.as_bytes().get(name.len()) == Some(&b'-'))
-            .max_by_key(|(name, _)| name.len())
-            .map(|(_, price)| price)
+        best.map(|(_, price)| price)
     }
 
     /// What `usage` on `model` cost, when the model has a price.
