@@ -168,6 +168,10 @@ pub(crate) async fn execute(
     while stdout.is_some() || stderr.is_some() || exit.is_none() {
         let mut stop = None;
         tokio::select! {
+            // In order, not at random: when both pipes have data, stdout's was written first
+            // (a program's writes are sequential), so `output` keeps the order it wrote in.
+            // Output limits bound how long one pipe can hold the loop.
+            biased;
             read = read_some(&mut stdout, &mut out_buf), if stdout.is_some() => match read {
                 Some(bytes) if !capture.out(bytes) => stop = Some(Stopped::StdoutLimit),
                 Some(_) => {}
