@@ -201,6 +201,7 @@ async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>, Err
     let (mut parts, body) = request.into_parts();
     // `wasi:http` takes the authority from the URL and refuses hop-by-hop headers.
     wire::strip_hop_by_hop(&mut parts.headers);
+    wire::declare_request_length(&mut parts.headers, &parts.method, body.len());
     let request = http::Request::from_parts(parts, FullBody::new(body));
     let response = spin_sdk::http::send(request).await?;
     let (parts, body) = response.into_parts();

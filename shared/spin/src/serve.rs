@@ -32,6 +32,9 @@ pub async fn serve<F: Function>(
     let (mut parts, body) = response.into_parts();
     // The runtime owns framing; a hop-by-hop header from the core would fail the response.
     wire::strip_hop_by_hop(&mut parts.headers);
+    if let Body::Full(bytes) = &body {
+        wire::declare_response_length(&mut parts.headers, parts.status, bytes.len());
+    }
     http::Response::from_parts(parts, ResponseBody::new(body))
 }
 

@@ -1,7 +1,8 @@
 //! Pure translations between the core's names and Spin's: no I/O, so they build and are tested
 //! on every target.
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::{Method, StatusCode};
 
 /// Headers that describe one hop, not the message. `wasi:http` refuses them on requests and
 /// responses a guest builds (the runtime owns framing), so they are dropped before a message is
@@ -29,6 +30,28 @@ pub fn is_hop_by_hop(name: &HeaderName) -> bool {
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in HOP_BY_HOP {
         headers.remove(name);
+    }
+}
+
+/// Declares the length of a body held whole, so the runtime frames the message with
+/// `content-length` rather than chunked encoding: the peer then reads it in one go instead of
+/// waiting for a terminating chunk. Responses that have no body by definition and requests
+/// without a body are left alone.
+pub fn declare_response_length(headers: &mut HeaderMap, status: StatusCode, len: usize) {
+    let bodiless = status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED;
+    if !bodiless {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
+    }
+}
+
+/// [`declare_response_length`] for a request: bodies of methods that carry one (an empty POST is
+/// declared `0`), and any non-empty body.
+pub fn declare_request_length(headers: &mut HeaderMap, method: &Method, len: usize) {
+    let carries_body = matches!(*method, Method::POST | Method::PUT | Method::PATCH);
+    if carries_body || len > 0 {
+        headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     }
 }
 
@@ -164,6 +187,28 @@ mod tests {
         assert_eq!(left, ["authorization", "content-type"]);
         assert!(is_hop_by_hop(&http::header::UPGRADE));
         assert!(!is_hop_by_hop(&http::header::CONTENT_LENGTH));
+    }
+
+    #[test]
+    fn whole_bodies_are_declared_with_their_length() {
+        use http::{Method, StatusCode};
+        let length = |headers: &HeaderMap| headers.get(CONTENT_LENGTH).map(|v| v.to_str().unwrap().to_owned());
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_LENGTH, HeaderValue::from_static("999"));
+        declare_response_length(&mut headers, StatusCode::OK, 12);
+        assert_eq!(length(&headers).as_deref(), Some("12"), "a stale length is replaced");
+        let mut headers = HeaderMap::new();
+        declare_response_length(&mut headers, StatusCode::NO_CONTENT, 0);
+        declare_response_length(&mut headers, StatusCode::NOT_MODIFIED, 0);
+        assert_eq!(length(&headers), None);
+
+        let mut headers = HeaderMap::new();
+        declare_request_length(&mut headers, &Method::GET, 0);
+        assert_eq!(length(&headers), None, "a GET without a body says nothing");
+        declare_request_length(&mut headers, &Method::POST, 0);
+        assert_eq!(length(&headers).as_deref(), Some("0"));
+        declare_request_length(&mut headers, &Method::DELETE, 7);
+        assert_eq!(length(&headers).as_deref(), Some("7"));
     }
 
     #[test]

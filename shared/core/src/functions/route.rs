@@ -132,6 +132,8 @@ pub(super) async fn process<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, 
 /// event ahead of a stream, and `x-routing-mode`/`x-routing-tier` headers on any answer.
 async fn with_routing(response: http::Response<Body>, decision: &RoutingDecision) -> Handled {
     let (mut parts, body) = response.into_parts();
+    // The answer grows by the decision: a length the mode declared no longer holds.
+    parts.headers.remove(http::header::CONTENT_LENGTH);
     let routing = serde_json::to_value(decision).unwrap_or_default();
     let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let body = if content_type.starts_with("text/event-stream") {
@@ -149,7 +151,6 @@ async fn with_routing(response: http::Response<Body>, decision: &RoutingDecision
         match serde_json::from_slice::<Value>(&bytes) {
             Ok(Value::Object(mut answer)) => {
                 answer.insert("routing".into(), routing);
-                parts.headers.remove(http::header::CONTENT_LENGTH);
                 Body::from(Value::Object(answer).to_string())
             }
             _ => Body::Full(bytes),
