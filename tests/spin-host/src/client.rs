@@ -56,16 +56,44 @@ impl OutboundClient {
             .and_then(|o| o.between_bytes_timeout)
             .unwrap_or(DEFAULT_TIMEOUT)
             .max(Duration::from_nanos(1));
-        let response = tokio::time::timeout(first_byte, self.pooled.request(request))
+        let exchange = async {
+            let request = gather_small_body(request).await?;
+            self.pooled.request(request).await.map_err(client_error)
+        };
+        let response = tokio::time::timeout(first_byte, exchange)
             .await
-            .map_err(|_| Error::ConnectionReadTimeout)?
-            .map_err(client_error)?;
+            .map_err(|_| Error::ConnectionReadTimeout)??;
         let response = response.map(|body| {
             TimedBody { inner: body, gap: between_bytes, deadline: None }.boxed_unsync()
         });
         // The pool drives its connections itself.
         Ok((response, Box::new(async { Ok(()) })))
     }
+}
+
+/// A request body of at most this many declared bytes is gathered before the request is sent.
+const GATHER_LIMIT: u64 = 64 * 1024;
+
+/// The guest writes a request's body only after the host has taken the request, so hyper would
+/// send the head alone and the body in a second write, waking the server twice. A small body
+/// whose length is declared is gathered first, and head and body leave in one write; larger or
+/// undeclared bodies stream as they come.
+async fn gather_small_body(request: http::Request<WasiBody>) -> Result<http::Request<WasiBody>, Error> {
+    let declared = request
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if !declared.is_some_and(|n| n > 0 && n <= GATHER_LIMIT) {
+        return Ok(request);
+    }
+    let (parts, mut body) = request.into_parts();
+    let mut frames = Vec::new();
+    while let Some(frame) = body.frame().await {
+        frames.push(Ok(frame?));
+    }
+    let gathered = http_body_util::StreamBody::new(futures::stream::iter(frames));
+    Ok(http::Request::from_parts(parts, gathered.boxed_unsync()))
 }
 
 fn client_error(error: hyper_util::client::legacy::Error) -> Error {
