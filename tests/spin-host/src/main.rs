@@ -1,20 +1,22 @@
-//! `spin-host --manifest spin.toml --listen 127.0.0.1:3000 [--kv-dir DIR] [--cache-dir DIR]`:
-//! serves a Spin application. Prints `spin-host listening on http://ADDR` once ready (port 0
-//! picks a free port); exits on SIGINT/SIGTERM. `--kv-dir` keeps KV stores on disk;
-//! `--cache-dir` keeps compiled components between runs.
+//! `spin-host --manifest spin.toml --listen 127.0.0.1:3000 [--kv-dir DIR] [--cache-dir DIR]
+//! [--threads N]`: serves a Spin application. Prints `spin-host listening on http://ADDR` once
+//! ready (port 0 picks a free port); exits on SIGINT/SIGTERM. `--kv-dir` keeps KV stores on
+//! disk; `--cache-dir` keeps compiled components between runs; `--threads` sets the serving
+//! threads (one per core by default).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str =
-    "usage: spin-host [--manifest spin.toml] [--listen 127.0.0.1:3000] [--kv-dir DIR]";
+const USAGE: &str = "usage: spin-host [--manifest spin.toml] [--listen 127.0.0.1:3000] \
+     [--kv-dir DIR] [--cache-dir DIR] [--threads N]";
 
 struct Args {
     manifest: PathBuf,
     listen: SocketAddr,
     kv_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
+    threads: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -23,6 +25,7 @@ fn parse_args() -> Result<Args, String> {
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
         kv_dir: None,
         cache_dir: None,
+        threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
     };
     let mut argv = std::env::args().skip(1);
     while let Some(arg) = argv.next() {
@@ -46,6 +49,13 @@ fn parse_args() -> Result<Args, String> {
             }
             "--kv-dir" => args.kv_dir = Some(PathBuf::from(value()?)),
             "--cache-dir" => args.cache_dir = Some(PathBuf::from(value()?)),
+            "--threads" => {
+                let threads = value()?;
+                args.threads = match threads.parse() {
+                    Ok(n) if n > 0 => n,
+                    _ => return Err(format!("--threads {threads}: not a positive number")),
+                };
+            }
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown argument {other:?}\n{USAGE}")),
         }
@@ -61,24 +71,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("spin-host: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(spin_host::server::run(
+    let result = spin_host::server::run(
         &args.manifest,
         args.listen,
         args.kv_dir.as_deref(),
         args.cache_dir.as_deref(),
-    ));
-    // Instances still streaming are abandoned: shutting down must not wait for them.
-    runtime.shutdown_background();
+        args.threads,
+    );
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

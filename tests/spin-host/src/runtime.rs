@@ -95,8 +95,8 @@ fn http_view(data: &mut StoreData) -> WasiHttpCtxView<'_> {
     }
 }
 
-/// Every component's handler, so an instance can chain to a sibling, and the outbound
-/// connection pool they share.
+/// Every component's handler on one serving thread, so an instance can chain to a sibling
+/// there, and that thread's outbound connection pool.
 #[derive(Default)]
 pub struct Components {
     handlers: OnceLock<HashMap<String, Arc<ComponentRuntime>>>,
@@ -109,15 +109,24 @@ impl Components {
     }
 }
 
-/// One component, compiled and ready to instantiate.
+/// One component's instances on one serving thread.
 pub struct ComponentRuntime {
     pub env: Arc<ComponentEnv>,
     handler: ProxyHandler<ComponentState>,
 }
 
-/// The running application.
+/// The application compiled and linked once, shared by every serving thread: the engine, each
+/// component ready to instantiate, the routes, and the KV stores.
+pub struct Compiled {
+    engine: Engine,
+    router: Arc<Router>,
+    components: Vec<(Arc<ComponentEnv>, ServicePre<StoreData>)>,
+}
+
+/// The running application on one serving thread: its own instances and outbound connections
+/// over the shared [`Compiled`] components (see `server.rs` for why each thread has its own).
 pub struct Runtime {
-    pub router: Router,
+    pub router: Arc<Router>,
     pub components: Arc<Components>,
 }
 
@@ -128,7 +137,7 @@ struct ComponentState {
     components: Arc<Components>,
 }
 
-impl Runtime {
+impl Compiled {
     /// Compiles every component of `app` and links it; fails if a component cannot run here.
     /// `cache_dir`, when given, keeps compiled components between runs (see [`compile`]).
     pub fn new(app: &App, kv_dir: Option<&Path>, cache_dir: Option<&Path>) -> Result<Self> {
@@ -160,8 +169,7 @@ impl Runtime {
             }
         }
 
-        let components = Arc::new(Components::default());
-        let mut handlers = HashMap::new();
+        let mut components = Vec::new();
         // Components sharing a Wasm file are compiled once.
         let mut compiled: HashMap<std::path::PathBuf, Component> = HashMap::new();
         for spec in app.components.values() {
@@ -180,14 +188,37 @@ impl Runtime {
                     component
                 }
             };
-            let runtime = prepare(&engine, &linker, &component, spec, routes, &kv, &components)
+            let prepared = prepare(&linker, &component, spec, routes, &kv)
                 .with_context(|| format!("component {:?}", spec.id))?;
-            handlers.insert(spec.id.clone(), Arc::new(runtime));
+            components.push(prepared);
         }
+        Ok(Self { engine, router: Arc::new(router), components })
+    }
+}
+
+impl Runtime {
+    /// A serving thread's application: fresh instance pools and a fresh outbound connection
+    /// pool over `compiled`.
+    pub fn new(compiled: &Compiled) -> Result<Self> {
+        let components = Arc::new(Components::default());
+        let handlers = compiled
+            .components
+            .iter()
+            .map(|(env, pre)| {
+                let state = ComponentState {
+                    engine: compiled.engine.clone(),
+                    pre: pre.clone(),
+                    env: Arc::clone(env),
+                    components: Arc::clone(&components),
+                };
+                let runtime = ComponentRuntime { env: Arc::clone(env), handler: ProxyHandler::new(state) };
+                (env.id.clone(), Arc::new(runtime))
+            })
+            .collect();
         if components.handlers.set(handlers).is_err() {
             bail!("components were registered twice");
         }
-        Ok(Self { router, components })
+        Ok(Self { router: Arc::clone(&compiled.router), components })
     }
 }
 
@@ -232,14 +263,12 @@ fn compile(engine: &Engine, source: &Path, cache_dir: Option<&Path>) -> Result<C
 }
 
 fn prepare(
-    engine: &Engine,
     linker: &Linker<StoreData>,
     component: &Component,
     spec: &ComponentSpec,
     routes: Vec<Route>,
     kv: &Arc<KvStores>,
-    components: &Arc<Components>,
-) -> Result<ComponentRuntime> {
+) -> Result<(Arc<ComponentEnv>, ServicePre<StoreData>)> {
     let pre = linker.instantiate_pre(component)?;
     let pre = ServicePre::new(pre)
         .map_err(anyhow::Error::from)
@@ -257,16 +286,7 @@ fn prepare(
         outbound: spec.outbound.clone(),
         routes,
     });
-    let state = ComponentState {
-        engine: engine.clone(),
-        pre,
-        env: Arc::clone(&env),
-        components: Arc::clone(components),
-    };
-    Ok(ComponentRuntime {
-        env,
-        handler: ProxyHandler::new(state),
-    })
+    Ok((env, pre))
 }
 
 impl ComponentRuntime {
