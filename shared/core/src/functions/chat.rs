@@ -14,7 +14,7 @@ mod toolbox;
 mod tools;
 
 use futures::stream::{self, StreamExt};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::mode::requested_tier;
@@ -235,25 +235,39 @@ fn finish_with_calls(finish: FinishReason, calls: &[ToolCall]) -> FinishReason {
     }
 }
 
-/// The JSON answer for a completed call.
+/// The JSON answer for a completed call, typed rather than built as a `Value` map: it is
+/// written on every non-streamed answer. Fields in alphabetical order, as they always came out.
+#[derive(Serialize)]
+struct AnswerJson<'a> {
+    attempt_log: &'a [executor::Attempt],
+    attempts: usize,
+    finish_reason: String,
+    id: &'a str,
+    message: Value,
+    model: &'a str,
+    object: &'static str,
+    provider: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking: Option<&'a str>,
+    usage: Value,
+}
+
 fn answer_json<H: Host>(ctx: &Ctx<H>, answer: &ChatResponse, answered: &Answered) -> http::Response<Body> {
-    let model = if answer.model.is_empty() { answered.model.clone() } else { answer.model.clone() };
-    let mut body = json!({
-        "id": ctx.request_id,
-        "object": "chat.completion",
-        "provider": answered.provider,
-        "model": model,
-        "attempts": answered.attempts.len(),
-        "attempt_log": answered.attempts,
-        "message": message_json(answer),
-        "finish_reason": finish_name(&finish_with_calls(answer.finish_reason.clone(), &answer.tool_calls)),
-        "usage": usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
-    });
-    if let (Some(thinking), Some(map)) = (&answer.thinking, body.as_object_mut()) {
-        map.insert("thinking".into(), json!(thinking));
-    }
+    let model = if answer.model.is_empty() { &answered.model } else { &answer.model };
+    let body = AnswerJson {
+        attempt_log: &answered.attempts,
+        attempts: answered.attempts.len(),
+        finish_reason: finish_name(&finish_with_calls(answer.finish_reason.clone(), &answer.tool_calls)),
+        id: &ctx.request_id,
+        message: message_json(answer),
+        model,
+        object: "chat.completion",
+        provider: &answered.provider,
+        thinking: answer.thinking.as_deref(),
+        usage: usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
+    };
     let mut response = web::json(http::StatusCode::OK, &body);
-    answered_headers(&mut response, answered, Some(&model));
+    answered_headers(&mut response, answered, Some(model));
     response
 }
 
