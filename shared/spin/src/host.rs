@@ -205,9 +205,12 @@ async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>, Err
     let request = http::Request::from_parts(parts, FullBody::new(body));
     let response = spin_sdk::http::send(request).await?;
     let (parts, body) = response.into_parts();
-    let stream = body
-        .stream()
-        .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string())));
+    let declared = wire::declared_length(&parts.headers);
+    let stream = wire::until_declared(
+        body.stream()
+            .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
+        declared,
+    );
     Ok(http::Response::from_parts(
         parts,
         Body::Stream(Box::pin(stream)),

@@ -23,10 +23,12 @@ pub async fn serve<F: Function>(
     request: spin_sdk::http::Request,
 ) -> http::Response<ResponseBody> {
     let (parts, body) = request.into_parts();
-    let body: ByteStream = Box::pin(
+    let declared = wire::declared_length(&parts.headers);
+    let body: ByteStream = Box::pin(wire::until_declared(
         body.stream()
             .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
-    );
+        declared,
+    ));
     let request = http::Request::from_parts(parts, Body::Stream(body));
     let response = opencode_core::serve::<F, _>(SpinHost::new(), request).await;
     let (mut parts, body) = response.into_parts();

@@ -55,6 +55,33 @@ pub fn declare_request_length(headers: &mut HeaderMap, method: &Method, len: usi
     }
 }
 
+/// The length a message declares, when it declares one.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
+/// A body stream that ends as soon as `declared` bytes have arrived. Reading on would cost two
+/// more trips through the runtime (a read that finds the stream closed, then the trailers,
+/// which a body framed by `content-length` cannot have); the runtime itself refuses a body
+/// longer than its declared length.
+pub fn until_declared<S, E>(stream: S, declared: Option<u64>) -> impl futures::Stream<Item = Result<bytes::Bytes, E>>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+{
+    let remaining = declared.unwrap_or(u64::MAX);
+    futures::stream::unfold((stream, remaining), |(mut stream, remaining)| async move {
+        if remaining == 0 {
+            return None;
+        }
+        let chunk = futures::StreamExt::next(&mut stream).await?;
+        let left = match &chunk {
+            Ok(bytes) => remaining.saturating_sub(bytes.len() as u64),
+            Err(_) => 0,
+        };
+        Some((chunk, (stream, left)))
+    })
+}
+
 /// Whether `name` is a Spin component id: kebab-case ASCII, starting with a letter.
 pub fn is_component_name(name: &str) -> bool {
     let mut chars = name.chars();
@@ -190,25 +217,40 @@ mod tests {
     }
 
     #[test]
+    fn a_declared_body_ends_at_its_length_without_another_read() {
+        use futures::{stream, StreamExt};
+        let chunks = |parts: &[&'static str]| {
+            parts.iter().map(|p| Ok::<_, ()>(bytes::Bytes::from_static(p.as_bytes()))).collect::<Vec<_>>()
+        };
+        // The source never ends: only the declared length can stop the reading.
+        let endless = || stream::iter(chunks(&["ab", "cd"])).chain(stream::pending());
+        let read = futures::executor::block_on(until_declared(endless(), Some(4)).collect::<Vec<_>>());
+        assert_eq!(read, chunks(&["ab", "cd"]));
+        let read = futures::executor::block_on(until_declared(stream::iter(chunks(&["ab"])), None).collect::<Vec<_>>());
+        assert_eq!(read, chunks(&["ab"]), "an undeclared body reads to its end");
+        let empty = futures::executor::block_on(until_declared(endless(), Some(0)).collect::<Vec<_>>());
+        assert!(empty.is_empty());
+    }
+
+    #[test]
     fn whole_bodies_are_declared_with_their_length() {
         use http::{Method, StatusCode};
-        let length = |headers: &HeaderMap| headers.get(CONTENT_LENGTH).map(|v| v.to_str().unwrap().to_owned());
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_LENGTH, HeaderValue::from_static("999"));
         declare_response_length(&mut headers, StatusCode::OK, 12);
-        assert_eq!(length(&headers).as_deref(), Some("12"), "a stale length is replaced");
+        assert_eq!(declared_length(&headers), Some(12), "a stale length is replaced");
         let mut headers = HeaderMap::new();
         declare_response_length(&mut headers, StatusCode::NO_CONTENT, 0);
         declare_response_length(&mut headers, StatusCode::NOT_MODIFIED, 0);
-        assert_eq!(length(&headers), None);
+        assert_eq!(declared_length(&headers), None);
 
         let mut headers = HeaderMap::new();
         declare_request_length(&mut headers, &Method::GET, 0);
-        assert_eq!(length(&headers), None, "a GET without a body says nothing");
+        assert_eq!(declared_length(&headers), None, "a GET without a body says nothing");
         declare_request_length(&mut headers, &Method::POST, 0);
-        assert_eq!(length(&headers).as_deref(), Some("0"));
+        assert_eq!(declared_length(&headers), Some(0));
         declare_request_length(&mut headers, &Method::DELETE, 7);
-        assert_eq!(length(&headers).as_deref(), Some("7"));
+        assert_eq!(declared_length(&headers), Some(7));
     }
 
     #[test]
