@@ -7,7 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { events, startPlatform, stopAll, token } from './harness.mjs';
 
 const runtime = process.env.E2E_RUNTIME || 'cloudflare';
-let base;
+let base, sim;
 const auth = () => ({ authorization: `Bearer ${token()}`, 'content-type': 'application/json' });
 const unique = (text) => `${text} ${randomUUID()}`;
 
@@ -32,7 +32,7 @@ const text = (evs) => evs.filter((e) => e.name === 'delta').map((e) => e.data.te
 
 describe(`chat on ${runtime}`, () => {
   before(async () => {
-    ({ base } = await startPlatform(runtime, {
+    ({ base, sim } = await startPlatform(runtime, {
       ATTEMPT_TIMEOUT_MS: '1500', MAX_RETRIES: '1', RETRY_BACKOFF_MS: '10', RETRY_AFTER_CAP_MS: '1500',
       MAX_BODY_BYTES: '65536',
     }));
@@ -81,6 +81,23 @@ describe(`chat on ${runtime}`, () => {
     const res = await fetch(`${base}/v1/nowhere`, { headers: auth() });
     assert.equal(res.status, 404);
     assert.equal((await res.json()).error.code, 'not_found');
+  });
+
+  test('whole bodies are sent with their length, not chunked', async () => {
+    const marker = unique('framing');
+    const res = await fetch(`${base}/v1/chat`, {
+      method: 'POST', headers: { ...auth(), 'cache-control': 'no-store' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: marker }] }),
+    });
+    const bytes = Buffer.from(await res.arrayBuffer());
+    assert.equal(res.status, 200, bytes.toString());
+    // Spin serves chat itself; on Workers the gateway streams the chat function's answer on.
+    if (runtime === 'spin') assert.equal(res.headers.get('content-length'), String(bytes.length));
+    const log = await (await fetch(`${sim}/_sim/requests`)).json();
+    const call = log.find((r) => JSON.stringify(r.body).includes(marker));
+    assert.ok(call, 'the provider was called');
+    assert.equal(call.headers['transfer-encoding'], undefined);
+    assert.match(call.headers['content-length'] ?? '', /^[1-9][0-9]*$/, 'the provider got a declared length');
   });
 
   test('request ids are echoed when sent and generated otherwise', async () => {

@@ -46,3 +46,38 @@ fn invalid_outbound_hosts_and_routes_are_startup_errors() {
         .expect("must not start");
     assert!(log.contains("api.openai.com"), "{log}");
 }
+
+#[test]
+fn every_serving_thread_answers_and_shares_the_stores() {
+    let dir = scratch("lifecycle-threads");
+    let host = SpinHost::start(&probe_manifest(&dir, "", ""), &[], &["--threads", "3"]);
+    // Many connections at once: whichever thread accepts each, every one is served, and a value
+    // written through one connection is read through the others.
+    let addr = host.addr;
+    let writers: Vec<_> = (0..12)
+        .map(|n| {
+            std::thread::spawn(move || {
+                let put = common::request(addr, "PUT", &format!("/kv/data/k{n}"), &[], format!("v{n}").as_bytes());
+                assert_eq!(put.status, 204, "{}", put.text());
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.join().unwrap();
+    }
+    let readers: Vec<_> = (0..12)
+        .map(|n| std::thread::spawn(move || common::request(addr, "GET", &format!("/kv/data/k{n}"), &[], b"").text()))
+        .collect();
+    for (n, reader) in readers.into_iter().enumerate() {
+        assert_eq!(reader.join().unwrap(), format!("v{n}"));
+    }
+}
+
+#[test]
+fn a_thread_count_that_is_not_positive_is_refused() {
+    let dir = scratch("lifecycle-threads-zero");
+    let log = SpinHost::try_start(&probe_manifest(&dir, "", ""), &[], &["--threads", "0"])
+        .err()
+        .expect("must not start");
+    assert!(log.contains("--threads 0"), "{log}");
+}
