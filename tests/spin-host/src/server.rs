@@ -38,6 +38,14 @@ pub fn run(
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
 
+    let signals = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let shutdown = {
+        let _context = signals.enter();
+        shutdown_signal()?
+    };
+
     let (stop, stopped) = watch::channel(false);
     let mut workers = Vec::new();
     for n in 0..threads.max(1) {
@@ -52,10 +60,7 @@ pub fn run(
     println!("spin-host listening on http://{local}");
     std::io::stdout().flush()?;
 
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?
-        .block_on(shutdown_signal());
+    signals.block_on(shutdown);
     crate::runtime::SHUTTING_DOWN.store(true, std::sync::atomic::Ordering::Relaxed);
     eprintln!("spin-host: shutting down");
     let _ = stop.send(true);
@@ -160,24 +165,24 @@ async fn route(
         .await
 }
 
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => {
-                tokio::select! {
-                    _ = tokio::signal::ctrl_c() => {}
-                    _ = term.recv() => {}
-                }
-            }
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
+/// Registers for SIGINT and SIGTERM at once, so a signal sent right after "listening" stops the
+/// host cleanly, and returns what resolves on the first of them.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>> {
+    Ok(async {
         let _ = tokio::signal::ctrl_c().await;
-    }
+    })
 }
