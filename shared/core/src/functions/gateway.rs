@@ -59,6 +59,33 @@ pub(super) async fn forward<H: Host>(
     call(host, function, http::Request::from_parts(parts, body)).await
 }
 
+/// The caller's headers a sibling function needs when the gateway or a function relays a request
+/// on the caller's behalf.
+const ON_BEHALF: [http::HeaderName; 3] = [http::header::AUTHORIZATION, http::header::CACHE_CONTROL, http::header::ACCEPT];
+
+/// A JSON `POST` of `body` to `path` of a sibling function on the caller's behalf, on `tier`:
+/// with the caller's credentials and preferences ([`ON_BEHALF`]) and the request id.
+pub(super) fn on_behalf(
+    caller: &http::HeaderMap,
+    request_id: &str,
+    path: &str,
+    tier: crate::routing::Tier,
+    body: bytes::Bytes,
+) -> Result<http::Request<bytes::Bytes>, ApiError> {
+    let mut request = http::Request::post(path)
+        .header(http::header::CONTENT_TYPE, "application/json")
+        .header(web::REQUEST_ID, request_id)
+        .header(super::mode::TIER_HEADER, tier.as_str())
+        .body(body)
+        .map_err(|err| ApiError::Internal(format!("could not build the request for {path}: {err}")))?;
+    for name in ON_BEHALF {
+        if let Some(value) = caller.get(&name) {
+            request.headers_mut().insert(name, value.clone());
+        }
+    }
+    Ok(request)
+}
+
 /// Calls a sibling function, mapping a missing binding to 503.
 pub(super) async fn call<H: Host>(
     host: &H,

@@ -15,7 +15,6 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::chat::{validate_messages, MessageBody};
-use super::mode::TIER_HEADER;
 use super::{gateway, Ctx, Handled};
 use crate::error::ApiError;
 use crate::host::{Body, Host};
@@ -106,24 +105,12 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     Ok(web::json(http::StatusCode::OK, &json!({ "id": ctx.request_id, "routing": decision })))
 }
 
-/// Headers the mode function needs from the caller's request.
-const FORWARDED: [http::HeaderName; 3] = [http::header::AUTHORIZATION, http::header::CACHE_CONTROL, http::header::ACCEPT];
-
 /// `POST /v1/process`.
 pub(super) async fn process<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let (process, decision) = routed(ctx, &parts, body).await?;
     let mode = decision.mode.as_str();
-    let mut request = http::Request::post(format!("/v1/{mode}"))
-        .header(http::header::CONTENT_TYPE, "application/json")
-        .header(web::REQUEST_ID, ctx.request_id.as_str())
-        .header(TIER_HEADER, decision.tier.as_str())
-        .body(Bytes::from(Value::Object(process.rest).to_string()))
-        .map_err(|err| ApiError::Internal(format!("could not build the {mode} request: {err}")))?;
-    for name in FORWARDED {
-        if let Some(value) = parts.headers.get(&name) {
-            request.headers_mut().insert(name, value.clone());
-        }
-    }
+    let body = Bytes::from(Value::Object(process.rest).to_string());
+    let request = gateway::on_behalf(&parts.headers, &ctx.request_id, &format!("/v1/{mode}"), decision.tier, body)?;
     let response = gateway::call(&ctx.host, mode, request).await?;
     with_routing(response, &decision).await
 }

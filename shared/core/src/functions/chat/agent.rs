@@ -22,7 +22,7 @@ use crate::executor::{Answered, RetryPolicy};
 use crate::host::Host;
 use crate::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, ToolChoice};
 use crate::providers::ProviderConfig;
-use crate::routing::Mode;
+use crate::routing::{Mode, Tier};
 use crate::web;
 
 /// Tool runs in flight at once: Workers allow six open connections per request.
@@ -43,19 +43,10 @@ struct Run<H: Host> {
     toolbox: Toolbox,
 }
 
-/// Headers the agent function needs from the caller's request.
-const FORWARDED: [&str; 5] = ["authorization", "content-type", "accept", "cache-control", super::super::mode::TIER_HEADER];
-
 /// Chat's side: the same request, whole, to the `agent` function; its answer (a stream
 /// included) goes back as it is.
 pub(in super::super) async fn forward<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, bytes: bytes::Bytes) -> Handled {
-    let mut request = http::Request::post(parts.uri.path()).header(web::REQUEST_ID, ctx.request_id.as_str());
-    for name in FORWARDED {
-        if let Some(value) = parts.headers.get(name) {
-            request = request.header(name, value.clone());
-        }
-    }
-    let request = request.body(bytes).map_err(|err| ApiError::Internal(format!("could not build the agent request: {err}")))?;
+    let request = super::super::gateway::on_behalf(&parts.headers, &ctx.request_id, parts.uri.path(), Tier::System2, bytes)?;
     super::super::gateway::call(&ctx.host, "agent", request).await
 }
 
@@ -67,7 +58,7 @@ pub(in super::super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request
     if !request.tools.is_empty() {
         return Err(ApiError::Validation("the agent runs the platform's tools; a request with its own `tools` is answered by chat".into()));
     }
-    let chain = ctx.config.tier_chain_for(crate::routing::Tier::System2, request.model.take().as_deref())?;
+    let chain = ctx.config.tier_chain_for(Tier::System2, request.model.take().as_deref())?;
     let toolbox = Toolbox::from_host(&ctx.host, &parts.headers, &ctx.request_id).await;
     run(ctx, request, chain, toolbox, stream).await
 }
