@@ -8,11 +8,12 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
-use opencode_core::{Body, Host, HostError};
+use opencode_core::{Body, ByteStream, Host, HostError};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::FullBody;
 use spin_sdk::key_value::{Error as KvError, Store};
 use spin_sdk::wasip3::http::types::ErrorCode;
+use spin_sdk::wasip3::http_compat::{IncomingBody, IncomingMessage};
 
 use crate::wire;
 
@@ -205,15 +206,17 @@ async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>, Err
     let request = http::Request::from_parts(parts, FullBody::new(body));
     let response = spin_sdk::http::send(request).await?;
     let (parts, body) = response.into_parts();
-    let declared = wire::declared_length(&parts.headers);
-    let stream = wire::until_declared(
+    let stream = body_stream(body, &parts.headers);
+    Ok(http::Response::from_parts(parts, Body::Stream(stream)))
+}
+
+/// A `wasi:http` body as the core's stream, chunk by chunk as it arrives, ending at its
+/// declared length ([`wire::until_declared`]).
+pub(crate) fn body_stream<T: IncomingMessage + 'static>(body: IncomingBody<T>, headers: &http::HeaderMap) -> ByteStream {
+    Box::pin(wire::until_declared(
         body.stream()
             .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
-        declared,
-    );
-    Ok(http::Response::from_parts(
-        parts,
-        Body::Stream(Box::pin(stream)),
+        wire::declared_length(headers),
     ))
 }
 

@@ -6,8 +6,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use opencode_core::{Body, ByteStream, Function, HostError};
-use spin_sdk::http::body::IncomingBodyExt;
+use opencode_core::{Body, Function, HostError};
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 use spin_sdk::wasip3::http_compat::{http_from_wasi_request, http_into_wasi_response};
 
@@ -23,12 +22,7 @@ pub async fn serve<F: Function>(
     request: spin_sdk::http::Request,
 ) -> http::Response<ResponseBody> {
     let (parts, body) = request.into_parts();
-    let declared = wire::declared_length(&parts.headers);
-    let body: ByteStream = Box::pin(wire::until_declared(
-        body.stream()
-            .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
-        declared,
-    ));
+    let body = crate::host::body_stream(body, &parts.headers);
     let request = http::Request::from_parts(parts, Body::Stream(body));
     let response = opencode_core::serve::<F, _>(SpinHost::new(), request).await;
     let (mut parts, body) = response.into_parts();
