@@ -80,15 +80,22 @@ function row(name, platform, direct) {
     (direct ? `   added: p50 ${fmt(platform.p50 - direct.p50)} ms  p99 ${fmt(platform.p99 - direct.p99)} ms` : ''));
 }
 
+// Each Spin component's Wasm, as spin.toml names it (the build profile differs by function).
+function spinSources() {
+  const manifest = readFileSync(join(root, 'spin.toml'), 'utf8');
+  const sources = {};
+  for (const [, name, source] of manifest.matchAll(/^\[component\.([\w-]+)\]\s*\nsource = "([^"]+)"/gm)) {
+    sources[name] = join(target, source.replace(/^target\//, ''));
+  }
+  return sources;
+}
+
 function sizes(runtime) {
   const out = [];
-  // Spin builds the functions bound by their upstreams with the `small` profile (Cargo.toml).
-  const small = ['agent', 'knowledge', 'search', 'code', 'thinking', 'research'];
+  const spin = runtime === 'spin' ? spinSources() : {};
   for (const f of ['gateway', 'chat', 'agent', 'knowledge', 'search', 'code', 'thinking', 'research', 'admin']) {
-    const file = runtime !== 'spin'
-      ? join(root, 'functions', f, 'build', 'index_bg.wasm')
-      : join(target, 'wasm32-wasip2', small.includes(f) ? 'small' : 'release', `opencode_fn_${f}.wasm`);
-    if (!existsSync(file)) continue;
+    const file = runtime !== 'spin' ? join(root, 'functions', f, 'build', 'index_bg.wasm') : spin[f];
+    if (!file || !existsSync(file)) continue;
     const raw = readFileSync(file);
     out.push(`  ${f.padEnd(10)} ${(raw.length / 1024).toFixed(0).padStart(6)} KiB raw ${(gzipSync(raw, { level: 9 }).length / 1024).toFixed(0).padStart(6)} KiB gzipped`);
   }
