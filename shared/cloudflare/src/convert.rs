@@ -3,11 +3,12 @@
 //! not fit becomes an error the caller turns into a response or a `HostError`.
 
 use bytes::Bytes;
-use futures::StreamExt;
-use opencode_core::{Body, ByteStream, HostError};
+use opencode_core::{Body, HostError};
 use worker::js_sys::{self, Array, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;
+
+use crate::stream;
 
 /// The message of a JavaScript exception or rejection, for logs and `HostError`s.
 pub(crate) fn js_message(value: &JsValue) -> String {
@@ -21,28 +22,24 @@ pub(crate) fn js_message(value: &JsValue) -> String {
 }
 
 /// An incoming request, straight from the runtime.
-pub(crate) fn request_from_web(
+pub(crate) async fn request_from_web(
     request: &web_sys::Request,
 ) -> Result<http::Request<Body>, &'static str> {
     let method = http::Method::from_bytes(request.method().as_bytes())
         .map_err(|_| "the request method is not valid")?;
     let uri = parse_uri(&request.url()).ok_or("the request URL is not valid")?;
+    let mut headers = http::HeaderMap::new();
+    copy_headers_from_web(&request.headers(), &mut headers);
+    let body = stream::body_from_web(&headers, request.body(), || request.array_buffer())
+        .await
+        .map_err(|_| "the request body could not be read")?;
     let mut builder = http::Request::builder().method(method).uri(uri);
-    if let Some(headers) = builder.headers_mut() {
-        copy_headers_from_web(&request.headers(), headers);
+    if let Some(slot) = builder.headers_mut() {
+        *slot = headers;
     }
-    let body = match request.body() {
-        Some(stream) => Body::Stream(stream_from_worker(worker::Body::new(stream))),
-        None => Body::empty(),
-    };
     builder
         .body(body)
         .map_err(|_| "the request could not be read")
-}
-
-/// An incoming request already converted by `worker`'s `http` feature.
-pub(crate) fn request_from_worker(request: worker::HttpRequest) -> http::Request<Body> {
-    request.map(|body| Body::Stream(stream_from_worker(body)))
 }
 
 /// An outgoing request for `fetch` or a service binding. `service` names the sibling function
@@ -74,20 +71,20 @@ pub(crate) fn request_to_web(
         .map_err(|error| HostError::Refused(js_message(&error)))
 }
 
-/// A response from `fetch` or a service binding; its body streams as it arrives.
-pub(crate) fn response_from_web(
+/// A response from `fetch` or a service binding; its body streams as it arrives, unless it is
+/// small and declares its length (see [`stream::body_from_web`]).
+pub(crate) async fn response_from_web(
     response: &web_sys::Response,
 ) -> Result<http::Response<Body>, HostError> {
     let status = http::StatusCode::from_u16(response.status())
         .map_err(|_| HostError::Connect(String::from("the response status is not valid")))?;
+    let mut headers = http::HeaderMap::new();
+    copy_headers_from_web(&response.headers(), &mut headers);
+    let body = stream::body_from_web(&headers, response.body(), || response.array_buffer()).await?;
     let mut builder = http::Response::builder().status(status);
-    if let Some(headers) = builder.headers_mut() {
-        copy_headers_from_web(&response.headers(), headers);
+    if let Some(slot) = builder.headers_mut() {
+        *slot = headers;
     }
-    let body = match response.body() {
-        Some(stream) => Body::Stream(stream_from_worker(worker::Body::new(stream))),
-        None => Body::empty(),
-    };
     builder
         .body(body)
         .map_err(|error| HostError::Connect(error.to_string()))
@@ -113,11 +110,10 @@ pub(crate) fn response_to_web(response: http::Response<Body>) -> Result<web_sys:
             let array = Uint8Array::new_from_slice(bytes.as_ref());
             web_sys::Response::new_with_opt_buffer_source_and_init(Some(&array), &init)
         }
-        Body::Stream(stream) => {
-            let stream = worker::Body::from_stream(stream).map_err(|error| error.to_string())?;
-            let readable = stream.into_inner();
-            web_sys::Response::new_with_opt_readable_stream_and_init(readable.as_ref(), &init)
-        }
+        Body::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(
+            Some(&stream::to_web(stream)),
+            &init,
+        ),
     };
     built.map_err(|error| js_message(&error))
 }
@@ -141,11 +137,6 @@ pub(crate) fn plain_response(status: u16, message: &str) -> worker::Result<web_s
         Some(&body),
         &init,
     )?)
-}
-
-fn stream_from_worker(body: worker::Body) -> ByteStream {
-    body.map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string())))
-        .boxed_local()
 }
 
 /// Header values on the web platform are byte strings: each char is one byte (U+0000–U+00FF).

@@ -67,7 +67,7 @@ impl Host for WorkersHost {
         let response: web_sys::Response = response
             .dyn_into()
             .map_err(|_| HostError::Connect(String::from("fetch did not return a response")))?;
-        response_from_web(&response)
+        response_from_web(&response).await
     }
 
     async fn call_function(
@@ -102,7 +102,7 @@ impl Host for WorkersHost {
         let response: web_sys::Response = response.dyn_into().map_err(|_| {
             HostError::Connect(String::from("the binding did not return a response"))
         })?;
-        response_from_web(&response)
+        response_from_web(&response).await
     }
 
     async fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, HostError> {

@@ -22,12 +22,14 @@ mod convert;
 mod host;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod kv;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+mod stream;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub use host::WorkersHost;
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-pub use serve_impl::{into_web_response, serve, serve_raw};
+pub use serve_impl::{into_web_response, serve_raw};
 
 /// What [`entry!`] expands to needs; not part of the API.
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
@@ -43,27 +45,15 @@ mod serve_impl {
     use opencode_core::Function;
     use worker::web_sys;
 
-    /// Runs function `F` on one request already converted by `worker` (the `http` feature's
-    /// `HttpRequest`) and returns the Workers response. A response the runtime refuses to
-    /// build becomes a plain 500; the `Err` case only reports that even that failed.
-    pub async fn serve<F: Function>(
-        request: worker::HttpRequest,
-        env: worker::Env,
-        ctx: worker::Context,
-    ) -> worker::Result<web_sys::Response> {
-        let request = convert::request_from_worker(request);
-        respond::<F>(request, env, ctx).await
-    }
-
-    /// Like [`serve`], from the raw `web_sys::Request` the runtime hands over. This is what
-    /// [`entry!`](crate::entry) uses: it skips `worker`'s own `HttpRequest` conversion, which
-    /// panics on an HTTP version string it does not know.
+    /// Runs function `F` on the raw `web_sys::Request` the runtime hands over; this is what
+    /// [`entry!`](crate::entry) expands to. (`worker`'s own `HttpRequest` conversion is not
+    /// used: it panics on an HTTP version string it does not know.)
     pub async fn serve_raw<F: Function>(
         request: web_sys::Request,
         env: worker::Env,
         ctx: worker::Context,
     ) -> worker::Result<web_sys::Response> {
-        match convert::request_from_web(&request) {
+        match convert::request_from_web(&request).await {
             Ok(request) => respond::<F>(request, env, ctx).await,
             Err(message) => convert::plain_response(400, message),
         }
@@ -79,7 +69,7 @@ mod serve_impl {
     }
 
     /// Turns a core response into the runtime's, streaming `Body::Stream` chunk by chunk.
-    /// [`serve`] uses it; it is public for Workers that drive [`WorkersHost`] without
+    /// [`serve_raw`] uses it; it is public for Workers that drive [`WorkersHost`] without
     /// `opencode_core::serve` (the adapter's own runtime tests). A response the runtime refuses
     /// (a status outside 200–599, say) becomes a plain 500.
     pub fn into_web_response(

@@ -2,7 +2,8 @@
 // host-probe Worker. Run with scripts/cloudflare/test-host, which builds the probe first.
 //
 // What they prove: streamed bodies leave chunk by chunk (out of the Worker, through Host::fetch
-// and through a service binding), KV maps store names to bindings and honours the TTL floor,
+// and through a service binding), fetched bodies arrive byte for byte whether read whole or
+// streamed, a fetched body dropped early is cancelled upstream, KV maps store names to bindings and honours the TTL floor,
 // vars and secrets resolve (empty means unset), timers, randomness and wait_until work, and
 // responses the runtime would refuse become a 500 instead of a crash.
 
@@ -22,6 +23,7 @@ let mf;
 let base;
 let upstream;
 let upstreamUrl;
+let endlessClosed = null;
 
 class StderrLog extends Log {
   log(message) {
@@ -31,8 +33,29 @@ class StderrLog extends Log {
 
 before(async () => {
   assert.ok(existsSync(path.join(PROBE, "index.js")), `build the probe first: ${PROBE}`);
-  // An upstream that echoes what it received in headers, then streams 4 events GAP_MS apart.
+  // An upstream that echoes what it received in headers, then streams 4 events GAP_MS apart;
+  // /bytes?n=N answers N bytes of every value with their length; /endless streams an event
+  // every 20 ms for 10 s and records whether the client went away before that (endlessClosed).
   upstream = http.createServer((req, res) => {
+    const bytes = req.url.match(/^\/bytes\?n=(\d+)$/);
+    if (bytes) {
+      const body = Buffer.from(Array.from({ length: Number(bytes[1]) }, (_, i) => (i * 7) % 256));
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
+      res.end(body);
+      return;
+    }
+    if (req.url === "/endless") {
+      res.writeHead(200, { "content-type": "text/event-stream" });
+      let sent = 0;
+      const timer = setInterval(() => res.write(`data: ${sent++}\n\n`), 20);
+      const done = setTimeout(() => { clearInterval(timer); res.end(); }, 10_000);
+      res.on("close", () => {
+        clearInterval(timer);
+        clearTimeout(done);
+        endlessClosed = sent < 400;
+      });
+      return;
+    }
     let body = "";
     req.on("data", (chunk) => (body += chunk));
     req.on("end", () => {
@@ -124,6 +147,28 @@ test("Host::fetch sends method, headers and body, and streams the response", asy
   assert.equal(response.headers.get("x-seen-body"), '{"hello":1}');
   assert.match(text, /data: up 3/);
   assertStreamed(chunks, 4);
+});
+
+test("Host::fetch hands over bodies byte for byte, read whole when small, streamed when large", async () => {
+  const origin = new URL(upstreamUrl).origin;
+  // 64 KiB is where the adapter stops reading a declared-length body whole.
+  for (const n of [0, 1000, 65536, 65537, 300000]) {
+    const response = await fetch(new URL(`/proxy?url=${encodeURIComponent(`${origin}/bytes?n=${n}`)}`, base));
+    assert.equal(response.status, 200);
+    const body = Buffer.from(await response.arrayBuffer());
+    assert.equal(body.length, n, `length for n=${n}`);
+    const expected = Buffer.from(Array.from({ length: n }, (_, i) => (i * 7) % 256));
+    assert.ok(body.equals(expected), `bytes differ for n=${n}`);
+  }
+});
+
+test("a fetched body dropped before its end is cancelled upstream", async () => {
+  const origin = new URL(upstreamUrl).origin;
+  const { response, text } = await chunked(`/peek?url=${encodeURIComponent(`${origin}/endless`)}`);
+  assert.equal(response.status, 200);
+  assert.match(text, /^data: 0/);
+  // The probe answers 300 ms after dropping the body, still inside its request.
+  assert.equal(endlessClosed, true, "the upstream kept streaming to a reader that was gone");
 });
 
 test("Host::fetch reports a refused connection and a relative URL as errors", async () => {

@@ -6,6 +6,8 @@
 //! - `/stream?n=N&ms=MS` — a `Body::Stream` of N SSE events, MS apart (timers + streaming out)
 //! - `/proxy?url=URL` (URL percent-encoded) — POSTs `{"hello":1}` with `x-probe: 1` through
 //!   `Host::fetch` and returns the upstream response as it streams
+//! - `/peek?url=URL` (URL percent-encoded) — GETs URL through `Host::fetch`, reads the first
+//!   chunk of its body, drops the rest and answers with that chunk 300 ms later
 //! - `/call?fn=NAME&path=PATH` (PATH percent-encoded) — GET PATH on a sibling via its binding
 //! - `/kv` — a put/get/list/delete round trip on stores `cache` and `data`, as text lines
 //! - `/bg` then `/bgcheck` — `spawn_background` writes a key after the response is sent
@@ -105,6 +107,26 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
             match host.fetch(request).await {
                 Ok(response) => response,
                 Err(error) => text(502, format!("fetch error: {error}")),
+            }
+        }
+        "peek" => {
+            let target = query(url, "url").unwrap_or_default();
+            let Some(request) = request(http::Method::GET, &target, Bytes::new()) else {
+                return text(400, String::from("bad url"));
+            };
+            let first = match host.fetch(request).await {
+                Ok(response) => match response.into_body() {
+                    Body::Stream(mut stream) => stream.next().await,
+                    Body::Full(bytes) => Some(Ok(bytes)),
+                },
+                Err(error) => return text(502, format!("fetch error: {error}")),
+            };
+            // The body is gone by now; the request stays open a while so that only the drop,
+            // not the end of the request, can have stopped the upstream.
+            host.sleep(300).await;
+            match first {
+                Some(Ok(chunk)) => text(200, String::from_utf8_lossy(&chunk).into_owned()),
+                other => text(502, format!("no first chunk: {other:?}")),
             }
         }
         "call" => {
