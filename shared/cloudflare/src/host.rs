@@ -144,14 +144,11 @@ impl Host for WorkersHost {
     }
 
     fn var(&self, name: &str) -> Option<String> {
-        let env = &self.inner.env;
-        // Vars and secrets are both plain strings on `env`; a var shadows nothing in practice
-        // because wrangler refuses a secret with a var's name, but look at vars first anyway.
-        let value = env
-            .var(name)
-            .or_else(|_| env.secret(name))
-            .ok()?
-            .to_string();
+        // Vars and secrets are both plain strings on `env` (wrangler refuses a secret with a
+        // var's name), so one property read finds either. `Env::var` and `Env::secret` would
+        // each also look up the value's constructor name, a cost on every request.
+        let env: &JsValue = self.inner.env.as_ref();
+        let value = Reflect::get(env, &JsValue::from_str(name)).ok()?.as_string()?;
         (!value.is_empty()).then_some(value)
     }
 
