@@ -70,6 +70,34 @@ async fn auth_is_required_except_for_health() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn the_gateway_forwards_a_chunked_upload_with_its_length_and_no_hop_by_hop_headers() {
+    let host = host().with_function("chat", |_host, req: http::Request<bytes::Bytes>| async move {
+        let seen: Vec<String> = req.headers().iter().map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or("?"))).collect();
+        http::Response::new(Body::from(seen.join("\n")))
+    });
+    let upload = http::Request::post("/v1/chat")
+        .header("transfer-encoding", "chunked")
+        .header("connection", "keep-alive, x-private")
+        .header("keep-alive", "timeout=5")
+        .header("x-private", "named by connection")
+        .header("te", "trailers")
+        .header("authorization", "Bearer t")
+        .header("content-type", "application/json")
+        .body(Body::from(String::from("{\"messages\":[]}")))
+        .unwrap();
+    let response = opencode_core::serve_named("gateway", host.clone(), upload).await;
+    let seen = String::from_utf8(response.into_body().collect(1 << 16).await.unwrap().to_vec()).unwrap();
+    let mut seen: Vec<&str> = seen.lines().filter(|line| !line.starts_with("x-request-id=")).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, ["authorization=Bearer t", "content-length=15", "content-type=application/json"]);
+
+    let bodiless = http::Request::get("/v1/chat").header("content-length", "0").body(Body::empty()).unwrap();
+    let response = opencode_core::serve_named("gateway", host, bodiless).await;
+    let seen = String::from_utf8(response.into_body().collect(1 << 16).await.unwrap().to_vec()).unwrap();
+    assert!(!seen.contains("content-length"), "{seen}");
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_gateway_routes_by_path_and_404s_the_rest() {
     let host = host().with_function("admin", |host, req: http::Request<bytes::Bytes>| async move {
         let (parts, body) = req.into_parts();
