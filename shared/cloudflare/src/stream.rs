@@ -39,11 +39,7 @@ pub(crate) async fn body_from_web(
     let Some(stream) = stream else {
         return Ok(Body::empty());
     };
-    let declared = headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.parse::<u64>().ok());
-    if declared.is_none_or(|length| length > WHOLE_BODY_MAX) {
+    if opencode_core::web::declared_length(headers).is_none_or(|length| length > WHOLE_BODY_MAX) {
         return Ok(Body::Stream(from_web(&stream)));
     }
     let read = |error: JsValue| HostError::Body(js_message(&error));

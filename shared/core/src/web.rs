@@ -38,15 +38,15 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// The length a message declares (`content-length`), when it declares a valid one.
+pub fn declared_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers.get(http::header::CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
+}
+
 /// Reads the whole body, refusing more than `limit` bytes (early, from `content-length`, when
 /// the client declared it).
 pub async fn read_body(parts: &http::request::Parts, body: Body, limit: usize) -> Result<Bytes, ApiError> {
-    let declared = parts
-        .headers
-        .get(http::header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|len| len > limit as u64) {
+    if declared_length(&parts.headers).is_some_and(|len| len > limit as u64) {
         // Read what a reasonable client is still sending, so it gets the 413, not a reset.
         body.drain_oversized(limit).await;
         return Err(ApiError::PayloadTooLarge { limit });
@@ -84,6 +84,34 @@ pub fn parse_json<T: DeserializeOwned>(parts: &http::request::Parts, body: &[u8]
         serde_json::error::Category::Data => ApiError::Validation(err.to_string()),
         _ => ApiError::MalformedJson(err.to_string()),
     })
+}
+
+/// Headers that describe one connection, not the message (RFC 9110 §7.6.1): a relay must not
+/// pass them on.
+const HOP_BY_HOP: [&str; 9] = [
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+];
+
+/// Removes the hop-by-hop headers from `headers`, and those the `connection` header names.
+pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    let named: Vec<String> = headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|name| name.trim().to_ascii_lowercase())
+        .collect();
+    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+        headers.remove(name);
+    }
 }
 
 /// A JSON response.

@@ -216,7 +216,7 @@ pub(crate) fn body_stream<T: IncomingMessage + 'static>(body: IncomingBody<T>, h
     Box::pin(wire::until_declared(
         body.stream()
             .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
-        wire::declared_length(headers),
+        opencode_core::web::declared_length(headers),
     ))
 }
 

@@ -1,36 +1,16 @@
 //! Pure translations between the core's names and Spin's: no I/O, so they build and are tested
 //! on every target.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_LENGTH};
+use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
 use http::{Method, StatusCode};
 
-/// Headers that describe one hop, not the message. `wasi:http` refuses them on requests and
-/// responses a guest builds (the runtime owns framing), so they are dropped before a message is
-/// handed to the runtime rather than failing the whole request.
-const HOP_BY_HOP: [&str; 11] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "transfer-encoding",
-    "upgrade",
-    "host",
-    "http2-settings",
-    "te",
-    "trailer",
-];
-
-/// Whether `name` is a hop-by-hop header the runtime would refuse.
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
-}
-
-/// Removes every hop-by-hop header from `headers`.
+/// Removes what `wasi:http` refuses on requests and responses a guest builds (the runtime owns
+/// framing and takes the authority from the URL): the hop-by-hop headers, and `host` and
+/// `http2-settings`. Dropping them beats failing the whole request.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    for name in HOP_BY_HOP {
-        headers.remove(name);
-    }
+    opencode_core::web::strip_hop_by_hop(headers);
+    headers.remove(http::header::HOST);
+    headers.remove("http2-settings");
 }
 
 /// Declares the length of a body held whole, so the runtime frames the message with
@@ -53,11 +33,6 @@ pub fn declare_request_length(headers: &mut HeaderMap, method: &Method, len: usi
     if carries_body || len > 0 {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     }
-}
-
-/// The length a message declares, when it declares one.
-pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
-    headers.get(CONTENT_LENGTH)?.to_str().ok()?.parse().ok()
 }
 
 /// A body stream that ends as soon as `declared` bytes have arrived. Reading on would cost two
@@ -147,6 +122,7 @@ pub fn select_keys(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opencode_core::web::declared_length;
 
     #[test]
     fn function_urls_use_spin_service_chaining() {
@@ -199,21 +175,21 @@ mod tests {
         for name in [
             "connection",
             "transfer-encoding",
+            "upgrade",
             "host",
             "content-type",
+            "content-length",
             "authorization",
         ] {
             headers.insert(
-                HeaderName::from_static(name),
+                http::HeaderName::from_static(name),
                 http::HeaderValue::from_static("x"),
             );
         }
         strip_hop_by_hop(&mut headers);
-        let mut left: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        let mut left: Vec<&str> = headers.keys().map(http::HeaderName::as_str).collect();
         left.sort_unstable();
-        assert_eq!(left, ["authorization", "content-type"]);
-        assert!(is_hop_by_hop(&http::header::UPGRADE));
-        assert!(!is_hop_by_hop(&http::header::CONTENT_LENGTH));
+        assert_eq!(left, ["authorization", "content-length", "content-type"]);
     }
 
     #[test]

@@ -44,13 +44,9 @@ pub(super) fn body_limit<H: Host>(host: &H) -> usize {
     host.var("MAX_BODY_BYTES").and_then(|v| v.trim().parse().ok()).unwrap_or(DEFAULT_MAX_BODY_BYTES)
 }
 
-/// Headers that describe one connection, not the request (RFC 9110 §7.6.1): a proxy must not
-/// pass them on, nor those the `connection` header names.
-const HOP_BY_HOP: [&str; 7] = ["connection", "keep-alive", "proxy-connection", "te", "trailer", "transfer-encoding", "upgrade"];
-
 /// Forwards a request to `function` with its body read whole (bounded) and the request id set.
 /// The body goes on with its length, whatever framing the caller used (a chunked upload, say),
-/// so the function can read it in one go.
+/// so the function can read it in one go; the caller's connection headers stay behind.
 pub(super) async fn forward<H: Host>(
     host: &H,
     function: &str,
@@ -59,14 +55,7 @@ pub(super) async fn forward<H: Host>(
 ) -> Result<http::Response<Body>, ApiError> {
     let (mut parts, body) = request.into_parts();
     let body = web::read_body(&parts, body, body_limit(host)).await?;
-    let named: Vec<String> = parts.headers.get_all(http::header::CONNECTION).iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|name| name.trim().to_ascii_lowercase())
-        .collect();
-    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
-        parts.headers.remove(name);
-    }
+    web::strip_hop_by_hop(&mut parts.headers);
     if body.is_empty() {
         parts.headers.remove(http::header::CONTENT_LENGTH);
     } else {
