@@ -1,5 +1,6 @@
 //! Running components: one compiled [`Component`] and pre-instance per component, made once at
-//! startup, and a wasmtime-wasi-http [`ProxyHandler`] per component that reuses a WASIp3
+//! startup, instances allocated from a pool as `spin up` allocates them ([`pooling`]), and a
+//! wasmtime-wasi-http [`ProxyHandler`] per component that reuses a WASIp3
 //! instance for many requests (up to [`MAX_REUSE`], [`MAX_CONCURRENT`] at a time) and keeps it
 //! running after a response while the guest still has post-return work (streamed bodies,
 //! background tasks).
@@ -148,7 +149,16 @@ impl Compiled {
         if std::env::var_os("SPIN_HOST_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
         }
-        let engine = Engine::new(&config)?;
+        let mut pooled = config.clone();
+        pooled.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pooling()));
+        let engine = match Engine::new(&pooled) {
+            Ok(engine) => engine,
+            // As `spin up` does where the address space cannot hold the pool.
+            Err(error) => {
+                eprintln!("spin-host: no pooling allocator ({error:#}); instances are allocated on demand");
+                Engine::new(&config)?
+            }
+        };
 
         let mut linker = Linker::<StoreData>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -220,6 +230,34 @@ impl Runtime {
         }
         Ok(Self { router: Arc::clone(&compiled.router), components })
     }
+}
+
+/// The pooling instance allocator with `spin up`'s defaults (spin-core's `Config::default`):
+/// slots for 1000 instances reserved up front, so an instance is made without mmap calls and a
+/// retired one's first 2 MiB of linear memory (and 512 KiB of tables) are reset in place rather
+/// than returned to the kernel, which the next instance would page-fault back in.
+fn pooling() -> wasmtime::PoolingAllocationConfig {
+    const MIB: usize = 1 << 20;
+    const MAX_INSTANCES: u32 = 1000;
+    let mut pooling = wasmtime::PoolingAllocationConfig::default();
+    pooling
+        .total_component_instances(MAX_INSTANCES)
+        .total_memories(MAX_INSTANCES)
+        .total_tables(2 * MAX_INSTANCES)
+        .total_stacks(MAX_INSTANCES)
+        .total_core_instances(4 * MAX_INSTANCES)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MIB)
+        .max_core_instance_size(10 * MIB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MIB)
+        .table_keep_resident(MIB / 2);
+    pooling
 }
 
 /// Compiles one Wasm file. With a cache directory, the compiled artifact is kept under a name
@@ -312,16 +350,16 @@ impl ComponentRuntime {
         };
         let full_url = request.uri().to_string();
         let headers = request.headers_mut();
-        insert(headers, "spin-full-url", &full_url);
-        insert(headers, "spin-path-info", &path_info);
-        insert(headers, "spin-base-path", "/");
+        insert(headers, SPIN_FULL_URL, &full_url);
+        insert(headers, SPIN_PATH_INFO, &path_info);
+        insert(headers, SPIN_BASE_PATH, "/");
         if let Some(route) = matched {
-            insert(headers, "spin-matched-route", &route.raw);
-            insert(headers, "spin-raw-component-route", &route.raw);
-            insert(headers, "spin-component-route", &route.prefix);
+            insert(headers, SPIN_MATCHED_ROUTE, &route.raw);
+            insert(headers, SPIN_RAW_COMPONENT_ROUTE, &route.raw);
+            insert(headers, SPIN_COMPONENT_ROUTE, &route.prefix);
         }
         if let Some(client) = client {
-            insert(headers, "spin-client-addr", &client.to_string());
+            insert(headers, SPIN_CLIENT_ADDR, &client.to_string());
         }
         match self.handler.handle((), request).await {
             Ok(response) => response,
@@ -336,11 +374,20 @@ impl ComponentRuntime {
     }
 }
 
-fn insert(headers: &mut http::HeaderMap, name: &'static str, value: &str) {
+fn insert(headers: &mut http::HeaderMap, name: http::HeaderName, value: &str) {
     if let Ok(value) = http::HeaderValue::from_str(value) {
         headers.insert(name, value);
     }
 }
+
+/// The headers Spin adds to every request, as constants: a `&str` name is parsed on every insert.
+const SPIN_FULL_URL: http::HeaderName = http::HeaderName::from_static("spin-full-url");
+const SPIN_PATH_INFO: http::HeaderName = http::HeaderName::from_static("spin-path-info");
+const SPIN_BASE_PATH: http::HeaderName = http::HeaderName::from_static("spin-base-path");
+const SPIN_MATCHED_ROUTE: http::HeaderName = http::HeaderName::from_static("spin-matched-route");
+const SPIN_RAW_COMPONENT_ROUTE: http::HeaderName = http::HeaderName::from_static("spin-raw-component-route");
+const SPIN_COMPONENT_ROUTE: http::HeaderName = http::HeaderName::from_static("spin-component-route");
+const SPIN_CLIENT_ADDR: http::HeaderName = http::HeaderName::from_static("spin-client-addr");
 
 /// A plain-text response with a fixed body.
 pub fn text_response(status: http::StatusCode, text: &'static str) -> http::Response<WasiBody> {

@@ -1,5 +1,5 @@
 //! Starting and stopping: port 0 picks a free port, SIGTERM exits cleanly, and a manifest that
-//! cannot run is refused at startup with a reason.
+//! cannot run is refused at startup with a reason; instances serve their quota and retire.
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -70,6 +70,20 @@ fn every_serving_thread_answers_and_shares_the_stores() {
         .collect();
     for (n, reader) in readers.into_iter().enumerate() {
         assert_eq!(reader.join().unwrap(), format!("v{n}"));
+    }
+}
+
+#[test]
+fn an_instance_serves_its_quota_and_the_next_starts_from_the_declared_memory() {
+    use spin_host::runtime::MAX_REUSE;
+    let dir = scratch("lifecycle-reuse");
+    // One thread, requests one after another: each component has one instance at a time.
+    let host = SpinHost::start(&probe_manifest(&dir, "", ""), &[], &["--threads", "1"]);
+    // Two instances retire and their slots are handed on; each successor's counters start over.
+    for n in 0..2 * MAX_REUSE + 3 {
+        let served = n % MAX_REUSE + 1;
+        let count = common::request(host.addr, "GET", "/count", &[], b"");
+        assert_eq!(count.text(), format!("{} {served}", 1000 + served), "request {n}");
     }
 }
 
