@@ -29,11 +29,12 @@ pub fn request_id<H: Host>(host: &H, headers: &http::HeaderMap) -> String {
 
 /// Lower-case hex of `bytes` (request ids, cache keys).
 pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
+    // Digit by digit: `write!` with `{:02x}` went through the formatting machinery per byte.
+    let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
     let mut out = String::with_capacity(bytes.len() * 2);
     for byte in bytes {
-        // Writing to a String cannot fail.
-        let _ = write!(out, "{byte:02x}");
+        out.push(digit(byte >> 4));
+        out.push(digit(byte & 0xf));
     }
     out
 }
@@ -88,20 +89,24 @@ pub fn parse_json<T: DeserializeOwned>(parts: &http::request::Parts, body: &[u8]
 
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): a relay must not
 /// pass them on.
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [http::HeaderName; 9] = [
+    http::header::CONNECTION,
+    http::HeaderName::from_static("keep-alive"),
+    http::header::PROXY_AUTHENTICATE,
+    http::header::PROXY_AUTHORIZATION,
+    http::HeaderName::from_static("proxy-connection"),
+    http::header::TE,
+    http::header::TRAILER,
+    http::header::TRANSFER_ENCODING,
+    http::header::UPGRADE,
 ];
 
 /// Removes the hop-by-hop headers from `headers`, and those the `connection` header names.
 pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+    // Most messages carry none, and one look at each name tells; removing by name hashes it.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let named: Vec<String> = headers
         .get_all(http::header::CONNECTION)
         .iter()
@@ -109,8 +114,11 @@ pub fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
         .flat_map(|value| value.split(','))
         .map(|name| name.trim().to_ascii_lowercase())
         .collect();
-    for name in HOP_BY_HOP.iter().copied().chain(named.iter().map(String::as_str)) {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
+    }
+    for name in &named {
+        headers.remove(name.as_str());
     }
 }
 
@@ -154,5 +162,34 @@ pub fn sse(frames: LocalBoxStream<'static, Bytes>) -> http::Response<Body> {
 pub fn set_header(response: &mut http::Response<Body>, name: &'static str, value: &str) {
     if let Ok(value) = http::HeaderValue::from_str(value) {
         response.headers_mut().insert(name, value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(hex(&[]), "");
+    }
+
+    #[test]
+    fn only_hop_by_hop_headers_and_those_connection_names_are_stripped() {
+        let mut plain = http::HeaderMap::new();
+        plain.insert("x-private", http::HeaderValue::from_static("kept: no connection names it"));
+        plain.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain"));
+        let before = plain.clone();
+        strip_hop_by_hop(&mut plain);
+        assert_eq!(plain, before);
+
+        let mut relayed = before;
+        relayed.insert(http::header::CONNECTION, http::HeaderValue::from_static("Keep-Alive, X-Private"));
+        relayed.insert("keep-alive", http::HeaderValue::from_static("timeout=5"));
+        relayed.insert(http::header::TRANSFER_ENCODING, http::HeaderValue::from_static("chunked"));
+        strip_hop_by_hop(&mut relayed);
+        let left: Vec<&str> = relayed.keys().map(http::HeaderName::as_str).collect();
+        assert_eq!(left, ["content-type"]);
     }
 }

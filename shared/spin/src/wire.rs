@@ -4,13 +4,15 @@
 use http::header::{HeaderMap, HeaderValue, CONTENT_LENGTH};
 use http::{Method, StatusCode};
 
+const HTTP2_SETTINGS: http::HeaderName = http::HeaderName::from_static("http2-settings");
+
 /// Removes what `wasi:http` refuses on requests and responses a guest builds (the runtime owns
 /// framing and takes the authority from the URL): the hop-by-hop headers, and `host` and
 /// `http2-settings`. Dropping them beats failing the whole request.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     opencode_core::web::strip_hop_by_hop(headers);
     headers.remove(http::header::HOST);
-    headers.remove("http2-settings");
+    headers.remove(HTTP2_SETTINGS);
 }
 
 /// Declares the length of a body held whole, so the runtime frames the message with
