@@ -4,6 +4,9 @@
 //! host (wall clocks are not available the same way on every runtime), so expiry is checked
 //! against `Host::now_ms` rather than the library's own clock.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+
 use jwt_simple::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -54,12 +57,63 @@ pub fn authenticate(
     verify(token, secret, now_ms)
 }
 
+/// Tokens that passed [`verify`] in this instance, with their expiry. An app or a bot sends the
+/// same token on every call, and checking its signature again (base64, JSON and HMAC in Wasm)
+/// was the largest single piece of a chat request's own work. Once a token has passed, only
+/// its expiry can turn it invalid (time moves one way, and no other check depends on it), so a
+/// hit checks the expiry exactly as the library does. Per instance, bounded, and emptied when
+/// the secret changes.
+struct Verified {
+    secret: String,
+    tokens: HashMap<String, (Principal, UnixTimeStamp)>,
+}
+
+/// More distinct tokens than this in one instance's life empty the table and start again.
+const MAX_VERIFIED: usize = 64;
+
+thread_local! {
+    static VERIFIED: RefCell<Verified> = RefCell::new(Verified { secret: String::new(), tokens: HashMap::new() });
+}
+
 /// Verifies one token.
 pub fn verify(token: &str, secret: &str, now_ms: u64) -> Result<Principal, ApiError> {
+    let now = UnixTimeStamp::from_millis(now_ms);
+    let tolerance = Duration::from_secs(LEEWAY_SECS);
+    let known = VERIFIED.with(|verified| {
+        let verified = verified.borrow();
+        (verified.secret == secret).then(|| verified.tokens.get(token).cloned()).flatten()
+    });
+    if let Some((principal, expires_at)) = known {
+        // jwt-simple's own test (`JWTClaims::validate`).
+        return if now >= tolerance && now - tolerance <= expires_at {
+            Ok(principal)
+        } else {
+            Err(ApiError::InvalidToken("token has expired".into()))
+        };
+    }
+    let (principal, expires_at) = verify_signed(token, secret, now, tolerance)?;
+    VERIFIED.with(|verified| {
+        let mut verified = verified.borrow_mut();
+        if verified.secret != secret || verified.tokens.len() >= MAX_VERIFIED {
+            verified.tokens.clear();
+            secret.clone_into(&mut verified.secret);
+        }
+        verified.tokens.insert(token.to_owned(), (principal.clone(), expires_at));
+    });
+    Ok(principal)
+}
+
+/// Checks the signature and the claims of a token not seen before.
+fn verify_signed(
+    token: &str,
+    secret: &str,
+    now: UnixTimeStamp,
+    tolerance: Duration,
+) -> Result<(Principal, UnixTimeStamp), ApiError> {
     let key = HS256Key::from_bytes(secret.as_bytes());
     let options = VerificationOptions {
-        artificial_time: Some(UnixTimeStamp::from_millis(now_ms)),
-        time_tolerance: Some(Duration::from_secs(LEEWAY_SECS)),
+        artificial_time: Some(now),
+        time_tolerance: Some(tolerance),
         ..Default::default()
     };
     let claims = key.verify_token::<PlatformClaims>(token, Some(options)).map_err(|err| {
@@ -76,9 +130,9 @@ pub fn verify(token: &str, secret: &str, now_ms: u64) -> Result<Principal, ApiEr
         };
         ApiError::InvalidToken(reason.into())
     })?;
-    if claims.expires_at.is_none() {
+    let Some(expires_at) = claims.expires_at else {
         return Err(ApiError::InvalidToken("token has no `exp` claim".into()));
-    }
+    };
     let subject = claims
         .subject
         .filter(|s| !s.is_empty())
@@ -90,7 +144,7 @@ pub fn verify(token: &str, secret: &str, now_ms: u64) -> Result<Principal, ApiEr
     if role.is_empty() {
         return Err(ApiError::InvalidToken("token has no `role` claim".into()));
     }
-    Ok(Principal { subject, tenant, role })
+    Ok((Principal { subject, tenant, role }, expires_at))
 }
 
 /// Mints a token (development tooling and tests; production tokens come from the users'
@@ -166,6 +220,37 @@ mod tests {
             authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW),
             Err(ApiError::InvalidToken("token has no `role` claim".into()))
         );
+    }
+
+    #[test]
+    fn a_token_seen_before_still_expires_and_still_needs_the_right_secret() {
+        let secret = "test-secret-0123456789";
+        let token = issue(secret, "alice", "acme", "user", NOW, 60).unwrap();
+        let alice = Principal { subject: "alice".into(), tenant: "acme".into(), role: "user".into() };
+        assert_eq!(authenticate(&bearer(&token), Some(secret), NOW), Ok(alice.clone()));
+        assert_eq!(authenticate(&bearer(&token), Some(secret), NOW + 1000), Ok(alice.clone()));
+        // The library's edge: valid through exp + leeway, expired a millisecond later.
+        let last_valid_ms = NOW + (60 + LEEWAY_SECS) * 1000;
+        assert_eq!(authenticate(&bearer(&token), Some(secret), last_valid_ms), Ok(alice.clone()));
+        let expired = ApiError::InvalidToken("token has expired".into());
+        assert_eq!(authenticate(&bearer(&token), Some(secret), last_valid_ms + 1), Err(expired));
+        let foreign = authenticate(&bearer(&token), Some("other-secret-0123456789"), NOW).unwrap_err();
+        assert_eq!(foreign, ApiError::InvalidToken("signature does not match".into()));
+        assert_eq!(authenticate(&bearer(&token), Some(secret), NOW), Ok(alice));
+    }
+
+    #[test]
+    fn more_tokens_than_are_remembered_all_verify() {
+        let secret = "test-secret-0123456789";
+        let tokens: Vec<String> = (0..2 * MAX_VERIFIED + 1)
+            .map(|n| issue(secret, &format!("user-{n}"), "acme", "user", NOW, 60).unwrap())
+            .collect();
+        for round in 0..2 {
+            for (n, token) in tokens.iter().enumerate() {
+                let who = authenticate(&bearer(token), Some(secret), NOW + round).unwrap();
+                assert_eq!(who.subject, format!("user-{n}"));
+            }
+        }
     }
 
     #[test]
