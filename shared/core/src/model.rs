@@ -57,6 +57,10 @@ pub struct Tool {
     pub description: String,
     /// A JSON Schema object.
     pub parameters: serde_json::Value,
+    /// The caller asked for calls that match `parameters` exactly (OpenAI's and Anthropic's
+    /// strict mode; Gemini has none and gets the schema alone).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 /// One call the model made: `arguments` is the JSON text the model wrote (it may not parse;

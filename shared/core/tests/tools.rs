@@ -59,7 +59,8 @@ async fn bad_tool_fields_are_refused_naming_the_field() {
         (json!({"messages": user, "tools": [tool(&"n".repeat(65))]}), "`tools[0].function.name`"),
         (json!({"messages": user, "tools": [tool("a"), tool("a")]}), "`tools[1].function.name` `a` is already the name"),
         (json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "parameters": "x"}}]}), "`tools[0].function.parameters` must be a JSON Schema object"),
-        (json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "strict": true}}]}), "`tools[0].function` has an unknown field `strict`"),
+        (json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "strict": "yes"}}]}), "`tools[0].function.strict` must be a boolean"),
+        (json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "cache": true}}]}), "`tools[0].function` has an unknown field `cache`"),
         (json!({"messages": user, "tools": (0..129).map(|i| tool(&format!("t{i}"))).collect::<Vec<_>>()}), "more than 128 tools"),
         (json!({"messages": user, "tools": "get_weather"}), "`tools` must be an array"),
         (json!({"messages": user, "tools": [tool("a")], "tool_choice": {"type": "function", "function": {"name": "b"}}}), "`tool_choice.function.name` `b` is not one of `tools`"),
@@ -227,6 +228,25 @@ async fn the_cache_keys_on_the_tools_and_replays_calls_as_json_and_as_a_stream()
     assert_eq!(piece, &json!({"index": 0, "id": call["id"], "name": "get_weather", "arguments": call["function"]["arguments"]}));
     assert_eq!(events.last().unwrap().1["tool_calls"], first["message"]["tool_calls"]);
     assert_eq!(sim.requests().len(), 4);
+}
+
+#[tokio::test]
+async fn a_strict_tool_stays_strict_where_the_vendor_has_strict_mode() {
+    let sim = provider_sim::start("127.0.0.1:0").unwrap();
+    let mut tool = weather_tool();
+    tool["function"]["strict"] = json!(true);
+    let body = json!({"messages": [{"role": "user", "content": "Weather in Paris?"}], "tools": [tool]});
+    for provider in ["openai", "anthropic", "gemini"] {
+        let (status, _, text) = send(&host(&sim, provider), "/v1/chat", &body).await;
+        assert_eq!(status, 200, "{provider}: {text}");
+    }
+    let wire: Vec<Value> = sim.requests().into_iter().map(|r| r["body"].clone()).collect();
+    assert_eq!(wire[0]["tools"][0]["function"]["strict"], json!(true), "{}", wire[0]);
+    assert_eq!(wire[1]["tools"][0]["strict"], json!(true), "{}", wire[1]);
+    // Gemini has no strict mode: the schema goes alone.
+    let declaration = &wire[2]["tools"][0]["functionDeclarations"][0];
+    assert_eq!(declaration["name"], "get_weather", "{}", wire[2]);
+    assert!(!wire[2].to_string().contains("strict"), "{}", wire[2]);
 }
 
 #[tokio::test]

@@ -82,7 +82,7 @@ pub(super) fn build_request(
         tools: request
             .tools
             .iter()
-            .map(|t| wire::Tool { name: &t.name, description: &t.description, input_schema: &t.parameters })
+            .map(|t| wire::Tool { name: &t.name, description: &t.description, input_schema: &t.parameters, strict: t.strict })
             .collect(),
         // Anthropic refuses a `tool_choice` without tools.
         tool_choice: request.tool_choice.as_ref().filter(|_| !request.tools.is_empty()).map(tool_choice),

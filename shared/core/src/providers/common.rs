@@ -194,8 +194,14 @@ pub(crate) fn tool_conversation() -> ChatRequest {
                 name: "get_weather".into(),
                 description: "Current weather for a place".into(),
                 parameters: serde_json::json!({"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}),
+                strict: true,
             },
-            Tool { name: "get_time".into(), description: String::new(), parameters: serde_json::json!({"type": "object", "properties": {}}) },
+            Tool {
+                name: "get_time".into(),
+                description: String::new(),
+                parameters: serde_json::json!({"type": "object", "properties": {}}),
+                strict: false,
+            },
         ],
         tool_choice: Some(ToolChoice::Auto),
         ..ChatRequest::default()

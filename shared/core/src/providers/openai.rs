@@ -70,7 +70,12 @@ pub(super) fn build_request(
             .iter()
             .map(|t| wire::Tool {
                 kind: "function",
-                function: wire::Function { name: &t.name, description: &t.description, parameters: &t.parameters },
+                function: wire::Function {
+                    name: &t.name,
+                    description: &t.description,
+                    parameters: &t.parameters,
+                    strict: t.strict,
+                },
             })
             .collect(),
         tool_choice: request.tool_choice.as_ref().map(tool_choice),

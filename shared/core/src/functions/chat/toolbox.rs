@@ -138,6 +138,7 @@ impl Toolbox {
                 name: WEB_SEARCH.into(),
                 description: "Search the web for current information. Returns numbered sources with URLs and snippets; cite them as [n].".into(),
                 parameters: query("What to search for"),
+                strict: false,
             });
         }
         if self.knowledge {
@@ -145,6 +146,7 @@ impl Toolbox {
                 name: SEARCH_KNOWLEDGE.into(),
                 description: "Search the user's own uploaded documents. Returns numbered passages; cite them as [n].".into(),
                 parameters: query("What to look up in the documents"),
+                strict: false,
             });
         }
         if self.sandbox {
@@ -160,6 +162,8 @@ impl Toolbox {
                     },
                     "required": ["language", "code"],
                 }),
+                // Strict mode would need `stdin` required; the toolbox checks arguments itself.
+                strict: false,
             });
         }
         tools

@@ -65,7 +65,7 @@ fn schema(value: Option<&Value>, path: &str) -> Result<Value, ApiError> {
     }
 }
 
-/// `tools`: `[{"type":"function","function":{"name","description"?,"parameters"?}}]`.
+/// `tools`: `[{"type":"function","function":{"name","description"?,"parameters"?,"strict"?}}]`.
 pub fn parse_tools(value: Option<Value>) -> Result<Vec<Tool>, ApiError> {
     let items = match value {
         None | Some(Value::Null) => return Ok(Vec::new()),
@@ -88,7 +88,7 @@ pub fn parse_tools(value: Option<Value>) -> Result<Vec<Tool>, ApiError> {
         let Some(function) = object.get("function").and_then(Value::as_object) else {
             return invalid(format!("`{path}.function` must be an object"));
         };
-        known_keys(function, &["name", "description", "parameters"], &format!("{path}.function"))?;
+        known_keys(function, &["name", "description", "parameters", "strict"], &format!("{path}.function"))?;
         let name = match function.get("name") {
             Some(Value::String(name)) if valid_name(name) => name.clone(),
             Some(other) => {
@@ -111,7 +111,12 @@ pub fn parse_tools(value: Option<Value>) -> Result<Vec<Tool>, ApiError> {
             Some(_) => return invalid(format!("`{path}.function.description` must be a string")),
         };
         let parameters = schema(function.get("parameters"), &format!("{path}.function.parameters"))?;
-        tools.push(Tool { name, description, parameters });
+        let strict = match function.get("strict") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(strict)) => *strict,
+            Some(_) => return invalid(format!("`{path}.function.strict` must be a boolean")),
+        };
+        tools.push(Tool { name, description, parameters, strict });
     }
     Ok(tools)
 }

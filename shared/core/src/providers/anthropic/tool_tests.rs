@@ -49,7 +49,7 @@ fn calls_become_tool_use_blocks_and_results_one_user_turn_of_tool_result_blocks(
     assert_eq!(
         body["tools"],
         json!([
-            {"name": "get_weather", "description": "Current weather for a place",
+            {"name": "get_weather", "description": "Current weather for a place", "strict": true,
              "input_schema": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}},
             {"name": "get_time", "input_schema": {"type": "object", "properties": {}}}
         ])

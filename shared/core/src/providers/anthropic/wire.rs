@@ -69,6 +69,8 @@ pub(super) struct Tool<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     pub description: &'a str,
     pub input_schema: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 #[derive(Debug, Serialize)]

@@ -47,7 +47,8 @@ fn tools_calls_and_results_go_out_in_openai_shapes() {
         body["tools"],
         json!([
             {"type": "function", "function": {"name": "get_weather", "description": "Current weather for a place",
-             "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]}}},
+             "parameters": {"type": "object", "properties": {"location": {"type": "string"}}, "required": ["location"]},
+             "strict": true}},
             {"type": "function", "function": {"name": "get_time", "parameters": {"type": "object", "properties": {}}}}
         ])
     );

@@ -62,6 +62,8 @@ pub(super) struct Function<'a> {
     #[serde(skip_serializing_if = "str::is_empty")]
     pub description: &'a str,
     pub parameters: &'a serde_json::Value,
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub strict: bool,
 }
 
 /// An assistant message's call: `{"id","type":"function","function":{"name","arguments"}}`.
