@@ -65,7 +65,15 @@ pub fn authenticate(
 /// the secret changes.
 struct Verified {
     secret: String,
-    tokens: HashMap<String, (Principal, UnixTimeStamp)>,
+    /// By the token's signed part (header and claims, which are no secret); the signature is
+    /// compared in constant time, so a lookup's timing tells nothing about a stored one.
+    tokens: HashMap<String, Remembered>,
+}
+
+struct Remembered {
+    signature: String,
+    principal: Principal,
+    expires_at: UnixTimeStamp,
 }
 
 /// More distinct tokens than this in one instance's life empty the table and start again.
@@ -79,9 +87,12 @@ thread_local! {
 pub fn verify(token: &str, secret: &str, now_ms: u64) -> Result<Principal, ApiError> {
     let now = UnixTimeStamp::from_millis(now_ms);
     let tolerance = Duration::from_secs(LEEWAY_SECS);
+    let (signed, signature) = token.rsplit_once('.').unwrap_or((token, ""));
     let known = VERIFIED.with(|verified| {
         let verified = verified.borrow();
-        (verified.secret == secret).then(|| verified.tokens.get(token).cloned()).flatten()
+        let remembered = verified.tokens.get(signed).filter(|_| verified.secret == secret)?;
+        same_bytes(remembered.signature.as_bytes(), signature.as_bytes())
+            .then(|| (remembered.principal.clone(), remembered.expires_at))
     });
     if let Some((principal, expires_at)) = known {
         // jwt-simple's own test (`JWTClaims::validate`).
@@ -98,9 +109,15 @@ pub fn verify(token: &str, secret: &str, now_ms: u64) -> Result<Principal, ApiEr
             verified.tokens.clear();
             secret.clone_into(&mut verified.secret);
         }
-        verified.tokens.insert(token.to_owned(), (principal.clone(), expires_at));
+        let remembered = Remembered { signature: signature.to_owned(), principal: principal.clone(), expires_at };
+        verified.tokens.insert(signed.to_owned(), remembered);
     });
     Ok(principal)
+}
+
+/// Equality whose time depends on the lengths only.
+fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
 }
 
 /// Checks the signature and the claims of a token not seen before.
@@ -237,6 +254,22 @@ mod tests {
         let foreign = authenticate(&bearer(&token), Some("other-secret-0123456789"), NOW).unwrap_err();
         assert_eq!(foreign, ApiError::InvalidToken("signature does not match".into()));
         assert_eq!(authenticate(&bearer(&token), Some(secret), NOW), Ok(alice));
+    }
+
+    #[test]
+    fn a_remembered_token_with_another_signature_is_checked_again() {
+        let secret = "test-secret-0123456789";
+        let token = issue(secret, "alice", "acme", "user", NOW, 60).unwrap();
+        assert!(authenticate(&bearer(&token), Some(secret), NOW).is_ok());
+        let (signed, signature) = token.rsplit_once('.').unwrap();
+        let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
+        let forged = format!("{signed}.{flipped}{}", &signature[1..]);
+        let refused = authenticate(&bearer(&forged), Some(secret), NOW).unwrap_err();
+        assert_eq!(refused, ApiError::InvalidToken("signature does not match".into()));
+        assert!(authenticate(&bearer(&format!("{signed}.")), Some(secret), NOW).is_err());
+        assert!(authenticate(&bearer(signed), Some(secret), NOW).is_err());
+        assert!(authenticate(&bearer(&token), Some(secret), NOW).is_ok());
+        assert!(!same_bytes(b"ab", b"abc") && !same_bytes(b"abc", b"abd") && same_bytes(b"abc", b"abc"));
     }
 
     #[test]
