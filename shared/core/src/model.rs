@@ -88,7 +88,14 @@ impl ToolCall {
 pub const MAX_STREAMED_TOOL_CALLS: usize = 256;
 
 /// Adds one streamed piece ([`StreamEvent::ToolCall`]) to the calls assembled so far.
-pub fn add_tool_call_piece(calls: &mut Vec<ToolCall>, index: usize, id: Option<&str>, name: Option<&str>, arguments: &str) {
+pub fn add_tool_call_piece(
+    calls: &mut Vec<ToolCall>,
+    index: usize,
+    id: Option<&str>,
+    name: Option<&str>,
+    arguments: &str,
+    signature: Option<&str>,
+) {
     if index >= MAX_STREAMED_TOOL_CALLS {
         return;
     }
@@ -101,6 +108,9 @@ pub fn add_tool_call_piece(calls: &mut Vec<ToolCall>, index: usize, id: Option<&
     }
     if let Some(name) = name {
         call.name = name.to_owned();
+    }
+    if let Some(signature) = signature {
+        call.signature = Some(signature.to_owned());
     }
     call.arguments.push_str(arguments);
 }
@@ -272,8 +282,8 @@ pub enum StreamEvent {
     Usage(Usage),
     /// A piece of the tool call at `index` (0-based, in call order): `id` and `name` arrive
     /// with its first piece, `arguments` is the next piece of its JSON text (vendors that send
-    /// a call whole send one piece).
-    ToolCall { index: usize, id: Option<String>, name: Option<String>, arguments: String },
+    /// a call whole send one piece), `signature` with the piece that carries one (Gemini).
+    ToolCall { index: usize, id: Option<String>, name: Option<String>, arguments: String, signature: Option<String> },
     /// Why the model stopped.
     Finish(FinishReason),
     /// The provider says the answer is complete; nothing follows.
@@ -307,10 +317,10 @@ mod tests {
     #[test]
     fn tool_call_pieces_assemble_by_index_and_a_wild_index_is_dropped() {
         let mut calls = Vec::new();
-        add_tool_call_piece(&mut calls, 0, Some("call_a"), Some("search"), "{\"q\":");
-        add_tool_call_piece(&mut calls, 1, Some("call_b"), Some("fetch"), "{}");
-        add_tool_call_piece(&mut calls, 0, None, None, "\"x\"}");
-        add_tool_call_piece(&mut calls, usize::MAX, Some("evil"), None, "{}");
+        add_tool_call_piece(&mut calls, 0, Some("call_a"), Some("search"), "{\"q\":", None);
+        add_tool_call_piece(&mut calls, 1, Some("call_b"), Some("fetch"), "{}", None);
+        add_tool_call_piece(&mut calls, 0, None, None, "\"x\"}", None);
+        add_tool_call_piece(&mut calls, usize::MAX, Some("evil"), None, "{}", None);
         assert_eq!(calls, vec![ToolCall::new("call_a", "search", "{\"q\":\"x\"}"), ToolCall::new("call_b", "fetch", "{}")]);
     }
 

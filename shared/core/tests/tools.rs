@@ -180,12 +180,42 @@ async fn a_stream_sends_tool_call_pieces_and_done_carries_the_assembled_calls() 
         let (_, done) = events.last().unwrap();
         assert_eq!(events.last().unwrap().0, "done");
         assert_eq!(done["finish_reason"], "tool_calls", "{provider}: {done}");
-        assert_eq!(
-            done["tool_calls"],
-            json!([{"id": id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}}]),
-            "{provider}"
-        );
+        let mut call = json!({"id": id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}});
+        if provider == "gemini" {
+            // Gemini's thought signature streams with its call and stays on the assembled one.
+            assert_eq!(pieces[0]["signature"], "sim-thought-signature/get_weather");
+            call["signature"] = json!("sim-thought-signature/get_weather");
+        }
+        assert_eq!(done["tool_calls"], json!([call]), "{provider}");
     }
+}
+
+#[tokio::test]
+async fn a_streamed_gemini_call_s_signature_goes_back_with_it() {
+    let sim = provider_sim::start("127.0.0.1:0").unwrap();
+    let host = host(&sim, "gemini");
+    let mut body = ask_with_tools("Weather in Paris");
+    body["stream"] = json!(true);
+    let (status, _, text) = send(&host, "/v1/chat", &body).await;
+    assert_eq!(status, 200, "{text}");
+    let done = events(&text).pop().unwrap().1;
+    let call = done["tool_calls"][0].clone();
+    let second = json!({
+        "messages": [
+            {"role": "user", "content": "Weather in Paris"},
+            {"role": "assistant", "content": null, "tool_calls": [call.clone()]},
+            {"role": "tool", "tool_call_id": call["id"], "content": "18 degrees and sunny"}
+        ],
+        "tools": [weather_tool()],
+        "stream": true
+    });
+    let (status, _, text) = send(&host, "/v1/chat", &second).await;
+    assert_eq!(status, 200, "{text}");
+    let wire = sim.requests().pop().unwrap()["body"].clone();
+    let part = &wire["contents"][1]["parts"][0];
+    assert_eq!(part["functionCall"]["name"], "get_weather", "{wire}");
+    // Its own signature, not Google's placeholder for calls whose signature is unknown.
+    assert_eq!(part["thoughtSignature"], "sim-thought-signature/get_weather", "{wire}");
 }
 
 #[tokio::test]

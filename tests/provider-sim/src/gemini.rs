@@ -194,8 +194,16 @@ fn tool_use(body: &Value, contents: &[Value]) -> Result<ToolUse, ErrorReply> {
     Ok(uses)
 }
 
+/// A call with its thought signature beside it, as Gemini 3 sends them (the first call of a
+/// turn carries one; the simulator makes one call a turn). Opaque, but the same for the same
+/// call, so tests can see it come back.
 fn call_part(a: &Answer) -> Option<Value> {
-    a.call.as_ref().map(|call| json!({"functionCall": {"name": call.name, "args": call.arguments}}))
+    a.call.as_ref().map(|call| {
+        json!({
+            "functionCall": {"name": call.name, "args": call.arguments},
+            "thoughtSignature": format!("sim-thought-signature/{}", call.name),
+        })
+    })
 }
 
 /// Reads `generationConfig.thinkingConfig`. Budgets per Google's thinking guide: 2.5 Pro

@@ -297,6 +297,7 @@ fn replay<H: Host>(ctx: &Ctx<H>, hit: CachedAnswer, stream: bool) -> http::Respo
             id: Some(call.id),
             name: Some(call.name),
             arguments: call.arguments,
+            signature: call.signature,
         }));
         events.extend([StreamEvent::Usage(answer.usage), StreamEvent::Finish(answer.finish_reason), StreamEvent::Done]);
         let events: EventStream = stream::iter(events.into_iter().map(Ok)).boxed_local();
@@ -410,20 +411,21 @@ pub(crate) fn sse_frames(
                         s.thinking.push_str(&text);
                     }
                 }
-                Some(Ok(StreamEvent::ToolCall { index, id, name, arguments })) => {
+                Some(Ok(StreamEvent::ToolCall { index, id, name, arguments, signature })) => {
                     s.start_frame(&mut out);
-                    // Forwarded as it comes: `id` and `name` on a call's first piece only.
+                    // Forwarded as it comes: `id` and `name` on a call's first piece only,
+                    // `signature` on the piece that brought one.
                     let mut piece = json!({ "index": index, "arguments": arguments });
                     if let Some(map) = piece.as_object_mut() {
-                        if let Some(id) = &id {
-                            map.insert("id".into(), json!(id));
-                        }
-                        if let Some(name) = &name {
-                            map.insert("name".into(), json!(name));
+                        for (key, value) in [("id", &id), ("name", &name), ("signature", &signature)] {
+                            if let Some(value) = value {
+                                map.insert(key.into(), json!(value));
+                            }
                         }
                     }
                     out.extend_from_slice(&sse::encode("tool_call", &piece));
-                    add_tool_call_piece(&mut s.tool_calls, index, id.as_deref(), name.as_deref(), &arguments);
+                    let (id, name, signature) = (id.as_deref(), name.as_deref(), signature.as_deref());
+                    add_tool_call_piece(&mut s.tool_calls, index, id, name, &arguments, signature);
                 }
                 Some(Ok(StreamEvent::Done)) | None => {
                     s.start_frame(&mut out);

@@ -186,9 +186,14 @@ pub async fn relay(emitter: &Emitter, mut events: EventStream, answered: &Answer
             StreamEvent::Usage(more) => usage.merge(more),
             StreamEvent::Finish(reason) => finish = reason,
             // Modes send no tools, so no calls come; kept whole should a model call anyway.
-            StreamEvent::ToolCall { index, id, name, arguments } => {
-                add_tool_call_piece(&mut tool_calls, index, id.as_deref(), name.as_deref(), &arguments)
-            }
+            StreamEvent::ToolCall { index, id, name, arguments, signature } => add_tool_call_piece(
+                &mut tool_calls,
+                index,
+                id.as_deref(),
+                name.as_deref(),
+                &arguments,
+                signature.as_deref(),
+            ),
             StreamEvent::Done => break,
         }
     }

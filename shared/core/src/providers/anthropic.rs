@@ -282,7 +282,7 @@ impl StreamState {
                 wire::StartBlock::ToolUse { id, name } => {
                     let call = self.tool_blocks.len();
                     self.tool_blocks.push((index, false));
-                    vec![StreamEvent::ToolCall { index: call, id: Some(id), name: Some(name), arguments: String::new() }]
+                    vec![StreamEvent::ToolCall { index: call, id: Some(id), name: Some(name), arguments: String::new(), signature: None }]
                 }
                 wire::StartBlock::Other => Vec::new(),
             },
@@ -299,7 +299,7 @@ impl StreamState {
                     if let Some(entry) = self.tool_blocks.get_mut(call) {
                         entry.1 = true;
                     }
-                    vec![StreamEvent::ToolCall { index: call, id: None, name: None, arguments: partial_json }]
+                    vec![StreamEvent::ToolCall { index: call, id: None, name: None, arguments: partial_json, signature: None }]
                 }
                 _ => Vec::new(),
             },
@@ -311,7 +311,7 @@ impl StreamState {
                         if let Some(entry) = self.tool_blocks.get_mut(call) {
                             entry.1 = true;
                         }
-                        vec![StreamEvent::ToolCall { index: call, id: None, name: None, arguments: "{}".to_owned() }]
+                        vec![StreamEvent::ToolCall { index: call, id: None, name: None, arguments: "{}".to_owned(), signature: None }]
                     }
                     None => Vec::new(),
                 }

@@ -271,9 +271,14 @@ pub(crate) fn collect(events: &[crate::model::StreamEvent]) -> Collected {
             StreamEvent::Usage(u) => c.usage.merge(*u),
             StreamEvent::Finish(f) => c.finishes.push(f.clone()),
             StreamEvent::Done => c.done += 1,
-            StreamEvent::ToolCall { index, id, name, arguments } => {
-                crate::model::add_tool_call_piece(&mut c.tool_calls, *index, id.as_deref(), name.as_deref(), arguments)
-            }
+            StreamEvent::ToolCall { index, id, name, arguments, signature } => crate::model::add_tool_call_piece(
+                &mut c.tool_calls,
+                *index,
+                id.as_deref(),
+                name.as_deref(),
+                arguments,
+                signature.as_deref(),
+            ),
         }
     }
     c

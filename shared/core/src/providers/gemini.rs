@@ -332,13 +332,14 @@ impl StreamState {
             Some(candidate) => {
                 for part in candidate.content.map(|c| c.parts).unwrap_or_default() {
                     if let Some(call) = part.function_call {
-                        // Streamed calls keep no signature: a replay gets the placeholder.
-                        let call = tool_call(call, None, &chunk.response_id, self.calls);
+                        // A call streams whole, its signature beside it in the same part.
+                        let call = tool_call(call, part.thought_signature, &chunk.response_id, self.calls);
                         out.push(StreamEvent::ToolCall {
                             index: self.calls,
                             id: Some(call.id),
                             name: Some(call.name),
                             arguments: call.arguments,
+                            signature: call.signature,
                         });
                         self.calls += 1;
                         continue;

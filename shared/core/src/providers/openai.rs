@@ -277,6 +277,7 @@ impl StreamState {
                     id: call.id.filter(|id| !id.is_empty()),
                     name: function.name.filter(|n| !n.is_empty()),
                     arguments: function.arguments.unwrap_or_default(),
+                    signature: None,
                 });
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {

@@ -137,7 +137,8 @@ fn a_streamed_tool_use_comes_as_pieces_numbered_by_call_not_by_block() {
             index: 0,
             id: Some("toolu_01T1x1fJ34qAmk2tNTrN7Up6".into()),
             name: Some("get_weather".into()),
-            arguments: String::new()
+            arguments: String::new(),
+            signature: None,
         }
     );
     let c = collect(&events);

@@ -124,7 +124,7 @@ fn a_documented_function_call_answer_gives_calls_with_made_ids_and_the_signature
 }
 
 #[test]
-fn streamed_calls_arrive_whole_one_piece_each_with_gemini_s_id_when_it_gives_one() {
+fn streamed_calls_arrive_whole_one_piece_each_with_gemini_s_id_and_signature_when_it_gives_them() {
     let events = decode_all(ProviderKind::Gemini, STREAM_FUNCTION_CALL).unwrap();
     let pieces: Vec<&StreamEvent> = events.iter().filter(|e| matches!(e, StreamEvent::ToolCall { .. })).collect();
     assert_eq!(
@@ -134,17 +134,22 @@ fn streamed_calls_arrive_whole_one_piece_each_with_gemini_s_id_when_it_gives_one
                 index: 0,
                 id: Some("fc_7x2k".into()),
                 name: Some("get_weather".into()),
-                arguments: r#"{"location":"Paris"}"#.into()
+                arguments: r#"{"location":"Paris"}"#.into(),
+                // Only the first of parallel calls carries the signature.
+                signature: Some("CiQB0e2Kb7sL4xj9ZyW0bq3vOp1Yk5Jt8Rz2MfQ6vA==".into()),
             },
             &StreamEvent::ToolCall {
                 index: 1,
                 id: Some("call_Qm9BaK2xC4mKnvgP1b2pqQs_1".into()),
                 name: Some("get_time".into()),
-                arguments: "{}".into()
+                arguments: "{}".into(),
+                signature: None,
             },
         ]
     );
     let c = collect(&events);
+    let signatures: Vec<Option<&str>> = c.tool_calls.iter().map(|call| call.signature.as_deref()).collect();
+    assert_eq!(signatures, [Some("CiQB0e2Kb7sL4xj9ZyW0bq3vOp1Yk5Jt8Rz2MfQ6vA=="), None]);
     assert_eq!(c.finishes, vec![FinishReason::ToolCalls]);
     assert_eq!(c.usage, Usage { input_tokens: 40, output_tokens: 14, reasoning_tokens: 0 });
     assert_eq!(c.done, 1);

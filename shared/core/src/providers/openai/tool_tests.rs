@@ -109,10 +109,11 @@ fn a_streamed_call_comes_in_pieces_with_id_and_name_first() {
             index: 0,
             id: Some("call_DdmO9pD3xa9XTPNJ32zg2hcA".into()),
             name: Some("get_weather".into()),
-            arguments: String::new()
+            arguments: String::new(),
+            signature: None,
         }
     );
-    assert_eq!(pieces[1], &StreamEvent::ToolCall { index: 0, id: None, name: None, arguments: "{\"".into() });
+    assert_eq!(pieces[1], &StreamEvent::ToolCall { index: 0, id: None, name: None, arguments: "{\"".into(), signature: None });
     let c = collect(&events);
     assert_eq!(
         c.tool_calls,
