@@ -28,18 +28,16 @@ pub(crate) async fn request_from_web(
     let method = http::Method::from_bytes(request.method().as_bytes())
         .map_err(|_| "the request method is not valid")?;
     let uri = parse_uri(&request.url()).ok_or("the request URL is not valid")?;
-    let mut headers = http::HeaderMap::new();
-    copy_headers_from_web(&request.headers(), &mut headers);
-    let body = stream::body_from_web(&headers, request.body(), || request.array_buffer())
-        .await
-        .map_err(|_| "the request body could not be read")?;
-    let mut builder = http::Request::builder().method(method).uri(uri);
-    if let Some(slot) = builder.headers_mut() {
-        *slot = headers;
-    }
-    builder
-        .body(body)
-        .map_err(|_| "the request could not be read")
+    let (headers, body) = headers_and_body(&request.headers(), request.body(), || {
+        request.array_buffer()
+    })
+    .await
+    .map_err(|_| "the request body could not be read")?;
+    let mut converted = http::Request::new(body);
+    *converted.method_mut() = method;
+    *converted.uri_mut() = uri;
+    *converted.headers_mut() = headers;
+    Ok(converted)
 }
 
 /// An outgoing request for `fetch` or a service binding. `service` names the sibling function
@@ -78,16 +76,26 @@ pub(crate) async fn response_from_web(
 ) -> Result<http::Response<Body>, HostError> {
     let status = http::StatusCode::from_u16(response.status())
         .map_err(|_| HostError::Connect(String::from("the response status is not valid")))?;
+    let (headers, body) = headers_and_body(&response.headers(), response.body(), || {
+        response.array_buffer()
+    })
+    .await?;
+    let mut converted = http::Response::new(body);
+    *converted.status_mut() = status;
+    *converted.headers_mut() = headers;
+    Ok(converted)
+}
+
+/// A runtime message's headers and its body, read as [`stream::body_from_web`] decides.
+async fn headers_and_body(
+    from: &web_sys::Headers,
+    body: Option<web_sys::ReadableStream>,
+    array_buffer: impl FnOnce() -> Result<js_sys::Promise, JsValue>,
+) -> Result<(http::HeaderMap, Body), HostError> {
     let mut headers = http::HeaderMap::new();
-    copy_headers_from_web(&response.headers(), &mut headers);
-    let body = stream::body_from_web(&headers, response.body(), || response.array_buffer()).await?;
-    let mut builder = http::Response::builder().status(status);
-    if let Some(slot) = builder.headers_mut() {
-        *slot = headers;
-    }
-    builder
-        .body(body)
-        .map_err(|error| HostError::Connect(error.to_string()))
+    copy_headers_from_web(from, &mut headers);
+    let body = stream::body_from_web(&headers, body, array_buffer).await?;
+    Ok((headers, body))
 }
 
 /// The core's response for the runtime. A streamed body becomes a `ReadableStream` that pulls

@@ -3,9 +3,9 @@
 //
 // What they prove: streamed bodies leave chunk by chunk (out of the Worker, through Host::fetch
 // and through a service binding), fetched bodies arrive byte for byte whether read whole or
-// streamed, a fetched body dropped early is cancelled upstream, KV maps store names to bindings and honours the TTL floor,
-// vars and secrets resolve (empty means unset), timers, randomness and wait_until work, and
-// responses the runtime would refuse become a 500 instead of a crash.
+// streamed, a fetched body dropped early is cancelled upstream, KV maps store names to bindings
+// and honours the TTL floor, vars and secrets resolve (empty means unset), timers, randomness
+// and wait_until work, and responses the runtime would refuse become a 500 instead of a crash.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
