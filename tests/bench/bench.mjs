@@ -6,15 +6,17 @@
 // For each runtime: the latency the platform adds over calling the simulator directly
 // (p50/p99, non-streamed chat, and time to first byte of a streamed one), the same for the
 // public /health floor, requests per second at a small concurrency, and each function's Wasm
-// size raw and gzipped. Runtimes: cloudflare = workerd through Miniflare (the engine
+// size raw and gzipped; on Spin also the runtime's own floor for chat's I/O (a bare component
+// relaying the same call). Runtimes: cloudflare = workerd through Miniflare (the engine
 // `wrangler dev` runs), wrangler = `wrangler dev` itself (scripts/cloudflare/serve, as
 // scripts/dev runs it; its target is measured over its own /health floor), spin =
 // tests/spin-host.
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import http from 'node:http';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { root, target, startPlatform, stopAll, token } from '../e2e/suite/harness.mjs';
+import { root, target, startPlatform, startSpinHost, stopAll, token } from '../e2e/suite/harness.mjs';
 
 const N = Number(process.env.BENCH_N || 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS || 3);
@@ -104,14 +106,38 @@ function sizes(runtime) {
   return out;
 }
 
+// The Spin runtime's own cost for a non-streamed chat's I/O: the spin-host probe's relay (read
+// the body, post it upstream, read the answer whole, return it), a bare component on a host of
+// its own, against the same direct call. What chat adds beyond it is the platform's own work.
+async function spinFloor(upstream, chatAdded) {
+  const wasm = join(target, 'wasm32-wasip2', 'release', 'spin_host_probe.wasm');
+  if (!existsSync(wasm)) {
+    console.log('  runtime floor: skipped, the spin-host probe is not built (scripts/bench builds it)');
+    return;
+  }
+  const manifest = join(mkdtempSync(join(tmpdir(), 'bench-floor-')), 'spin.toml');
+  writeFileSync(manifest, [
+    'spin_manifest_version = 2', '[application]', 'name = "bench-floor"',
+    '[[trigger.http]]', 'route = "/..."', 'component = "probe"',
+    '[component.probe]', `source = ${JSON.stringify(wasm)}`, 'allowed_outbound_hosts = ["http://127.0.0.1:*"]', '',
+  ].join('\n'));
+  const base = await startSpinHost(manifest, {});
+  const relay = () => request(`${base}/relay?url=${encodeURIComponent(upstream.url)}`, upstream);
+  const [floor, direct] = await paired(relay, () => request(upstream.url, upstream));
+  row('runtime floor: bare relay', floor, direct);
+  console.log(`  chat added over the runtime floor's added: p50 ${fmt(chatAdded - (floor.p50 - direct.p50))} ms`);
+}
+
 async function bench(runtime) {
   const { sim, base } = await startPlatform(runtime, { PROVIDER_ORDER: 'openai' });
   const auth = { authorization: `Bearer ${token()}`, 'content-type': 'application/json' };
   const messages = [{ role: 'user', content: 'Say hello to the benchmark' }];
-  const direct = (stream) => () => request(`${sim}/v1/chat/completions`, {
+  const upstreamChat = (stream) => ({
+    url: `${sim}/v1/chat/completions`,
     method: 'POST', headers: { authorization: 'Bearer sim-key', 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'gpt-4.1-mini', messages, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }),
   });
+  const direct = (stream) => () => request(upstreamChat(stream).url, upstreamChat(stream));
   // Latency over the upstream is measured past the System 1 cache (no-store); hits get their own row.
   const platform = (stream) => () => request(`${base}/v1/chat`, { method: 'POST', headers: { ...auth, 'cache-control': 'no-store' }, body: JSON.stringify({ messages, stream }) });
   const cached = () => request(`${base}/v1/chat`, { method: 'POST', headers: auth, body: JSON.stringify({ messages, stream: false }) });
@@ -128,6 +154,7 @@ async function bench(runtime) {
   const [c, d, h, s] = await alternated([platform(false), direct(false), () => request(`${base}/health`), () => request(`${sim}/_sim/health`)]);
   console.log(`  chat added over the /health floor's own added: p50 ${fmt((c.p50 - d.p50) - (h.p50 - s.p50))} ms` +
     ` (chat added ${fmt(c.p50 - d.p50)}, /health added ${fmt(h.p50 - s.p50)}; chat minus /health ${fmt(c.p50 - h.p50)})`);
+  if (runtime === 'spin') await spinFloor(upstreamChat(false), chat.p50 - directChat.p50);
   row('chat, System 1 cache hit', await series(cached));
   const rps = await throughput(platform(false));
   const directRps = await throughput(direct(false));

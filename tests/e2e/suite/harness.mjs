@@ -88,12 +88,17 @@ export async function startPlatform(runtime, extraEnv = {}) {
   } else if (runtime === 'wrangler') {
     base = await startWranglerDev(env);
   } else if (runtime === 'spin') {
-    const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
-    base = await start(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', 'spin.toml', '--listen', '127.0.0.1:0'], spinEnv);
+    base = await startSpinHost('spin.toml', env);
   } else {
     throw new Error(`unknown runtime ${runtime}`);
   }
   return { sim, sandbox, base };
+}
+
+/** tests/spin-host (SPIN_HOST_BIN, else the debug build) on `manifest`, with `env` as Spin variables. */
+export function startSpinHost(manifest, env) {
+  const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
+  return start(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', manifest, '--listen', '127.0.0.1:0'], spinEnv);
 }
 
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');

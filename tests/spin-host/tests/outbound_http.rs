@@ -10,7 +10,7 @@
 mod common;
 use std::time::Duration;
 
-use common::{encode, probe_manifest, scratch, slow_upstream, SpinHost};
+use common::{encode, probe_manifest, request, scratch, slow_upstream, SpinHost};
 
 #[test]
 fn an_allowed_upstream_streams_through_as_it_arrives() {
@@ -48,6 +48,34 @@ fn an_allowed_upstream_streams_through_as_it_arrives() {
         *last_at >= Duration::from_millis(750),
         "last chunk after {last_at:?}"
     );
+}
+
+#[test]
+fn the_relay_posts_a_body_whole_and_answers_with_the_upstreams_reply() {
+    // The benchmark's runtime floor: the probe relays to its own /echo over the network.
+    let dir = scratch("outbound-relay");
+    let manifest = probe_manifest(
+        &dir,
+        "",
+        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
+    );
+    let host = SpinHost::start(&manifest, &[], &[]);
+    let echo = format!("http://{}/echo", host.addr);
+    // Larger than one read frame (16 KiB), so the relay must gather several.
+    let body: Vec<u8> = (0..50_000u32).map(|i| b'a' + (i % 26) as u8).collect();
+    let response = request(
+        host.addr,
+        "POST",
+        &format!("/relay?url={}", encode(&echo)),
+        &[("content-type", "application/json")],
+        &body,
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.body, body);
+    assert_eq!(response.header("content-length"), Some("50000"));
+
+    let refused = request(host.addr, "POST", "/relay?url=http%3A%2F%2Flocalhost%3A1%2F", &[], b"{}");
+    assert_eq!(refused.status, 502, "{}", refused.text());
 }
 
 #[test]
