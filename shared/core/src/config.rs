@@ -69,6 +69,9 @@ struct ProviderDefaults {
     model: &'static str,
     /// The System 2 model; empty means the same as `model`.
     strong_model: &'static str,
+    /// The model `/v1/thinking` asks for when `{prefix}_MODEL` is unset, for a vendor whose
+    /// default `model` refuses to reason; empty means `model` reasons itself.
+    reasoning_model: &'static str,
 }
 
 const PROVIDERS: &[ProviderDefaults] = &[
@@ -79,6 +82,8 @@ const PROVIDERS: &[ProviderDefaults] = &[
         base_url: "https://api.openai.com/v1",
         model: "gpt-4.1-mini",
         strong_model: "gpt-4.1",
+        // gpt-4.1 models answer `reasoning_effort` with a 400.
+        reasoning_model: "gpt-5-mini",
     },
     ProviderDefaults {
         name: "anthropic",
@@ -87,6 +92,7 @@ const PROVIDERS: &[ProviderDefaults] = &[
         base_url: "https://api.anthropic.com",
         model: "claude-haiku-4-5",
         strong_model: "claude-sonnet-4-5",
+        reasoning_model: "",
     },
     ProviderDefaults {
         name: "gemini",
@@ -95,6 +101,7 @@ const PROVIDERS: &[ProviderDefaults] = &[
         base_url: "https://generativelanguage.googleapis.com",
         model: "gemini-2.5-flash",
         strong_model: "gemini-2.5-pro",
+        reasoning_model: "",
     },
     ProviderDefaults {
         name: "compat",
@@ -103,6 +110,7 @@ const PROVIDERS: &[ProviderDefaults] = &[
         base_url: "",
         model: "llama3.2",
         strong_model: "",
+        reasoning_model: "",
     },
 ];
 
@@ -113,6 +121,8 @@ pub struct Config {
     pub chain: Vec<ProviderConfig>,
     /// The System 2 model of each provider in `chain`, in the same order.
     pub strong_models: Vec<String>,
+    /// The model each provider in `chain` is asked to reason with (`/v1/thinking`).
+    pub reasoning_models: Vec<String>,
     pub retry: RetryPolicy,
     pub max_body_bytes: usize,
     /// `None` when `JWT_SECRET` is unset: protected endpoints then answer 503.
@@ -130,6 +140,7 @@ impl Config {
         let order = host.var("PROVIDER_ORDER").unwrap_or_else(|| DEFAULT_ORDER.to_string());
         let mut chain = Vec::new();
         let mut strong_models = Vec::new();
+        let mut reasoning_models = Vec::new();
         for name in order.split(',').map(str::trim).filter(|n| !n.is_empty()) {
             let defaults = PROVIDERS.iter().find(|p| p.name == name).ok_or_else(|| {
                 ApiError::NotConfigured(format!(
@@ -139,10 +150,13 @@ impl Config {
             if chain.iter().any(|p: &ProviderConfig| p.name == name) {
                 continue;
             }
-            if let Some(provider) = provider(host, defaults) {
+            if let Some((provider, model_set)) = configured(host, defaults) {
                 let strong = host.var(&format!("{}_STRONG_MODEL", defaults.prefix));
                 let strong = strong.or_else(|| (!defaults.strong_model.is_empty()).then(|| defaults.strong_model.to_string()));
                 strong_models.push(strong.unwrap_or_else(|| provider.model.clone()));
+                // A model the operator chose is theirs to reason with, or to have refused.
+                let reasoning = (!model_set && !defaults.reasoning_model.is_empty()).then(|| defaults.reasoning_model.to_string());
+                reasoning_models.push(reasoning.unwrap_or_else(|| provider.model.clone()));
                 chain.push(provider);
             }
         }
@@ -156,6 +170,7 @@ impl Config {
         Ok(Config {
             chain,
             strong_models,
+            reasoning_models,
             retry,
             max_body_bytes: number(host, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             jwt_secret: host.var("JWT_SECRET"),
@@ -174,11 +189,22 @@ impl Config {
     /// Like [`Config::chain_for`], on `tier`'s models: System 2 runs each provider's strong
     /// model (`*_STRONG_MODEL`).
     pub fn tier_chain_for(&self, tier: Tier, model: Option<&str>) -> Result<Vec<ProviderConfig>, ApiError> {
+        let models = (tier == Tier::System2).then_some(self.strong_models.as_slice());
+        self.chain_on(models, model)
+    }
+
+    /// Like [`Config::chain_for`], for `/v1/thinking`: each provider on a model that accepts
+    /// its reasoning control (OpenAI's default chat model does not).
+    pub fn reasoning_chain_for(&self, model: Option<&str>) -> Result<Vec<ProviderConfig>, ApiError> {
+        self.chain_on(Some(&self.reasoning_models), model)
+    }
+
+    /// The chain on `models` (one per provider; `None` keeps each provider's own), with the
+    /// asked-for `model` pinned first.
+    fn chain_on(&self, models: Option<&[String]>, model: Option<&str>) -> Result<Vec<ProviderConfig>, ApiError> {
         let mut chain = self.chain.clone();
-        if tier == Tier::System2 {
-            for (provider, strong) in chain.iter_mut().zip(&self.strong_models) {
-                provider.model.clone_from(strong);
-            }
+        for (provider, model) in chain.iter_mut().zip(models.unwrap_or_default()) {
+            provider.model.clone_from(model);
         }
         let Some(model) = model else {
             return Ok(self.priced(chain));
@@ -228,10 +254,12 @@ fn family(model: &str) -> Option<&'static str> {
 /// The named provider (`openai`, `gemini`, ...) as configured, whether or not it is in
 /// `PROVIDER_ORDER`; `None` when it is unknown or cannot be called (no key, no base URL).
 pub fn provider_named<H: Host>(host: &H, name: &str) -> Option<ProviderConfig> {
-    PROVIDERS.iter().find(|p| p.name == name).and_then(|defaults| provider(host, defaults))
+    PROVIDERS.iter().find(|p| p.name == name).and_then(|defaults| configured(host, defaults)).map(|(provider, _)| provider)
 }
 
-fn provider<H: Host>(host: &H, defaults: &ProviderDefaults) -> Option<ProviderConfig> {
+/// The provider as configured, and whether its model was set (`{prefix}_MODEL`) rather than
+/// defaulted; `None` when it cannot be called.
+fn configured<H: Host>(host: &H, defaults: &ProviderDefaults) -> Option<(ProviderConfig, bool)> {
     let var = |suffix: &str| host.var(&format!("{}_{suffix}", defaults.prefix));
     let api_key = var("API_KEY");
     let base_url = var("BASE_URL").unwrap_or_else(|| defaults.base_url.to_string());
@@ -239,13 +267,18 @@ fn provider<H: Host>(host: &H, defaults: &ProviderDefaults) -> Option<ProviderCo
         ProviderKind::Compat => !base_url.is_empty(),
         _ => api_key.is_some(),
     };
-    callable.then(|| ProviderConfig {
-        kind: defaults.kind,
-        name: defaults.name.to_string(),
-        base_url,
-        api_key,
-        model: var("MODEL").unwrap_or_else(|| defaults.model.to_string()),
-        price: None,
+    let model = var("MODEL");
+    let model_set = model.is_some();
+    callable.then(|| {
+        let provider = ProviderConfig {
+            kind: defaults.kind,
+            name: defaults.name.to_string(),
+            base_url,
+            api_key,
+            model: model.unwrap_or_else(|| defaults.model.to_string()),
+            price: None,
+        };
+        (provider, model_set)
     })
 }
 

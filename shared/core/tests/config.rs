@@ -56,3 +56,33 @@ fn a_model_pins_its_provider_first() {
     let config = Config::from_host(&host).unwrap();
     assert!(config.chain_for(Some("claude-3")).is_err());
 }
+
+#[test]
+fn thinking_runs_openai_on_a_reasoning_model_unless_one_was_chosen() {
+    let keys = || {
+        TestHost::new()
+            .with_var("OPENAI_API_KEY", "o")
+            .with_var("ANTHROPIC_API_KEY", "a")
+            .with_var("GEMINI_API_KEY", "g")
+    };
+    let config = Config::from_host(&keys()).unwrap();
+    // OpenAI's default chat model refuses `reasoning_effort`; the others reason as they are.
+    assert_eq!(
+        names(&config.reasoning_chain_for(None).unwrap()),
+        vec![("openai", "gpt-5-mini"), ("anthropic", "claude-haiku-4-5"), ("gemini", "gemini-2.5-flash")]
+    );
+    assert_eq!(names(&config.chain_for(None).unwrap())[0], ("openai", "gpt-4.1-mini"), "chat keeps its model");
+    let priced = config.reasoning_chain_for(None).unwrap();
+    assert!(priced[0].price.is_some(), "the reasoning model is priced");
+
+    // A model the operator set is used as it is, even one that cannot reason.
+    let config = Config::from_host(&keys().with_var("OPENAI_MODEL", "gpt-4.1-mini")).unwrap();
+    assert_eq!(names(&config.reasoning_chain_for(None).unwrap())[0], ("openai", "gpt-4.1-mini"));
+    let config = Config::from_host(&keys().with_var("OPENAI_MODEL", "o3")).unwrap();
+    assert_eq!(names(&config.reasoning_chain_for(None).unwrap())[0], ("openai", "o3"));
+
+    // A requested model pins its provider; the rest keep their reasoning models.
+    let config = Config::from_host(&keys()).unwrap();
+    let chain = config.reasoning_chain_for(Some("claude-sonnet-4-5")).unwrap();
+    assert_eq!(names(&chain)[..2], [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-5-mini")]);
+}

@@ -179,10 +179,22 @@ async fn include_thinking_false_keeps_the_reasoning_out_of_a_stream_too() {
 }
 
 #[tokio::test]
+async fn openai_reasons_on_its_reasoning_model_when_no_model_was_set() {
+    let sim = provider_sim::start("127.0.0.1:0").unwrap();
+    // Its default chat model (gpt-4.1-mini) would refuse `reasoning_effort` with a 400.
+    let v = answer(&host(&sim, "openai"), ask("default model", json!({}))).await;
+    assert_eq!((v["provider"].as_str(), v["model"].as_str(), v["attempts"].as_u64()), (Some("openai"), Some("gpt-5-mini"), Some(1)));
+    assert_eq!(v["message"]["content"], "Hello from openai (gpt-5-mini). You said: default model");
+    let sent = wire_bodies(&sim);
+    assert_eq!((sent[0]["model"].as_str(), sent[0]["reasoning_effort"].as_str()), (Some("gpt-5-mini"), Some("medium")));
+    assert!(v["usage"]["cost_usd"].as_f64().unwrap() > 0.0, "priced as gpt-5-mini: {v}");
+}
+
+#[tokio::test]
 async fn a_provider_that_refuses_reasoning_falls_back_to_the_next() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
-    // gpt-4.1-mini is not a reasoning model: OpenAI answers `reasoning_effort` with a 400.
-    let host = host(&sim, "openai,anthropic");
+    // A chosen gpt-4.1-mini is not a reasoning model: OpenAI answers `reasoning_effort` with a 400.
+    let host = host(&sim, "openai,anthropic").with_var("OPENAI_MODEL", "gpt-4.1-mini");
     let v = answer(&host, ask("fall back", json!({"include_thinking": true}))).await;
     assert_eq!((v["provider"].as_str(), v["attempts"].as_u64()), (Some("anthropic"), Some(2)));
     assert!(v["thinking"].is_string());

@@ -107,20 +107,21 @@ describe(`thinking on ${runtime}`, () => {
   });
 
   test('a provider that refuses reasoning, or is down, falls back to the next', async () => {
-    // The default OpenAI model (gpt-4.1-mini) is not a reasoning model: OpenAI answers 400.
-    const { body } = await think(unique('fall back'), { include_thinking: true });
+    // gpt-4.1-mini is not a reasoning model: OpenAI answers 400.
+    const { body } = await think(unique('fall back'), { include_thinking: true, model: 'gpt-4.1-mini' });
     assert.equal(body.provider, 'anthropic');
     assert.equal(body.attempts, 2);
     assert.equal(typeof body.thinking, 'string');
 
-    // Streamed: anthropic (pinned by the model) is down, openai refuses reasoning on its
-    // default model, gemini answers; the client sees one clean stream from gemini.
+    // Streamed: anthropic (pinned by the model) is down; openai answers on its reasoning model
+    // (no OPENAI_MODEL is set), not on its chat default, which would refuse.
     const evs = await stream(unique('sim:anthropic:status=503 again'), { model: 'claude-haiku-4-5' });
-    assert.equal(evs[0].data.provider, 'gemini');
-    assert.equal(evs[0].data.attempts, 3);
-    assert.match(joined(evs, 'thinking'), /gemini will echo/);
-    assert.match(joined(evs, 'delta'), /^Hello from gemini \(gemini-2\.5-flash\)/, 'each provider keeps its own model');
+    assert.equal(evs[0].data.provider, 'openai');
+    assert.equal(evs[0].data.model, 'gpt-5-mini');
+    assert.equal(evs[0].data.attempts, 2);
+    assert.match(joined(evs, 'delta'), /^Hello from openai \(gpt-5-mini\)/, 'each provider keeps its own model');
     assert.equal(evs.at(-1).name, 'done');
+    assert.ok(evs.at(-1).data.usage.reasoning_tokens > 0);
   });
 
   test('bad bodies are 422 naming the problem', async () => {

@@ -111,10 +111,10 @@ impl ThinkingRequest {
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let mut thinking = ThinkingRequest::parse(&parts, &bytes)?;
-    // Deliberate reasoning is System 2 unless the gateway decided otherwise. There are no
-    // tier-specific models yet: both tiers use the configured chain.
+    // Deliberate reasoning is System 2 unless the gateway decided otherwise. Both tiers run
+    // each provider's reasoning model (its configured model, unless that default cannot reason).
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System2);
-    let chain = ctx.config.chain_for(thinking.request.model.take().as_deref())?;
+    let chain = ctx.config.reasoning_chain_for(thinking.request.model.take().as_deref())?;
     // The chain now carries the asked-for model on its first provider; left in the request it
     // would override every provider's model, so a fallback would ask for another vendor's.
     let retry = &ctx.config.retry;
