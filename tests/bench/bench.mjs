@@ -137,7 +137,10 @@ async function bench(runtime) {
     method: 'POST', headers: { authorization: 'Bearer sim-key', 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'gpt-4.1-mini', messages, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }),
   });
-  const direct = (stream) => () => request(upstreamChat(stream).url, upstreamChat(stream));
+  const direct = (stream) => () => {
+    const upstream = upstreamChat(stream);
+    return request(upstream.url, upstream);
+  };
   // Latency over the upstream is measured past the System 1 cache (no-store); hits get their own row.
   const platform = (stream) => () => request(`${base}/v1/chat`, { method: 'POST', headers: { ...auth, 'cache-control': 'no-store' }, body: JSON.stringify({ messages, stream }) });
   const cached = () => request(`${base}/v1/chat`, { method: 'POST', headers: auth, body: JSON.stringify({ messages, stream: false }) });
