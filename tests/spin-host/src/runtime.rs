@@ -145,6 +145,10 @@ impl Compiled {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.wasm_component_model_async(true);
+        // As spin-core: compiled code checks an epoch counter at function entries and loop
+        // heads, which a ticker thread advances (see `tick_epochs`). Spin sets no deadline by
+        // default, so nothing is interrupted; the checks are part of what a guest costs there.
+        config.epoch_interruption(true);
         // `perf record` can name guest functions when the host writes /tmp/perf-<pid>.map.
         if std::env::var_os("SPIN_HOST_PERFMAP").is_some() {
             config.profiler(wasmtime::ProfilingStrategy::PerfMap);
@@ -159,6 +163,8 @@ impl Compiled {
                 Engine::new(&config)?
             }
         };
+
+        tick_epochs(&engine)?;
 
         let mut linker = Linker::<StoreData>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -230,6 +236,23 @@ impl Runtime {
         }
         Ok(Self { router: Arc::clone(&compiled.router), components })
     }
+}
+
+/// How often the engine's epoch advances: spin-core's `DEFAULT_EPOCH_TICK_INTERVAL`.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Advances `engine`'s epoch every [`EPOCH_TICK`] from a thread of its own, until the engine
+/// is dropped, as spin-core's ticker does.
+fn tick_epochs(engine: &Engine) -> std::io::Result<()> {
+    let engine = engine.weak();
+    std::thread::Builder::new()
+        .name("spin-host-epoch".into())
+        .spawn(move || loop {
+            std::thread::sleep(EPOCH_TICK);
+            let Some(engine) = engine.upgrade() else { break };
+            engine.increment_epoch();
+        })?;
+    Ok(())
 }
 
 /// The pooling instance allocator with `spin up`'s defaults (spin-core's `Config::default`):
@@ -423,6 +446,9 @@ impl HandlerState for ComponentState {
             env: Arc::clone(&self.env),
         };
         let mut store = Store::new(&self.engine, data);
+        // Spin's deadline when none is asked for: "practically forever" (an epoch deadline must
+        // be set, or the first check traps).
+        store.set_epoch_deadline(u64::MAX / 2);
         let proxy = self.pre.instantiate_async(&mut store).await?;
         Ok(Instance {
             store,
