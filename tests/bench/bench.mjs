@@ -7,10 +7,10 @@
 // (p50/p99, non-streamed chat, and time to first byte of a streamed one), the same for the
 // public /health floor, requests per second at a small concurrency, and each function's Wasm
 // size raw and gzipped; on Spin also the runtime's own floor for chat's I/O (a bare component
-// relaying the same call). Runtimes: cloudflare = workerd through Miniflare (the engine
-// `wrangler dev` runs), wrangler = `wrangler dev` itself (scripts/cloudflare/serve, as
-// scripts/dev runs it; its target is measured over its own /health floor), spin =
-// tests/spin-host.
+// relaying the same call, whole and streamed). Runtimes: cloudflare = workerd through
+// Miniflare (the engine `wrangler dev` runs), wrangler = `wrangler dev` itself
+// (scripts/cloudflare/serve, as scripts/dev runs it; its target is measured over its own
+// /health floor), spin = tests/spin-host.
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import http from 'node:http';
@@ -106,10 +106,11 @@ function sizes(runtime) {
   return out;
 }
 
-// The Spin runtime's own cost for a non-streamed chat's I/O: the spin-host probe's relay (read
-// the body, post it upstream, read the answer whole, return it), a bare component on a host of
-// its own, against the same direct call. What chat adds beyond it is the platform's own work.
-async function spinFloor(upstream, chatAdded) {
+// The Spin runtime's own cost for a chat's I/O: the spin-host probe's relay (read the body, post
+// it upstream, return the answer read whole, or streamed on as it arrives), a bare component on
+// a host of its own, against the same direct call. What chat adds beyond it is the platform's
+// own work.
+async function spinFloor(upstream, streamedUpstream, chatAdded, streamedAdded) {
   const wasm = join(target, 'wasm32-wasip2', 'release', 'spin_host_probe.wasm');
   if (!existsSync(wasm)) {
     console.log('  runtime floor: skipped, the spin-host probe is not built (scripts/bench builds it)');
@@ -122,10 +123,13 @@ async function spinFloor(upstream, chatAdded) {
     '[component.probe]', `source = ${JSON.stringify(wasm)}`, 'allowed_outbound_hosts = ["http://127.0.0.1:*"]', '',
   ].join('\n'));
   const base = await startSpinHost(manifest, {});
-  const relay = () => request(`${base}/relay?url=${encodeURIComponent(upstream.url)}`, upstream);
-  const [floor, direct] = await paired(relay, () => request(upstream.url, upstream));
+  const relay = (up, query = '') => () => request(`${base}/relay?${query}url=${encodeURIComponent(up.url)}`, up);
+  const [floor, direct] = await paired(relay(upstream), () => request(upstream.url, upstream));
   row('runtime floor: bare relay', floor, direct);
   console.log(`  chat added over the runtime floor's added: p50 ${fmt(chatAdded - (floor.p50 - direct.p50))} ms`);
+  const [streamedFloor, streamedDirect] = await paired(relay(streamedUpstream, 'stream=1&'), () => request(streamedUpstream.url, streamedUpstream), 0);
+  row('runtime floor: streamed relay', streamedFloor, streamedDirect);
+  console.log(`  streamed first byte added over the floor's added: p50 ${fmt(streamedAdded - (streamedFloor.p50 - streamedDirect.p50))} ms`);
 }
 
 async function bench(runtime) {
@@ -151,13 +155,16 @@ async function bench(runtime) {
   row('GET /health (floor)', health, simHealth);
   const [chat, directChat] = await paired(platform(false), direct(false));
   row('chat, non-streamed', chat, directChat);
-  row('chat, streamed: first byte', ...await paired(platform(true), direct(true), 0));
+  const [streamed, directStreamed] = await paired(platform(true), direct(true), 0);
+  row('chat, streamed: first byte', streamed, directStreamed);
   // The wrangler dev target: what chat adds over its direct call, beyond what the runtime adds
   // to the /health floor over the simulator's own health (all four alternated).
   const [c, d, h, s] = await alternated([platform(false), direct(false), () => request(`${base}/health`), () => request(`${sim}/_sim/health`)]);
   console.log(`  chat added over the /health floor's own added: p50 ${fmt((c.p50 - d.p50) - (h.p50 - s.p50))} ms` +
     ` (chat added ${fmt(c.p50 - d.p50)}, /health added ${fmt(h.p50 - s.p50)}; chat minus /health ${fmt(c.p50 - h.p50)})`);
-  if (runtime === 'spin') await spinFloor(upstreamChat(false), chat.p50 - directChat.p50);
+  if (runtime === 'spin') {
+    await spinFloor(upstreamChat(false), upstreamChat(true), chat.p50 - directChat.p50, streamed.p50 - directStreamed.p50);
+  }
   row('chat, System 1 cache hit', await series(cached));
   const rps = await throughput(platform(false));
   const directRps = await throughput(direct(false));

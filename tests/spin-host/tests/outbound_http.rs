@@ -79,6 +79,41 @@ fn the_relay_posts_a_body_whole_and_answers_with_the_upstreams_reply() {
 }
 
 #[test]
+fn the_streamed_relay_passes_the_upstreams_events_on_as_they_arrive() {
+    // The benchmark's floor for a streamed chat's first byte.
+    let (upstream, seen) = slow_upstream(vec!["data: one\n\n", "data: two\n\n"], Duration::from_millis(400));
+    let dir = scratch("outbound-relay-stream");
+    let manifest = probe_manifest(
+        &dir,
+        "",
+        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
+    );
+    let host = SpinHost::start(&manifest, &[], &[]);
+    let url = format!("http://{upstream}/v1/chat/completions");
+    let response = request(
+        host.addr,
+        "POST",
+        &format!("/relay?stream=1&url={}", encode(&url)),
+        &[],
+        b"",
+    );
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.text(), "data: one\n\ndata: two\n\n");
+    assert_eq!(response.header("content-type"), Some("text/event-stream"));
+    assert_eq!(response.header("content-length"), None);
+    assert_eq!(
+        seen.lock().unwrap().as_slice(),
+        ["POST /v1/chat/completions HTTP/1.1"]
+    );
+    let (first_at, first) = &response.chunk_times[0];
+    assert!(first.starts_with(b"data: one"), "{first:?}");
+    assert!(
+        *first_at < Duration::from_millis(350),
+        "first chunk after {first_at:?}"
+    );
+}
+
+#[test]
 fn a_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
     let (upstream, seen) = slow_upstream(vec!["never"], Duration::ZERO);
     let dir = scratch("outbound-denied");
