@@ -182,3 +182,90 @@ async fn a_complete_stream_carries_usage_and_done() {
     assert_eq!(last.1["finish_reason"], "stop");
     assert_eq!(last.1["model"], "gpt-x");
 }
+
+/// A provider stream that sends `chunks` `gap_ms` apart and then nothing, without ending.
+fn stalling_response(chunks: Vec<String>, gap_ms: u64) -> http::Response<Body> {
+    let (parts, body) = streamed_response(chunks, gap_ms, false).into_parts();
+    let Body::Stream(events) = body else { unreachable!("streamed_response streams") };
+    http::Response::from_parts(parts, Body::Stream(events.chain(futures::stream::pending()).boxed_local()))
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_outlasts_the_attempt_timeout_while_its_events_keep_coming() {
+    // Six events 400 ms apart, 2.4 s in all; the limit (1 s) is on the silence between them.
+    let host = test_host().with_upstream(|_| async move { Ok(streamed_response(openai_chunks(&["a", "b", "c"]), 400, false)) });
+    let start = tokio::time::Instant::now();
+    let (_, events) = sse_events(&host, json!({"messages":[{"role":"user","content":"hi"}],"stream":true})).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["start", "delta", "delta", "delta", "usage", "done"]);
+    assert_eq!(start.elapsed(), std::time::Duration::from_millis(2400));
+    assert_eq!(host.requests().len(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn silence_after_the_first_token_ends_the_stream_a_timeout_after_the_last_event() {
+    let host = test_host().with_upstream(|req| async move {
+        Ok(if is_openai(&req) {
+            let mut chunks = openai_chunks(&["a", "b", "c"]);
+            chunks.truncate(3);
+            stalling_response(chunks, 300)
+        } else {
+            json_response(200, &anthropic_ok("never"))
+        })
+    });
+    let start = tokio::time::Instant::now();
+    let (_, events) = sse_events(&host, json!({"messages":[{"role":"user","content":"hi"}],"stream":true})).await;
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["start", "delta", "delta", "delta", "error"]);
+    assert_eq!(events[4].1["code"], "stream_interrupted");
+    assert_eq!(events[4].1["message"], "provider sent nothing for 1000 ms");
+    // The last event came at 900 ms: the limit runs from there, not from the first event or
+    // from the commit.
+    assert_eq!(start.elapsed(), std::time::Duration::from_millis(1900));
+    assert!(host.requests().iter().all(is_openai), "no other provider may be called after the commit");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_stream_that_opens_but_brings_no_token_in_time_is_tried_again() {
+    let calls = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = calls.clone();
+    let host = test_host().with_upstream(move |_| {
+        seen.set(seen.get() + 1);
+        let first = seen.get() == 1;
+        async move {
+            Ok(if first {
+                // The head and a role-only chunk, but no token before the attempt timeout.
+                let role = json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-x","choices":[{"index":0,"delta":{"role":"assistant","content":""},"finish_reason":null}]});
+                stalling_response(vec![format!("data: {role}\n\n")], 600)
+            } else {
+                streamed_response(openai_chunks(&["ok"]), 0, false)
+            })
+        }
+    });
+    let start = tokio::time::Instant::now();
+    let (status, events) = sse_events(&host, json!({"messages":[{"role":"user","content":"hi"}],"stream":true})).await;
+    assert_eq!(status, 200);
+    let done = &events[events.len() - 1];
+    assert_eq!(done.0, "done", "{events:?}");
+    assert_eq!(done.1["attempts"], 2);
+    assert_eq!(calls.get(), 2);
+    // The first attempt got the whole timeout for its first token, counted from its start and
+    // not pushed back by the role-only chunk; then the retry's backoff (at most 10 ms here).
+    assert!(start.elapsed() >= std::time::Duration::from_millis(1000), "{:?}", start.elapsed());
+    assert!(start.elapsed() <= std::time::Duration::from_millis(1010), "{:?}", start.elapsed());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_stream_ends_even_when_the_hosts_clock_stands_still() {
+    // Workers' clock only moves on I/O; a deadline that trusted the clock alone would wait forever.
+    let host = test_host().with_upstream(|_| async move {
+        let mut chunks = openai_chunks(&["a"]);
+        chunks.truncate(1);
+        Ok(stalling_response(chunks, 100))
+    });
+    host.set_now_ms(Some(opencode_core::Host::now_ms(&host)));
+    let body = json!({"messages":[{"role":"user","content":"hi"}],"stream":true});
+    let (_, events) = tokio::time::timeout(std::time::Duration::from_secs(60), sse_events(&host, body)).await.expect("the stream ended");
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["start", "delta", "error"]);
+}

@@ -2,10 +2,12 @@
 //! over as an [`EventStream`] with an idle timeout between events.
 
 use std::collections::VecDeque;
+use std::future::Future;
 
+use futures::future::{select, Either, LocalBoxFuture};
 use futures::stream::{self, LocalBoxStream, StreamExt};
 
-use super::{read_error_body, status_failure, with_timeout, Failure, Outcome, RetryPolicy};
+use super::{read_error_body, status_failure, Failure, Outcome, RetryPolicy};
 use crate::host::{Host, HostError};
 use crate::model::{ChatRequest, StreamEvent};
 use crate::providers::{self, ProviderConfig, ProviderError, SseEvent, StreamDecoder};
@@ -21,13 +23,66 @@ pub struct StreamFailure {
     pub message: String,
 }
 
-/// The provider's stream after the commit point.
-struct Live<H: Host> {
+/// A time limit that events can push back, on one host timer per quiet stretch: the timer is
+/// re-armed only when it fires early, never per event. A timer per event cost a host call pair
+/// per token (a `wasi:clocks` subtask on Spin, a `setTimeout` on Workers).
+struct Deadline<H: Host> {
     host: H,
+    timer: LocalBoxFuture<'static, ()>,
+    /// When the limit is up, by the host's clock; later than the timer once pushed back.
+    due_ms: u64,
+    /// Pushed back since the timer was armed. A timer that fires without that means the limit
+    /// is up, whatever the clock says (a clock that stands still cannot keep it waiting).
+    pushed: bool,
+    expired: bool,
+}
+
+impl<H: Host> Deadline<H> {
+    fn new(host: &H, ms: u64) -> Self {
+        Deadline { host: host.clone(), timer: host.sleep(ms), due_ms: host.now_ms().saturating_add(ms), pushed: false, expired: false }
+    }
+
+    /// Moves the limit to `ms` from now.
+    fn push_back(&mut self, ms: u64) {
+        self.due_ms = self.host.now_ms().saturating_add(ms);
+        self.pushed = true;
+    }
+
+    fn remaining_ms(&self) -> u64 {
+        self.due_ms.saturating_sub(self.host.now_ms())
+    }
+
+    /// `fut`'s output, or `None` once the limit is up.
+    async fn run<F: Future>(&mut self, fut: F) -> Option<F::Output> {
+        let mut fut = std::pin::pin!(fut);
+        while !self.expired {
+            match select(fut.as_mut(), &mut self.timer).await {
+                Either::Left((value, _)) => return Some(value),
+                Either::Right(((), _)) => {
+                    let left = self.remaining_ms();
+                    if !self.pushed || left == 0 {
+                        self.expired = true;
+                    } else {
+                        self.pushed = false;
+                        self.timer = self.host.sleep(left);
+                    }
+                }
+            }
+        }
+        None
+    }
+}
+
+/// A provider's stream: read by `open` up to the commit point, then handed to the client.
+struct Live<H: Host> {
     events: LocalBoxStream<'static, Result<SseEvent, HostError>>,
     decoder: StreamDecoder,
     pending: VecDeque<StreamEvent>,
-    idle_timeout_ms: u64,
+    /// Before the commit point, the attempt's limit for the first token; after it, the limit on
+    /// silence, pushed back by every event. Both are the attempt timeout, `timeout_ms`.
+    deadline: Deadline<H>,
+    timeout_ms: u64,
+    committed: bool,
     finished: bool,
 }
 
@@ -37,22 +92,35 @@ enum Next {
 }
 
 impl<H: Host> Live<H> {
-    /// The next raw SSE event, within the idle timeout.
-    async fn next_raw(&mut self, timeout_ms: u64) -> Result<Next, Failure> {
-        match with_timeout(&self.host, timeout_ms, self.events.next()).await {
-            None => Err(Failure::new(Outcome::Timeout { after_ms: timeout_ms }, "provider went silent")),
-            Some(None) => Ok(Next::End),
-            Some(Some(Ok(event))) => Ok(Next::Event(event)),
-            Some(Some(Err(err))) => Err(Failure::from_host(err)),
+    /// The next raw SSE event, within the deadline.
+    async fn next_raw(&mut self) -> Result<Next, Failure> {
+        let next = match self.deadline.run(self.events.next()).await {
+            None => {
+                let what = if self.committed { "provider went silent" } else { "no first token in time" };
+                return Err(Failure::new(Outcome::Timeout { after_ms: self.timeout_ms }, what));
+            }
+            Some(None) => Next::End,
+            Some(Some(Ok(event))) => Next::Event(event),
+            Some(Some(Err(err))) => return Err(Failure::from_host(err)),
+        };
+        if self.committed {
+            self.deadline.push_back(self.timeout_ms);
         }
+        Ok(next)
+    }
+
+    /// The stream is the client's from here on: the limit becomes one on silence.
+    fn commit(&mut self) {
+        self.committed = true;
+        self.deadline.push_back(self.timeout_ms);
     }
 
     /// Decodes the next batch of events into `pending`; `Ok(false)` once the stream is over.
-    async fn fill(&mut self, timeout_ms: u64) -> Result<bool, Failure> {
+    async fn fill(&mut self) -> Result<bool, Failure> {
         if self.finished {
             return Ok(false);
         }
-        let decoded = match self.next_raw(timeout_ms).await? {
+        let decoded = match self.next_raw().await? {
             Next::Event(event) => self.decoder.decode(&event),
             Next::End => {
                 self.finished = true;
@@ -78,17 +146,14 @@ pub(super) async fn open<H: Host>(
 ) -> Result<EventStream, Failure> {
     let wire = providers::build_request(provider, request, true).map_err(Failure::from_provider)?;
     let timeout = policy.attempt_timeout_ms;
-    let deadline = host.now_ms().saturating_add(timeout);
+    // One timer for the whole way to the first token: the answer's head, then its events.
+    let mut deadline = Deadline::new(host, timeout);
     let timed_out = || Failure::new(Outcome::Timeout { after_ms: timeout }, "no first token in time");
 
-    let response = with_timeout(host, timeout, host.fetch(wire))
-        .await
-        .ok_or_else(timed_out)?
-        .map_err(Failure::from_host)?;
+    let response = deadline.run(host.fetch(wire)).await.ok_or_else(timed_out)?.map_err(Failure::from_host)?;
     let (parts, body) = response.into_parts();
     if !parts.status.is_success() {
-        let remaining = deadline.saturating_sub(host.now_ms());
-        let body = read_error_body(host, body, remaining).await;
+        let body = read_error_body(host, body, deadline.remaining_ms()).await;
         return Err(status_failure(host, provider, &parts, &body));
     }
     let events = match body {
@@ -96,22 +161,20 @@ pub(super) async fn open<H: Host>(
         crate::Body::Full(bytes) => sse::decode(stream::iter([Ok(bytes)]).boxed_local()),
     };
     let mut live = Live {
-        host: host.clone(),
         events,
         decoder: StreamDecoder::new(provider.kind),
         pending: VecDeque::new(),
-        idle_timeout_ms: timeout,
+        deadline,
+        timeout_ms: timeout,
+        committed: false,
         finished: false,
     };
     loop {
         if live.pending.iter().any(is_commit_point) {
+            live.commit();
             return Ok(into_stream(live));
         }
-        let remaining = deadline.saturating_sub(host.now_ms());
-        if remaining == 0 {
-            return Err(timed_out());
-        }
-        if !live.fill(remaining).await? {
+        if !live.fill().await? {
             // Ended cleanly without a token or a Done: the decoder would have said Malformed.
             return Err(Failure::from_provider(ProviderError::Malformed("empty stream".into())));
         }
@@ -131,8 +194,7 @@ fn into_stream<H: Host>(live: Live<H>) -> EventStream {
             if let Some(event) = live.pending.pop_front() {
                 return Some((Ok(event), Some(live)));
             }
-            let timeout = live.idle_timeout_ms;
-            match live.fill(timeout).await {
+            match live.fill().await {
                 Ok(true) => continue,
                 Ok(false) => return None,
                 Err(failure) => {
