@@ -95,10 +95,7 @@ impl<H: Host> Live<H> {
     /// The next raw SSE event, within the deadline.
     async fn next_raw(&mut self) -> Result<Next, Failure> {
         let next = match self.deadline.run(self.events.next()).await {
-            None => {
-                let what = if self.committed { "provider went silent" } else { "no first token in time" };
-                return Err(Failure::new(Outcome::Timeout { after_ms: self.timeout_ms }, what));
-            }
+            None => return Err(timed_out(self.timeout_ms, self.committed)),
             Some(None) => Next::End,
             Some(Some(Ok(event))) => Next::Event(event),
             Some(Some(Err(err))) => return Err(Failure::from_host(err)),
@@ -148,9 +145,7 @@ pub(super) async fn open<H: Host>(
     let timeout = policy.attempt_timeout_ms;
     // One timer for the whole way to the first token: the answer's head, then its events.
     let mut deadline = Deadline::new(host, timeout);
-    let timed_out = || Failure::new(Outcome::Timeout { after_ms: timeout }, "no first token in time");
-
-    let response = deadline.run(host.fetch(wire)).await.ok_or_else(timed_out)?.map_err(Failure::from_host)?;
+    let response = deadline.run(host.fetch(wire)).await.ok_or_else(|| timed_out(timeout, false))?.map_err(Failure::from_host)?;
     let (parts, body) = response.into_parts();
     if !parts.status.is_success() {
         let body = read_error_body(host, body, deadline.remaining_ms()).await;
@@ -179,6 +174,12 @@ pub(super) async fn open<H: Host>(
             return Err(Failure::from_provider(ProviderError::Malformed("empty stream".into())));
         }
     }
+}
+
+/// A timeout before the commit point (no first token) or after it (silence).
+fn timed_out(after_ms: u64, committed: bool) -> Failure {
+    let what = if committed { "provider went silent" } else { "no first token in time" };
+    Failure::new(Outcome::Timeout { after_ms }, what)
 }
 
 /// The first event that is visible to the client (or proves the answer is complete). A tool
