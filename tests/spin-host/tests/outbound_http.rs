@@ -12,19 +12,23 @@ use std::time::Duration;
 
 use common::{encode, probe_manifest, request, scratch, slow_upstream, SpinHost};
 
+/// The probe, allowed to call any port on 127.0.0.1 (where the tests' upstreams listen).
+fn probe_allowed_loopback(name: &str) -> SpinHost {
+    let manifest = probe_manifest(
+        &scratch(name),
+        "",
+        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
+    );
+    SpinHost::start(&manifest, &[], &[])
+}
+
 #[test]
 fn an_allowed_upstream_streams_through_as_it_arrives() {
     let (upstream, seen) = slow_upstream(
         vec!["data: one\n\n", "data: two\n\n", "data: three\n\n"],
         Duration::from_millis(400),
     );
-    let dir = scratch("outbound-stream");
-    let manifest = probe_manifest(
-        &dir,
-        "",
-        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
-    );
-    let host = SpinHost::start(&manifest, &[], &[]);
+    let host = probe_allowed_loopback("outbound-stream");
 
     let url = format!("http://{upstream}/v1/stream?x=1");
     let response = host.get(&format!("/fetch?url={}", encode(&url)));
@@ -53,13 +57,7 @@ fn an_allowed_upstream_streams_through_as_it_arrives() {
 #[test]
 fn the_relay_posts_a_body_whole_and_answers_with_the_upstreams_reply() {
     // The benchmark's runtime floor: the probe relays to its own /echo over the network.
-    let dir = scratch("outbound-relay");
-    let manifest = probe_manifest(
-        &dir,
-        "",
-        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
-    );
-    let host = SpinHost::start(&manifest, &[], &[]);
+    let host = probe_allowed_loopback("outbound-relay");
     let echo = format!("http://{}/echo", host.addr);
     // Larger than one read frame (16 KiB), so the relay must gather several.
     let body: Vec<u8> = (0..50_000u32).map(|i| b'a' + (i % 26) as u8).collect();
@@ -82,13 +80,7 @@ fn the_relay_posts_a_body_whole_and_answers_with_the_upstreams_reply() {
 fn the_streamed_relay_passes_the_upstreams_events_on_as_they_arrive() {
     // The benchmark's floor for a streamed chat's first byte.
     let (upstream, seen) = slow_upstream(vec!["data: one\n\n", "data: two\n\n"], Duration::from_millis(400));
-    let dir = scratch("outbound-relay-stream");
-    let manifest = probe_manifest(
-        &dir,
-        "",
-        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
-    );
-    let host = SpinHost::start(&manifest, &[], &[]);
+    let host = probe_allowed_loopback("outbound-relay-stream");
     let url = format!("http://{upstream}/v1/chat/completions");
     let response = request(
         host.addr,
@@ -161,13 +153,7 @@ fn a_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
 
 #[test]
 fn an_unreachable_allowed_host_is_a_connection_error() {
-    let dir = scratch("outbound-unreachable");
-    let manifest = probe_manifest(
-        &dir,
-        "",
-        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
-    );
-    let host = SpinHost::start(&manifest, &[], &[]);
+    let host = probe_allowed_loopback("outbound-unreachable");
     // Port 1 on loopback refuses connections.
     let response = host.get(&format!("/fetch?url={}", encode("http://127.0.0.1:1/")));
     assert_eq!(response.status, 502);
