@@ -133,7 +133,8 @@ async function spinFloor(upstream, streamedUpstream, chatAdded, streamedAdded) {
 }
 
 async function bench(runtime) {
-  const { sim, base } = await startPlatform(runtime, { PROVIDER_ORDER: 'openai' });
+  // No code sandbox: nothing here runs code, and it needs bubblewrap, which only scripts/test installs.
+  const { sim, base } = await startPlatform(runtime, { PROVIDER_ORDER: 'openai' }, { sandbox: false });
   const auth = { authorization: `Bearer ${token()}`, 'content-type': 'application/json' };
   const messages = [{ role: 'user', content: 'Say hello to the benchmark' }];
   const upstreamChat = (stream) => ({

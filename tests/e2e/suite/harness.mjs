@@ -63,20 +63,21 @@ async function startWranglerDev(env) {
 }
 
 /**
- * Starts the simulator, the code sandbox (tests/sandbox, as SANDBOX_URL) and `runtime`:
- * cloudflare (workerd through Miniflare), wrangler (the same Workers under `wrangler dev`, as
- * scripts/dev runs them) or spin. Resolves to {sim, sandbox, base}.
+ * Starts the simulator, the code sandbox (tests/sandbox, as SANDBOX_URL; it needs bubblewrap,
+ * so callers that do not run code, like the benchmark, pass `{ sandbox: false }`) and
+ * `runtime`: cloudflare (workerd through Miniflare), wrangler (the same Workers under
+ * `wrangler dev`, as scripts/dev runs them) or spin. Resolves to {sim, sandbox, base}.
  */
-export async function startPlatform(runtime, extraEnv = {}) {
+export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandbox = true } = {}) {
   const [sim, sandbox] = await Promise.all([
     start(join(target, 'debug', 'provider-sim'), ['--port', '0'], {}),
-    start(join(target, 'debug', 'sandbox'), ['--port', '0'], { SANDBOX_TOKEN }),
+    withSandbox ? start(join(target, 'debug', 'sandbox'), ['--port', '0'], { SANDBOX_TOKEN }) : undefined,
   ]);
   const env = {
     OPENAI_API_KEY: 'sim-key', OPENAI_BASE_URL: `${sim}/v1`,
     ANTHROPIC_API_KEY: 'sim-key', ANTHROPIC_BASE_URL: sim,
     GEMINI_API_KEY: 'sim-key', GEMINI_BASE_URL: sim,
-    SANDBOX_URL: sandbox, SANDBOX_TOKEN,
+    ...(sandbox ? { SANDBOX_URL: sandbox, SANDBOX_TOKEN } : {}),
     TAVILY_API_KEY: 'sim-key', TAVILY_BASE_URL: sim,
     BRAVE_API_KEY: 'sim-key', BRAVE_BASE_URL: sim,
     PROVIDER_ORDER: 'openai,anthropic,gemini', JWT_SECRET: SECRET, PORT: '0',
