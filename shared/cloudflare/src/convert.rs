@@ -100,15 +100,28 @@ async fn headers_and_body(
 
 /// The core's response for the runtime. A streamed body becomes a `ReadableStream` that pulls
 /// the core's stream, so each chunk is sent as soon as the core yields it.
+///
+/// A whole body is sent with its `content-length`. The runtime knows the length anyway, but
+/// a service binding does not pass it on unless the header says so, and without it the caller
+/// (the gateway, say) must read the answer chunk by chunk and stream it on: on Miniflare that
+/// was most of what the gateway added to a request.
 pub(crate) fn response_to_web(response: http::Response<Body>) -> Result<web_sys::Response, String> {
     let (parts, body) = response.into_parts();
     let status = parts.status.as_u16();
     let init = web_sys::ResponseInit::new();
     init.set_status(status);
-    init.set_headers(headers_to_web(&parts.headers)?.as_ref());
+    let headers = headers_to_web(&parts.headers)?;
 
     // The Fetch standard forbids a body on these statuses; the constructor would throw.
     let null_body_status = matches!(status, 101 | 103 | 204 | 205 | 304);
+    if let Body::Full(bytes) = &body {
+        if !null_body_status && !bytes.is_empty() {
+            headers
+                .set("content-length", &bytes.len().to_string())
+                .map_err(|error| js_message(&error))?;
+        }
+    }
+    init.set_headers(headers.as_ref());
     let built = match body {
         _ if null_body_status => web_sys::Response::new_with_opt_str_and_init(None, &init),
         Body::Full(bytes) if bytes.is_empty() => {

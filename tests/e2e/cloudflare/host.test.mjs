@@ -2,9 +2,10 @@
 // host-probe Worker. Run with scripts/cloudflare/test-host, which builds the probe first.
 //
 // What they prove: streamed bodies leave chunk by chunk (out of the Worker, through Host::fetch
-// and through a service binding), fetched bodies arrive byte for byte whether read whole or
-// streamed, a fetched body dropped early is cancelled upstream, KV maps store names to bindings
-// and honours the TTL floor, vars and secrets resolve (empty means unset), timers, randomness
+// and through a service binding) and whole ones with their length (so a sibling's answer
+// arrives whole), fetched bodies arrive byte for byte whether read whole or streamed, a fetched
+// body dropped early is cancelled upstream, KV maps store names to bindings and honours the TTL
+// floor, vars and secrets resolve (empty means unset), timers, randomness
 // and wait_until work, and responses the runtime would refuse become a 500 instead of a crash.
 
 import { test, before, after } from "node:test";
@@ -184,10 +185,21 @@ test("call_function goes through the upper-case service binding and streams", as
   const target = encodeURIComponent(`/stream?n=3&ms=${GAP_MS}`);
   const { response, chunks } = await chunked(`/call?fn=self-probe&path=${target}`);
   assert.equal(response.status, 200);
+  assert.equal(response.headers.get("x-probe-body"), "stream");
   assertStreamed(chunks, 3);
   const missing = await chunked("/call?fn=nope");
   assert.equal(missing.response.status, 502);
   assert.equal(missing.text, "call error: no such service: nope");
+});
+
+test("a whole body leaves with its length, so a sibling's answer arrives whole", async () => {
+  const direct = await chunked("/status?s=418");
+  assert.equal(direct.response.headers.get("content-length"), "4");
+  const called = await chunked(`/call?fn=self-probe&path=${encodeURIComponent("/status?s=418")}`);
+  assert.equal(called.response.status, 418);
+  assert.equal(called.response.headers.get("x-probe-body"), "full");
+  assert.equal(called.response.headers.get("content-length"), "4");
+  assert.equal(called.text, "body");
 });
 
 test("KV: store names map to bindings, short TTLs are dropped, list and delete work", async () => {

@@ -8,7 +8,8 @@
 //!   `Host::fetch` and returns the upstream response as it streams
 //! - `/peek?url=URL` (URL percent-encoded) — GETs URL through `Host::fetch`, reads the first
 //!   chunk of its body, drops the rest and answers with that chunk 300 ms later
-//! - `/call?fn=NAME&path=PATH` (PATH percent-encoded) — GET PATH on a sibling via its binding
+//! - `/call?fn=NAME&path=PATH` (PATH percent-encoded) — GET PATH on a sibling via its binding;
+//!   `x-probe-body` says whether its body arrived `full` or as a `stream`
 //! - `/kv` — a put/get/list/delete round trip on stores `cache` and `data`, as text lines
 //! - `/bg` then `/bgcheck` — `spawn_background` writes a key after the response is sent
 //! - `/misc` — random bytes, clock, sleep and `var` lookups, as text lines
@@ -136,7 +137,14 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
                 return text(400, String::from("bad path"));
             };
             match host.call_function(&name, request).await {
-                Ok(response) => response,
+                Ok(mut response) => {
+                    let kind = match response.body() {
+                        Body::Full(_) => "full",
+                        Body::Stream(_) => "stream",
+                    };
+                    response.headers_mut().insert("x-probe-body", http::HeaderValue::from_static(kind));
+                    response
+                }
                 Err(error) => text(502, format!("call error: {error}")),
             }
         }
