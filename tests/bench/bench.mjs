@@ -7,7 +7,8 @@
 // (p50/p99, non-streamed chat, and time to first byte of a streamed one), the same for the
 // public /health floor, requests per second at a small concurrency, and each function's Wasm
 // size raw and gzipped; on Spin also the runtime's own floor for chat's I/O (a bare component
-// relaying the same call, whole and streamed). Runtimes: cloudflare = workerd through
+// relaying the same call, whole and streamed) and the machine's (that relay done natively, no
+// Wasm: one extra loopback hop). Runtimes: cloudflare = workerd through
 // Miniflare (the engine `wrangler dev` runs), wrangler = `wrangler dev` itself
 // (scripts/cloudflare/serve, as scripts/dev runs it; its target is measured over its own
 // /health floor), spin = tests/spin-host.
@@ -16,7 +17,7 @@ import { tmpdir } from 'node:os';
 import http from 'node:http';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
-import { root, target, startPlatform, startSpinHost, stopAll, token } from '../e2e/suite/harness.mjs';
+import { root, target, startPlatform, startProcess, startSpinHost, stopAll, token } from '../e2e/suite/harness.mjs';
 
 const N = Number(process.env.BENCH_N || 1000);
 const SECONDS = Number(process.env.BENCH_SECONDS || 3);
@@ -109,7 +110,8 @@ function sizes(runtime) {
 // The Spin runtime's own cost for a chat's I/O: the spin-host probe's relay (read the body, post
 // it upstream, return the answer read whole, or streamed on as it arrives), a bare component on
 // a host of its own, against the same direct call. What chat adds beyond it is the platform's
-// own work.
+// own work. Beside it, the machine's floor: the same relay done natively (spin-host's
+// native_relay example, no Wasm), which is what one extra loopback hop costs on this machine.
 async function spinFloor(upstream, streamedUpstream, chatAdded, streamedAdded) {
   const wasm = join(target, 'wasm32-wasip2', 'release', 'spin_host_probe.wasm');
   if (!existsSync(wasm)) {
@@ -123,13 +125,27 @@ async function spinFloor(upstream, streamedUpstream, chatAdded, streamedAdded) {
     '[component.probe]', `source = ${JSON.stringify(wasm)}`, 'allowed_outbound_hosts = ["http://127.0.0.1:*"]', '',
   ].join('\n'));
   const base = await startSpinHost(manifest, {});
-  const relay = (up, query = '') => () => request(`${base}/relay?${query}url=${encodeURIComponent(up.url)}`, up);
-  const [floor, direct] = await paired(relay(upstream), () => request(upstream.url, upstream));
-  row('runtime floor: bare relay', floor, direct);
-  console.log(`  chat added over the runtime floor's added: p50 ${fmt(chatAdded - (floor.p50 - direct.p50))} ms`);
-  const [streamedFloor, streamedDirect] = await paired(relay(streamedUpstream, 'stream=1&'), () => request(streamedUpstream.url, streamedUpstream), 0);
-  row('runtime floor: streamed relay', streamedFloor, streamedDirect);
-  console.log(`  streamed first byte added over the floor's added: p50 ${fmt(streamedAdded - (streamedFloor.p50 - streamedDirect.p50))} ms`);
+  const nativeBin = join(target, 'release', 'examples', 'native_relay');
+  const native = existsSync(nativeBin) ? await startProcess(nativeBin, []) : null;
+  const via = (at, up, query = '') => () => request(`${at}/relay?${query}url=${encodeURIComponent(up.url)}`, up);
+  const compare = async (up, query, which) => {
+    const fns = [via(base, up, query), () => request(up.url, up), ...(native ? [via(native, up, query)] : [])];
+    const [floor, direct, machine] = await alternated(fns, which);
+    return { floor, direct, machine, added: floor.p50 - direct.p50 };
+  };
+  const machineRow = (name, { floor, direct, machine }) => {
+    if (!machine) return console.log(`  ${name}: skipped, native_relay is not built (scripts/bench builds it)`);
+    row(name, machine, direct);
+    console.log(`  runtime floor's added over the machine's: p50 ${fmt((floor.p50 - direct.p50) - (machine.p50 - direct.p50))} ms`);
+  };
+  const whole = await compare(upstream, '', 1);
+  row('runtime floor: bare relay', whole.floor, whole.direct);
+  console.log(`  chat added over the runtime floor's added: p50 ${fmt(chatAdded - whole.added)} ms`);
+  machineRow('machine floor: native relay', whole);
+  const streamed = await compare(streamedUpstream, 'stream=1&', 0);
+  row('runtime floor: streamed relay', streamed.floor, streamed.direct);
+  console.log(`  streamed first byte added over the floor's added: p50 ${fmt(streamedAdded - streamed.added)} ms`);
+  machineRow('machine floor: streamed native', streamed);
 }
 
 async function bench(runtime) {

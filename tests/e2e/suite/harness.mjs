@@ -15,7 +15,8 @@ export const SANDBOX_TOKEN = 'e2e-sandbox-token';
 const children = [];
 process.on('exit', () => stopAll());
 
-function start(cmd, args, env) {
+/** Starts `cmd` (stopped with the others) and resolves to the URL it prints as `listening on URL`. */
+export function startProcess(cmd, args, env = {}) {
   const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   children.push(child);
   return new Promise((resolve, reject) => {
@@ -70,8 +71,8 @@ async function startWranglerDev(env) {
  */
 export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandbox = true } = {}) {
   const [sim, sandbox] = await Promise.all([
-    start(join(target, 'debug', 'provider-sim'), ['--port', '0'], {}),
-    withSandbox ? start(join(target, 'debug', 'sandbox'), ['--port', '0'], { SANDBOX_TOKEN }) : undefined,
+    startProcess(join(target, 'debug', 'provider-sim'), ['--port', '0'], {}),
+    withSandbox ? startProcess(join(target, 'debug', 'sandbox'), ['--port', '0'], { SANDBOX_TOKEN }) : undefined,
   ]);
   const env = {
     OPENAI_API_KEY: 'sim-key', OPENAI_BASE_URL: `${sim}/v1`,
@@ -85,7 +86,7 @@ export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandb
   };
   let base;
   if (runtime === 'cloudflare') {
-    base = await start('node', ['tests/e2e/cloudflare/serve.mjs', '--exit-with-parent'], env);
+    base = await startProcess('node', ['tests/e2e/cloudflare/serve.mjs', '--exit-with-parent'], env);
   } else if (runtime === 'wrangler') {
     base = await startWranglerDev(env);
   } else if (runtime === 'spin') {
@@ -99,7 +100,7 @@ export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandb
 /** tests/spin-host (SPIN_HOST_BIN, else the debug build) on `manifest`, with `env` as Spin variables. */
 export function startSpinHost(manifest, env) {
   const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
-  return start(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', manifest, '--listen', '127.0.0.1:0'], spinEnv);
+  return startProcess(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', manifest, '--listen', '127.0.0.1:0'], spinEnv);
 }
 
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
