@@ -25,17 +25,23 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY || 8);
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
 
-// One request; resolves with [ms to first body byte, ms to end].
-function request(url, { method = 'GET', headers = {}, body } = {}) {
+// One request; resolves with [ms to first body byte, ms to end, ms until the body so far first
+// matches `token` (a stream's first content token; the end when there is none)].
+function request(url, { method = 'GET', headers = {}, body, token } = {}) {
   return new Promise((resolve, reject) => {
     const t0 = process.hrtime.bigint();
     let first = null;
+    let tokenAt = null;
+    let text = '';
     const req = http.request(url, { method, headers, agent }, (res) => {
-      res.on('data', () => { first ??= process.hrtime.bigint(); });
+      res.on('data', (chunk) => {
+        first ??= process.hrtime.bigint();
+        if (token && tokenAt === null && token.test(text += chunk)) tokenAt = process.hrtime.bigint();
+      });
       res.on('end', () => {
         const end = process.hrtime.bigint();
         if (res.statusCode >= 400) return reject(new Error(`${url} -> ${res.statusCode}`));
-        resolve([Number((first ?? end) - t0) / 1e6, Number(end - t0) / 1e6]);
+        resolve([first ?? end, end, tokenAt ?? end].map((t) => Number(t - t0) / 1e6));
       });
     });
     req.on('error', reject);
@@ -158,12 +164,16 @@ async function bench(runtime) {
     method: 'POST', headers: { authorization: 'Bearer sim-key', 'content-type': 'application/json' },
     body: JSON.stringify({ model: 'gpt-4.1-mini', messages, stream, ...(stream ? { stream_options: { include_usage: true } } : {}) }),
   });
+  // A stream's first content token: the platform's first `delta` event; the simulator's first
+  // chunk with content (its first chunk carries only the role). The platform sends nothing
+  // before the first token, so that it can still fall back; first byte alone would charge it
+  // for the upstream's gap between those two chunks.
   const direct = (stream) => () => {
     const upstream = upstreamChat(stream);
-    return request(upstream.url, upstream);
+    return request(upstream.url, { ...upstream, token: stream ? /"content":"[^"]/ : undefined });
   };
   // Latency over the upstream is measured past the System 1 cache (no-store); hits get their own row.
-  const platform = (stream) => () => request(`${base}/v1/chat`, { method: 'POST', headers: { ...auth, 'cache-control': 'no-store' }, body: JSON.stringify({ messages, stream }) });
+  const platform = (stream) => () => request(`${base}/v1/chat`, { method: 'POST', headers: { ...auth, 'cache-control': 'no-store' }, body: JSON.stringify({ messages, stream }), token: stream ? /event: delta/ : undefined });
   const cached = () => request(`${base}/v1/chat`, { method: 'POST', headers: auth, body: JSON.stringify({ messages, stream: false }) });
 
   const engine = { cloudflare: 'workerd via Miniflare', wrangler: 'wrangler dev', spin: 'tests/spin-host' }[runtime];
@@ -174,6 +184,8 @@ async function bench(runtime) {
   row('chat, non-streamed', chat, directChat);
   const [streamed, directStreamed] = await paired(platform(true), direct(true), 0);
   row('chat, streamed: first byte', streamed, directStreamed);
+  const [firstToken, directFirstToken] = await paired(platform(true), direct(true), 2);
+  row('chat, streamed: first token', firstToken, directFirstToken);
   // The wrangler dev target: what chat adds over its direct call, beyond what the runtime adds
   // to the /health floor over the simulator's own health (all four alternated).
   const [c, d, h, s] = await alternated([platform(false), direct(false), () => request(`${base}/health`), () => request(`${sim}/_sim/health`)]);
