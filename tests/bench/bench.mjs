@@ -7,8 +7,9 @@
 // (p50/p99, non-streamed chat, and time to first byte of a streamed one), the same for the
 // public /health floor, requests per second at a small concurrency, and each function's Wasm
 // size raw and gzipped; on Spin also the runtime's own floor for chat's I/O (a bare component
-// relaying the same call, whole and streamed) and the machine's (that relay done natively, no
-// Wasm: one extra loopback hop). Runtimes: cloudflare = workerd through
+// relaying the same call, whole and streamed), the machine's (that relay done natively, no
+// Wasm: one extra loopback hop) and, with WASMTIME_BIN, the same relay under `wasmtime serve`.
+// Runtimes: cloudflare = workerd through
 // Miniflare (the engine `wrangler dev` runs), wrangler = `wrangler dev` itself
 // (scripts/cloudflare/serve, as scripts/dev runs it; its target is measured over its own
 // /health floor), spin = tests/spin-host.
@@ -113,45 +114,55 @@ function sizes(runtime) {
   return out;
 }
 
-// The Spin runtime's own cost for a chat's I/O: the spin-host probe's relay (read the body, post
-// it upstream, return the answer read whole, or streamed on as it arrives), a bare component on
-// a host of its own, against the same direct call. What chat adds beyond it is the platform's
-// own work. Beside it, the machine's floor: the same relay done natively (spin-host's
-// native_relay example, no Wasm), which is what one extra loopback hop costs on this machine.
+// The Spin runtime's own cost for a chat's I/O: the relay fixture (tests/spin-host/fixtures/relay:
+// read the body, post it upstream, return the answer read whole, or streamed on as it arrives),
+// a bare component on a host of its own, against the same direct call. What chat adds beyond it
+// is the platform's own work. Beside it, the machine's floor: the same relay done natively
+// (spin-host's native_relay example, no Wasm), which is what one extra loopback hop costs on
+// this machine; and with WASMTIME_BIN set (a wasmtime-cli 48.0.8, the wasmtime spin-host is
+// built on), the same Wasm under wasmtime's own `wasmtime serve`: the upstream runtime's figure.
 async function spinFloor(upstream, streamedUpstream, chatAdded, streamedAdded) {
-  const wasm = join(target, 'wasm32-wasip2', 'release', 'spin_host_probe.wasm');
+  const wasm = join(target, 'wasm32-wasip2', 'release', 'spin_host_relay.wasm');
   if (!existsSync(wasm)) {
-    console.log('  runtime floor: skipped, the spin-host probe is not built (scripts/bench builds it)');
+    console.log('  runtime floor: skipped, the relay fixture is not built (scripts/bench builds it)');
     return;
   }
   const manifest = join(mkdtempSync(join(tmpdir(), 'bench-floor-')), 'spin.toml');
   writeFileSync(manifest, [
     'spin_manifest_version = 2', '[application]', 'name = "bench-floor"',
-    '[[trigger.http]]', 'route = "/..."', 'component = "probe"',
-    '[component.probe]', `source = ${JSON.stringify(wasm)}`, 'allowed_outbound_hosts = ["http://127.0.0.1:*"]', '',
+    '[[trigger.http]]', 'route = "/..."', 'component = "relay"',
+    '[component.relay]', `source = ${JSON.stringify(wasm)}`, 'allowed_outbound_hosts = ["http://127.0.0.1:*"]', '',
   ].join('\n'));
   const base = await startSpinHost(manifest, {});
   const nativeBin = join(target, 'release', 'examples', 'native_relay');
   const native = existsSync(nativeBin) ? await startProcess(nativeBin, []) : null;
+  const wasmtime = process.env.WASMTIME_BIN
+    ? await startProcess(process.env.WASMTIME_BIN, ['serve', '-S', 'cli', '-S', 'p3', '--addr', '127.0.0.1:0', wasm], {},
+      { ready: /Serving HTTP on (\S+?)\/?$/, output: 'stderr' })
+    : null;
   const via = (at, up, query = '') => () => request(`${at}/relay?${query}url=${encodeURIComponent(up.url)}`, up);
   const compare = async (up, query, which) => {
-    const fns = [via(base, up, query), () => request(up.url, up), ...(native ? [via(native, up, query)] : [])];
-    const [floor, direct, machine] = await alternated(fns, which);
-    return { floor, direct, machine, added: floor.p50 - direct.p50 };
+    const others = [native, wasmtime].filter(Boolean);
+    const [floor, direct, ...rest] = await alternated(
+      [via(base, up, query), () => request(up.url, up), ...others.map((at) => via(at, up, query))], which);
+    return { floor, direct, machine: native && rest[0], upstreamRuntime: wasmtime && rest.at(-1), added: floor.p50 - direct.p50 };
   };
   const machineRow = (name, { floor, direct, machine }) => {
     if (!machine) return console.log(`  ${name}: skipped, native_relay is not built (scripts/bench builds it)`);
     row(name, machine, direct);
     console.log(`  runtime floor's added over the machine's: p50 ${fmt((floor.p50 - direct.p50) - (machine.p50 - direct.p50))} ms`);
   };
+  const wasmtimeRow = (name, { direct, upstreamRuntime }) => upstreamRuntime && row(name, upstreamRuntime, direct);
   const whole = await compare(upstream, '', 1);
   row('runtime floor: bare relay', whole.floor, whole.direct);
   console.log(`  chat added over the runtime floor's added: p50 ${fmt(chatAdded - whole.added)} ms`);
   machineRow('machine floor: native relay', whole);
+  wasmtimeRow('same relay, wasmtime serve', whole);
   const streamed = await compare(streamedUpstream, 'stream=1&', 0);
   row('runtime floor: streamed relay', streamed.floor, streamed.direct);
   console.log(`  streamed first byte added over the floor's added: p50 ${fmt(streamedAdded - streamed.added)} ms`);
   machineRow('machine floor: streamed native', streamed);
+  wasmtimeRow('streamed, wasmtime serve', streamed);
 }
 
 async function bench(runtime) {

@@ -15,13 +15,17 @@ export const SANDBOX_TOKEN = 'e2e-sandbox-token';
 const children = [];
 process.on('exit', () => stopAll());
 
-/** Starts `cmd` (stopped with the others) and resolves to the URL it prints as `listening on URL`. */
-export function startProcess(cmd, args, env = {}) {
-  const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * Starts `cmd` (stopped with the others) and resolves to the URL it prints as `listening on URL`
+ * on stdout, or as `ready` matches it (its first group) on `output` ('stdout' or 'stderr').
+ */
+export function startProcess(cmd, args, env = {}, { ready = /listening on (\S+)/, output = 'stdout' } = {}) {
+  const stdio = output === 'stderr' ? ['ignore', 'inherit', 'pipe'] : ['ignore', 'pipe', 'inherit'];
+  const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio });
   children.push(child);
   return new Promise((resolve, reject) => {
-    createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = line.match(/listening on (\S+)/);
+    createInterface({ input: child[output] }).on('line', (line) => {
+      const m = line.match(ready);
       if (m) resolve(m[1]);
     });
     child.on('exit', (code) => reject(new Error(`${cmd} exited with ${code}`)));

@@ -1,8 +1,8 @@
-//! The machine's floor for the Spin benchmark: the spin-host probe's `POST /relay?url=U
-//! [&stream=1]` done natively, with no Wasm. It is served like spin-host serves (one
+//! The machine's floor for the Spin benchmark: the relay fixture's `POST /relay?url=U
+//! [&stream=1]` (tests/spin-host/fixtures/relay) done natively, with no Wasm. It is served like spin-host serves (one
 //! single-threaded tokio runtime per core on a shared listener, hyper's HTTP/1 server) and
 //! calls upstream like spin-host does (hyper-util's pooled client, `TCP_NODELAY`), so what the
-//! probe adds over it is the Wasm runtime's cost, and what it adds over a direct call is one
+//! relay component adds over it is the Wasm runtime's cost, and what it adds over a direct call is one
 //! extra loopback hop on this machine.
 //!
 //!   cargo run --release -p spin-host --example native_relay   (prints `listening on URL`)

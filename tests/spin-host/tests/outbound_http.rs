@@ -10,7 +10,9 @@
 mod common;
 use std::time::Duration;
 
-use common::{encode, probe_manifest, request, scratch, slow_upstream, SpinHost};
+use common::{
+    encode, probe_manifest, probe_wasm, relay_wasm, request, scratch, slow_upstream, SpinHost,
+};
 
 /// The probe, allowed to call any port on 127.0.0.1 (where the tests' upstreams listen).
 fn probe_allowed_loopback(name: &str) -> SpinHost {
@@ -20,6 +22,37 @@ fn probe_allowed_loopback(name: &str) -> SpinHost {
         r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
     );
     SpinHost::start(&manifest, &[], &[])
+}
+
+/// The relay fixture on `/relay` and the probe on everything else (its `/echo` is an upstream),
+/// both allowed to call any port on 127.0.0.1.
+fn relay_allowed_loopback(name: &str) -> SpinHost {
+    let dir = scratch(name);
+    let manifest = format!(
+        r#"spin_manifest_version = 2
+[application]
+name = "relay-test"
+
+[[trigger.http]]
+route = "/relay"
+component = "relay"
+
+[[trigger.http]]
+route = "/..."
+component = "probe"
+
+[component.relay]
+source = "{relay}"
+allowed_outbound_hosts = ["http://127.0.0.1:*"]
+
+[component.probe]
+source = "{probe}"
+"#,
+        relay = relay_wasm().display(),
+        probe = probe_wasm().display(),
+    );
+    std::fs::write(dir.join("spin.toml"), manifest).unwrap();
+    SpinHost::start(&dir.join("spin.toml"), &[], &[])
 }
 
 #[test]
@@ -56,8 +89,8 @@ fn an_allowed_upstream_streams_through_as_it_arrives() {
 
 #[test]
 fn the_relay_posts_a_body_whole_and_answers_with_the_upstreams_reply() {
-    // The benchmark's runtime floor: the probe relays to its own /echo over the network.
-    let host = probe_allowed_loopback("outbound-relay");
+    // The benchmark's runtime floor: the relay posts to the probe's /echo over the network.
+    let host = relay_allowed_loopback("outbound-relay");
     let echo = format!("http://{}/echo", host.addr);
     // Larger than one read frame (16 KiB), so the relay must gather several.
     let body: Vec<u8> = (0..50_000u32).map(|i| b'a' + (i % 26) as u8).collect();
@@ -77,10 +110,26 @@ fn the_relay_posts_a_body_whole_and_answers_with_the_upstreams_reply() {
 }
 
 #[test]
+fn the_relay_imports_no_spin_interface_so_wasmtime_serve_can_run_it() {
+    // The benchmark times the same Wasm under `wasmtime serve`, which links WASI alone.
+    let mut config = wasmtime::Config::new();
+    config.wasm_component_model_async(true);
+    let engine = wasmtime::Engine::new(&config).unwrap();
+    let component = wasmtime::component::Component::from_file(&engine, relay_wasm()).unwrap();
+    let imports: Vec<String> = component
+        .component_type()
+        .imports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    assert!(imports.iter().any(|name| name.starts_with("wasi:http/")), "{imports:?}");
+    assert!(!imports.iter().any(|name| name.starts_with("spin:")), "{imports:?}");
+}
+
+#[test]
 fn the_streamed_relay_passes_the_upstreams_events_on_as_they_arrive() {
     // The benchmark's floor for a streamed chat's first byte.
     let (upstream, seen) = slow_upstream(vec!["data: one\n\n", "data: two\n\n"], Duration::from_millis(400));
-    let host = probe_allowed_loopback("outbound-relay-stream");
+    let host = relay_allowed_loopback("outbound-relay-stream");
     let url = format!("http://{upstream}/v1/chat/completions");
     let response = request(
         host.addr,

@@ -1,5 +1,5 @@
-//! Shared test plumbing: build the probe fixture, start spin-host on a manifest, and a tiny
-//! HTTP/1.1 client that records when each body chunk arrives (to prove streaming).
+//! Shared test plumbing: build the probe and relay fixtures, start spin-host on a manifest, and
+//! a tiny HTTP/1.1 client that records when each body chunk arrives (to prove streaming).
 #![allow(
     dead_code,
     clippy::unwrap_used,
@@ -43,21 +43,22 @@ fn cargo(args: &[&str]) {
 /// Builds the probe fixture (once per test binary) and returns its `.wasm`.
 pub fn probe_wasm() -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            cargo(&[
-                "build",
-                "--release",
-                "--target",
-                "wasm32-wasip2",
-                "--manifest-path",
-                "tests/spin-host/fixtures/probe/Cargo.toml",
-            ]);
-            let wasm = target_dir().join("wasm32-wasip2/release/spin_host_probe.wasm");
-            assert!(wasm.exists(), "{} was not built", wasm.display());
-            wasm
-        })
-        .clone()
+    BUILT.get_or_init(|| fixture_wasm("probe")).clone()
+}
+
+/// Builds the relay fixture (once per test binary) and returns its `.wasm`.
+pub fn relay_wasm() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| fixture_wasm("relay")).clone()
+}
+
+/// Builds `tests/spin-host/fixtures/<name>` for wasm32-wasip2 and returns its `.wasm`.
+fn fixture_wasm(name: &str) -> PathBuf {
+    let manifest = format!("tests/spin-host/fixtures/{name}/Cargo.toml");
+    cargo(&["build", "--release", "--target", "wasm32-wasip2", "--manifest-path", &manifest]);
+    let wasm = target_dir().join(format!("wasm32-wasip2/release/spin_host_{name}.wasm"));
+    assert!(wasm.exists(), "{} was not built", wasm.display());
+    wasm
 }
 
 /// Builds the platform's function components with scripts/spin/build.
