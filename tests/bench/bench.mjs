@@ -121,6 +121,8 @@ function sizes(runtime) {
 // (spin-host's native_relay example, no Wasm), which is what one extra loopback hop costs on
 // this machine; and with WASMTIME_BIN set (a wasmtime-cli 48.0.8, the wasmtime spin-host is
 // built on), the same Wasm under wasmtime's own `wasmtime serve`: the upstream runtime's figure.
+// Its client opens a connection per outbound call (wasmtime-wasi-http's default_send_request),
+// where spin-host, like Spin, pools them; so it bounds the runtime's cost from above.
 async function spinFloor(upstream, streamedUpstream, chatAdded, streamedAdded) {
   const wasm = join(target, 'wasm32-wasip2', 'release', 'spin_host_relay.wasm');
   if (!existsSync(wasm)) {
