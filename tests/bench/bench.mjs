@@ -4,7 +4,7 @@
 //   node tests/bench/bench.mjs [cloudflare|wrangler|spin]...
 //
 // For each runtime: the latency the platform adds over calling the simulator directly
-// (p50/p99, non-streamed chat, and time to first byte of a streamed one), the same for the
+// (p50/p99, non-streamed chat, and a streamed one's first byte and first token), the same for the
 // public /health floor, requests per second at a small concurrency, and each function's Wasm
 // size raw and gzipped; on Spin also the runtime's own floor for chat's I/O (a bare component
 // relaying the same call, whole and streamed), the machine's (that relay done natively, no
