@@ -197,8 +197,10 @@ impl Host for SpinHost {
 }
 
 /// Sends one request through the `wasi:http` client. The response body is handed on as a stream,
-/// chunk by chunk as it arrives: a provider's SSE must never be buffered here.
-async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>, ErrorCode> {
+/// chunk by chunk as it arrives: a provider's SSE must never be buffered here. Public for the
+/// spin-host relay fixture, which must do a chat's I/O without [`SpinHost`] (whose KV stores
+/// would import `spin:key-value`).
+pub async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>, ErrorCode> {
     let (mut parts, body) = request.into_parts();
     // `wasi:http` takes the authority from the URL and refuses hop-by-hop headers.
     wire::strip_hop_by_hop(&mut parts.headers);
@@ -212,7 +214,7 @@ async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>, Err
 
 /// A `wasi:http` body as the core's stream, chunk by chunk as it arrives, ending at its
 /// declared length ([`wire::until_declared`]).
-pub(crate) fn body_stream<T: IncomingMessage + 'static>(body: IncomingBody<T>, headers: &http::HeaderMap) -> ByteStream {
+pub fn body_stream<T: IncomingMessage + 'static>(body: IncomingBody<T>, headers: &http::HeaderMap) -> ByteStream {
     Box::pin(wire::until_declared(
         body.stream()
             .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),

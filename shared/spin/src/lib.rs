@@ -23,7 +23,7 @@ mod host;
 mod serve;
 
 #[cfg(target_os = "wasi")]
-pub use host::SpinHost;
+pub use host::{body_stream, send, SpinHost};
 #[cfg(target_os = "wasi")]
 pub use serve::{serve, ResponseBody};
 

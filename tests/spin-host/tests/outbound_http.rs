@@ -27,8 +27,8 @@ fn probe_allowed_loopback(name: &str) -> SpinHost {
 /// The relay fixture on `/relay` and the probe on everything else (its `/echo` is an upstream),
 /// both allowed to call any port on 127.0.0.1.
 fn relay_allowed_loopback(name: &str) -> SpinHost {
-    let dir = scratch(name);
-    let manifest = format!(
+    let manifest = scratch(name).join("spin.toml");
+    let text = format!(
         r#"spin_manifest_version = 2
 [application]
 name = "relay-test"
@@ -51,8 +51,8 @@ source = "{probe}"
         relay = relay_wasm().display(),
         probe = probe_wasm().display(),
     );
-    std::fs::write(dir.join("spin.toml"), manifest).unwrap();
-    SpinHost::start(&dir.join("spin.toml"), &[], &[])
+    std::fs::write(&manifest, text).unwrap();
+    SpinHost::start(&manifest, &[], &[])
 }
 
 #[test]
