@@ -22,17 +22,13 @@ pub(crate) fn js_message(value: &JsValue) -> String {
 }
 
 /// An incoming request, straight from the runtime.
-pub(crate) async fn request_from_web(
-    request: &web_sys::Request,
-) -> Result<http::Request<Body>, &'static str> {
-    let method = http::Method::from_bytes(request.method().as_bytes())
-        .map_err(|_| "the request method is not valid")?;
+pub(crate) async fn request_from_web(request: &web_sys::Request) -> Result<http::Request<Body>, &'static str> {
+    let method =
+        http::Method::from_bytes(request.method().as_bytes()).map_err(|_| "the request method is not valid")?;
     let uri = parse_uri(&request.url()).ok_or("the request URL is not valid")?;
-    let (headers, body) = headers_and_body(&request.headers(), request.body(), || {
-        request.array_buffer()
-    })
-    .await
-    .map_err(|_| "the request body could not be read")?;
+    let (headers, body) = headers_and_body(&request.headers(), request.body(), || request.array_buffer())
+        .await
+        .map_err(|_| "the request body could not be read")?;
     let mut converted = http::Request::new(body);
     *converted.method_mut() = method;
     *converted.uri_mut() = uri;
@@ -65,21 +61,15 @@ pub(crate) fn request_to_web(
     if !body.is_empty() {
         init.set_body(&Uint8Array::new_from_slice(body.as_ref()).into());
     }
-    web_sys::Request::new_with_str_and_init(&url, &init)
-        .map_err(|error| HostError::Refused(js_message(&error)))
+    web_sys::Request::new_with_str_and_init(&url, &init).map_err(|error| HostError::Refused(js_message(&error)))
 }
 
 /// A response from `fetch` or a service binding; its body streams as it arrives, unless it is
 /// small and declares its length (see [`stream::body_from_web`]).
-pub(crate) async fn response_from_web(
-    response: &web_sys::Response,
-) -> Result<http::Response<Body>, HostError> {
+pub(crate) async fn response_from_web(response: &web_sys::Response) -> Result<http::Response<Body>, HostError> {
     let status = http::StatusCode::from_u16(response.status())
         .map_err(|_| HostError::Connect(String::from("the response status is not valid")))?;
-    let (headers, body) = headers_and_body(&response.headers(), response.body(), || {
-        response.array_buffer()
-    })
-    .await?;
+    let (headers, body) = headers_and_body(&response.headers(), response.body(), || response.array_buffer()).await?;
     let mut converted = http::Response::new(body);
     *converted.status_mut() = status;
     *converted.headers_mut() = headers;
@@ -116,25 +106,20 @@ pub(crate) fn response_to_web(response: http::Response<Body>) -> Result<web_sys:
     let null_body_status = matches!(status, 101 | 103 | 204 | 205 | 304);
     if let Body::Full(bytes) = &body {
         if !null_body_status && !bytes.is_empty() {
-            headers
-                .set("content-length", &bytes.len().to_string())
-                .map_err(|error| js_message(&error))?;
+            headers.set("content-length", &bytes.len().to_string()).map_err(|error| js_message(&error))?;
         }
     }
     init.set_headers(headers.as_ref());
     let built = match body {
         _ if null_body_status => web_sys::Response::new_with_opt_str_and_init(None, &init),
-        Body::Full(bytes) if bytes.is_empty() => {
-            web_sys::Response::new_with_opt_str_and_init(None, &init)
-        }
+        Body::Full(bytes) if bytes.is_empty() => web_sys::Response::new_with_opt_str_and_init(None, &init),
         Body::Full(bytes) => {
             let array = Uint8Array::new_from_slice(bytes.as_ref());
             web_sys::Response::new_with_opt_buffer_source_and_init(Some(&array), &init)
         }
-        Body::Stream(stream) => web_sys::Response::new_with_opt_readable_stream_and_init(
-            Some(&stream::to_web(stream)),
-            &init,
-        ),
+        Body::Stream(stream) => {
+            web_sys::Response::new_with_opt_readable_stream_and_init(Some(&stream::to_web(stream)), &init)
+        }
     };
     built.map_err(|error| js_message(&error))
 }
@@ -142,11 +127,7 @@ pub(crate) fn response_to_web(response: http::Response<Body>) -> Result<web_sys:
 /// A small JSON error response in the core's error shape, built without the core: for a
 /// request the adapter could not even read, or a response it could not build.
 pub(crate) fn plain_response(status: u16, message: &str) -> worker::Result<web_sys::Response> {
-    let kind = if status == 400 {
-        "invalid_request"
-    } else {
-        "internal_error"
-    };
+    let kind = if status == 400 { "invalid_request" } else { "internal_error" };
     // `message` is always one of this crate's fixed strings, so it needs no JSON escaping.
     let body = format!(r#"{{"error":{{"type":"{kind}","code":"{kind}","message":"{message}"}}}}"#);
     let headers = web_sys::Headers::new()?;
@@ -154,10 +135,7 @@ pub(crate) fn plain_response(status: u16, message: &str) -> worker::Result<web_s
     let init = web_sys::ResponseInit::new();
     init.set_status(status);
     init.set_headers(headers.as_ref());
-    Ok(web_sys::Response::new_with_opt_str_and_init(
-        Some(&body),
-        &init,
-    )?)
+    Ok(web_sys::Response::new_with_opt_str_and_init(Some(&body), &init)?)
 }
 
 /// Header values on the web platform are byte strings: each char is one byte (U+0000–U+00FF).
@@ -171,14 +149,10 @@ fn copy_headers_from_web(from: &web_sys::Headers, to: &mut http::HeaderMap) {
         let (Some(name), Some(value)) = (pair.get(0).as_string(), pair.get(1).as_string()) else {
             continue;
         };
-        let bytes: Vec<u8> = value
-            .chars()
-            .map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?'))
-            .collect();
-        if let (Ok(name), Ok(value)) = (
-            http::HeaderName::from_bytes(name.as_bytes()),
-            http::HeaderValue::from_bytes(&bytes),
-        ) {
+        let bytes: Vec<u8> = value.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect();
+        if let (Ok(name), Ok(value)) =
+            (http::HeaderName::from_bytes(name.as_bytes()), http::HeaderValue::from_bytes(&bytes))
+        {
             to.append(name, value);
         }
     }
@@ -188,9 +162,7 @@ fn headers_to_web(headers: &http::HeaderMap) -> Result<web_sys::Headers, String>
     let output = web_sys::Headers::new().map_err(|error| js_message(&error))?;
     for (name, value) in headers {
         let value: String = value.as_bytes().iter().map(|&b| char::from(b)).collect();
-        output
-            .append(name.as_str(), &value)
-            .map_err(|error| js_message(&error))?;
+        output.append(name.as_str(), &value).map_err(|error| js_message(&error))?;
     }
     Ok(output)
 }

@@ -30,9 +30,7 @@ struct Inner {
 impl WorkersHost {
     /// Wraps the `Env` and `Context` the runtime passed to the `fetch` handler.
     pub fn new(env: worker::Env, ctx: worker::Context) -> Self {
-        Self {
-            inner: Rc::new(Inner { env, ctx }),
-        }
+        Self { inner: Rc::new(Inner { env, ctx }) }
     }
 
     /// The bindings, for code that needs one the `Host` trait does not cover.
@@ -43,30 +41,18 @@ impl WorkersHost {
 
 /// The binding name for a function or store name: `chat` → `CHAT`, `my-store` → `MY_STORE`.
 pub(crate) fn binding_name(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c == '-' {
-                '_'
-            } else {
-                c.to_ascii_uppercase()
-            }
-        })
-        .collect()
+    name.chars().map(|c| if c == '-' { '_' } else { c.to_ascii_uppercase() }).collect()
 }
 
 impl Host for WorkersHost {
-    async fn fetch(
-        &self,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Body>, HostError> {
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, HostError> {
         let request = request_to_web(request, None)?;
         let global: web_sys::WorkerGlobalScope = js_sys::global().unchecked_into();
         let response = JsFuture::from(global.fetch_with_request(&request))
             .await
             .map_err(|error| HostError::Connect(js_message(&error)))?;
-        let response: web_sys::Response = response
-            .dyn_into()
-            .map_err(|_| HostError::Connect(String::from("fetch did not return a response")))?;
+        let response: web_sys::Response =
+            response.dyn_into().map_err(|_| HostError::Connect(String::from("fetch did not return a response")))?;
         response_from_web(&response).await
     }
 
@@ -76,11 +62,7 @@ impl Host for WorkersHost {
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Body>, HostError> {
         let binding = binding_name(name);
-        let service = self
-            .inner
-            .env
-            .service(&binding)
-            .map_err(|_| HostError::NoService(name.to_owned()))?;
+        let service = self.inner.env.service(&binding).map_err(|_| HostError::NoService(name.to_owned()))?;
         let request = request_to_web(request, Some(name))?;
         // `Fetcher::fetch_request` would convert the answer with `worker`'s own `http` glue;
         // calling the binding's `fetch` directly keeps the raw response and our checked
@@ -90,18 +72,13 @@ impl Host for WorkersHost {
             .ok()
             .and_then(|f| f.dyn_into::<Function>().ok())
             .ok_or_else(|| HostError::NoService(name.to_owned()))?;
-        let promise = fetch
-            .call1(service, &request)
-            .map_err(|error| HostError::Connect(js_message(&error)))?;
-        let promise: js_sys::Promise = promise.dyn_into().map_err(|_| {
-            HostError::Connect(String::from("the binding did not return a promise"))
-        })?;
-        let response = JsFuture::from(promise)
-            .await
-            .map_err(|error| HostError::Connect(js_message(&error)))?;
-        let response: web_sys::Response = response.dyn_into().map_err(|_| {
-            HostError::Connect(String::from("the binding did not return a response"))
-        })?;
+        let promise = fetch.call1(service, &request).map_err(|error| HostError::Connect(js_message(&error)))?;
+        let promise: js_sys::Promise =
+            promise.dyn_into().map_err(|_| HostError::Connect(String::from("the binding did not return a promise")))?;
+        let response = JsFuture::from(promise).await.map_err(|error| HostError::Connect(js_message(&error)))?;
+        let response: web_sys::Response = response
+            .dyn_into()
+            .map_err(|_| HostError::Connect(String::from("the binding did not return a response")))?;
         response_from_web(&response).await
     }
 
@@ -123,12 +100,7 @@ impl Host for WorkersHost {
         kv::delete(&self.inner.env, store, key).await
     }
 
-    async fn kv_list(
-        &self,
-        store: &str,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, HostError> {
+    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
         kv::list(&self.inner.env, store, prefix, limit).await
     }
 
@@ -172,8 +144,7 @@ impl Host for WorkersHost {
 
 fn fill_from_crypto(chunk: &mut [u8]) -> Result<(), JsValue> {
     let crypto = Reflect::get(&js_sys::global(), &JsValue::from_str("crypto"))?;
-    let get_random_values: Function =
-        Reflect::get(&crypto, &JsValue::from_str("getRandomValues"))?.dyn_into()?;
+    let get_random_values: Function = Reflect::get(&crypto, &JsValue::from_str("getRandomValues"))?.dyn_into()?;
     let length = u32::try_from(chunk.len()).map_err(|_| JsValue::NULL)?;
     let array = Uint8Array::new_with_length(length);
     get_random_values.call1(&crypto, &array)?;

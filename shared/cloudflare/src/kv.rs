@@ -14,8 +14,7 @@ const MAX_LIST_PAGE: usize = 1000;
 
 fn store(env: &worker::Env, name: &str) -> Result<KvStore, HostError> {
     let binding = binding_name(name);
-    env.kv(&binding)
-        .map_err(|_| HostError::Kv(format!("no KV namespace bound as {binding}")))
+    env.kv(&binding).map_err(|_| HostError::Kv(format!("no KV namespace bound as {binding}")))
 }
 
 fn kv_error(error: worker::kv::KvError) -> HostError {
@@ -26,11 +25,7 @@ fn kv_error(error: worker::kv::KvError) -> HostError {
     }
 }
 
-pub(crate) async fn get(
-    env: &worker::Env,
-    name: &str,
-    key: &str,
-) -> Result<Option<Vec<u8>>, HostError> {
+pub(crate) async fn get(env: &worker::Env, name: &str, key: &str) -> Result<Option<Vec<u8>>, HostError> {
     store(env, name)?.get(key).bytes().await.map_err(kv_error)
 }
 
@@ -53,12 +48,7 @@ pub(crate) async fn delete(env: &worker::Env, name: &str, key: &str) -> Result<(
     store(env, name)?.delete(key).await.map_err(kv_error)
 }
 
-pub(crate) async fn list(
-    env: &worker::Env,
-    name: &str,
-    prefix: &str,
-    limit: usize,
-) -> Result<Vec<String>, HostError> {
+pub(crate) async fn list(env: &worker::Env, name: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
     let store = store(env, name)?;
     let mut keys = Vec::new();
     let mut cursor: Option<String> = None;

@@ -72,9 +72,7 @@ mod serve_impl {
     /// [`serve_raw`] uses it; it is public for Workers that drive [`WorkersHost`] without
     /// `opencode_core::serve` (the adapter's own runtime tests). A response the runtime refuses
     /// (a status outside 200–599, say) becomes a plain 500.
-    pub fn into_web_response(
-        response: http::Response<opencode_core::Body>,
-    ) -> worker::Result<web_sys::Response> {
+    pub fn into_web_response(response: http::Response<opencode_core::Body>) -> worker::Result<web_sys::Response> {
         match convert::response_to_web(response) {
             Ok(response) => Ok(response),
             Err(error) => {

@@ -10,12 +10,7 @@
 //! analyzer configuration as JSON; `$ROUTE_PROMPTS`, another labelled prompt file;
 //! `$ROUTE_REPORT`, the sections to run (default `speed,accuracy,routellm`). It only prints
 //! numbers.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use std::collections::BTreeMap;
 use std::hint::black_box;
@@ -88,10 +83,7 @@ fn speed(analyzer: &ComplexityAnalyzer) {
         for kb in [0.5, 1.0, 2.0, 4.0, 8.0] {
             let text = sample(parts, (kb * 1024.0) as usize);
             let ns = time_per_call(&text, budget, |i| analyzer.score(i));
-            println!(
-                "  {name} {kb:>4} KB: {ns:>9.0} ns  ({:>6.0} ns/KB)",
-                ns / kb
-            );
+            println!("  {name} {kb:>4} KB: {ns:>9.0} ns  ({:>6.0} ns/KB)", ns / kb);
         }
     }
     println!();
@@ -110,30 +102,20 @@ fn accuracy(analyzer: &ComplexityAnalyzer, root: &Path) {
         let row: serde_json::Value = serde_json::from_str(line).unwrap();
         let prompt = row["prompt"].as_str().unwrap();
         let mode = Mode::parse(row["mode"].as_str().unwrap()).unwrap();
-        let tier = if row["tier"] == "system2" {
-            Tier::System2
-        } else {
-            Tier::System1
-        };
+        let tier = if row["tier"] == "system2" { Tier::System2 } else { Tier::System1 };
         let decision = analyzer.route(&RouteInput::new(prompt));
         total += 1;
         mode_ok += usize::from(decision.mode == mode);
         tier_ok += usize::from(decision.tier == tier);
         both_ok += usize::from(decision.mode == mode && decision.tier == tier);
-        *confusion
-            .entry((mode.as_str(), decision.mode.as_str()))
-            .or_default() += 1;
+        *confusion.entry((mode.as_str(), decision.mode.as_str())).or_default() += 1;
         if decision.mode != mode || decision.tier != tier {
             misses.push(format!(
                 "  want {mode}/{tier}, got {}/{} ({:.2}): {}",
                 decision.mode,
                 decision.tier,
                 decision.score,
-                prompt
-                    .replace('\n', " ")
-                    .chars()
-                    .take(90)
-                    .collect::<String>()
+                prompt.replace('\n', " ").chars().take(90).collect::<String>()
             ));
         }
     }
@@ -149,28 +131,12 @@ fn accuracy(analyzer: &ComplexityAnalyzer, root: &Path) {
     println!("{:>8}", "recall");
     for want in Mode::ALL {
         print!("{:<10}", want.as_str());
-        let row_total: usize = Mode::ALL
-            .iter()
-            .map(|g| {
-                confusion
-                    .get(&(want.as_str(), g.as_str()))
-                    .copied()
-                    .unwrap_or(0)
-            })
-            .sum();
+        let row_total: usize =
+            Mode::ALL.iter().map(|g| confusion.get(&(want.as_str(), g.as_str())).copied().unwrap_or(0)).sum();
         for got in Mode::ALL {
-            print!(
-                "{:>10}",
-                confusion
-                    .get(&(want.as_str(), got.as_str()))
-                    .copied()
-                    .unwrap_or(0)
-            );
+            print!("{:>10}", confusion.get(&(want.as_str(), got.as_str())).copied().unwrap_or(0));
         }
-        let right = confusion
-            .get(&(want.as_str(), want.as_str()))
-            .copied()
-            .unwrap_or(0);
+        let right = confusion.get(&(want.as_str(), want.as_str())).copied().unwrap_or(0);
         println!("{:>7.0}%", 100.0 * right as f64 / row_total.max(1) as f64);
     }
     println!("misrouted (mode or tier):");
@@ -229,14 +195,7 @@ fn load(path: &Path) -> Vec<Item> {
     let header = &rows[0];
     let col = |name: &str| header.iter().position(|h| h == name).unwrap();
     let (p, w, s) = (col("prompt"), col("weak_correct"), col("strong_correct"));
-    rows[1..]
-        .iter()
-        .map(|r| Item {
-            prompt: r[p].clone(),
-            weak: r[w] == "True",
-            strong: r[s] == "True",
-        })
-        .collect()
+    rows[1..].iter().map(|r| Item { prompt: r[p].clone(), weak: r[w] == "True", strong: r[s] == "True" }).collect()
 }
 
 /// The quality/cost curve of sending the highest-scoring prompts to the strong model, one
@@ -265,10 +224,7 @@ fn curve(items: &[Item], scores: &[f64]) -> Vec<(f64, f64)> {
 }
 
 fn apgr(points: &[(f64, f64)]) -> f64 {
-    points
-        .windows(2)
-        .map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0)
-        .sum()
+    points.windows(2).map(|w| (w[1].0 - w[0].0) * (w[0].1 + w[1].1) / 2.0).sum()
 }
 
 /// The smallest strong-call share at which the curve reaches `target` (interpolated).
@@ -276,11 +232,7 @@ fn share_for(points: &[(f64, f64)], target: f64) -> f64 {
     for w in points.windows(2) {
         let ((x0, y0), (x1, y1)) = (w[0], w[1]);
         if y1 >= target {
-            return if y1 > y0 {
-                x0 + (x1 - x0) * ((target - y0).max(0.0) / (y1 - y0))
-            } else {
-                x1
-            };
+            return if y1 > y0 { x0 + (x1 - x0) * ((target - y0).max(0.0) / (y1 - y0)) } else { x1 };
         }
     }
     1.0
@@ -316,17 +268,9 @@ fn routellm(analyzer: &ComplexityAnalyzer, data: &Path) {
         let n = items.len() as f64;
         let weak = items.iter().filter(|i| i.weak).count() as f64 / n;
         let strong = items.iter().filter(|i| i.strong).count() as f64 / n;
-        println!(
-            "{file}: {} prompts, weak {:.1}%, strong {:.1}%",
-            items.len(),
-            100.0 * weak,
-            100.0 * strong
-        );
+        println!("{file}: {} prompts, weak {:.1}%, strong {:.1}%", items.len(), 100.0 * weak, 100.0 * strong);
         let start = Instant::now();
-        let scores: Vec<f64> = items
-            .iter()
-            .map(|i| analyzer.score(&RouteInput::new(&i.prompt)))
-            .collect();
+        let scores: Vec<f64> = items.iter().map(|i| analyzer.score(&RouteInput::new(&i.prompt))).collect();
         let elapsed = start.elapsed();
         let distinct = {
             let mut s = scores.clone();
@@ -341,44 +285,24 @@ fn routellm(analyzer: &ComplexityAnalyzer, data: &Path) {
         );
         let mut modes: BTreeMap<&str, usize> = BTreeMap::new();
         for item in &items {
-            *modes
-                .entry(analyzer.route(&RouteInput::new(&item.prompt)).mode.as_str())
-                .or_default() += 1;
+            *modes.entry(analyzer.route(&RouteInput::new(&item.prompt)).mode.as_str()).or_default() += 1;
         }
-        let modes: Vec<String> = modes
-            .iter()
-            .map(|(m, k)| format!("{m} {:.0}%", 100.0 * *k as f64 / n))
-            .collect();
+        let modes: Vec<String> = modes.iter().map(|(m, k)| format!("{m} {:.0}%", 100.0 * *k as f64 / n)).collect();
         println!("  modes chosen: {}", modes.join(", "));
         report_line("complexity score", &curve(&items, &scores));
-        let lengths: Vec<f64> = items
-            .iter()
-            .map(|i| i.prompt.chars().count() as f64)
-            .collect();
+        let lengths: Vec<f64> = items.iter().map(|i| i.prompt.chars().count() as f64).collect();
         report_line("prompt length only", &curve(&items, &lengths));
-        report_line(
-            "random (seed 42)",
-            &curve(&items, &random_scores(items.len(), 42)),
-        );
+        report_line("random (seed 42)", &curve(&items, &random_scores(items.len(), 42)));
         let seeds = 20;
-        let mean = (0..seeds)
-            .map(|seed| apgr(&curve(&items, &random_scores(items.len(), 1000 + seed))))
-            .sum::<f64>()
+        let mean = (0..seeds).map(|seed| apgr(&curve(&items, &random_scores(items.len(), 1000 + seed)))).sum::<f64>()
             / seeds as f64;
         println!("  random, mean APGR of {seeds} seeds: {mean:.3}");
         let threshold = analyzer.config().threshold;
-        let to_strong: Vec<&Item> = items
-            .iter()
-            .zip(&scores)
-            .filter(|(_, s)| **s >= threshold)
-            .map(|(i, _)| i)
-            .collect();
-        let quality = items
-            .iter()
-            .zip(&scores)
-            .filter(|(i, s)| if **s >= threshold { i.strong } else { i.weak })
-            .count() as f64
-            / n;
+        let to_strong: Vec<&Item> =
+            items.iter().zip(&scores).filter(|(_, s)| **s >= threshold).map(|(i, _)| i).collect();
+        let quality =
+            items.iter().zip(&scores).filter(|(i, s)| if **s >= threshold { i.strong } else { i.weak }).count() as f64
+                / n;
         println!(
             "  at the default threshold {threshold}: {:.1}% strong calls, quality {:.1}%, gap recovered {:.1}%",
             100.0 * to_strong.len() as f64 / n,
@@ -397,8 +321,7 @@ fn main() {
         Ok(json) => ComplexityAnalyzer::from_json(&json).unwrap_or_else(|e| panic!("{e}")),
         Err(_) => ComplexityAnalyzer::default(),
     };
-    let sections =
-        std::env::var("ROUTE_REPORT").unwrap_or_else(|_| "speed,accuracy,routellm".into());
+    let sections = std::env::var("ROUTE_REPORT").unwrap_or_else(|_| "speed,accuracy,routellm".into());
     let run = |name: &str| sections.split(',').any(|s| s.trim() == name);
     if run("speed") {
         speed(&analyzer);

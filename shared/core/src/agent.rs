@@ -44,12 +44,11 @@ impl Limits {
         let number = |name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
             match host.var(name) {
                 None => Ok(default),
-                Some(value) => value
-                    .trim()
-                    .parse::<u64>()
-                    .ok()
-                    .filter(|n| (1..=max).contains(n))
-                    .ok_or_else(|| ApiError::NotConfigured(format!("{name} must be a whole number from 1 to {max}"))),
+                Some(value) => {
+                    value.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                        ApiError::NotConfigured(format!("{name} must be a whole number from 1 to {max}"))
+                    })
+                }
             }
         };
         Ok(Limits {
@@ -58,14 +57,11 @@ impl Limits {
             max_tokens: number("AGENT_MAX_TOKENS", defaults.max_tokens, 10_000_000)?,
             max_cost_usd: match host.var("AGENT_MAX_COST_USD") {
                 None => None,
-                Some(value) => Some(
-                    value
-                        .trim()
-                        .parse::<f64>()
-                        .ok()
-                        .filter(|usd| usd.is_finite() && *usd > 0.0)
-                        .ok_or_else(|| ApiError::NotConfigured("AGENT_MAX_COST_USD must be a positive number of dollars".into()))?,
-                ),
+                Some(value) => {
+                    Some(value.trim().parse::<f64>().ok().filter(|usd| usd.is_finite() && *usd > 0.0).ok_or_else(
+                        || ApiError::NotConfigured("AGENT_MAX_COST_USD must be a positive number of dollars".into()),
+                    )?)
+                }
             },
         })
     }
@@ -132,7 +128,13 @@ pub struct Agent<'e, H: Host> {
 
 impl<'e, H: Host> Agent<'e, H> {
     /// A run on `chain` (usually the strong tier's), streaming its steps to `emitter` if any.
-    pub fn new(host: &H, chain: Vec<ProviderConfig>, retry: RetryPolicy, limits: Limits, emitter: Option<&'e Emitter>) -> Self {
+    pub fn new(
+        host: &H,
+        chain: Vec<ProviderConfig>,
+        retry: RetryPolicy,
+        limits: Limits,
+        emitter: Option<&'e Emitter>,
+    ) -> Self {
         Agent {
             host: host.clone(),
             chain,
@@ -180,7 +182,14 @@ impl<'e, H: Host> Agent<'e, H> {
     }
 
     /// The record of one tool run.
-    fn tool_step<T, E: Display>(&self, name: &str, input: Value, ms: u64, result: &Result<T, E>, summary: impl FnOnce(&T) -> Value) -> Value {
+    fn tool_step<T, E: Display>(
+        &self,
+        name: &str,
+        input: Value,
+        ms: u64,
+        result: &Result<T, E>,
+        summary: impl FnOnce(&T) -> Value,
+    ) -> Value {
         let (ok, key, value) = match result {
             Ok(value) => (true, "result", summary(value)),
             Err(err) => (false, "error", json!(err.to_string())),
@@ -309,7 +318,13 @@ impl<'e, H: Host> Agent<'e, H> {
         };
         self.check()?;
         let begun = self.host.now_ms();
-        let started = match with_timeout(&self.host, self.time_left_ms(), executor::stream(&self.host, &self.chain, request, &self.retry)).await {
+        let started = match with_timeout(
+            &self.host,
+            self.time_left_ms(),
+            executor::stream(&self.host, &self.chain, request, &self.retry),
+        )
+        .await
+        {
             None => return Err(self.time_out()),
             Some(result) => result.map_err(Stop::Failed)?,
         };

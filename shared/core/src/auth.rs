@@ -38,16 +38,10 @@ struct PlatformClaims {
 }
 
 /// Checks the request's bearer token and returns the caller.
-pub fn authenticate(
-    headers: &http::HeaderMap,
-    secret: Option<&str>,
-    now_ms: u64,
-) -> Result<Principal, ApiError> {
+pub fn authenticate(headers: &http::HeaderMap, secret: Option<&str>, now_ms: u64) -> Result<Principal, ApiError> {
     let secret = secret.ok_or_else(|| ApiError::NotConfigured("JWT_SECRET is not set".into()))?;
     let value = headers.get(http::header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::InvalidToken("the authorization header is not text".into()))?;
+    let value = value.to_str().map_err(|_| ApiError::InvalidToken("the authorization header is not text".into()))?;
     let token = value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
@@ -128,11 +122,8 @@ fn verify_signed(
     tolerance: Duration,
 ) -> Result<(Principal, UnixTimeStamp), ApiError> {
     let key = HS256Key::from_bytes(secret.as_bytes());
-    let options = VerificationOptions {
-        artificial_time: Some(now),
-        time_tolerance: Some(tolerance),
-        ..Default::default()
-    };
+    let options =
+        VerificationOptions { artificial_time: Some(now), time_tolerance: Some(tolerance), ..Default::default() };
     let claims = key.verify_token::<PlatformClaims>(token, Some(options)).map_err(|err| {
         // jwt-simple's messages are safe (no key material) but wordy; keep the gist.
         let text = err.to_string().to_lowercase();
@@ -210,7 +201,10 @@ mod tests {
 
     #[test]
     fn missing_expired_tampered_and_foreign_tokens_are_refused() {
-        assert_eq!(authenticate(&http::HeaderMap::new(), Some("test-secret-0123456789"), NOW), Err(ApiError::MissingToken));
+        assert_eq!(
+            authenticate(&http::HeaderMap::new(), Some("test-secret-0123456789"), NOW),
+            Err(ApiError::MissingToken)
+        );
         let token = issue("test-secret-0123456789", "alice", "acme", "user", NOW, 60).unwrap();
         let expired = authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW + 3_600_000).unwrap_err();
         assert_eq!(expired, ApiError::InvalidToken("token has expired".into()));
@@ -218,8 +212,14 @@ mod tests {
         assert_eq!(foreign, ApiError::InvalidToken("signature does not match".into()));
         let mut tampered = token.clone();
         tampered.insert(tampered.len() / 2, 'x');
-        assert!(matches!(authenticate(&bearer(&tampered), Some("test-secret-0123456789"), NOW), Err(ApiError::InvalidToken(_))));
-        assert!(matches!(authenticate(&bearer("abc"), Some("test-secret-0123456789"), NOW), Err(ApiError::InvalidToken(_))));
+        assert!(matches!(
+            authenticate(&bearer(&tampered), Some("test-secret-0123456789"), NOW),
+            Err(ApiError::InvalidToken(_))
+        ));
+        assert!(matches!(
+            authenticate(&bearer("abc"), Some("test-secret-0123456789"), NOW),
+            Err(ApiError::InvalidToken(_))
+        ));
         let mut basic = http::HeaderMap::new();
         basic.insert(http::header::AUTHORIZATION, "Basic YTpi".parse().unwrap());
         assert!(matches!(authenticate(&basic, Some("test-secret-0123456789"), NOW), Err(ApiError::InvalidToken(_))));

@@ -152,10 +152,12 @@ impl Config {
             }
             if let Some((provider, model_set)) = configured(host, defaults) {
                 let strong = host.var(&format!("{}_STRONG_MODEL", defaults.prefix));
-                let strong = strong.or_else(|| (!defaults.strong_model.is_empty()).then(|| defaults.strong_model.to_string()));
+                let strong =
+                    strong.or_else(|| (!defaults.strong_model.is_empty()).then(|| defaults.strong_model.to_string()));
                 strong_models.push(strong.unwrap_or_else(|| provider.model.clone()));
                 // A model the operator chose is theirs to reason with, or to have refused.
-                let reasoning = (!model_set && !defaults.reasoning_model.is_empty()).then(|| defaults.reasoning_model.to_string());
+                let reasoning =
+                    (!model_set && !defaults.reasoning_model.is_empty()).then(|| defaults.reasoning_model.to_string());
                 reasoning_models.push(reasoning.unwrap_or_else(|| provider.model.clone()));
                 chain.push(provider);
             }
@@ -210,9 +212,7 @@ impl Config {
             return Ok(self.priced(chain));
         };
         let (target, model) = match model.split_once('/') {
-            Some((provider, rest)) if PROVIDERS.iter().any(|p| p.name == provider) => {
-                (Some(provider), rest)
-            }
+            Some((provider, rest)) if PROVIDERS.iter().any(|p| p.name == provider) => (Some(provider), rest),
             _ => (family(model), model),
         };
         let index = match target {
@@ -254,7 +254,11 @@ fn family(model: &str) -> Option<&'static str> {
 /// The named provider (`openai`, `gemini`, ...) as configured, whether or not it is in
 /// `PROVIDER_ORDER`; `None` when it is unknown or cannot be called (no key, no base URL).
 pub fn provider_named<H: Host>(host: &H, name: &str) -> Option<ProviderConfig> {
-    PROVIDERS.iter().find(|p| p.name == name).and_then(|defaults| configured(host, defaults)).map(|(provider, _)| provider)
+    PROVIDERS
+        .iter()
+        .find(|p| p.name == name)
+        .and_then(|defaults| configured(host, defaults))
+        .map(|(provider, _)| provider)
 }
 
 /// The provider as configured, and whether its model was set (`{prefix}_MODEL`) rather than
@@ -285,19 +289,15 @@ fn configured<H: Host>(host: &H, defaults: &ProviderDefaults) -> Option<(Provide
 pub(crate) fn number<H: Host>(host: &H, name: &str, default: u64) -> Result<u64, ApiError> {
     match host.var(name) {
         None => Ok(default),
-        Some(value) => value
-            .trim()
-            .parse()
-            .map_err(|_| ApiError::NotConfigured(format!("{name} must be a whole number"))),
+        Some(value) => {
+            value.trim().parse().map_err(|_| ApiError::NotConfigured(format!("{name} must be a whole number")))
+        }
     }
 }
 
 /// Names and models of the configured providers, for health output (no keys).
 pub fn describe_chain(chain: &[ProviderConfig]) -> serde_json::Value {
     serde_json::Value::Array(
-        chain
-            .iter()
-            .map(|p| serde_json::json!({"name": p.name, "model": p.model, "base_url": p.base_url}))
-            .collect(),
+        chain.iter().map(|p| serde_json::json!({"name": p.name, "model": p.model, "base_url": p.base_url})).collect(),
     )
 }

@@ -48,11 +48,7 @@ fn summarize(attempts: &[Attempt]) -> String {
     if attempts.is_empty() {
         return "no provider is configured".to_string();
     }
-    attempts
-        .iter()
-        .map(|a| format!("{}: {}", a.provider, a.outcome))
-        .collect::<Vec<_>>()
-        .join("; ")
+    attempts.iter().map(|a| format!("{}: {}", a.provider, a.outcome)).collect::<Vec<_>>().join("; ")
 }
 
 fn summarize_search(attempts: &[SearchAttempt]) -> String {

@@ -126,24 +126,16 @@ pub trait Host: Clone + 'static {
 
     /// Calls a sibling function by name (`chat`, `admin`, ...): a service binding on
     /// Cloudflare, `http://<name>.spin.internal` on Spin.
-    async fn call_function(
-        &self,
-        name: &str,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Body>, HostError>;
+    async fn call_function(&self, name: &str, request: http::Request<Bytes>)
+        -> Result<http::Response<Body>, HostError>;
 
     /// Reads a value from the named KV store.
     async fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, HostError>;
 
     /// Writes a value. `ttl_hint_secs` is only a hint (Spin ignores it, Workers needs >= 60):
     /// the core stores its own deadline with values that expire.
-    async fn kv_put(
-        &self,
-        store: &str,
-        key: &str,
-        value: Vec<u8>,
-        ttl_hint_secs: Option<u64>,
-    ) -> Result<(), HostError>;
+    async fn kv_put(&self, store: &str, key: &str, value: Vec<u8>, ttl_hint_secs: Option<u64>)
+        -> Result<(), HostError>;
 
     /// Deletes a value; deleting a missing key is not an error.
     async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError>;

@@ -13,11 +13,11 @@ pub mod config;
 pub mod error;
 pub mod executor;
 pub mod functions;
-pub mod knowledge;
 pub mod host;
+pub mod knowledge;
 pub mod metrics;
-pub mod pricing;
 pub mod model;
+pub mod pricing;
 pub mod providers;
 pub mod routing;
 pub mod sandbox;
@@ -27,7 +27,7 @@ pub mod web;
 
 pub use host::{Body, ByteStream, Host, HostError};
 
-pub use functions::{Function, serve};
+pub use functions::{serve, Function};
 
 /// Runs the function called `function` (`gateway`, `chat`, `admin`, ...) on one request, for
 /// tests and tools. The runtime adapters call [`serve`] with the function's type instead, so

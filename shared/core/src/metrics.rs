@@ -71,7 +71,8 @@ impl Stats {
         self.requests += 1;
         self.errors += u64::from(sample.error);
         self.latency_ms_sum = self.latency_ms_sum.saturating_add(sample.latency_ms);
-        let bucket = LATENCY_BOUNDS_MS.iter().position(|&bound| sample.latency_ms <= bound).unwrap_or(LATENCY_BOUNDS_MS.len());
+        let bucket =
+            LATENCY_BOUNDS_MS.iter().position(|&bound| sample.latency_ms <= bound).unwrap_or(LATENCY_BOUNDS_MS.len());
         self.bump_bucket(bucket, 1);
         self.cache_lookups += u64::from(sample.cache.is_some());
         self.cache_hits += u64::from(sample.cache == Some(true));
@@ -162,7 +163,9 @@ impl Record {
     }
 
     pub fn to_json(&self) -> Value {
-        let map = |m: &BTreeMap<String, Stats>| m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<serde_json::Map<_, _>>();
+        let map = |m: &BTreeMap<String, Stats>| {
+            m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<serde_json::Map<_, _>>()
+        };
         json!({ "tiers": map(&self.tiers), "modes": map(&self.modes) })
     }
 }
@@ -329,7 +332,12 @@ pub async fn summarize<H: Host>(host: &H, hours: u64) -> Result<Summary, crate::
             if let Ok(bytes) = serde_json::to_vec(&hour_sum) {
                 let key = format!("{ROLLUP_PREFIX}{hour}");
                 let store = host.clone();
-                host.spawn_background(async move { let _ = store.kv_put(STORE, &key, bytes, Some(TTL_SECS)).await; }.boxed_local());
+                host.spawn_background(
+                    async move {
+                        let _ = store.kv_put(STORE, &key, bytes, Some(TTL_SECS)).await;
+                    }
+                    .boxed_local(),
+                );
             }
         }
         if ops >= MAX_KV_OPS {
@@ -346,7 +354,15 @@ mod tests {
     use super::*;
 
     fn sample(latency_ms: u64, cache: Option<bool>, error: bool) -> Sample {
-        Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms, cache, usage: Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() }, cost_usd: 0.0005, error }
+        Sample {
+            mode: Mode::Chat,
+            tier: Tier::System1,
+            latency_ms,
+            cache,
+            usage: Usage { input_tokens: 3, output_tokens: 2, ..Usage::default() },
+            cost_usd: 0.0005,
+            error,
+        }
     }
 
     #[test]

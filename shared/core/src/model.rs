@@ -137,7 +137,11 @@ pub enum ResponseFormat {
     /// Any JSON object.
     JsonObject,
     /// JSON matching `schema` (a JSON Schema); `strict` asks vendors that support it to enforce it.
-    JsonSchema { name: String, schema: serde_json::Value, strict: bool },
+    JsonSchema {
+        name: String,
+        schema: serde_json::Value,
+        strict: bool,
+    },
 }
 
 /// How much deliberate reasoning to ask a provider for (thinking mode).
@@ -321,7 +325,10 @@ mod tests {
         add_tool_call_piece(&mut calls, 1, Some("call_b"), Some("fetch"), "{}", None);
         add_tool_call_piece(&mut calls, 0, None, None, "\"x\"}", None);
         add_tool_call_piece(&mut calls, usize::MAX, Some("evil"), None, "{}", None);
-        assert_eq!(calls, vec![ToolCall::new("call_a", "search", "{\"q\":\"x\"}"), ToolCall::new("call_b", "fetch", "{}")]);
+        assert_eq!(
+            calls,
+            vec![ToolCall::new("call_a", "search", "{\"q\":\"x\"}"), ToolCall::new("call_b", "fetch", "{}")]
+        );
     }
 
     #[test]

@@ -77,12 +77,20 @@ impl Prices {
         // Read as a value, checked by hand: a derived map of structs costs Wasm size in every
         // function.
         let table: serde_json::Value = serde_json::from_str(&json).map_err(|err| bad(format!("not JSON ({err})")))?;
-        let entries = table.as_object().ok_or_else(|| bad("must be an object of {\"model\": {\"input\": usd, \"output\": usd}} per million tokens".into()))?;
+        let entries = table.as_object().ok_or_else(|| {
+            bad("must be an object of {\"model\": {\"input\": usd, \"output\": usd}} per million tokens".into())
+        })?;
         let mut configured = Vec::with_capacity(entries.len());
         for (model, price) in entries {
-            let usd = |key: &str| price.get(key).and_then(serde_json::Value::as_f64).filter(|usd| usd.is_finite() && *usd >= 0.0);
-            let (Some(input), Some(output), Some(2)) = (usd("input"), usd("output"), price.as_object().map(|p| p.len())) else {
-                return Err(bad(format!("the price of `{model}` must be {{\"input\": usd, \"output\": usd}}, two non-negative numbers")));
+            let usd = |key: &str| {
+                price.get(key).and_then(serde_json::Value::as_f64).filter(|usd| usd.is_finite() && *usd >= 0.0)
+            };
+            let (Some(input), Some(output), Some(2)) =
+                (usd("input"), usd("output"), price.as_object().map(|p| p.len()))
+            else {
+                return Err(bad(format!(
+                    "the price of `{model}` must be {{\"input\": usd, \"output\": usd}}, two non-negative numbers"
+                )));
             };
             // Lower-cased once here: lookups compare without allocating.
             configured.push((model.to_ascii_lowercase(), Price { input, output }));
@@ -94,10 +102,12 @@ impl Prices {
     /// `-`; a configured entry over a built-in one.
     pub fn lookup(&self, model: &str) -> Option<Price> {
         let model = model.rsplit('/').next().unwrap_or(model).trim().to_ascii_lowercase();
-        let extends = |name: &str| model.strip_prefix(name).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
+        let extends =
+            |name: &str| model.strip_prefix(name).is_some_and(|rest| rest.is_empty() || rest.starts_with('-'));
         // One pass on the request path: the longest name the model extends wins (its own name
         // is the longest there is); configured entries come first and keep a tie.
-        let entries = self.configured.iter().map(|(name, price)| (name.as_str(), *price)).chain(BUILT_IN.iter().copied());
+        let entries =
+            self.configured.iter().map(|(name, price)| (name.as_str(), *price)).chain(BUILT_IN.iter().copied());
         let mut best: Option<(&str, Price)> = None;
         for (name, price) in entries.filter(|(name, _)| extends(name)) {
             if best.is_none_or(|(longest, _)| name.len() > longest.len()) {
@@ -147,7 +157,9 @@ mod tests {
     #[test]
     fn configured_prices_add_and_replace_and_bad_ones_name_the_variable() {
         let vars = |json: &'static str| move |name: &str| (name == "MODEL_PRICES").then(|| json.to_owned());
-        let prices = Prices::from_vars(vars(r#"{"llama3.2": {"input": 0, "output": 0}, "gpt-4.1": {"input": 1, "output": 2}}"#)).unwrap();
+        let prices =
+            Prices::from_vars(vars(r#"{"llama3.2": {"input": 0, "output": 0}, "gpt-4.1": {"input": 1, "output": 2}}"#))
+                .unwrap();
         assert_eq!(prices.lookup("llama3.2"), Some(price(0.0, 0.0)));
         assert_eq!(prices.lookup("gpt-4.1-2025-04-14"), Some(price(1.0, 2.0)));
         for bad in [r#"{"m": {"input": -1, "output": 0}}"#, r#"{"m": 3}"#, "not json", r#"{"m": {"input": 1}}"#] {

@@ -43,8 +43,7 @@ mod tests {
     #[test]
     fn events_split_across_chunks_are_reassembled() {
         let events: Vec<_> = futures::executor::block_on(
-            decode(chunks(&["event: ping\nda", "ta: {}\n\ndata: a\r\ndata: b\r\n", "\r\n: comment\n\n"]))
-                .collect(),
+            decode(chunks(&["event: ping\nda", "ta: {}\n\ndata: a\r\ndata: b\r\n", "\r\n: comment\n\n"])).collect(),
         );
         let events: Vec<SseEvent> = events.into_iter().map(|e| e.unwrap()).collect();
         assert_eq!(events.len(), 2);
@@ -54,11 +53,8 @@ mod tests {
 
     #[test]
     fn transport_errors_pass_through() {
-        let body = stream::iter(vec![
-            Ok(Bytes::from_static(b"data: x\n\n")),
-            Err(HostError::Body("reset".into())),
-        ])
-        .boxed_local();
+        let body = stream::iter(vec![Ok(Bytes::from_static(b"data: x\n\n")), Err(HostError::Body("reset".into()))])
+            .boxed_local();
         let events: Vec<_> = futures::executor::block_on(decode(body).collect());
         assert!(events[0].is_ok());
         assert_eq!(events[1], Err(HostError::Body("reset".into())));

@@ -13,9 +13,7 @@ pub const REQUEST_ID: &str = "x-request-id";
 /// The caller's `x-request-id` when it is a sane token, else a fresh `req_<hex>`.
 pub fn request_id<H: Host>(host: &H, headers: &http::HeaderMap) -> String {
     let caller = headers.get(REQUEST_ID).and_then(|v| v.to_str().ok()).filter(|id| {
-        !id.is_empty()
-            && id.len() <= 128
-            && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
     });
     match caller {
         Some(id) => id.to_string(),
@@ -69,11 +67,8 @@ pub async fn read_post(parts: &http::request::Parts, body: Body, limit: usize) -
 /// Parses a JSON body: syntax errors are 400 `malformed_json`, shape errors (wrong types,
 /// missing or unknown fields) 422 `validation_failed`.
 pub fn parse_json<T: DeserializeOwned>(parts: &http::request::Parts, body: &[u8]) -> Result<T, ApiError> {
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("application/json");
+    let content_type =
+        parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("application/json");
     let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
     if essence != "application/json" && !essence.ends_with("+json") {
         return Err(ApiError::UnsupportedMediaType);
@@ -130,9 +125,7 @@ pub fn json<T: serde::Serialize + ?Sized>(status: http::StatusCode, value: &T) -
     let bytes = serde_json::to_vec(value).unwrap_or_else(|_| b"{}".to_vec());
     let mut response = http::Response::new(Body::from(bytes));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
 }
 
@@ -141,9 +134,7 @@ pub fn error(err: &ApiError, request_id: &str) -> http::Response<Body> {
     let body = ErrorBody { error: err.to_json(request_id) };
     let mut response = json(err.status(), &body);
     if err.status() == http::StatusCode::UNAUTHORIZED {
-        response
-            .headers_mut()
-            .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
     }
     response
 }

@@ -25,7 +25,10 @@ async fn steps_are_recorded_until_the_step_limit() {
     let limits = Limits { max_steps: 3, ..Limits::default() };
     let mut agent = Agent::new(&host, config.chain.clone(), config.retry.clone(), limits, None);
     agent.think("plan", &request()).await.unwrap();
-    let tool = agent.act("search", json!({"q": "x"}), async { Ok::<_, String>(vec![1, 2]) }, |v| json!(v.len())).await.unwrap();
+    let tool = agent
+        .act("search", json!({"q": "x"}), async { Ok::<_, String>(vec![1, 2]) }, |v| json!(v.len()))
+        .await
+        .unwrap();
     assert_eq!(tool, Ok(vec![1, 2]));
     let failed = agent.act("sandbox", json!({}), async { Err::<u8, _>("exit 1") }, |_| json!(null)).await.unwrap();
     assert_eq!(failed, Err("exit 1"), "a tool's failure is its result");
@@ -44,12 +47,24 @@ async fn steps_are_recorded_until_the_step_limit() {
 async fn token_and_time_limits_stop_the_loop() {
     let host = host();
     let config = Config::from_host(&host).unwrap();
-    let mut agent = Agent::new(&host, config.chain.clone(), config.retry.clone(), Limits { max_tokens: 6, ..Limits::default() }, None);
+    let mut agent = Agent::new(
+        &host,
+        config.chain.clone(),
+        config.retry.clone(),
+        Limits { max_tokens: 6, ..Limits::default() },
+        None,
+    );
     agent.think("a", &request()).await.unwrap();
     agent.think("b", &request()).await.unwrap();
     assert_eq!(agent.think("c", &request()).await, Err(Stop::Limit(LimitHit::Tokens)));
 
-    let mut agent = Agent::new(&host, config.chain.clone(), config.retry.clone(), Limits { max_time_ms: 1_000, ..Limits::default() }, None);
+    let mut agent = Agent::new(
+        &host,
+        config.chain.clone(),
+        config.retry.clone(),
+        Limits { max_time_ms: 1_000, ..Limits::default() },
+        None,
+    );
     let slow = async {
         tokio::time::sleep(std::time::Duration::from_secs(5)).await;
         Ok::<_, String>(())

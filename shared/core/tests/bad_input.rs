@@ -19,7 +19,8 @@ async fn call(function: &str, request: http::Request<Body>) -> (u16, Value) {
 }
 
 fn post(body: &str, token: Option<&str>) -> http::Request<Body> {
-    let mut builder = http::Request::post("/v1/chat").header("content-type", "application/json").header("x-request-id", "abc-1");
+    let mut builder =
+        http::Request::post("/v1/chat").header("content-type", "application/json").header("x-request-id", "abc-1");
     if let Some(token) = token {
         builder = builder.header("authorization", format!("Bearer {token}"));
     }
@@ -42,7 +43,12 @@ async fn bad_bodies_get_precise_codes() {
         (r#"{"messages":[{"role":"user","content":5}]}"#, 422, "validation_failed", "invalid type"),
         (r#"{"messages":[{"role":"user","content":"x"}],"temperature":7}"#, 422, "validation_failed", "temperature"),
         (r#"{"messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#, 422, "validation_failed", "invalid value"),
-        (r#"{"messages":[{"role":"user","content":"x"}],"colour":1}"#, 422, "validation_failed", "unknown field `colour`"),
+        (
+            r#"{"messages":[{"role":"user","content":"x"}],"colour":1}"#,
+            422,
+            "validation_failed",
+            "unknown field `colour`",
+        ),
         (r#"{"messages":[{"role":"system","content":"x"}]}"#, 422, "validation_failed", "user message"),
     ];
     for (body, status, code, needle) in cases {
@@ -72,7 +78,8 @@ async fn auth_is_required_except_for_health() {
 #[tokio::test(start_paused = true)]
 async fn the_gateway_forwards_a_chunked_upload_with_its_length_and_no_hop_by_hop_headers() {
     let host = host().with_function("chat", |_host, req: http::Request<bytes::Bytes>| async move {
-        let seen: Vec<String> = req.headers().iter().map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or("?"))).collect();
+        let seen: Vec<String> =
+            req.headers().iter().map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or("?"))).collect();
         http::Response::new(Body::from(seen.join("\n")))
     });
     let upload = http::Request::post("/v1/chat")

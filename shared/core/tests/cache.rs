@@ -39,7 +39,8 @@ async fn ask(host: &TestHost, tenant: &str, body: Value, cache_control: Option<&
     if let Some(value) = cache_control {
         request = request.header("cache-control", value);
     }
-    let response = opencode_core::serve_named("chat", host.clone(), request.body(Body::from(body.to_string())).unwrap()).await;
+    let response =
+        opencode_core::serve_named("chat", host.clone(), request.body(Body::from(body.to_string())).unwrap()).await;
     host.run_background().await;
     let (parts, body) = response.into_parts();
     assert_eq!(parts.status, 200);
@@ -141,7 +142,8 @@ async fn a_streamed_answer_is_cached_once_complete_and_replayed_as_a_stream() {
     let (headers, replayed) = ask(&host, "acme", streamed.clone(), None).await;
     assert_eq!(headers["x-cache"], "hit");
     assert_eq!(calls.get(), 1);
-    let deltas = |sse: &str| sse.lines().filter(|l| l.starts_with("data: {\"text\"")).map(String::from).collect::<Vec<_>>();
+    let deltas =
+        |sse: &str| sse.lines().filter(|l| l.starts_with("data: {\"text\"")).map(String::from).collect::<Vec<_>>();
     assert_eq!(deltas(&first), deltas(&replayed), "the same pieces, in order");
     assert_eq!(deltas(&replayed).len(), 2);
     for event in ["event: start", "event: usage", "event: done"] {

@@ -14,7 +14,9 @@ use serde_json::{json, Value};
 /// handlers on the same test host.
 fn with_siblings(host: TestHost) -> TestHost {
     ["agent", "search", "knowledge", "code"].into_iter().fold(host, |host, name| {
-        host.with_function(name, move |host, req| async move { opencode_core::serve_named(name, host, req.map(Body::from)).await })
+        host.with_function(name, move |host, req| async move {
+            opencode_core::serve_named(name, host, req.map(Body::from)).await
+        })
     })
 }
 
@@ -72,12 +74,25 @@ fn upstream(req: http::Request<Bytes>, calls: usize, search_down: bool) -> Resul
             chunks.push("data: [DONE]\n\n".into());
             return Ok(streamed_response(chunks, 0, false));
         }
-        return Ok(json_response(200, &completion(json!({"role": "assistant", "content": null, "tool_calls": tool_calls}), "tool_calls")));
+        return Ok(json_response(
+            200,
+            &completion(json!({"role": "assistant", "content": null, "tool_calls": tool_calls}), "tool_calls"),
+        ));
     }
-    let results: Vec<&str> = messages.iter().filter(|m| m["role"] == json!("tool")).map(|m| m["content"].as_str().unwrap()).collect();
+    let results: Vec<&str> =
+        messages.iter().filter(|m| m["role"] == json!("tool")).map(|m| m["content"].as_str().unwrap()).collect();
     let text = format!("From the tools: {}", results.join(" | "));
     if stream {
-        return Ok(streamed_response(vec![chunk(json!({"content": "From "}), None), chunk(json!({"content": text.trim_start_matches("From ")}), None), chunk(json!({}), Some("stop")), "data: [DONE]\n\n".into()], 0, false));
+        return Ok(streamed_response(
+            vec![
+                chunk(json!({"content": "From "}), None),
+                chunk(json!({"content": text.trim_start_matches("From ")}), None),
+                chunk(json!({}), Some("stop")),
+                "data: [DONE]\n\n".into(),
+            ],
+            0,
+            false,
+        ));
     }
     Ok(json_response(200, &completion(json!({"role": "assistant", "content": text}), "stop")))
 }
@@ -91,11 +106,7 @@ fn question(stream: bool) -> Value {
 }
 
 fn model_calls(host: &TestHost) -> Vec<Value> {
-    host.requests()
-        .iter()
-        .filter(|r| is_openai(r))
-        .map(|r| serde_json::from_slice(r.body()).unwrap())
-        .collect()
+    host.requests().iter().filter(|r| is_openai(r)).map(|r| serde_json::from_slice(r.body()).unwrap()).collect()
 }
 
 #[tokio::test(start_paused = true)]
@@ -160,7 +171,8 @@ async fn the_last_step_the_limits_allow_must_answer() {
 
 #[tokio::test(start_paused = true)]
 async fn a_run_stopped_before_any_answer_still_answers_200_and_says_why() {
-    let host = agent_host().with_var("AGENT_MAX_STEPS", "1").with_upstream(|req| async move { upstream(req, 1, false) });
+    let host =
+        agent_host().with_var("AGENT_MAX_STEPS", "1").with_upstream(|req| async move { upstream(req, 1, false) });
     let (status, body) = system2(&host, question(false)).await;
     // One step: it must answer at once (tool_choice none), so the run ends with text.
     assert_eq!(status, 200, "{body}");
@@ -168,7 +180,8 @@ async fn a_run_stopped_before_any_answer_still_answers_200_and_says_why() {
     assert_eq!(model_calls(&host)[0]["tool_choice"], "none");
     assert_eq!(answer["agent"]["steps"].as_array().unwrap().len(), 1);
 
-    let host = agent_host().with_var("AGENT_MAX_TOKENS", "1").with_upstream(|req| async move { upstream(req, 1, false) });
+    let host =
+        agent_host().with_var("AGENT_MAX_TOKENS", "1").with_upstream(|req| async move { upstream(req, 1, false) });
     let (status, body) = system2(&host, question(false)).await;
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
@@ -200,7 +213,8 @@ async fn a_stream_shows_each_step_then_the_answer() {
     assert_eq!(names[names.len() - 2..], ["usage", "done"]);
     // Platform tools' calls are the agent's business: no `tool_call` events reach the client.
     assert!(!names.contains(&"tool_call"), "{names:?}");
-    let streamed: String = events.iter().filter(|(e, _)| e == "delta").map(|(_, d)| d["text"].as_str().unwrap()).collect();
+    let streamed: String =
+        events.iter().filter(|(e, _)| e == "delta").map(|(_, d)| d["text"].as_str().unwrap()).collect();
     assert!(streamed.contains("[1] On Why are there tides? 0"), "{streamed}");
     let done = &events.last().unwrap().1;
     assert_eq!(done["citations"][0]["index"], 1);
@@ -210,7 +224,9 @@ async fn a_stream_shows_each_step_then_the_answer() {
 #[tokio::test(start_paused = true)]
 async fn without_configured_tools_it_is_one_strong_call_and_the_callers_own_tools_skip_the_agent() {
     // No tool's upstream configured: the loop is one call on the strong model, offering none.
-    let host = with_siblings(test_host()).with_var("PROVIDER_ORDER", "openai").with_upstream(|req| async move { upstream(req, 1, false) });
+    let host = with_siblings(test_host())
+        .with_var("PROVIDER_ORDER", "openai")
+        .with_upstream(|req| async move { upstream(req, 1, false) });
     let (status, body) = system2(&host, question(false)).await;
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
@@ -255,7 +271,10 @@ async fn the_model_runs_code_in_the_sandbox_and_bad_arguments_come_back_as_resul
     let answer: Value = serde_json::from_str(&body).unwrap();
     let text = answer["message"]["content"].as_str().unwrap();
     assert!(text.contains(r#""stdout":"42\n""#), "{text}");
-    assert!(text.contains("The tool failed: code answered 422: `language` must be `python` or `javascript`, got `cobol`"), "{text}");
+    assert!(
+        text.contains("The tool failed: code answered 422: `language` must be `python` or `javascript`, got `cobol`"),
+        "{text}"
+    );
     let sandbox_calls = host.requests().iter().filter(|r| r.uri().host() == Some("sandbox.test")).count();
     assert_eq!(sandbox_calls, 1);
 }
@@ -269,7 +288,9 @@ async fn the_run_is_priced_and_stops_at_its_cost_limit() {
     assert_eq!(answer["usage"]["cost_usd"], 0.00012, "two calls of $0.00006: {body}");
     assert_eq!(answer["agent"]["steps"][0]["usage"]["cost_usd"], 0.00006);
 
-    let host = agent_host().with_var("AGENT_MAX_COST_USD", "0.00005").with_upstream(|req| async move { upstream(req, 1, false) });
+    let host = agent_host()
+        .with_var("AGENT_MAX_COST_USD", "0.00005")
+        .with_upstream(|req| async move { upstream(req, 1, false) });
     let (status, body) = system2(&host, question(false)).await;
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
@@ -278,7 +299,10 @@ async fn the_run_is_priced_and_stops_at_its_cost_limit() {
     assert_eq!(model_calls(&host).len(), 1);
 
     // A model without a price: tokens are counted, the cost is left out, the limit cannot bite.
-    let host = agent_host().with_var("OPENAI_STRONG_MODEL", "house-model").with_var("AGENT_MAX_COST_USD", "0.00005").with_upstream(|req| async move { upstream(req, 1, false) });
+    let host = agent_host()
+        .with_var("OPENAI_STRONG_MODEL", "house-model")
+        .with_var("AGENT_MAX_COST_USD", "0.00005")
+        .with_upstream(|req| async move { upstream(req, 1, false) });
     let (_, body) = system2(&host, question(false)).await;
     let answer: Value = serde_json::from_str(&body).unwrap();
     assert!(answer["usage"].get("cost_usd").is_none(), "{body}");

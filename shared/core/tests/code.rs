@@ -18,12 +18,14 @@ async fn fetch(request: http::Request<Bytes>) -> Result<http::Response<Body>, Ho
     let connect = |e: &dyn std::fmt::Display| HostError::Connect(e.to_string());
     let authority = request.uri().authority().cloned().ok_or_else(|| connect(&"no authority"))?;
     let stream = tokio::net::TcpStream::connect(authority.as_str()).await.map_err(|e| connect(&e))?;
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| connect(&e))?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| connect(&e))?;
     tokio::spawn(conn);
     let (mut parts, body) = request.into_parts();
     parts.headers.insert(http::header::HOST, authority.as_str().parse().unwrap());
     parts.uri = parts.uri.path_and_query().map_or("/", |p| p.as_str()).parse().unwrap();
-    let response = sender.send_request(http::Request::from_parts(parts, Full::new(body))).await.map_err(|e| connect(&e))?;
+    let response =
+        sender.send_request(http::Request::from_parts(parts, Full::new(body))).await.map_err(|e| connect(&e))?;
     let (parts, body) = response.into_parts();
     let bytes = body.collect().await.map_err(|e| HostError::Body(e.to_string()))?.to_bytes();
     Ok(http::Response::from_parts(parts, Body::from(bytes)))
@@ -111,7 +113,8 @@ async fn a_program_runs_and_its_output_is_explained() {
 #[tokio::test]
 async fn javascript_and_stdin_reach_the_sandbox() {
     let rig = rig();
-    let program = "```js\nlet s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(s.trim().toUpperCase()));\n```";
+    let program =
+        "```js\nlet s='';process.stdin.on('data',d=>s+=d).on('end',()=>console.log(s.trim().toUpperCase()));\n```";
     let (status, answer) = code(&rig.host, task(program, json!({"language": "javascript", "stdin": "abc\n"}))).await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["language"], "javascript");
@@ -190,7 +193,11 @@ async fn a_sandbox_that_is_down_is_a_clear_result_not_a_500() {
 
 #[tokio::test]
 async fn a_wrong_sandbox_token_is_said_without_the_token() {
-    let sandbox = sandbox::start_with("127.0.0.1:0", sandbox::Options { token: Some("right-token".into()), ..Default::default() }).unwrap();
+    let sandbox = sandbox::start_with(
+        "127.0.0.1:0",
+        sandbox::Options { token: Some("right-token".into()), ..Default::default() },
+    )
+    .unwrap();
     let rig = rig_with(Some(sandbox.url()), &[("SANDBOX_TOKEN", "wrong-token")]);
     let (status, answer) = code(&rig.host, task("```python\nprint(1)\n```", json!({}))).await;
     assert_eq!(status, 200, "{answer}");
@@ -282,7 +289,8 @@ async fn the_stream_shows_each_step_the_code_the_run_and_the_explanation() {
     let executions: Vec<&Value> = events.iter().filter(|(e, _)| e == "execution").map(|(_, d)| d).collect();
     assert_eq!(executions[0]["execution"]["exit_code"], 2);
     assert_eq!(executions[1]["execution"]["stdout"], "ok\n");
-    let deltas: String = events.iter().filter(|(e, _)| e == "delta").map(|(_, d)| d["text"].as_str().unwrap()).collect();
+    let deltas: String =
+        events.iter().filter(|(e, _)| e == "delta").map(|(_, d)| d["text"].as_str().unwrap()).collect();
     assert!(deltas.starts_with("Hello from openai"), "{deltas}");
     let done = &events.last().unwrap().1;
     assert_eq!(done["execution"]["stdout"], "ok\n");

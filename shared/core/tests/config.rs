@@ -5,7 +5,6 @@ use opencode_core::config::Config;
 use opencode_core::providers::ProviderConfig;
 use opencode_testkit::TestHost;
 
-
 fn names(chain: &[ProviderConfig]) -> Vec<(&str, &str)> {
     chain.iter().map(|p| (p.name.as_str(), p.model.as_str())).collect()
 }

@@ -13,7 +13,11 @@ use serde_json::{json, Value};
 #[tokio::test(start_paused = true)]
 async fn a_5xx_is_retried_then_the_next_provider_answers() {
     let host = test_host().with_upstream(|req| async move {
-        Ok(if is_openai(&req) { json_response(503, r#"{"error":{"message":"down"}}"#) } else { json_response(200, &anthropic_ok("from anthropic")) })
+        Ok(if is_openai(&req) {
+            json_response(503, r#"{"error":{"message":"down"}}"#)
+        } else {
+            json_response(200, &anthropic_ok("from anthropic"))
+        })
     });
     let (status, headers, body) = send(&host, hello()).await;
     assert_eq!(status, 200, "{body}");
@@ -34,7 +38,11 @@ async fn a_5xx_is_retried_then_the_next_provider_answers() {
 #[tokio::test(start_paused = true)]
 async fn a_client_error_is_not_retried_on_the_same_provider() {
     let host = test_host().with_upstream(|req| async move {
-        Ok(if is_openai(&req) { json_response(401, r#"{"error":{"message":"bad key sk-123"}}"#) } else { json_response(200, &anthropic_ok("ok")) })
+        Ok(if is_openai(&req) {
+            json_response(401, r#"{"error":{"message":"bad key sk-123"}}"#)
+        } else {
+            json_response(200, &anthropic_ok("ok"))
+        })
     });
     let (status, _, body) = send(&host, hello()).await;
     assert_eq!(status, 200);
@@ -87,13 +95,18 @@ fn host_with_long_retry_after() -> TestHost {
 #[tokio::test(start_paused = true)]
 async fn timeouts_and_connect_errors_fall_back_and_all_failing_is_a_502_or_504() {
     let host = test_host().with_upstream(|req| async move {
-        if is_openai(&req) { Ok(hanging_response()) } else { Err(HostError::Connect("refused".into())) }
+        if is_openai(&req) {
+            Ok(hanging_response())
+        } else {
+            Err(HostError::Connect("refused".into()))
+        }
     });
     let (status, _, body) = send(&host, hello()).await;
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(status, 502, "{body}");
     assert_eq!(v["error"]["code"], "upstream_failed");
-    let outcomes: Vec<&str> = v["error"]["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
+    let outcomes: Vec<&str> =
+        v["error"]["attempts"].as_array().unwrap().iter().map(|a| a["outcome"].as_str().unwrap()).collect();
     assert_eq!(outcomes, ["timeout", "timeout", "connect", "connect"]);
 
     let host = test_host().with_upstream(|_| async move { Ok(hanging_response()) });
@@ -173,7 +186,8 @@ async fn after_the_first_token_a_failure_ends_the_stream_with_an_error_and_no_sw
 
 #[tokio::test(start_paused = true)]
 async fn a_complete_stream_carries_usage_and_done() {
-    let host = test_host().with_upstream(|_| async move { Ok(streamed_response(openai_chunks(&["a", " b"]), 1, false)) });
+    let host =
+        test_host().with_upstream(|_| async move { Ok(streamed_response(openai_chunks(&["a", " b"]), 1, false)) });
     let (_, events) = sse_events(&host, json!({"messages":[{"role":"user","content":"hi"}],"stream":true})).await;
     let text: String = events.iter().filter(|(n, _)| n == "delta").map(|(_, v)| v["text"].as_str().unwrap()).collect();
     assert_eq!(text, "a b");
@@ -193,7 +207,8 @@ fn stalling_response(chunks: Vec<String>, gap_ms: u64) -> http::Response<Body> {
 #[tokio::test(start_paused = true)]
 async fn a_stream_outlasts_the_attempt_timeout_while_its_events_keep_coming() {
     // Six events 400 ms apart, 2.4 s in all; the limit (1 s) is on the silence between them.
-    let host = test_host().with_upstream(|_| async move { Ok(streamed_response(openai_chunks(&["a", "b", "c"]), 400, false)) });
+    let host = test_host()
+        .with_upstream(|_| async move { Ok(streamed_response(openai_chunks(&["a", "b", "c"]), 400, false)) });
     let start = tokio::time::Instant::now();
     let (_, events) = sse_events(&host, json!({"messages":[{"role":"user","content":"hi"}],"stream":true})).await;
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
@@ -265,7 +280,9 @@ async fn a_silent_stream_ends_even_when_the_hosts_clock_stands_still() {
     });
     host.set_now_ms(Some(opencode_core::Host::now_ms(&host)));
     let body = json!({"messages":[{"role":"user","content":"hi"}],"stream":true});
-    let (_, events) = tokio::time::timeout(std::time::Duration::from_secs(60), sse_events(&host, body)).await.expect("the stream ended");
+    let (_, events) = tokio::time::timeout(std::time::Duration::from_secs(60), sse_events(&host, body))
+        .await
+        .expect("the stream ended");
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["start", "delta", "error"]);
 }

@@ -83,7 +83,14 @@ async fn call(host: &TestHost, tenant: &str, method: &str, path: &str, body: Opt
     call_with(host, tenant, method, path, body, &[]).await
 }
 
-async fn call_with(host: &TestHost, tenant: &str, method: &str, path: &str, body: Option<Value>, headers: &[(&str, &str)]) -> Reply {
+async fn call_with(
+    host: &TestHost,
+    tenant: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+    headers: &[(&str, &str)],
+) -> Reply {
     let token = auth::issue(SECRET, "u", tenant, "user", EPOCH_MS, 3600).unwrap();
     let mut request = http::Request::builder();
     for (name, value) in headers {
@@ -130,7 +137,10 @@ async fn an_ingested_document_answers_a_question_with_numbered_citations() {
     let r = ingest(&host, "acme", "warranty", WARRANTY).await;
     assert_eq!(r.status, 201, "{}", r.text);
     let doc = r.json();
-    assert_eq!((doc["id"].as_str(), doc["chunks"].as_u64(), doc["replaced"].as_bool()), (Some("warranty"), Some(1), Some(false)));
+    assert_eq!(
+        (doc["id"].as_str(), doc["chunks"].as_u64(), doc["replaced"].as_bool()),
+        (Some("warranty"), Some(1), Some(false))
+    );
     assert_eq!(doc["model"], "openai/text-embedding-3-small");
     assert_eq!(doc["dims"], 1536);
     assert!(doc["usage"]["input_tokens"].as_u64().unwrap() > 10, "the embedding's usage is reported");
@@ -146,7 +156,10 @@ async fn an_ingested_document_answers_a_question_with_numbered_citations() {
     assert_eq!(citations[0]["index"], 1);
     assert_eq!(citations[0]["document_id"], "warranty");
     assert_eq!(citations[0]["chunk"], 0);
-    assert!(citations.iter().all(|c| c["document_id"] == "warranty"), "unrelated documents are not cited: {citations:?}");
+    assert!(
+        citations.iter().all(|c| c["document_id"] == "warranty"),
+        "unrelated documents are not cited: {citations:?}"
+    );
     assert!(answer["message"]["content"].as_str().unwrap().contains("battery warranty"));
     assert_eq!(answer["retrieval"]["embedding"]["model"], "text-embedding-3-small");
     assert!(answer["usage"]["total_tokens"].as_u64().unwrap() > 0);
@@ -248,7 +261,10 @@ async fn documents_are_listed_read_replaced_and_deleted() {
     assert_eq!((r.status, r.text.as_str()), (204, ""));
     assert_eq!(call(&host, "acme", "GET", "/v1/knowledge/documents/train", None).await.status, 404);
     assert_eq!(call(&host, "acme", "DELETE", "/v1/knowledge/documents/train", None).await.status, 404);
-    assert_eq!(ask(&host, "acme", "When does the night train to Vienna depart?", json!({})).await.json()["found"], false);
+    assert_eq!(
+        ask(&host, "acme", "When does the night train to Vienna depart?", json!({})).await.json()["found"],
+        false
+    );
     assert!(!host.kv_snapshot("data").keys().any(|k| k.contains("/train")), "every key of the document is gone");
 }
 
@@ -263,7 +279,10 @@ async fn changing_the_embedding_model_under_existing_documents_is_refused() {
     let err = r.json()["error"].clone();
     assert_eq!(err["code"], "conflict");
     let message = err["message"].as_str().unwrap();
-    assert!(message.contains("openai/text-embedding-3-small") && message.contains("openai/text-embedding-3-large"), "{message}");
+    assert!(
+        message.contains("openai/text-embedding-3-small") && message.contains("openai/text-embedding-3-large"),
+        "{message}"
+    );
     assert_eq!(ask(&host, "acme", "battery warranty", json!({})).await.status, 409);
     // Same model, other dimensions: refused too.
     let host = host.with_var("EMBEDDING_MODEL", "text-embedding-3-small").with_var("EMBEDDING_DIMENSIONS", "256");
@@ -321,7 +340,10 @@ async fn streamed_answers_report_retrieval_then_the_answer() {
     assert!(text.contains("battery warranty"));
     let done = &events.last().unwrap().1;
     assert_eq!(done["citations"][0]["document_id"], "warranty");
-    assert_eq!((done["provider"].as_str(), done["found"].as_bool(), done["finish_reason"].as_str()), (Some("openai"), Some(true), Some("stop")));
+    assert_eq!(
+        (done["provider"].as_str(), done["found"].as_bool(), done["finish_reason"].as_str()),
+        (Some("openai"), Some(true), Some("stop"))
+    );
     assert!(done.get("message").is_none());
 
     let r = ask(&host, "acme", "Who painted the Mona Lisa?", json!({"stream": true})).await;
@@ -373,7 +395,8 @@ async fn embedding_failures_are_upstream_errors_not_internal_ones() {
     assert_eq!(r.status, 502);
     assert_eq!(r.json()["error"]["attempts"].as_array().unwrap().len(), 1);
     assert!(!r.text.contains("invalid-key"));
-    let host = host.with_var("OPENAI_API_KEY", "sk-sim").with_var("ATTEMPT_TIMEOUT_MS", "200").with_var("MAX_RETRIES", "0");
+    let host =
+        host.with_var("OPENAI_API_KEY", "sk-sim").with_var("ATTEMPT_TIMEOUT_MS", "200").with_var("MAX_RETRIES", "0");
     let r = ask(&host, "acme", "battery warranty sim:openai:delay_ms=1000", json!({})).await;
     assert_eq!((r.status, r.json()["error"]["code"].as_str()), (504, Some("upstream_timeout")));
     // No provider that can embed: 503, before anything else happens.

@@ -11,7 +11,9 @@ use serde_json::{json, Value};
 
 fn host() -> TestHost {
     // Chat forwards System 2 to the agent function, served here by its real handler.
-    let test_host = test_host().with_function("agent", |host, req| async move { opencode_core::serve_named("agent", host, req.map(Body::from)).await });
+    let test_host = test_host().with_function("agent", |host, req| async move {
+        opencode_core::serve_named("agent", host, req.map(Body::from)).await
+    });
     test_host.with_upstream(|req| async move {
         let body: Value = serde_json::from_slice(req.body()).unwrap();
         let answer = if body["stream"] == true { openai_chunks(&["a", "b"]).concat() } else { openai_ok("fine") };
@@ -90,7 +92,15 @@ fn totals(requests: usize) -> Vec<u8> {
     use opencode_core::routing::{Mode, Tier};
     let mut record = Record::default();
     for _ in 0..requests {
-        record.add(&Sample { mode: Mode::Chat, tier: Tier::System1, latency_ms: 5, cache: None, usage: Default::default(), cost_usd: 0.0, error: false });
+        record.add(&Sample {
+            mode: Mode::Chat,
+            tier: Tier::System1,
+            latency_ms: 5,
+            cache: None,
+            usage: Default::default(),
+            cost_usd: 0.0,
+            error: false,
+        });
     }
     serde_json::to_vec(&record).unwrap()
 }
@@ -110,7 +120,8 @@ async fn a_closed_hour_is_summed_once_then_read_from_its_roll_up() {
     assert_eq!((body["tiers"]["system1"]["requests"].as_u64(), body["instance_hours"].as_u64()), (Some(9), Some(3)));
     assert_eq!(body["hours_rolled_up"], 0);
     host.run_background().await;
-    let rollups: Vec<String> = host.kv_snapshot("data").into_keys().filter(|k| k.starts_with("metrics-rollup/")).collect();
+    let rollups: Vec<String> =
+        host.kv_snapshot("data").into_keys().filter(|k| k.starts_with("metrics-rollup/")).collect();
     assert_eq!(rollups, [format!("metrics-rollup/{closed}")], "only the closed hour is rolled up");
 
     // The instance keys are no longer read: the roll-up answers for the closed hour.

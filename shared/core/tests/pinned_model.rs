@@ -42,7 +42,8 @@ async fn fallbacks_ask_for_their_own_model_in_every_mode() {
         let (status, body) = call(&host, mode).await;
         assert_eq!(status, 200, "{mode}: {body}");
         let requests = host.requests();
-        let openai: Vec<Value> = requests.iter().filter(|r| is_openai(r)).map(|r| serde_json::from_slice(r.body()).unwrap()).collect();
+        let openai: Vec<Value> =
+            requests.iter().filter(|r| is_openai(r)).map(|r| serde_json::from_slice(r.body()).unwrap()).collect();
         let anthropic: Vec<Value> = requests
             .iter()
             .filter(|r| r.uri().path() == "/v1/messages")

@@ -2,17 +2,11 @@
 //! executor uses): a whole answer, a whole stream, an error body. The per-field checks live in
 //! the unit tests of each provider module; this proves the enum dispatch wires them up.
 
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
 
 use opencode_core::model::{ChatRequest, FinishReason, Message, Role, StreamEvent, Usage};
 use opencode_core::providers::{
-    build_request, parse_error, parse_response, ProviderConfig, ProviderError, ProviderKind,
-    SseEvent, StreamDecoder,
+    build_request, parse_error, parse_response, ProviderConfig, ProviderError, ProviderKind, SseEvent, StreamDecoder,
 };
 
 fn fixture(path: &str) -> String {
@@ -55,12 +49,7 @@ fn stream(kind: ProviderKind, text: &str) -> Result<Streamed, ProviderError> {
         events.extend(decoder.decode(&event)?);
     }
     events.extend(decoder.finish()?);
-    let mut out = Streamed {
-        text: String::new(),
-        usage: Usage::default(),
-        finish: None,
-        done: false,
-    };
+    let mut out = Streamed { text: String::new(), usage: Usage::default(), finish: None, done: false };
     for event in events {
         match event {
             StreamEvent::Delta(t) => out.text.push_str(&t),
@@ -86,26 +75,11 @@ fn config(kind: ProviderKind, base_url: &str, model: &str) -> ProviderConfig {
 
 #[test]
 fn every_dialect_builds_a_post_to_its_endpoint() {
-    let request = ChatRequest {
-        messages: vec![Message::new(Role::User, "Hi")],
-        ..Default::default()
-    };
+    let request = ChatRequest { messages: vec![Message::new(Role::User, "Hi")], ..Default::default() };
     let cases = [
-        (
-            ProviderKind::OpenAi,
-            "https://api.openai.com/v1",
-            "https://api.openai.com/v1/chat/completions",
-        ),
-        (
-            ProviderKind::Compat,
-            "http://localhost:8000/v1",
-            "http://localhost:8000/v1/chat/completions",
-        ),
-        (
-            ProviderKind::Anthropic,
-            "https://api.anthropic.com",
-            "https://api.anthropic.com/v1/messages",
-        ),
+        (ProviderKind::OpenAi, "https://api.openai.com/v1", "https://api.openai.com/v1/chat/completions"),
+        (ProviderKind::Compat, "http://localhost:8000/v1", "http://localhost:8000/v1/chat/completions"),
+        (ProviderKind::Anthropic, "https://api.anthropic.com", "https://api.anthropic.com/v1/messages"),
         (
             ProviderKind::Gemini,
             "https://generativelanguage.googleapis.com",
@@ -123,20 +97,8 @@ fn every_dialect_builds_a_post_to_its_endpoint() {
 #[test]
 fn every_dialect_reads_its_documented_answer() {
     let cases = [
-        (
-            ProviderKind::OpenAi,
-            "openai/chat_completion.json",
-            "Hello! How can I assist you today?",
-            19,
-            10,
-        ),
-        (
-            ProviderKind::Anthropic,
-            "anthropic/message.json",
-            "Hi! My name is Claude.",
-            2095,
-            503,
-        ),
+        (ProviderKind::OpenAi, "openai/chat_completion.json", "Hello! How can I assist you today?", 19, 10),
+        (ProviderKind::Anthropic, "anthropic/message.json", "Hi! My name is Claude.", 2095, 503),
         (
             ProviderKind::Gemini,
             "gemini/generate_content.json",
@@ -149,54 +111,22 @@ fn every_dialect_reads_its_documented_answer() {
         let response = parse_response(kind, fixture(path).as_bytes()).unwrap();
         assert_eq!(response.text, text, "{kind:?}");
         assert_eq!(response.finish_reason, FinishReason::Stop, "{kind:?}");
-        assert_eq!(
-            (response.usage.input_tokens, response.usage.output_tokens),
-            (input, output),
-            "{kind:?}"
-        );
+        assert_eq!((response.usage.input_tokens, response.usage.output_tokens), (input, output), "{kind:?}");
     }
 }
 
 #[test]
 fn every_dialect_streams_its_documented_answer_with_usage_and_an_end() {
     let cases = [
-        (
-            ProviderKind::OpenAi,
-            "openai/stream.sse",
-            "Hello! How can I help?",
-            9,
-            7,
-        ),
-        (
-            ProviderKind::Compat,
-            "openai/stream_reasoning.sse",
-            "9.11 is smaller.",
-            17,
-            25,
-        ),
-        (
-            ProviderKind::Anthropic,
-            "anthropic/stream.sse",
-            "Hello!",
-            25,
-            15,
-        ),
-        (
-            ProviderKind::Gemini,
-            "gemini/stream.sse",
-            "Hello! How can I help you today?",
-            6,
-            99,
-        ),
+        (ProviderKind::OpenAi, "openai/stream.sse", "Hello! How can I help?", 9, 7),
+        (ProviderKind::Compat, "openai/stream_reasoning.sse", "9.11 is smaller.", 17, 25),
+        (ProviderKind::Anthropic, "anthropic/stream.sse", "Hello!", 25, 15),
+        (ProviderKind::Gemini, "gemini/stream.sse", "Hello! How can I help you today?", 6, 99),
     ];
     for (kind, path, text, input, output) in cases {
         let streamed = stream(kind, &fixture(path)).unwrap();
         assert_eq!(streamed.text, text, "{kind:?}");
-        assert_eq!(
-            (streamed.usage.input_tokens, streamed.usage.output_tokens),
-            (input, output),
-            "{kind:?}"
-        );
+        assert_eq!((streamed.usage.input_tokens, streamed.usage.output_tokens), (input, output), "{kind:?}");
         assert_eq!(streamed.finish, Some(FinishReason::Stop), "{kind:?}");
         assert!(streamed.done, "{kind:?}");
     }
@@ -216,49 +146,22 @@ fn a_stream_cut_short_is_an_error_not_a_silent_end() {
             decoder.decode(event).unwrap();
         }
         let err = decoder.finish().unwrap_err();
-        assert!(
-            matches!(err, ProviderError::Malformed(_)),
-            "{kind:?}: {err:?}"
-        );
+        assert!(matches!(err, ProviderError::Malformed(_)), "{kind:?}: {err:?}");
     }
-    let err = stream(
-        ProviderKind::Anthropic,
-        &fixture("anthropic/stream_error.sse"),
-    )
-    .err();
-    assert_eq!(
-        err,
-        Some(ProviderError::StreamError {
-            message: "overloaded_error: Overloaded".into()
-        })
-    );
+    let err = stream(ProviderKind::Anthropic, &fixture("anthropic/stream_error.sse")).err();
+    assert_eq!(err, Some(ProviderError::StreamError { message: "overloaded_error: Overloaded".into() }));
 }
 
 #[test]
 fn every_dialect_reads_its_error_body() {
     let cases = [
-        (
-            ProviderKind::OpenAi,
-            "openai/error_invalid_api_key.json",
-            "invalid_api_key: Incorrect API key",
-        ),
-        (
-            ProviderKind::Anthropic,
-            "anthropic/error_invalid_request.json",
-            "invalid_request_error: max_tokens",
-        ),
-        (
-            ProviderKind::Gemini,
-            "gemini/error_invalid_api_key.json",
-            "INVALID_ARGUMENT: API key not valid",
-        ),
+        (ProviderKind::OpenAi, "openai/error_invalid_api_key.json", "invalid_api_key: Incorrect API key"),
+        (ProviderKind::Anthropic, "anthropic/error_invalid_request.json", "invalid_request_error: max_tokens"),
+        (ProviderKind::Gemini, "gemini/error_invalid_api_key.json", "INVALID_ARGUMENT: API key not valid"),
     ];
     for (kind, path, prefix) in cases {
         match parse_error(kind, 400, fixture(path).as_bytes()) {
-            ProviderError::Status {
-                status: 400,
-                message,
-            } => {
+            ProviderError::Status { status: 400, message } => {
                 assert!(message.starts_with(prefix), "{kind:?}: {message}")
             }
             other => panic!("{kind:?}: {other:?}"),

@@ -96,7 +96,10 @@ async fn plans_searches_every_sub_question_and_writes_a_cited_report() {
     assert_eq!(urls.len(), 4, "three own pages and the shared one once: {urls:?}");
     assert_eq!(answer["citations"][0]["index"], 1);
     let steps = answer["agent"]["steps"].as_array().unwrap();
-    assert_eq!(steps.iter().map(|s| s["name"].as_str().unwrap()).collect::<Vec<_>>(), ["plan", "search", "search", "search", "write"]);
+    assert_eq!(
+        steps.iter().map(|s| s["name"].as_str().unwrap()).collect::<Vec<_>>(),
+        ["plan", "search", "search", "search", "write"]
+    );
     assert_eq!(answer["usage"]["total_tokens"], 10, "plan and report, 5 tokens each");
     assert!(peak.get() >= 3, "the three searches ran at once (peak {})", peak.get());
     assert_eq!(answer["tier"], "system2");
@@ -111,7 +114,8 @@ async fn a_failed_search_provider_falls_back_and_limits_end_the_run_with_what_it
     assert_eq!(answer["sub_questions"].as_array().unwrap().len(), 2);
     assert!(answer["searches"].as_array().unwrap().iter().all(|s| s["provider"] == "brave"), "{body}");
 
-    let host = research_host().with_var("AGENT_MAX_STEPS", "3").with_upstream(|req| async move { upstream(req, false) });
+    let host =
+        research_host().with_var("AGENT_MAX_STEPS", "3").with_upstream(|req| async move { upstream(req, false) });
     let (status, body) = research(&host, question(json!({}))).await;
     assert_eq!(status, 200, "{body}");
     let answer: Value = serde_json::from_str(&body).unwrap();
@@ -126,11 +130,16 @@ async fn every_step_streams_in_order() {
     let (status, body) = research(&host, question(json!({"stream": true}))).await;
     assert_eq!(status, 200);
     let events: Vec<&str> = body.lines().filter_map(|l| l.strip_prefix("event: ")).collect();
-    let first = |name: &str| events.iter().position(|e| *e == name).unwrap_or_else(|| panic!("no {name} in {events:?}"));
+    let first =
+        |name: &str| events.iter().position(|e| *e == name).unwrap_or_else(|| panic!("no {name} in {events:?}"));
     assert_eq!(events[0], "start");
     assert!(first("plan") < first("search") && first("search") < first("read"));
     assert!(first("read") < first("write") && first("write") < first("delta"));
-    assert_eq!(events.iter().filter(|e| **e == "step").count(), 4, "plan and three searches; the report streams as deltas");
+    assert_eq!(
+        events.iter().filter(|e| **e == "step").count(),
+        4,
+        "plan and three searches; the report streams as deltas"
+    );
     assert_eq!(&events[events.len() - 2..], ["usage", "done"]);
     let done: Value = serde_json::from_str(body.rsplit("data: ").next().unwrap().trim()).unwrap();
     assert_eq!(done["citations"].as_array().unwrap().len(), 4);

@@ -34,24 +34,35 @@ async fn auto_returns_an_explainable_decision_without_calling_anything() {
     assert!(!routing["reasons"].as_array().unwrap().is_empty());
     assert!(host.requests().is_empty(), "routing never calls a provider");
 
-    let (_, body) = route(&host, json!({"messages":[{"role":"user","content":"請幫我搜尋今天的最新新聞"}], "mode":"auto"}), true).await;
+    let (_, body) =
+        route(&host, json!({"messages":[{"role":"user","content":"請幫我搜尋今天的最新新聞"}], "mode":"auto"}), true)
+            .await;
     assert_eq!(body["routing"]["mode"], "search", "{body}");
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_named_mode_is_kept_and_bad_bodies_are_refused_clearly() {
     let host = test_host();
-    let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"hello there"}], "mode":"research"}), true).await;
+    let (status, body) =
+        route(&host, json!({"messages":[{"role":"user","content":"hello there"}], "mode":"research"}), true).await;
     assert_eq!(status, 200);
     assert_eq!(body["routing"]["mode"], "research");
 
     // A named tier is kept too, and says so.
-    let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"hello there"}], "mode":"chat", "tier":"system2"}), true).await;
+    let (status, body) = route(
+        &host,
+        json!({"messages":[{"role":"user","content":"hello there"}], "mode":"chat", "tier":"system2"}),
+        true,
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(body["routing"]["tier"], "system2");
     assert_eq!(body["routing"]["reasons"][0], "tier `system2` requested by the caller");
     let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"x"}], "tier":"fast"}), true).await;
-    assert_eq!((status, body["error"]["message"].as_str().unwrap()), (422, "`tier` must be one of auto, system1, system2"));
+    assert_eq!(
+        (status, body["error"]["message"].as_str().unwrap()),
+        (422, "`tier` must be one of auto, system1, system2")
+    );
 
     let (status, body) = route(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":"magic"}), true).await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (422, "validation_failed"));
@@ -109,7 +120,8 @@ async fn process(host: &opencode_testkit::TestHost, body: Value) -> (u16, http::
 #[tokio::test(start_paused = true)]
 async fn process_runs_the_chosen_mode_and_reports_the_decision() {
     let host = process_host();
-    let (status, headers, body) = process(&host, json!({"messages":[{"role":"user","content":"hi"}], "mode":"auto", "temperature":0.2})).await;
+    let (status, headers, body) =
+        process(&host, json!({"messages":[{"role":"user","content":"hi"}], "mode":"auto", "temperature":0.2})).await;
     assert_eq!(status, 200, "{body}");
     let body: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(body["message"]["content"], "Hi there");
@@ -120,7 +132,8 @@ async fn process_runs_the_chosen_mode_and_reports_the_decision() {
     let sent: Value = serde_json::from_slice(host.requests()[0].body()).unwrap();
     assert_eq!(sent["temperature"], 0.2, "the mode's fields pass through");
 
-    let (status, _, body) = process(&host, json!({"messages":[{"role":"user","content":"hi again"}], "mode":"chat", "stream":true})).await;
+    let (status, _, body) =
+        process(&host, json!({"messages":[{"role":"user","content":"hi again"}], "mode":"chat", "stream":true})).await;
     assert_eq!(status, 200);
     assert!(body.starts_with("event: routing\ndata: {"), "{body}");
     assert!(body.contains("event: delta") && body.contains("event: done"), "{body}");
@@ -135,7 +148,8 @@ async fn process_refuses_bad_bodies_and_passes_mode_errors_through() {
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("messages"), "{body}");
     // Fields the mode does not know are refused by the mode itself, with the decision attached.
-    let (status, headers, body) = process(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":"chat", "top_kk": 1})).await;
+    let (status, headers, body) =
+        process(&host, json!({"messages":[{"role":"user","content":"x"}], "mode":"chat", "top_kk": 1})).await;
     assert_eq!(status, 422, "{body}");
     assert!(body.contains("top_kk"), "{body}");
     assert_eq!(headers["x-routing-mode"], "chat");

@@ -138,7 +138,8 @@ async fn tavily_results_become_numbered_sources_and_citations() {
 #[tokio::test(start_paused = true)]
 async fn search_provider_brave_puts_brave_first_and_max_results_bounds_the_sources() {
     let host = search_host().with_var("SEARCH_PROVIDER", "brave").with_upstream(healthy);
-    let (status, _, body) = ask(&host, json!({"messages": [{"role": "user", "content": "rust & wasm"}], "max_results": 2})).await;
+    let (status, _, body) =
+        ask(&host, json!({"messages": [{"role": "user", "content": "rust & wasm"}], "max_results": 2})).await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["search"]["provider"], "brave");
@@ -160,15 +161,23 @@ async fn tavily_fails(failure: &'static str) -> Value {
             "connect" => return Err(HostError::Connect("refused".into())),
             "timeout" => hanging_response(),
             "429" => {
-                let mut r = json_response(429, r#"{"detail":{"error":"Your request has been blocked due to excessive requests."}}"#);
+                let mut r = json_response(
+                    429,
+                    r#"{"detail":{"error":"Your request has been blocked due to excessive requests."}}"#,
+                );
                 r.headers_mut().insert("retry-after", "60".parse().unwrap());
                 r
             }
             "503" => json_response(503, r#"{"detail":{"error":"Internal Server Error"}}"#),
             "malformed" => json_response(200, r#"{"results": [{"title": "#),
             "empty" => json_response(200, r#"{"query":"q","results":[],"response_time":0.1}"#),
-            "unusable" => json_response(200, r#"{"query":"q","results":[{"title":"x","url":"not a url","content":""}]}"#),
-            "401" => json_response(401, r#"{"detail":{"error":"Unauthorized: missing or invalid API key tvly-secret-key."}}"#),
+            "unusable" => {
+                json_response(200, r#"{"query":"q","results":[{"title":"x","url":"not a url","content":""}]}"#)
+            }
+            "401" => json_response(
+                401,
+                r#"{"detail":{"error":"Unauthorized: missing or invalid API key tvly-secret-key."}}"#,
+            ),
             _ => unreachable!("unknown failure {failure}"),
         })
     });
@@ -212,7 +221,10 @@ async fn every_named_tavily_failure_falls_back_to_brave() {
     }
 
     let log = tavily_fails("401").await;
-    assert_eq!(log[0], json!({"provider": "tavily", "outcome": "status", "status": 401, "rejected_key": true, "elapsed_ms": log[0]["elapsed_ms"]}));
+    assert_eq!(
+        log[0],
+        json!({"provider": "tavily", "outcome": "status", "status": 401, "rejected_key": true, "elapsed_ms": log[0]["elapsed_ms"]})
+    );
     assert_eq!(log.as_array().unwrap().len(), 2, "a refused key is reported and not retried");
 }
 

@@ -66,7 +66,10 @@ fn joined(events: &[(String, Value)], name: &str) -> String {
 async fn openai_gets_a_reasoning_effort_and_reports_reasoning_tokens_but_no_text() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
     let host = host(&sim, "openai").with_var("OPENAI_MODEL", "o4-mini");
-    let body = ask("why is the sky blue", json!({"reasoning": {"effort": "high"}, "temperature": 0.3, "max_tokens": 200, "include_thinking": true}));
+    let body = ask(
+        "why is the sky blue",
+        json!({"reasoning": {"effort": "high"}, "temperature": 0.3, "max_tokens": 200, "include_thinking": true}),
+    );
     let v = answer(&host, body).await;
 
     let wire = &wire_bodies(&sim)[0];
@@ -183,7 +186,10 @@ async fn openai_reasons_on_its_reasoning_model_when_no_model_was_set() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
     // Its default chat model (gpt-4.1-mini) would refuse `reasoning_effort` with a 400.
     let v = answer(&host(&sim, "openai"), ask("default model", json!({}))).await;
-    assert_eq!((v["provider"].as_str(), v["model"].as_str(), v["attempts"].as_u64()), (Some("openai"), Some("gpt-5-mini"), Some(1)));
+    assert_eq!(
+        (v["provider"].as_str(), v["model"].as_str(), v["attempts"].as_u64()),
+        (Some("openai"), Some("gpt-5-mini"), Some(1))
+    );
     assert_eq!(v["message"]["content"], "Hello from openai (gpt-5-mini). You said: default model");
     let sent = wire_bodies(&sim);
     assert_eq!((sent[0]["model"].as_str(), sent[0]["reasoning_effort"].as_str()), (Some("gpt-5-mini"), Some("medium")));

@@ -31,13 +31,18 @@ fn host() -> TestHost {
 #[tokio::test(start_paused = true)]
 async fn search_results_without_a_model() {
     let host = host();
-    let (status, body) = post(&host, "search", "/v1/search/results", json!({"query": "why tides", "max_results": 3})).await;
+    let (status, body) =
+        post(&host, "search", "/v1/search/results", json!({"query": "why tides", "max_results": 3})).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["object"].as_str(), body["provider"].as_str()), (Some("search.results"), Some("tavily")));
     assert_eq!(body["results"][0]["url"], "https://t.example/tides");
     assert!(host.requests().iter().all(|r| r.uri().host() == Some("tavily.test")), "no model was called");
 
-    for (bad, needle) in [(json!({"query": "  "}), "`query`"), (json!({"query": "x", "max_results": 0}), "`max_results`"), (json!({"q": "x"}), "q")] {
+    for (bad, needle) in [
+        (json!({"query": "  "}), "`query`"),
+        (json!({"query": "x", "max_results": 0}), "`max_results`"),
+        (json!({"q": "x"}), "q"),
+    ] {
         let (status, body) = post(&host, "search", "/v1/search/results", bad).await;
         assert_eq!(status, 422, "{body}");
         assert!(body["error"]["message"].as_str().unwrap().contains(needle), "{body}");
@@ -56,7 +61,9 @@ async fn code_runs_as_given() {
     let sent: Value = serde_json::from_slice(host.requests()[0].body()).unwrap();
     assert_eq!(sent["files"][0]["content"], "print(6*7)");
 
-    for bad in [json!({"code": " "}), json!({"code": "x", "language": "cobol"}), json!({"code": "x", "max_attempts": 2})] {
+    for bad in
+        [json!({"code": " "}), json!({"code": "x", "language": "cobol"}), json!({"code": "x", "max_attempts": 2})]
+    {
         let (status, body) = post(&host, "code", "/v1/code/run", bad.clone()).await;
         assert_eq!(status, 422, "{bad}: {body}");
     }

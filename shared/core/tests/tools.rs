@@ -31,7 +31,9 @@ fn events(text: &str) -> Vec<(String, Value)> {
     text.split("\n\n")
         .filter(|frame| !frame.trim().is_empty())
         .map(|frame| {
-            let field = |name: &str| frame.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_default().to_owned();
+            let field = |name: &str| {
+                frame.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_default().to_owned()
+            };
             (field("event:"), serde_json::from_str(&field("data:")).unwrap())
         })
         .collect()
@@ -54,29 +56,73 @@ async fn bad_tool_fields_are_refused_naming_the_field() {
     let tool = |name: &str| json!({"type": "function", "function": {"name": name}});
     let call = json!({"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}});
     let cases: Vec<(Value, &str)> = vec![
-        (json!({"messages": user, "tools": [{"type": "retrieval"}]}), "`tools[0].type` must be `function`, got `retrieval`"),
+        (
+            json!({"messages": user, "tools": [{"type": "retrieval"}]}),
+            "`tools[0].type` must be `function`, got `retrieval`",
+        ),
         (json!({"messages": user, "tools": [tool("bad name")]}), "`tools[0].function.name` `bad name` must be 1 to 64"),
         (json!({"messages": user, "tools": [tool(&"n".repeat(65))]}), "`tools[0].function.name`"),
-        (json!({"messages": user, "tools": [tool("a"), tool("a")]}), "`tools[1].function.name` `a` is already the name"),
-        (json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "parameters": "x"}}]}), "`tools[0].function.parameters` must be a JSON Schema object"),
-        (json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "strict": "yes"}}]}), "`tools[0].function.strict` must be a boolean"),
-        (json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "cache": true}}]}), "`tools[0].function` has an unknown field `cache`"),
-        (json!({"messages": user, "tools": (0..129).map(|i| tool(&format!("t{i}"))).collect::<Vec<_>>()}), "more than 128 tools"),
+        (
+            json!({"messages": user, "tools": [tool("a"), tool("a")]}),
+            "`tools[1].function.name` `a` is already the name",
+        ),
+        (
+            json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "parameters": "x"}}]}),
+            "`tools[0].function.parameters` must be a JSON Schema object",
+        ),
+        (
+            json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "strict": "yes"}}]}),
+            "`tools[0].function.strict` must be a boolean",
+        ),
+        (
+            json!({"messages": user, "tools": [{"type": "function", "function": {"name": "a", "cache": true}}]}),
+            "`tools[0].function` has an unknown field `cache`",
+        ),
+        (
+            json!({"messages": user, "tools": (0..129).map(|i| tool(&format!("t{i}"))).collect::<Vec<_>>()}),
+            "more than 128 tools",
+        ),
         (json!({"messages": user, "tools": "get_weather"}), "`tools` must be an array"),
-        (json!({"messages": user, "tools": [tool("a")], "tool_choice": {"type": "function", "function": {"name": "b"}}}), "`tool_choice.function.name` `b` is not one of `tools`"),
+        (
+            json!({"messages": user, "tools": [tool("a")], "tool_choice": {"type": "function", "function": {"name": "b"}}}),
+            "`tool_choice.function.name` `b` is not one of `tools`",
+        ),
         (json!({"messages": user, "tool_choice": "auto"}), "`tool_choice` needs `tools`"),
         (json!({"messages": user, "tools": [tool("a")], "tool_choice": "always"}), "`tool_choice` must be"),
         (json!({"messages": user, "response_format": {"type": "xml"}}), "`response_format.type` `xml` is not one of"),
-        (json!({"messages": user, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}), "`response_format.json_schema.schema` is required"),
-        (json!({"messages": user, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": []}}}), "`response_format.json_schema.schema` must be a JSON Schema object"),
-        (json!({"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "18"}]}), "`messages[1].tool_call_id` is required"),
-        (json!({"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "call_9", "content": "18"}]}), "`messages[1].tool_call_id` `call_9` answers no tool call"),
-        (json!({"messages": [{"role": "user", "content": "hi", "tool_calls": [call]}]}), "`messages[0].tool_calls` is only allowed on assistant messages"),
-        (json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": null, "tool_calls": [call]}]}), "`messages[1]` calls `get_weather` (id `call_1`) but no tool message answers it"),
-        (json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": null,
+        (
+            json!({"messages": user, "response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}),
+            "`response_format.json_schema.schema` is required",
+        ),
+        (
+            json!({"messages": user, "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": []}}}),
+            "`response_format.json_schema.schema` must be a JSON Schema object",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": "18"}]}),
+            "`messages[1].tool_call_id` is required",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}, {"role": "tool", "tool_call_id": "call_9", "content": "18"}]}),
+            "`messages[1].tool_call_id` `call_9` answers no tool call",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi", "tool_calls": [call]}]}),
+            "`messages[0].tool_calls` is only allowed on assistant messages",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": null, "tool_calls": [call]}]}),
+            "`messages[1]` calls `get_weather` (id `call_1`) but no tool message answers it",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": null,
             "tool_calls": [{"id": "c", "type": "function", "function": {"name": "f", "arguments": "{not json"}}]}, {"role": "tool", "tool_call_id": "c", "content": "x"}]}),
-            "`messages[1].tool_calls[0].function.arguments` must be the JSON text of an object"),
-        (json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": null}]}), "`messages[1].content` is required"),
+            "`messages[1].tool_calls[0].function.arguments` must be the JSON text of an object",
+        ),
+        (
+            json!({"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": null}]}),
+            "`messages[1].content` is required",
+        ),
     ];
     for (body, needle) in cases {
         let (status, _, text) = send(&host, "/v1/chat", &body).await;
@@ -102,7 +148,10 @@ async fn two_turns(provider: &str) {
     let arguments: Value = serde_json::from_str(calls[0]["function"]["arguments"].as_str().unwrap()).unwrap();
     assert_eq!(arguments, json!({"city": "Weather in Paris"}));
     assert!(first["message"]["content"].is_null(), "{first}");
-    assert!(first["usage"]["input_tokens"].as_u64().unwrap() > 0 && first["usage"]["output_tokens"].as_u64().unwrap() > 0, "{first}");
+    assert!(
+        first["usage"]["input_tokens"].as_u64().unwrap() > 0 && first["usage"]["output_tokens"].as_u64().unwrap() > 0,
+        "{first}"
+    );
 
     let id = calls[0]["id"].as_str().unwrap();
     let second = json!({
@@ -149,7 +198,10 @@ async fn each_vendor_gets_the_tools_in_its_own_format() {
     assert_eq!(wire[1]["tools"][0]["input_schema"]["required"], json!(["city"]));
     assert_eq!(wire[1]["tool_choice"], json!({"type": "tool", "name": "get_weather"}));
     assert_eq!(wire[2]["tools"][0]["functionDeclarations"][0]["parametersJsonSchema"]["required"], json!(["city"]));
-    assert_eq!(wire[2]["toolConfig"]["functionCallingConfig"], json!({"mode": "ANY", "allowedFunctionNames": ["get_weather"]}));
+    assert_eq!(
+        wire[2]["toolConfig"]["functionCallingConfig"],
+        json!({"mode": "ANY", "allowedFunctionNames": ["get_weather"]})
+    );
 }
 
 #[tokio::test]
@@ -170,9 +222,16 @@ async fn a_stream_sends_tool_call_pieces_and_done_carries_the_assembled_calls() 
         assert_eq!(pieces[0]["index"], 0);
         assert_eq!(pieces[0]["name"], "get_weather");
         let id = pieces[0]["id"].as_str().unwrap().to_owned();
-        assert!(pieces.iter().skip(1).all(|p| p.get("name").is_none() && p.get("id").is_none()), "{provider}: {pieces:?}");
+        assert!(
+            pieces.iter().skip(1).all(|p| p.get("name").is_none() && p.get("id").is_none()),
+            "{provider}: {pieces:?}"
+        );
         let arguments: String = pieces.iter().map(|p| p["arguments"].as_str().unwrap()).collect();
-        assert_eq!(serde_json::from_str::<Value>(&arguments).unwrap(), json!({"city": "Weather in Paris"}), "{provider}");
+        assert_eq!(
+            serde_json::from_str::<Value>(&arguments).unwrap(),
+            json!({"city": "Weather in Paris"}),
+            "{provider}"
+        );
         if provider != "gemini" {
             // OpenAI and Anthropic stream arguments in pieces; Gemini sends a call whole.
             assert!(pieces.len() > 2, "{provider}: {pieces:?}");
@@ -180,7 +239,8 @@ async fn a_stream_sends_tool_call_pieces_and_done_carries_the_assembled_calls() 
         let (_, done) = events.last().unwrap();
         assert_eq!(events.last().unwrap().0, "done");
         assert_eq!(done["finish_reason"], "tool_calls", "{provider}: {done}");
-        let mut call = json!({"id": id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}});
+        let mut call =
+            json!({"id": id, "type": "function", "function": {"name": "get_weather", "arguments": arguments}});
         if provider == "gemini" {
             // Gemini's thought signature streams with its call and stays on the assembled one.
             assert_eq!(pieces[0]["signature"], "sim-thought-signature/get_weather");
@@ -255,7 +315,10 @@ async fn the_cache_keys_on_the_tools_and_replays_calls_as_json_and_as_a_stream()
     let events = events(&text);
     let piece = &events.iter().find(|(e, _)| e == "tool_call").unwrap().1;
     let call = &first["message"]["tool_calls"][0];
-    assert_eq!(piece, &json!({"index": 0, "id": call["id"], "name": "get_weather", "arguments": call["function"]["arguments"]}));
+    assert_eq!(
+        piece,
+        &json!({"index": 0, "id": call["id"], "name": "get_weather", "arguments": call["function"]["arguments"]})
+    );
     assert_eq!(events.last().unwrap().1["tool_calls"], first["message"]["tool_calls"]);
     assert_eq!(sim.requests().len(), 4);
 }

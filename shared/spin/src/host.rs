@@ -17,14 +17,7 @@ use spin_sdk::wasip3::http_compat::{IncomingBody, IncomingMessage};
 
 use crate::wire;
 
-#[allow(
-    unsafe_code,
-    clippy::all,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#[allow(unsafe_code, clippy::all, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 mod bindings {
     spin_sdk::wit_bindgen::generate!({
         runtime_path: "spin_sdk::wit_bindgen::rt",
@@ -54,23 +47,14 @@ impl SpinHost {
         if let Some(store) = self.stores.borrow().get(label) {
             return Ok(Rc::clone(store));
         }
-        let store = Rc::new(
-            Store::open(label)
-                .await
-                .map_err(|error| kv_error(label, &error))?,
-        );
-        self.stores
-            .borrow_mut()
-            .insert(label.to_owned(), Rc::clone(&store));
+        let store = Rc::new(Store::open(label).await.map_err(|error| kv_error(label, &error))?);
+        self.stores.borrow_mut().insert(label.to_owned(), Rc::clone(&store));
         Ok(store)
     }
 }
 
 impl Host for SpinHost {
-    async fn fetch(
-        &self,
-        request: http::Request<Bytes>,
-    ) -> Result<http::Response<Body>, HostError> {
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, HostError> {
         send(request).await.map_err(send_error)
     }
 
@@ -79,31 +63,19 @@ impl Host for SpinHost {
         name: &str,
         request: http::Request<Bytes>,
     ) -> Result<http::Response<Body>, HostError> {
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or("/", http::uri::PathAndQuery::as_str);
-        let url =
-            wire::function_url(name, path).ok_or_else(|| HostError::NoService(name.to_owned()))?;
-        let uri: http::Uri = url
-            .parse()
-            .map_err(|_| HostError::NoService(name.to_owned()))?;
+        let path = request.uri().path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
+        let url = wire::function_url(name, path).ok_or_else(|| HostError::NoService(name.to_owned()))?;
+        let uri: http::Uri = url.parse().map_err(|_| HostError::NoService(name.to_owned()))?;
         let (mut parts, body) = request.into_parts();
         parts.uri = uri;
-        send(http::Request::from_parts(parts, body))
-            .await
-            .map_err(|error| match error {
-                ErrorCode::DestinationNotFound => HostError::NoService(name.to_owned()),
-                other => send_error(other),
-            })
+        send(http::Request::from_parts(parts, body)).await.map_err(|error| match error {
+            ErrorCode::DestinationNotFound => HostError::NoService(name.to_owned()),
+            other => send_error(other),
+        })
     }
 
     async fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, HostError> {
-        self.store(store)
-            .await?
-            .get(key)
-            .await
-            .map_err(|error| kv_error(store, &error))
+        self.store(store).await?.get(key).await.map_err(|error| kv_error(store, &error))
     }
 
     async fn kv_put(
@@ -114,38 +86,19 @@ impl Host for SpinHost {
         _ttl_hint_secs: Option<u64>,
     ) -> Result<(), HostError> {
         // Spin KV has no expiry; the core stores its own deadline with values that expire.
-        self.store(store)
-            .await?
-            .set(key, value)
-            .await
-            .map_err(|error| kv_error(store, &error))
+        self.store(store).await?.set(key, value).await.map_err(|error| kv_error(store, &error))
     }
 
     async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError> {
-        self.store(store)
-            .await?
-            .delete(key)
-            .await
-            .map_err(|error| kv_error(store, &error))
+        self.store(store).await?.delete(key).await.map_err(|error| kv_error(store, &error))
     }
 
-    async fn kv_list(
-        &self,
-        store: &str,
-        prefix: &str,
-        limit: usize,
-    ) -> Result<Vec<String>, HostError> {
+    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
-        let keys = self
-            .store(store)
-            .await?
-            .get_keys()
-            .await
-            .collect()
-            .await
-            .map_err(|error| kv_error(store, &error))?;
+        let keys =
+            self.store(store).await?.get_keys().await.collect().await.map_err(|error| kv_error(store, &error))?;
         Ok(wire::select_keys(keys, prefix, limit))
     }
 
@@ -216,8 +169,7 @@ pub async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>,
 /// declared length ([`wire::until_declared`]).
 pub fn body_stream<T: IncomingMessage + 'static>(body: IncomingBody<T>, headers: &http::HeaderMap) -> ByteStream {
     Box::pin(wire::until_declared(
-        body.stream()
-            .map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
+        body.stream().map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
         opencode_core::web::declared_length(headers),
     ))
 }

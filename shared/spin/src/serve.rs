@@ -18,9 +18,7 @@ use crate::wire;
 /// The request body is handed to the core as a stream (the core reads it whole, with its own
 /// size limit); the response body is a [`ResponseBody`], which Spin writes to the client one
 /// chunk at a time as the core yields them. It never fails: the core answers every request.
-pub async fn serve<F: Function>(
-    request: spin_sdk::http::Request,
-) -> http::Response<ResponseBody> {
+pub async fn serve<F: Function>(request: spin_sdk::http::Request) -> http::Response<ResponseBody> {
     let (parts, body) = request.into_parts();
     let body = crate::host::body_stream(body, &parts.headers);
     let request = http::Request::from_parts(parts, Body::Stream(body));
@@ -83,9 +81,7 @@ impl http_body::Body for ResponseBody {
                     }
                     // An empty chunk carries nothing; ask for the next one.
                     Poll::Ready(Some(Ok(chunk))) if chunk.is_empty() => continue,
-                    Poll::Ready(Some(Ok(chunk))) => {
-                        return Poll::Ready(Some(Ok(http_body::Frame::data(chunk))))
-                    }
+                    Poll::Ready(Some(Ok(chunk))) => return Poll::Ready(Some(Ok(http_body::Frame::data(chunk)))),
                     Poll::Ready(Some(Err(error))) => {
                         self.body = None;
                         return Poll::Ready(Some(Err(error)));

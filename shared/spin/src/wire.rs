@@ -20,9 +20,7 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
 /// waiting for a terminating chunk. Responses that have no body by definition and requests
 /// without a body are left alone.
 pub fn declare_response_length(headers: &mut HeaderMap, status: StatusCode, len: usize) {
-    let bodiless = status.is_informational()
-        || status == StatusCode::NO_CONTENT
-        || status == StatusCode::NOT_MODIFIED;
+    let bodiless = status.is_informational() || status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     if !bodiless {
         headers.insert(CONTENT_LENGTH, HeaderValue::from(len));
     }
@@ -74,11 +72,7 @@ pub fn function_url(name: &str, path_and_query: &str) -> Option<String> {
     if !is_component_name(name) {
         return None;
     }
-    let path = if path_and_query.starts_with('/') {
-        path_and_query.to_owned()
-    } else {
-        format!("/{path_and_query}")
-    };
+    let path = if path_and_query.starts_with('/') { path_and_query.to_owned() } else { format!("/{path_and_query}") };
     Some(format!("http://{name}.spin.internal{path}"))
 }
 
@@ -100,22 +94,13 @@ pub fn epoch_millis(seconds: i64, nanoseconds: u32) -> u64 {
     let Ok(seconds) = u64::try_from(seconds) else {
         return 0;
     };
-    seconds
-        .saturating_mul(1000)
-        .saturating_add(u64::from(nanoseconds / 1_000_000))
+    seconds.saturating_mul(1000).saturating_add(u64::from(nanoseconds / 1_000_000))
 }
 
 /// Keys of a store listing that start with `prefix`, sorted, at most `limit` of them. Spin lists
 /// keys in no particular order, so the whole listing is filtered before it is cut.
-pub fn select_keys(
-    keys: impl IntoIterator<Item = String>,
-    prefix: &str,
-    limit: usize,
-) -> Vec<String> {
-    let mut selected: Vec<String> = keys
-        .into_iter()
-        .filter(|key| key.starts_with(prefix))
-        .collect();
+pub fn select_keys(keys: impl IntoIterator<Item = String>, prefix: &str, limit: usize) -> Vec<String> {
+    let mut selected: Vec<String> = keys.into_iter().filter(|key| key.starts_with(prefix)).collect();
     selected.sort_unstable();
     selected.truncate(limit);
     selected
@@ -128,43 +113,21 @@ mod tests {
 
     #[test]
     fn function_urls_use_spin_service_chaining() {
-        assert_eq!(
-            function_url("chat", "/v1/chat?x=1").as_deref(),
-            Some("http://chat.spin.internal/v1/chat?x=1")
-        );
-        assert_eq!(
-            function_url("admin", "health").as_deref(),
-            Some("http://admin.spin.internal/health")
-        );
-        assert_eq!(
-            function_url("my-fn2", "/").as_deref(),
-            Some("http://my-fn2.spin.internal/")
-        );
+        assert_eq!(function_url("chat", "/v1/chat?x=1").as_deref(), Some("http://chat.spin.internal/v1/chat?x=1"));
+        assert_eq!(function_url("admin", "health").as_deref(), Some("http://admin.spin.internal/health"));
+        assert_eq!(function_url("my-fn2", "/").as_deref(), Some("http://my-fn2.spin.internal/"));
     }
 
     #[test]
     fn function_urls_refuse_names_that_are_not_component_ids() {
-        for bad in [
-            "",
-            "Chat",
-            "chat.evil.com",
-            "chat/x",
-            "-chat",
-            "chat-",
-            "a--b",
-            "1chat",
-            "chat@x",
-        ] {
+        for bad in ["", "Chat", "chat.evil.com", "chat/x", "-chat", "chat-", "a--b", "1chat", "chat@x"] {
             assert_eq!(function_url(bad, "/"), None, "{bad:?}");
         }
     }
 
     #[test]
     fn variable_names_are_lower_cased_and_validated() {
-        assert_eq!(
-            variable_name("OPENAI_API_KEY").as_deref(),
-            Some("openai_api_key")
-        );
+        assert_eq!(variable_name("OPENAI_API_KEY").as_deref(), Some("openai_api_key"));
         assert_eq!(variable_name("max_retries").as_deref(), Some("max_retries"));
         for bad in ["", "_X", "A-B", "A__B", "A_", "1A", "A.B", "ÄB"] {
             assert_eq!(variable_name(bad), None, "{bad:?}");
@@ -174,19 +137,10 @@ mod tests {
     #[test]
     fn hop_by_hop_headers_are_stripped_and_others_kept() {
         let mut headers = HeaderMap::new();
-        for name in [
-            "connection",
-            "transfer-encoding",
-            "upgrade",
-            "host",
-            "content-type",
-            "content-length",
-            "authorization",
-        ] {
-            headers.insert(
-                http::HeaderName::from_static(name),
-                http::HeaderValue::from_static("x"),
-            );
+        for name in
+            ["connection", "transfer-encoding", "upgrade", "host", "content-type", "content-length", "authorization"]
+        {
+            headers.insert(http::HeaderName::from_static(name), http::HeaderValue::from_static("x"));
         }
         strip_hop_by_hop(&mut headers);
         let mut left: Vec<&str> = headers.keys().map(http::HeaderName::as_str).collect();

@@ -25,8 +25,7 @@ pub type Upstream =
     Rc<dyn Fn(http::Request<Bytes>) -> LocalBoxFuture<'static, Result<http::Response<Body>, HostError>>>;
 
 /// A sibling function, called in process.
-pub type Function =
-    Rc<dyn Fn(TestHost, http::Request<Bytes>) -> LocalBoxFuture<'static, http::Response<Body>>>;
+pub type Function = Rc<dyn Fn(TestHost, http::Request<Bytes>) -> LocalBoxFuture<'static, http::Response<Body>>>;
 
 #[derive(Default)]
 struct State {
@@ -211,9 +210,7 @@ impl Host for TestHost {
 pub fn json_response(status: u16, body: &str) -> http::Response<Body> {
     let mut response = http::Response::new(Body::from(body.to_string()));
     *response.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
 }
 
@@ -230,9 +227,7 @@ pub fn streamed_response(chunks: Vec<String>, delay_ms: u64, then_error: bool) -
         item
     });
     let mut response = http::Response::new(Body::Stream(stream.boxed_local()));
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
     response
 }
 

@@ -27,10 +27,8 @@ pub async fn http_fetch(request: http::Request<Bytes>) -> Result<http::Response<
     parts.uri = uri.path_and_query().map_or("/", |p| p.as_str()).parse().map_err(|e| connect(&e))?;
     let host = http::HeaderValue::from_str(authority.as_str()).map_err(|e| connect(&e))?;
     parts.headers.insert(http::header::HOST, host);
-    let response = sender
-        .send_request(http::Request::from_parts(parts, Full::new(body)))
-        .await
-        .map_err(|e| connect(&e))?;
+    let response =
+        sender.send_request(http::Request::from_parts(parts, Full::new(body))).await.map_err(|e| connect(&e))?;
     let (parts, incoming) = response.into_parts();
     let chunks = incoming.into_data_stream().map(|chunk| chunk.map_err(|e| HostError::Body(e.to_string())));
     Ok(http::Response::from_parts(parts, Body::Stream(chunks.boxed_local())))

@@ -27,22 +27,10 @@ fn error(status: u16, kind: &str, message: &str) -> ErrorReply {
 pub(crate) fn status_error(status: u16) -> ErrorReply {
     let (kind, message) = match status {
         401 => ("authentication_error", "invalid x-api-key"),
-        403 => (
-            "permission_error",
-            "Your API key does not have permission to use the specified resource.",
-        ),
-        404 => (
-            "not_found_error",
-            "The requested resource could not be found.",
-        ),
-        413 => (
-            "request_too_large",
-            "Request exceeds the maximum allowed number of bytes.",
-        ),
-        429 => (
-            "rate_limit_error",
-            "Number of requests has exceeded your rate limit (simulated).",
-        ),
+        403 => ("permission_error", "Your API key does not have permission to use the specified resource."),
+        404 => ("not_found_error", "The requested resource could not be found."),
+        413 => ("request_too_large", "Request exceeds the maximum allowed number of bytes."),
+        429 => ("rate_limit_error", "Number of requests has exceeded your rate limit (simulated)."),
         529 | 503 => ("overloaded_error", "Overloaded"),
         s if s >= 500 => ("api_error", "Internal server error"),
         _ => ("invalid_request_error", "Invalid request (simulated)."),
@@ -52,30 +40,16 @@ pub(crate) fn status_error(status: u16) -> ErrorReply {
 
 /// Requires a non-empty `x-api-key` and an `anthropic-version`.
 pub(crate) fn check_auth(headers: &HeaderMap) -> Result<(), ErrorReply> {
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .unwrap_or_default()
-    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or_default();
     let key = header("x-api-key");
     if key.is_empty() {
-        return Err(error(
-            401,
-            "authentication_error",
-            "x-api-key header is required",
-        ));
+        return Err(error(401, "authentication_error", "x-api-key header is required"));
     }
     if key.starts_with("invalid") {
         return Err(status_error(401));
     }
     if header("anthropic-version").is_empty() {
-        return Err(error(
-            400,
-            "invalid_request_error",
-            "anthropic-version: header is required",
-        ));
+        return Err(error(400, "invalid_request_error", "anthropic-version: header is required"));
     }
     Ok(())
 }
@@ -83,38 +57,20 @@ pub(crate) fn check_auth(headers: &HeaderMap) -> Result<(), ErrorReply> {
 /// Reads model, system, messages, `max_tokens`, stream; rejects what Anthropic rejects.
 pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
     let Some(obj) = body.as_object() else {
-        return Err(error(
-            400,
-            "invalid_request_error",
-            "The request body is not valid JSON.",
-        ));
+        return Err(error(400, "invalid_request_error", "The request body is not valid JSON."));
     };
     let model = obj.get("model").and_then(Value::as_str).unwrap_or_default();
     if model.is_empty() {
         return Err(error(400, "invalid_request_error", "model: Field required"));
     }
     if !obj.get("max_tokens").is_some_and(Value::is_u64) {
-        return Err(error(
-            400,
-            "invalid_request_error",
-            "max_tokens: Field required",
-        ));
+        return Err(error(400, "invalid_request_error", "max_tokens: Field required"));
     }
     let messages = match obj.get("messages").and_then(Value::as_array) {
         Some(m) if !m.is_empty() => m,
-        _ => {
-            return Err(error(
-                400,
-                "invalid_request_error",
-                "messages: Field required",
-            ))
-        }
+        _ => return Err(error(400, "invalid_request_error", "messages: Field required")),
     };
-    let mut conv = Conversation {
-        model: model.to_owned(),
-        reasoning: thinking(obj)?,
-        ..Conversation::default()
-    };
+    let mut conv = Conversation { model: model.to_owned(), reasoning: thinking(obj)?, ..Conversation::default() };
     if let Some(system) = obj.get("system") {
         conv.inputs.push(wire::content_text(system));
     }
@@ -146,7 +102,11 @@ fn tool_results(content: &Value) -> Vec<String> {
 }
 
 fn has_block(messages: &[Value], kind: &str) -> bool {
-    messages.iter().filter_map(|m| m.get("content").and_then(Value::as_array)).flatten().any(|b| b.get("type").and_then(Value::as_str) == Some(kind))
+    messages
+        .iter()
+        .filter_map(|m| m.get("content").and_then(Value::as_array))
+        .flatten()
+        .any(|b| b.get("type").and_then(Value::as_str) == Some(kind))
 }
 
 /// `tools`, `tool_choice`, the tool results the conversation ends with, and the platform's JSON
@@ -174,7 +134,9 @@ fn tool_use(obj: &serde_json::Map<String, Value>, messages: &[Value]) -> Result<
                 Some(name) if uses.tools.iter().any(|t| t.name == name) => uses.forced = Some(name.to_owned()),
                 _ => return invalid("tool_choice.tool.name: the named tool is not in tools"),
             },
-            _ => return invalid("tool_choice.type: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'"),
+            _ => return invalid(
+                "tool_choice.type: Input tag does not match any of the expected tags: 'auto', 'any', 'tool', 'none'",
+            ),
         }
     }
     let last = messages.last().filter(|m| m.get("role").and_then(Value::as_str) == Some("user"));
@@ -232,7 +194,8 @@ pub(crate) fn message(a: &Answer, meta: &Meta) -> Value {
     }
     let stop_reason = match &a.call {
         Some(call) => {
-            content.push(json!({"type": "tool_use", "id": tool_use_id(meta), "name": call.name, "input": call.arguments}));
+            content
+                .push(json!({"type": "tool_use", "id": tool_use_id(meta), "name": call.name, "input": call.arguments}));
             "tool_use"
         }
         None => {
@@ -258,10 +221,7 @@ pub(crate) fn message(a: &Answer, meta: &Meta) -> Value {
 }
 
 fn event(value: &Value) -> Bytes {
-    let name = value
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("message");
+    let name = value.get("type").and_then(Value::as_str).unwrap_or("message");
     wire::sse_event(name, value)
 }
 
@@ -284,18 +244,14 @@ pub(crate) fn stream(a: &Answer, meta: &Meta) -> SseScript {
     let mut preamble = vec![event(&start)];
     let mut index = 0;
     if a.reasoning.is_some() {
-        preamble.push(event(&json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}})));
+        preamble.push(event(
+            &json!({"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}}),
+        ));
         preamble.push(event(&ping));
         for piece in a.reasoning_pieces() {
-            preamble.push(event(&block_delta(
-                0,
-                json!({"type": "thinking_delta", "thinking": piece}),
-            )));
+            preamble.push(event(&block_delta(0, json!({"type": "thinking_delta", "thinking": piece}))));
         }
-        preamble.push(event(&block_delta(
-            0,
-            json!({"type": "signature_delta", "signature": SIGNATURE}),
-        )));
+        preamble.push(event(&block_delta(0, json!({"type": "signature_delta", "signature": SIGNATURE}))));
         preamble.push(event(&json!({"type": "content_block_stop", "index": 0})));
         index = 1;
     }
@@ -313,17 +269,14 @@ pub(crate) fn stream(a: &Answer, meta: &Meta) -> SseScript {
             .into_iter()
             .map(|p| block_delta(index, json!({"type": "input_json_delta", "partial_json": p})))
             .collect(),
-        None => a
-            .text_pieces()
-            .into_iter()
-            .map(|p| block_delta(index, json!({"type": "text_delta", "text": p})))
-            .collect(),
+        None => {
+            a.text_pieces().into_iter().map(|p| block_delta(index, json!({"type": "text_delta", "text": p}))).collect()
+        }
     };
     let stop_reason = if a.call.is_some() { "tool_use" } else { "end_turn" };
-    let malformed = deltas.first().map_or_else(
-        || "{\"type\":\"content_block_delta\",".to_owned(),
-        |d| wire::truncated(&d.to_string()),
-    );
+    let malformed = deltas
+        .first()
+        .map_or_else(|| "{\"type\":\"content_block_delta\",".to_owned(), |d| wire::truncated(&d.to_string()));
     let terminal = vec![
         event(&json!({"type": "content_block_stop", "index": index})),
         event(&json!({
@@ -333,8 +286,7 @@ pub(crate) fn stream(a: &Answer, meta: &Meta) -> SseScript {
         })),
         event(&json!({"type": "message_stop"})),
     ];
-    let error =
-        json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
+    let error = json!({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}});
     SseScript {
         content_type: "text/event-stream; charset=utf-8",
         preamble,

@@ -27,10 +27,7 @@ pub(crate) fn reply(conv: &Conversation) -> Option<String> {
     let default_tag = if javascript { "javascript" } else { "python" };
     let blocks = blocks(&conv.last_user);
     let chosen = if fix_round {
-        blocks
-            .iter()
-            .find(|b| b.info.split_whitespace().any(|w| w == "fix"))
-            .or(blocks.first())
+        blocks.iter().find(|b| b.info.split_whitespace().any(|w| w == "fix")).or(blocks.first())
     } else {
         blocks.first()
     };
@@ -46,9 +43,7 @@ pub(crate) fn reply(conv: &Conversation) -> Option<String> {
             (default_tag.to_owned(), format!("{call}({text})\n"))
         }
     };
-    Some(format!(
-        "```{tag}\n{code}```\nThis program is the simulator's answer to the task."
-    ))
+    Some(format!("```{tag}\n{code}```\nThis program is the simulator's answer to the task."))
 }
 
 struct Block {
@@ -64,10 +59,7 @@ fn blocks(text: &str) -> Vec<Block> {
         let trimmed = line.trim_start();
         match open.take() {
             None => {
-                let fence: String = trimmed
-                    .chars()
-                    .take_while(|c| *c == '`' || *c == '~')
-                    .collect();
+                let fence: String = trimmed.chars().take_while(|c| *c == '`' || *c == '~').collect();
                 if fence.len() >= 3 && fence.chars().all(|c| fence.starts_with(c)) {
                     let info = trimmed.get(fence.len()..).unwrap_or_default().trim().to_owned();
                     open = Some((fence, Block { info, code: String::new() }));

@@ -23,9 +23,9 @@ const OPENAI_MAX_INPUTS: usize = 2048;
 const GEMINI_MAX_BATCH: usize = 100;
 
 const STOP_WORDS: &[&str] = &[
-    "a", "an", "and", "are", "as", "at", "be", "by", "can", "did", "do", "does", "for", "from",
-    "how", "i", "in", "is", "it", "its", "of", "on", "or", "that", "the", "this", "to", "was",
-    "what", "when", "where", "which", "who", "why", "with", "you", "your",
+    "a", "an", "and", "are", "as", "at", "be", "by", "can", "did", "do", "does", "for", "from", "how", "i", "in", "is",
+    "it", "its", "of", "on", "or", "that", "the", "this", "to", "was", "what", "when", "where", "which", "who", "why",
+    "with", "you", "your",
 ];
 
 /// One embedding request, vendor-neutral.
@@ -142,14 +142,17 @@ pub(crate) fn openai_call(label: &str, body: &Value) -> Result<EmbedCall, ErrorR
     if model.is_empty() {
         return Err(bad("you must provide a model parameter"));
     }
-    let inputs: Vec<String> = match body.get("input") {
-        Some(Value::String(s)) => vec![s.clone()],
-        Some(Value::Array(items)) if !items.is_empty() => {
-            let texts: Option<Vec<String>> = items.iter().map(|i| i.as_str().map(str::to_owned)).collect();
-            texts.ok_or_else(|| bad("'$.input' is invalid: provider-sim takes strings only."))?
-        }
-        _ => return Err(bad("'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.")),
-    };
+    let inputs: Vec<String> =
+        match body.get("input") {
+            Some(Value::String(s)) => vec![s.clone()],
+            Some(Value::Array(items)) if !items.is_empty() => {
+                let texts: Option<Vec<String>> = items.iter().map(|i| i.as_str().map(str::to_owned)).collect();
+                texts.ok_or_else(|| bad("'$.input' is invalid: provider-sim takes strings only."))?
+            }
+            _ => return Err(bad(
+                "'$.input' is invalid. Please check the API reference: https://platform.openai.com/docs/api-reference.",
+            )),
+        };
     if inputs.len() > OPENAI_MAX_INPUTS {
         return Err(bad("'$.input' is invalid: an array must be 2048 dimensions or less."));
     }
@@ -162,13 +165,20 @@ pub(crate) fn openai_call(label: &str, body: &Value) -> Result<EmbedCall, ErrorR
     }
     let dims = match body.get("dimensions") {
         None | Some(Value::Null) => {
-            if model.contains("large") { 3072 } else { OPENAI_DIMS }
+            if model.contains("large") {
+                3072
+            } else {
+                OPENAI_DIMS
+            }
         }
         Some(d) => {
             if label == "openai" && !model.starts_with("text-embedding-3") {
                 return Err(bad("This model does not support specifying dimensions."));
             }
-            let d = d.as_u64().filter(|d| (1..=MAX_DIMS).contains(d)).ok_or_else(|| bad("'dimensions' must be at least 1."))?;
+            let d = d
+                .as_u64()
+                .filter(|d| (1..=MAX_DIMS).contains(d))
+                .ok_or_else(|| bad("'dimensions' must be at least 1."))?;
             usize::try_from(d).unwrap_or(OPENAI_DIMS)
         }
     };
@@ -200,7 +210,10 @@ fn gemini_one(request: &Value, default_dims: usize) -> Result<(String, usize), E
     let dims = match request.get("outputDimensionality") {
         None | Some(Value::Null) => default_dims,
         Some(d) => {
-            let d = d.as_u64().filter(|d| (1..=MAX_DIMS).contains(d)).ok_or_else(|| invalid("outputDimensionality must be positive"))?;
+            let d = d
+                .as_u64()
+                .filter(|d| (1..=MAX_DIMS).contains(d))
+                .ok_or_else(|| invalid("outputDimensionality must be positive"))?;
             usize::try_from(d).unwrap_or(default_dims)
         }
     };
@@ -218,7 +231,9 @@ pub(crate) fn gemini_call(model: &str, batch: bool, body: &Value) -> Result<Embe
         }
         let path = format!("models/{model}");
         if list.iter().any(|r| r.get("model").and_then(Value::as_str) != Some(path.as_str())) {
-            return Err(invalid(&format!("* BatchEmbedContentsRequest.requests[].model: every request's model must be {path}")));
+            return Err(invalid(&format!(
+                "* BatchEmbedContentsRequest.requests[].model: every request's model must be {path}"
+            )));
         }
         list.iter().collect()
     } else {

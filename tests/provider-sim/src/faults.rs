@@ -102,12 +102,8 @@ fn parse_after_prefix(s: &str) -> Option<(Directive, usize)> {
     let Some(after_colon) = rest.strip_prefix(':') else {
         // `sim:think` is the one directive without a target.
         if target == "think" {
-            let d = Directive {
-                raw: format!("{PREFIX}think"),
-                target: "any".to_owned(),
-                fault: Fault::Think,
-                times: None,
-            };
+            let d =
+                Directive { raw: format!("{PREFIX}think"), target: "any".to_owned(), fault: Fault::Think, times: None };
             return Some((d, target.len()));
         }
         return None;
@@ -135,15 +131,7 @@ fn parse_after_prefix(s: &str) -> Option<(Directive, usize)> {
         _ => Fault::Unknown,
     };
     let raw = format!("{PREFIX}{}", s.get(..len).unwrap_or_default());
-    Some((
-        Directive {
-            raw,
-            target: target.to_owned(),
-            fault,
-            times,
-        },
-        len,
-    ))
+    Some((Directive { raw, target: target.to_owned(), fault, times }, len))
 }
 
 /// Every directive in `text`, with its byte span (prefix included).

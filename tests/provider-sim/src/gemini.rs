@@ -16,37 +16,22 @@ use crate::tools::{self, ToolUse};
 use crate::wire::{self, ErrorReply, Meta, SseScript};
 
 pub(crate) fn error(status: u16, canonical: &str, message: &str) -> ErrorReply {
-    ErrorReply {
-        status,
-        body: json!({"error": {"code": status, "message": message, "status": canonical}}),
-    }
+    ErrorReply { status, body: json!({"error": {"code": status, "message": message, "status": canonical}}) }
 }
 
 /// The error Google answers with for `status` (canonical `google.rpc.Code` names).
 pub(crate) fn status_error(status: u16) -> ErrorReply {
     let (canonical, message) = match status {
         400 => ("INVALID_ARGUMENT", "Request contains an invalid argument."),
-        401 => (
-            "UNAUTHENTICATED",
-            "Request had invalid authentication credentials.",
-        ),
+        401 => ("UNAUTHENTICATED", "Request had invalid authentication credentials."),
         403 => ("PERMISSION_DENIED", "The caller does not have permission."),
         404 => ("NOT_FOUND", "Requested entity was not found."),
         409 => ("ABORTED", "The operation was aborted."),
-        429 => (
-            "RESOURCE_EXHAUSTED",
-            "Resource has been exhausted (e.g. check quota).",
-        ),
+        429 => ("RESOURCE_EXHAUSTED", "Resource has been exhausted (e.g. check quota)."),
         499 => ("CANCELLED", "The operation was cancelled."),
         501 => ("UNIMPLEMENTED", "Operation is not implemented."),
-        503 => (
-            "UNAVAILABLE",
-            "The model is overloaded. Please try again later.",
-        ),
-        504 => (
-            "DEADLINE_EXCEEDED",
-            "Deadline expired before operation could complete.",
-        ),
+        503 => ("UNAVAILABLE", "The model is overloaded. Please try again later."),
+        504 => ("DEADLINE_EXCEEDED", "Deadline expired before operation could complete."),
         s if s >= 500 => ("INTERNAL", "An internal error has occurred. Please retry."),
         _ => ("FAILED_PRECONDITION", "Precondition check failed."),
     };
@@ -55,11 +40,7 @@ pub(crate) fn status_error(status: u16) -> ErrorReply {
 
 /// The API key from `x-goog-api-key` or `?key=`.
 fn api_key<'a>(headers: &'a HeaderMap, query: &'a str) -> &'a str {
-    let header = headers
-        .get("x-goog-api-key")
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .unwrap_or_default();
+    let header = headers.get("x-goog-api-key").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or_default();
     if !header.is_empty() {
         return header;
     }
@@ -81,11 +62,7 @@ pub(crate) fn check_auth(headers: &HeaderMap, query: &str) -> Result<(), ErrorRe
         ));
     }
     if key.starts_with("invalid") {
-        let mut e = error(
-            400,
-            "INVALID_ARGUMENT",
-            "API key not valid. Please pass a valid API key.",
-        );
+        let mut e = error(400, "INVALID_ARGUMENT", "API key not valid. Please pass a valid API key.");
         if let Some(inner) = e.body.get_mut("error") {
             wire::set(
                 inner,
@@ -99,29 +76,15 @@ pub(crate) fn check_auth(headers: &HeaderMap, query: &str) -> Result<(), ErrorRe
 }
 
 /// Reads `contents` and `systemInstruction`; `model` comes from the path.
-pub(crate) fn conversation(
-    body: &Value,
-    model: &str,
-    stream: bool,
-) -> Result<Conversation, ErrorReply> {
+pub(crate) fn conversation(body: &Value, model: &str, stream: bool) -> Result<Conversation, ErrorReply> {
     let contents = match body.get("contents").and_then(Value::as_array) {
         Some(c) if !c.is_empty() => c,
         _ => {
-            return Err(error(
-                400,
-                "INVALID_ARGUMENT",
-                "* GenerateContentRequest.contents: contents is not specified",
-            ))
+            return Err(error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents: contents is not specified"))
         }
     };
-    let mut conv = Conversation {
-        model: model.to_owned(),
-        stream,
-        ..Conversation::default()
-    };
-    let system = body
-        .get("systemInstruction")
-        .or_else(|| body.get("system_instruction"));
+    let mut conv = Conversation { model: model.to_owned(), stream, ..Conversation::default() };
+    let system = body.get("systemInstruction").or_else(|| body.get("system_instruction"));
     if let Some(parts) = system.and_then(|s| s.get("parts")) {
         conv.inputs.push(wire::content_text(parts));
     }
@@ -131,11 +94,7 @@ pub(crate) fn conversation(
         let results = function_responses(c)?;
         // `role` may be left out on single-turn requests; it then means the user. A turn of
         // function responses answers calls; the question is still the last one asked.
-        if c.get("role")
-            .and_then(Value::as_str)
-            .is_none_or(|r| r == "user")
-            && results.is_empty()
-        {
+        if c.get("role").and_then(Value::as_str).is_none_or(|r| r == "user") && results.is_empty() {
             conv.last_user.clone_from(&text);
         }
         conv.inputs.push(text);
@@ -152,7 +111,11 @@ fn function_responses(content: &Value) -> Result<Vec<String>, ErrorReply> {
     for part in content.get("parts").and_then(Value::as_array).into_iter().flatten() {
         let Some(response) = part.get("functionResponse") else { continue };
         if response.get("name").and_then(Value::as_str).is_none_or(str::is_empty) {
-            return Err(error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.contents[].parts[].function_response.name: Name cannot be empty."));
+            return Err(error(
+                400,
+                "INVALID_ARGUMENT",
+                "* GenerateContentRequest.contents[].parts[].function_response.name: Name cannot be empty.",
+            ));
         }
         let value = response.get("response").unwrap_or(&Value::Null);
         out.push(match value.get("output") {
@@ -170,7 +133,11 @@ fn tool_use(body: &Value, contents: &[Value]) -> Result<ToolUse, ErrorReply> {
     let declarations = body.get("tools").and_then(Value::as_array).into_iter().flatten();
     for d in declarations.filter_map(|t| t.get("functionDeclarations").and_then(Value::as_array)).flatten() {
         let Some(name) = d.get("name").and_then(Value::as_str) else {
-            return Err(error(400, "INVALID_ARGUMENT", "* GenerateContentRequest.tools[0].function_declarations[0].name: Name cannot be empty."));
+            return Err(error(
+                400,
+                "INVALID_ARGUMENT",
+                "* GenerateContentRequest.tools[0].function_declarations[0].name: Name cannot be empty.",
+            ));
         };
         uses.tools.push(tools::tool(name, d.get("parametersJsonSchema").or_else(|| d.get("parameters"))));
     }
@@ -265,13 +232,7 @@ pub(crate) fn generate(a: &Answer, meta: &Meta) -> Value {
         parts.push(json!({"text": r, "thought": true}));
     }
     parts.push(call_part(a).unwrap_or_else(|| json!({"text": a.text})));
-    response(
-        a,
-        meta,
-        json!(parts),
-        true,
-        usage(a, a.text_tokens, a.reasoning_tokens),
-    )
+    response(a, meta, json!(parts), true, usage(a, a.text_tokens, a.reasoning_tokens))
 }
 
 /// The streamed responses: thoughts, one per word, then an empty part with `STOP` and the
@@ -282,13 +243,7 @@ fn chunks(a: &Answer, meta: &Meta) -> (Vec<Value>, Vec<Value>, Value) {
         .into_iter()
         .scan(0u64, |n, p| {
             *n += 1;
-            Some(response(
-                a,
-                meta,
-                json!([{"text": p, "thought": true}]),
-                false,
-                usage(a, 0, *n),
-            ))
+            Some(response(a, meta, json!([{"text": p, "thought": true}]), false, usage(a, 0, *n)))
         })
         .collect();
     // A call arrives whole, in one chunk, as Gemini streams them.
@@ -302,22 +257,10 @@ fn chunks(a: &Answer, meta: &Meta) -> (Vec<Value>, Vec<Value>, Value) {
         .into_iter()
         .scan(0u64, |n, p| {
             *n += 1;
-            Some(response(
-                a,
-                meta,
-                json!([{"text": p}]),
-                false,
-                usage(a, *n, a.reasoning_tokens),
-            ))
+            Some(response(a, meta, json!([{"text": p}]), false, usage(a, *n, a.reasoning_tokens)))
         })
         .collect();
-    let last = response(
-        a,
-        meta,
-        json!([{"text": ""}]),
-        true,
-        usage(a, a.text_tokens, a.reasoning_tokens),
-    );
+    let last = response(a, meta, json!([{"text": ""}]), true, usage(a, a.text_tokens, a.reasoning_tokens));
     (thoughts, words, last)
 }
 
@@ -337,10 +280,7 @@ fn data(value: &Value) -> Bytes {
 /// `streamGenerateContent?alt=sse`.
 pub(crate) fn stream(a: &Answer, meta: &Meta) -> SseScript {
     let (thoughts, words, last) = chunks(a, meta);
-    let malformed = words.first().map_or_else(
-        || "{\"candidates\":[".to_owned(),
-        |w| wire::truncated(&w.to_string()),
-    );
+    let malformed = words.first().map_or_else(|| "{\"candidates\":[".to_owned(), |w| wire::truncated(&w.to_string()));
     SseScript {
         content_type: "text/event-stream",
         preamble: thoughts.iter().map(data).collect(),

@@ -27,8 +27,8 @@
 
 mod anthropic;
 mod body;
-mod embeddings;
 mod code;
+mod embeddings;
 mod faults;
 mod gemini;
 mod openai;
@@ -108,51 +108,34 @@ impl Drop for SimHandle {
 /// The address does not resolve to a loopback address, cannot be bound, or the runtime
 /// cannot start.
 pub fn start(addr: impl ToSocketAddrs) -> io::Result<SimHandle> {
-    let loopback: Vec<SocketAddr> = addr
-        .to_socket_addrs()?
-        .filter(|a| a.ip().is_loopback())
-        .collect();
+    let loopback: Vec<SocketAddr> = addr.to_socket_addrs()?.filter(|a| a.ip().is_loopback()).collect();
     if loopback.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "provider-sim binds loopback addresses only",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "provider-sim binds loopback addresses only"));
     }
     let std_listener = std::net::TcpListener::bind(loopback.as_slice())?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let state = Arc::new(state::State::default());
     let (stop, stopped) = oneshot::channel();
     let serve_state = Arc::clone(&state);
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<()>>();
-    let thread = std::thread::Builder::new()
-        .name(format!("provider-sim:{}", addr.port()))
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let _ = ready_tx.send(Ok(()));
-                server::serve(listener, serve_state, stopped).await;
-            });
-            // Dropping the runtime drops every connection task, closing their sockets.
-            drop(runtime);
-        })?;
-    let ready = ready_rx
-        .recv()
-        .unwrap_or_else(|_| Err(io::Error::other("provider-sim thread ended before serving")));
-    let handle = SimHandle {
-        addr,
-        state,
-        stop: Some(stop),
-        thread: Some(thread),
-    };
+    let thread = std::thread::Builder::new().name(format!("provider-sim:{}", addr.port())).spawn(move || {
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            server::serve(listener, serve_state, stopped).await;
+        });
+        // Dropping the runtime drops every connection task, closing their sockets.
+        drop(runtime);
+    })?;
+    let ready = ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("provider-sim thread ended before serving")));
+    let handle = SimHandle { addr, state, stop: Some(stop), thread: Some(thread) };
     ready.map(|()| handle)
 }

@@ -15,17 +15,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<String, String> 
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (arg, None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(format!("{flag} needs a value"))
-        };
+        let mut value = || inline.clone().or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
         let addr = match flag.as_str() {
             "--port" => {
-                let port: u16 = value()?
-                    .parse()
-                    .map_err(|_| "--port needs a number from 0 to 65535".to_owned())?;
+                let port: u16 = value()?.parse().map_err(|_| "--port needs a number from 0 to 65535".to_owned())?;
                 format!("127.0.0.1:{port}")
             }
             "--listen" => value()?,
@@ -80,10 +73,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("provider-sim: {e}");

@@ -18,17 +18,8 @@ use crate::wire::{self, ErrorReply, Meta, SseScript};
 
 const LABEL: &str = "openai";
 
-pub(crate) fn error(
-    status: u16,
-    message: &str,
-    kind: &str,
-    param: Option<&str>,
-    code: Option<&str>,
-) -> ErrorReply {
-    ErrorReply {
-        status,
-        body: json!({"error": {"message": message, "type": kind, "param": param, "code": code}}),
-    }
+pub(crate) fn error(status: u16, message: &str, kind: &str, param: Option<&str>, code: Option<&str>) -> ErrorReply {
+    ErrorReply { status, body: json!({"error": {"message": message, "type": kind, "param": param, "code": code}}) }
 }
 
 /// The error OpenAI answers with for `status`.
@@ -55,13 +46,9 @@ pub(crate) fn status_error(status: u16) -> ErrorReply {
             None,
             Some("model_not_found"),
         ),
-        429 => error(
-            status,
-            "Rate limit reached for requests (simulated).",
-            "requests",
-            None,
-            Some("rate_limit_exceeded"),
-        ),
+        429 => {
+            error(status, "Rate limit reached for requests (simulated).", "requests", None, Some("rate_limit_exceeded"))
+        }
         503 => error(
             status,
             "The engine is currently overloaded, please try again later (simulated).",
@@ -76,13 +63,7 @@ pub(crate) fn status_error(status: u16) -> ErrorReply {
             None,
             None,
         ),
-        _ => error(
-            status,
-            "Invalid request (simulated).",
-            "invalid_request_error",
-            None,
-            None,
-        ),
+        _ => error(status, "Invalid request (simulated).", "invalid_request_error", None, None),
     }
 }
 
@@ -91,10 +72,7 @@ pub(crate) fn check_auth(label: &str, headers: &HeaderMap) -> Result<(), ErrorRe
     if label != LABEL {
         return Ok(());
     }
-    let value = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let value = headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).unwrap_or_default();
     let key = value
         .split_once(' ')
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
@@ -116,19 +94,13 @@ pub(crate) fn check_auth(label: &str, headers: &HeaderMap) -> Result<(), ErrorRe
 
 /// OpenAI's reasoning models: the o-series and GPT-5.
 fn is_reasoning_model(model: &str) -> bool {
-    let o_series = model
-        .strip_prefix('o')
-        .is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
+    let o_series = model.strip_prefix('o').is_some_and(|rest| rest.starts_with(|c: char| c.is_ascii_digit()));
     o_series || model.starts_with("gpt-5")
 }
 
 /// Whether the request asks for reasoning; on the real API (label `openai`), refuses what
 /// the model refuses.
-fn reasoning(
-    label: &str,
-    model: &str,
-    obj: &serde_json::Map<String, Value>,
-) -> Result<bool, ErrorReply> {
+fn reasoning(label: &str, model: &str, obj: &serde_json::Map<String, Value>) -> Result<bool, ErrorReply> {
     let effort = obj.get("reasoning_effort");
     if let Some(value) = effort {
         let known = ["none", "minimal", "low", "medium", "high", "xhigh"];
@@ -186,13 +158,7 @@ pub(crate) fn conversation(label: &str, body: &Value) -> Result<Conversation, Er
     };
     let model = obj.get("model").and_then(Value::as_str).unwrap_or_default();
     if model.is_empty() {
-        return Err(error(
-            400,
-            "you must provide a model parameter",
-            "invalid_request_error",
-            None,
-            None,
-        ));
+        return Err(error(400, "you must provide a model parameter", "invalid_request_error", None, None));
     }
     let messages = match obj.get("messages").and_then(Value::as_array) {
         Some(m) if !m.is_empty() => m,
@@ -206,10 +172,7 @@ pub(crate) fn conversation(label: &str, body: &Value) -> Result<Conversation, Er
             ));
         }
     };
-    let mut conv = Conversation {
-        model: model.to_owned(),
-        ..Conversation::default()
-    };
+    let mut conv = Conversation { model: model.to_owned(), ..Conversation::default() };
     for m in messages {
         let text = m.get("content").map(wire::content_text).unwrap_or_default();
         if m.get("role").and_then(Value::as_str) == Some("user") {
@@ -220,10 +183,7 @@ pub(crate) fn conversation(label: &str, body: &Value) -> Result<Conversation, Er
     conv.tool_use = tool_use(obj, messages)?;
     conv.reasoning = reasoning(label, model, obj)?;
     conv.stream = obj.get("stream").and_then(Value::as_bool).unwrap_or(false);
-    conv.include_usage = body
-        .pointer("/stream_options/include_usage")
-        .and_then(Value::as_bool)
-        .unwrap_or(false);
+    conv.include_usage = body.pointer("/stream_options/include_usage").and_then(Value::as_bool).unwrap_or(false);
     Ok(conv)
 }
 
@@ -240,7 +200,10 @@ fn tool_use(obj: &serde_json::Map<String, Value>, messages: &[Value]) -> Result<
     match obj.get("tool_choice") {
         None => {}
         Some(_) if uses.tools.is_empty() => {
-            return invalid("Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.", "tool_choice")
+            return invalid(
+                "Invalid value for 'tool_choice': 'tool_choice' is only allowed when 'tools' are specified.",
+                "tool_choice",
+            )
         }
         Some(Value::String(c)) if c == "none" => uses.off = true,
         Some(Value::String(c)) if c == "auto" || c == "required" => {}
@@ -250,8 +213,13 @@ fn tool_use(obj: &serde_json::Map<String, Value>, messages: &[Value]) -> Result<
         },
     }
     for m in messages {
-        if m.get("role").and_then(Value::as_str) == Some("tool") && m.get("tool_call_id").and_then(Value::as_str).is_none() {
-            return invalid("Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.", "messages");
+        if m.get("role").and_then(Value::as_str) == Some("tool")
+            && m.get("tool_call_id").and_then(Value::as_str).is_none()
+        {
+            return invalid(
+                "Missing parameter 'tool_call_id': messages with role 'tool' must have a 'tool_call_id'.",
+                "messages",
+            );
         }
     }
     uses.results = messages
@@ -288,8 +256,7 @@ fn id(meta: &Meta) -> String {
 
 /// The `chat.completion` object.
 pub(crate) fn completion(a: &Answer, meta: &Meta) -> Value {
-    let mut message =
-        json!({"role": "assistant", "content": a.text, "refusal": null, "annotations": []});
+    let mut message = json!({"role": "assistant", "content": a.text, "refusal": null, "annotations": []});
     if let (Some(r), true) = (&a.reasoning, meta.label != LABEL) {
         wire::set(&mut message, "reasoning_content", json!(r));
     }
@@ -335,16 +302,11 @@ pub(crate) fn stream(a: &Answer, conv: &Conversation, meta: &Meta) -> SseScript 
     };
 
     let content = if a.call.is_some() { Value::Null } else { json!("") };
-    let mut preamble = vec![wire::sse_data(&delta(
-        json!({"role": "assistant", "content": content, "refusal": null}),
-        None,
-    ))];
+    let mut preamble =
+        vec![wire::sse_data(&delta(json!({"role": "assistant", "content": content, "refusal": null}), None))];
     if meta.label != LABEL {
         for piece in a.reasoning_pieces() {
-            preamble.push(wire::sse_data(&delta(
-                json!({"reasoning_content": piece}),
-                None,
-            )));
+            preamble.push(wire::sse_data(&delta(json!({"reasoning_content": piece}), None)));
         }
     }
     let content_chunks: Vec<Value> = match &a.call {
@@ -358,10 +320,9 @@ pub(crate) fn stream(a: &Answer, conv: &Conversation, meta: &Meta) -> SseScript 
         None => a.text_pieces().into_iter().map(|p| delta(json!({"content": p}), None)).collect(),
     };
     let finish = if a.call.is_some() { "tool_calls" } else { "stop" };
-    let malformed = content_chunks.first().map_or_else(
-        || "{\"choices\":[{\"delta\":".to_owned(),
-        |c| wire::truncated(&c.to_string()),
-    );
+    let malformed = content_chunks
+        .first()
+        .map_or_else(|| "{\"choices\":[{\"delta\":".to_owned(), |c| wire::truncated(&c.to_string()));
     let mut terminal = vec![wire::sse_data(&delta(json!({}), Some(finish)))];
     if conv.include_usage {
         let mut last = chunk(json!([]));
@@ -381,14 +342,8 @@ pub(crate) fn stream(a: &Answer, conv: &Conversation, meta: &Meta) -> SseScript 
 
 /// `GET /v1/models`.
 pub(crate) fn models(label: &str, created: u64) -> Value {
-    let ids: &[&str] = if label == LABEL {
-        &["gpt-4o-mini", "gpt-4o", "o3-mini"]
-    } else {
-        &["llama3.2", "qwen2.5"]
-    };
-    let data: Vec<Value> = ids
-        .iter()
-        .map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": label}))
-        .collect();
+    let ids: &[&str] = if label == LABEL { &["gpt-4o-mini", "gpt-4o", "o3-mini"] } else { &["llama3.2", "qwen2.5"] };
+    let data: Vec<Value> =
+        ids.iter().map(|id| json!({"id": id, "object": "model", "created": created, "owned_by": label})).collect();
     json!({"object": "list", "data": data})
 }

@@ -38,7 +38,10 @@ mod tests {
     fn a_planning_prompt_gets_as_many_sub_questions_as_it_asks_for() {
         let inputs = vec![format!("Plan. {PLAN_MARKER}, at most 2 of them."), "Why is the sky blue?".to_string()];
         let subs: Vec<String> = serde_json::from_str(&plan(&inputs, "Why is the sky blue?").unwrap()).unwrap();
-        assert_eq!(subs, ["Why is the sky blue: background and definitions?", "Why is the sky blue: recent developments?"]);
+        assert_eq!(
+            subs,
+            ["Why is the sky blue: background and definitions?", "Why is the sky blue: recent developments?"]
+        );
         assert_eq!(plan(&["just chat".to_string()], "hi"), None);
     }
 }

@@ -29,10 +29,7 @@ pub(crate) struct Conversation {
 impl Conversation {
     /// The last user message, trimmed, directives removed, cut to the echo limit.
     pub fn user_text(&self) -> String {
-        faults::strip(&self.last_user)
-            .chars()
-            .take(ECHO_LIMIT)
-            .collect()
+        faults::strip(&self.last_user).chars().take(ECHO_LIMIT).collect()
     }
 }
 
@@ -69,20 +66,11 @@ impl Answer {
         } else if tools.json {
             crate::tools::json_answer(label, &conv.model, &user)
         } else {
-            crate::plan::plan(&conv.inputs, &conv.last_user)
-                .or_else(|| crate::code::reply(conv))
-                .unwrap_or_else(|| {
-                    format!("Hello from {label} ({}). You said: {user}", conv.model)
-                        .trim_end()
-                        .to_owned()
-                })
+            crate::plan::plan(&conv.inputs, &conv.last_user).or_else(|| crate::code::reply(conv)).unwrap_or_else(|| {
+                format!("Hello from {label} ({}). You said: {user}", conv.model).trim_end().to_owned()
+            })
         };
-        let reasoning = think.then(|| {
-            format!(
-                "The user wrote {} words; {label} will echo them.",
-                word_count(&user)
-            )
-        });
+        let reasoning = think.then(|| format!("The user wrote {} words; {label} will echo them.", word_count(&user)));
         let prompt_tokens = conv.inputs.iter().map(|t| word_count(t)).sum();
         Answer {
             model: conv.model.clone(),

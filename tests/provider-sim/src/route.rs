@@ -9,9 +9,9 @@ use serde_json::Value;
 use crate::body::{self, Body, Step};
 use crate::faults::FaultPlan;
 use crate::reply::{Answer, Conversation};
+use crate::search::SearchApi;
 use crate::state::State;
 use crate::wire::{self, ErrorReply, Meta, SseScript};
-use crate::search::SearchApi;
 use crate::{anthropic, embeddings, gemini, openai};
 
 /// A provider endpoint.
@@ -57,18 +57,12 @@ impl Route {
                 return Some(Route::Anthropic);
             }
             if let Some(prefix) = path.strip_suffix("/v1/embeddings") {
-                return Some(Route::OpenAiEmbeddings {
-                    label: prefix_label(prefix),
-                });
+                return Some(Route::OpenAiEmbeddings { label: prefix_label(prefix) });
             }
             if let Some(prefix) = path.strip_suffix("/v1/chat/completions") {
-                return Some(Route::OpenAiChat {
-                    label: prefix_label(prefix),
-                });
+                return Some(Route::OpenAiChat { label: prefix_label(prefix) });
             }
-            let call = path
-                .strip_prefix("/v1beta/models/")
-                .or_else(|| path.strip_prefix("/v1/models/"));
+            let call = path.strip_prefix("/v1beta/models/").or_else(|| path.strip_prefix("/v1/models/"));
             if let Some((model, verb)) = call.and_then(|c| c.split_once(':')) {
                 let stream = match verb {
                     "generateContent" => false,
@@ -82,18 +76,12 @@ impl Route {
                     _ => return None,
                 };
                 let sse = query.split('&').any(|p| p == "alt=sse");
-                return Some(Route::Gemini {
-                    model: model.to_owned(),
-                    stream,
-                    sse,
-                });
+                return Some(Route::Gemini { model: model.to_owned(), stream, sse });
             }
         }
         if *method == Method::GET {
             if let Some(prefix) = path.strip_suffix("/v1/models") {
-                return Some(Route::OpenAiModels {
-                    label: prefix_label(prefix),
-                });
+                return Some(Route::OpenAiModels { label: prefix_label(prefix) });
             }
         }
         None
@@ -101,9 +89,7 @@ impl Route {
 
     pub fn label(&self) -> &str {
         match self {
-            Route::OpenAiChat { label }
-            | Route::OpenAiModels { label }
-            | Route::OpenAiEmbeddings { label } => label,
+            Route::OpenAiChat { label } | Route::OpenAiModels { label } | Route::OpenAiEmbeddings { label } => label,
             Route::Anthropic => "anthropic",
             Route::Gemini { .. } | Route::GeminiEmbed { .. } => "gemini",
         }
@@ -111,9 +97,9 @@ impl Route {
 
     fn status_error(&self, status: u16) -> ErrorReply {
         match self {
-            Route::OpenAiChat { .. }
-            | Route::OpenAiModels { .. }
-            | Route::OpenAiEmbeddings { .. } => openai::status_error(status),
+            Route::OpenAiChat { .. } | Route::OpenAiModels { .. } | Route::OpenAiEmbeddings { .. } => {
+                openai::status_error(status)
+            }
             Route::Anthropic => anthropic::status_error(status),
             Route::Gemini { .. } | Route::GeminiEmbed { .. } => gemini::status_error(status),
         }
@@ -121,27 +107,15 @@ impl Route {
 }
 
 fn now() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// A JSON response.
 pub(crate) fn json(status: u16, value: &Value) -> Response<Body> {
-    bytes_response(
-        status,
-        "application/json",
-        Bytes::from(value.to_string()),
-        None,
-    )
+    bytes_response(status, "application/json", Bytes::from(value.to_string()), None)
 }
 
-fn bytes_response(
-    status: u16,
-    content_type: &str,
-    bytes: Bytes,
-    retry_after: Option<u64>,
-) -> Response<Body> {
+fn bytes_response(status: u16, content_type: &str, bytes: Bytes, retry_after: Option<u64>) -> Response<Body> {
     with_headers(status, content_type, retry_after, None, body::full(bytes))
 }
 
@@ -165,18 +139,11 @@ fn with_headers(
         builder = builder.header(http::header::CACHE_CONTROL, "no-cache");
     }
     // The builder only fails on invalid header values, and ours are all valid.
-    builder
-        .body(body)
-        .unwrap_or_else(|_| Response::new(body::full(Bytes::new())))
+    builder.body(body).unwrap_or_else(|_| Response::new(body::full(Bytes::new())))
 }
 
 fn error_response(e: &ErrorReply, retry_after: Option<u64>) -> Response<Body> {
-    bytes_response(
-        e.status,
-        "application/json",
-        Bytes::from(e.body.to_string()),
-        retry_after,
-    )
+    bytes_response(e.status, "application/json", Bytes::from(e.body.to_string()), retry_after)
 }
 
 /// Answers a provider request whose body was already read and logged.
@@ -189,9 +156,9 @@ pub(crate) async fn answer(
     state: &State,
 ) -> Outcome {
     let checked = match route {
-        Route::OpenAiChat { label }
-        | Route::OpenAiModels { label }
-        | Route::OpenAiEmbeddings { label } => openai::check_auth(label, headers),
+        Route::OpenAiChat { label } | Route::OpenAiModels { label } | Route::OpenAiEmbeddings { label } => {
+            openai::check_auth(label, headers)
+        }
         Route::Anthropic => anthropic::check_auth(headers),
         Route::Gemini { .. } | Route::GeminiEmbed { .. } => gemini::check_auth(headers, query),
     };
@@ -205,9 +172,7 @@ pub(crate) async fn answer(
         Route::GeminiEmbed { model, batch } => {
             return embed(route, embeddings::gemini_call(model, *batch, body), raw, state).await
         }
-        Route::OpenAiModels { label } => {
-            return Outcome::Respond(json(200, &openai::models(label, now())))
-        }
+        Route::OpenAiModels { label } => return Outcome::Respond(json(200, &openai::models(label, now()))),
         Route::OpenAiChat { label } => openai::conversation(label, body),
         Route::Anthropic => anthropic::conversation(body),
         Route::Gemini { model, stream, .. } => gemini::conversation(body, model, *stream),
@@ -221,11 +186,7 @@ pub(crate) async fn answer(
     if let Some(outcome) = faulted(&plan, |status| route.status_error(status)).await {
         return outcome;
     }
-    let meta = Meta {
-        seq: state.next_seq(),
-        created: now(),
-        label: label.to_owned(),
-    };
+    let meta = Meta { seq: state.next_seq(), created: now(), label: label.to_owned() };
     let answer = Answer::new(label, &conv, plan.think || conv.reasoning);
     Outcome::Respond(success(route, &conv, &answer, &meta, &plan))
 }
@@ -266,18 +227,12 @@ async fn faulted(plan: &FaultPlan, status_error: impl Fn(u16) -> ErrorReply) -> 
     if plan.hang {
         return Some(Outcome::Hang);
     }
-    plan.error_status()
-        .map(|status| Outcome::Respond(error_response(&status_error(status), plan.retry_after)))
+    plan.error_status().map(|status| Outcome::Respond(error_response(&status_error(status), plan.retry_after)))
 }
 
 /// An embedding request: faults first, then the vectors (`malformed` and `cut` apply to the
 /// JSON body).
-async fn embed(
-    route: &Route,
-    call: Result<embeddings::EmbedCall, ErrorReply>,
-    raw: &str,
-    state: &State,
-) -> Outcome {
+async fn embed(route: &Route, call: Result<embeddings::EmbedCall, ErrorReply>, raw: &str, state: &State) -> Outcome {
     let call = match call {
         Ok(c) => c,
         Err(e) => return Outcome::Respond(error_response(&e, None)),
@@ -302,32 +257,16 @@ pub(crate) enum Outcome {
     Hang,
 }
 
-fn success(
-    route: &Route,
-    conv: &Conversation,
-    a: &Answer,
-    meta: &Meta,
-    plan: &FaultPlan,
-) -> Response<Body> {
+fn success(route: &Route, conv: &Conversation, a: &Answer, meta: &Meta, plan: &FaultPlan) -> Response<Body> {
     let script = match route {
         Route::OpenAiChat { .. } if conv.stream => Some(openai::stream(a, conv, meta)),
         Route::Anthropic if conv.stream => Some(anthropic::stream(a, meta)),
-        Route::Gemini {
-            stream: true,
-            sse: true,
-            ..
-        } => Some(gemini::stream(a, meta)),
+        Route::Gemini { stream: true, sse: true, .. } => Some(gemini::stream(a, meta)),
         _ => None,
     };
     if let Some(script) = script {
         let content_type = script.content_type;
-        return with_headers(
-            200,
-            content_type,
-            None,
-            None,
-            body::scripted(stream_steps(script, plan)),
-        );
+        return with_headers(200, content_type, None, None, body::scripted(stream_steps(script, plan)));
     }
     let value = match route {
         Route::Anthropic => anthropic::message(a, meta),
@@ -344,28 +283,15 @@ fn success(
 /// A non-streamed JSON answer, with `malformed` or `cut` applied.
 fn whole(text: String, plan: &FaultPlan) -> Response<Body> {
     if plan.malformed.is_some() {
-        return bytes_response(
-            200,
-            "application/json",
-            Bytes::from(wire::truncated(&text)),
-            None,
-        );
+        return bytes_response(200, "application/json", Bytes::from(wire::truncated(&text)), None);
     }
     if let Some(n) = plan.cut {
         // Announce the whole length, send at most all but the last byte, then cut.
         let len = text.len();
-        let sent = usize::try_from(n)
-            .unwrap_or(usize::MAX)
-            .min(len.saturating_sub(1));
+        let sent = usize::try_from(n).unwrap_or(usize::MAX).min(len.saturating_sub(1));
         let part = Bytes::from(text).slice(..sent);
         let steps = vec![Step::Data(part), Step::Abort];
-        return with_headers(
-            200,
-            "application/json",
-            None,
-            Some(len),
-            body::scripted(steps),
-        );
+        return with_headers(200, "application/json", None, Some(len), body::scripted(steps));
     }
     bytes_response(200, "application/json", Bytes::from(text), None)
 }

@@ -58,7 +58,11 @@ impl SearchApi {
             SearchApi::Tavily => {
                 let bearer = header("authorization").strip_prefix("Bearer ").unwrap_or_default();
                 let legacy = body.get("api_key").and_then(Value::as_str).unwrap_or_default();
-                if bearer.is_empty() { legacy } else { bearer }
+                if bearer.is_empty() {
+                    legacy
+                } else {
+                    bearer
+                }
             }
             SearchApi::Brave => header("x-subscription-token"),
         };
@@ -88,7 +92,12 @@ impl SearchApi {
                 };
                 let text = param("q").unwrap_or_default();
                 if text.trim().is_empty() {
-                    return Err(brave_error(422, "VALIDATION", "Unable to validate request parameter(s)", "validation"));
+                    return Err(brave_error(
+                        422,
+                        "VALIDATION",
+                        "Unable to validate request parameter(s)",
+                        "validation",
+                    ));
                 }
                 let count = param("count").and_then(|c| c.parse().ok()).unwrap_or(20);
                 let decorations = param("text_decorations").is_none_or(|v| v != "false" && v != "0");
@@ -114,7 +123,12 @@ impl SearchApi {
             }
             SearchApi::Brave => match status {
                 // Brave refuses keys with 422, not 401.
-                401 => brave_error(422, "SUBSCRIPTION_TOKEN_INVALID", "The provided subscription token is invalid.", "authentication"),
+                401 => brave_error(
+                    422,
+                    "SUBSCRIPTION_TOKEN_INVALID",
+                    "The provided subscription token is invalid.",
+                    "authentication",
+                ),
                 429 => brave_error(429, "RATE_LIMITED", "Request rate limit exceeded for plan.", "rate_limiter"),
                 s if s >= 500 => brave_error(s, "INTERNAL_ERROR", "An internal error occurred (simulated).", "search"),
                 s => brave_error(s, "VALIDATION", "Unable to validate request parameter(s)", "validation"),
@@ -168,7 +182,11 @@ impl SearchApi {
                             "meta_url": {"scheme": "https", "netloc": "example.com", "hostname": "example.com", "path": ""},
                         }))
                         .collect();
-                    crate::wire::set(&mut body, "web", json!({"type": "search", "results": web, "family_friendly": true}));
+                    crate::wire::set(
+                        &mut body,
+                        "web",
+                        json!({"type": "search", "results": web, "family_friendly": true}),
+                    );
                 }
                 body
             }
@@ -229,11 +247,8 @@ fn decorate(text: &str, query: &str) -> String {
 }
 
 fn slug(query: &str) -> String {
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_lowercase)
-        .collect();
+    let words: Vec<String> =
+        query.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_lowercase).collect();
     let mut slug = words.join("-");
     if slug.is_empty() {
         slug = "query".to_owned();

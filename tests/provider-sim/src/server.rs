@@ -19,11 +19,7 @@ use crate::search::SearchApi;
 use crate::state::{self, State};
 
 /// Serves until `shutdown` fires (or its sender is dropped).
-pub(crate) async fn serve(
-    listener: TcpListener,
-    state: Arc<State>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: oneshot::Receiver<()>) {
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
@@ -68,9 +64,7 @@ async fn handle(req: Request<Incoming>, state: &State, kill: &Notify) -> Respons
     let query = parts.uri.query().unwrap_or_default();
     match (&parts.method, path) {
         (&Method::GET, "/_sim/health") => return route::json(200, &json!({"status": "ok"})),
-        (&Method::GET, "/_sim/requests") => {
-            return route::json(200, &Value::Array(state.requests()))
-        }
+        (&Method::GET, "/_sim/requests") => return route::json(200, &Value::Array(state.requests())),
         (&Method::POST, "/_sim/reset") => {
             state.reset();
             return route::json(200, &json!({"status": "reset"}));
@@ -92,10 +86,7 @@ async fn handle(req: Request<Incoming>, state: &State, kill: &Notify) -> Respons
         Endpoint::Model(route) => route.label(),
     };
     let Ok(collected) = incoming.collect().await else {
-        return route::json(
-            400,
-            &json!({"error": {"message": "provider-sim: could not read the request body"}}),
-        );
+        return route::json(400, &json!({"error": {"message": "provider-sim: could not read the request body"}}));
     };
     let bytes = collected.to_bytes();
     let raw = String::from_utf8_lossy(&bytes);

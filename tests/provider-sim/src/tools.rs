@@ -120,7 +120,10 @@ mod tests {
 
     #[test]
     fn a_call_names_the_forced_tool_and_none_comes_after_results_or_when_off() {
-        let uses = ToolUse { tools: vec![tool("a", None), SimTool { name: "b".into(), text_param: Some("q".into()) }], ..ToolUse::default() };
+        let uses = ToolUse {
+            tools: vec![tool("a", None), SimTool { name: "b".into(), text_param: Some("q".into()) }],
+            ..ToolUse::default()
+        };
         assert_eq!(uses.call("hi").unwrap(), SimCall { name: "a".into(), arguments: json!({}) });
         let forced = ToolUse { forced: Some("b".into()), ..uses.clone() };
         assert_eq!(forced.call("hi").unwrap().arguments, json!({"q": "hi"}));

@@ -1,10 +1,5 @@
 //! The `provider-sim` binary: flags, the one announced line, exit on SIGTERM / SIGINT.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use std::io::{BufRead, BufReader};
@@ -15,16 +10,9 @@ const BIN: &str = env!("CARGO_BIN_EXE_provider-sim");
 
 /// Starts the binary and reads its first line.
 fn spawn(args: &[&str]) -> (Child, String) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Command::new(BIN).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     (child, line)
 }
 
@@ -43,10 +31,7 @@ fn wait_exit(child: &mut Child) -> std::process::ExitStatus {
 }
 
 fn signal(child: &Child, name: &str) {
-    let ok = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
+    let ok = Command::new("kill").args([&format!("-{name}"), &child.id().to_string()]).status().unwrap();
     assert!(ok.success());
 }
 
@@ -66,10 +51,7 @@ async fn port_zero_announces_one_line_serves_and_exits_on_sigterm() {
     let r = common::send(addr, "GET", "/_sim/health", &[], None).await;
     assert_eq!(r.status, 200);
     let r = common::call(addr, "openai", "from the binary", false).await;
-    assert_eq!(
-        common::answer_text("openai", &r.json()),
-        "Hello from openai (gpt-4o-mini). You said: from the binary"
-    );
+    assert_eq!(common::answer_text("openai", &r.json()), "Hello from openai (gpt-4o-mini). You said: from the binary");
     signal(&child, "TERM");
     assert!(wait_exit(&mut child).success());
     let mut rest = String::new();
@@ -87,11 +69,7 @@ async fn listen_flag_binds_the_given_loopback_address_and_exits_on_sigint() {
 
 #[test]
 fn non_loopback_addresses_and_bad_flags_are_refused() {
-    for args in [
-        &["--listen", "0.0.0.0:0"][..],
-        &["--port", "nope"],
-        &["--bogus"],
-    ] {
+    for args in [&["--listen", "0.0.0.0:0"][..], &["--port", "nope"], &["--bogus"]] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         assert!(out.stdout.is_empty());

@@ -1,10 +1,5 @@
 //! `/_sim/health`, `/_sim/requests` (with redaction), `/_sim/reset`, unknown paths, shutdown.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -37,24 +32,15 @@ async fn requests_are_logged_in_order_with_credentials_redacted() {
     assert_eq!(r.status, 200);
     let log = r.json();
     let log = log.as_array().unwrap();
-    let providers: Vec<_> = log
-        .iter()
-        .map(|e| e["provider"].as_str().unwrap())
-        .collect();
-    assert_eq!(
-        providers,
-        ["openai", "anthropic", "gemini", "gemini", "ollama"]
-    );
+    let providers: Vec<_> = log.iter().map(|e| e["provider"].as_str().unwrap()).collect();
+    assert_eq!(providers, ["openai", "anthropic", "gemini", "gemini", "ollama"]);
 
     let openai = &log[0];
     assert_eq!(openai["method"], "POST");
     assert_eq!(openai["path"], "/v1/chat/completions");
     assert_eq!(openai["headers"]["authorization"], "***");
     assert_eq!(openai["headers"]["content-type"], "application/json");
-    assert_eq!(
-        openai["body"]["messages"][1],
-        json!({"role": "user", "content": "first"})
-    );
+    assert_eq!(openai["body"]["messages"][1], json!({"role": "user", "content": "first"}));
     assert_eq!(log[1]["headers"]["x-api-key"], "***");
     assert_eq!(log[1]["headers"]["anthropic-version"], "2023-06-01");
     assert_eq!(log[2]["query"], "alt=sse&key=***");
@@ -62,12 +48,7 @@ async fn requests_are_logged_in_order_with_credentials_redacted() {
     assert_eq!(log[4]["path"], "/ollama/v1/chat/completions");
 
     let text = r.text();
-    for secret in [
-        "sk-test-secret",
-        "sk-ant-secret",
-        "goog-secret",
-        "goog-query-secret",
-    ] {
+    for secret in ["sk-test-secret", "sk-ant-secret", "goog-secret", "goog-query-secret"] {
         assert!(!text.contains(secret), "{secret} leaked into the log");
     }
     // The in-process view is the same.
@@ -77,13 +58,7 @@ async fn requests_are_logged_in_order_with_credentials_redacted() {
 #[tokio::test]
 async fn rejected_requests_are_logged_too() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
-    let r = post(
-        sim.addr(),
-        "/v1/messages",
-        &[],
-        &anthropic_body("c", "no key", false),
-    )
-    .await;
+    let r = post(sim.addr(), "/v1/messages", &[], &anthropic_body("c", "no key", false)).await;
     assert_eq!(r.status, 401);
     assert_eq!(sim.requests().len(), 1);
     assert_eq!(sim.requests()[0]["provider"], "anthropic");
@@ -93,23 +68,10 @@ async fn rejected_requests_are_logged_too() {
 async fn reset_clears_the_log() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
     call(sim.addr(), "openai", "x", false).await;
-    assert_eq!(
-        send(sim.addr(), "GET", "/_sim/requests", &[], None)
-            .await
-            .json()
-            .as_array()
-            .unwrap()
-            .len(),
-        1
-    );
+    assert_eq!(send(sim.addr(), "GET", "/_sim/requests", &[], None).await.json().as_array().unwrap().len(), 1);
     let r = send(sim.addr(), "POST", "/_sim/reset", &[], None).await;
     assert_eq!(r.status, 200);
-    assert_eq!(
-        send(sim.addr(), "GET", "/_sim/requests", &[], None)
-            .await
-            .json(),
-        json!([])
-    );
+    assert_eq!(send(sim.addr(), "GET", "/_sim/requests", &[], None).await.json(), json!([]));
     call(sim.addr(), "openai", "y", false).await;
     sim.reset();
     assert!(sim.requests().is_empty());
@@ -118,21 +80,8 @@ async fn reset_clears_the_log() {
 #[tokio::test]
 async fn unknown_paths_are_404_and_not_logged() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
-    assert_eq!(
-        send(sim.addr(), "GET", "/nope", &[], None).await.status,
-        404
-    );
-    assert_eq!(
-        post(
-            sim.addr(),
-            "/v1beta/models/g:countTokens",
-            &[GEMINI_KEY],
-            &gemini_body("x")
-        )
-        .await
-        .status,
-        404
-    );
+    assert_eq!(send(sim.addr(), "GET", "/nope", &[], None).await.status, 404);
+    assert_eq!(post(sim.addr(), "/v1beta/models/g:countTokens", &[GEMINI_KEY], &gemini_body("x")).await.status, 404);
     assert!(sim.requests().is_empty());
 }
 

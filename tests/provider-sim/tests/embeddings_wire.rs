@@ -35,11 +35,18 @@ async fn openai_embeddings_have_the_documented_shape_and_meaning() {
         assert_eq!(d["index"], i);
         assert_eq!(d["embedding"].as_array().unwrap().len(), 1536);
     }
-    let (doc, other, question) = (floats(&data[0]["embedding"]), floats(&data[1]["embedding"]), floats(&data[2]["embedding"]));
+    let (doc, other, question) =
+        (floats(&data[0]["embedding"]), floats(&data[1]["embedding"]), floats(&data[2]["embedding"]));
     assert!(cosine(&doc, &question) > 0.5);
     assert!(cosine(&other, &question).abs() < 0.1);
 
-    let one = post(sim.addr(), "/v1/embeddings", &[OPENAI_KEY], &json!({"model": "text-embedding-3-small", "input": "hi", "dimensions": 64})).await;
+    let one = post(
+        sim.addr(),
+        "/v1/embeddings",
+        &[OPENAI_KEY],
+        &json!({"model": "text-embedding-3-small", "input": "hi", "dimensions": 64}),
+    )
+    .await;
     assert_eq!(one.json()["data"][0]["embedding"].as_array().unwrap().len(), 64);
 }
 
@@ -59,7 +66,13 @@ async fn openai_refuses_what_the_api_refuses() {
     }
     let r = post(sim.addr(), "/v1/embeddings", &[], &json!({"model": "m", "input": "x"})).await;
     assert_eq!(r.status, 401);
-    let r = post(sim.addr(), "/v1/embeddings", &[("authorization", "Bearer invalid-key")], &json!({"model": "m", "input": "x"})).await;
+    let r = post(
+        sim.addr(),
+        "/v1/embeddings",
+        &[("authorization", "Bearer invalid-key")],
+        &json!({"model": "m", "input": "x"}),
+    )
+    .await;
     assert_eq!(r.status, 401);
     // A compatible server under a prefix needs no key.
     let r = post(sim.addr(), "/ollama/v1/embeddings", &[], &json!({"model": "nomic-embed-text", "input": ["x"]})).await;
@@ -69,8 +82,10 @@ async fn openai_refuses_what_the_api_refuses() {
 #[tokio::test]
 async fn gemini_batch_and_single_embeddings_have_the_documented_shape() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
-    let request = |text: &str| json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": text}]},
-        "taskType": "RETRIEVAL_DOCUMENT", "outputDimensionality": 768});
+    let request = |text: &str| {
+        json!({"model": "models/gemini-embedding-001", "content": {"parts": [{"text": text}]},
+        "taskType": "RETRIEVAL_DOCUMENT", "outputDimensionality": 768})
+    };
     let body = json!({"requests": [request("退货政策：三十天内可以退货"), request("火车八点出发")]});
     let r = post(sim.addr(), BATCH, &[GEMINI_KEY], &body).await;
     assert_eq!(r.status, 200, "{}", r.text());
@@ -85,9 +100,15 @@ async fn gemini_batch_and_single_embeddings_have_the_documented_shape() {
     assert_eq!(r.status, 200);
     let q = floats(&r.json()["embedding"]["values"]);
     assert_eq!(q.len(), 3072);
-    let again = post(sim.addr(), BATCH, &[GEMINI_KEY], &json!({"requests": [
+    let again = post(
+        sim.addr(),
+        BATCH,
+        &[GEMINI_KEY],
+        &json!({"requests": [
         {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "退货政策：三十天内可以退货"}]}},
-        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "火车八点出发"}]}}]})).await;
+        {"model": "models/gemini-embedding-001", "content": {"parts": [{"text": "火车八点出发"}]}}]}),
+    )
+    .await;
     let full = again.json();
     let (doc, other) = (floats(&full["embeddings"][0]["values"]), floats(&full["embeddings"][1]["values"]));
     assert!(cosine(&doc, &q) > cosine(&other, &q) + 0.2);

@@ -1,10 +1,5 @@
 //! `status=N`, `retry_after=S`, `*K` counting and targeting (`any`, labels).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -43,13 +38,7 @@ async fn retry_after_adds_the_header_and_alone_means_429() {
     assert_eq!(r.status, 429);
     assert_eq!(r.header("retry-after"), Some("7"));
     assert_eq!(r.json()["error"]["status"], "RESOURCE_EXHAUSTED");
-    let r = call(
-        sim.addr(),
-        "anthropic",
-        "ra2 sim:anthropic:status=529 sim:anthropic:retry_after=2",
-        false,
-    )
-    .await;
+    let r = call(sim.addr(), "anthropic", "ra2 sim:anthropic:status=529 sim:anthropic:retry_after=2", false).await;
     assert_eq!(r.status, 529);
     assert_eq!(r.header("retry-after"), Some("2"));
     let r = call(sim.addr(), "openai", "ra3 sim:openai:status=500", false).await;
@@ -64,29 +53,11 @@ async fn times_limits_a_fault_to_the_first_k_requests_with_that_text() {
     assert_eq!(call(sim.addr(), "openai", text, false).await.status, 500);
     let third = call(sim.addr(), "openai", text, false).await;
     assert_eq!(third.status, 200);
-    assert_eq!(
-        answer_text("openai", &third.json()),
-        "Hello from openai (gpt-4o-mini). You said: flaky-once-twice"
-    );
+    assert_eq!(answer_text("openai", &third.json()), "Hello from openai (gpt-4o-mini). You said: flaky-once-twice");
     // Another message text has its own counter.
-    assert_eq!(
-        call(
-            sim.addr(),
-            "openai",
-            "other-text sim:openai:status=500*2",
-            false
-        )
-        .await
-        .status,
-        500
-    );
+    assert_eq!(call(sim.addr(), "openai", "other-text sim:openai:status=500*2", false).await.status, 500);
     // Reset clears the counters.
-    assert_eq!(
-        send(sim.addr(), "POST", "/_sim/reset", &[], None)
-            .await
-            .status,
-        200
-    );
+    assert_eq!(send(sim.addr(), "POST", "/_sim/reset", &[], None).await.status, 200);
     assert_eq!(call(sim.addr(), "openai", text, false).await.status, 500);
 }
 
@@ -106,30 +77,11 @@ async fn any_targets_every_provider_and_a_label_only_its_own() {
         assert_eq!(r.status, 502, "{provider}");
     }
     for provider in ["openai", "anthropic", "gemini"] {
-        let r = call(
-            sim.addr(),
-            provider,
-            "only-ollama sim:ollama:status=502",
-            false,
-        )
-        .await;
+        let r = call(sim.addr(), provider, "only-ollama sim:ollama:status=502", false).await;
         assert_eq!(r.status, 200, "{provider}");
-        assert_eq!(
-            answer_text(provider, &r.json()).rsplit(": ").next(),
-            Some("only-ollama")
-        );
+        assert_eq!(answer_text(provider, &r.json()).rsplit(": ").next(), Some("only-ollama"));
     }
-    assert_eq!(
-        call(
-            sim.addr(),
-            "ollama",
-            "only-ollama sim:ollama:status=502",
-            false
-        )
-        .await
-        .status,
-        502
-    );
+    assert_eq!(call(sim.addr(), "ollama", "only-ollama sim:ollama:status=502", false).await.status, 502);
 }
 
 #[tokio::test]
@@ -140,8 +92,5 @@ async fn a_fault_for_one_provider_lets_the_fallback_succeed() {
     assert_eq!(call(sim.addr(), "anthropic", text, false).await.status, 529);
     let r = call(sim.addr(), "gemini", text, false).await;
     assert_eq!(r.status, 200);
-    assert_eq!(
-        answer_text("gemini", &r.json()),
-        "Hello from gemini (gemini-2.5-flash). You said: fallback"
-    );
+    assert_eq!(answer_text("gemini", &r.json()), "Hello from gemini (gemini-2.5-flash). You said: fallback");
 }

@@ -1,11 +1,6 @@
 //! Reasoning asked for with each vendor's own control (no `sim:think`), and the constraints
 //! each vendor puts on that control, answered with the vendor's 400.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use common::*;
@@ -42,7 +37,8 @@ async fn compatible_servers_stream_reasoning_content_before_the_answer() {
     assert_eq!(r.status, 200);
     let chunks: Vec<Value> = r.events().iter().filter_map(|e| e.json()).collect();
     let first_reasoning = chunks.iter().position(|c| c["choices"][0]["delta"]["reasoning_content"].is_string());
-    let first_content = chunks.iter().position(|c| c["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()));
+    let first_content =
+        chunks.iter().position(|c| c["choices"][0]["delta"]["content"].as_str().is_some_and(|t| !t.is_empty()));
     assert!(first_reasoning.unwrap() < first_content.unwrap());
 }
 
@@ -57,12 +53,24 @@ async fn openai_refuses_what_its_models_refuse() {
         ("o3", json!({"top_p": 0.5}), "top_p"),
     ];
     for (model, extra, param) in cases {
-        let r = post(sim.addr(), "/v1/chat/completions", &[OPENAI_KEY], &with(openai_body(model, "hi", false), extra.clone())).await;
+        let r = post(
+            sim.addr(),
+            "/v1/chat/completions",
+            &[OPENAI_KEY],
+            &with(openai_body(model, "hi", false), extra.clone()),
+        )
+        .await;
         assert_eq!(r.status, 400, "{model} {extra}");
         assert_eq!(r.json()["error"]["param"], param, "{model} {extra}: {}", r.text());
     }
     // Compatible servers take `reasoning_effort` on any model.
-    let r = post(sim.addr(), "/ollama/v1/chat/completions", &[], &with(openai_body("qwen3", "hi", false), json!({"reasoning_effort": "high"}))).await;
+    let r = post(
+        sim.addr(),
+        "/ollama/v1/chat/completions",
+        &[],
+        &with(openai_body("qwen3", "hi", false), json!({"reasoning_effort": "high"})),
+    )
+    .await;
     assert_eq!(r.status, 200);
     assert!(r.json()["choices"][0]["message"]["reasoning_content"].is_string());
 }
@@ -122,7 +130,14 @@ const FLASH: &str = "/v1beta/models/gemini-2.5-flash:generateContent";
 #[tokio::test]
 async fn gemini_returns_thoughts_only_with_include_thoughts() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
-    let v = post(sim.addr(), FLASH, &[GEMINI_KEY], &gemini_thinking(json!({"thinkingBudget": 2048, "includeThoughts": true}))).await.json();
+    let v = post(
+        sim.addr(),
+        FLASH,
+        &[GEMINI_KEY],
+        &gemini_thinking(json!({"thinkingBudget": 2048, "includeThoughts": true})),
+    )
+    .await
+    .json();
     let parts = &v["candidates"][0]["content"]["parts"];
     assert_eq!(parts[0]["thought"], true, "{v}");
     assert!(v["usageMetadata"]["thoughtsTokenCount"].as_u64().unwrap() > 0);
@@ -133,11 +148,20 @@ async fn gemini_returns_thoughts_only_with_include_thoughts() {
     assert!(parts.iter().all(|p| p.get("thought").is_none()), "{v}");
     assert!(v["usageMetadata"]["thoughtsTokenCount"].as_u64().unwrap() > 0);
 
-    let v = post(sim.addr(), FLASH, &[GEMINI_KEY], &gemini_thinking(json!({"thinkingBudget": 0, "includeThoughts": true}))).await.json();
+    let v =
+        post(sim.addr(), FLASH, &[GEMINI_KEY], &gemini_thinking(json!({"thinkingBudget": 0, "includeThoughts": true})))
+            .await
+            .json();
     assert!(v["usageMetadata"].get("thoughtsTokenCount").is_none(), "{v}");
 
     let url = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
-    let r = post(sim.addr(), url, &[GEMINI_KEY], &gemini_thinking(json!({"thinkingBudget": 1024, "includeThoughts": true}))).await;
+    let r = post(
+        sim.addr(),
+        url,
+        &[GEMINI_KEY],
+        &gemini_thinking(json!({"thinkingBudget": 1024, "includeThoughts": true})),
+    )
+    .await;
     let chunks: Vec<Value> = r.events().iter().filter_map(|e| e.json()).collect();
     assert_eq!(chunks[0]["candidates"][0]["content"]["parts"][0]["thought"], true);
 }

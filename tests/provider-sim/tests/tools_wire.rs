@@ -47,7 +47,10 @@ async fn openai_calls_the_first_tool_or_the_forced_one_and_none_when_off() {
 
     let off = openai_tools(json!({"tool_choice": "none"}), false);
     let r = post(sim.addr(), "/v1/chat/completions", &[OPENAI_KEY], &off).await;
-    assert_eq!(r.json()["choices"][0]["message"]["content"], "Hello from openai (gpt-4o-mini). You said: Weather in Paris");
+    assert_eq!(
+        r.json()["choices"][0]["message"]["content"],
+        "Hello from openai (gpt-4o-mini). You said: Weather in Paris"
+    );
 }
 
 #[tokio::test]
@@ -155,13 +158,17 @@ async fn gemini_answers_with_a_function_call_part_whole_in_a_stream_too() {
     let path = "/v1beta/models/gemini-2.5-flash:generateContent";
     let r = post(sim.addr(), path, &[GEMINI_KEY], &gemini_tools()).await;
     let candidate = &r.json()["candidates"][0];
-    assert_eq!(candidate["content"]["parts"][0]["functionCall"], json!({"name": "get_weather", "args": {"city": "Weather in Paris"}}));
+    assert_eq!(
+        candidate["content"]["parts"][0]["functionCall"],
+        json!({"name": "get_weather", "args": {"city": "Weather in Paris"}})
+    );
     assert_eq!(candidate["finishReason"], "STOP");
 
     let path = "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse";
     let r = post(sim.addr(), path, &[GEMINI_KEY], &gemini_tools()).await;
     let chunks: Vec<Value> = r.events().iter().filter_map(SseEvent::json).collect();
-    let calls: Vec<&Value> = chunks.iter().filter_map(|c| c["candidates"][0]["content"]["parts"][0].get("functionCall")).collect();
+    let calls: Vec<&Value> =
+        chunks.iter().filter_map(|c| c["candidates"][0]["content"]["parts"][0].get("functionCall")).collect();
     assert_eq!(calls, vec![&json!({"name": "get_weather", "args": {"city": "Weather in Paris"}})]);
     assert_eq!(chunks.last().unwrap()["candidates"][0]["finishReason"], "STOP");
 }
@@ -177,10 +184,16 @@ async fn gemini_quotes_function_responses_and_answers_json_for_the_json_mime_typ
         {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"output": "18 degrees"}}}]}
     ]);
     let r = post(sim.addr(), path, &[GEMINI_KEY], &body).await;
-    assert_eq!(r.json()["candidates"][0]["content"]["parts"][0]["text"], "Hello from gemini (gemini-2.5-flash). Tool results: 18 degrees");
+    assert_eq!(
+        r.json()["candidates"][0]["content"]["parts"][0]["text"],
+        "Hello from gemini (gemini-2.5-flash). Tool results: 18 degrees"
+    );
 
     let body = json!({"contents": [{"role": "user", "parts": [{"text": "hi"}]}], "generationConfig": {"responseMimeType": "application/json"}});
     let r = post(sim.addr(), path, &[GEMINI_KEY], &body).await;
     let text = r.json()["candidates"][0]["content"]["parts"][0]["text"].as_str().unwrap().to_owned();
-    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"provider": "gemini", "model": "gemini-2.5-flash", "echo": "hi"}));
+    assert_eq!(
+        serde_json::from_str::<Value>(&text).unwrap(),
+        json!({"provider": "gemini", "model": "gemini-2.5-flash", "echo": "hi"})
+    );
 }

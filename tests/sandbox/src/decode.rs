@@ -4,10 +4,7 @@
 /// Decodes standard base64; `None` on any character outside the alphabet or a bad length.
 pub(crate) fn base64(text: &str) -> Option<Vec<u8>> {
     let digits: Vec<u8> = text.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
-    let digits = digits
-        .strip_suffix(b"==")
-        .or_else(|| digits.strip_suffix(b"="))
-        .unwrap_or(&digits);
+    let digits = digits.strip_suffix(b"==").or_else(|| digits.strip_suffix(b"=")).unwrap_or(&digits);
     if digits.len() % 4 == 1 {
         return None;
     }

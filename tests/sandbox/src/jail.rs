@@ -20,18 +20,10 @@ pub(crate) const SANDBOX_ID: u32 = 65534;
 const JOB_MOUNT: &str = "/run/job";
 
 /// System directories bound read-only when they exist (or recreated as the same symlink).
-const SYSTEM_DIRS: &[&str] = &[
-    "/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32",
-];
+const SYSTEM_DIRS: &[&str] = &["/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"];
 
 /// The few files of `/etc` programs expect; the rest of `/etc` is not visible.
-const ETC_FILES: &[&str] = &[
-    "/etc/passwd",
-    "/etc/group",
-    "/etc/ld.so.cache",
-    "/etc/localtime",
-    "/etc/alternatives",
-];
+const ETC_FILES: &[&str] = &["/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/etc/localtime", "/etc/alternatives"];
 
 /// Copies the files into the private `/tmp`, then replaces itself with the limited program,
 /// whose stdin is the request's stdin.
@@ -78,42 +70,26 @@ pub(crate) struct RunSpec<'a> {
 impl Jail {
     /// Finds bwrap, prlimit and the system directories.
     pub(crate) fn detect() -> io::Result<Jail> {
-        let bwrap = which("bwrap").ok_or_else(|| {
-            missing("bwrap is not on PATH: install the Debian package bubblewrap")
-        })?;
-        let prlimit = which("prlimit")
-            .ok_or_else(|| missing("prlimit is not on PATH: install util-linux"))?;
+        let bwrap =
+            which("bwrap").ok_or_else(|| missing("bwrap is not on PATH: install the Debian package bubblewrap"))?;
+        let prlimit = which("prlimit").ok_or_else(|| missing("prlimit is not on PATH: install util-linux"))?;
         if !Path::new("/bin/sh").exists() {
             return Err(missing("/bin/sh is missing"));
         }
         let mut system = Vec::new();
         for dir in SYSTEM_DIRS.iter().map(Path::new) {
             match std::fs::symlink_metadata(dir) {
-                Ok(meta) if meta.file_type().is_symlink() => system.push(Mount::Symlink {
-                    target: std::fs::read_link(dir)?,
-                    link: dir.to_path_buf(),
-                }),
+                Ok(meta) if meta.file_type().is_symlink() => {
+                    system.push(Mount::Symlink { target: std::fs::read_link(dir)?, link: dir.to_path_buf() })
+                }
                 Ok(meta) if meta.is_dir() => system.push(Mount::ReadOnly(dir.to_path_buf())),
                 _ => {}
             }
         }
-        system.extend(
-            ETC_FILES
-                .iter()
-                .map(PathBuf::from)
-                .filter(|f| f.exists())
-                .map(Mount::ReadOnly),
-        );
-        let jail = Jail {
-            bwrap,
-            prlimit,
-            system,
-            drop_to_nobody: effective_uid()? == 0,
-        };
+        system.extend(ETC_FILES.iter().map(PathBuf::from).filter(|f| f.exists()).map(Mount::ReadOnly));
+        let jail = Jail { bwrap, prlimit, system, drop_to_nobody: effective_uid()? == 0 };
         if !jail.is_visible(&jail.prlimit) {
-            return Err(missing(
-                "prlimit is outside the system directories bound into runs",
-            ));
+            return Err(missing("prlimit is outside the system directories bound into runs"));
         }
         Ok(jail)
     }
@@ -144,14 +120,8 @@ impl Jail {
         .collect();
         let id = SANDBOX_ID.to_string();
         push(&mut args, &["--uid", &id, "--gid", &id, "--clearenv"]);
-        push(
-            &mut args,
-            &["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"],
-        );
-        push(
-            &mut args,
-            &["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp"],
-        );
+        push(&mut args, &["--setenv", "PATH", "/usr/local/bin:/usr/bin:/bin"]);
+        push(&mut args, &["--setenv", "HOME", "/tmp", "--setenv", "TMPDIR", "/tmp"]);
         push(&mut args, &["--setenv", "LANG", "C.UTF-8"]);
         push(&mut args, &["--setenv", "PISTON_LANGUAGE", spec.language]);
         for mount in &self.system {
@@ -236,13 +206,9 @@ fn missing(message: &str) -> io::Error {
 pub(crate) fn which(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|file| {
-            std::fs::metadata(file)
-                .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-                .unwrap_or(false)
-        })
+    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|file| {
+        std::fs::metadata(file).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+    })
 }
 
 /// The effective uid, from `/proc/self/status` (no libc needed).
@@ -267,10 +233,7 @@ mod tests {
             prlimit: "/usr/bin/prlimit".into(),
             system: vec![
                 Mount::ReadOnly("/usr".into()),
-                Mount::Symlink {
-                    target: "usr/bin".into(),
-                    link: "/bin".into(),
-                },
+                Mount::Symlink { target: "usr/bin".into(), link: "/bin".into() },
             ],
             drop_to_nobody: true,
         }
@@ -294,11 +257,7 @@ mod tests {
             limits: &limits,
             command: vec!["/usr/bin/python3".into(), "main.py".into(), "a b".into()],
         };
-        let args: Vec<String> = jail()
-            .args(&spec)
-            .into_iter()
-            .map(|a| a.into_string().unwrap())
-            .collect();
+        let args: Vec<String> = jail().args(&spec).into_iter().map(|a| a.into_string().unwrap()).collect();
         let line = args.join(" ");
         for expected in [
             "--unshare-all --unshare-user --disable-userns --die-with-parent --new-session --cap-drop ALL",
@@ -311,9 +270,6 @@ mod tests {
         }
         assert!(!line.contains("--share-net"));
         // The program's own arguments stay single arguments.
-        assert_eq!(
-            &args[args.len() - 3..],
-            ["/usr/bin/python3", "main.py", "a b"]
-        );
+        assert_eq!(&args[args.len() - 3..], ["/usr/bin/python3", "main.py", "a b"]);
     }
 }

@@ -158,56 +158,39 @@ pub fn start(addr: impl ToSocketAddrs) -> io::Result<SandboxHandle> {
 /// The address is not a loopback address or cannot be bound; `bwrap`, `prlimit` or a shell
 /// is missing; the staging directory or the runtime cannot be created.
 pub fn start_with(addr: impl ToSocketAddrs, options: Options) -> io::Result<SandboxHandle> {
-    let loopback: Vec<SocketAddr> = addr
-        .to_socket_addrs()?
-        .filter(|a| a.ip().is_loopback())
-        .collect();
+    let loopback: Vec<SocketAddr> = addr.to_socket_addrs()?.filter(|a| a.ip().is_loopback()).collect();
     if loopback.is_empty() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "sandbox binds loopback addresses only",
-        ));
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "sandbox binds loopback addresses only"));
     }
     let jail = jail::Jail::detect()?;
     let staging = staging::Staging::create(jail.drops_to_nobody())?;
     let std_listener = std::net::TcpListener::bind(loopback.as_slice())?;
     std_listener.set_nonblocking(true)?;
     let addr = std_listener.local_addr()?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let (stop, stopped) = oneshot::channel();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<io::Result<Vec<Runtime>>>();
     // Discovery runs probes in the sandbox, so it runs on the service's own runtime: `start`
     // may be called from async code, where blocking on another runtime is not allowed.
-    let thread = std::thread::Builder::new()
-        .name(format!("sandbox:{}", addr.port()))
-        .spawn(move || {
-            runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(std_listener) {
-                    Ok(l) => l,
-                    Err(e) => {
-                        let _ = ready_tx.send(Err(e));
-                        return;
-                    }
-                };
-                let found = runtimes::discover(&jail, &staging).await;
-                let _ = ready_tx.send(Ok(found.clone()));
-                let state = Arc::new(server::State::new(options, jail, staging, found));
-                server::serve(listener, state, stopped).await;
-            });
-            // Dropping the runtime drops every task; each run's child is killed on drop.
-            drop(runtime);
-        })?;
-    let ready = ready_rx
-        .recv()
-        .unwrap_or_else(|_| Err(io::Error::other("sandbox thread ended before serving")));
-    let mut handle = SandboxHandle {
-        addr,
-        runtimes: Vec::new(),
-        stop: Some(stop),
-        thread: Some(thread),
-    };
+    let thread = std::thread::Builder::new().name(format!("sandbox:{}", addr.port())).spawn(move || {
+        runtime.block_on(async move {
+            let listener = match tokio::net::TcpListener::from_std(std_listener) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e));
+                    return;
+                }
+            };
+            let found = runtimes::discover(&jail, &staging).await;
+            let _ = ready_tx.send(Ok(found.clone()));
+            let state = Arc::new(server::State::new(options, jail, staging, found));
+            server::serve(listener, state, stopped).await;
+        });
+        // Dropping the runtime drops every task; each run's child is killed on drop.
+        drop(runtime);
+    })?;
+    let ready = ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("sandbox thread ended before serving")));
+    let mut handle = SandboxHandle { addr, runtimes: Vec::new(), stop: Some(stop), thread: Some(thread) };
     handle.runtimes = ready?;
     Ok(handle)
 }

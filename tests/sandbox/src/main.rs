@@ -18,25 +18,16 @@ struct Args {
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut listen = None;
-    let mut token = std::env::var("SANDBOX_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty());
+    let mut token = std::env::var("SANDBOX_TOKEN").ok().filter(|t| !t.is_empty());
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
             None => (arg, None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| args.next())
-                .ok_or(format!("{flag} needs a value"))
-        };
+        let mut value = || inline.clone().or_else(|| args.next()).ok_or(format!("{flag} needs a value"));
         let addr = match flag.as_str() {
             "--port" => {
-                let port: u16 = value()?
-                    .parse()
-                    .map_err(|_| "--port needs a number from 0 to 65535".to_owned())?;
+                let port: u16 = value()?.parse().map_err(|_| "--port needs a number from 0 to 65535".to_owned())?;
                 format!("127.0.0.1:{port}")
             }
             "--listen" => value()?,
@@ -51,10 +42,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             return Err("give --port or --listen once".to_owned());
         }
     }
-    Ok(Args {
-        listen: listen.unwrap_or_else(|| "127.0.0.1:0".to_owned()),
-        token,
-    })
+    Ok(Args { listen: listen.unwrap_or_else(|| "127.0.0.1:0".to_owned()), token })
 }
 
 /// Registers SIGINT and SIGTERM handlers now; the returned future ends on either.
@@ -82,10 +70,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = sandbox::Options {
-        token: args.token,
-        ..sandbox::Options::default()
-    };
+    let options = sandbox::Options { token: args.token, ..sandbox::Options::default() };
     let service = match sandbox::start_with(args.listen.as_str(), options) {
         Ok(s) => s,
         Err(e) => {
@@ -93,10 +78,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("sandbox: {e}");

@@ -13,27 +13,13 @@ use crate::runtimes::{self, Runtime};
 use crate::Limits;
 
 /// The runtime and job a request asks for, or the message of a 400 answer.
-pub(crate) fn parse<'a>(
-    body: &[u8],
-    runtimes: &'a [Runtime],
-    limits: &Limits,
-) -> Result<(&'a Runtime, Job), String> {
-    let body: Value =
-        serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
-    let body = body
-        .as_object()
-        .ok_or("request body must be a JSON object")?;
+pub(crate) fn parse<'a>(body: &[u8], runtimes: &'a [Runtime], limits: &Limits) -> Result<(&'a Runtime, Job), String> {
+    let body: Value = serde_json::from_slice(body).map_err(|e| format!("request body is not valid JSON: {e}"))?;
+    let body = body.as_object().ok_or("request body must be a JSON object")?;
     let language = non_empty_string(body, "language").ok_or("language is required as a string")?;
     let version = non_empty_string(body, "version").ok_or("version is required as a string")?;
-    let files = body
-        .get("files")
-        .and_then(Value::as_array)
-        .ok_or("files is required as an array")?;
-    let files = files
-        .iter()
-        .enumerate()
-        .map(|(i, file)| parse_file(i, file))
-        .collect::<Result<Vec<_>, _>>()?;
+    let files = body.get("files").and_then(Value::as_array).ok_or("files is required as an array")?;
+    let files = files.iter().enumerate().map(|(i, file)| parse_file(i, file)).collect::<Result<Vec<_>, _>>()?;
     let runtime = runtimes::find(runtimes, language, version)
         .ok_or_else(|| format!("{language}-{version} runtime is unknown"))?;
     let Some(program) = files.iter().find(|f| f.utf8).map(|f| f.name.clone()) else {
@@ -97,13 +83,9 @@ fn parse_file(i: usize, file: &Value) -> Result<File, String> {
         Some(_) => return Err(format!("files[{i}].name must be a non-empty string")),
     };
     let path = Path::new(&name);
-    let inside = path
-        .components()
-        .all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
+    let inside = path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
     if !inside || name.contains('\0') || path.file_name().is_none() {
-        return Err(format!(
-            "File path \"{name}\" tries to escape parent directory"
-        ));
+        return Err(format!("File path \"{name}\" tries to escape parent directory"));
     }
     // As Piston: an unknown encoding is taken as utf8.
     let (content, utf8) = match file.get("encoding").and_then(Value::as_str) {
@@ -111,19 +93,12 @@ fn parse_file(i: usize, file: &Value) -> Result<File, String> {
         Some("hex") => (decode::hex(content), false),
         _ => (Some(content.as_bytes().to_vec()), true),
     };
-    let content =
-        content.ok_or_else(|| format!("files[{i}].content is not valid for its encoding"))?;
-    Ok(File {
-        name,
-        content,
-        utf8,
-    })
+    let content = content.ok_or_else(|| format!("files[{i}].content is not valid for its encoding"))?;
+    Ok(File { name, content, utf8 })
 }
 
 fn non_empty_string<'b>(body: &'b Map<String, Value>, key: &str) -> Option<&'b str> {
-    body.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    body.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// A limit the request may lower: absent, null or 0 means the default (Piston skips falsy
@@ -141,9 +116,7 @@ fn constraint(body: &Map<String, Value>, name: &str, max: u64) -> Result<Option<
         return Err(format!("If specified, {name} must be a number"));
     }
     if value > max as f64 {
-        return Err(format!(
-            "{name} cannot exceed the configured limit of {max}"
-        ));
+        return Err(format!("{name} cannot exceed the configured limit of {max}"));
     }
     if value < 0.0 {
         return Err(format!("{name} must be non-negative"));
@@ -172,26 +145,11 @@ mod tests {
         for (body, message) in [
             (json!({}), "language is required as a string"),
             (json!({"language": 3}), "language is required as a string"),
-            (
-                json!({"language": "python"}),
-                "version is required as a string",
-            ),
-            (
-                json!({"language": "python", "version": "*"}),
-                "files is required as an array",
-            ),
-            (
-                json!({"language": "python", "version": "*", "files": [{}]}),
-                "files[0].content is required as a string",
-            ),
-            (
-                json!({"language": "cobol", "version": "*", "files": file}),
-                "cobol-* runtime is unknown",
-            ),
-            (
-                json!({"language": "py", "version": "2", "files": file}),
-                "py-2 runtime is unknown",
-            ),
+            (json!({"language": "python"}), "version is required as a string"),
+            (json!({"language": "python", "version": "*"}), "files is required as an array"),
+            (json!({"language": "python", "version": "*", "files": [{}]}), "files[0].content is required as a string"),
+            (json!({"language": "cobol", "version": "*", "files": file}), "cobol-* runtime is unknown"),
+            (json!({"language": "py", "version": "2", "files": file}), "py-2 runtime is unknown"),
             (
                 json!({"language": "py", "version": "*", "files": file, "run_timeout": "1"}),
                 "If specified, run_timeout must be a number",
@@ -204,14 +162,8 @@ mod tests {
                 json!({"language": "py", "version": "*", "files": file, "run_memory_limit": -5}),
                 "run_memory_limit must be non-negative",
             ),
-            (
-                json!({"language": "py", "version": "*", "files": file, "args": [1]}),
-                "args must be an array of strings",
-            ),
-            (
-                json!({"language": "py", "version": "*", "files": file, "stdin": 5}),
-                "stdin must be a string",
-            ),
+            (json!({"language": "py", "version": "*", "files": file, "args": [1]}), "args must be an array of strings"),
+            (json!({"language": "py", "version": "*", "files": file, "stdin": 5}), "stdin must be a string"),
             (
                 json!({"language": "py", "version": "*", "files": [{"name": "../x.py", "content": ""}]}),
                 "File path \"../x.py\" tries to escape parent directory",

@@ -111,11 +111,7 @@ impl RunResult {
     }
 
     fn internal(message: String) -> RunResult {
-        RunResult {
-            status: Some("XX"),
-            message: Some(message),
-            ..RunResult::default()
-        }
+        RunResult { status: Some("XX"), message: Some(message), ..RunResult::default() }
     }
 }
 
@@ -128,12 +124,7 @@ enum Stopped {
 
 /// Runs `job` with `runtime` in a fresh sandbox. Never fails: a sandbox that cannot start is
 /// an `XX` result.
-pub(crate) async fn execute(
-    jail: &Jail,
-    staging: &Staging,
-    runtime: &Runtime,
-    job: &Job,
-) -> RunResult {
+pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, job: &Job) -> RunResult {
     let dir = match staging.job(&job.files, &job.stdin) {
         Ok(dir) => dir,
         Err(e) => return RunResult::internal(format!("cannot stage the files: {e}")),
@@ -196,9 +187,7 @@ pub(crate) async fn execute(
             ending = true;
         }
         if std::mem::take(&mut ending) {
-            grace
-                .as_mut()
-                .reset(tokio::time::Instant::now() + DRAIN_GRACE);
+            grace.as_mut().reset(tokio::time::Instant::now() + DRAIN_GRACE);
         }
     }
     let exit = match exit {
@@ -219,10 +208,7 @@ pub(crate) async fn execute(
 }
 
 /// Reads the next chunk; `None` at the end of the stream (or on a read error).
-async fn read_some<'b, R: AsyncRead + Unpin>(
-    stream: &mut Option<R>,
-    buf: &'b mut [u8],
-) -> Option<&'b [u8]> {
+async fn read_some<'b, R: AsyncRead + Unpin>(stream: &mut Option<R>, buf: &'b mut [u8]) -> Option<&'b [u8]> {
     let stream = stream.as_mut()?;
     match stream.read(buf).await {
         Ok(0) | Err(_) => None,
@@ -292,10 +278,7 @@ fn signal_name(signal: i32) -> &'static str {
         "SIGPWR",
         "SIGSYS",
     ];
-    usize::try_from(signal - 1)
-        .ok()
-        .and_then(|i| NAMES.get(i).copied())
-        .unwrap_or("SIGRT")
+    usize::try_from(signal - 1).ok().and_then(|i| NAMES.get(i).copied()).unwrap_or("SIGRT")
 }
 
 /// stdout, stderr and both in arrival order, each stream kept up to the cap.
@@ -308,12 +291,7 @@ struct Capture {
 
 impl Capture {
     fn new(cap: usize) -> Capture {
-        Capture {
-            cap,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            output: Vec::new(),
-        }
+        Capture { cap, stdout: Vec::new(), stderr: Vec::new(), output: Vec::new() }
     }
 
     /// Keeps what fits; false when the stream went over the cap.
@@ -362,25 +340,13 @@ mod tests {
         assert_eq!((re.code, re.status), (Some(3), Some("RE")));
         assert_eq!(re.message.as_deref(), Some("Exited with error status 3"));
         let sg = classified(None, Some(128 + 11));
-        assert_eq!(
-            (sg.code, sg.signal, sg.status),
-            (None, Some("SIGSEGV"), Some("SG"))
-        );
+        assert_eq!((sg.code, sg.signal, sg.status), (None, Some("SIGSEGV"), Some("SG")));
         let cpu = classified(None, Some(128 + 24));
         assert_eq!((cpu.status, cpu.signal), (Some("TO"), Some("SIGKILL")));
         let wall = classified(Some(Stopped::Timeout), Some(137));
-        assert_eq!(
-            (wall.code, wall.status, wall.signal),
-            (None, Some("TO"), Some("SIGKILL"))
-        );
-        assert_eq!(
-            classified(Some(Stopped::StdoutLimit), None).status,
-            Some("OL")
-        );
-        assert_eq!(
-            classified(Some(Stopped::StderrLimit), None).status,
-            Some("EL")
-        );
+        assert_eq!((wall.code, wall.status, wall.signal), (None, Some("TO"), Some("SIGKILL")));
+        assert_eq!(classified(Some(Stopped::StdoutLimit), None).status, Some("OL"));
+        assert_eq!(classified(Some(Stopped::StderrLimit), None).status, Some("EL"));
     }
 
     #[test]

@@ -60,16 +60,9 @@ impl Runtime {
         self.aliases = match self.kind {
             Kind::Python => {
                 let minor: Vec<&str> = version.split('.').take(2).collect();
-                vec![
-                    "py".into(),
-                    "py3".into(),
-                    "python3".into(),
-                    format!("python{}", minor.join(".")),
-                ]
+                vec!["py".into(), "py3".into(), "python3".into(), format!("python{}", minor.join("."))]
             }
-            Kind::Node => ["node-javascript", "node-js", "javascript", "js"]
-                .map(String::from)
-                .to_vec(),
+            Kind::Node => ["node-javascript", "node-js", "javascript", "js"].map(String::from).to_vec(),
         };
         self.version = version;
         self
@@ -95,14 +88,8 @@ impl Runtime {
 }
 
 /// The runtime a request asks for: by name or alias, the version matching the selector.
-pub(crate) fn find<'a>(
-    runtimes: &'a [Runtime],
-    language: &str,
-    version: &str,
-) -> Option<&'a Runtime> {
-    runtimes
-        .iter()
-        .find(|rt| rt.answers_to(language) && version_matches(&rt.version, version))
+pub(crate) fn find<'a>(runtimes: &'a [Runtime], language: &str, version: &str) -> Option<&'a Runtime> {
+    runtimes.iter().find(|rt| rt.answers_to(language) && version_matches(&rt.version, version))
 }
 
 /// Piston takes a SemVer selector; this accepts the forms clients send: `*`, an exact
@@ -148,9 +135,8 @@ pub(crate) async fn discover(jail: &Jail, staging: &Staging) -> Vec<Runtime> {
     }
     if let Some(exe) = crate::jail::which("node").and_then(|e| std::fs::canonicalize(e).ok()) {
         // A node outside the system directories is bound with its install prefix (bin/..).
-        let prefix = (!jail.is_visible(&exe))
-            .then(|| exe.parent().and_then(Path::parent).map(Path::to_path_buf))
-            .flatten();
+        let prefix =
+            (!jail.is_visible(&exe)).then(|| exe.parent().and_then(Path::parent).map(Path::to_path_buf)).flatten();
         let candidate = Runtime::new(Kind::Node, exe, prefix);
         if let Some(rt) = probe(jail, staging, candidate, &["-p", "process.versions.node"]).await {
             found.push(rt);
@@ -164,16 +150,10 @@ pub(crate) async fn discover(jail: &Jail, staging: &Staging) -> Vec<Runtime> {
 async fn resolve_python() -> Option<(PathBuf, PathBuf)> {
     let shim = crate::jail::which("python3")?;
     let asking = tokio::process::Command::new(shim)
-        .args([
-            "-c",
-            "import sys; print(sys.executable); print(sys.base_prefix)",
-        ])
+        .args(["-c", "import sys; print(sys.executable); print(sys.base_prefix)"])
         .kill_on_drop(true)
         .output();
-    let output = tokio::time::timeout(PROBE_TIMEOUT, asking)
-        .await
-        .ok()?
-        .ok()?;
+    let output = tokio::time::timeout(PROBE_TIMEOUT, asking).await.ok()?.ok()?;
     let text = String::from_utf8(output.stdout).ok()?;
     let mut lines = text.lines();
     let exe = PathBuf::from(lines.next()?);
@@ -182,31 +162,15 @@ async fn resolve_python() -> Option<(PathBuf, PathBuf)> {
 }
 
 /// Runs `candidate` in the sandbox; its first line of output is its version.
-async fn probe(
-    jail: &Jail,
-    staging: &Staging,
-    candidate: Runtime,
-    args: &[&str],
-) -> Option<Runtime> {
+async fn probe(jail: &Jail, staging: &Staging, candidate: Runtime, args: &[&str]) -> Option<Runtime> {
     let job = Job::probe(args, PROBE_TIMEOUT);
     let result = run::execute(jail, staging, &candidate, &job).await;
-    let version = result
-        .stdout
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_owned();
+    let version = result.stdout.lines().next().unwrap_or_default().trim().to_owned();
     if result.code == Some(0) && !version.is_empty() {
         return Some(candidate.with_version(version));
     }
-    let reason = result
-        .stderr
-        .lines()
-        .chain(result.message.as_deref())
-        .next()
-        .unwrap_or("no version printed")
-        .to_owned();
+    let reason =
+        result.stderr.lines().chain(result.message.as_deref()).next().unwrap_or("no version printed").to_owned();
     eprintln!(
         "sandbox: {} at {} does not run in the sandbox, skipped: {reason}",
         candidate.language,
@@ -253,18 +217,10 @@ mod tests {
     fn runtimes_answer_to_pistons_aliases() {
         let all = fixtures();
         for alias in ["python", "py", "py3", "python3", "python3.11"] {
-            assert_eq!(
-                find(&all, alias, "*").unwrap().language,
-                "python",
-                "{alias}"
-            );
+            assert_eq!(find(&all, alias, "*").unwrap().language, "python", "{alias}");
         }
         for alias in ["javascript", "js", "node-js", "node-javascript"] {
-            assert_eq!(
-                find(&all, alias, "20").unwrap().language,
-                "javascript",
-                "{alias}"
-            );
+            assert_eq!(find(&all, alias, "20").unwrap().language, "javascript", "{alias}");
         }
         assert!(find(&all, "ruby", "*").is_none());
         assert!(find(&all, "js", "18").is_none());

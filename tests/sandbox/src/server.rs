@@ -29,29 +29,14 @@ pub(crate) struct State {
 }
 
 impl State {
-    pub(crate) fn new(
-        options: Options,
-        jail: Jail,
-        staging: Staging,
-        runtimes: Vec<Runtime>,
-    ) -> State {
+    pub(crate) fn new(options: Options, jail: Jail, staging: Staging, runtimes: Vec<Runtime>) -> State {
         let slots = Semaphore::new(options.limits.max_concurrent_runs.max(1));
-        State {
-            options,
-            jail,
-            staging,
-            runtimes,
-            slots,
-        }
+        State { options, jail, staging, runtimes, slots }
     }
 }
 
 /// Serves until `shutdown` fires (or its sender is dropped).
-pub(crate) async fn serve(
-    listener: TcpListener,
-    state: Arc<State>,
-    mut shutdown: oneshot::Receiver<()>,
-) {
+pub(crate) async fn serve(listener: TcpListener, state: Arc<State>, mut shutdown: oneshot::Receiver<()>) {
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
@@ -95,10 +80,7 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
             reply(StatusCode::OK, &Value::Array(list))
         }
         (&Method::POST, "/api/v2/execute") => execute(req, state).await,
-        (method, _) => message(
-            StatusCode::METHOD_NOT_ALLOWED,
-            &format!("method {method} is not allowed on {path}"),
-        ),
+        (method, _) => message(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed on {path}")),
     }
 }
 
@@ -118,33 +100,20 @@ async fn execute(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>>
         Err(e) => return message(StatusCode::BAD_REQUEST, &e),
     };
     let Ok(_slot) = state.slots.acquire().await else {
-        return message(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the sandbox is shutting down",
-        );
+        return message(StatusCode::SERVICE_UNAVAILABLE, "the sandbox is shutting down");
     };
     let run = run::execute(&state.jail, &state.staging, runtime, &job).await;
-    reply(
-        StatusCode::OK,
-        &json!({"language": runtime.language, "version": runtime.version, "run": run.to_json()}),
-    )
+    reply(StatusCode::OK, &json!({"language": runtime.language, "version": runtime.version, "run": run.to_json()}))
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time.
 fn authorized(headers: &http::HeaderMap, token: &str) -> bool {
-    let Some(given) = headers
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
+    let Some(given) =
+        headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
     else {
         return false;
     };
-    given.len() == token.len()
-        && given
-            .bytes()
-            .zip(token.bytes())
-            .fold(0u8, |diff, (a, b)| diff | (a ^ b))
-            == 0
+    given.len() == token.len() && given.bytes().zip(token.bytes()).fold(0u8, |diff, (a, b)| diff | (a ^ b)) == 0
 }
 
 /// Piston's error shape.
@@ -155,9 +124,6 @@ fn message(status: StatusCode, text: &str) -> Response<Full<Bytes>> {
 fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
     let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
     response
 }

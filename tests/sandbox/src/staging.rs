@@ -39,18 +39,11 @@ impl Staging {
     /// directory to uid 65534 (the service runs as root and runs start as 65534).
     pub(crate) fn create(hand_to_nobody: bool) -> io::Result<Staging> {
         let instance = INSTANCES.fetch_add(1, Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!(
-            "opencode-sandbox-{}-{instance}",
-            std::process::id()
-        ));
+        let root = std::env::temp_dir().join(format!("opencode-sandbox-{}-{instance}", std::process::id()));
         // Traversable, not listable, by the run's uid.
         std::fs::DirBuilder::new().mode(0o711).create(&root)?;
         std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o711))?;
-        Ok(Staging {
-            root,
-            next: AtomicU64::new(0),
-            hand_to_nobody,
-        })
+        Ok(Staging { root, next: AtomicU64::new(0), hand_to_nobody })
     }
 
     /// Writes one run's files (relative names, already checked) and stdin.
@@ -63,10 +56,7 @@ impl Staging {
         for (name, content) in files {
             let path = files_dir.join(name);
             if let Some(parent) = path.parent() {
-                std::fs::DirBuilder::new()
-                    .mode(0o700)
-                    .recursive(true)
-                    .create(parent)?;
+                std::fs::DirBuilder::new().mode(0o700).recursive(true).create(parent)?;
             }
             std::fs::write(&path, content)?;
         }

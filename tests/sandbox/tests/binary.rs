@@ -1,11 +1,6 @@
 //! The `sandbox` binary: the one announced line, `--token` / `SANDBOX_TOKEN`, exit on SIGTERM
 //! and SIGINT, refusal of non-loopback addresses.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -24,9 +19,7 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Child, u16) {
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
     let port = line
         .strip_prefix("sandbox listening on http://127.0.0.1:")
         .unwrap_or_else(|| panic!("unexpected line {line:?}"))
@@ -37,10 +30,7 @@ fn spawn(args: &[&str], env: &[(&str, &str)]) -> (Child, u16) {
 }
 
 fn stop(mut child: Child, signal: &str) {
-    let sent = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
+    let sent = Command::new("kill").args([&format!("-{signal}"), &child.id().to_string()]).status().unwrap();
     assert!(sent.success());
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
@@ -67,22 +57,13 @@ async fn announces_one_line_runs_code_and_exits_on_sigterm() {
 
 #[tokio::test]
 async fn the_token_comes_from_the_flag_or_the_environment() {
-    for (args, env) in [
-        (&["--token", "flag-token"][..], &[][..]),
-        (&[], &[("SANDBOX_TOKEN", "flag-token")][..]),
-    ] {
+    for (args, env) in [(&["--token", "flag-token"][..], &[][..]), (&[], &[("SANDBOX_TOKEN", "flag-token")][..])] {
         let (child, port) = spawn(args, env);
         let addr = format!("127.0.0.1:{port}").parse().unwrap();
         let (status, _) = common::send(addr, "GET", "/api/v2/runtimes", &[], "").await;
         assert_eq!(status, 401);
-        let (status, _) = common::send(
-            addr,
-            "GET",
-            "/api/v2/runtimes",
-            &[("authorization", "Bearer flag-token")],
-            "",
-        )
-        .await;
+        let (status, _) =
+            common::send(addr, "GET", "/api/v2/runtimes", &[("authorization", "Bearer flag-token")], "").await;
         assert_eq!(status, 200);
         stop(child, "INT");
     }
@@ -90,11 +71,7 @@ async fn the_token_comes_from_the_flag_or_the_environment() {
 
 #[test]
 fn non_loopback_addresses_and_bad_flags_are_refused() {
-    for args in [
-        &["--listen", "0.0.0.0:0"][..],
-        &["--port", "nope"],
-        &["--bogus"],
-    ] {
+    for args in [&["--listen", "0.0.0.0:0"][..], &["--port", "nope"], &["--bogus"]] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         assert!(out.stdout.is_empty());

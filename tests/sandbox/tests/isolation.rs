@@ -1,12 +1,7 @@
 //! What a program cannot do in the sandbox, proven by running programs on the real service:
 //! reach the network, write outside its private `/tmp`, see the host's `/tmp`, run as anything
 //! but uid 65534 without capabilities.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -39,10 +34,7 @@ print(sorted(name for _, name in socket.if_nameindex()))
     assert_eq!(stdout.matches("blocked").count(), 3, "{stdout}");
     // Only the sandbox's own loopback exists.
     assert!(stdout.contains("['lo']"), "{stdout}");
-    assert!(
-        listener.accept().is_err(),
-        "the host listener saw a connection"
-    );
+    assert!(listener.accept().is_err(), "the host listener saw a connection");
 
     let js = "require('net').connect(PORT, '127.0.0.1').on('connect', () => console.log('CONNECTED')).on('error', e => console.log('blocked', e.code))"
         .replace("PORT", &port.to_string());
@@ -91,13 +83,7 @@ async fn tmp_is_private_host_files_are_invisible_and_runs_do_not_share_it() {
     let run = common::run(sandbox.addr(), "python", &code, json!({})).await;
     std::fs::remove_file(&planted).unwrap();
     assert_eq!(run["stdout"], "False ['file0.code']\n", "{run}");
-    let again = common::run(
-        sandbox.addr(),
-        "python",
-        "import os; print(os.listdir('/tmp'))",
-        json!({}),
-    )
-    .await;
+    let again = common::run(sandbox.addr(), "python", "import os; print(os.listdir('/tmp'))", json!({})).await;
     assert_eq!(again["stdout"], "['file0.code']\n", "{again}");
 }
 
@@ -114,10 +100,7 @@ time.sleep(1.5)
 "#;
     let marker = common::marker("uid");
     let addr = sandbox.addr();
-    let running =
-        tokio::spawn(
-            async move { common::run(addr, "python", code, json!({"args": [marker]})).await },
-        );
+    let running = tokio::spawn(async move { common::run(addr, "python", code, json!({"args": [marker]})).await });
     // While it sleeps, look at it from the host.
     let marker = common::marker("uid");
     let mut seen = Vec::new();
@@ -129,10 +112,7 @@ time.sleep(1.5)
         }
     }
     let run = running.await.unwrap();
-    assert_eq!(
-        run["stdout"], "65534 65534 [] {'0000000000000000'} 1\n",
-        "{run}"
-    );
+    assert_eq!(run["stdout"], "65534 65534 [] {'0000000000000000'} 1\n", "{run}");
     assert!(!seen.is_empty(), "the run was not seen on the host");
     // Run as root, the service starts runs as 65534; run by another user, runs are that
     // user on the host (and 65534 only inside their user namespace).
@@ -155,10 +135,7 @@ for (const p of ['/etc/x', '/usr/x', '/x']) { try { fs.writeFileSync(p, 'x'); wr
 console.log(process.getuid(), process.getgid(), fs.readdirSync('/tmp'), process.cwd(), wrote.length, require('os').hostname());
 "#;
     let run = common::run(sandbox.addr(), "javascript", code, json!({})).await;
-    assert_eq!(
-        run["stdout"], "65534 65534 [ 'file0.code' ] /tmp 0 sandbox\n",
-        "{run}"
-    );
+    assert_eq!(run["stdout"], "65534 65534 [ 'file0.code' ] /tmp 0 sandbox\n", "{run}");
 }
 
 fn own_uid() -> u32 {

@@ -1,11 +1,6 @@
 //! What the sandbox stops: endless loops (wall clock), fork bombs (processes counted per run),
 //! memory hogs, floods of output and huge files, each reported with Piston's status.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -14,13 +9,7 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 fn assert_killed_for(run: &serde_json::Value, status: &str) {
-    let brief = json!([
-        run["status"],
-        run["signal"],
-        run["code"],
-        run["message"],
-        run["wall_time"]
-    ]);
+    let brief = json!([run["status"], run["signal"], run["code"], run["message"], run["wall_time"]]);
     assert_eq!(run["status"], status, "{brief}");
     assert_eq!(run["signal"], "SIGKILL", "{brief}");
     assert!(run["code"].is_null(), "{brief}");
@@ -29,11 +18,9 @@ fn assert_killed_for(run: &serde_json::Value, status: &str) {
 #[tokio::test]
 async fn an_infinite_loop_is_killed_at_run_timeout_with_status_to() {
     let sandbox = common::start();
-    for (language, code) in [
-        ("python", "while True:\n    pass"),
-        ("js", "for (;;) {}"),
-        ("python", "import time\ntime.sleep(60)"),
-    ] {
+    for (language, code) in
+        [("python", "while True:\n    pass"), ("js", "for (;;) {}"), ("python", "import time\ntime.sleep(60)")]
+    {
         let started = Instant::now();
         let run = common::run(sandbox.addr(), language, code, json!({"run_timeout": 1000})).await;
         assert_killed_for(&run, "TO");
@@ -64,8 +51,7 @@ async fn the_cpu_limit_stops_a_busy_program_with_a_longer_wall_clock() {
 async fn a_fork_bomb_is_contained_and_other_runs_are_unaffected() {
     let sandbox = common::start();
     let marker = common::marker("forkbomb");
-    let bomb =
-        "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass";
+    let bomb = "import os\nwhile True:\n    try:\n        os.fork()\n    except OSError:\n        pass";
     let addr = sandbox.addr();
     let args = json!({"run_timeout": 3000, "args": [marker]});
     let bombing = tokio::spawn(async move { common::run(addr, "python", bomb, args).await });
@@ -95,34 +81,17 @@ async fn a_fork_bomb_is_contained_and_other_runs_are_unaffected() {
 async fn a_memory_hog_is_stopped_at_run_memory_limit() {
     let sandbox = common::start();
     let limit = json!({"run_memory_limit": 128 * 1024 * 1024});
-    let python = common::run(
-        sandbox.addr(),
-        "python",
-        "a = bytearray(1 << 30)\nprint('ALLOCATED')",
-        limit.clone(),
-    )
-    .await;
+    let python =
+        common::run(sandbox.addr(), "python", "a = bytearray(1 << 30)\nprint('ALLOCATED')", limit.clone()).await;
     assert_eq!(python["status"], "RE", "{python}");
-    assert!(
-        python["stderr"].as_str().unwrap().contains("MemoryError"),
-        "{python}"
-    );
+    assert!(python["stderr"].as_str().unwrap().contains("MemoryError"), "{python}");
     let growing = "chunks = []\nwhile True:\n    chunks.append(bytearray(16 << 20))";
     let python = common::run(sandbox.addr(), "python", growing, limit.clone()).await;
-    assert!(
-        python["stderr"].as_str().unwrap().contains("MemoryError"),
-        "{python}"
-    );
+    assert!(python["stderr"].as_str().unwrap().contains("MemoryError"), "{python}");
     let js = "const a = []; for (;;) a.push(new Array(1e6).fill(Math.random()))";
     let js = common::run(sandbox.addr(), "js", js, limit).await;
     assert_eq!(js["status"], "SG", "{js}");
-    assert!(
-        js["stderr"]
-            .as_str()
-            .unwrap()
-            .contains("heap out of memory"),
-        "{js}"
-    );
+    assert!(js["stderr"].as_str().unwrap().contains("heap out of memory"), "{js}");
     // The same program fits when it stays under the limit.
     let small = common::run(
         sandbox.addr(),
@@ -138,13 +107,7 @@ async fn a_memory_hog_is_stopped_at_run_memory_limit() {
 async fn huge_output_is_truncated_at_the_cap_with_status_ol_or_el() {
     let sandbox = common::start();
     let cap = sandbox::Limits::default().max_output_bytes;
-    let run = common::run(
-        sandbox.addr(),
-        "python",
-        "while True:\n    print('x' * 1000)",
-        json!({}),
-    )
-    .await;
+    let run = common::run(sandbox.addr(), "python", "while True:\n    print('x' * 1000)", json!({})).await;
     assert_killed_for(&run, "OL");
     assert_eq!(run["message"], "stdout length exceeded");
     assert_eq!(run["stdout"].as_str().unwrap().len(), cap);
@@ -167,9 +130,6 @@ async fn a_file_larger_than_the_limit_cannot_be_written() {
     let run = common::run(sandbox.addr(), "python", code, json!({})).await;
     // Python ignores SIGXFSZ, so the write fails with EFBIG instead of killing it.
     assert_eq!(run["status"], "RE", "{run}");
-    assert!(
-        run["stderr"].as_str().unwrap().contains("File too large"),
-        "{run}"
-    );
+    assert!(run["stderr"].as_str().unwrap().contains("File too large"), "{run}");
     assert_eq!(run["stdout"], "");
 }

@@ -1,11 +1,6 @@
 //! The Piston v2 API as clients see it: the answer's shape, stdin and args reaching the
 //! program, several files, the runtimes list, `{"message"}` errors, the optional token.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 
@@ -17,16 +12,10 @@ async fn stdin_and_args_reach_python_and_javascript() {
     let extra = json!({"stdin": "line one\nline two", "args": ["a", "b c", "--flag"]});
     let py = "import sys\nprint(sys.argv[1:], sys.stdin.read().splitlines())";
     let run = common::run(sandbox.addr(), "py", py, extra.clone()).await;
-    assert_eq!(
-        run["stdout"], "['a', 'b c', '--flag'] ['line one', 'line two']\n",
-        "{run}"
-    );
+    assert_eq!(run["stdout"], "['a', 'b c', '--flag'] ['line one', 'line two']\n", "{run}");
     let js = "const lines = require('fs').readFileSync(0, 'utf8').split('\\n').filter(Boolean);\nconsole.log(JSON.stringify([process.argv.slice(2), lines]))";
     let run = common::run(sandbox.addr(), "node-js", js, extra).await;
-    assert_eq!(
-        run["stdout"], "[[\"a\",\"b c\",\"--flag\"],[\"line one\",\"line two\"]]\n",
-        "{run}"
-    );
+    assert_eq!(run["stdout"], "[[\"a\",\"b c\",\"--flag\"],[\"line one\",\"line two\"]]\n", "{run}");
 }
 
 #[tokio::test]
@@ -42,66 +31,23 @@ async fn the_answer_has_pistons_shape() {
     assert_eq!(answer["language"], "python");
     assert!(answer["version"].as_str().unwrap().starts_with("3."));
     let run = &answer["run"];
-    let keys: Vec<&str> = run
-        .as_object()
-        .unwrap()
-        .keys()
-        .map(String::as_str)
-        .collect();
+    let keys: Vec<&str> = run.as_object().unwrap().keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        [
-            "code",
-            "cpu_time",
-            "memory",
-            "message",
-            "output",
-            "signal",
-            "status",
-            "stderr",
-            "stdout",
-            "wall_time"
-        ]
+        ["code", "cpu_time", "memory", "message", "output", "signal", "status", "stderr", "stdout", "wall_time"]
     );
     assert_eq!(run["stdout"], "out\n");
     assert_eq!(run["stderr"], "err\n");
     assert_eq!(run["output"], "out\nerr\n");
+    assert_eq!((run["code"].clone(), run["signal"].clone()), (json!(3), Value::Null));
+    assert_eq!((run["status"].clone(), run["message"].clone()), (json!("RE"), json!("Exited with error status 3")));
+    let ok = common::run(sandbox.addr(), "javascript", "console.log(1 + 1)", json!({})).await;
+    assert_eq!((ok["stdout"].clone(), ok["code"].clone(), ok["status"].clone()), (json!("2\n"), json!(0), Value::Null));
+    let killed =
+        common::run(sandbox.addr(), "python", "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)", json!({}))
+            .await;
     assert_eq!(
-        (run["code"].clone(), run["signal"].clone()),
-        (json!(3), Value::Null)
-    );
-    assert_eq!(
-        (run["status"].clone(), run["message"].clone()),
-        (json!("RE"), json!("Exited with error status 3"))
-    );
-    let ok = common::run(
-        sandbox.addr(),
-        "javascript",
-        "console.log(1 + 1)",
-        json!({}),
-    )
-    .await;
-    assert_eq!(
-        (
-            ok["stdout"].clone(),
-            ok["code"].clone(),
-            ok["status"].clone()
-        ),
-        (json!("2\n"), json!(0), Value::Null)
-    );
-    let killed = common::run(
-        sandbox.addr(),
-        "python",
-        "import os, signal\nos.kill(os.getpid(), signal.SIGSEGV)",
-        json!({}),
-    )
-    .await;
-    assert_eq!(
-        (
-            killed["status"].clone(),
-            killed["signal"].clone(),
-            killed["code"].clone()
-        ),
+        (killed["status"].clone(), killed["signal"].clone(), killed["code"].clone()),
         (json!("SG"), json!("SIGSEGV"), Value::Null)
     );
 }
@@ -117,19 +63,9 @@ async fn the_first_file_runs_and_the_others_sit_beside_it() {
             {"name": "data/n.bin", "content": "AAEC", "encoding": "base64"},
         ],
     });
-    let (status, answer) = common::send(
-        sandbox.addr(),
-        "POST",
-        "/api/v2/execute",
-        &[],
-        &body.to_string(),
-    )
-    .await;
+    let (status, answer) = common::send(sandbox.addr(), "POST", "/api/v2/execute", &[], &body.to_string()).await;
     assert_eq!(status, 200);
-    assert_eq!(
-        answer["run"]["stdout"], "hi b'\\x00\\x01\\x02'\n",
-        "{answer}"
-    );
+    assert_eq!(answer["run"]["stdout"], "hi b'\\x00\\x01\\x02'\n", "{answer}");
 }
 
 #[tokio::test]
@@ -137,22 +73,11 @@ async fn runtimes_lists_what_runs_here() {
     let sandbox = common::start();
     let (status, list) = common::send(sandbox.addr(), "GET", "/api/v2/runtimes", &[], "").await;
     assert_eq!(status, 200);
-    let languages: Vec<&str> = list
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r["language"].as_str().unwrap())
-        .collect();
+    let languages: Vec<&str> = list.as_array().unwrap().iter().map(|r| r["language"].as_str().unwrap()).collect();
     assert_eq!(languages, ["python", "javascript"]);
-    assert!(list[0]["aliases"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("py")));
+    assert!(list[0]["aliases"].as_array().unwrap().contains(&json!("py")));
     assert_eq!(list[1]["runtime"], "node");
-    assert!(list[1]["aliases"]
-        .as_array()
-        .unwrap()
-        .contains(&json!("js")));
+    assert!(list[1]["aliases"].as_array().unwrap().contains(&json!("js")));
     // Every version listed is the one that answers.
     for runtime in list.as_array().unwrap() {
         let answer = common::execute(
@@ -173,14 +98,8 @@ async fn bad_requests_get_400_with_pistons_message() {
     for (body, message) in [
         ("{not json", "request body is not valid JSON"),
         ("{}", "language is required as a string"),
-        (
-            r#"{"language": "python", "version": "*"}"#,
-            "files is required as an array",
-        ),
-        (
-            r#"{"language": "cobol", "version": "*", "files": [{"content": ""}]}"#,
-            "cobol-* runtime is unknown",
-        ),
+        (r#"{"language": "python", "version": "*"}"#, "files is required as an array"),
+        (r#"{"language": "cobol", "version": "*", "files": [{"content": ""}]}"#, "cobol-* runtime is unknown"),
         (
             r#"{"language": "python", "version": "*", "files": [{"content": ""}], "run_timeout": 60000}"#,
             "run_timeout cannot exceed the configured limit of 20000",
@@ -192,53 +111,32 @@ async fn bad_requests_get_400_with_pistons_message() {
     ] {
         let (status, answer) = common::send(addr, "POST", "/api/v2/execute", &[], body).await;
         assert_eq!(status, 400, "{body}: {answer}");
-        assert!(
-            answer["message"].as_str().unwrap().contains(message),
-            "{body}: {answer}"
-        );
+        assert!(answer["message"].as_str().unwrap().contains(message), "{body}: {answer}");
     }
     let (status, answer) = common::send(addr, "GET", "/api/v2/execute", &[], "").await;
     assert_eq!((status, answer["message"].is_string()), (405, true));
     let (status, answer) = common::send(addr, "GET", "/api/v2/nope", &[], "").await;
     assert_eq!((status, answer["message"].is_string()), (404, true));
-    let huge = format!(
-        r#"{{"language": "python", "version": "*", "files": [{{"content": "{}"}}]}}"#,
-        "x".repeat(3 << 20)
-    );
+    let huge =
+        format!(r#"{{"language": "python", "version": "*", "files": [{{"content": "{}"}}]}}"#, "x".repeat(3 << 20));
     let (status, _) = common::send(addr, "POST", "/api/v2/execute", &[], &huge).await;
     assert_eq!(status, 413);
 }
 
 #[tokio::test]
 async fn with_a_token_requests_need_the_bearer_header() {
-    let options = sandbox::Options {
-        token: Some("s3cret-token".into()),
-        ..Default::default()
-    };
+    let options = sandbox::Options { token: Some("s3cret-token".into()), ..Default::default() };
     let sandbox = sandbox::start_with("127.0.0.1:0", options).unwrap();
     let addr = sandbox.addr();
     let body = r#"{"language": "python", "version": "*", "files": [{"content": "print(1)"}]}"#;
-    for headers in [
-        &[][..],
-        &[("authorization", "Bearer wrong-token!")],
-        &[("authorization", "s3cret-token")],
-    ] {
+    for headers in [&[][..], &[("authorization", "Bearer wrong-token!")], &[("authorization", "s3cret-token")]] {
         let (status, answer) = common::send(addr, "POST", "/api/v2/execute", headers, body).await;
         assert_eq!(status, 401, "{headers:?}");
         assert!(!answer["message"].as_str().unwrap().contains("s3cret"));
         let (status, _) = common::send(addr, "GET", "/api/v2/runtimes", headers, "").await;
         assert_eq!(status, 401);
     }
-    let (status, answer) = common::send(
-        addr,
-        "POST",
-        "/api/v2/execute",
-        &[("authorization", "Bearer s3cret-token")],
-        body,
-    )
-    .await;
-    assert_eq!(
-        (status, answer["run"]["stdout"].clone()),
-        (200, json!("1\n"))
-    );
+    let (status, answer) =
+        common::send(addr, "POST", "/api/v2/execute", &[("authorization", "Bearer s3cret-token")], body).await;
+    assert_eq!((status, answer["run"]["stdout"].clone()), (200, json!("1\n")));
 }

@@ -51,16 +51,16 @@ fn serve(listener: std::net::TcpListener) -> anyhow::Result<()> {
                     let upstream = upstream.clone();
                     async move { Ok::<_, Infallible>(relay(&upstream, request).await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let _ =
+                    hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
             });
         }
     })
 }
 
 fn plain(status: u16, text: &'static str) -> Answer {
-    let mut answer = http::Response::new(Full::new(Bytes::from_static(text.as_bytes())).map_err(|e| match e {}).boxed_unsync());
+    let mut answer =
+        http::Response::new(Full::new(Bytes::from_static(text.as_bytes())).map_err(|e| match e {}).boxed_unsync());
     *answer.status_mut() = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
     answer
 }
@@ -69,9 +69,7 @@ fn plain(status: u16, text: &'static str) -> Answer {
 /// the answer read whole (or passed on as it arrives with `stream=1`).
 async fn relay(upstream: &Upstream, request: http::Request<Incoming>) -> Answer {
     let query = request.uri().query().unwrap_or("");
-    let param = |name: &str| {
-        query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
-    };
+    let param = |name: &str| query.split('&').find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='));
     let Some(url) = param("url").and_then(|u| percent_decode(u).parse::<http::Uri>().ok()) else {
         return plain(400, "relay needs ?url=");
     };

@@ -30,9 +30,7 @@ impl Default for OutboundClient {
     fn default() -> Self {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        let pooled = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .build(connector);
+        let pooled = Client::builder(TokioExecutor::new()).pool_idle_timeout(POOL_IDLE_TIMEOUT).build(connector);
         Self { pooled }
     }
 }
@@ -49,23 +47,16 @@ impl OutboundClient {
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             return Ok((response.map(|body| body.boxed_unsync()), Box::new(io)));
         }
-        let first_byte = options
-            .and_then(|o| o.first_byte_timeout.or(o.connect_timeout))
-            .unwrap_or(DEFAULT_TIMEOUT);
-        let between_bytes = options
-            .and_then(|o| o.between_bytes_timeout)
-            .unwrap_or(DEFAULT_TIMEOUT)
-            .max(Duration::from_nanos(1));
+        let first_byte = options.and_then(|o| o.first_byte_timeout.or(o.connect_timeout)).unwrap_or(DEFAULT_TIMEOUT);
+        let between_bytes =
+            options.and_then(|o| o.between_bytes_timeout).unwrap_or(DEFAULT_TIMEOUT).max(Duration::from_nanos(1));
         let exchange = async {
             let request = gather_small_body(request).await?;
             self.pooled.request(request).await.map_err(client_error)
         };
-        let response = tokio::time::timeout(first_byte, exchange)
-            .await
-            .map_err(|_| Error::ConnectionReadTimeout)??;
-        let response = response.map(|body| {
-            TimedBody { inner: body, gap: between_bytes, deadline: None }.boxed_unsync()
-        });
+        let response = tokio::time::timeout(first_byte, exchange).await.map_err(|_| Error::ConnectionReadTimeout)??;
+        let response =
+            response.map(|body| TimedBody { inner: body, gap: between_bytes, deadline: None }.boxed_unsync());
         // The pool drives its connections itself.
         Ok((response, Box::new(async { Ok(()) })))
     }
@@ -129,9 +120,7 @@ impl http_body::Body for TimedBody {
             }
             Poll::Pending => {
                 let gap = this.gap;
-                let deadline = this
-                    .deadline
-                    .get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
+                let deadline = this.deadline.get_or_insert_with(|| Box::pin(tokio::time::sleep(gap)));
                 match std::future::Future::poll(deadline.as_mut(), cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(Error::ConnectionReadTimeout))),
                     Poll::Pending => Poll::Pending,

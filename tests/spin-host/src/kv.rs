@@ -32,17 +32,12 @@ impl KvStore {
                 data.insert(key, std::fs::read(entry.path())?);
             }
         }
-        Ok(Self {
-            data: Mutex::new(data),
-            dir,
-        })
+        Ok(Self { data: Mutex::new(data), dir })
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Vec<u8>>> {
         // A poisoned lock only means another request panicked mid-call; the map is still whole.
-        self.data
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.data.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub fn get(&self, key: &str) -> Option<Vec<u8>> {
@@ -120,10 +115,7 @@ fn decode_key(name: &str) -> Option<String> {
     }
     let bytes = (0..name.len())
         .step_by(2)
-        .map(|i| {
-            name.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
+        .map(|i| name.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
         .collect::<Option<Vec<u8>>>()?;
     String::from_utf8(bytes).ok()
 }
@@ -148,12 +140,8 @@ mod tests {
         {
             let stores = KvStores::open(["data"], Some(&dir))?;
             let store = stores.get("data").context("store")?;
-            store
-                .set("k/1", b"one".to_vec())
-                .map_err(anyhow::Error::msg)?;
-            store
-                .set("k/2", b"two".to_vec())
-                .map_err(anyhow::Error::msg)?;
+            store.set("k/1", b"one".to_vec()).map_err(anyhow::Error::msg)?;
+            store.set("k/2", b"two".to_vec()).map_err(anyhow::Error::msg)?;
             store.delete("k/2").map_err(anyhow::Error::msg)?;
             store.delete("missing").map_err(anyhow::Error::msg)?;
         }

@@ -33,19 +33,12 @@ fn parse_args() -> Result<Args, String> {
             Some((flag, value)) => (flag.to_owned(), Some(value.to_owned())),
             None => (arg.clone(), None),
         };
-        let mut value = || {
-            inline
-                .clone()
-                .or_else(|| argv.next())
-                .ok_or(format!("{flag} needs a value"))
-        };
+        let mut value = || inline.clone().or_else(|| argv.next()).ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
             "--manifest" | "-f" => args.manifest = PathBuf::from(value()?),
             "--listen" => {
                 let listen = value()?;
-                args.listen = listen
-                    .parse()
-                    .map_err(|e| format!("--listen {listen}: {e}"))?;
+                args.listen = listen.parse().map_err(|e| format!("--listen {listen}: {e}"))?;
             }
             "--kv-dir" => args.kv_dir = Some(PathBuf::from(value()?)),
             "--cache-dir" => args.cache_dir = Some(PathBuf::from(value()?)),

@@ -95,11 +95,9 @@ struct RawComponent {
 impl App {
     /// Reads `path`, resolving variables from the process environment.
     pub fn load(path: &Path) -> Result<Self> {
-        let text =
-            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, base, |name| std::env::var(name).ok())
-            .with_context(|| format!("in {}", path.display()))
+        Self::parse(&text, base, |name| std::env::var(name).ok()).with_context(|| format!("in {}", path.display()))
     }
 
     /// Parses a manifest; `env` looks up environment variables, `base` resolves sources.
@@ -124,10 +122,9 @@ impl App {
                 (None, Some(_), true) => {
                     bail!("variable {name:?} cannot be both required and have a default")
                 }
-                (None, None, true) => bail!(
-                    "required variable {name:?} has no value: set SPIN_VARIABLE_{}",
-                    name.to_ascii_uppercase()
-                ),
+                (None, None, true) => {
+                    bail!("required variable {name:?} has no value: set SPIN_VARIABLE_{}", name.to_ascii_uppercase())
+                }
                 (None, None, false) => {
                     bail!("variable {name:?} must either be required or have a default")
                 }
@@ -144,8 +141,7 @@ impl App {
             let mut variables = BTreeMap::new();
             for (name, template) in &raw_component.variables {
                 check_variable_name(name)?;
-                let value = expand(template, &values)
-                    .with_context(|| format!("component {id:?} variable {name:?}"))?;
+                let value = expand(template, &values).with_context(|| format!("component {id:?} variable {name:?}"))?;
                 variables.insert(name.clone(), value);
             }
             let hosts = raw_component
@@ -154,27 +150,18 @@ impl App {
                 .map(|host| expand(host, &values))
                 .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("component {id:?} allowed_outbound_hosts"))?;
-            let outbound = OutboundRules::parse(&hosts)
-                .with_context(|| format!("component {id:?} allowed_outbound_hosts"))?;
+            let outbound =
+                OutboundRules::parse(&hosts).with_context(|| format!("component {id:?} allowed_outbound_hosts"))?;
             components.insert(
                 id.clone(),
-                ComponentSpec {
-                    id,
-                    source,
-                    outbound,
-                    key_value_stores: raw_component.key_value_stores,
-                    variables,
-                },
+                ComponentSpec { id, source, outbound, key_value_stores: raw_component.key_value_stores, variables },
             );
         }
 
         let mut triggers = Vec::new();
         for trigger in raw.trigger.http {
             if !components.contains_key(&trigger.component) {
-                bail!(
-                    "trigger refers to unknown component {:?}",
-                    trigger.component
-                );
+                bail!("trigger refers to unknown component {:?}", trigger.component);
             }
             let route = match trigger.route {
                 RawRoute::Path(path) => Some(Route::parse(&path)?),
@@ -183,15 +170,9 @@ impl App {
                     bail!("route = {{ private = false }} is not a route")
                 }
             };
-            triggers.push(Trigger {
-                route,
-                component: trigger.component,
-            });
+            triggers.push(Trigger { route, component: trigger.component });
         }
-        Ok(Self {
-            triggers,
-            components,
-        })
+        Ok(Self { triggers, components })
     }
 }
 
@@ -260,12 +241,7 @@ source = "inner.wasm"
 "#;
 
     fn env(pairs: &'static [(&'static str, &'static str)]) -> impl Fn(&str) -> Option<String> {
-        move |name| {
-            pairs
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| (*value).to_owned())
-        }
+        move |name| pairs.iter().find(|(key, _)| *key == name).map(|(_, value)| (*value).to_owned())
     }
 
     #[test]
@@ -273,42 +249,23 @@ source = "inner.wasm"
         let app = App::parse(
             MANIFEST,
             Path::new("/app"),
-            env(&[
-                ("SPIN_VARIABLE_TOKEN", "t0k"),
-                ("SPIN_VARIABLE_API_KEY", "sk-1"),
-            ]),
+            env(&[("SPIN_VARIABLE_TOKEN", "t0k"), ("SPIN_VARIABLE_API_KEY", "sk-1")]),
         )?;
         let web = app.components.get("web").context("web")?;
-        assert_eq!(
-            web.variables.get("api_key").map(String::as_str),
-            Some("sk-1")
-        );
-        assert_eq!(
-            web.variables.get("greeting").map(String::as_str),
-            Some("hello t0k!")
-        );
+        assert_eq!(web.variables.get("api_key").map(String::as_str), Some("sk-1"));
+        assert_eq!(web.variables.get("greeting").map(String::as_str), Some("hello t0k!"));
         assert_eq!(web.source, Path::new("/app/web.wasm"));
         assert!(web.outbound.allows(&"http://127.0.0.1:9/x".parse()?));
         assert!(!web.outbound.allows(&"http://127.0.0.1:10/x".parse()?));
         assert_eq!(app.triggers.len(), 2);
-        assert!(app
-            .triggers
-            .iter()
-            .any(|t| t.route.is_none() && t.component == "inner"));
+        assert!(app.triggers.iter().any(|t| t.route.is_none() && t.component == "inner"));
         Ok(())
     }
 
     #[test]
     fn a_required_variable_without_a_value_is_an_error() {
-        let error = App::parse(MANIFEST, Path::new("."), env(&[]))
-            .err()
-            .map(|e| format!("{e:#}"));
-        assert!(
-            error
-                .as_deref()
-                .is_some_and(|e| e.contains("SPIN_VARIABLE_TOKEN")),
-            "{error:?}"
-        );
+        let error = App::parse(MANIFEST, Path::new("."), env(&[])).err().map(|e| format!("{e:#}"));
+        assert!(error.as_deref().is_some_and(|e| e.contains("SPIN_VARIABLE_TOKEN")), "{error:?}");
     }
 
     #[test]
@@ -321,10 +278,7 @@ source = "inner.wasm"
 
     #[test]
     fn templates_expand_every_placeholder() -> Result<()> {
-        let values = BTreeMap::from([
-            ("a".to_owned(), "1".to_owned()),
-            ("b".to_owned(), "2".to_owned()),
-        ]);
+        let values = BTreeMap::from([("a".to_owned(), "1".to_owned()), ("b".to_owned(), "2".to_owned())]);
         assert_eq!(expand("x{{a}}y{{ b }}z", &values)?, "x1y2z");
         assert_eq!(expand("plain", &values)?, "plain");
         assert!(expand("{{ a", &values).is_err());

@@ -98,10 +98,7 @@ fn parse_pattern(raw: &str) -> Result<Pattern> {
     };
     let scheme = match scheme {
         "*" => Scheme::Any,
-        s if !s.is_empty()
-            && s.chars()
-                .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
-        {
+        s if !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) => {
             Scheme::Named(s.to_ascii_lowercase())
         }
         _ => bail!("invalid scheme"),
@@ -139,11 +136,7 @@ fn parse_pattern(raw: &str) -> Result<Pattern> {
         }
         Some(port) => Ports::One(port.parse()?),
     };
-    Ok(Pattern {
-        scheme,
-        host,
-        ports,
-    })
+    Ok(Pattern { scheme, host, ports })
 }
 
 #[cfg(test)]
@@ -173,11 +166,7 @@ mod tests {
 
     #[test]
     fn wildcards_cover_ports_subdomains_and_schemes() -> Result<()> {
-        let r = rules(&[
-            "http://127.0.0.1:*",
-            "http://*.spin.internal",
-            "*://example.com:8000..8002",
-        ])?;
+        let r = rules(&["http://127.0.0.1:*", "http://*.spin.internal", "*://example.com:8000..8002"])?;
         assert!(allows(&r, "http://127.0.0.1:45678/x"));
         assert!(!allows(&r, "https://127.0.0.1:45678/x"));
         assert!(allows(&r, "http://chat.spin.internal/v1/chat"));

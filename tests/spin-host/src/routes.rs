@@ -25,16 +25,8 @@ impl Route {
             None => (raw.to_owned(), false),
         };
         // Spin treats `/foo/` and `/foo` as the same route.
-        let prefix = if !wildcard && prefix.len() > 1 {
-            prefix.trim_end_matches('/').to_owned()
-        } else {
-            prefix
-        };
-        Ok(Self {
-            raw: raw.to_owned(),
-            prefix,
-            wildcard,
-        })
+        let prefix = if !wildcard && prefix.len() > 1 { prefix.trim_end_matches('/').to_owned() } else { prefix };
+        Ok(Self { raw: raw.to_owned(), prefix, wildcard })
     }
 
     /// The path info (what follows the matched prefix) when `path` matches.
@@ -43,11 +35,7 @@ impl Route {
             let rest = path.strip_prefix(self.prefix.as_str())?;
             (rest.is_empty() || rest.starts_with('/')).then_some(rest)
         } else {
-            let trimmed = if path.len() > 1 {
-                path.trim_end_matches('/')
-            } else {
-                path
-            };
+            let trimmed = if path.len() > 1 { path.trim_end_matches('/') } else { path };
             (trimmed == self.prefix).then_some("")
         }
     }
@@ -75,15 +63,9 @@ impl Router {
     pub fn route(&self, path: &str) -> Option<Matched<'_>> {
         self.routes
             .iter()
-            .filter_map(|(route, component)| {
-                route.matches(path).map(|info| (route, component, info))
-            })
+            .filter_map(|(route, component)| route.matches(path).map(|info| (route, component, info)))
             .max_by_key(|(route, _, _)| (route.prefix.len(), !route.wildcard))
-            .map(|(route, component, info)| Matched {
-                component,
-                route,
-                path_info: info.to_owned(),
-            })
+            .map(|(route, component, info)| Matched { component, route, path_info: info.to_owned() })
     }
 }
 
@@ -121,28 +103,18 @@ mod tests {
         assert_eq!(component(&r, "/admin/keys/1").as_deref(), Some("admin"));
         assert_eq!(component(&r, "/administrator").as_deref(), Some("gateway"));
         assert_eq!(component(&r, "/v1/chat").as_deref(), Some("chat"));
-        assert_eq!(
-            component(&r, "/v1/chat/completions").as_deref(),
-            Some("chat")
-        );
-        assert_eq!(
-            component(&r, "/v1/chat/special").as_deref(),
-            Some("special")
-        );
+        assert_eq!(component(&r, "/v1/chat/completions").as_deref(), Some("chat"));
+        assert_eq!(component(&r, "/v1/chat/special").as_deref(), Some("special"));
         Ok(())
     }
 
     #[test]
     fn path_info_is_what_follows_the_wildcard_prefix() -> Result<()> {
         let r = router()?;
-        let m = r
-            .route("/admin/keys/1")
-            .ok_or_else(|| anyhow::anyhow!("no match"))?;
+        let m = r.route("/admin/keys/1").ok_or_else(|| anyhow::anyhow!("no match"))?;
         assert_eq!(m.path_info, "/keys/1");
         assert_eq!(m.route.raw, "/admin/...");
-        let m = r
-            .route("/health")
-            .ok_or_else(|| anyhow::anyhow!("no match"))?;
+        let m = r.route("/health").ok_or_else(|| anyhow::anyhow!("no match"))?;
         assert_eq!(m.path_info, "");
         Ok(())
     }

@@ -26,8 +26,7 @@ use wasmtime::component::{Component, GuestTaskId, Linker, ResourceTable};
 use wasmtime::{Config, Engine, Store, StoreContextMut};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::handler::{
-    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState,
-    WorkerStatus,
+    HandlerState, Instance, Proxy, ProxyHandler, ShouldAccept, WorkerExpiration, WorkerState, WorkerStatus,
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -75,10 +74,7 @@ pub struct StoreData {
 
 impl WasiView for StoreData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
+        WasiCtxView { ctx: &mut self.wasi, table: &mut self.table }
     }
 }
 
@@ -89,11 +85,7 @@ impl WasiHttpView for StoreData {
 }
 
 fn http_view(data: &mut StoreData) -> WasiHttpCtxView<'_> {
-    WasiHttpCtxView {
-        ctx: &mut data.http,
-        table: &mut data.table,
-        hooks: &mut data.hooks,
-    }
+    WasiHttpCtxView { ctx: &mut data.http, table: &mut data.table, hooks: &mut data.hooks }
 }
 
 /// Every component's handler on one serving thread, so an instance can chain to a sibling
@@ -172,10 +164,7 @@ impl Compiled {
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
         crate::spin_api::add_to_linker(&mut linker)?;
 
-        let labels = app
-            .components
-            .values()
-            .flat_map(|c| c.key_value_stores.iter().map(String::as_str));
+        let labels = app.components.values().flat_map(|c| c.key_value_stores.iter().map(String::as_str));
         let kv = Arc::new(KvStores::open(labels, kv_dir)?);
 
         let mut router = Router::default();
@@ -189,12 +178,8 @@ impl Compiled {
         // Components sharing a Wasm file are compiled once.
         let mut compiled: HashMap<std::path::PathBuf, Component> = HashMap::new();
         for spec in app.components.values() {
-            let routes = app
-                .triggers
-                .iter()
-                .filter(|t| t.component == spec.id)
-                .filter_map(|t| t.route.clone())
-                .collect();
+            let routes =
+                app.triggers.iter().filter(|t| t.component == spec.id).filter_map(|t| t.route.clone()).collect();
             let component = match compiled.get(&spec.source) {
                 Some(component) => component.clone(),
                 None => {
@@ -204,8 +189,8 @@ impl Compiled {
                     component
                 }
             };
-            let prepared = prepare(&linker, &component, spec, routes, &kv)
-                .with_context(|| format!("component {:?}", spec.id))?;
+            let prepared =
+                prepare(&linker, &component, spec, routes, &kv).with_context(|| format!("component {:?}", spec.id))?;
             components.push(prepared);
         }
         Ok(Self { engine, router: Arc::new(router), components })
@@ -245,13 +230,11 @@ const EPOCH_TICK: Duration = Duration::from_millis(10);
 /// is dropped, as spin-core's ticker does.
 fn tick_epochs(engine: &Engine) -> std::io::Result<()> {
     let engine = engine.weak();
-    std::thread::Builder::new()
-        .name("spin-host-epoch".into())
-        .spawn(move || loop {
-            std::thread::sleep(EPOCH_TICK);
-            let Some(engine) = engine.upgrade() else { break };
-            engine.increment_epoch();
-        })?;
+    std::thread::Builder::new().name("spin-host-epoch".into()).spawn(move || loop {
+        std::thread::sleep(EPOCH_TICK);
+        let Some(engine) = engine.upgrade() else { break };
+        engine.increment_epoch();
+    })?;
     Ok(())
 }
 
@@ -289,8 +272,8 @@ fn pooling() -> wasmtime::PoolingAllocationConfig {
 fn compile(engine: &Engine, source: &Path, cache_dir: Option<&Path>) -> Result<Component> {
     use std::hash::{Hash as _, Hasher as _};
 
-    let bytes = std::fs::read(source)
-        .with_context(|| format!("reading {} (build the components first)", source.display()))?;
+    let bytes =
+        std::fs::read(source).with_context(|| format!("reading {} (build the components first)", source.display()))?;
     let Some(cache_dir) = cache_dir else {
         return Ok(Component::new(engine, &bytes)?);
     };
@@ -388,10 +371,7 @@ impl ComponentRuntime {
             Ok(response) => response,
             Err(error) => {
                 eprintln!("spin-host: component {:?} failed: {error:#}", self.env.id);
-                text_response(
-                    http::StatusCode::INTERNAL_SERVER_ERROR,
-                    "internal server error\n",
-                )
+                text_response(http::StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n")
             }
         }
     }
@@ -414,15 +394,13 @@ const SPIN_CLIENT_ADDR: http::HeaderName = http::HeaderName::from_static("spin-c
 
 /// A plain-text response with a fixed body.
 pub fn text_response(status: http::StatusCode, text: &'static str) -> http::Response<WasiBody> {
-    let body = http_body_util::Full::new(Bytes::from_static(text.as_bytes()))
-        .map_err(|never| match never {})
-        .boxed_unsync();
+    let body =
+        http_body_util::Full::new(Bytes::from_static(text.as_bytes())).map_err(|never| match never {}).boxed_unsync();
     let mut response = http::Response::new(body);
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    response
+        .headers_mut()
+        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
     response
 }
 
@@ -434,15 +412,9 @@ impl HandlerState for ComponentState {
     async fn instantiate(&self) -> wasmtime::Result<Instance<StoreData, Expiration, Worker>> {
         let data = StoreData {
             table: ResourceTable::new(),
-            wasi: WasiCtxBuilder::new()
-                .inherit_stdout()
-                .inherit_stderr()
-                .build(),
+            wasi: WasiCtxBuilder::new().inherit_stdout().inherit_stderr().build(),
             http: WasiHttpCtx::new(),
-            hooks: Hooks {
-                env: Arc::clone(&self.env),
-                components: Arc::clone(&self.components),
-            },
+            hooks: Hooks { env: Arc::clone(&self.env), components: Arc::clone(&self.components) },
             env: Arc::clone(&self.env),
         };
         let mut store = Store::new(&self.engine, data);
@@ -455,9 +427,7 @@ impl HandlerState for ComponentState {
             proxy: Proxy::P3(proxy),
             view: http_view,
             expiration: Expiration::new(),
-            state: Worker {
-                id: self.env.id.clone(),
-            },
+            state: Worker { id: self.env.id.clone() },
         })
     }
 }
@@ -469,19 +439,12 @@ pub struct Expiration {
 
 impl Expiration {
     fn new() -> Self {
-        Self {
-            sleep: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)),
-        }
+        Self { sleep: Box::pin(tokio::time::sleep(IDLE_TIMEOUT)) }
     }
 }
 
 impl WorkerExpiration for Expiration {
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        state: WorkerStatus,
-        start: Instant,
-    ) -> Poll<()> {
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>, state: WorkerStatus, start: Instant) -> Poll<()> {
         let limit = match state {
             WorkerStatus::Idle => IDLE_TIMEOUT,
             WorkerStatus::Requests => RESPONSE_TIMEOUT,
@@ -530,10 +493,7 @@ impl WorkerState for Worker {
     fn drop(&self, _store: Store<StoreData>, result: wasmtime::Result<()>) {
         let shutting_down = SHUTTING_DOWN.load(std::sync::atomic::Ordering::Relaxed);
         if let (Err(error), false) = (result, shutting_down) {
-            eprintln!(
-                "spin-host: component {:?} instance ended: {error:#}",
-                self.id
-            );
+            eprintln!("spin-host: component {:?} instance ended: {error:#}", self.id);
         }
     }
 }
@@ -544,7 +504,6 @@ struct Hooks {
     components: Arc<Components>,
 }
 
-
 impl WasiHttpHooks for Hooks {
     fn send_request(
         &mut self,
@@ -552,9 +511,8 @@ impl WasiHttpHooks for Hooks {
         options: Option<wasmtime_wasi_http::RequestOptions>,
         _fut: IoFuture,
     ) -> Box<
-        dyn std::future::Future<
-                Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>,
-            > + Send,
+        dyn std::future::Future<Output = Result<(http::Response<WasiBody>, IoFuture), wasmtime_wasi_http::Error>>
+            + Send,
     > {
         let env = Arc::clone(&self.env);
         let components = Arc::clone(&self.components);
@@ -572,10 +530,7 @@ impl WasiHttpHooks for Hooks {
             let done: IoFuture = Box::new(async { Ok(()) });
             if let Some(target) = uri.host().and_then(|h| h.strip_suffix(".spin.internal")) {
                 let Some(runtime) = components.get(target) else {
-                    eprintln!(
-                        "spin-host: component {:?} chained to unknown component {target:?}",
-                        env.id
-                    );
+                    eprintln!("spin-host: component {:?} chained to unknown component {target:?}", env.id);
                     return Err(wasmtime_wasi_http::Error::DestinationNotFound);
                 };
                 let response = Box::pin(runtime.handle(request, None, None)).await;
@@ -588,9 +543,5 @@ impl WasiHttpHooks for Hooks {
 
 /// `scheme://authority` of a URL, for logs: paths and queries may carry secrets.
 fn display_origin(uri: &http::Uri) -> String {
-    format!(
-        "{}://{}",
-        uri.scheme_str().unwrap_or("?"),
-        uri.authority().map_or("?", http::uri::Authority::as_str)
-    )
+    format!("{}://{}", uri.scheme_str().unwrap_or("?"), uri.authority().map_or("?", http::uri::Authority::as_str))
 }

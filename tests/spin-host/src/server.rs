@@ -33,14 +33,11 @@ pub fn run(
 ) -> Result<()> {
     let app = App::load(manifest)?;
     let compiled = Compiled::new(&app, kv_dir, cache_dir)?;
-    let listener =
-        std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
+    let listener = std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;
 
-    let signals = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let signals = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let shutdown = {
         let _context = signals.enter();
         shutdown_signal()?
@@ -79,9 +76,7 @@ fn serve_thread(
     local: SocketAddr,
     mut stopped: watch::Receiver<bool>,
 ) -> Result<()> {
-    let threaded = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let threaded = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let result = threaded.block_on(async move {
         let listener = TcpListener::from_std(listener)?;
         let runtime = Arc::new(runtime);
@@ -103,12 +98,7 @@ fn serve_thread(
     result
 }
 
-fn serve_connection(
-    stream: tokio::net::TcpStream,
-    client: SocketAddr,
-    local: SocketAddr,
-    runtime: &Arc<Runtime>,
-) {
+fn serve_connection(stream: tokio::net::TcpStream, client: SocketAddr, local: SocketAddr, runtime: &Arc<Runtime>) {
     let _ = stream.set_nodelay(true);
     let runtime = Arc::clone(runtime);
     tokio::spawn(async move {
@@ -116,9 +106,8 @@ fn serve_connection(
             let runtime = Arc::clone(&runtime);
             async move { Ok::<_, Infallible>(route(&runtime, request, local, client).await) }
         });
-        let connection = hyper::server::conn::http1::Builder::new()
-            .keep_alive(true)
-            .serve_connection(TokioIo::new(stream), service);
+        let connection =
+            hyper::server::conn::http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
         if let Err(error) = connection.await {
             if !error.is_incomplete_message() {
                 eprintln!("spin-host: connection from {client}: {error}");
@@ -147,22 +136,13 @@ async fn route(
         .get(http::header::HOST)
         .and_then(|h| h.to_str().ok())
         .map_or_else(|| local.to_string(), str::to_owned);
-    let path_and_query = parts
-        .uri
-        .path_and_query()
-        .map_or("/", http::uri::PathAndQuery::as_str);
+    let path_and_query = parts.uri.path_and_query().map_or("/", http::uri::PathAndQuery::as_str);
     if let Ok(uri) = format!("http://{authority}{path_and_query}").parse() {
         parts.uri = uri;
     }
     let body = body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync();
     let request = http::Request::from_parts(parts, body);
-    component
-        .handle(
-            request,
-            Some((matched.route, &matched.path_info)),
-            Some(client),
-        )
-        .await
+    component.handle(request, Some((matched.route, &matched.path_info)), Some(client)).await
 }
 
 /// Registers for SIGINT and SIGTERM at once, so a signal sent right after "listening" stops the

@@ -36,13 +36,8 @@ pub fn add_to_linker(linker: &mut Linker<StoreData>) -> wasmtime::Result<()> {
 }
 
 /// The store behind a guest's handle.
-fn store<T>(
-    accessor: &Accessor<T, HasSelf<StoreData>>,
-    handle: &Resource<KvHandle>,
-) -> wasmtime::Result<Arc<KvStore>> {
-    accessor.with(|mut access| -> wasmtime::Result<Arc<KvStore>> {
-        Ok(Arc::clone(&access.get().table.get(handle)?.0))
-    })
+fn store<T>(accessor: &Accessor<T, HasSelf<StoreData>>, handle: &Resource<KvHandle>) -> wasmtime::Result<Arc<KvStore>> {
+    accessor.with(|mut access| -> wasmtime::Result<Arc<KvStore>> { Ok(Arc::clone(&access.get().table.get(handle)?.0)) })
 }
 
 impl key_value::Host for StoreData {}
@@ -111,10 +106,7 @@ impl<T> key_value::HostStoreWithStore<T> for HasSelf<StoreData> {
     async fn get_keys(
         accessor: &Accessor<T, Self>,
         handle: Resource<KvHandle>,
-    ) -> wasmtime::Result<(
-        StreamReader<String>,
-        FutureReader<Result<(), key_value::Error>>,
-    )> {
+    ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), key_value::Error>>)> {
         let keys = store(accessor, &handle)?.keys();
         accessor.with(|mut access| -> wasmtime::Result<_> {
             let stream = StreamReader::new(&mut access, keys)?;
@@ -128,18 +120,11 @@ impl<T> key_value::HostStoreWithStore<T> for HasSelf<StoreData> {
 impl variables::Host for StoreData {}
 
 impl<T> variables::HostWithStore<T> for HasSelf<StoreData> {
-    async fn get(
-        accessor: &Accessor<T, Self>,
-        name: String,
-    ) -> wasmtime::Result<Result<String, variables::Error>> {
-        Ok(
-            accessor.with(|mut access| match access.get().env.variables.get(&name) {
-                Some(value) => Ok(value.clone()),
-                None => Err(variables::Error::Undefined(format!(
-                    "no variable for {name:?}"
-                ))),
-            }),
-        )
+    async fn get(accessor: &Accessor<T, Self>, name: String) -> wasmtime::Result<Result<String, variables::Error>> {
+        Ok(accessor.with(|mut access| match access.get().env.variables.get(&name) {
+            Some(value) => Ok(value.clone()),
+            None => Err(variables::Error::Undefined(format!("no variable for {name:?}"))),
+        }))
     }
 }
 
@@ -149,11 +134,6 @@ impl config::Host for StoreData {
     }
 
     fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, config::Error>> {
-        Ok(Ok(self
-            .env
-            .variables
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()))
+        Ok(Ok(self.env.variables.iter().map(|(k, v)| (k.clone(), v.clone())).collect()))
     }
 }

@@ -1,11 +1,6 @@
 //! Starting and stopping: port 0 picks a free port, SIGTERM exits cleanly, and a manifest that
 //! cannot run is refused at startup with a reason; instances serve their quota and retire.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use common::{probe_manifest, scratch, SpinHost};
@@ -26,14 +21,8 @@ fn a_missing_component_file_is_a_startup_error() {
     let manifest = std::fs::read_to_string(probe_manifest(&dir, "", "")).unwrap();
     let broken = dir.join("broken.toml");
     let wasm = common::probe_wasm();
-    std::fs::write(
-        &broken,
-        manifest.replacen(&wasm.display().to_string(), "/nonexistent/x.wasm", 1),
-    )
-    .unwrap();
-    let log = SpinHost::try_start(&broken, &[], &[])
-        .err()
-        .expect("must not start");
+    std::fs::write(&broken, manifest.replacen(&wasm.display().to_string(), "/nonexistent/x.wasm", 1)).unwrap();
+    let log = SpinHost::try_start(&broken, &[], &[]).err().expect("must not start");
     assert!(log.contains("/nonexistent/x.wasm"), "{log}");
 }
 
@@ -41,9 +30,7 @@ fn a_missing_component_file_is_a_startup_error() {
 fn invalid_outbound_hosts_and_routes_are_startup_errors() {
     let dir = scratch("lifecycle-invalid");
     let bad_host = probe_manifest(&dir, "", r#"allowed_outbound_hosts = ["api.openai.com"]"#);
-    let log = SpinHost::try_start(&bad_host, &[], &[])
-        .err()
-        .expect("must not start");
+    let log = SpinHost::try_start(&bad_host, &[], &[]).err().expect("must not start");
     assert!(log.contains("api.openai.com"), "{log}");
 }
 
@@ -90,8 +77,7 @@ fn an_instance_serves_its_quota_and_the_next_starts_from_the_declared_memory() {
 #[test]
 fn a_thread_count_that_is_not_positive_is_refused() {
     let dir = scratch("lifecycle-threads-zero");
-    let log = SpinHost::try_start(&probe_manifest(&dir, "", ""), &[], &["--threads", "0"])
-        .err()
-        .expect("must not start");
+    let log =
+        SpinHost::try_start(&probe_manifest(&dir, "", ""), &[], &["--threads", "0"]).err().expect("must not start");
     assert!(log.contains("--threads 0"), "{log}");
 }

@@ -1,26 +1,15 @@
 //! Outbound HTTP: `allowed_outbound_hosts` is enforced (a refused request fails in the guest
 //! and is logged by the host), and an allowed upstream's body streams through chunk by chunk.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use std::time::Duration;
 
-use common::{
-    encode, probe_manifest, probe_wasm, relay_wasm, request, scratch, slow_upstream, SpinHost,
-};
+use common::{encode, probe_manifest, probe_wasm, relay_wasm, request, scratch, slow_upstream, SpinHost};
 
 /// The probe, allowed to call any port on 127.0.0.1 (where the tests' upstreams listen).
 fn probe_allowed_loopback(name: &str) -> SpinHost {
-    let manifest = probe_manifest(
-        &scratch(name),
-        "",
-        r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#,
-    );
+    let manifest = probe_manifest(&scratch(name), "", r#"allowed_outbound_hosts = ["http://127.0.0.1:*"]"#);
     SpinHost::start(&manifest, &[], &[])
 }
 
@@ -57,10 +46,8 @@ source = "{probe}"
 
 #[test]
 fn an_allowed_upstream_streams_through_as_it_arrives() {
-    let (upstream, seen) = slow_upstream(
-        vec!["data: one\n\n", "data: two\n\n", "data: three\n\n"],
-        Duration::from_millis(400),
-    );
+    let (upstream, seen) =
+        slow_upstream(vec!["data: one\n\n", "data: two\n\n", "data: three\n\n"], Duration::from_millis(400));
     let host = probe_allowed_loopback("outbound-stream");
 
     let url = format!("http://{upstream}/v1/stream?x=1");
@@ -68,23 +55,14 @@ fn an_allowed_upstream_streams_through_as_it_arrives() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.text(), "data: one\n\ndata: two\n\ndata: three\n\n");
     assert_eq!(response.header("content-type"), Some("text/event-stream"));
-    assert_eq!(
-        seen.lock().unwrap().as_slice(),
-        ["GET /v1/stream?x=1 HTTP/1.1"]
-    );
+    assert_eq!(seen.lock().unwrap().as_slice(), ["GET /v1/stream?x=1 HTTP/1.1"]);
 
     // The first event reached the client long before the upstream finished (800 ms).
     let (first_at, first) = &response.chunk_times[0];
     let (last_at, _) = response.chunk_times.last().unwrap();
     assert!(first.starts_with(b"data: one"), "{first:?}");
-    assert!(
-        *first_at < Duration::from_millis(500),
-        "first chunk after {first_at:?}"
-    );
-    assert!(
-        *last_at >= Duration::from_millis(750),
-        "last chunk after {last_at:?}"
-    );
+    assert!(*first_at < Duration::from_millis(500), "first chunk after {first_at:?}");
+    assert!(*last_at >= Duration::from_millis(750), "last chunk after {last_at:?}");
 }
 
 #[test]
@@ -116,11 +94,7 @@ fn the_relay_imports_no_spin_interface_so_wasmtime_serve_can_run_it() {
     config.wasm_component_model_async(true);
     let engine = wasmtime::Engine::new(&config).unwrap();
     let component = wasmtime::component::Component::from_file(&engine, relay_wasm()).unwrap();
-    let imports: Vec<String> = component
-        .component_type()
-        .imports(&engine)
-        .map(|(name, _)| name.to_owned())
-        .collect();
+    let imports: Vec<String> = component.component_type().imports(&engine).map(|(name, _)| name.to_owned()).collect();
     assert!(imports.iter().any(|name| name.starts_with("wasi:http/")), "{imports:?}");
     assert!(!imports.iter().any(|name| name.starts_with("spin:")), "{imports:?}");
 }
@@ -131,72 +105,36 @@ fn the_streamed_relay_passes_the_upstreams_events_on_as_they_arrive() {
     let (upstream, seen) = slow_upstream(vec!["data: one\n\n", "data: two\n\n"], Duration::from_millis(400));
     let host = relay_allowed_loopback("outbound-relay-stream");
     let url = format!("http://{upstream}/v1/chat/completions");
-    let response = request(
-        host.addr,
-        "POST",
-        &format!("/relay?stream=1&url={}", encode(&url)),
-        &[],
-        b"",
-    );
+    let response = request(host.addr, "POST", &format!("/relay?stream=1&url={}", encode(&url)), &[], b"");
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.text(), "data: one\n\ndata: two\n\n");
     assert_eq!(response.header("content-type"), Some("text/event-stream"));
     assert_eq!(response.header("content-length"), None);
-    assert_eq!(
-        seen.lock().unwrap().as_slice(),
-        ["POST /v1/chat/completions HTTP/1.1"]
-    );
+    assert_eq!(seen.lock().unwrap().as_slice(), ["POST /v1/chat/completions HTTP/1.1"]);
     let (first_at, first) = &response.chunk_times[0];
     assert!(first.starts_with(b"data: one"), "{first:?}");
-    assert!(
-        *first_at < Duration::from_millis(350),
-        "first chunk after {first_at:?}"
-    );
+    assert!(*first_at < Duration::from_millis(350), "first chunk after {first_at:?}");
 }
 
 #[test]
 fn a_host_not_in_allowed_outbound_hosts_is_refused_and_logged() {
     let (upstream, seen) = slow_upstream(vec!["never"], Duration::ZERO);
     let dir = scratch("outbound-denied");
-    let manifest = probe_manifest(
-        &dir,
-        "",
-        r#"allowed_outbound_hosts = ["http://localhost:1", "https://api.openai.com"]"#,
-    );
+    let manifest =
+        probe_manifest(&dir, "", r#"allowed_outbound_hosts = ["http://localhost:1", "https://api.openai.com"]"#);
     let host = SpinHost::start(&manifest, &[], &[]);
 
-    let response = host.get(&format!(
-        "/fetch?url={}",
-        encode(&format!("http://{upstream}/secret?key=sk-1"))
-    ));
+    let response = host.get(&format!("/fetch?url={}", encode(&format!("http://{upstream}/secret?key=sk-1"))));
     assert_eq!(response.status, 502, "{}", response.text());
-    assert!(
-        response.text().contains("refused by the runtime"),
-        "{}",
-        response.text()
-    );
-    assert!(
-        seen.lock().unwrap().is_empty(),
-        "the request must not leave the host"
-    );
+    assert!(response.text().contains("refused by the runtime"), "{}", response.text());
+    assert!(seen.lock().unwrap().is_empty(), "the request must not leave the host");
     std::thread::sleep(Duration::from_millis(100));
     let log = host.log();
-    assert!(
-        log.contains(&format!(
-            "\"probe\" denied outbound request to http://{upstream}"
-        )),
-        "{log}"
-    );
-    assert!(
-        !log.contains("sk-1"),
-        "the log must not carry the URL's query: {log}"
-    );
+    assert!(log.contains(&format!("\"probe\" denied outbound request to http://{upstream}")), "{log}");
+    assert!(!log.contains("sk-1"), "the log must not carry the URL's query: {log}");
 
     // A component with no allowed hosts at all is refused too.
-    let response = host.get(&format!(
-        "/special/fetch?url={}",
-        encode(&format!("http://{upstream}/"))
-    ));
+    let response = host.get(&format!("/special/fetch?url={}", encode(&format!("http://{upstream}/"))));
     assert_eq!(response.status, 502);
 }
 
@@ -206,9 +144,5 @@ fn an_unreachable_allowed_host_is_a_connection_error() {
     // Port 1 on loopback refuses connections.
     let response = host.get(&format!("/fetch?url={}", encode("http://127.0.0.1:1/")));
     assert_eq!(response.status, 502);
-    assert!(
-        response.text().contains("connection failed"),
-        "{}",
-        response.text()
-    );
+    assert!(response.text().contains("connection failed"), "{}", response.text());
 }

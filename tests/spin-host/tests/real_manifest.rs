@@ -1,11 +1,6 @@
 //! The repository's own `spin.toml` runs: every function component loads, and function routes
 //! answer with the core's JSON (not spin-host's plain-text 404 or 500).
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use common::{build_functions, workspace, SpinHost};
@@ -34,9 +29,7 @@ fn the_repository_manifest_serves_every_function_route() {
         let response = host.get(path);
         let text = response.text();
         assert!(
-            response
-                .header("content-type")
-                .is_some_and(|t| t.starts_with("application/json")),
+            response.header("content-type").is_some_and(|t| t.starts_with("application/json")),
             "{path}: {} {:?} {text}",
             response.status,
             response.headers

@@ -1,12 +1,7 @@
 //! What spin-host adds to a request: a trivial probe request over a kept-alive connection,
 //! against the same client talking to a bare TCP responder. Prints the measurement; the bound
 //! asserted is loose (a shared CI machine) — run with `--release -- --nocapture` to measure.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use std::io::{BufRead, BufReader, Write};
@@ -51,8 +46,7 @@ fn bare_responder() -> SocketAddr {
                         return;
                     }
                     if line.trim().is_empty() {
-                        let _ =
-                            writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\npong");
+                        let _ = writer.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\npong");
                     }
                 }
             });
@@ -70,9 +64,7 @@ fn a_trivial_request_adds_little_latency() {
     let spin = p50_round_trip(host.addr, "/ping", 2000);
     let bare = p50_round_trip(bare_responder(), "/ping", 2000);
     let added = spin.saturating_sub(bare);
-    println!(
-        "request overhead: spin-host p50 {spin:?}, bare responder p50 {bare:?}, added {added:?}"
-    );
+    println!("request overhead: spin-host p50 {spin:?}, bare responder p50 {bare:?}, added {added:?}");
     // The target on the development machine is < 0.3 ms with a release build; the bound here
     // only catches regressions like a fresh instance or a recompile per request.
     assert!(added < Duration::from_millis(3), "added {added:?}");

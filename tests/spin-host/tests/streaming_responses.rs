@@ -1,11 +1,6 @@
 //! Response and request bodies stream: each chunk the guest yields reaches the client when it
 //! is produced, and `Host::sleep` waits without blocking the instance.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
 use std::time::{Duration, Instant};
@@ -19,11 +14,7 @@ fn chunks_reach_the_client_as_the_guest_yields_them() {
     let response = host.get("/stream?n=4&ms=300");
     assert_eq!(response.status, 200);
     assert_eq!(response.text(), "chunk 0\nchunk 1\nchunk 2\nchunk 3\n");
-    assert_eq!(
-        response.chunk_times.len(),
-        4,
-        "one HTTP chunk per guest chunk"
-    );
+    assert_eq!(response.chunk_times.len(), 4, "one HTTP chunk per guest chunk");
     let times: Vec<Duration> = response.chunk_times.iter().map(|(t, _)| *t).collect();
     assert!(times[0] < Duration::from_millis(250), "{times:?}");
     for pair in times.windows(2) {
@@ -40,11 +31,7 @@ fn sleeping_requests_do_not_hold_up_others() {
     std::thread::sleep(Duration::from_millis(200));
     let start = Instant::now();
     assert_eq!(host.get("/ping").text(), "pong");
-    assert!(
-        start.elapsed() < Duration::from_millis(1000),
-        "{:?}",
-        start.elapsed()
-    );
+    assert!(start.elapsed() < Duration::from_millis(1000), "{:?}", start.elapsed());
     assert_eq!(slow.join().unwrap().text(), "chunk 0\nchunk 1\n");
 }
 

@@ -39,7 +39,9 @@ impl Outcome {
         match self {
             Outcome::Status { status } => matches!(status, 408 | 409 | 429 | 500..=599),
             Outcome::Timeout { .. } | Outcome::Connect | Outcome::Malformed | Outcome::StreamError => true,
-            Outcome::Ok | Outcome::Refused | Outcome::Misconfigured | Outcome::InvalidRequest | Outcome::NoResults => false,
+            Outcome::Ok | Outcome::Refused | Outcome::Misconfigured | Outcome::InvalidRequest | Outcome::NoResults => {
+                false
+            }
         }
     }
 }
@@ -92,12 +94,7 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            attempt_timeout_ms: 30_000,
-            max_retries: 1,
-            backoff_base_ms: 200,
-            retry_after_cap_ms: 5_000,
-        }
+        RetryPolicy { attempt_timeout_ms: 30_000, max_retries: 1, backoff_base_ms: 200, retry_after_cap_ms: 5_000 }
     }
 }
 
@@ -105,10 +102,7 @@ impl RetryPolicy {
     /// Delay before retry number `retry` (0-based): exponential with equal jitter, capped.
     /// `random` is any u64 from the host.
     pub fn backoff_ms(&self, retry: u32, random: u64) -> u64 {
-        let full = self
-            .backoff_base_ms
-            .saturating_mul(1u64 << retry.min(16))
-            .min(self.retry_after_cap_ms);
+        let full = self.backoff_base_ms.saturating_mul(1u64 << retry.min(16)).min(self.retry_after_cap_ms);
         let half = full / 2;
         half + random % (half + 1)
     }
@@ -116,7 +110,12 @@ impl RetryPolicy {
     /// How long to wait before retry number `retry` after a failure that asked for
     /// `retry_after_ms` (or not): that wait, else jittered backoff. `None` when the asked wait
     /// is over the cap: waiting would stall the caller, so the next provider is tried now.
-    pub fn retry_delay_ms<H: crate::host::Host>(&self, retry: u32, retry_after_ms: Option<u64>, host: &H) -> Option<u64> {
+    pub fn retry_delay_ms<H: crate::host::Host>(
+        &self,
+        retry: u32,
+        retry_after_ms: Option<u64>,
+        host: &H,
+    ) -> Option<u64> {
         match retry_after_ms {
             Some(ms) if ms > self.retry_after_cap_ms => None,
             Some(ms) => Some(ms),

@@ -48,5 +48,6 @@ async fn embed_once<H: Host>(
 ) -> Result<Embeddings, Failure> {
     let wire = embeddings::build_request(provider, request).map_err(Failure::from_provider)?;
     let body = fetch_whole(host, provider, wire, policy.attempt_timeout_ms).await?;
-    embeddings::parse_response(provider.kind, &body, request.inputs.len()).map_err(|err: ProviderError| Failure::from_provider(err))
+    embeddings::parse_response(provider.kind, &body, request.inputs.len())
+        .map_err(|err: ProviderError| Failure::from_provider(err))
 }

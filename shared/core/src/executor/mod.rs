@@ -121,10 +121,8 @@ pub async fn stream<H: Host>(
     request: &ChatRequest,
     policy: &RetryPolicy,
 ) -> Result<StartedStream, ApiError> {
-    let (events, answered) = run_chain(host, chain, policy, |provider| {
-        stream::open(host, provider, request, policy)
-    })
-    .await?;
+    let (events, answered) =
+        run_chain(host, chain, policy, |provider| stream::open(host, provider, request, policy)).await?;
     Ok(StartedStream { answered, events })
 }
 
@@ -237,9 +235,5 @@ fn status_failure<H: Host>(
 
 /// Reads an error body without waiting forever or reading without bound.
 async fn read_error_body<H: Host>(host: &H, body: Body, timeout_ms: u64) -> Bytes {
-    with_timeout(host, timeout_ms, body.collect(64 * 1024))
-        .await
-        .and_then(Result::ok)
-        .unwrap_or_default()
+    with_timeout(host, timeout_ms, body.collect(64 * 1024)).await.and_then(Result::ok).unwrap_or_default()
 }
-

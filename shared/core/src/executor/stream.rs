@@ -39,7 +39,13 @@ struct Deadline<H: Host> {
 
 impl<H: Host> Deadline<H> {
     fn new(host: &H, ms: u64) -> Self {
-        Deadline { host: host.clone(), timer: host.sleep(ms), due_ms: host.now_ms().saturating_add(ms), pushed: false, expired: false }
+        Deadline {
+            host: host.clone(),
+            timer: host.sleep(ms),
+            due_ms: host.now_ms().saturating_add(ms),
+            pushed: false,
+            expired: false,
+        }
     }
 
     /// Moves the limit to `ms` from now.
@@ -145,7 +151,8 @@ pub(super) async fn open<H: Host>(
     let timeout = policy.attempt_timeout_ms;
     // One timer for the whole way to the first token: the answer's head, then its events.
     let mut deadline = Deadline::new(host, timeout);
-    let response = deadline.run(host.fetch(wire)).await.ok_or_else(|| timed_out(timeout, false))?.map_err(Failure::from_host)?;
+    let response =
+        deadline.run(host.fetch(wire)).await.ok_or_else(|| timed_out(timeout, false))?.map_err(Failure::from_host)?;
     let (parts, body) = response.into_parts();
     if !parts.status.is_success() {
         let body = read_error_body(host, body, deadline.remaining_ms()).await;

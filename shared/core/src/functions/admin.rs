@@ -14,7 +14,10 @@ use crate::{metrics, web};
 const DEFAULT_HOURS: u64 = 24;
 const MAX_HOURS: u64 = 168;
 
-pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts) -> Result<http::Response<Body>, ApiError> {
+pub(super) async fn handle<H: Host>(
+    ctx: &Ctx<H>,
+    parts: http::request::Parts,
+) -> Result<http::Response<Body>, ApiError> {
     let path = parts.uri.path();
     let method = parts.method.as_str();
     match (method, path) {
@@ -39,25 +42,27 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts) -
 }
 
 async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<http::Response<Body>, ApiError> {
-    let hours = match query.unwrap_or("").split('&').find_map(|pair| pair.strip_prefix("hours=")) {
-        None => DEFAULT_HOURS,
-        Some(value) => value
-            .parse::<u64>()
-            .ok()
-            .filter(|h| (1..=MAX_HOURS).contains(h))
-            .ok_or_else(|| ApiError::InvalidRequest(format!("`hours` must be a whole number from 1 to {MAX_HOURS}")))?,
-    };
+    let hours =
+        match query.unwrap_or("").split('&').find_map(|pair| pair.strip_prefix("hours=")) {
+            None => DEFAULT_HOURS,
+            Some(value) => value.parse::<u64>().ok().filter(|h| (1..=MAX_HOURS).contains(h)).ok_or_else(|| {
+                ApiError::InvalidRequest(format!("`hours` must be a whole number from 1 to {MAX_HOURS}"))
+            })?,
+        };
     let summary = metrics::summarize(&ctx.host, hours)
         .await
         .map_err(|err| ApiError::Internal(format!("could not read the metrics: {err}")))?;
     let now_hour = metrics::hour_of(ctx.host.now_ms());
     let mut body = summary.record.to_json();
     if let Some(map) = body.as_object_mut() {
-        map.insert("window".into(), json!({
-            "hours": hours,
-            "from_ms": now_hour.saturating_sub(hours - 1) * 3_600_000,
-            "to_ms": ctx.host.now_ms(),
-        }));
+        map.insert(
+            "window".into(),
+            json!({
+                "hours": hours,
+                "from_ms": now_hour.saturating_sub(hours - 1) * 3_600_000,
+                "to_ms": ctx.host.now_ms(),
+            }),
+        );
         map.insert("instance_hours".into(), json!(summary.parts));
         map.insert("hours_rolled_up".into(), json!(summary.rolled_up));
         map.insert("truncated".into(), json!(summary.truncated));

@@ -19,15 +19,17 @@ use serde_json::{json, Value};
 
 use super::mode::requested_tier;
 use super::Ctx;
-use crate::error::ApiError;
 use crate::cache::{self, CachePolicy, CachedAnswer};
+use crate::error::ApiError;
 use crate::executor::{self, Answered, EventStream};
 use crate::host::{Body, Host};
+use crate::model::{
+    add_tool_call_piece, ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, ToolCall, Usage,
+};
 use crate::routing::Tier;
-use crate::model::{add_tool_call_piece, ChatRequest, ChatResponse, FinishReason, Message, Role, StreamEvent, ToolCall, Usage};
 
-pub use tools::{tool_calls_json, valid_name};
 use crate::{sse, web};
+pub use tools::{tool_calls_json, valid_name};
 
 const MAX_MESSAGES: usize = 1_000;
 const MAX_STOP: usize = 4;
@@ -188,7 +190,8 @@ pub(super) async fn handle<H: Host>(
         return Ok(response);
     }
     let ttl = ctx.config.cache_ttl_secs;
-    let policy = if ttl == 0 || tier == Tier::System2 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
+    let policy =
+        if ttl == 0 || tier == Tier::System2 { CachePolicy::Bypass } else { CachePolicy::from_headers(&parts.headers) };
     // The key (a hash over the whole request) is only worth computing when the cache is used.
     let key = policy.writes().then(|| {
         let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());
@@ -214,7 +217,12 @@ pub(super) async fn handle<H: Host>(
         let response = answer_json(ctx, &answer, &answered);
         if let Some(key) = key.filter(|_| cacheable(&answer.finish_reason)) {
             let deltas = vec![answer.text.clone()];
-            cache::put_later(&ctx.host, key, CachedAnswer { provider: answered.provider, response: answer, deltas }, ttl);
+            cache::put_later(
+                &ctx.host,
+                key,
+                CachedAnswer { provider: answered.provider, response: answer, deltas },
+                ttl,
+            );
         }
         response
     };
@@ -285,7 +293,8 @@ fn message_json(answer: &ChatResponse) -> Value {
 /// was called: `attempts` is 0; `usage` is what the answer cost when it was made.
 fn replay<H: Host>(ctx: &Ctx<H>, hit: CachedAnswer, stream: bool) -> http::Response<Body> {
     // A hit costs nothing: no price, so no `cost_usd`.
-    let answered = Answered { provider: hit.provider, model: hit.response.model.clone(), attempts: vec![], price: None };
+    let answered =
+        Answered { provider: hit.provider, model: hit.response.model.clone(), attempts: vec![], price: None };
     let mut response = if stream {
         let answer = hit.response;
         let mut events = vec![StreamEvent::Model(answer.model)];

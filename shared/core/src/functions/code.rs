@@ -235,7 +235,12 @@ struct Outcome {
 }
 
 /// The whole flow. Limits end it with what it has; a failed model call is the error.
-async fn solve<H: Host>(agent: &mut Agent<'_, H>, host: &H, job: &Job, emitter: Option<&Emitter>) -> Result<Outcome, Stop> {
+async fn solve<H: Host>(
+    agent: &mut Agent<'_, H>,
+    host: &H,
+    job: &Job,
+    emitter: Option<&Emitter>,
+) -> Result<Outcome, Stop> {
     let mut outcome = Outcome::default();
     let result = match rounds(agent, host, job, emitter, &mut outcome).await {
         Ok(Some(text)) => Ok(text),
@@ -298,7 +303,10 @@ async fn rounds<H: Host>(
         };
         if let Some(emitter) = emitter {
             let execution = execution.as_ref().map_or(Value::Null, execution_json);
-            emitter.send("execution", &json!({"attempt": attempt, "execution": execution, "sandbox_error": sandbox_error}));
+            emitter.send(
+                "execution",
+                &json!({"attempt": attempt, "execution": execution, "sandbox_error": sandbox_error}),
+            );
         }
         let round = Round { attempt, code, execution, sandbox_error };
         if let Some(failure) = &round.sandbox_error {
@@ -319,7 +327,12 @@ async fn rounds<H: Host>(
 }
 
 /// A model step that should answer with a program; an answer without one is asked once more.
-async fn write_code<H: Host>(agent: &mut Agent<'_, H>, job: &Job, name: &str, request: &ChatRequest) -> Result<Option<CodeBlock>, Stop> {
+async fn write_code<H: Host>(
+    agent: &mut Agent<'_, H>,
+    job: &Job,
+    name: &str,
+    request: &ChatRequest,
+) -> Result<Option<CodeBlock>, Stop> {
     let answer = agent.think(name, request).await?;
     if let Some(code) = program(job, &answer.text) {
         return Ok(Some(code));
@@ -335,7 +348,12 @@ fn program(job: &Job, text: &str) -> Option<CodeBlock> {
 }
 
 /// One sandbox run as an agent step.
-async fn execute<H: Host>(agent: &mut Agent<'_, H>, host: &H, job: &Job, code: &CodeBlock) -> Result<Result<Execution, SandboxFailure>, Stop> {
+async fn execute<H: Host>(
+    agent: &mut Agent<'_, H>,
+    host: &H,
+    job: &Job,
+    code: &CodeBlock,
+) -> Result<Result<Execution, SandboxFailure>, Stop> {
     let mut request = ExecutionRequest::new(code.language, code.code.clone());
     request.stdin.clone_from(&job.stdin);
     request.run_timeout_ms = job.run_timeout_ms;
@@ -345,12 +363,20 @@ async fn execute<H: Host>(agent: &mut Agent<'_, H>, host: &H, job: &Job, code: &
 }
 
 /// `POST /api/v2/execute` and its answer, bounded by the run's timeout plus a margin.
-async fn run_in_sandbox<H: Host>(host: &H, config: &SandboxConfig, request: &ExecutionRequest) -> Result<Execution, SandboxFailure> {
+async fn run_in_sandbox<H: Host>(
+    host: &H,
+    config: &SandboxConfig,
+    request: &ExecutionRequest,
+) -> Result<Execution, SandboxFailure> {
     let failure = |code, message: String| SandboxFailure { code, message };
-    let http_request = sandbox::build_request(config, request).map_err(|e| failure("sandbox_misconfigured", e.to_string()))?;
+    let http_request =
+        sandbox::build_request(config, request).map_err(|e| failure("sandbox_misconfigured", e.to_string()))?;
     let timeout_ms = sandbox::fetch_timeout_ms(request);
     let call = async {
-        let response = host.fetch(http_request).await.map_err(|e| failure("sandbox_unreachable", format!("the sandbox could not be reached ({e})")))?;
+        let response = host
+            .fetch(http_request)
+            .await
+            .map_err(|e| failure("sandbox_unreachable", format!("the sandbox could not be reached ({e})")))?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
@@ -367,9 +393,9 @@ async fn run_in_sandbox<H: Host>(host: &H, config: &SandboxConfig, request: &Exe
             failure(code, err.to_string())
         })
     };
-    with_timeout(host, timeout_ms, call)
-        .await
-        .unwrap_or_else(|| Err(failure("sandbox_timeout", format!("the sandbox did not answer within {timeout_ms} ms"))))
+    with_timeout(host, timeout_ms, call).await.unwrap_or_else(|| {
+        Err(failure("sandbox_timeout", format!("the sandbox did not answer within {timeout_ms} ms")))
+    })
 }
 
 /// The user's last message: the task.

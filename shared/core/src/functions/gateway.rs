@@ -21,9 +21,7 @@ pub enum Destination {
 
 /// The routing table.
 pub fn route(path: &str) -> Option<Destination> {
-    let under = |prefix: &str| {
-        path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
-    };
+    let under = |prefix: &str| path.strip_prefix(prefix).is_some_and(|rest| rest.is_empty() || rest.starts_with('/'));
     match path {
         "/v1/route" => return Some(Destination::Route),
         "/v1/process" => return Some(Destination::Process),
@@ -69,7 +67,8 @@ pub(super) async fn forward<H: Host>(
 
 /// The caller's headers a sibling function needs when the gateway or a function relays a request
 /// on the caller's behalf.
-const ON_BEHALF: [http::HeaderName; 3] = [http::header::AUTHORIZATION, http::header::CACHE_CONTROL, http::header::ACCEPT];
+const ON_BEHALF: [http::HeaderName; 3] =
+    [http::header::AUTHORIZATION, http::header::CACHE_CONTROL, http::header::ACCEPT];
 
 /// A JSON `POST` of `body` to `path` of a sibling function on the caller's behalf, on `tier`:
 /// with the caller's credentials and preferences ([`ON_BEHALF`]) and the request id.

@@ -60,7 +60,10 @@ pub(super) async fn handle<H: Host>(
                 return Err(ApiError::NotFound(path.clone()));
             };
             match method {
-                http::Method::GET => Ok(web::json(http::StatusCode::OK, &document_json(&knowledge::get(&ctx.host, tenant(ctx)?, id).await?))),
+                http::Method::GET => Ok(web::json(
+                    http::StatusCode::OK,
+                    &document_json(&knowledge::get(&ctx.host, tenant(ctx)?, id).await?),
+                )),
                 http::Method::DELETE => {
                     knowledge::delete(&ctx.host, tenant(ctx)?, id).await?;
                     let mut response = http::Response::new(Body::empty());
@@ -75,7 +78,11 @@ pub(super) async fn handle<H: Host>(
 
 /// `POST /v1/knowledge/search` — `{"query", "top_k"?}`: the best chunks alone, no model (the
 /// System 2 chat agent's `search_knowledge` tool calls it).
-async fn search_only<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
+async fn search_only<H: Host>(
+    ctx: &Ctx<H>,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<http::Response<Body>, ApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct SearchBody {
@@ -111,14 +118,19 @@ struct DocumentBody {
     metadata: Option<serde_json::Map<String, Value>>,
 }
 
-async fn ingest<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
+async fn ingest<H: Host>(
+    ctx: &Ctx<H>,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let doc: DocumentBody = web::parse_json(&parts, &bytes)?;
     knowledge::validate_id(&doc.id)?;
     let format = match doc.format.as_deref() {
         None => Format::Text,
-        Some(name) => Format::parse(name)
-            .ok_or_else(|| ApiError::Validation("`format` must be `text` or `markdown`".into()))?,
+        Some(name) => {
+            Format::parse(name).ok_or_else(|| ApiError::Validation("`format` must be `text` or `markdown`".into()))?
+        }
     };
     let metadata = doc.metadata.unwrap_or_default();
     if Value::Object(metadata.clone()).to_string().len() > knowledge::MAX_METADATA_BYTES {
@@ -179,7 +191,6 @@ fn document_json(doc: &DocumentMeta) -> Value {
 struct Own {
     top_k: Option<Value>,
 }
-
 
 async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
@@ -315,7 +326,13 @@ fn retrieval_json(r: &Retrieval) -> Value {
 fn grounded(mut request: ChatRequest, hits: &[Hit]) -> ChatRequest {
     let mut system = format!("{INSTRUCTIONS}\n\nSources:");
     for (i, hit) in hits.iter().enumerate() {
-        system.push_str(&format!("\n\n[{}] document \"{}\", chunk {}\n{}", i + 1, hit.document_id, hit.chunk, hit.text));
+        system.push_str(&format!(
+            "\n\n[{}] document \"{}\", chunk {}\n{}",
+            i + 1,
+            hit.document_id,
+            hit.chunk,
+            hit.text
+        ));
     }
     request.messages.insert(0, Message::system(system));
     request

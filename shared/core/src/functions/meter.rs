@@ -45,7 +45,12 @@ fn usage_of(json: &[u8]) -> Option<(Usage, f64)> {
 }
 
 /// Records `response` once its body has been delivered; returns it unchanged otherwise.
-pub fn metered<H: Host>(host: &H, mut sample: Sample, started_ms: u64, response: http::Response<Body>) -> http::Response<Body> {
+pub fn metered<H: Host>(
+    host: &H,
+    mut sample: Sample,
+    started_ms: u64,
+    response: http::Response<Body>,
+) -> http::Response<Body> {
     sample.error = response.status().as_u16() >= 400;
     sample.cache = match response.headers().get("x-cache").map(http::HeaderValue::as_bytes) {
         Some(b"hit") => Some(true),
@@ -101,7 +106,10 @@ impl<H: Host> StreamWatch<H> {
             let [event, data] = frame else { continue };
             let data = data.strip_prefix(b"data: ").unwrap_or(data);
             match *event {
-                b"event: usage" => (self.sample.usage, self.sample.cost_usd) = usage_of(&[b"{\"usage\":", data, b"}"].concat()).unwrap_or_default(),
+                b"event: usage" => {
+                    (self.sample.usage, self.sample.cost_usd) =
+                        usage_of(&[b"{\"usage\":", data, b"}"].concat()).unwrap_or_default()
+                }
                 b"event: error" => self.sample.error = true,
                 _ => {}
             }

@@ -7,11 +7,11 @@
 
 mod admin;
 pub mod chat;
-mod knowledge;
 mod code;
+mod gateway;
+mod knowledge;
 mod meter;
 pub mod mode;
-mod gateway;
 mod research;
 pub mod route;
 mod search;
@@ -85,7 +85,8 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     };
     let started_ms = host.now_ms();
     let tier = mode::requested_tier(&parts.headers).unwrap_or_else(|| meter::default_tier(mode));
-    let sample = Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), cost_usd: 0.0, error: false };
+    let sample =
+        Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), cost_usd: 0.0, error: false };
     let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
     match F::handle(&ctx, parts, body).await {
         Ok(response) => Ok(meter::metered(&ctx.host, sample, started_ms, response)),

@@ -32,9 +32,7 @@ pub fn parse_mode_body<E: DeserializeOwned>(
     fields: &[&str],
 ) -> Result<(ChatBody, E), ApiError> {
     let mut value: Value = web::parse_json(parts, bytes)?;
-    let object = value
-        .as_object_mut()
-        .ok_or_else(|| ApiError::Validation("the body must be a JSON object".into()))?;
+    let object = value.as_object_mut().ok_or_else(|| ApiError::Validation("the body must be a JSON object".into()))?;
     let own: Map<String, Value> =
         fields.iter().filter_map(|name| object.remove(*name).map(|v| ((*name).to_string(), v))).collect();
     let own = serde_json::from_value(Value::Object(own)).map_err(|err| ApiError::Validation(err.to_string()))?;
@@ -165,7 +163,11 @@ where
 
 /// Relays a committed model stream as `delta` and `thinking` events and returns the whole
 /// answer. On a broken stream it returns the failure; the caller ends the stream with it.
-pub async fn relay(emitter: &Emitter, mut events: EventStream, answered: &Answered) -> Result<ChatResponse, StreamFailure> {
+pub async fn relay(
+    emitter: &Emitter,
+    mut events: EventStream,
+    answered: &Answered,
+) -> Result<ChatResponse, StreamFailure> {
     let mut text = String::new();
     let mut thinking = String::new();
     let mut model = None;
@@ -233,7 +235,12 @@ mod tests {
         let err = parse_mode_body::<Own>(&parts(), body, &["top_k"]).unwrap_err();
         assert!(matches!(&err, ApiError::Validation(m) if m.contains("top_kk")), "{err:?}");
 
-        let err = parse_mode_body::<Own>(&parts(), br#"{"messages":[{"role":"user","content":"hi"}],"top_k":"x"}"#, &["top_k"]).unwrap_err();
+        let err = parse_mode_body::<Own>(
+            &parts(),
+            br#"{"messages":[{"role":"user","content":"hi"}],"top_k":"x"}"#,
+            &["top_k"],
+        )
+        .unwrap_err();
         assert_eq!(err.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
     }
 

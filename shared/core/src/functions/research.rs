@@ -63,7 +63,8 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let search = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
     search.require()?;
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System2);
-    let question = request.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.clone()).unwrap_or_default();
+    let question =
+        request.messages.iter().rev().find(|m| m.role == Role::User).map(|m| m.content.clone()).unwrap_or_default();
     let job = Job {
         host: ctx.host.clone(),
         request_id: ctx.request_id.clone(),
@@ -111,12 +112,19 @@ impl<H: Host> Job<H> {
         let runs = sub_questions
             .iter()
             .map(|q| {
-                let search = async { search::search(&self.host, &self.search, q, self.max_results).await.map_err(ApiError::from) };
+                let search = async {
+                    search::search(&self.host, &self.search, q, self.max_results).await.map_err(ApiError::from)
+                };
                 (json!({ "query": q }), search)
             })
             .collect();
         let found = agent
-            .act_many("search", runs, SEARCH_CONCURRENCY, |o: &SearchOutcome| json!({ "provider": o.provider, "results": o.results.len() }))
+            .act_many(
+                "search",
+                runs,
+                SEARCH_CONCURRENCY,
+                |o: &SearchOutcome| json!({ "provider": o.provider, "results": o.results.len() }),
+            )
             .await;
         let mut searches = Vec::new();
         let mut outcomes = Vec::new();
@@ -124,7 +132,8 @@ impl<H: Host> Job<H> {
         for (query, result) in sub_questions.iter().zip(found) {
             match result {
                 Ok(Ok(outcome)) => {
-                    let entry = json!({ "query": query, "provider": outcome.provider, "results": outcome.results.len() });
+                    let entry =
+                        json!({ "query": query, "provider": outcome.provider, "results": outcome.results.len() });
                     send("search", entry.clone());
                     searches.push(entry);
                     outcomes.push(outcome);
@@ -154,7 +163,10 @@ impl<H: Host> Job<H> {
                 let answered = agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain));
                 (answer, answered)
             }
-            Err(Stop::Limit(hit)) => (partial(hit.describe(), &sources), agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain))),
+            Err(Stop::Limit(hit)) => (
+                partial(hit.describe(), &sources),
+                agent.answered().cloned().unwrap_or_else(|| Answered::nobody(&self.chain)),
+            ),
             Err(other) => return Err(other),
         };
         let mut fields = answer_json(&self.request_id, Mode::Research, &answer, &answered);
@@ -206,7 +218,9 @@ fn parse_plan(text: &str, max: usize, question: &str) -> Vec<String> {
         .and_then(|(start, end)| text.get(start..=end))
         .and_then(|array| serde_json::from_str::<Vec<String>>(array).ok());
     let candidates = from_json.unwrap_or_else(|| {
-        text.lines().map(|line| line.trim().trim_start_matches(|c: char| c.is_ascii_digit() || "-*.) ".contains(c)).to_string()).collect()
+        text.lines()
+            .map(|line| line.trim().trim_start_matches(|c: char| c.is_ascii_digit() || "-*.) ".contains(c)).to_string())
+            .collect()
     });
     let mut out: Vec<String> = Vec::new();
     for candidate in candidates {
@@ -246,7 +260,6 @@ fn partial(why: &str, sources: &[SearchResult]) -> ChatResponse {
     }
     ChatResponse { text, finish_reason: FinishReason::Other("limit".into()), ..ChatResponse::default() }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -29,7 +29,9 @@ const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 pub fn analyzer<H: Host>(host: &H) -> Result<ComplexityAnalyzer, ApiError> {
     match host.var("ROUTER_CONFIG") {
         None => Ok(ComplexityAnalyzer::default()),
-        Some(json) => ComplexityAnalyzer::from_json(&json).map_err(|err| ApiError::NotConfigured(format!("ROUTER_CONFIG: {err}"))),
+        Some(json) => {
+            ComplexityAnalyzer::from_json(&json).map_err(|err| ApiError::NotConfigured(format!("ROUTER_CONFIG: {err}")))
+        }
     }
 }
 
@@ -73,7 +75,8 @@ pub fn parse_process_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<
         Some(_) => return Err(ApiError::Validation("`tier` must be a string".into())),
     };
     let messages = rest.get("messages").ok_or_else(|| ApiError::Validation("missing field `messages`".into()))?;
-    let bodies = Vec::<MessageBody>::deserialize(messages).map_err(|err| ApiError::Validation(format!("`messages`: {err}")))?;
+    let bodies =
+        Vec::<MessageBody>::deserialize(messages).map_err(|err| ApiError::Validation(format!("`messages`: {err}")))?;
     Ok(ProcessBody { mode, tier, messages: validate_messages(bodies)?, rest })
 }
 
@@ -92,7 +95,11 @@ pub fn decide(router: &impl Router, mode: Option<Mode>, tier: Option<Tier>, mess
 }
 
 /// Reads, checks and routes a process body.
-async fn routed<H: Host>(ctx: &Ctx<H>, parts: &http::request::Parts, body: Body) -> Result<(ProcessBody, RoutingDecision), ApiError> {
+async fn routed<H: Host>(
+    ctx: &Ctx<H>,
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<(ProcessBody, RoutingDecision), ApiError> {
     let bytes = web::read_post(parts, body, ctx.config.max_body_bytes).await?;
     let process = parse_process_body(parts, &bytes)?;
     let decision = decide(&analyzer(&ctx.host)?, process.mode, process.tier, &process.messages);

@@ -64,7 +64,11 @@ fn parse_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Job, bool),
 
 /// `POST /v1/search/results` — `{"query", "max_results"?}`: the search alone, no model (the
 /// System 2 chat agent's `web_search` tool calls it).
-async fn results<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
+async fn results<H: Host>(
+    ctx: &Ctx<H>,
+    parts: http::request::Parts,
+    body: Body,
+) -> Result<http::Response<Body>, ApiError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct ResultsBody {

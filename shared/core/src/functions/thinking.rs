@@ -96,7 +96,13 @@ impl ThinkingRequest {
 
     /// The JSON answer's fields; the reasoning text only when asked for (`null` when asked
     /// for but the provider returns none, as OpenAI's own models do).
-    fn answer(&self, request_id: &str, answer: &ChatResponse, answered: &Answered, with_thinking: bool) -> Map<String, Value> {
+    fn answer(
+        &self,
+        request_id: &str,
+        answer: &ChatResponse,
+        answered: &Answered,
+        with_thinking: bool,
+    ) -> Map<String, Value> {
         let mut fields = answer_json(request_id, Mode::Thinking, answer, answered);
         // Every mode answers with the same fields; thinking cites nothing.
         fields.insert("citations".into(), json!([]));
@@ -205,7 +211,8 @@ mod tests {
             assert_eq!(t.request.reasoning, Some(Reasoning { budget_tokens: effort.budget_tokens() }));
             assert_eq!(t.effort, effort);
         }
-        let t = parse(with(json!({"reasoning": {"budget_tokens": 3000}, "include_thinking": true, "stream": true}))).unwrap();
+        let t = parse(with(json!({"reasoning": {"budget_tokens": 3000}, "include_thinking": true, "stream": true})))
+            .unwrap();
         assert_eq!((t.effort, t.budget_tokens), (Effort::Medium, 3000));
         assert_eq!(t.request.reasoning, Some(Reasoning { budget_tokens: 3000 }));
         assert_eq!(t.include_thinking, Some(true));

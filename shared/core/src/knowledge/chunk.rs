@@ -73,7 +73,9 @@ fn pack(text: &str, units: &[Unit], size: usize, overlap: usize) -> Vec<String> 
         // unit, in one chunk.
         let from = (first + 1..=last).find(|&k| {
             units.get(k).is_some_and(|u| {
-                !u.heading && last_end.saturating_sub(u.first_char) <= overlap && unit.end_char.saturating_sub(u.first_char) <= size
+                !u.heading
+                    && last_end.saturating_sub(u.first_char) <= overlap
+                    && unit.end_char.saturating_sub(u.first_char) <= size
             })
         });
         current = Some((from.unwrap_or(j), j));
@@ -225,7 +227,9 @@ fn split_long(text: &str, start: usize, end: usize, size: usize, piece: usize, o
         }
         let mut b = (a + piece).min(chars.len());
         if b < chars.len() {
-            if let Some(w) = (a + (piece / 2).max(1)..b).rev().find(|&k| chars.get(k).is_some_and(|&(_, c)| c.is_whitespace())) {
+            if let Some(w) =
+                (a + (piece / 2).max(1)..b).rev().find(|&k| chars.get(k).is_some_and(|&(_, c)| c.is_whitespace()))
+            {
                 b = w;
             }
         }
@@ -284,7 +288,8 @@ mod tests {
 
     #[test]
     fn chunks_break_between_sentences_and_overlap_by_whole_sentences() {
-        let text = "Alpha one is here. Bravo two is here. Charlie three is here. Delta four is here. Echo five is here.";
+        let text =
+            "Alpha one is here. Bravo two is here. Charlie three is here. Delta four is here. Echo five is here.";
         let chunks = chunk(text, &opts(45, 25, false));
         assert!(chunks.len() >= 3, "{chunks:?}");
         for c in &chunks {
@@ -319,7 +324,9 @@ mod tests {
 
     #[test]
     fn chinese_text_is_cut_at_its_own_punctuation_never_inside_a_char() {
-        let text = "知识库用于检索增强生成。它把文档切成小块并计算向量！查询时找到最相近的块？然后让模型引用它们回答问题。".repeat(4);
+        let text =
+            "知识库用于检索增强生成。它把文档切成小块并计算向量！查询时找到最相近的块？然后让模型引用它们回答问题。"
+                .repeat(4);
         let chunks = chunk(&text, &opts(30, 15, false));
         assert!(chunks.len() > 4);
         for c in &chunks {
@@ -327,7 +334,10 @@ mod tests {
             assert!(c.ends_with(['。', '！', '？']), "{c}");
         }
         let shared = ["它把文档切成小块并计算向量！", "然后让模型引用它们回答问题。"];
-        assert!(chunks.windows(2).any(|p| shared.iter().any(|s| p[0].ends_with(s) && p[1].starts_with(s))), "{chunks:?}");
+        assert!(
+            chunks.windows(2).any(|p| shared.iter().any(|s| p[0].ends_with(s) && p[1].starts_with(s))),
+            "{chunks:?}"
+        );
     }
 
     #[test]

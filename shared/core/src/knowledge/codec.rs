@@ -58,7 +58,11 @@ impl StoredChunk {
             dot += q * x;
             norm += q * q;
         }
-        if norm > 0.0 { dot / norm.sqrt() } else { 0.0 }
+        if norm > 0.0 {
+            dot / norm.sqrt()
+        } else {
+            0.0
+        }
     }
 
     fn encoded_len(&self) -> usize {
@@ -224,12 +228,14 @@ mod tests {
     fn quantization_keeps_cosines_within_a_hundredth_and_the_ranking() {
         let dims = 1536;
         let query = unit(1, dims);
-        let stored: Vec<StoredChunk> = (2..40).map(|s| {
-            // Mix the query in so that similarities spread over a useful range.
-            let mut v = unit(s, dims);
-            v.iter_mut().zip(&query).for_each(|(a, q)| *a += q * (s as f32 / 40.0));
-            StoredChunk::new(s as u32, &v, String::new())
-        }).collect();
+        let stored: Vec<StoredChunk> = (2..40)
+            .map(|s| {
+                // Mix the query in so that similarities spread over a useful range.
+                let mut v = unit(s, dims);
+                v.iter_mut().zip(&query).for_each(|(a, q)| *a += q * (s as f32 / 40.0));
+                StoredChunk::new(s as u32, &v, String::new())
+            })
+            .collect();
         for chunk in &stored {
             let exact = cosine(&chunk.restore(), &query);
             let raw: Vec<f32> = {
@@ -247,7 +253,12 @@ mod tests {
 
     #[test]
     fn corrupt_values_are_errors_not_panics() {
-        let part = Part { model_hash: [0; 8], dims: 3, document_id: "d".into(), chunks: vec![StoredChunk::new(0, &[1.0, 0.0, 0.0], "abc".into())] };
+        let part = Part {
+            model_hash: [0; 8],
+            dims: 3,
+            document_id: "d".into(),
+            chunks: vec![StoredChunk::new(0, &[1.0, 0.0, 0.0], "abc".into())],
+        };
         let bytes = encode(&part);
         for cut in 0..bytes.len() {
             assert!(decode(&bytes[..cut]).is_err(), "cut at {cut}");

@@ -65,21 +65,23 @@ impl KnowledgeConfig {
                 })?,
         };
         embedder.model = host.var("EMBEDDING_MODEL").unwrap_or_else(|| default_model(&embedder.name).to_string());
-        let dimensions = match host.var("EMBEDDING_DIMENSIONS") {
-            None => None,
-            Some(v) => Some(
-                v.trim()
-                    .parse::<u32>()
-                    .ok()
-                    .filter(|d| (1..=8192).contains(d))
-                    .ok_or_else(|| not_configured("EMBEDDING_DIMENSIONS must be a whole number from 1 to 8192".into()))?,
-            ),
-        };
+        let dimensions =
+            match host.var("EMBEDDING_DIMENSIONS") {
+                None => None,
+                Some(v) => Some(v.trim().parse::<u32>().ok().filter(|d| (1..=8192).contains(d)).ok_or_else(|| {
+                    not_configured("EMBEDDING_DIMENSIONS must be a whole number from 1 to 8192".into())
+                })?),
+            };
         let chunk_chars = config::number(host, "KNOWLEDGE_CHUNK_CHARS", DEFAULT_CHUNK_CHARS)?;
         if !CHUNK_CHARS.contains(&chunk_chars) {
-            return Err(not_configured(format!("KNOWLEDGE_CHUNK_CHARS must be from {} to {}", CHUNK_CHARS.start(), CHUNK_CHARS.end())));
+            return Err(not_configured(format!(
+                "KNOWLEDGE_CHUNK_CHARS must be from {} to {}",
+                CHUNK_CHARS.start(),
+                CHUNK_CHARS.end()
+            )));
         }
-        let chunk_overlap = config::number(host, "KNOWLEDGE_CHUNK_OVERLAP", DEFAULT_CHUNK_OVERLAP.min(chunk_chars / 2))?;
+        let chunk_overlap =
+            config::number(host, "KNOWLEDGE_CHUNK_OVERLAP", DEFAULT_CHUNK_OVERLAP.min(chunk_chars / 2))?;
         if chunk_overlap > chunk_chars / 2 {
             return Err(not_configured("KNOWLEDGE_CHUNK_OVERLAP must be at most half of KNOWLEDGE_CHUNK_CHARS".into()));
         }

@@ -96,7 +96,12 @@ pub async fn ingest<H: Host>(host: &H, tenant: &str, doc: NewDocument) -> Result
     let dims = u32::try_from(dims).map_err(|_| ApiError::Internal("embedding too long".into()))?;
     let now = host.now_ms();
     let manifest = match reusable {
-        Some(m) if m.dims != dims => return Err(model_conflict(&format!("{} ({} dimensions)", m.model_id(), m.dims), &format!("{wanted} ({dims} dimensions)"))),
+        Some(m) if m.dims != dims => {
+            return Err(model_conflict(
+                &format!("{} ({} dimensions)", m.model_id(), m.dims),
+                &format!("{wanted} ({dims} dimensions)"),
+            ))
+        }
         Some(m) => m,
         None => {
             let m = Manifest {
@@ -156,7 +161,12 @@ pub(super) fn model_conflict(index: &str, configured: &str) -> ApiError {
 /// Groups chunks into parts of at most `PART_BYTES` each.
 fn pack_parts(manifest: &Manifest, id: &str, chunks: Vec<StoredChunk>) -> Vec<Part> {
     let header = codec::header_len(id);
-    let new_part = || Part { model_hash: manifest.model_hash(), dims: manifest.dims, document_id: id.to_owned(), chunks: Vec::new() };
+    let new_part = || Part {
+        model_hash: manifest.model_hash(),
+        dims: manifest.dims,
+        document_id: id.to_owned(),
+        chunks: Vec::new(),
+    };
     let mut parts = vec![new_part()];
     let mut size = header;
     for chunk in chunks {

@@ -19,6 +19,8 @@ mod store;
 
 pub use chunk::{chunk, ChunkOptions};
 pub use config::KnowledgeConfig;
-pub use index::{delete, get, ingest, list, tenant_has_documents, Format, Ingested, NewDocument, MAX_LIST, MAX_METADATA_BYTES};
+pub use index::{
+    delete, get, ingest, list, tenant_has_documents, Format, Ingested, NewDocument, MAX_LIST, MAX_METADATA_BYTES,
+};
 pub use search::{retrieve, Hit, Retrieval, MAX_TOP_K};
 pub use store::{validate_id, DocumentMeta};

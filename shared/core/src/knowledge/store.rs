@@ -82,9 +82,7 @@ pub fn validate_id(id: &str) -> Result<(), ApiError> {
     if ok {
         Ok(())
     } else {
-        Err(ApiError::Validation(format!(
-            "a document id is 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 . _ - : @"
-        )))
+        Err(ApiError::Validation(format!("a document id is 1 to {MAX_ID_LEN} characters of A-Z a-z 0-9 . _ - : @")))
     }
 }
 
@@ -199,7 +197,13 @@ mod tests {
 
     #[test]
     fn the_model_hash_changes_with_model_and_dimensions() {
-        let m = Manifest { provider: "openai".into(), model: "text-embedding-3-small".into(), requested_dimensions: None, dims: 1536, created_ms: 0 };
+        let m = Manifest {
+            provider: "openai".into(),
+            model: "text-embedding-3-small".into(),
+            requested_dimensions: None,
+            dims: 1536,
+            created_ms: 0,
+        };
         let other = Manifest { model: "text-embedding-3-large".into(), ..m.clone() };
         let smaller = Manifest { requested_dimensions: Some(256), dims: 256, ..m.clone() };
         assert_ne!(m.model_hash(), other.model_hash());

@@ -52,15 +52,10 @@ pub(super) fn build_request(
     let key = common::required_key(config)?;
     let headers = vec![
         (HeaderName::from_static("x-api-key"), common::secret(key)?),
-        (
-            HeaderName::from_static("anthropic-version"),
-            HeaderValue::from_static(API_VERSION),
-        ),
+        (HeaderName::from_static("anthropic-version"), HeaderValue::from_static(API_VERSION)),
     ];
 
-    let budget = request
-        .reasoning
-        .map(|r| r.budget_tokens.max(MIN_THINKING_BUDGET));
+    let budget = request.reasoning.map(|r| r.budget_tokens.max(MIN_THINKING_BUDGET));
     let answer = request.max_tokens.unwrap_or(common::DEFAULT_MAX_TOKENS);
     let max_tokens = common::output_limit(Some(answer), budget).unwrap_or(answer);
     let thinking = budget.is_some();
@@ -70,19 +65,19 @@ pub(super) fn build_request(
         system: system(request),
         messages: alternating(request)?,
         temperature: request.temperature.filter(|_| !thinking),
-        top_p: request
-            .top_p
-            .filter(|p| !thinking || *p >= MIN_TOP_P_WITH_THINKING),
+        top_p: request.top_p.filter(|p| !thinking || *p >= MIN_TOP_P_WITH_THINKING),
         stop_sequences: &request.stop,
         stream,
-        thinking: budget.map(|budget_tokens| wire::Thinking {
-            kind: "enabled",
-            budget_tokens,
-        }),
+        thinking: budget.map(|budget_tokens| wire::Thinking { kind: "enabled", budget_tokens }),
         tools: request
             .tools
             .iter()
-            .map(|t| wire::Tool { name: &t.name, description: &t.description, input_schema: &t.parameters, strict: t.strict })
+            .map(|t| wire::Tool {
+                name: &t.name,
+                description: &t.description,
+                input_schema: &t.parameters,
+                strict: t.strict,
+            })
             .collect(),
         // Anthropic refuses a `tool_choice` without tools.
         tool_choice: request.tool_choice.as_ref().filter(|_| !request.tools.is_empty()).map(tool_choice),
@@ -93,12 +88,8 @@ pub(super) fn build_request(
 /// Every system message, in order, as one top-level prompt, then the JSON instruction when a
 /// `response_format` asks for JSON.
 fn system(request: &ChatRequest) -> Option<String> {
-    let mut parts: Vec<&str> = request
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| m.content.as_str())
-        .collect();
+    let mut parts: Vec<&str> =
+        request.messages.iter().filter(|m| m.role == Role::System).map(|m| m.content.as_str()).collect();
     let instruction = common::json_instruction(request.response_format.as_ref());
     parts.extend(instruction.as_deref());
     (!parts.is_empty()).then(|| parts.join("\n\n"))
@@ -170,19 +161,12 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     let message: wire::MessageResponse = common::parse_json(body)?;
     if let Some(error) = &message.error {
         let text = common::describe(error.kind.as_deref(), &error.message);
-        return Err(ProviderError::Malformed(format!(
-            "error object in a success response: {text}"
-        )));
+        return Err(ProviderError::Malformed(format!("error object in a success response: {text}")));
     }
     if message.kind != "message" {
-        return Err(ProviderError::Malformed(format!(
-            "expected a message, got type {:?}",
-            message.kind
-        )));
+        return Err(ProviderError::Malformed(format!("expected a message, got type {:?}", message.kind)));
     }
-    let blocks = message
-        .content
-        .ok_or_else(|| ProviderError::Malformed("message without content".to_owned()))?;
+    let blocks = message.content.ok_or_else(|| ProviderError::Malformed("message without content".to_owned()))?;
     let mut text = String::new();
     let mut thinking: Option<String> = None;
     let mut tool_calls = Vec::new();
@@ -221,20 +205,12 @@ fn finish_reason(reason: &str) -> FinishReason {
 /// Input counts cached prompt tokens too (Anthropic reports them apart), so that input means
 /// the same thing for every vendor: the whole prompt processed.
 fn usage(usage: wire::WireUsage) -> Usage {
-    let input = [
-        usage.input_tokens,
-        usage.cache_creation_input_tokens,
-        usage.cache_read_input_tokens,
-    ]
-    .into_iter()
-    .flatten()
-    .fold(0u64, u64::saturating_add);
+    let input = [usage.input_tokens, usage.cache_creation_input_tokens, usage.cache_read_input_tokens]
+        .into_iter()
+        .flatten()
+        .fold(0u64, u64::saturating_add);
     // Thinking tokens are in `output_tokens`; Anthropic does not count them apart.
-    Usage {
-        input_tokens: input,
-        output_tokens: usage.output_tokens.unwrap_or(0),
-        reasoning_tokens: 0,
-    }
+    Usage { input_tokens: input, output_tokens: usage.output_tokens.unwrap_or(0), reasoning_tokens: 0 }
 }
 
 pub(super) fn error_message(body: &[u8]) -> Option<String> {
@@ -261,9 +237,7 @@ impl StreamState {
             Ok(parsed) => parsed,
             // The event name alone says it is an error, even if its data is not readable.
             Err(_) if event.event == "error" => {
-                return Err(ProviderError::StreamError {
-                    message: "unreadable error event".to_owned(),
-                })
+                return Err(ProviderError::StreamError { message: "unreadable error event".to_owned() })
             }
             Err(e) => return Err(ProviderError::Malformed(format!("invalid json: {e}"))),
         };
@@ -282,7 +256,13 @@ impl StreamState {
                 wire::StartBlock::ToolUse { id, name } => {
                     let call = self.tool_blocks.len();
                     self.tool_blocks.push((index, false));
-                    vec![StreamEvent::ToolCall { index: call, id: Some(id), name: Some(name), arguments: String::new(), signature: None }]
+                    vec![StreamEvent::ToolCall {
+                        index: call,
+                        id: Some(id),
+                        name: Some(name),
+                        arguments: String::new(),
+                        signature: None,
+                    }]
                 }
                 wire::StartBlock::Other => Vec::new(),
             },
@@ -299,7 +279,13 @@ impl StreamState {
                     if let Some(entry) = self.tool_blocks.get_mut(call) {
                         entry.1 = true;
                     }
-                    vec![StreamEvent::ToolCall { index: call, id: None, name: None, arguments: partial_json, signature: None }]
+                    vec![StreamEvent::ToolCall {
+                        index: call,
+                        id: None,
+                        name: None,
+                        arguments: partial_json,
+                        signature: None,
+                    }]
                 }
                 _ => Vec::new(),
             },
@@ -311,7 +297,13 @@ impl StreamState {
                         if let Some(entry) = self.tool_blocks.get_mut(call) {
                             entry.1 = true;
                         }
-                        vec![StreamEvent::ToolCall { index: call, id: None, name: None, arguments: "{}".to_owned(), signature: None }]
+                        vec![StreamEvent::ToolCall {
+                            index: call,
+                            id: None,
+                            name: None,
+                            arguments: "{}".to_owned(),
+                            signature: None,
+                        }]
                     }
                     None => Vec::new(),
                 }
@@ -342,9 +334,7 @@ impl StreamState {
         if self.done {
             Ok(Vec::new())
         } else {
-            Err(ProviderError::Malformed(
-                "stream ended before message_stop".to_owned(),
-            ))
+            Err(ProviderError::Malformed("stream ended before message_stop".to_owned()))
         }
     }
 }

@@ -29,20 +29,10 @@ pub(crate) fn endpoint(base: &str, path: &str) -> Result<http::Uri, ProviderErro
 }
 
 /// The model to ask for: the request's when it names one, else the configured one.
-pub(super) fn model<'a>(
-    config: &'a ProviderConfig,
-    request: &'a ChatRequest,
-) -> Result<&'a str, ProviderError> {
-    let model = request
-        .model
-        .as_deref()
-        .filter(|m| !m.trim().is_empty())
-        .unwrap_or(config.model.as_str());
+pub(super) fn model<'a>(config: &'a ProviderConfig, request: &'a ChatRequest) -> Result<&'a str, ProviderError> {
+    let model = request.model.as_deref().filter(|m| !m.trim().is_empty()).unwrap_or(config.model.as_str());
     if model.trim().is_empty() {
-        return Err(ProviderError::Config(format!(
-            "provider {} has no model",
-            config.name
-        )));
+        return Err(ProviderError::Config(format!("provider {} has no model", config.name)));
     }
     Ok(model)
 }
@@ -54,16 +44,14 @@ pub(super) fn api_key(config: &ProviderConfig) -> Option<&str> {
 
 /// The configured key, or a configuration error for vendors that always need one.
 pub(super) fn required_key(config: &ProviderConfig) -> Result<&str, ProviderError> {
-    api_key(config)
-        .ok_or_else(|| ProviderError::Config(format!("provider {} has no api key", config.name)))
+    api_key(config).ok_or_else(|| ProviderError::Config(format!("provider {} has no api key", config.name)))
 }
 
 /// A header value holding a secret: marked sensitive so `http`'s Debug output hides it, and
 /// never quoted in the error.
 pub(crate) fn secret(value: &str) -> Result<HeaderValue, ProviderError> {
-    let mut value = HeaderValue::from_str(value).map_err(|_| {
-        ProviderError::Config("api key contains characters not allowed in a header".to_owned())
-    })?;
+    let mut value = HeaderValue::from_str(value)
+        .map_err(|_| ProviderError::Config("api key contains characters not allowed in a header".to_owned()))?;
     value.set_sensitive(true);
     Ok(value)
 }
@@ -74,8 +62,8 @@ pub(crate) fn post_json<T: Serialize>(
     headers: Vec<(HeaderName, HeaderValue)>,
     body: &T,
 ) -> Result<http::Request<Bytes>, ProviderError> {
-    let body = serde_json::to_vec(body)
-        .map_err(|e| ProviderError::Config(format!("request body does not serialize: {e}")))?;
+    let body =
+        serde_json::to_vec(body).map_err(|e| ProviderError::Config(format!("request body does not serialize: {e}")))?;
     let mut request = http::Request::new(Bytes::from(body));
     *request.method_mut() = http::Method::POST;
     *request.uri_mut() = uri;
@@ -161,9 +149,9 @@ pub(super) fn tool_result_names(request: &ChatRequest) -> Result<Vec<Option<&str
 pub(super) fn json_instruction(format: Option<&ResponseFormat>) -> Option<String> {
     match format? {
         ResponseFormat::Text => None,
-        ResponseFormat::JsonObject => Some(
-            "Answer with a single JSON object and nothing else: no prose, no code fences.".to_owned(),
-        ),
+        ResponseFormat::JsonObject => {
+            Some("Answer with a single JSON object and nothing else: no prose, no code fences.".to_owned())
+        }
         ResponseFormat::JsonSchema { name, schema, .. } => Some(format!(
             "Answer with a single JSON object and nothing else: no prose, no code fences. \
              It must match this JSON Schema (named `{name}`):\n{schema}"
@@ -292,32 +280,16 @@ mod tests {
     #[test]
     fn endpoint_accepts_http_and_https_and_joins_with_one_slash() {
         let uri = endpoint("https://api.openai.com/v1/", "/chat/completions").unwrap();
-        assert_eq!(
-            uri.to_string(),
-            "https://api.openai.com/v1/chat/completions"
-        );
+        assert_eq!(uri.to_string(), "https://api.openai.com/v1/chat/completions");
         let uri = endpoint("http://localhost:11434/v1", "chat/completions").unwrap();
-        assert_eq!(
-            uri.to_string(),
-            "http://localhost:11434/v1/chat/completions"
-        );
+        assert_eq!(uri.to_string(), "http://localhost:11434/v1/chat/completions");
     }
 
     #[test]
     fn endpoint_rejects_relative_empty_and_non_http_urls() {
-        for base in [
-            "",
-            "   ",
-            "api.openai.com/v1",
-            "ftp://host/v1",
-            "not a url",
-            "https://",
-        ] {
+        for base in ["", "   ", "api.openai.com/v1", "ftp://host/v1", "not a url", "https://"] {
             let err = endpoint(base, "chat/completions").unwrap_err();
-            assert!(
-                matches!(err, ProviderError::Config(_)),
-                "{base:?} gave {err:?}"
-            );
+            assert!(matches!(err, ProviderError::Config(_)), "{base:?} gave {err:?}");
         }
     }
 
@@ -340,13 +312,7 @@ mod tests {
     fn sse_splitter_joins_data_lines_and_keeps_event_names() {
         let events = sse_events("event: a\ndata: 1\ndata: 2\n\n: comment\n\ndata:3\n");
         assert_eq!(events.len(), 2);
-        assert_eq!(
-            (events[0].event.as_str(), events[0].data.as_str()),
-            ("a", "1\n2")
-        );
-        assert_eq!(
-            (events[1].event.as_str(), events[1].data.as_str()),
-            ("", "3")
-        );
+        assert_eq!((events[0].event.as_str(), events[0].data.as_str()), ("a", "1\n2"));
+        assert_eq!((events[1].event.as_str(), events[1].data.as_str()), ("", "3"));
     }
 }

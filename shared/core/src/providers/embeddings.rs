@@ -70,10 +70,7 @@ pub fn build_request(
     request: &EmbeddingRequest<'_>,
 ) -> Result<http::Request<Bytes>, ProviderError> {
     if request.inputs.is_empty() || request.inputs.len() > max_batch(config.kind) {
-        return Err(ProviderError::Config(format!(
-            "an embedding batch holds 1 to {} inputs",
-            max_batch(config.kind)
-        )));
+        return Err(ProviderError::Config(format!("an embedding batch holds 1 to {} inputs", max_batch(config.kind))));
     }
     if config.model.trim().is_empty() {
         return Err(ProviderError::Config(format!("provider {} has no embedding model", config.name)));
@@ -106,7 +103,8 @@ pub fn parse_response(kind: ProviderKind, body: &[u8], expected: usize) -> Resul
             if data.iter().enumerate().any(|(i, d)| d.index != i) {
                 return Err(ProviderError::Malformed("embedding indexes are not 0..n".into()));
             }
-            let usage = Usage { input_tokens: response.usage.and_then(|u| u.prompt_tokens).unwrap_or(0), ..Usage::default() };
+            let usage =
+                Usage { input_tokens: response.usage.and_then(|u| u.prompt_tokens).unwrap_or(0), ..Usage::default() };
             (data.into_iter().map(|d| d.embedding).collect(), usage)
         }
     };
@@ -154,7 +152,10 @@ struct OpenAiUsage {
     prompt_tokens: Option<u64>,
 }
 
-fn openai_request(config: &ProviderConfig, request: &EmbeddingRequest<'_>) -> Result<http::Request<Bytes>, ProviderError> {
+fn openai_request(
+    config: &ProviderConfig,
+    request: &EmbeddingRequest<'_>,
+) -> Result<http::Request<Bytes>, ProviderError> {
     let uri = common::endpoint(&config.base_url, "embeddings")?;
     let key = match config.kind {
         ProviderKind::Compat => common::api_key(config),
@@ -218,7 +219,10 @@ struct GeminiUsage {
     prompt_token_count: Option<u64>,
 }
 
-fn gemini_request(config: &ProviderConfig, request: &EmbeddingRequest<'_>) -> Result<http::Request<Bytes>, ProviderError> {
+fn gemini_request(
+    config: &ProviderConfig,
+    request: &EmbeddingRequest<'_>,
+) -> Result<http::Request<Bytes>, ProviderError> {
     let model = gemini::model_path(&config.model)?;
     let uri = common::endpoint(&config.base_url, &format!("v1beta/{model}:batchEmbedContents"))?;
     let headers = vec![(HeaderName::from_static("x-goog-api-key"), common::secret(common::required_key(config)?)?)];

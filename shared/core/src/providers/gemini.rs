@@ -35,7 +35,9 @@ use http::header::HeaderName;
 
 use super::common;
 use super::{ProviderConfig, ProviderError, SseEvent};
-use crate::model::{ChatRequest, ChatResponse, FinishReason, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, Usage};
+use crate::model::{
+    ChatRequest, ChatResponse, FinishReason, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, Usage,
+};
 
 /// The placeholder signature Google documents for calls whose real signature is unknown.
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
@@ -53,10 +55,7 @@ pub(super) fn build_request(
     };
     let uri = common::endpoint(&config.base_url, &path)?;
     let key = common::required_key(config)?;
-    let headers = vec![(
-        HeaderName::from_static("x-goog-api-key"),
-        common::secret(key)?,
-    )];
+    let headers = vec![(HeaderName::from_static("x-goog-api-key"), common::secret(key)?)];
 
     let budget = request.reasoning.map(|r| r.budget_tokens);
     let generation = wire::GenerationConfig {
@@ -65,10 +64,7 @@ pub(super) fn build_request(
         max_output_tokens: common::output_limit(request.max_tokens, budget),
         stop_sequences: &request.stop,
         seed: request.seed.map(seed),
-        thinking_config: budget.map(|thinking_budget| wire::ThinkingConfig {
-            thinking_budget,
-            include_thoughts: true,
-        }),
+        thinking_config: budget.map(|thinking_budget| wire::ThinkingConfig { thinking_budget, include_thoughts: true }),
         response_mime_type: match request.response_format {
             Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }) => Some("application/json"),
             Some(ResponseFormat::Text) | None => None,
@@ -78,19 +74,12 @@ pub(super) fn build_request(
             _ => None,
         },
     };
-    let system: Vec<wire::Part> = request
-        .messages
-        .iter()
-        .filter(|m| m.role == Role::System)
-        .map(|m| wire::Part::text(&m.content))
-        .collect();
+    let system: Vec<wire::Part> =
+        request.messages.iter().filter(|m| m.role == Role::System).map(|m| wire::Part::text(&m.content)).collect();
     let tools = !request.tools.is_empty();
     let body = wire::Request {
         contents: contents(request)?,
-        system_instruction: (!system.is_empty()).then_some(wire::Content {
-            role: None,
-            parts: system,
-        }),
+        system_instruction: (!system.is_empty()).then_some(wire::Content { role: None, parts: system }),
         generation_config: (!generation.is_empty()).then_some(generation),
         tools: if tools {
             vec![wire::Tools {
@@ -136,7 +125,8 @@ fn response_object(content: &str) -> serde_json::Value {
 /// characters every vendor accepts in an id) and the position, so ids do not repeat across
 /// turns.
 fn call_id(response_id: &str, n: usize) -> String {
-    let clean: String = response_id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).take(64).collect();
+    let clean: String =
+        response_id.chars().filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-')).take(64).collect();
     if clean.is_empty() {
         format!("call_{n}")
     } else {
@@ -161,9 +151,7 @@ pub(super) fn model_path(model: &str) -> Result<String, ProviderError> {
     };
     let valid = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_');
     if id.is_empty() || !id.chars().all(valid) {
-        return Err(ProviderError::Config(format!(
-            "model name {model:?} cannot be used in a url"
-        )));
+        return Err(ProviderError::Config(format!("model name {model:?} cannot be used in a url")));
     }
     Ok(format!("{collection}/{id}"))
 }
@@ -209,9 +197,14 @@ fn model_parts(message: &crate::model::Message) -> Result<Vec<wire::Part<'_>>, P
     }
     let unsigned = message.tool_calls.iter().all(|c| c.signature.is_none());
     for (i, call) in message.tool_calls.iter().enumerate() {
-        let function_call = wire::FunctionCall { id: &call.id, name: &call.name, args: common::arguments_object(call)? };
+        let function_call =
+            wire::FunctionCall { id: &call.id, name: &call.name, args: common::arguments_object(call)? };
         let signature = call.signature.as_deref().or((unsigned && i == 0).then_some(SKIP_SIGNATURE));
-        parts.push(wire::Part { function_call: Some(function_call), thought_signature: signature, ..wire::Part::default() });
+        parts.push(wire::Part {
+            function_call: Some(function_call),
+            thought_signature: signature,
+            ..wire::Part::default()
+        });
     }
     Ok(parts)
 }
@@ -220,9 +213,7 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     let response: wire::Response = common::parse_json(body)?;
     if let Some(error) = &response.error {
         let text = common::describe(error.status.as_deref(), &error.message);
-        return Err(ProviderError::Malformed(format!(
-            "error object in a success response: {text}"
-        )));
+        return Err(ProviderError::Malformed(format!("error object in a success response: {text}")));
     }
     let usage = response.usage_metadata.map(usage).unwrap_or_default();
     let Some(candidate) = response.candidates.into_iter().next() else {
@@ -234,9 +225,7 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
                 usage,
                 ..ChatResponse::default()
             }),
-            None => Err(ProviderError::Malformed(
-                "no candidates in response".to_owned(),
-            )),
+            None => Err(ProviderError::Malformed("no candidates in response".to_owned())),
         };
     };
     let mut text = String::new();
@@ -258,14 +247,7 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     if !tool_calls.is_empty() && finish == FinishReason::Stop {
         finish = FinishReason::ToolCalls;
     }
-    Ok(ChatResponse {
-        text,
-        thinking,
-        model: response.model_version,
-        finish_reason: finish,
-        usage,
-        tool_calls,
-    })
+    Ok(ChatResponse { text, thinking, model: response.model_version, finish_reason: finish, usage, tool_calls })
 }
 
 fn finish_reason(reason: &str) -> FinishReason {
@@ -350,13 +332,10 @@ impl StreamState {
                         _ => {}
                     }
                 }
-                finish = candidate
-                    .finish_reason
-                    .filter(|r| !r.is_empty())
-                    .map(|r| match finish_reason(&r) {
-                        FinishReason::Stop if self.calls > 0 => FinishReason::ToolCalls,
-                        other => other,
-                    });
+                finish = candidate.finish_reason.filter(|r| !r.is_empty()).map(|r| match finish_reason(&r) {
+                    FinishReason::Stop if self.calls > 0 => FinishReason::ToolCalls,
+                    other => other,
+                });
             }
             None if chunk.prompt_feedback.and_then(|f| f.block_reason).is_some() => {
                 finish = Some(FinishReason::ContentFilter);
@@ -379,9 +358,7 @@ impl StreamState {
             return Ok(Vec::new());
         }
         if !self.finish_seen {
-            return Err(ProviderError::Malformed(
-                "stream ended before finishReason".to_owned(),
-            ));
+            return Err(ProviderError::Malformed("stream ended before finishReason".to_owned()));
         }
         self.done = true;
         Ok(vec![StreamEvent::Done])

@@ -122,10 +122,7 @@ pub fn parse_error(kind: ProviderKind, status: u16, body: &[u8]) -> ProviderErro
         ProviderKind::Anthropic => anthropic::error_message(body),
         ProviderKind::Gemini => gemini::error_message(body),
     };
-    ProviderError::Status {
-        status,
-        message: message.unwrap_or_else(|| format!("http status {status}")),
-    }
+    ProviderError::Status { status, message: message.unwrap_or_else(|| format!("http status {status}")) }
 }
 
 /// Turns one provider's SSE events into [`StreamEvent`]s, keeping whatever state the dialect

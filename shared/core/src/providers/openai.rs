@@ -38,11 +38,7 @@ pub(super) fn build_request(
     let uri = common::endpoint(&config.base_url, "chat/completions")?;
     let model = common::model(config, request)?;
     let compat = config.kind == ProviderKind::Compat;
-    let key = if compat {
-        common::api_key(config)
-    } else {
-        Some(common::required_key(config)?)
-    };
+    let key = if compat { common::api_key(config) } else { Some(common::required_key(config)?) };
     let mut headers = Vec::new();
     if let Some(key) = key {
         headers.push((AUTHORIZATION, common::secret(&format!("Bearer {key}"))?));
@@ -81,9 +77,7 @@ pub(super) fn build_request(
         tool_choice: request.tool_choice.as_ref().map(tool_choice),
         response_format: request.response_format.as_ref().map(response_format),
         stream,
-        stream_options: stream.then_some(wire::StreamOptions {
-            include_usage: true,
-        }),
+        stream_options: stream.then_some(wire::StreamOptions { include_usage: true }),
     };
     common::post_json(uri, headers, &body)
 }
@@ -145,18 +139,14 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     let completion: wire::Completion = common::parse_json(body)?;
     if let Some(error) = &completion.error {
         let message = error_text(error).unwrap_or_default();
-        return Err(ProviderError::Malformed(format!(
-            "error object in a success response: {message}"
-        )));
+        return Err(ProviderError::Malformed(format!("error object in a success response: {message}")));
     }
     let choice = completion
         .choices
         .into_iter()
         .next()
         .ok_or_else(|| ProviderError::Malformed("no choices in chat.completion".to_owned()))?;
-    let message = choice
-        .message
-        .ok_or_else(|| ProviderError::Malformed("choice without a message".to_owned()))?;
+    let message = choice.message.ok_or_else(|| ProviderError::Malformed("choice without a message".to_owned()))?;
     let thinking = message.reasoning_text().map(str::to_owned);
     let tool_calls: Vec<ToolCall> = message
         .tool_calls
@@ -202,10 +192,7 @@ fn usage(usage: wire::Usage) -> Usage {
     Usage {
         input_tokens: usage.prompt_tokens.unwrap_or(0),
         output_tokens: usage.completion_tokens.unwrap_or(0),
-        reasoning_tokens: usage
-            .completion_tokens_details
-            .and_then(|d| d.reasoning_tokens)
-            .unwrap_or(0),
+        reasoning_tokens: usage.completion_tokens_details.and_then(|d| d.reasoning_tokens).unwrap_or(0),
     }
 }
 
@@ -213,10 +200,7 @@ pub(super) fn error_message(body: &[u8]) -> Option<String> {
     let envelope: wire::ErrorEnvelope = serde_json::from_slice(body).ok()?;
     match &envelope.error {
         Some(error) => error_text(error),
-        None => envelope
-            .message
-            .filter(|m| !m.is_empty())
-            .map(|m| common::describe(envelope.kind.as_deref(), &m)),
+        None => envelope.message.filter(|m| !m.is_empty()).map(|m| common::describe(envelope.kind.as_deref(), &m)),
     }
 }
 
@@ -294,9 +278,7 @@ impl StreamState {
         if self.done {
             Ok(Vec::new())
         } else {
-            Err(ProviderError::Malformed(
-                "stream ended before [DONE]".to_owned(),
-            ))
+            Err(ProviderError::Malformed("stream ended before [DONE]".to_owned()))
         }
     }
 }

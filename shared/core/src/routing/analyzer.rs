@@ -29,14 +29,7 @@ pub struct ModeWeights {
 impl ModeWeights {
     /// The same value for every mode.
     pub const fn splat(value: f64) -> Self {
-        ModeWeights {
-            chat: value,
-            knowledge: value,
-            search: value,
-            code: value,
-            thinking: value,
-            research: value,
-        }
+        ModeWeights { chat: value, knowledge: value, search: value, code: value, thinking: value, research: value }
     }
 
     pub const fn get(&self, mode: Mode) -> f64 {
@@ -154,8 +147,7 @@ pub enum ConfigError {
 impl AnalyzerConfig {
     /// Parses a JSON object (missing fields keep their defaults) and validates it.
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
-        let config: AnalyzerConfig =
-            serde_json::from_str(json).map_err(|e| ConfigError::Json(e.to_string()))?;
+        let config: AnalyzerConfig = serde_json::from_str(json).map_err(|e| ConfigError::Json(e.to_string()))?;
         config.validate()?;
         Ok(config)
     }
@@ -227,14 +219,7 @@ const ARITHMETIC_EVIDENCE: f64 = 0.9;
 const MIN_CODE_SYMBOLS: u32 = 6;
 const CODE_SYMBOLS_PER_UNIT: f64 = 12.0;
 /// Ties go to the earlier mode; chat, the default, never wins a tie.
-const PRIORITY: [Mode; 6] = [
-    Mode::Research,
-    Mode::Code,
-    Mode::Knowledge,
-    Mode::Search,
-    Mode::Thinking,
-    Mode::Chat,
-];
+const PRIORITY: [Mode; 6] = [Mode::Research, Mode::Code, Mode::Knowledge, Mode::Search, Mode::Thinking, Mode::Chat];
 
 /// The default [`Router`]: keyword and signal scoring, configurable by [`AnalyzerConfig`].
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -299,12 +284,7 @@ impl ComplexityAnalyzer {
             }
         }
         if mode != Mode::Chat && best < cfg.min_mode_evidence {
-            reasons.add(|| {
-                format!(
-                    "{mode} evidence {best:.2} is below {:.2}",
-                    cfg.min_mode_evidence
-                )
-            });
+            reasons.add(|| format!("{mode} evidence {best:.2} is below {:.2}", cfg.min_mode_evidence));
             mode = Mode::Chat;
         }
         reasons.add(|| format!("mode {mode}: evidence {:.2}", evidence.get(mode)));
@@ -332,19 +312,15 @@ impl ComplexityAnalyzer {
         if scan.numbers >= 3 {
             reasons.add(|| format!("math content: {} numbers", scan.numbers));
         }
-        let blocks = f64::from(scan.fences.div_ceil(2))
-            + f64::from(scan.code_symbols) / CODE_SYMBOLS_PER_UNIT;
+        let blocks = f64::from(scan.fences.div_ceil(2)) + f64::from(scan.code_symbols) / CODE_SYMBOLS_PER_UNIT;
         raw += cfg.code_block_weight * blocks.min(cap);
         let earlier = input.message_count.saturating_sub(1);
         if earlier > 0 {
             raw += cfg.conversation_weight * (earlier as f64).min(2.0 * cap);
             reasons.add(|| format!("conversation: {} messages", input.message_count));
         }
-        let trivial = units < cfg.trivial_units
-            && scan.steps <= 0.0
-            && scan.fences == 0
-            && subtasks == 0
-            && scan.questions <= 1;
+        let trivial =
+            units < cfg.trivial_units && scan.steps <= 0.0 && scan.fences == 0 && subtasks == 0 && scan.questions <= 1;
         let mut bias = cfg.bias(mode);
         if trivial && bias > 0.0 {
             bias *= cfg.trivial_factor;
@@ -355,29 +331,13 @@ impl ComplexityAnalyzer {
         }
         raw += bias;
 
-        let score = if raw.is_finite() {
-            raw.max(0.0) / (1.0 + raw.max(0.0))
-        } else {
-            0.0
-        };
-        let tier = if score >= cfg.threshold {
-            Tier::System2
-        } else {
-            Tier::System1
-        };
+        let score = if raw.is_finite() { raw.max(0.0) / (1.0 + raw.max(0.0)) } else { 0.0 };
+        let tier = if score >= cfg.threshold { Tier::System2 } else { Tier::System1 };
         reasons.add(|| {
             let cmp = if tier == Tier::System2 { ">=" } else { "<" };
-            format!(
-                "score {score:.2} {cmp} threshold {:.2}: {tier}",
-                cfg.threshold
-            )
+            format!("score {score:.2} {cmp} threshold {:.2}: {tier}", cfg.threshold)
         });
-        RoutingDecision {
-            mode,
-            tier,
-            score,
-            reasons: reasons.0.unwrap_or_default(),
-        }
+        RoutingDecision { mode, tier, score, reasons: reasons.0.unwrap_or_default() }
     }
 }
 

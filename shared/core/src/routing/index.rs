@@ -41,9 +41,7 @@ pub(super) fn hash_word(bytes: &[u8], mut i: usize) -> (usize, u64) {
 
 #[inline]
 fn mix(hash: u64, chunk: u64) -> u64 {
-    (hash ^ chunk)
-        .wrapping_mul(0x0000_0100_0000_01b3)
-        .rotate_left(29)
+    (hash ^ chunk).wrapping_mul(0x0000_0100_0000_01b3).rotate_left(29)
 }
 
 /// The hash of an empty phrase, to start [`phrase_step`] from.
@@ -118,32 +116,17 @@ impl Index {
         for (i, key) in keys.enumerate() {
             match runs.last_mut() {
                 Some(run) if run.key == key => run.len += 1,
-                _ => runs.push(Slot {
-                    key,
-                    start: i as u32,
-                    len: 1,
-                    used: true,
-                    prefix: false,
-                }),
+                _ => runs.push(Slot { key, start: i as u32, len: 1, used: true, prefix: false }),
             }
         }
         for &key in prefixes {
             match runs.iter_mut().find(|run| run.key == key) {
                 Some(run) => run.prefix = true,
-                None => runs.push(Slot {
-                    key,
-                    start: 0,
-                    len: 0,
-                    used: true,
-                    prefix: true,
-                }),
+                None => runs.push(Slot { key, start: 0, len: 0, used: true, prefix: true }),
             }
         }
         let capacity = (runs.len() * 2).next_power_of_two().max(16);
-        let mut index = Index {
-            filter: [0; FILTER_WORDS],
-            slots: vec![Slot::default(); capacity],
-        };
+        let mut index = Index { filter: [0; FILTER_WORDS], slots: vec![Slot::default(); capacity] };
         for run in runs {
             let (word, bit) = filter_bit(run.key);
             if let Some(w) = index.filter.get_mut(word) {
@@ -197,13 +180,8 @@ impl Index {
     fn found<'a, T>(&self, key: u64, entries: &'a [T]) -> Option<Found<'a, T>> {
         let slot = self.find(key)?;
         let start = slot.start as usize;
-        let entries = entries
-            .get(start..start + usize::from(slot.len))
-            .unwrap_or(&[]);
-        Some(Found {
-            entries,
-            prefix: slot.prefix,
-        })
+        let entries = entries.get(start..start + usize::from(slot.len)).unwrap_or(&[]);
+        Some(Found { entries, prefix: slot.prefix })
     }
 }
 
@@ -263,22 +241,11 @@ impl Lexicon {
         let mut cjk: Vec<CjkEntry> = CJK
             .iter()
             .flat_map(|&(cue, words)| words.split('|').map(move |text| (cue, text)))
-            .filter_map(|(cue, text)| {
-                Some(CjkEntry {
-                    first: text.chars().next()?,
-                    same: 1,
-                    text,
-                    cue,
-                })
-            })
+            .filter_map(|(cue, text)| Some(CjkEntry { first: text.chars().next()?, same: 1, text, cue }))
             .collect();
         // Same first character together, longest first: the first prefix found is the longest.
         cjk.sort_by(|a, b| {
-            (a.first, std::cmp::Reverse(a.text.len()), a.text).cmp(&(
-                b.first,
-                std::cmp::Reverse(b.text.len()),
-                b.text,
-            ))
+            (a.first, std::cmp::Reverse(a.text.len()), a.text).cmp(&(b.first, std::cmp::Reverse(b.text.len()), b.text))
         });
         for i in (0..cjk.len().saturating_sub(1)).rev() {
             if let Some([a, b]) = cjk.get_mut(i..i + 2) {
@@ -288,12 +255,7 @@ impl Lexicon {
             }
         }
         let cjk_index = Index::build(cjk.iter().map(|e| char_key(e.first)), &[]);
-        Lexicon {
-            latin,
-            latin_index,
-            cjk,
-            cjk_index,
-        }
+        Lexicon { latin, latin_index, cjk, cjk_index }
     }
 
     /// False if no keyword and no start of one has this phrase hash (most words).
@@ -313,11 +275,7 @@ impl Lexicon {
     /// character); empty if none does.
     #[inline]
     pub(super) fn cjk(&self, first: char, rest: &str) -> &[CjkEntry] {
-        let Some(Found {
-            entries: same_first,
-            ..
-        }) = self.cjk_index.found(char_key(first), &self.cjk)
-        else {
+        let Some(Found { entries: same_first, .. }) = self.cjk_index.found(char_key(first), &self.cjk) else {
             return &[];
         };
         let rest = rest.as_bytes();
@@ -344,12 +302,7 @@ mod tests {
             assert!(words.len() <= 4, "{}", entry.text);
             for word in words {
                 assert!(!word.is_empty(), "{:?}", entry.text);
-                assert!(
-                    word.bytes()
-                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()),
-                    "{:?}",
-                    entry.text
-                );
+                assert!(word.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()), "{:?}", entry.text);
             }
         }
     }
@@ -358,10 +311,7 @@ mod tests {
     fn kind(cue: Cue) -> String {
         match cue {
             Cue::Mode(mode, _) => format!("mode {mode}"),
-            other => format!("{other:?}")
-                .chars()
-                .take_while(|c| c.is_alphabetic())
-                .collect(),
+            other => format!("{other:?}").chars().take_while(|c| c.is_alphabetic()).collect(),
         }
     }
 
@@ -371,12 +321,7 @@ mod tests {
         for pair in latin.windows(2) {
             if pair[0].hash == pair[1].hash {
                 assert_eq!(pair[0].text, pair[1].text, "hash collision");
-                assert_ne!(
-                    kind(pair[0].cue),
-                    kind(pair[1].cue),
-                    "duplicate {}",
-                    pair[0].text
-                );
+                assert_ne!(kind(pair[0].cue), kind(pair[1].cue), "duplicate {}", pair[0].text);
             }
         }
     }
@@ -412,12 +357,7 @@ mod tests {
         assert_eq!(whole.entries.first().map(|e| e.text), Some("step by step"));
         for entry in &lexicon.cjk {
             let found = lexicon.cjk(entry.first, entry.text);
-            assert_eq!(
-                found.first().map(|e| e.text),
-                Some(entry.text),
-                "{}",
-                entry.text
-            );
+            assert_eq!(found.first().map(|e| e.text), Some(entry.text), "{}", entry.text);
         }
     }
 

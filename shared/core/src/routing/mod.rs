@@ -39,14 +39,7 @@ pub enum Mode {
 
 impl Mode {
     /// Every mode, in declaration order.
-    pub const ALL: [Mode; 6] = [
-        Mode::Chat,
-        Mode::Knowledge,
-        Mode::Search,
-        Mode::Code,
-        Mode::Thinking,
-        Mode::Research,
-    ];
+    pub const ALL: [Mode; 6] = [Mode::Chat, Mode::Knowledge, Mode::Search, Mode::Code, Mode::Thinking, Mode::Research];
 
     /// The name used on the wire and in function names.
     pub const fn as_str(self) -> &'static str {
@@ -64,9 +57,7 @@ impl Mode {
     /// mode: it is the caller's request to route.
     pub fn parse(name: &str) -> Option<Mode> {
         let name = name.trim();
-        Mode::ALL
-            .into_iter()
-            .find(|mode| mode.as_str().eq_ignore_ascii_case(name))
+        Mode::ALL.into_iter().find(|mode| mode.as_str().eq_ignore_ascii_case(name))
     }
 }
 
@@ -127,10 +118,7 @@ pub struct RouteInput<'a> {
 impl<'a> RouteInput<'a> {
     /// A single prompt: a conversation of one message.
     pub const fn new(text: &'a str) -> Self {
-        RouteInput {
-            text,
-            message_count: 1,
-        }
+        RouteInput { text, message_count: 1 }
     }
 
     /// The last user message of a conversation (empty if there is none) and its length.
@@ -140,10 +128,7 @@ impl<'a> RouteInput<'a> {
             .rev()
             .find(|message| message.role == Role::User)
             .map_or("", |message| message.content.as_str());
-        RouteInput {
-            text,
-            message_count: messages.len(),
-        }
+        RouteInput { text, message_count: messages.len() }
     }
 }
 

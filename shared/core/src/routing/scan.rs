@@ -52,9 +52,7 @@ fn is_word_char(c: char) -> bool {
 /// Where the word characters from byte `i` on end (`i` itself if there are none).
 fn word_end(text: &str, i: usize) -> usize {
     let rest = text.get(i..).unwrap_or("");
-    rest.char_indices()
-        .find(|&(_, c)| !is_word_char(c))
-        .map_or(text.len(), |(k, _)| i + k)
+    rest.char_indices().find(|&(_, c)| !is_word_char(c)).map_or(text.len(), |(k, _)| i + k)
 }
 
 /// What one pass found.
@@ -134,11 +132,7 @@ impl<'t> Scan<'t> {
                     let word = bytes.get(i..end).unwrap_or(&[]);
                     let digits = word.iter().all(|b| b.is_ascii_digit());
                     let list_number = matches!(line, Line::Start | Line::Digits) && digits;
-                    line = if list_number {
-                        Line::Digits
-                    } else {
-                        Line::Rest
-                    };
+                    line = if list_number { Line::Digits } else { Line::Rest };
                 }
                 if byte.is_ascii_digit() {
                     self.numbers += 1;
@@ -156,10 +150,7 @@ impl<'t> Scan<'t> {
                 }
                 i += 1;
             } else {
-                let c = text
-                    .get(i..)
-                    .and_then(|rest| rest.chars().next())
-                    .unwrap_or('\u{FFFD}');
+                let c = text.get(i..).and_then(|rest| rest.chars().next()).unwrap_or('\u{FFFD}');
                 line = self.line_step(line, c);
                 backticks = 0;
                 if is_cjk(c) {
@@ -179,9 +170,7 @@ impl<'t> Scan<'t> {
                             self.questions += 1;
                             self.open_len = 0;
                         }
-                        '×' | '÷' | '²' | '³' | '√' | '−' | '≤' | '≥' | '≠' => {
-                            self.operators += 1
-                        }
+                        '×' | '÷' | '²' | '³' | '√' | '−' | '≤' | '≥' | '≠' => self.operators += 1,
                         _ => self.open_len = 0,
                     }
                     i += c.len_utf8();
@@ -265,10 +254,8 @@ impl<'t> Scan<'t> {
         let lexicon = self.lexicon;
         let (open, open_len) = (self.open, self.open_len);
         self.open_len = 0;
-        let continued = open.into_iter().take(open_len).map(|o| Open {
-            hash: phrase_step(o.hash, word),
-            start: o.start,
-        });
+        let continued =
+            open.into_iter().take(open_len).map(|o| Open { hash: phrase_step(o.hash, word), start: o.start });
         for phrase in continued.chain(std::iter::once(Open { hash: alone, start })) {
             let Some(found) = lexicon.latin(phrase.hash) else {
                 continue;
@@ -317,10 +304,7 @@ impl<'t> Scan<'t> {
             Cue::MathQuestion => self.math_question = true,
             Cue::Neutral => {}
         }
-        if self.explain
-            && self.hits.len() < MAX_HITS
-            && !self.hits.iter().any(|&(t, c)| t == text && c == cue)
-        {
+        if self.explain && self.hits.len() < MAX_HITS && !self.hits.iter().any(|&(t, c)| t == text && c == cue) {
             self.hits.push((text, cue));
         }
     }

@@ -48,9 +48,7 @@ pub fn extract_code(answer: &str, untagged: Option<Language>) -> Option<CodeBloc
             Some(mut fence) => {
                 // Content loses up to the opening fence's indentation.
                 let strip = indent.min(fence.indent);
-                fence
-                    .lines
-                    .push(line.get(strip..).unwrap_or_default().to_owned());
+                fence.lines.push(line.get(strip..).unwrap_or_default().to_owned());
                 open = Some(fence);
             }
         }
@@ -71,13 +69,7 @@ fn opening(rest: &str, indent: usize) -> Option<Fence> {
         .unwrap_or_default()
         .trim_start_matches(['{', '.'])
         .to_owned();
-    Some(Fence {
-        marker,
-        len,
-        indent,
-        tag,
-        lines: Vec::new(),
-    })
+    Some(Fence { marker, len, indent, tag, lines: Vec::new() })
 }
 
 fn closes(rest: &str, fence: &Fence) -> bool {

@@ -55,10 +55,7 @@ impl SandboxConfig {
     /// The same from any variable lookup.
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Option<SandboxConfig> {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
-        Some(SandboxConfig {
-            url: set("SANDBOX_URL")?.trim().to_owned(),
-            token: set("SANDBOX_TOKEN"),
-        })
+        Some(SandboxConfig { url: set("SANDBOX_URL")?.trim().to_owned(), token: set("SANDBOX_TOKEN") })
     }
 }
 
@@ -76,8 +73,9 @@ impl Language {
     pub fn from_alias(alias: &str) -> Option<Language> {
         match alias.trim().to_ascii_lowercase().as_str() {
             "python" | "py" | "python3" | "py3" => Some(Language::Python),
-            "javascript" | "js" | "node" | "nodejs" | "node-js" | "node-javascript" | "mjs"
-            | "cjs" => Some(Language::JavaScript),
+            "javascript" | "js" | "node" | "nodejs" | "node-js" | "node-javascript" | "mjs" | "cjs" => {
+                Some(Language::JavaScript)
+            }
             _ => None,
         }
     }
@@ -129,10 +127,7 @@ impl ExecutionRequest {
         ExecutionRequest {
             language: language.piston_name().to_owned(),
             version: "*".to_owned(),
-            files: vec![SourceFile {
-                name: Some(language.file_name().to_owned()),
-                content: code.into(),
-            }],
+            files: vec![SourceFile { name: Some(language.file_name().to_owned()), content: code.into() }],
             stdin: String::new(),
             args: Vec::new(),
             run_timeout_ms: None,
@@ -203,16 +198,11 @@ pub enum SandboxError {
 }
 
 /// `POST {url}/api/v2/execute` with Piston's JSON body.
-pub fn build_request(
-    config: &SandboxConfig,
-    request: &ExecutionRequest,
-) -> Result<http::Request<Bytes>, SandboxError> {
+pub fn build_request(config: &SandboxConfig, request: &ExecutionRequest) -> Result<http::Request<Bytes>, SandboxError> {
     let body = wire::ExecuteBody::from(request);
     let body = serde_json::to_vec(&body).map_err(|e| SandboxError::Malformed(e.to_string()))?;
     let mut http_request = authorized(config, http::Method::POST, "execute", Bytes::from(body))?;
-    http_request
-        .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    http_request.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     Ok(http_request)
 }
 
@@ -224,8 +214,8 @@ pub fn runtimes_request(config: &SandboxConfig) -> Result<http::Request<Bytes>, 
 /// Piston's answer to `execute`, or its error.
 pub fn parse_response(status: u16, body: &[u8]) -> Result<Execution, SandboxError> {
     check_status(status, body)?;
-    let answer: wire::ExecuteAnswer = serde_json::from_slice(body)
-        .map_err(|e| SandboxError::Malformed(format!("invalid execute answer: {e}")))?;
+    let answer: wire::ExecuteAnswer =
+        serde_json::from_slice(body).map_err(|e| SandboxError::Malformed(format!("invalid execute answer: {e}")))?;
     answer.into_execution()
 }
 
@@ -243,16 +233,12 @@ pub struct Runtime {
 /// Piston's answer to `runtimes`, or its error.
 pub fn parse_runtimes(status: u16, body: &[u8]) -> Result<Vec<Runtime>, SandboxError> {
     check_status(status, body)?;
-    serde_json::from_slice(body)
-        .map_err(|e| SandboxError::Malformed(format!("invalid runtimes answer: {e}")))
+    serde_json::from_slice(body).map_err(|e| SandboxError::Malformed(format!("invalid runtimes answer: {e}")))
 }
 
 /// How long to wait for the sandbox: the run's own timeout plus [`FETCH_MARGIN_MS`].
 pub fn fetch_timeout_ms(request: &ExecutionRequest) -> u64 {
-    request
-        .run_timeout_ms
-        .unwrap_or(DEFAULT_RUN_TIMEOUT_MS)
-        .saturating_add(FETCH_MARGIN_MS)
+    request.run_timeout_ms.unwrap_or(DEFAULT_RUN_TIMEOUT_MS).saturating_add(FETCH_MARGIN_MS)
 }
 
 /// The endpoint for `name` under the base URL. `SANDBOX_URL` may be the host root
@@ -260,10 +246,7 @@ pub fn fetch_timeout_ms(request: &ExecutionRequest) -> u64 {
 /// the endpoint itself; a trailing slash does not matter.
 pub fn endpoint(base: &str, name: &str) -> Result<http::Uri, SandboxError> {
     let base = base.trim().trim_end_matches('/');
-    let base = base
-        .strip_suffix("/execute")
-        .or_else(|| base.strip_suffix("/runtimes"))
-        .unwrap_or(base);
+    let base = base.strip_suffix("/execute").or_else(|| base.strip_suffix("/runtimes")).unwrap_or(base);
     let url = if base.ends_with("/api/v2") || base.ends_with("/api/v2/piston") {
         format!("{base}/{name}")
     } else {
@@ -287,8 +270,7 @@ fn authorized(
     *request.method_mut() = method;
     *request.uri_mut() = endpoint(&config.url, name)?;
     if let Some(token) = config.token.as_deref().filter(|t| !t.is_empty()) {
-        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))
-            .map_err(|_| SandboxError::InvalidToken)?;
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}")).map_err(|_| SandboxError::InvalidToken)?;
         value.set_sensitive(true);
         request.headers_mut().insert(AUTHORIZATION, value);
     }

@@ -29,14 +29,7 @@ impl<'a> From<&'a ExecutionRequest> for ExecuteBody<'a> {
         ExecuteBody {
             language: &request.language,
             version: &request.version,
-            files: request
-                .files
-                .iter()
-                .map(|f| File {
-                    name: f.name.as_deref(),
-                    content: &f.content,
-                })
-                .collect(),
+            files: request.files.iter().map(|f| File { name: f.name.as_deref(), content: &f.content }).collect(),
             stdin: &request.stdin,
             args: &request.args,
             run_timeout: request.run_timeout_ms,

@@ -67,9 +67,8 @@ pub(super) fn error(status: u16, body: &[u8]) -> (Option<String>, bool) {
     let component = error.get("meta").map(|m| field(m, "component")).unwrap_or_default();
     let code = field(error, "code");
     let detail = field(error, "detail");
-    let rejected_key = matches!(status, 401 | 403)
-        || component == "authentication"
-        || code.starts_with("SUBSCRIPTION_TOKEN");
+    let rejected_key =
+        matches!(status, 401 | 403) || component == "authentication" || code.starts_with("SUBSCRIPTION_TOKEN");
     let message = match (code.is_empty(), detail.is_empty()) {
         (false, false) => format!("{code}: {detail}"),
         (true, false) => detail,
@@ -165,7 +164,9 @@ mod tests {
     fn the_errors_list_form_and_bare_statuses_are_read_too() {
         let listed = r#"{"type":"ErrorResponse","errors":[{"id":"x","code":"SUBSCRIPTION_NOT_FOUND","detail":"No subscription found.","status":404,"meta":{"component":"subscriptions"}}],"time":1}"#;
         let err = search::parse_error(SearchProviderKind::Brave, 404, listed.as_bytes());
-        assert!(matches!(err, SearchError::Status { status: 404, rejected_key: false, ref message } if message == "SUBSCRIPTION_NOT_FOUND: No subscription found."));
+        assert!(
+            matches!(err, SearchError::Status { status: 404, rejected_key: false, ref message } if message == "SUBSCRIPTION_NOT_FOUND: No subscription found.")
+        );
         let err = search::parse_error(SearchProviderKind::Brave, 401, b"");
         assert!(matches!(err, SearchError::Status { status: 401, rejected_key: true, .. }));
     }

@@ -115,9 +115,8 @@ impl SearchConfig {
     pub fn from_host<H: Host>(host: &H, policy: RetryPolicy) -> Result<SearchConfig, ApiError> {
         let first = match host.var("SEARCH_PROVIDER") {
             None => SearchProviderKind::Tavily,
-            Some(name) => SearchProviderKind::parse(&name).ok_or_else(|| {
-                ApiError::NotConfigured("SEARCH_PROVIDER must be `tavily` or `brave`".into())
-            })?,
+            Some(name) => SearchProviderKind::parse(&name)
+                .ok_or_else(|| ApiError::NotConfigured("SEARCH_PROVIDER must be `tavily` or `brave`".into()))?,
         };
         let providers = [first, first.other()]
             .into_iter()

@@ -190,4 +190,3 @@ async fn attempt<H: Host>(
     results.truncate(max_results);
     Ok(results)
 }
-

@@ -142,7 +142,9 @@ mod tests {
             }
         );
         let err = search::parse_error(SearchProviderKind::Tavily, 429, RATE_LIMITED.as_bytes());
-        assert!(matches!(err, SearchError::Status { status: 429, rejected_key: false, ref message } if message.contains("excessive requests")));
+        assert!(
+            matches!(err, SearchError::Status { status: 429, rejected_key: false, ref message } if message.contains("excessive requests"))
+        );
         let err = search::parse_error(SearchProviderKind::Tavily, 502, b"<html>bad gateway</html>");
         assert!(matches!(err, SearchError::Status { status: 502, ref message, .. } if message == "http status 502"));
     }

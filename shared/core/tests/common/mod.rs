@@ -12,13 +12,15 @@ pub const SECRET: &str = "test-secret-0123456789";
 pub fn openai_ok(text: &str) -> String {
     json!({"id":"c","object":"chat.completion","created":1,"model":"gpt-x",
         "choices":[{"index":0,"message":{"role":"assistant","content":text},"finish_reason":"stop"}],
-        "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}).to_string()
+        "usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}})
+    .to_string()
 }
 
 pub fn anthropic_ok(text: &str) -> String {
     json!({"id":"m","type":"message","role":"assistant","model":"claude-x",
         "content":[{"type":"text","text":text}],"stop_reason":"end_turn","stop_sequence":null,
-        "usage":{"input_tokens":4,"output_tokens":6}}).to_string()
+        "usage":{"input_tokens":4,"output_tokens":6}})
+    .to_string()
 }
 
 pub fn openai_chunks(words: &[&str]) -> Vec<String> {
@@ -98,13 +100,21 @@ pub fn hello() -> Value {
     json!({"messages":[{"role":"user","content":"hi"}]})
 }
 
-
 /// POSTs `body` to function `function` at `path` as user `u` of tenant `t`, with `headers`
 /// added; the status and the body text.
-pub async fn post_as_user(host: &TestHost, function: &str, path: &str, body: &Value, headers: &[(&str, &str)]) -> (u16, String) {
+pub async fn post_as_user(
+    host: &TestHost,
+    function: &str,
+    path: &str,
+    body: &Value,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let mut request = user_request(path, body);
     for (name, value) in headers {
-        request.headers_mut().insert(http::HeaderName::from_bytes(name.as_bytes()).unwrap(), http::HeaderValue::from_str(value).unwrap());
+        request.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            http::HeaderValue::from_str(value).unwrap(),
+        );
     }
     let (status, _, text) = serve(host, function, request).await;
     (status, text)

@@ -1,12 +1,6 @@
 //! A small HTTP/1.1 client for the simulator's tests: hyper's low-level client for normal
 //! exchanges, and a raw TCP exchange to see exactly how a connection ends.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    dead_code
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, dead_code)]
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -36,10 +30,7 @@ pub struct Reply {
 
 impl Reply {
     pub fn bytes(&self) -> Vec<u8> {
-        self.frames
-            .iter()
-            .flat_map(|(_, b)| b.iter().copied())
-            .collect()
+        self.frames.iter().flat_map(|(_, b)| b.iter().copied()).collect()
     }
 
     pub fn text(&self) -> String {
@@ -47,8 +38,7 @@ impl Reply {
     }
 
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.bytes())
-            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
+        serde_json::from_slice(&self.bytes()).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text()))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
@@ -61,13 +51,7 @@ impl Reply {
 }
 
 /// Sends one request on a fresh connection and reads the whole response.
-pub async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&Value>,
-) -> Reply {
+pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&Value>) -> Reply {
     try_send(addr, method, path, headers, body).await.unwrap()
 }
 
@@ -82,10 +66,7 @@ pub async fn try_send(
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
-    let mut req = Request::builder()
-        .method(method)
-        .uri(path)
-        .header("host", addr.to_string());
+    let mut req = Request::builder().method(method).uri(path).header("host", addr.to_string());
     if body.is_some() {
         req = req.header("content-type", "application/json");
     }
@@ -94,9 +75,7 @@ pub async fn try_send(
     }
     let payload = body.map(|b| Bytes::from(b.to_string())).unwrap_or_default();
     let started = Instant::now();
-    let response = sender
-        .send_request(req.body(Full::new(payload)).unwrap())
-        .await?;
+    let response = sender.send_request(req.body(Full::new(payload)).unwrap()).await?;
     let head_after = started.elapsed();
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -116,13 +95,7 @@ pub async fn try_send(
             }
         }
     }
-    Ok(Reply {
-        status,
-        headers,
-        frames,
-        head_after,
-        body_error,
-    })
+    Ok(Reply { status, headers, frames, head_after, body_error })
 }
 
 /// POST of a JSON body.
@@ -131,10 +104,7 @@ pub async fn post(addr: SocketAddr, path: &str, headers: &[(&str, &str)], body: 
 }
 
 pub const OPENAI_KEY: (&str, &str) = ("authorization", "Bearer sk-test-secret");
-pub const ANTHROPIC_HEADERS: [(&str, &str); 2] = [
-    ("x-api-key", "sk-ant-secret"),
-    ("anthropic-version", "2023-06-01"),
-];
+pub const ANTHROPIC_HEADERS: [(&str, &str); 2] = [("x-api-key", "sk-ant-secret"), ("anthropic-version", "2023-06-01")];
 pub const GEMINI_KEY: (&str, &str) = ("x-goog-api-key", "goog-secret");
 
 pub fn openai_body(model: &str, text: &str, stream: bool) -> Value {
@@ -164,23 +134,9 @@ pub fn gemini_body(text: &str) -> Value {
 /// One provider call, by label, so fault tests can run against all three.
 pub async fn call(addr: SocketAddr, provider: &str, text: &str, stream: bool) -> Reply {
     match provider {
-        "openai" => {
-            post(
-                addr,
-                "/v1/chat/completions",
-                &[OPENAI_KEY],
-                &openai_body("gpt-4o-mini", text, stream),
-            )
-            .await
-        }
+        "openai" => post(addr, "/v1/chat/completions", &[OPENAI_KEY], &openai_body("gpt-4o-mini", text, stream)).await,
         "anthropic" => {
-            post(
-                addr,
-                "/v1/messages",
-                &ANTHROPIC_HEADERS,
-                &anthropic_body("claude-sonnet-4-5", text, stream),
-            )
-            .await
+            post(addr, "/v1/messages", &ANTHROPIC_HEADERS, &anthropic_body("claude-sonnet-4-5", text, stream)).await
         }
         "gemini" if stream => {
             post(
@@ -192,13 +148,7 @@ pub async fn call(addr: SocketAddr, provider: &str, text: &str, stream: bool) ->
             .await
         }
         "gemini" => {
-            post(
-                addr,
-                "/v1beta/models/gemini-2.5-flash:generateContent",
-                &[GEMINI_KEY],
-                &gemini_body(text),
-            )
-            .await
+            post(addr, "/v1beta/models/gemini-2.5-flash:generateContent", &[GEMINI_KEY], &gemini_body(text)).await
         }
         other => {
             let path = format!("/{other}/v1/chat/completions");
@@ -235,10 +185,7 @@ pub fn stream_text(provider: &str, events: &[SseEvent]) -> String {
 
 /// The number of events that carry answer text (non-empty deltas).
 pub fn content_events(provider: &str, events: &[SseEvent]) -> usize {
-    events
-        .iter()
-        .filter(|e| !stream_text(provider, std::slice::from_ref(e)).is_empty())
-        .count()
+    events.iter().filter(|e| !stream_text(provider, std::slice::from_ref(e)).is_empty()).count()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -260,10 +207,7 @@ pub fn parse_sse(text: &str) -> Vec<SseEvent> {
     for line in text.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l)) {
         if line.is_empty() {
             if !data.is_empty() || event.is_some() {
-                events.push(SseEvent {
-                    event: event.take(),
-                    data: data.join("\n"),
-                });
+                events.push(SseEvent { event: event.take(), data: data.join("\n") });
                 data.clear();
             }
             continue;
@@ -277,10 +221,7 @@ pub fn parse_sse(text: &str) -> Vec<SseEvent> {
         }
     }
     if !data.is_empty() {
-        events.push(SseEvent {
-            event,
-            data: data.join("\n"),
-        });
+        events.push(SseEvent { event, data: data.join("\n") });
     }
     events
 }
@@ -330,14 +271,8 @@ pub async fn raw_post(
 
 /// Splits a raw HTTP/1.1 response into its head and body bytes.
 pub fn split_head(raw: &[u8]) -> (String, Vec<u8>) {
-    let at = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("no response head");
-    (
-        String::from_utf8_lossy(&raw[..at]).into_owned(),
-        raw[at + 4..].to_vec(),
-    )
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n").expect("no response head");
+    (String::from_utf8_lossy(&raw[..at]).into_owned(), raw[at + 4..].to_vec())
 }
 
 /// Decodes a chunked body as far as it goes; says whether the terminating chunk came.
@@ -347,8 +282,7 @@ pub fn dechunk(mut body: &[u8]) -> (Vec<u8>, bool) {
         let Some(eol) = body.windows(2).position(|w| w == b"\r\n") else {
             return (out, false);
         };
-        let size =
-            usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap().trim(), 16).unwrap();
+        let size = usize::from_str_radix(std::str::from_utf8(&body[..eol]).unwrap().trim(), 16).unwrap();
         body = &body[eol + 2..];
         if size == 0 {
             return (out, body.starts_with(b"\r\n"));

@@ -1,12 +1,6 @@
 //! A small HTTP/1.1 client for the sandbox's tests, and helpers to run code and to look at the
 //! host's processes while a run is going on.
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    dead_code
-)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing, dead_code)]
 
 use std::net::SocketAddr;
 
@@ -23,13 +17,7 @@ pub fn start() -> sandbox::SandboxHandle {
 }
 
 /// One request on a fresh connection: status and the body parsed as JSON.
-pub async fn send(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &str,
-) -> (u16, Value) {
+pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
@@ -44,13 +32,7 @@ pub async fn send(
     let request = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
     let response = sender.send_request(request).await.unwrap();
     let status = response.status().as_u16();
-    assert_eq!(
-        response
-            .headers()
-            .get("content-type")
-            .map(|v| v.to_str().unwrap()),
-        Some("application/json")
-    );
+    assert_eq!(response.headers().get("content-type").map(|v| v.to_str().unwrap()), Some("application/json"));
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));

@@ -1,12 +1,6 @@
 //! Shared test plumbing: build the probe and relay fixtures, start spin-host on a manifest, and
 //! a tiny HTTP/1.1 client that records when each body chunk arrives (to prove streaming).
-#![allow(
-    dead_code,
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -17,16 +11,11 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../..")
-        .canonicalize()
-        .unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
 }
 
 fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| workspace().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| workspace().join("target"))
 }
 
 fn cargo(args: &[&str]) {
@@ -75,9 +64,7 @@ pub fn build_functions() {
 
 /// A scratch directory for one test.
 pub fn scratch(name: &str) -> PathBuf {
-    let dir = target_dir()
-        .join("spin-host-tests")
-        .join(format!("{name}-{}", std::process::id()));
+    let dir = target_dir().join("spin-host-tests").join(format!("{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     dir
@@ -93,16 +80,11 @@ pub struct SpinHost {
 impl SpinHost {
     /// Starts spin-host on `manifest` with extra environment, waiting until it listens.
     pub fn start(manifest: &Path, env: &[(&str, &str)], extra_args: &[&str]) -> Self {
-        Self::try_start(manifest, env, extra_args)
-            .unwrap_or_else(|log| panic!("spin-host did not start:\n{log}"))
+        Self::try_start(manifest, env, extra_args).unwrap_or_else(|log| panic!("spin-host did not start:\n{log}"))
     }
 
     /// Like [`SpinHost::start`], returning spin-host's stderr if it exits before listening.
-    pub fn try_start(
-        manifest: &Path,
-        env: &[(&str, &str)],
-        extra_args: &[&str],
-    ) -> Result<Self, String> {
+    pub fn try_start(manifest: &Path, env: &[(&str, &str)], extra_args: &[&str]) -> Result<Self, String> {
         let mut command = Command::new(env!("CARGO_BIN_EXE_spin-host"));
         command
             .arg("--manifest")
@@ -148,19 +130,13 @@ impl SpinHost {
 
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status();
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
                 return status;
             }
-            assert!(
-                Instant::now() < deadline,
-                "spin-host did not exit on SIGTERM"
-            );
+            assert!(Instant::now() < deadline, "spin-host did not exit on SIGTERM");
             std::thread::sleep(Duration::from_millis(20));
         }
     }
@@ -235,29 +211,16 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 }
 
 /// Sends one request on a fresh connection (`Connection: close`) and reads the whole response.
-pub fn request(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> Response {
+pub fn request(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
     let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(60)))
-        .unwrap();
-    let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
+    stream.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let mut head =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         head.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -272,12 +235,7 @@ pub fn request(
 pub fn read_response(reader: &mut impl BufRead, start: Instant) -> Response {
     let mut line = String::new();
     reader.read_line(&mut line).unwrap();
-    let status = line
-        .split_whitespace()
-        .nth(1)
-        .expect("status line")
-        .parse()
-        .unwrap();
+    let status = line.split_whitespace().nth(1).expect("status line").parse().unwrap();
     let mut headers = Vec::new();
     loop {
         line.clear();
@@ -289,12 +247,7 @@ pub fn read_response(reader: &mut impl BufRead, start: Instant) -> Response {
         let (k, v) = trimmed.split_once(':').unwrap();
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
     }
-    let find = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
-    };
+    let find = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     let mut body = Vec::new();
     let mut chunk_times = Vec::new();
     if find("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
@@ -321,20 +274,12 @@ pub fn read_response(reader: &mut impl BufRead, start: Instant) -> Response {
     } else {
         reader.read_to_end(&mut body).unwrap();
     }
-    Response {
-        status,
-        headers,
-        body,
-        chunk_times,
-    }
+    Response { status, headers, body, chunk_times }
 }
 
 /// A local upstream that answers every request with `chunks`, one every `gap`, chunked.
 /// Returns its address and a log of the request lines it saw.
-pub fn slow_upstream(
-    chunks: Vec<&'static str>,
-    gap: Duration,
-) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+pub fn slow_upstream(chunks: Vec<&'static str>, gap: Duration) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let seen = Arc::new(Mutex::new(Vec::new()));
@@ -362,8 +307,7 @@ pub fn slow_upstream(
                     if i > 0 {
                         std::thread::sleep(gap);
                     }
-                    let _ =
-                        stream.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
+                    let _ = stream.write_all(format!("{:x}\r\n{chunk}\r\n", chunk.len()).as_bytes());
                     let _ = stream.flush();
                 }
                 let _ = stream.write_all(b"0\r\n\r\n");
@@ -377,9 +321,7 @@ pub fn slow_upstream(
 pub fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
             _ => format!("%{b:02X}"),
         })
         .collect()

@@ -14,8 +14,8 @@
 use serde_json::{json, Map, Value};
 
 use super::super::mode::{answer_json, done_json, event_stream, Emitter};
-use super::toolbox::{Source, ToolOutput, Toolbox};
 use super::super::{Ctx, Handled};
+use super::toolbox::{Source, ToolOutput, Toolbox};
 use crate::agent::{Agent, LimitHit, Limits, Stop};
 use crate::error::ApiError;
 use crate::executor::{Answered, RetryPolicy};
@@ -45,18 +45,29 @@ struct Run<H: Host> {
 
 /// Chat's side: the same request, whole, to the `agent` function; its answer (a stream
 /// included) goes back as it is.
-pub(in super::super) async fn forward<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, bytes: bytes::Bytes) -> Handled {
-    let request = super::super::gateway::on_behalf(&parts.headers, &ctx.request_id, parts.uri.path(), Tier::System2, bytes)?;
+pub(in super::super) async fn forward<H: Host>(
+    ctx: &Ctx<H>,
+    parts: http::request::Parts,
+    bytes: bytes::Bytes,
+) -> Handled {
+    let request =
+        super::super::gateway::on_behalf(&parts.headers, &ctx.request_id, parts.uri.path(), Tier::System2, bytes)?;
     super::super::gateway::call(&ctx.host, "agent", request).await
 }
 
 /// The agent function: a chat body, answered on System 2 with the platform's tools (none
 /// when no tool's upstream is configured: then the loop is one call on the strong model).
-pub(in super::super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: crate::host::Body) -> Handled {
+pub(in super::super) async fn handle<H: Host>(
+    ctx: &Ctx<H>,
+    parts: http::request::Parts,
+    body: crate::host::Body,
+) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (mut request, stream) = web::parse_json::<super::ChatBody>(&parts, &bytes)?.validate()?;
     if !request.tools.is_empty() {
-        return Err(ApiError::Validation("the agent runs the platform's tools; a request with its own `tools` is answered by chat".into()));
+        return Err(ApiError::Validation(
+            "the agent runs the platform's tools; a request with its own `tools` is answered by chat".into(),
+        ));
     }
     let chain = ctx.config.tier_chain_for(Tier::System2, request.model.take().as_deref())?;
     let toolbox = Toolbox::from_host(&ctx.host, &parts.headers, &ctx.request_id).await;
@@ -64,7 +75,13 @@ pub(in super::super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request
 }
 
 /// Answers `request` on the agent runtime with `toolbox`'s tools.
-async fn run<H: Host>(ctx: &Ctx<H>, request: ChatRequest, chain: Vec<ProviderConfig>, toolbox: Toolbox, stream: bool) -> Handled {
+async fn run<H: Host>(
+    ctx: &Ctx<H>,
+    request: ChatRequest,
+    chain: Vec<ProviderConfig>,
+    toolbox: Toolbox,
+    stream: bool,
+) -> Handled {
     let run = Run {
         host: ctx.host.clone(),
         request_id: ctx.request_id.clone(),
@@ -124,7 +141,12 @@ impl<H: Host> Run<H> {
                 last = Some(answer);
                 break;
             }
-            request.messages.push(Message { role: Role::Assistant, content: answer.text, tool_calls: calls.clone(), tool_call_id: None });
+            request.messages.push(Message {
+                role: Role::Assistant,
+                content: answer.text,
+                tool_calls: calls.clone(),
+                tool_call_id: None,
+            });
             let runs = calls
                 .iter()
                 .map(|call| {
@@ -154,16 +176,25 @@ impl<H: Host> Run<H> {
                         emitter.send("delta", &json!({ "text": text }));
                     }
                 }
-                ChatResponse { text, thinking: None, model: answered.model.clone(), finish_reason: FinishReason::Other("limit".into()), usage: Default::default(), tool_calls: vec![] }
+                ChatResponse {
+                    text,
+                    thinking: None,
+                    model: answered.model.clone(),
+                    finish_reason: FinishReason::Other("limit".into()),
+                    usage: Default::default(),
+                    tool_calls: vec![],
+                }
             }
         };
         let mut fields = answer_json(&self.request_id, Mode::Chat, &answer, &answered);
         fields.insert("object".into(), json!("chat.completion"));
         fields.insert("usage".into(), agent.usage_json());
         fields.insert("tier".into(), json!("system2"));
-        fields.insert("citations".into(), Value::Array(cited.iter().enumerate().map(|(i, s)| s.citation(i + 1)).collect()));
+        fields.insert(
+            "citations".into(),
+            Value::Array(cited.iter().enumerate().map(|(i, s)| s.citation(i + 1)).collect()),
+        );
         fields.insert("agent".into(), agent.report());
         Ok((fields, answered))
     }
 }
-

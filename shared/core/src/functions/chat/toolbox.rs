@@ -58,7 +58,10 @@ impl Source {
     fn same_as(&self, other: &Source) -> bool {
         match (self, other) {
             (Source::Web { url: a, .. }, Source::Web { url: b, .. }) => a == b,
-            (Source::Knowledge { document_id: a, chunk: i, .. }, Source::Knowledge { document_id: b, chunk: j, .. }) => a == b && i == j,
+            (
+                Source::Knowledge { document_id: a, chunk: i, .. },
+                Source::Knowledge { document_id: b, chunk: j, .. },
+            ) => a == b && i == j,
             _ => false,
         }
     }
@@ -117,7 +120,9 @@ impl Toolbox {
             authorization: headers.get(http::header::AUTHORIZATION).cloned(),
             request_id: request_id.to_owned(),
         };
-        if let Ok(list) = toolbox.call(host, "knowledge", http::Method::GET, "/v1/knowledge/documents?limit=1", None).await {
+        if let Ok(list) =
+            toolbox.call(host, "knowledge", http::Method::GET, "/v1/knowledge/documents?limit=1", None).await
+        {
             toolbox.knowledge = at(&list, "data").as_array().is_some_and(|docs| !docs.is_empty());
         }
         toolbox
@@ -144,7 +149,8 @@ impl Toolbox {
         if self.knowledge {
             tools.push(Tool {
                 name: SEARCH_KNOWLEDGE.into(),
-                description: "Search the user's own uploaded documents. Returns numbered passages; cite them as [n].".into(),
+                description: "Search the user's own uploaded documents. Returns numbered passages; cite them as [n]."
+                    .into(),
                 parameters: query("What to look up in the documents"),
                 strict: false,
             });
@@ -173,7 +179,8 @@ impl Toolbox {
     /// text for the model.
     pub async fn run<H: Host>(&self, host: &H, call: &ToolCall) -> Result<ToolOutput, String> {
         let arguments = if call.arguments.trim().is_empty() { "{}" } else { call.arguments.as_str() };
-        let args: Value = serde_json::from_str(arguments).map_err(|e| format!("the arguments are not valid JSON ({e})"))?;
+        let args: Value =
+            serde_json::from_str(arguments).map_err(|e| format!("the arguments are not valid JSON ({e})"))?;
         let text = |name: &str| args.get(name).and_then(Value::as_str).map(str::trim).filter(|s| !s.is_empty());
         let string = |value: &Value, key: &str| at(value, key).as_str().unwrap_or_default().to_owned();
         match call.name.as_str() {
@@ -192,7 +199,8 @@ impl Toolbox {
             SEARCH_KNOWLEDGE if self.knowledge => {
                 let query = text("query").ok_or("`query` (a non-empty string) is required")?;
                 let body = json!({ "query": query, "top_k": RESULTS_PER_CALL });
-                let found = self.call(host, "knowledge", http::Method::POST, "/v1/knowledge/search", Some(body)).await?;
+                let found =
+                    self.call(host, "knowledge", http::Method::POST, "/v1/knowledge/search", Some(body)).await?;
                 let hits = at(&found, "hits").as_array().cloned().unwrap_or_default();
                 let summary = json!({ "hits": hits.len() });
                 let sources = hits
@@ -227,8 +235,16 @@ impl Toolbox {
 
     /// One call to a sibling function as the caller; an error status is returned as the
     /// message of its JSON error.
-    async fn call<H: Host>(&self, host: &H, function: &str, method: http::Method, path: &str, body: Option<Value>) -> Result<Value, String> {
-        let mut request = http::Request::builder().method(method).uri(path).header(web::REQUEST_ID, self.request_id.as_str());
+    async fn call<H: Host>(
+        &self,
+        host: &H,
+        function: &str,
+        method: http::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value, String> {
+        let mut request =
+            http::Request::builder().method(method).uri(path).header(web::REQUEST_ID, self.request_id.as_str());
         if let Some(authorization) = &self.authorization {
             request = request.header(http::header::AUTHORIZATION, authorization.clone());
         }
@@ -240,10 +256,18 @@ impl Toolbox {
             None => Bytes::new(),
         };
         let request = request.body(body).map_err(|e| format!("the {function} call could not be built ({e})"))?;
-        let response = host.call_function(function, request).await.map_err(|e| format!("the {function} function did not answer ({e})"))?;
+        let response = host
+            .call_function(function, request)
+            .await
+            .map_err(|e| format!("the {function} function did not answer ({e})"))?;
         let status = response.status();
-        let bytes = response.into_body().collect(MAX_ANSWER_BYTES).await.map_err(|e| format!("the {function} answer could not be read ({e})"))?;
-        let answer: Value = serde_json::from_slice(&bytes).map_err(|_| format!("the {function} function answered {status} without JSON"))?;
+        let bytes = response
+            .into_body()
+            .collect(MAX_ANSWER_BYTES)
+            .await
+            .map_err(|e| format!("the {function} answer could not be read ({e})"))?;
+        let answer: Value = serde_json::from_slice(&bytes)
+            .map_err(|_| format!("the {function} function answered {status} without JSON"))?;
         if !status.is_success() {
             let message = at(at(&answer, "error"), "message").as_str().unwrap_or("no message");
             return Err(format!("{function} answered {}: {message}", status.as_u16()));

@@ -106,7 +106,9 @@ pub fn parse_tools(value: Option<Value>) -> Result<Vec<Tool>, ApiError> {
             None | Some(Value::Null) => String::new(),
             Some(Value::String(d)) if d.chars().count() <= MAX_DESCRIPTION_CHARS => d.clone(),
             Some(Value::String(_)) => {
-                return invalid(format!("`{path}.function.description` is longer than {MAX_DESCRIPTION_CHARS} characters"))
+                return invalid(format!(
+                    "`{path}.function.description` is longer than {MAX_DESCRIPTION_CHARS} characters"
+                ))
             }
             Some(_) => return invalid(format!("`{path}.function.description` must be a string")),
         };

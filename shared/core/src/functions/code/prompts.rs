@@ -61,9 +61,8 @@ pub fn fix(job: &Job, round: &Round) -> ChatRequest {
     let mut messages = vec![system(job.language, &extra)];
     let task_text = task(&job.request);
     let last_user = job.request.messages.iter().rposition(|m| m.role == Role::User);
-    messages.extend(
-        job.request.messages.iter().enumerate().filter(|(i, _)| Some(*i) != last_user).map(|(_, m)| m.clone()),
-    );
+    messages
+        .extend(job.request.messages.iter().enumerate().filter(|(i, _)| Some(*i) != last_user).map(|(_, m)| m.clone()));
     let result = round.execution.as_ref().map_or_else(String::new, result);
     messages.push(user(format!(
         "Task:\n{task_text}\n\nThis program failed:\n```{}\n{}```\n\n{result}\n\n{FIX_MARKER}.",

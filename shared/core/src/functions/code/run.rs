@@ -28,9 +28,15 @@ pub(in super::super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request
     if asked.code.trim().is_empty() || asked.code.len() > MAX_CODE_BYTES {
         return Err(ApiError::Validation(format!("`code` must be a program of 1 to {MAX_CODE_BYTES} bytes")));
     }
-    let fields = CodeFields { language: asked.language, stdin: asked.stdin, run_timeout_ms: asked.run_timeout_ms, max_attempts: None };
+    let fields = CodeFields {
+        language: asked.language,
+        stdin: asked.stdin,
+        run_timeout_ms: asked.run_timeout_ms,
+        max_attempts: None,
+    };
     let (language, stdin, run_timeout_ms, _) = fields.validate()?;
-    let sandbox = SandboxConfig::from_host(&ctx.host).ok_or_else(|| ApiError::NotConfigured("SANDBOX_URL is not set".into()))?;
+    let sandbox =
+        SandboxConfig::from_host(&ctx.host).ok_or_else(|| ApiError::NotConfigured("SANDBOX_URL is not set".into()))?;
     let mut request = ExecutionRequest::new(language, asked.code);
     request.stdin = stdin;
     request.run_timeout_ms = run_timeout_ms;

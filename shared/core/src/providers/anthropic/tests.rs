@@ -8,13 +8,11 @@ use super::*;
 use crate::model::{Message, Reasoning};
 
 const MESSAGE: &str = include_str!("../../../tests/fixtures/anthropic/message.json");
-const MESSAGE_THINKING: &str =
-    include_str!("../../../tests/fixtures/anthropic/message_thinking.json");
+const MESSAGE_THINKING: &str = include_str!("../../../tests/fixtures/anthropic/message_thinking.json");
 const STREAM: &str = include_str!("../../../tests/fixtures/anthropic/stream.sse");
 const STREAM_THINKING: &str = include_str!("../../../tests/fixtures/anthropic/stream_thinking.sse");
 const STREAM_ERROR: &str = include_str!("../../../tests/fixtures/anthropic/stream_error.sse");
-const ERROR_INVALID: &str =
-    include_str!("../../../tests/fixtures/anthropic/error_invalid_request.json");
+const ERROR_INVALID: &str = include_str!("../../../tests/fixtures/anthropic/error_invalid_request.json");
 
 fn config() -> ProviderConfig {
     ProviderConfig {
@@ -36,10 +34,7 @@ fn body(request: &http::Request<Bytes>) -> Value {
 }
 
 fn event(name: &str, data: &str) -> SseEvent {
-    SseEvent {
-        event: name.into(),
-        data: data.into(),
-    }
+    SseEvent { event: name.into(), data: data.into() }
 }
 
 #[test]
@@ -130,9 +125,7 @@ fn thinking_raises_max_tokens_above_the_budget_and_drops_sampling_it_refuses() {
         temperature: Some(0.2),
         top_p: Some(0.5),
         max_tokens: Some(2000),
-        reasoning: Some(Reasoning {
-            budget_tokens: 4000,
-        }),
+        reasoning: Some(Reasoning { budget_tokens: 4000 }),
         ..Default::default()
     };
     let built = body(&build_request(&config(), &request, false).unwrap());
@@ -154,10 +147,7 @@ fn thinking_raises_max_tokens_above_the_budget_and_drops_sampling_it_refuses() {
         ..Default::default()
     };
     let built = body(&build_request(&config(), &request, false).unwrap());
-    assert_eq!(
-        built["thinking"],
-        json!({"type": "enabled", "budget_tokens": 1024})
-    );
+    assert_eq!(built["thinking"], json!({"type": "enabled", "budget_tokens": 1024}));
     assert_eq!(built["max_tokens"], 2048);
     assert!(built["max_tokens"].as_u64().unwrap() > 1024);
     assert_eq!(built["top_p"], json!(0.95));
@@ -165,10 +155,7 @@ fn thinking_raises_max_tokens_above_the_budget_and_drops_sampling_it_refuses() {
 
 #[test]
 fn request_line_and_headers() {
-    let request = ChatRequest {
-        messages: vec![msg(Role::User, "Hi")],
-        ..Default::default()
-    };
+    let request = ChatRequest { messages: vec![msg(Role::User, "Hi")], ..Default::default() };
     let mut cfg = config();
     cfg.base_url = "https://api.anthropic.com/".into();
     let built = build_request(&cfg, &request, false).unwrap();
@@ -184,22 +171,13 @@ fn request_line_and_headers() {
 
 #[test]
 fn configuration_errors() {
-    let request = ChatRequest {
-        messages: vec![msg(Role::User, "Hi")],
-        ..Default::default()
-    };
+    let request = ChatRequest { messages: vec![msg(Role::User, "Hi")], ..Default::default() };
     let mut no_key = config();
     no_key.api_key = None;
-    assert!(matches!(
-        build_request(&no_key, &request, false),
-        Err(ProviderError::Config(_))
-    ));
+    assert!(matches!(build_request(&no_key, &request, false), Err(ProviderError::Config(_))));
     let mut bad_url = config();
     bad_url.base_url = "::".into();
-    assert!(matches!(
-        build_request(&bad_url, &request, false),
-        Err(ProviderError::Config(_))
-    ));
+    assert!(matches!(build_request(&bad_url, &request, false), Err(ProviderError::Config(_))));
 }
 
 #[test]
@@ -211,11 +189,7 @@ fn parses_a_documented_message() {
             thinking: None,
             model: "claude-sonnet-4-20250514".into(),
             finish_reason: FinishReason::Stop,
-            usage: Usage {
-                input_tokens: 2095,
-                output_tokens: 503,
-                reasoning_tokens: 0
-            },
+            usage: Usage { input_tokens: 2095, output_tokens: 503, reasoning_tokens: 0 },
             tool_calls: vec![],
         }
     );
@@ -224,34 +198,18 @@ fn parses_a_documented_message() {
 #[test]
 fn parses_thinking_blocks_and_skips_redacted_ones() {
     let response = parse_response(MESSAGE_THINKING.as_bytes()).unwrap();
-    assert_eq!(
-        response.text,
-        "The greatest common divisor of 1071 and 462 is **21**."
-    );
-    assert!(response
-        .thinking
-        .as_deref()
-        .unwrap()
-        .starts_with("To find the GCD of 1071 and 462"));
+    assert_eq!(response.text, "The greatest common divisor of 1071 and 462 is **21**.");
+    assert!(response.thinking.as_deref().unwrap().starts_with("To find the GCD of 1071 and 462"));
     assert_eq!(response.finish_reason, FinishReason::Length);
     // Cache reads are prompt tokens too.
-    assert_eq!(
-        response.usage,
-        Usage {
-            input_tokens: 2048,
-            output_tokens: 311,
-            reasoning_tokens: 0
-        }
-    );
+    assert_eq!(response.usage, Usage { input_tokens: 2048, output_tokens: 311, reasoning_tokens: 0 });
 }
 
 #[test]
 fn maps_stop_reasons() {
     let with = |reason: &str| {
         let body = json!({"type": "message", "model": "m", "content": [], "stop_reason": reason});
-        parse_response(body.to_string().as_bytes())
-            .unwrap()
-            .finish_reason
+        parse_response(body.to_string().as_bytes()).unwrap().finish_reason
     };
     assert_eq!(with("end_turn"), FinishReason::Stop);
     assert_eq!(with("stop_sequence"), FinishReason::Stop);
@@ -273,59 +231,34 @@ fn rejects_bodies_that_are_not_a_message() {
     ];
     for body in cases {
         let result = parse_response(body.as_bytes());
-        assert!(
-            matches!(result, Err(ProviderError::Malformed(_))),
-            "{body} gave {result:?}"
-        );
+        assert!(matches!(result, Err(ProviderError::Malformed(_))), "{body} gave {result:?}");
     }
 }
 
 #[test]
 fn reads_error_messages() {
-    assert_eq!(
-        error_message(ERROR_INVALID.as_bytes()).unwrap(),
-        "invalid_request_error: max_tokens: Field required"
-    );
+    assert_eq!(error_message(ERROR_INVALID.as_bytes()).unwrap(), "invalid_request_error: max_tokens: Field required");
     assert_eq!(error_message(b"upstream connect error"), None);
     let err = parse_error(
         ProviderKind::Anthropic,
         529,
         br#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
     );
-    assert_eq!(
-        err,
-        ProviderError::Status {
-            status: 529,
-            message: "overloaded_error: Overloaded".into()
-        }
-    );
+    assert_eq!(err, ProviderError::Status { status: 529, message: "overloaded_error: Overloaded".into() });
     let err = parse_error(ProviderKind::Anthropic, 502, b"<html>");
-    assert_eq!(
-        err,
-        ProviderError::Status {
-            status: 502,
-            message: "http status 502".into()
-        }
-    );
+    assert_eq!(err, ProviderError::Status { status: 502, message: "http status 502".into() });
 }
 
 #[test]
 fn decodes_a_documented_stream_event_by_event() {
     let mut state = StreamState::default();
-    let events: Vec<Vec<StreamEvent>> = sse_events(STREAM)
-        .iter()
-        .map(|e| state.decode(e).unwrap())
-        .collect();
+    let events: Vec<Vec<StreamEvent>> = sse_events(STREAM).iter().map(|e| state.decode(e).unwrap()).collect();
     assert_eq!(
         events,
         vec![
             vec![
                 StreamEvent::Model("claude-sonnet-4-20250514".into()),
-                StreamEvent::Usage(Usage {
-                    input_tokens: 25,
-                    output_tokens: 1,
-                    reasoning_tokens: 0
-                }),
+                StreamEvent::Usage(Usage { input_tokens: 25, output_tokens: 1, reasoning_tokens: 0 }),
             ],
             vec![],
             vec![],
@@ -334,11 +267,7 @@ fn decodes_a_documented_stream_event_by_event() {
             vec![],
             vec![
                 StreamEvent::Finish(FinishReason::Stop),
-                StreamEvent::Usage(Usage {
-                    input_tokens: 0,
-                    output_tokens: 15,
-                    reasoning_tokens: 0
-                }),
+                StreamEvent::Usage(Usage { input_tokens: 0, output_tokens: 15, reasoning_tokens: 0 }),
             ],
             vec![StreamEvent::Done],
         ]
@@ -346,14 +275,7 @@ fn decodes_a_documented_stream_event_by_event() {
     assert_eq!(state.finish().unwrap(), vec![]);
 
     let collected = collect(&decode_all(ProviderKind::Anthropic, STREAM).unwrap());
-    assert_eq!(
-        collected.usage,
-        Usage {
-            input_tokens: 25,
-            output_tokens: 15,
-            reasoning_tokens: 0
-        }
-    );
+    assert_eq!(collected.usage, Usage { input_tokens: 25, output_tokens: 15, reasoning_tokens: 0 });
 }
 
 #[test]
@@ -365,27 +287,14 @@ fn decodes_thinking_and_ignores_signatures() {
         "I need to find the GCD of 1071 and 462 using the Euclidean algorithm.\n\n1071 = 2 × 462 + 147\
          \n462 = 3 × 147 + 21\n147 = 7 × 21 + 0\n\nSo GCD(1071, 462) = 21"
     );
-    assert_eq!(
-        collected.text,
-        "The greatest common divisor of 1071 and 462 is **21**."
-    );
-    assert_eq!(
-        collected.models,
-        vec!["claude-sonnet-4-5-20250929".to_owned()]
-    );
-    assert_eq!(
-        collected.usage,
-        Usage {
-            input_tokens: 48,
-            output_tokens: 132,
-            reasoning_tokens: 0
-        }
-    );
+    assert_eq!(collected.text, "The greatest common divisor of 1071 and 462 is **21**.");
+    assert_eq!(collected.models, vec!["claude-sonnet-4-5-20250929".to_owned()]);
+    assert_eq!(collected.usage, Usage { input_tokens: 48, output_tokens: 132, reasoning_tokens: 0 });
     assert_eq!(collected.finishes, vec![FinishReason::Stop]);
     assert_eq!(collected.done, 1);
-    assert!(!events.iter().any(
-        |e| matches!(e, StreamEvent::Delta(t) | StreamEvent::Thinking(t) if t.starts_with("EqQB"))
-    ));
+    assert!(!events
+        .iter()
+        .any(|e| matches!(e, StreamEvent::Delta(t) | StreamEvent::Thinking(t) if t.starts_with("EqQB"))));
 }
 
 #[test]
@@ -406,12 +315,7 @@ fn error_event_is_a_stream_error_after_the_text_so_far() {
         }
     }
     assert_eq!(text, "Once upon");
-    assert_eq!(
-        result,
-        Err(ProviderError::StreamError {
-            message: "overloaded_error: Overloaded".into()
-        })
-    );
+    assert_eq!(result, Err(ProviderError::StreamError { message: "overloaded_error: Overloaded".into() }));
 
     let err = state.decode(&event("error", "not json")).unwrap_err();
     assert!(matches!(err, ProviderError::StreamError { .. }));
@@ -435,27 +339,14 @@ fn unknown_events_and_deltas_are_ignored() {
 #[test]
 fn malformed_events_and_early_ends_are_errors() {
     let mut state = StreamState::default();
-    let err = state
-        .decode(&event(
-            "message_start",
-            r#"{"type": "message_start", "message": "#,
-        ))
-        .unwrap_err();
+    let err = state.decode(&event("message_start", r#"{"type": "message_start", "message": "#)).unwrap_err();
     assert!(matches!(err, ProviderError::Malformed(_)));
-    let err = state
-        .decode(&event("content_block_delta", r#"{"index": 0}"#))
-        .unwrap_err();
-    assert!(
-        matches!(err, ProviderError::Malformed(_)),
-        "an event without a type"
-    );
+    let err = state.decode(&event("content_block_delta", r#"{"index": 0}"#)).unwrap_err();
+    assert!(matches!(err, ProviderError::Malformed(_)), "an event without a type");
 
     let mut state = StreamState::default();
     for e in sse_events(STREAM).iter().take(5) {
         state.decode(e).unwrap();
     }
-    assert_eq!(
-        state.finish().unwrap_err(),
-        ProviderError::Malformed("stream ended before message_stop".into())
-    );
+    assert_eq!(state.finish().unwrap_err(), ProviderError::Malformed("stream ended before message_stop".into()));
 }

@@ -78,7 +78,11 @@ fn every_tool_choice_has_its_anthropic_value_and_none_goes_without_tools() {
         request.tool_choice = Some(choice);
         assert_eq!(body(&request)["tool_choice"], wire);
     }
-    let plain = ChatRequest { messages: vec![Message::user("hi")], tool_choice: Some(ToolChoice::Required), ..ChatRequest::default() };
+    let plain = ChatRequest {
+        messages: vec![Message::user("hi")],
+        tool_choice: Some(ToolChoice::Required),
+        ..ChatRequest::default()
+    };
     let plain = body(&plain);
     assert!(plain.get("tools").is_none() && plain.get("tool_choice").is_none(), "{plain}");
 }
@@ -98,7 +102,11 @@ fn response_format_is_asked_for_in_the_system_prompt_with_the_schema() {
     let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]});
     let request = ChatRequest {
         messages: vec![Message::system("Be brief."), Message::user("Where is the Louvre?")],
-        response_format: Some(ResponseFormat::JsonSchema { name: "place".into(), schema: schema.clone(), strict: true }),
+        response_format: Some(ResponseFormat::JsonSchema {
+            name: "place".into(),
+            schema: schema.clone(),
+            strict: true,
+        }),
         ..ChatRequest::default()
     };
     let system = body(&request)["system"].as_str().unwrap().to_owned();
@@ -110,7 +118,10 @@ fn response_format_is_asked_for_in_the_system_prompt_with_the_schema() {
         response_format: Some(ResponseFormat::JsonObject),
         ..ChatRequest::default()
     };
-    assert_eq!(body(&request)["system"], "Answer with a single JSON object and nothing else: no prose, no code fences.");
+    assert_eq!(
+        body(&request)["system"],
+        "Answer with a single JSON object and nothing else: no prose, no code fences."
+    );
     let request = ChatRequest { response_format: Some(ResponseFormat::Text), ..request };
     assert!(body(&request).get("system").is_none());
 }
@@ -121,7 +132,11 @@ fn a_documented_tool_use_answer_gives_text_and_the_call_with_its_input_as_json_t
     assert_eq!(answer.text, "I'll check the current weather in San Francisco for you.");
     assert_eq!(
         answer.tool_calls,
-        vec![ToolCall::new("toolu_01A09q90qw90lq917835lq9", "get_weather", r#"{"location":"San Francisco, CA","unit":"celsius"}"#)]
+        vec![ToolCall::new(
+            "toolu_01A09q90qw90lq917835lq9",
+            "get_weather",
+            r#"{"location":"San Francisco, CA","unit":"celsius"}"#
+        )]
     );
     assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
     assert_eq!(answer.usage, Usage { input_tokens: 384, output_tokens: 79, reasoning_tokens: 0 });
@@ -146,7 +161,11 @@ fn a_streamed_tool_use_comes_as_pieces_numbered_by_call_not_by_block() {
     assert_eq!(
         c.tool_calls,
         vec![
-            ToolCall::new("toolu_01T1x1fJ34qAmk2tNTrN7Up6", "get_weather", r#"{"location": "San Francisco, CA", "unit": "fahrenheit"}"#),
+            ToolCall::new(
+                "toolu_01T1x1fJ34qAmk2tNTrN7Up6",
+                "get_weather",
+                r#"{"location": "San Francisco, CA", "unit": "fahrenheit"}"#
+            ),
             // A call that streamed no input piece: `{}`, as a whole answer would give.
             ToolCall::new("toolu_01Hv8cKbHWXnbwmfUnKQxfyk", "get_time", "{}"),
         ]

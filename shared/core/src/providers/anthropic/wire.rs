@@ -104,9 +104,17 @@ pub(super) struct MessageResponse {
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "RawBlock")]
 pub(super) enum Block {
-    Text { text: String },
-    Thinking { thinking: String },
-    ToolUse { id: String, name: String, input: serde_json::Value },
+    Text {
+        text: String,
+    },
+    Thinking {
+        thinking: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: serde_json::Value,
+    },
     /// `redacted_thinking` and any later block type.
     Other,
 }
@@ -135,7 +143,11 @@ impl TryFrom<RawBlock> for Block {
         Ok(match needs(raw.kind, "block type")?.as_str() {
             "text" => Block::Text { text: needs(raw.text, "text")? },
             "thinking" => Block::Thinking { thinking: needs(raw.thinking, "thinking")? },
-            "tool_use" => Block::ToolUse { id: needs(raw.id, "tool_use id")?, name: needs(raw.name, "tool_use name")?, input: raw.input },
+            "tool_use" => Block::ToolUse {
+                id: needs(raw.id, "tool_use id")?,
+                name: needs(raw.name, "tool_use name")?,
+                input: raw.input,
+            },
             _ => Block::Other,
         })
     }
@@ -157,13 +169,28 @@ pub(super) struct WireUsage {
 #[derive(Debug, Deserialize)]
 #[serde(try_from = "RawEvent")]
 pub(super) enum Event {
-    MessageStart { message: StartMessage },
-    ContentBlockStart { index: usize, content_block: StartBlock },
-    ContentBlockDelta { index: usize, delta: Delta },
-    ContentBlockStop { index: usize },
-    MessageDelta { delta: MessageDeltaBody, usage: Option<WireUsage> },
+    MessageStart {
+        message: StartMessage,
+    },
+    ContentBlockStart {
+        index: usize,
+        content_block: StartBlock,
+    },
+    ContentBlockDelta {
+        index: usize,
+        delta: Delta,
+    },
+    ContentBlockStop {
+        index: usize,
+    },
+    MessageDelta {
+        delta: MessageDeltaBody,
+        usage: Option<WireUsage>,
+    },
     MessageStop,
-    Error { error: ErrorDetail },
+    Error {
+        error: ErrorDetail,
+    },
     /// `ping` and any later event type.
     Other,
 }
@@ -191,7 +218,10 @@ impl TryFrom<RawEvent> for Event {
             "content_block_start" => {
                 let block = needs(raw.content_block, "content_block")?;
                 let content_block = match needs(block.kind, "block type")?.as_str() {
-                    "tool_use" => StartBlock::ToolUse { id: needs(block.id, "tool_use id")?, name: needs(block.name, "tool_use name")? },
+                    "tool_use" => StartBlock::ToolUse {
+                        id: needs(block.id, "tool_use id")?,
+                        name: needs(block.name, "tool_use name")?,
+                    },
                     _ => StartBlock::Other,
                 };
                 Event::ContentBlockStart { index, content_block }
@@ -236,10 +266,16 @@ pub(super) enum StartBlock {
 
 #[derive(Debug)]
 pub(super) enum Delta {
-    Text { text: String },
-    Thinking { thinking: String },
+    Text {
+        text: String,
+    },
+    Thinking {
+        thinking: String,
+    },
     /// The next piece of a `tool_use` block's input JSON.
-    InputJson { partial_json: String },
+    InputJson {
+        partial_json: String,
+    },
     /// `signature_delta`, `citations_delta` and any later delta type.
     Other,
 }

@@ -8,7 +8,14 @@ const OPENAI: &str = include_str!("../../../tests/fixtures/openai/embeddings.jso
 const GEMINI: &str = include_str!("../../../tests/fixtures/gemini/batch_embed_contents.json");
 
 fn config(kind: ProviderKind, key: Option<&str>, base: &str, model: &str) -> ProviderConfig {
-    ProviderConfig { kind, name: "p".into(), base_url: base.into(), api_key: key.map(str::to_owned), model: model.into(), price: None }
+    ProviderConfig {
+        kind,
+        name: "p".into(),
+        base_url: base.into(),
+        api_key: key.map(str::to_owned),
+        model: model.into(),
+        price: None,
+    }
 }
 
 /// The fixture's numbers as the f32 they parse to.
@@ -56,7 +63,12 @@ fn compat_servers_need_no_key_and_omit_dimensions_when_unset() {
 #[test]
 fn gemini_request_is_batch_embed_contents_with_the_task_type() {
     let texts = inputs();
-    let cfg = config(ProviderKind::Gemini, Some("g-key"), "https://generativelanguage.googleapis.com", "gemini-embedding-001");
+    let cfg = config(
+        ProviderKind::Gemini,
+        Some("g-key"),
+        "https://generativelanguage.googleapis.com",
+        "gemini-embedding-001",
+    );
     let request = EmbeddingRequest { inputs: &texts, task: EmbeddingTask::Document, dimensions: Some(768) };
     let wire = build_request(&cfg, &request).unwrap();
     assert_eq!(
@@ -112,11 +124,20 @@ fn gemini_response_keeps_request_order_without_usage() {
 
 #[test]
 fn mismatched_counts_lengths_and_garbage_are_malformed() {
-    let malformed = |kind, body: &str, n| matches!(parse_response(kind, body.as_bytes(), n), Err(ProviderError::Malformed(_)));
+    let malformed =
+        |kind, body: &str, n| matches!(parse_response(kind, body.as_bytes(), n), Err(ProviderError::Malformed(_)));
     assert!(malformed(ProviderKind::OpenAi, OPENAI, 3));
     assert!(malformed(ProviderKind::Gemini, GEMINI, 1));
-    assert!(malformed(ProviderKind::OpenAi, r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[1,2]}]}"#, 2));
-    assert!(malformed(ProviderKind::OpenAi, r#"{"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[2]}]}"#, 2));
+    assert!(malformed(
+        ProviderKind::OpenAi,
+        r#"{"data":[{"index":0,"embedding":[1]},{"index":1,"embedding":[1,2]}]}"#,
+        2
+    ));
+    assert!(malformed(
+        ProviderKind::OpenAi,
+        r#"{"data":[{"index":0,"embedding":[1]},{"index":0,"embedding":[2]}]}"#,
+        2
+    ));
     assert!(malformed(ProviderKind::OpenAi, r#"{"data":[{"index":0,"embedding":[]}]}"#, 1));
     assert!(malformed(ProviderKind::Gemini, r#"{"embeddings":[{"values":[1.0, "x"]}]}"#, 1));
     assert!(malformed(ProviderKind::Gemini, r#"{"embeddings""#, 1));

@@ -8,10 +8,8 @@ use super::*;
 use crate::model::{Message, Reasoning};
 
 const RESPONSE: &str = include_str!("../../../tests/fixtures/gemini/generate_content.json");
-const RESPONSE_THINKING: &str =
-    include_str!("../../../tests/fixtures/gemini/generate_content_thinking.json");
-const RESPONSE_BLOCKED: &str =
-    include_str!("../../../tests/fixtures/gemini/generate_content_prompt_blocked.json");
+const RESPONSE_THINKING: &str = include_str!("../../../tests/fixtures/gemini/generate_content_thinking.json");
+const RESPONSE_BLOCKED: &str = include_str!("../../../tests/fixtures/gemini/generate_content_prompt_blocked.json");
 const STREAM: &str = include_str!("../../../tests/fixtures/gemini/stream.sse");
 const ERROR_KEY: &str = include_str!("../../../tests/fixtures/gemini/error_invalid_api_key.json");
 
@@ -37,10 +35,7 @@ fn body(request: &http::Request<Bytes>) -> Value {
 }
 
 fn data(data: &str) -> SseEvent {
-    SseEvent {
-        event: String::new(),
-        data: data.into(),
-    }
+    SseEvent { event: String::new(), data: data.into() }
 }
 
 #[test]
@@ -85,15 +80,9 @@ fn request_body_maps_roles_system_and_generation_config() {
 
 #[test]
 fn minimal_request_has_only_contents() {
-    let request = ChatRequest {
-        messages: vec![msg(Role::User, "Hi")],
-        ..Default::default()
-    };
+    let request = ChatRequest { messages: vec![msg(Role::User, "Hi")], ..Default::default() };
     let built = build_request(&config(), &request, false).unwrap();
-    assert_eq!(
-        body(&built),
-        json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]})
-    );
+    assert_eq!(body(&built), json!({"contents": [{"role": "user", "parts": [{"text": "Hi"}]}]}));
 }
 
 #[test]
@@ -101,9 +90,7 @@ fn reasoning_asks_for_thoughts_and_leaves_room_for_the_answer() {
     let request = ChatRequest {
         messages: vec![msg(Role::User, "Think")],
         max_tokens: Some(500),
-        reasoning: Some(Reasoning {
-            budget_tokens: 2048,
-        }),
+        reasoning: Some(Reasoning { budget_tokens: 2048 }),
         ..Default::default()
     };
     let built = body(&build_request(&config(), &request, false).unwrap());
@@ -125,10 +112,7 @@ fn urls_and_the_key_header() {
     };
     let built = build_request(&config(), &request, false).unwrap();
     assert_eq!(built.method(), http::Method::POST);
-    assert_eq!(
-        built.uri(),
-        "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent"
-    );
+    assert_eq!(built.uri(), "https://generativelanguage.googleapis.com/v1beta/models/gemini-2.0-flash:generateContent");
     let streamed = build_request(&config(), &request, true).unwrap();
     assert_eq!(
         streamed.uri(),
@@ -138,20 +122,14 @@ fn urls_and_the_key_header() {
         assert_eq!(built.headers()["x-goog-api-key"], KEY);
         assert!(built.headers()["x-goog-api-key"].is_sensitive());
         assert_eq!(built.headers()["content-type"], "application/json");
-        assert!(
-            !built.uri().to_string().contains(KEY),
-            "the key never goes in the URL"
-        );
+        assert!(!built.uri().to_string().contains(KEY), "the key never goes in the URL");
         assert!(!format!("{built:?}").contains(KEY));
     }
     // A `models/` prefix is accepted as given.
     let mut prefixed = config();
     prefixed.model = "models/gemini-2.5-pro".into();
     let built = build_request(&prefixed, &ChatRequest::default(), false).unwrap();
-    assert_eq!(
-        built.uri().path(),
-        "/v1beta/models/gemini-2.5-pro:generateContent"
-    );
+    assert_eq!(built.uri().path(), "/v1beta/models/gemini-2.5-pro:generateContent");
 }
 
 #[test]
@@ -164,38 +142,19 @@ fn seeds_are_folded_into_int32() {
 
 #[test]
 fn configuration_errors() {
-    let request = ChatRequest {
-        messages: vec![msg(Role::User, "Hi")],
-        ..Default::default()
-    };
-    for model in [
-        "",
-        "gemini/../../v1/x",
-        "gemini-2.5-flash:generateContent?key=x",
-        "a b",
-        "files/x",
-        "models/",
-    ] {
+    let request = ChatRequest { messages: vec![msg(Role::User, "Hi")], ..Default::default() };
+    for model in ["", "gemini/../../v1/x", "gemini-2.5-flash:generateContent?key=x", "a b", "files/x", "models/"] {
         let mut cfg = config();
         cfg.model = model.into();
         let result = build_request(&cfg, &request, false);
-        assert!(
-            matches!(result, Err(ProviderError::Config(_))),
-            "model {model:?} gave {result:?}"
-        );
+        assert!(matches!(result, Err(ProviderError::Config(_))), "model {model:?} gave {result:?}");
     }
     let mut no_key = config();
     no_key.api_key = None;
-    assert!(matches!(
-        build_request(&no_key, &request, false),
-        Err(ProviderError::Config(_))
-    ));
+    assert!(matches!(build_request(&no_key, &request, false), Err(ProviderError::Config(_))));
     let mut bad_url = config();
     bad_url.base_url = "generativelanguage.googleapis.com".into();
-    assert!(matches!(
-        build_request(&bad_url, &request, false),
-        Err(ProviderError::Config(_))
-    ));
+    assert!(matches!(build_request(&bad_url, &request, false), Err(ProviderError::Config(_))));
 }
 
 #[test]
@@ -207,11 +166,7 @@ fn parses_a_documented_response() {
             thinking: None,
             model: "gemini-2.0-flash".into(),
             finish_reason: FinishReason::Stop,
-            usage: Usage {
-                input_tokens: 8,
-                output_tokens: 12,
-                reasoning_tokens: 0
-            },
+            usage: Usage { input_tokens: 8, output_tokens: 12, reasoning_tokens: 0 },
             tool_calls: vec![],
         }
     );
@@ -221,20 +176,9 @@ fn parses_a_documented_response() {
 fn parses_thoughts_apart_and_counts_them_as_output() {
     let response = parse_response(RESPONSE_THINKING.as_bytes()).unwrap();
     assert_eq!(response.text, "There are three r's in \"strawberry\".");
-    assert!(response
-        .thinking
-        .as_deref()
-        .unwrap()
-        .starts_with("**Counting the letters**"));
+    assert!(response.thinking.as_deref().unwrap().starts_with("**Counting the letters**"));
     assert_eq!(response.finish_reason, FinishReason::Length);
-    assert_eq!(
-        response.usage,
-        Usage {
-            input_tokens: 11,
-            output_tokens: 9 + 432,
-            reasoning_tokens: 432
-        }
-    );
+    assert_eq!(response.usage, Usage { input_tokens: 11, output_tokens: 9 + 432, reasoning_tokens: 432 });
 }
 
 #[test]
@@ -242,33 +186,21 @@ fn a_blocked_prompt_is_a_content_filter_finish() {
     let response = parse_response(RESPONSE_BLOCKED.as_bytes()).unwrap();
     assert_eq!(response.text, "");
     assert_eq!(response.finish_reason, FinishReason::ContentFilter);
-    assert_eq!(
-        response.usage,
-        Usage {
-            input_tokens: 14,
-            output_tokens: 0,
-            reasoning_tokens: 0
-        }
-    );
+    assert_eq!(response.usage, Usage { input_tokens: 14, output_tokens: 0, reasoning_tokens: 0 });
 }
 
 #[test]
 fn maps_finish_reasons() {
     let with = |reason: &str| {
         let body = json!({"candidates": [{"finishReason": reason}], "modelVersion": "m"});
-        parse_response(body.to_string().as_bytes())
-            .unwrap()
-            .finish_reason
+        parse_response(body.to_string().as_bytes()).unwrap().finish_reason
     };
     assert_eq!(with("STOP"), FinishReason::Stop);
     assert_eq!(with("MAX_TOKENS"), FinishReason::Length);
     assert_eq!(with("SAFETY"), FinishReason::ContentFilter);
     assert_eq!(with("RECITATION"), FinishReason::ContentFilter);
     assert_eq!(with("PROHIBITED_CONTENT"), FinishReason::ContentFilter);
-    assert_eq!(
-        with("MALFORMED_FUNCTION_CALL"),
-        FinishReason::Other("MALFORMED_FUNCTION_CALL".into())
-    );
+    assert_eq!(with("MALFORMED_FUNCTION_CALL"), FinishReason::Other("MALFORMED_FUNCTION_CALL".into()));
 }
 
 #[test]
@@ -283,10 +215,7 @@ fn rejects_bodies_that_are_not_a_response() {
     ];
     for body in cases {
         let result = parse_response(body.as_bytes());
-        assert!(
-            matches!(result, Err(ProviderError::Malformed(_))),
-            "{body} gave {result:?}"
-        );
+        assert!(matches!(result, Err(ProviderError::Malformed(_))), "{body} gave {result:?}");
     }
 }
 
@@ -309,51 +238,29 @@ fn reads_error_messages() {
     );
     assert_eq!(
         err,
-        ProviderError::Status {
-            status: 429,
-            message: "RESOURCE_EXHAUSTED: Resource has been exhausted".into()
-        }
+        ProviderError::Status { status: 429, message: "RESOURCE_EXHAUSTED: Resource has been exhausted".into() }
     );
 }
 
 #[test]
 fn decodes_a_stream_event_by_event() {
     let mut state = StreamState::default();
-    let events: Vec<Vec<StreamEvent>> = sse_events(STREAM)
-        .iter()
-        .map(|e| state.decode(e).unwrap())
-        .collect();
-    let early = Usage {
-        input_tokens: 6,
-        output_tokens: 90,
-        reasoning_tokens: 90,
-    };
+    let events: Vec<Vec<StreamEvent>> = sse_events(STREAM).iter().map(|e| state.decode(e).unwrap()).collect();
+    let early = Usage { input_tokens: 6, output_tokens: 90, reasoning_tokens: 90 };
     assert_eq!(
         events,
         vec![
             vec![
                 StreamEvent::Model("gemini-2.5-flash".into()),
-                StreamEvent::Thinking(
-                    "**Planning the answer**\n\nThe user wants a greeting.".into()
-                ),
+                StreamEvent::Thinking("**Planning the answer**\n\nThe user wants a greeting.".into()),
                 StreamEvent::Usage(early),
             ],
-            vec![
-                StreamEvent::Delta("Hello!".into()),
-                StreamEvent::Usage(early)
-            ],
-            vec![
-                StreamEvent::Delta(" How can I help you today".into()),
-                StreamEvent::Usage(early)
-            ],
+            vec![StreamEvent::Delta("Hello!".into()), StreamEvent::Usage(early)],
+            vec![StreamEvent::Delta(" How can I help you today".into()), StreamEvent::Usage(early)],
             vec![
                 StreamEvent::Delta("?".into()),
                 StreamEvent::Finish(FinishReason::Stop),
-                StreamEvent::Usage(Usage {
-                    input_tokens: 6,
-                    output_tokens: 99,
-                    reasoning_tokens: 90
-                }),
+                StreamEvent::Usage(Usage { input_tokens: 6, output_tokens: 99, reasoning_tokens: 90 }),
             ],
         ]
     );
@@ -362,14 +269,7 @@ fn decodes_a_stream_event_by_event() {
 
     let collected = collect(&decode_all(ProviderKind::Gemini, STREAM).unwrap());
     assert_eq!(collected.text, "Hello! How can I help you today?");
-    assert_eq!(
-        collected.usage,
-        Usage {
-            input_tokens: 6,
-            output_tokens: 99,
-            reasoning_tokens: 90
-        }
-    );
+    assert_eq!(collected.usage, Usage { input_tokens: 6, output_tokens: 99, reasoning_tokens: 90 });
     assert_eq!(collected.done, 1);
 }
 
@@ -382,28 +282,20 @@ fn in_stream_error_is_a_stream_error() {
         .unwrap_err();
     assert_eq!(
         err,
-        ProviderError::StreamError {
-            message: "UNAVAILABLE: The model is overloaded. Please try again later.".into()
-        }
+        ProviderError::StreamError { message: "UNAVAILABLE: The model is overloaded. Please try again later.".into() }
     );
 }
 
 #[test]
 fn a_blocked_stream_finishes_with_content_filter() {
     let mut state = StreamState::default();
-    let events = state
-        .decode(&data(&RESPONSE_BLOCKED.replace('\n', " ")))
-        .unwrap();
+    let events = state.decode(&data(&RESPONSE_BLOCKED.replace('\n', " "))).unwrap();
     assert_eq!(
         events,
         vec![
             StreamEvent::Model("gemini-2.0-flash".into()),
             StreamEvent::Finish(FinishReason::ContentFilter),
-            StreamEvent::Usage(Usage {
-                input_tokens: 14,
-                output_tokens: 0,
-                reasoning_tokens: 0
-            }),
+            StreamEvent::Usage(Usage { input_tokens: 14, output_tokens: 0, reasoning_tokens: 0 }),
         ]
     );
     assert_eq!(state.finish().unwrap(), vec![StreamEvent::Done]);
@@ -412,18 +304,12 @@ fn a_blocked_stream_finishes_with_content_filter() {
 #[test]
 fn malformed_chunks_and_early_ends_are_errors() {
     let mut state = StreamState::default();
-    assert!(matches!(
-        state.decode(&data("{\"candidates\": [")),
-        Err(ProviderError::Malformed(_))
-    ));
+    assert!(matches!(state.decode(&data("{\"candidates\": [")), Err(ProviderError::Malformed(_))));
     assert_eq!(state.decode(&data("  ")).unwrap(), vec![]);
 
     let mut state = StreamState::default();
     for e in sse_events(STREAM).iter().take(3) {
         state.decode(e).unwrap();
     }
-    assert_eq!(
-        state.finish().unwrap_err(),
-        ProviderError::Malformed("stream ended before finishReason".into())
-    );
+    assert_eq!(state.finish().unwrap_err(), ProviderError::Malformed("stream ended before finishReason".into()));
 }

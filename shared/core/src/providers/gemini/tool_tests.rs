@@ -97,8 +97,14 @@ fn every_tool_choice_has_its_function_calling_mode() {
 #[test]
 fn response_format_sets_the_json_mime_type_and_the_json_schema() {
     let schema = json!({"type": "object", "properties": {"city": {"type": "string"}}});
-    let with = |format| ChatRequest { messages: vec![Message::user("hi")], response_format: Some(format), ..ChatRequest::default() };
-    let config = &body(&with(ResponseFormat::JsonSchema { name: "place".into(), schema: schema.clone(), strict: false }))["generationConfig"];
+    let with = |format| ChatRequest {
+        messages: vec![Message::user("hi")],
+        response_format: Some(format),
+        ..ChatRequest::default()
+    };
+    let config =
+        &body(&with(ResponseFormat::JsonSchema { name: "place".into(), schema: schema.clone(), strict: false }))
+            ["generationConfig"];
     assert_eq!(config, &json!({"responseMimeType": "application/json", "responseJsonSchema": schema}));
     let config = &body(&with(ResponseFormat::JsonObject))["generationConfig"];
     assert_eq!(config, &json!({"responseMimeType": "application/json"}));
@@ -113,7 +119,11 @@ fn a_documented_function_call_answer_gives_calls_with_made_ids_and_the_signature
         vec![
             ToolCall {
                 signature: Some("CiQB0e2Kb7sL4xj9ZyW0bq3vOp1Yk5Jt8Rz2MfQ6vA==".into()),
-                ..ToolCall::new("call_fV9BaNjgBqC5nvgPm5vqoQs_0", "set_light_values", r#"{"brightness":25,"color_temp":"warm"}"#)
+                ..ToolCall::new(
+                    "call_fV9BaNjgBqC5nvgPm5vqoQs_0",
+                    "set_light_values",
+                    r#"{"brightness":25,"color_temp":"warm"}"#
+                )
             },
             ToolCall::new("call_fV9BaNjgBqC5nvgPm5vqoQs_1", "get_weather", r#"{"location":"Paris"}"#),
         ]

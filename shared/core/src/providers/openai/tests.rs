@@ -8,8 +8,7 @@ use super::*;
 use crate::model::{Message, Reasoning, Role};
 
 const COMPLETION: &str = include_str!("../../../tests/fixtures/openai/chat_completion.json");
-const COMPLETION_REASONING: &str =
-    include_str!("../../../tests/fixtures/openai/chat_completion_reasoning.json");
+const COMPLETION_REASONING: &str = include_str!("../../../tests/fixtures/openai/chat_completion_reasoning.json");
 const STREAM: &str = include_str!("../../../tests/fixtures/openai/stream.sse");
 const STREAM_REASONING: &str = include_str!("../../../tests/fixtures/openai/stream_reasoning.sse");
 const ERROR_KEY: &str = include_str!("../../../tests/fixtures/openai/error_invalid_api_key.json");
@@ -57,10 +56,7 @@ fn body(request: &http::Request<Bytes>) -> Value {
 }
 
 fn event(data: &str) -> SseEvent {
-    SseEvent {
-        event: String::new(),
-        data: data.into(),
-    }
+    SseEvent { event: String::new(), data: data.into() }
 }
 
 #[test]
@@ -87,24 +83,15 @@ fn request_body_has_every_set_field_in_openai_names() {
 
 #[test]
 fn request_omits_absent_fields_and_request_model_overrides_config() {
-    let request = ChatRequest {
-        messages: vec![msg(Role::User, "Hi")],
-        model: Some("gpt-4.1".into()),
-        ..Default::default()
-    };
+    let request =
+        ChatRequest { messages: vec![msg(Role::User, "Hi")], model: Some("gpt-4.1".into()), ..Default::default() };
     let built = build_request(&openai(), &request, false).unwrap();
-    assert_eq!(
-        body(&built),
-        json!({"model": "gpt-4.1", "messages": [{"role": "user", "content": "Hi"}]})
-    );
+    assert_eq!(body(&built), json!({"model": "gpt-4.1", "messages": [{"role": "user", "content": "Hi"}]}));
 }
 
 #[test]
 fn streaming_request_asks_for_usage() {
-    let request = ChatRequest {
-        messages: vec![msg(Role::User, "Hi")],
-        ..Default::default()
-    };
+    let request = ChatRequest { messages: vec![msg(Role::User, "Hi")], ..Default::default() };
     let built = build_request(&openai(), &request, true).unwrap();
     assert_eq!(
         body(&built),
@@ -125,40 +112,25 @@ fn request_line_and_headers() {
     assert_eq!(built.headers()["content-type"], "application/json");
     let auth = &built.headers()["authorization"];
     assert_eq!(auth, "Bearer sk-test");
-    assert!(
-        auth.is_sensitive(),
-        "the key must be hidden from Debug output"
-    );
+    assert!(auth.is_sensitive(), "the key must be hidden from Debug output");
     assert!(!format!("{built:?}").contains("sk-test"));
 }
 
 #[test]
 fn reasoning_maps_budget_to_effort_and_leaves_room_for_the_answer() {
-    let cases = [
-        (1024, "low"),
-        (2047, "low"),
-        (2048, "medium"),
-        (8191, "medium"),
-        (8192, "high"),
-    ];
+    let cases = [(1024, "low"), (2047, "low"), (2048, "medium"), (8191, "medium"), (8192, "high")];
     for (budget, expected) in cases {
         let request = ChatRequest {
             messages: vec![msg(Role::User, "Think")],
             max_tokens: Some(100),
             temperature: Some(0.2),
             top_p: Some(0.5),
-            reasoning: Some(Reasoning {
-                budget_tokens: budget,
-            }),
+            reasoning: Some(Reasoning { budget_tokens: budget }),
             ..Default::default()
         };
         let built = body(&build_request(&openai(), &request, false).unwrap());
         assert_eq!(built["reasoning_effort"], expected, "budget {budget}");
-        assert_eq!(
-            built["max_completion_tokens"],
-            100 + budget,
-            "budget {budget}"
-        );
+        assert_eq!(built["max_completion_tokens"], 100 + budget, "budget {budget}");
         // Reasoning models refuse changed sampling; compatible servers keep it.
         assert!(built.get("temperature").is_none() && built.get("top_p").is_none(), "{built}");
         let compat = body(&build_request(&config(ProviderKind::Compat, None), &request, false).unwrap());
@@ -195,11 +167,7 @@ fn compat_sends_max_tokens_and_no_authorization_without_a_key() {
 
     // An empty key counts as none; a real one is sent.
     cfg.api_key = Some(String::new());
-    assert!(build_request(&cfg, &full_request(), false)
-        .unwrap()
-        .headers()
-        .get("authorization")
-        .is_none());
+    assert!(build_request(&cfg, &full_request(), false).unwrap().headers().get("authorization").is_none());
     cfg.api_key = Some("local-key".into());
     let built = build_request(&cfg, &full_request(), false).unwrap();
     assert_eq!(built.headers()["authorization"], "Bearer local-key");
@@ -209,33 +177,21 @@ fn compat_sends_max_tokens_and_no_authorization_without_a_key() {
 fn configuration_errors() {
     let request = full_request();
     let no_key = config(ProviderKind::OpenAi, None);
-    assert!(matches!(
-        build_request(&no_key, &request, false),
-        Err(ProviderError::Config(_))
-    ));
+    assert!(matches!(build_request(&no_key, &request, false), Err(ProviderError::Config(_))));
 
     let mut bad_url = openai();
     bad_url.base_url = "api.openai.com/v1".into();
-    assert!(matches!(
-        build_request(&bad_url, &request, false),
-        Err(ProviderError::Config(_))
-    ));
+    assert!(matches!(build_request(&bad_url, &request, false), Err(ProviderError::Config(_))));
 
     let mut no_model = openai();
     no_model.model = String::new();
-    assert!(matches!(
-        build_request(&no_model, &request, false),
-        Err(ProviderError::Config(_))
-    ));
+    assert!(matches!(build_request(&no_model, &request, false), Err(ProviderError::Config(_))));
 
     let mut bad_key = openai();
     bad_key.api_key = Some("sk-with\nnewline".into());
     let err = build_request(&bad_key, &request, false).unwrap_err();
     assert!(matches!(err, ProviderError::Config(_)));
-    assert!(
-        !err.to_string().contains("newline"),
-        "the key is not echoed: {err}"
-    );
+    assert!(!err.to_string().contains("newline"), "the key is not echoed: {err}");
 }
 
 #[test]
@@ -248,11 +204,7 @@ fn parses_a_documented_completion() {
             thinking: None,
             model: "gpt-4.1-2025-04-14".into(),
             finish_reason: FinishReason::Stop,
-            usage: Usage {
-                input_tokens: 19,
-                output_tokens: 10,
-                reasoning_tokens: 0
-            },
+            usage: Usage { input_tokens: 19, output_tokens: 10, reasoning_tokens: 0 },
             tool_calls: vec![],
         }
     );
@@ -262,30 +214,16 @@ fn parses_a_documented_completion() {
 fn parses_reasoning_content_of_compatible_servers() {
     let response = parse_response(COMPLETION_REASONING.as_bytes()).unwrap();
     assert_eq!(response.text, "9.11 is smaller than 9.8.");
-    assert_eq!(
-        response.thinking.as_deref(),
-        Some("Compare the tenths: 1 is less than 8, so 9.11 < 9.8.")
-    );
+    assert_eq!(response.thinking.as_deref(), Some("Compare the tenths: 1 is less than 8, so 9.11 < 9.8."));
     assert_eq!(response.finish_reason, FinishReason::Length);
-    assert_eq!(
-        response.usage,
-        Usage {
-            input_tokens: 17,
-            output_tokens: 412,
-            reasoning_tokens: 380
-        }
-    );
+    assert_eq!(response.usage, Usage { input_tokens: 17, output_tokens: 412, reasoning_tokens: 380 });
 
     // Ollama names the field `reasoning`.
     let ollama = json!({"model": "qwen3", "choices": [{"message": {"role": "assistant",
         "content": "4", "reasoning": "2+2"}, "finish_reason": "stop"}]});
     let response = parse_response(ollama.to_string().as_bytes()).unwrap();
     assert_eq!(response.thinking.as_deref(), Some("2+2"));
-    assert_eq!(
-        response.usage,
-        Usage::default(),
-        "usage is optional on compatible servers"
-    );
+    assert_eq!(response.usage, Usage::default(), "usage is optional on compatible servers");
 }
 
 #[test]
@@ -295,15 +233,9 @@ fn maps_finish_reasons_and_refusals() {
             "refusal": "I can't help with that."}, "finish_reason": reason}]});
         parse_response(body.to_string().as_bytes()).unwrap()
     };
-    assert_eq!(
-        with("content_filter").finish_reason,
-        FinishReason::ContentFilter
-    );
+    assert_eq!(with("content_filter").finish_reason, FinishReason::ContentFilter);
     assert_eq!(with("tool_calls").finish_reason, FinishReason::ToolCalls);
-    assert_eq!(
-        with("weird").finish_reason,
-        FinishReason::Other("weird".into())
-    );
+    assert_eq!(with("weird").finish_reason, FinishReason::Other("weird".into()));
     assert_eq!(with("stop").text, "I can't help with that.");
 }
 
@@ -320,10 +252,7 @@ fn rejects_bodies_that_are_not_a_completion() {
     ];
     for body in cases {
         let result = parse_response(body.as_bytes());
-        assert!(
-            matches!(result, Err(ProviderError::Malformed(_))),
-            "{body} gave {result:?}"
-        );
+        assert!(matches!(result, Err(ProviderError::Malformed(_))), "{body} gave {result:?}");
     }
 }
 
@@ -334,38 +263,23 @@ fn reads_error_messages() {
         "invalid_api_key: Incorrect API key provided: sk-abc***xyz. You can find your API key at \
          https://platform.openai.com/account/api-keys."
     );
-    let rate =
-        br#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":null}}"#;
+    let rate = br#"{"error":{"message":"Rate limit reached","type":"requests","param":null,"code":null}}"#;
     assert_eq!(error_message(rate).unwrap(), "requests: Rate limit reached");
-    assert_eq!(
-        error_message(br#"{"error":"model not found"}"#).unwrap(),
-        "model not found"
-    );
-    let vllm = br#"{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}"#;
-    assert_eq!(
-        error_message(vllm).unwrap(),
-        "BadRequestError: max_tokens is too large"
-    );
+    assert_eq!(error_message(br#"{"error":"model not found"}"#).unwrap(), "model not found");
+    let vllm =
+        br#"{"object":"error","message":"max_tokens is too large","type":"BadRequestError","param":null,"code":400}"#;
+    assert_eq!(error_message(vllm).unwrap(), "BadRequestError: max_tokens is too large");
     assert_eq!(error_message(b"<html>502 Bad Gateway</html>"), None);
     assert_eq!(error_message(br#"{"detail":"nope"}"#), None);
 
     let err = parse_error(ProviderKind::Compat, 404, br#"{"error":"model not found"}"#);
-    assert_eq!(
-        err,
-        ProviderError::Status {
-            status: 404,
-            message: "model not found".into()
-        }
-    );
+    assert_eq!(err, ProviderError::Status { status: 404, message: "model not found".into() });
 }
 
 #[test]
 fn decodes_a_documented_stream_event_by_event() {
     let mut state = StreamState::default();
-    let events: Vec<Vec<StreamEvent>> = sse_events(STREAM)
-        .iter()
-        .map(|e| state.decode(e).unwrap())
-        .collect();
+    let events: Vec<Vec<StreamEvent>> = sse_events(STREAM).iter().map(|e| state.decode(e).unwrap()).collect();
     assert_eq!(
         events,
         vec![
@@ -374,11 +288,7 @@ fn decodes_a_documented_stream_event_by_event() {
             vec![StreamEvent::Delta("! How".into())],
             vec![StreamEvent::Delta(" can I help?".into())],
             vec![StreamEvent::Finish(FinishReason::Stop)],
-            vec![StreamEvent::Usage(Usage {
-                input_tokens: 9,
-                output_tokens: 7,
-                reasoning_tokens: 0
-            })],
+            vec![StreamEvent::Usage(Usage { input_tokens: 9, output_tokens: 7, reasoning_tokens: 0 })],
             vec![StreamEvent::Done],
         ]
     );
@@ -391,14 +301,7 @@ fn decodes_a_reasoning_stream_of_a_compatible_server() {
     assert_eq!(collected.thinking, "Compare the tenths: 1 < 8.");
     assert_eq!(collected.text, "9.11 is smaller.");
     assert_eq!(collected.models, vec!["deepseek-reasoner".to_owned()]);
-    assert_eq!(
-        collected.usage,
-        Usage {
-            input_tokens: 17,
-            output_tokens: 25,
-            reasoning_tokens: 0
-        }
-    );
+    assert_eq!(collected.usage, Usage { input_tokens: 17, output_tokens: 25, reasoning_tokens: 0 });
     assert_eq!(collected.finishes, vec![FinishReason::Stop]);
     assert_eq!(collected.done, 1);
 }
@@ -408,16 +311,9 @@ fn in_stream_error_is_a_stream_error() {
     let mut state = StreamState::default();
     state.decode(&sse_events(STREAM)[0]).unwrap();
     let err = state
-        .decode(&event(
-            r#"{"error":{"message":"The server had an error","type":"server_error","code":null}}"#,
-        ))
+        .decode(&event(r#"{"error":{"message":"The server had an error","type":"server_error","code":null}}"#))
         .unwrap_err();
-    assert_eq!(
-        err,
-        ProviderError::StreamError {
-            message: "server_error: The server had an error".into()
-        }
-    );
+    assert_eq!(err, ProviderError::StreamError { message: "server_error: The server had an error".into() });
 }
 
 #[test]
@@ -431,20 +327,14 @@ fn malformed_chunks_and_early_ends_are_errors() {
     for e in sse_events(STREAM).iter().take(3) {
         state.decode(e).unwrap();
     }
-    assert_eq!(
-        state.finish().unwrap_err(),
-        ProviderError::Malformed("stream ended before [DONE]".into())
-    );
+    assert_eq!(state.finish().unwrap_err(), ProviderError::Malformed("stream ended before [DONE]".into()));
 }
 
 #[test]
 fn ignores_keepalives_and_anything_after_done() {
     let mut state = StreamState::default();
     assert_eq!(state.decode(&event("")).unwrap(), vec![]);
-    assert_eq!(
-        state.decode(&event("[DONE]")).unwrap(),
-        vec![StreamEvent::Done]
-    );
+    assert_eq!(state.decode(&event("[DONE]")).unwrap(), vec![StreamEvent::Done]);
     assert_eq!(state.decode(&event("{\"garbage")).unwrap(), vec![]);
     assert_eq!(state.finish().unwrap(), vec![]);
 }

@@ -77,7 +77,11 @@ fn every_tool_choice_and_response_format_has_its_openai_value() {
         ),
     ];
     for (format, wire) in formats {
-        let request = ChatRequest { messages: vec![Message::user("hi")], response_format: Some(format), ..ChatRequest::default() };
+        let request = ChatRequest {
+            messages: vec![Message::user("hi")],
+            response_format: Some(format),
+            ..ChatRequest::default()
+        };
         assert_eq!(body(&request)["response_format"], wire);
         assert!(body(&request).get("tools").is_none());
     }
@@ -113,7 +117,10 @@ fn a_streamed_call_comes_in_pieces_with_id_and_name_first() {
             signature: None,
         }
     );
-    assert_eq!(pieces[1], &StreamEvent::ToolCall { index: 0, id: None, name: None, arguments: "{\"".into(), signature: None });
+    assert_eq!(
+        pieces[1],
+        &StreamEvent::ToolCall { index: 0, id: None, name: None, arguments: "{\"".into(), signature: None }
+    );
     let c = collect(&events);
     assert_eq!(
         c.tool_calls,

@@ -161,10 +161,7 @@ fn json_text<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D
 impl ChoiceMessage {
     /// The reasoning text under whichever name the server used.
     pub fn reasoning_text(&self) -> Option<&str> {
-        self.reasoning_content
-            .as_deref()
-            .or(self.reasoning.as_deref())
-            .filter(|t| !t.is_empty())
+        self.reasoning_content.as_deref().or(self.reasoning.as_deref()).filter(|t| !t.is_empty())
     }
 }
 

@@ -34,9 +34,7 @@ fn percent_decode(value: &str) -> String {
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while let Some(&b) = bytes.get(i) {
-        let hex = bytes
-            .get(i + 1..i + 3)
-            .and_then(|h| std::str::from_utf8(h).ok());
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok());
         match (b, hex.and_then(|h| u8::from_str_radix(h, 16).ok())) {
             (b'%', Some(decoded)) => {
                 out.push(decoded);
@@ -60,19 +58,11 @@ fn query(url: &str, key: &str) -> Option<String> {
 }
 
 fn request(method: http::Method, uri: &str, body: Bytes) -> Option<http::Request<Bytes>> {
-    http::Request::builder()
-        .method(method)
-        .uri(uri)
-        .header("x-probe", "1")
-        .body(body)
-        .ok()
+    http::Request::builder().method(method).uri(uri).header("x-probe", "1").body(body).ok()
 }
 
 async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
-    let path = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('/'))
-        .map_or("", |(_, path)| path);
+    let path = url.split_once("://").and_then(|(_, rest)| rest.split_once('/')).map_or("", |(_, path)| path);
     let path = path.split('?').next().unwrap_or_default();
     match path {
         "stream" => {
@@ -93,10 +83,9 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
                 }
             });
             let mut response = http::Response::new(Body::Stream(events.boxed_local()));
-            response.headers_mut().insert(
-                http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("text/event-stream"),
-            );
+            response
+                .headers_mut()
+                .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/event-stream"));
             response
         }
         "proxy" => {
@@ -150,45 +139,18 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
         }
         "kv" => {
             let lines = [
-                format!(
-                    "put a: {:?}",
-                    host.kv_put("cache", "probe:a", b"one".to_vec(), Some(120))
-                        .await
-                ),
-                format!(
-                    "put b ttl 5: {:?}",
-                    host.kv_put("cache", "probe:b", b"two".to_vec(), Some(5))
-                        .await
-                ),
-                format!(
-                    "put data c: {:?}",
-                    host.kv_put("data", "probe:c", b"three".to_vec(), None)
-                        .await
-                ),
+                format!("put a: {:?}", host.kv_put("cache", "probe:a", b"one".to_vec(), Some(120)).await),
+                format!("put b ttl 5: {:?}", host.kv_put("cache", "probe:b", b"two".to_vec(), Some(5)).await),
+                format!("put data c: {:?}", host.kv_put("data", "probe:c", b"three".to_vec(), None).await),
                 format!("get a: {:?}", host.kv_get("cache", "probe:a").await),
                 format!("get missing: {:?}", host.kv_get("cache", "probe:zzz").await),
-                format!(
-                    "list cache: {:?}",
-                    host.kv_list("cache", "probe:", 10).await
-                ),
-                format!(
-                    "list limit 1: {:?}",
-                    host.kv_list("cache", "probe:", 1).await
-                ),
-                format!(
-                    "list limit 0: {:?}",
-                    host.kv_list("cache", "probe:", 0).await
-                ),
+                format!("list cache: {:?}", host.kv_list("cache", "probe:", 10).await),
+                format!("list limit 1: {:?}", host.kv_list("cache", "probe:", 1).await),
+                format!("list limit 0: {:?}", host.kv_list("cache", "probe:", 0).await),
                 format!("list data: {:?}", host.kv_list("data", "", 10).await),
                 format!("delete a: {:?}", host.kv_delete("cache", "probe:a").await),
-                format!(
-                    "delete missing: {:?}",
-                    host.kv_delete("cache", "probe:nope").await
-                ),
-                format!(
-                    "get a after delete: {:?}",
-                    host.kv_get("cache", "probe:a").await
-                ),
+                format!("delete missing: {:?}", host.kv_delete("cache", "probe:nope").await),
+                format!("get a after delete: {:?}", host.kv_get("cache", "probe:a").await),
                 format!("no such store: {:?}", host.kv_get("nostore", "x").await),
                 format!("empty key: {:?}", host.kv_get("cache", "").await),
             ];
@@ -198,9 +160,7 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
             let later = host.clone();
             host.spawn_background(Box::pin(async move {
                 later.sleep(200).await;
-                let _ = later
-                    .kv_put("cache", "probe:bg", b"done".to_vec(), None)
-                    .await;
+                let _ = later.kv_put("cache", "probe:bg", b"done".to_vec(), None).await;
             }));
             text(200, String::from("scheduled"))
         }
@@ -215,10 +175,7 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
             host.sleep(50).await;
             let slept = host.now_ms().saturating_sub(before);
             let lines = [
-                format!(
-                    "random: {}",
-                    small.iter().map(|b| format!("{b:02x}")).collect::<String>()
-                ),
+                format!("random: {}", small.iter().map(|b| format!("{b:02x}")).collect::<String>()),
                 format!("zeros in 100000 random bytes: {zeros}"),
                 format!("now: {before}"),
                 format!("slept: {slept}"),
@@ -242,11 +199,7 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
 }
 
 #[worker::event(fetch)]
-async fn fetch(
-    request: web_sys::Request,
-    env: worker::Env,
-    ctx: worker::Context,
-) -> worker::Result<web_sys::Response> {
+async fn fetch(request: web_sys::Request, env: worker::Env, ctx: worker::Context) -> worker::Result<web_sys::Response> {
     let host = WorkersHost::new(env, ctx);
     into_web_response(route(&host, &request.url()).await)
 }
