@@ -3,7 +3,7 @@
 //! not fit becomes an error the caller turns into a response or a `HostError`.
 
 use bytes::Bytes;
-use opencode_core::{Body, HostError};
+use opencode_runtime::{Body, HostError};
 use worker::js_sys::{self, Array, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
 use worker::web_sys;

@@ -1,7 +1,7 @@
 //! Workers KV behind the core's logical store names: store `cache` is the KV namespace bound
 //! as `CACHE`, `data` as `DATA`.
 
-use opencode_core::HostError;
+use opencode_runtime::HostError;
 use worker::kv::KvStore;
 
 use crate::convert::js_message;

@@ -1,7 +1,7 @@
-//! opencode-cloudflare: the `opencode_core::Host` on Cloudflare Workers.
+//! opencode-cloudflare: the `opencode_runtime::Host` on Cloudflare Workers.
 //!
 //! It is the only place that knows about the `worker` crate. It turns an incoming Workers
-//! request into an `http::Request<opencode_core::Body>`, hands it to `opencode_core::serve`,
+//! request into an `http::Request<opencode_runtime::Body>`, hands it to `opencode_runtime::serve`,
 //! and turns the answer back into a Workers response, streaming `Body::Stream` chunk by chunk.
 //! `WorkersHost` gives the core outbound `fetch` (response bodies stream), service bindings
 //! to sibling functions (binding = upper-case function name), Workers KV (store `cache` is
@@ -35,14 +35,14 @@ pub use serve_impl::{into_web_response, serve_raw};
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 #[doc(hidden)]
 pub mod __private {
-    pub use opencode_core::functions;
+    pub use opencode_api::functions;
 }
 
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 mod serve_impl {
     use crate::convert;
     use crate::host::WorkersHost;
-    use opencode_core::Function;
+    use opencode_api::Function;
     use worker::web_sys;
 
     /// Runs function `F` on the raw `web_sys::Request` the runtime hands over; this is what
@@ -60,19 +60,19 @@ mod serve_impl {
     }
 
     async fn respond<F: Function>(
-        request: http::Request<opencode_core::Body>,
+        request: http::Request<opencode_runtime::Body>,
         env: worker::Env,
         ctx: worker::Context,
     ) -> worker::Result<web_sys::Response> {
         let host = WorkersHost::new(env, ctx);
-        into_web_response(opencode_core::serve::<F, _>(host, request).await)
+        into_web_response(opencode_api::serve::<F, _>(host, request).await)
     }
 
     /// Turns a core response into the runtime's, streaming `Body::Stream` chunk by chunk.
     /// [`serve_raw`] uses it; it is public for Workers that drive [`WorkersHost`] without
-    /// `opencode_core::serve` (the adapter's own runtime tests). A response the runtime refuses
+    /// `opencode_runtime::serve` (the adapter's own runtime tests). A response the runtime refuses
     /// (a status outside 200–599, say) becomes a plain 500.
-    pub fn into_web_response(response: http::Response<opencode_core::Body>) -> worker::Result<web_sys::Response> {
+    pub fn into_web_response(response: http::Response<opencode_runtime::Body>) -> worker::Result<web_sys::Response> {
         match convert::response_to_web(response) {
             Ok(response) => Ok(response),
             Err(error) => {
@@ -84,7 +84,7 @@ mod serve_impl {
 }
 
 /// Expands to the Workers `fetch` entry point of one function: `entry!(Chat);` (a type in
-/// `opencode_core::functions`) in the function crate's `lib.rs`. The crate needs `worker` (its `#[event]` macro names
+/// `opencode_api::functions`) in the function crate's `lib.rs`. The crate needs `worker` (its `#[event]` macro names
 /// `::worker` paths) and `opencode-cloudflare` as dependencies for `wasm32-unknown-unknown`.
 ///
 /// No `#[event(start)]` panic hook is added: `worker` already installs one that logs the

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::{FutureExt, Stream, StreamExt, TryStreamExt};
-use opencode_core::{Body, ByteStream, HostError};
+use opencode_runtime::{Body, ByteStream, HostError};
 use worker::js_sys::{Promise, Uint8Array};
 use worker::wasm_bindgen::closure::Closure;
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -39,7 +39,7 @@ pub(crate) async fn body_from_web(
     let Some(stream) = stream else {
         return Ok(Body::empty());
     };
-    if opencode_core::web::declared_length(headers).is_none_or(|length| length > WHOLE_BODY_MAX) {
+    if opencode_api::web::declared_length(headers).is_none_or(|length| length > WHOLE_BODY_MAX) {
         return Ok(Body::Stream(from_web(&stream)));
     }
     let read = |error: JsValue| HostError::Body(js_message(&error));

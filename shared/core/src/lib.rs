@@ -1,38 +1,36 @@
-//! opencode-core: every piece of the platform's logic, independent of any runtime.
+//! opencode-core: the platform's model and every pure translation it makes.
 //!
-//! It is the provider client (pure wire translations plus one executor that does the I/O),
-//! authentication, configuration, errors and the request handlers of every function. It is
-//! not a runtime adapter: it never depends on `worker`, `spin-sdk` or `tokio`, and reaches the
-//! world only through [`host::Host`]. It builds for the native target, `wasm32-unknown-unknown`
-//! and `wasm32-wasip2`.
+//! It is the chat model the providers map to (`model`), the vendors' wire formats
+//! (`providers`, `search`, `sandbox`: each builds an `http::Request` and reads a response, and
+//! never sends one), the ComplexityAnalyzer (`routing`) and list prices (`pricing`). It is not
+//! a runtime: it has no host, does no I/O, reads no configuration and keeps no state, so every
+//! function here is tested natively against fixtures. It builds for the native target,
+//! `wasm32-unknown-unknown` and `wasm32-wasip2`.
 
-pub mod agent;
-pub mod auth;
-pub mod cache;
-pub mod config;
-pub mod error;
-pub mod executor;
-pub mod functions;
-pub mod host;
-pub mod knowledge;
-pub mod metrics;
 pub mod model;
 pub mod pricing;
 pub mod providers;
 pub mod routing;
 pub mod sandbox;
 pub mod search;
-pub mod sse;
-pub mod web;
 
-pub use host::{Body, ByteStream, Host, HostError};
+/// Lower-case hex of `bytes` (request ids, cache and store keys).
+pub fn hex(bytes: &[u8]) -> String {
+    // Digit by digit: `write!` with `{:02x}` went through the formatting machinery per byte.
+    let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for byte in bytes {
+        out.push(digit(byte >> 4));
+        out.push(digit(byte & 0xf));
+    }
+    out
+}
 
-pub use functions::{serve, Function};
-
-/// Runs the function called `function` (`gateway`, `chat`, `admin`, ...) on one request, for
-/// tests and tools. The runtime adapters call [`serve`] with the function's type instead, so
-/// each Wasm links only its own handler. It never panics and always answers; errors become
-/// JSON error responses with the request id.
-pub async fn serve_named<H: Host>(function: &str, host: H, request: http::Request<Body>) -> http::Response<Body> {
-    functions::serve_named(function, host, request).await
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn hex_is_two_lower_case_digits_per_byte() {
+        assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
+        assert_eq!(super::hex(&[]), "");
+    }
 }

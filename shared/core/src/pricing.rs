@@ -12,8 +12,6 @@
 //! `output_tokens`. Long-context surcharges (Gemini 2.5 Pro above 200k prompt tokens) and
 //! prompt-cache discounts are not modelled.
 
-use crate::error::ApiError;
-use crate::host::Host;
 use crate::model::Usage;
 
 /// USD per million tokens.
@@ -64,16 +62,12 @@ pub struct Prices {
 }
 
 impl Prices {
-    /// Reads `MODEL_PRICES`; a malformed value is a configuration error naming the variable.
-    pub fn from_host<H: Host>(host: &H) -> Result<Prices, ApiError> {
-        Prices::from_vars(|name| host.var(name))
-    }
-
-    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Prices, ApiError> {
+    /// Reads `MODEL_PRICES` from `var`; a malformed value is an error naming the variable.
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Prices, String> {
         let Some(json) = var("MODEL_PRICES") else {
             return Ok(Prices::default());
         };
-        let bad = |why: String| ApiError::NotConfigured(format!("MODEL_PRICES: {why}"));
+        let bad = |why: String| format!("MODEL_PRICES: {why}");
         // Read as a value, checked by hand: a derived map of structs costs Wasm size in every
         // function.
         let table: serde_json::Value = serde_json::from_str(&json).map_err(|err| bad(format!("not JSON ({err})")))?;
@@ -163,7 +157,7 @@ mod tests {
         assert_eq!(prices.lookup("llama3.2"), Some(price(0.0, 0.0)));
         assert_eq!(prices.lookup("gpt-4.1-2025-04-14"), Some(price(1.0, 2.0)));
         for bad in [r#"{"m": {"input": -1, "output": 0}}"#, r#"{"m": 3}"#, "not json", r#"{"m": {"input": 1}}"#] {
-            let err = Prices::from_vars(vars(bad)).unwrap_err().to_string();
+            let err = Prices::from_vars(vars(bad)).unwrap_err();
             assert!(err.contains("MODEL_PRICES"), "{bad}: {err}");
         }
     }

@@ -1,4 +1,4 @@
-//! [`SpinHost`]: each `opencode_core::Host` capability on its Spin interface.
+//! [`SpinHost`]: each `opencode_runtime::Host` capability on its Spin interface.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -8,7 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
-use opencode_core::{Body, ByteStream, Host, HostError};
+use opencode_runtime::{Body, ByteStream, Host, HostError};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::FullBody;
 use spin_sdk::key_value::{Error as KvError, Store};
@@ -170,7 +170,7 @@ pub async fn send(request: http::Request<Bytes>) -> Result<http::Response<Body>,
 pub fn body_stream<T: IncomingMessage + 'static>(body: IncomingBody<T>, headers: &http::HeaderMap) -> ByteStream {
     Box::pin(wire::until_declared(
         body.stream().map(|chunk| chunk.map_err(|error| HostError::Body(error.to_string()))),
-        opencode_core::web::declared_length(headers),
+        opencode_api::web::declared_length(headers),
     ))
 }
 

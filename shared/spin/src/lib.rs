@@ -1,4 +1,4 @@
-//! opencode-spin: the [`opencode_core::Host`] on Fermyon Spin (spin-sdk 7, WASIp3 `wasi:http`).
+//! opencode-spin: the [`opencode_runtime::Host`] on Fermyon Spin (spin-sdk 7, WASIp3 `wasi:http`).
 //!
 //! It is a thin adapter and nothing more: [`SpinHost`] maps each capability the core asks for
 //! onto one Spin interface — outbound HTTP onto the `wasi:http` client (response bodies stream
@@ -10,7 +10,7 @@
 //! after the response has been returned. [`serve`] converts one request and response, and
 //! [`entry!`] exports a function crate as a Spin HTTP component.
 //!
-//! It is not where logic goes: every decision is `opencode_core::serve`'s. It keeps nothing in
+//! It is not where logic goes: every decision is `opencode_runtime::serve`'s. It keeps nothing in
 //! module statics, because Spin and wasmtime reuse one WASIp3 instance for many requests, and
 //! it never panics on outside input. Natively (for `cargo test`) the crate is only its pure
 //! helpers in [`wire`]; the adapter itself compiles for `target_os = "wasi"`.
@@ -32,13 +32,13 @@ pub use serve::{serve, ResponseBody};
 #[doc(hidden)]
 pub mod __private {
     pub use crate::serve::handle;
-    pub use opencode_core::functions;
+    pub use opencode_api::functions;
     pub use spin_sdk::wasip3;
 }
 
 /// Exports the crate as a Spin HTTP component (`wasi:http/handler@0.3.0`) that runs the named
 /// core function on every request: `opencode_spin::entry!(Chat);` (a type in
-/// `opencode_core::functions`) at the top level of a
+/// `opencode_api::functions`) at the top level of a
 /// function crate's `lib.rs`, under `#[cfg(target_os = "wasi")]`. The crate needs only
 /// `opencode-spin` as a dependency for it.
 #[macro_export]

@@ -6,7 +6,8 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures::StreamExt;
-use opencode_core::{Body, Function, HostError};
+use opencode_api::Function;
+use opencode_runtime::{Body, HostError};
 use spin_sdk::wasip3::http::types::{ErrorCode, Request as WasiRequest, Response as WasiResponse};
 use spin_sdk::wasip3::http_compat::{http_from_wasi_request, http_into_wasi_response};
 
@@ -22,7 +23,7 @@ pub async fn serve<F: Function>(request: spin_sdk::http::Request) -> http::Respo
     let (parts, body) = request.into_parts();
     let body = crate::host::body_stream(body, &parts.headers);
     let request = http::Request::from_parts(parts, Body::Stream(body));
-    let response = opencode_core::serve::<F, _>(SpinHost::new(), request).await;
+    let response = opencode_api::serve::<F, _>(SpinHost::new(), request).await;
     let (mut parts, body) = response.into_parts();
     // The runtime owns framing; a hop-by-hop header from the core would fail the response.
     wire::strip_hop_by_hop(&mut parts.headers);

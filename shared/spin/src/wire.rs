@@ -10,7 +10,7 @@ const HTTP2_SETTINGS: http::HeaderName = http::HeaderName::from_static("http2-se
 /// framing and takes the authority from the URL): the hop-by-hop headers, and `host` and
 /// `http2-settings`. Dropping them beats failing the whole request.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    opencode_core::web::strip_hop_by_hop(headers);
+    opencode_api::web::strip_hop_by_hop(headers);
     headers.remove(http::header::HOST);
     headers.remove(HTTP2_SETTINGS);
 }
@@ -109,7 +109,7 @@ pub fn select_keys(keys: impl IntoIterator<Item = String>, prefix: &str, limit: 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use opencode_core::web::declared_length;
+    use opencode_api::web::declared_length;
 
     #[test]
     fn function_urls_use_spin_service_chaining() {

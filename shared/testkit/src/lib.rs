@@ -15,7 +15,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::stream::StreamExt;
 use futures::FutureExt;
-use opencode_core::{Body, Host, HostError};
+use opencode_runtime::{Body, Host, HostError};
 
 mod net;
 pub use net::http_fetch;

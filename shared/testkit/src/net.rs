@@ -6,7 +6,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use opencode_core::{Body, HostError};
+use opencode_runtime::{Body, HostError};
 
 /// Sends `request` to the `http://` URL in its URI and streams the response back.
 pub async fn http_fetch(request: http::Request<Bytes>) -> Result<http::Response<Body>, HostError> {

@@ -72,7 +72,7 @@ pub struct SseEvent {
 /// What a provider said went wrong. Messages are for logs and attempt records, never echoed
 /// verbatim to clients.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
+// Exhaustive: the executor and search decide per variant what happens next.
 pub enum ProviderError {
     /// The provider answered with an error status.
     #[error("status {status}: {message}")]

@@ -9,7 +9,7 @@
 //! overflowed its output is a normal [`Execution`] with Piston's `status` (`TO`, `OL`, `EL`,
 //! ...), not an error. [`extract_code`] finds the program in a model's answer.
 //!
-//! The caller does the I/O through `Host::fetch`, bounded by [`fetch_timeout_ms`].
+//! The I/O is `opencode_runtime::sandbox`'s, bounded by [`fetch_timeout_ms`].
 
 mod extract;
 mod wire;
@@ -19,8 +19,6 @@ mod tests;
 
 use bytes::Bytes;
 use http::header::{HeaderValue, AUTHORIZATION, CONTENT_TYPE};
-
-use crate::host::Host;
 
 pub use extract::{extract_code, CodeBlock};
 
@@ -47,12 +45,8 @@ impl std::fmt::Debug for SandboxConfig {
 }
 
 impl SandboxConfig {
-    /// `None` when `SANDBOX_URL` is unset or empty (the `code` mode then cannot run code).
-    pub fn from_host<H: Host>(host: &H) -> Option<SandboxConfig> {
-        SandboxConfig::from_vars(|name| host.var(name))
-    }
-
-    /// The same from any variable lookup.
+    /// `SANDBOX_URL` and `SANDBOX_TOKEN` from `var`; `None` when `SANDBOX_URL` is unset or
+    /// empty (the `code` mode then cannot run code).
     pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Option<SandboxConfig> {
         let set = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         Some(SandboxConfig { url: set("SANDBOX_URL")?.trim().to_owned(), token: set("SANDBOX_TOKEN") })

@@ -1,24 +1,17 @@
-//! Web search: Tavily and Brave as pure translations, one normalized result, and [`search`],
-//! the only code that does search I/O (timeouts, retries, fallback to the other provider).
+//! Web search: Tavily and Brave as pure translations and one normalized result.
 //!
 //! Like `providers`, the vendor modules build the `http::Request` and read the response and
 //! never touch the network; every function is tested against fixtures in the vendor's
-//! documented format (`tests/fixtures/{tavily,brave}`). Modes that need the web (`search`,
-//! `research`) call [`search`] with a [`SearchConfig`] read once per request.
+//! documented format (`tests/fixtures/{tavily,brave}`). The I/O (timeouts, retries, fallback
+//! to the other provider) is `opencode_runtime::search`.
 
 mod brave;
-mod run;
 mod tavily;
 mod text;
 
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::error::ApiError;
-use crate::executor::RetryPolicy;
-use crate::host::Host;
-
-pub use run::{search, SearchAttempt, SearchFailure, SearchOutcome};
 pub use text::normalize_query;
 
 /// The longest query sent upstream, in characters (Brave refuses more than 400).
@@ -28,7 +21,8 @@ pub const MAX_QUERY_WORDS: usize = 50;
 /// The most results one search asks for (both vendors allow more; prompts stay small).
 pub const MAX_RESULTS: usize = 10;
 
-const NOT_CONFIGURED: &str =
+/// Why a search cannot run when no provider has a key.
+pub const NOT_CONFIGURED: &str =
     "no web search provider: set TAVILY_API_KEY or BRAVE_API_KEY (SEARCH_PROVIDER picks the first)";
 
 /// The web search APIs the platform speaks.
@@ -98,45 +92,25 @@ impl std::fmt::Debug for SearchProviderConfig {
     }
 }
 
-/// Which search providers to try, in order, and how hard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SearchConfig {
-    /// The provider `SEARCH_PROVIDER` names first (when it has a key), then the other one
-    /// (when it has a key). Empty when no search provider is configured.
-    pub providers: Vec<SearchProviderConfig>,
-    /// Per-attempt timeout, retries on the same provider and backoff: the platform's
-    /// `ATTEMPT_TIMEOUT_MS`, `MAX_RETRIES`, `RETRY_BACKOFF_MS`, `RETRY_AFTER_CAP_MS`.
-    pub policy: RetryPolicy,
-}
-
-impl SearchConfig {
-    /// Reads `SEARCH_PROVIDER`, `TAVILY_*` and `BRAVE_*`. An unknown `SEARCH_PROVIDER` is a
-    /// configuration error; missing keys just leave providers out.
-    pub fn from_host<H: Host>(host: &H, policy: RetryPolicy) -> Result<SearchConfig, ApiError> {
-        let first = match host.var("SEARCH_PROVIDER") {
-            None => SearchProviderKind::Tavily,
-            Some(name) => SearchProviderKind::parse(&name)
-                .ok_or_else(|| ApiError::NotConfigured("SEARCH_PROVIDER must be `tavily` or `brave`".into()))?,
-        };
-        let providers = [first, first.other()]
-            .into_iter()
-            .filter_map(|kind| {
-                let var = |suffix: &str| host.var(&format!("{}_{suffix}", kind.prefix()));
-                let api_key = var("API_KEY").filter(|key| !key.trim().is_empty())?;
-                let base_url = var("BASE_URL").unwrap_or_else(|| kind.default_base_url().to_string());
-                Some(SearchProviderConfig { kind, base_url, api_key })
-            })
-            .collect();
-        Ok(SearchConfig { providers, policy })
-    }
-
-    /// The configuration error a mode answers with when no provider can be called.
-    pub fn require(&self) -> Result<(), ApiError> {
-        if self.providers.is_empty() {
-            return Err(ApiError::NotConfigured(NOT_CONFIGURED.into()));
+/// The configured search providers in the order to try them: the one `SEARCH_PROVIDER` names
+/// first (when it has a key), then the other (when it has a key); empty when none has a key.
+/// An unknown `SEARCH_PROVIDER` is an error naming the variable.
+pub fn providers_from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Vec<SearchProviderConfig>, String> {
+    let first = match var("SEARCH_PROVIDER") {
+        None => SearchProviderKind::Tavily,
+        Some(name) => {
+            SearchProviderKind::parse(&name).ok_or_else(|| "SEARCH_PROVIDER must be `tavily` or `brave`".to_string())?
         }
-        Ok(())
-    }
+    };
+    Ok([first, first.other()]
+        .into_iter()
+        .filter_map(|kind| {
+            let var = |suffix: &str| var(&format!("{}_{suffix}", kind.prefix()));
+            let api_key = var("API_KEY").filter(|key| !key.trim().is_empty())?;
+            let base_url = var("BASE_URL").unwrap_or_else(|| kind.default_base_url().to_string());
+            Some(SearchProviderConfig { kind, base_url, api_key })
+        })
+        .collect())
 }
 
 /// One web page a search found, the same whoever found it.
@@ -151,7 +125,7 @@ pub struct SearchResult {
 
 /// What a search provider said went wrong. Messages are for attempt records and logs only.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
+// Exhaustive: the executor and search decide per variant what happens next.
 pub enum SearchError {
     /// An error status. `rejected_key` when the vendor says the key is missing or wrong.
     #[error("status {status}: {message}")]

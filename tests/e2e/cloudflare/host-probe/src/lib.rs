@@ -20,7 +20,7 @@
 use bytes::Bytes;
 use futures::StreamExt;
 use opencode_cloudflare::{into_web_response, WorkersHost};
-use opencode_core::{Body, Host};
+use opencode_runtime::{Body, Host};
 use worker::web_sys;
 
 fn text(status: u16, body: String) -> http::Response<Body> {

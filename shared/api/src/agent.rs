@@ -1,0 +1,423 @@
+//! The System 2 agent runtime: a bounded loop of model calls and tool runs (search,
+//! knowledge, sandbox) with step, time and token limits. Research and code are built on it.
+//!
+//! Every step is recorded (what ran, how long, tokens or a short result) and, when the caller
+//! streams, sent at once as a `step` event. Limits are checked before each step; a step that
+//! would start past a limit stops the loop with [`Stop::Limit`] and the mode answers with
+//! what it has, saying which limit was reached. Tool futures run under the time left.
+
+use std::fmt::Display;
+use std::future::Future;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::error::ApiError;
+use crate::functions::chat::usage_json;
+use crate::functions::mode::{relay, Emitter};
+use opencode_core::model::{ChatRequest, ChatResponse, Usage};
+use opencode_core::providers::ProviderConfig;
+use opencode_runtime::executor::{self, with_timeout, Answered, RetryPolicy, StreamFailure};
+use opencode_runtime::host::Host;
+
+/// The bounds of one agent run, from `AGENT_MAX_STEPS`, `AGENT_MAX_TIME_MS`,
+/// `AGENT_MAX_TOKENS` and `AGENT_MAX_COST_USD`.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Limits {
+    pub max_steps: u32,
+    pub max_time_ms: u64,
+    pub max_tokens: u64,
+    /// US dollars at list prices (pricing.rs); calls on a model without a price add nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_cost_usd: Option<f64>,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { max_steps: 8, max_time_ms: 120_000, max_tokens: 60_000, max_cost_usd: None }
+    }
+}
+
+impl Limits {
+    pub fn from_host<H: Host>(host: &H) -> Result<Limits, ApiError> {
+        let defaults = Limits::default();
+        let number = |name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
+            match host.var(name) {
+                None => Ok(default),
+                Some(value) => {
+                    value.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                        ApiError::NotConfigured(format!("{name} must be a whole number from 1 to {max}"))
+                    })
+                }
+            }
+        };
+        Ok(Limits {
+            max_steps: number("AGENT_MAX_STEPS", u64::from(defaults.max_steps), 100)? as u32,
+            max_time_ms: number("AGENT_MAX_TIME_MS", defaults.max_time_ms, 900_000)?,
+            max_tokens: number("AGENT_MAX_TOKENS", defaults.max_tokens, 10_000_000)?,
+            max_cost_usd: match host.var("AGENT_MAX_COST_USD") {
+                None => None,
+                Some(value) => {
+                    Some(value.trim().parse::<f64>().ok().filter(|usd| usd.is_finite() && *usd > 0.0).ok_or_else(
+                        || ApiError::NotConfigured("AGENT_MAX_COST_USD must be a positive number of dollars".into()),
+                    )?)
+                }
+            },
+        })
+    }
+}
+
+/// Which limit stopped a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitHit {
+    Steps,
+    Time,
+    Tokens,
+    Cost,
+}
+
+impl LimitHit {
+    pub fn describe(self) -> &'static str {
+        match self {
+            LimitHit::Steps => "the step limit (AGENT_MAX_STEPS) was reached",
+            LimitHit::Time => "the time limit (AGENT_MAX_TIME_MS) was reached",
+            LimitHit::Tokens => "the token limit (AGENT_MAX_TOKENS) was reached",
+            LimitHit::Cost => "the cost limit (AGENT_MAX_COST_USD) was reached",
+        }
+    }
+}
+
+/// Why a step did not produce its result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Stop {
+    /// A limit was reached before the step could start (or while it ran, for time).
+    Limit(LimitHit),
+    /// A model call failed on every provider.
+    Failed(ApiError),
+    /// The streamed final answer broke after it had started (the client has part of it).
+    Broken(StreamFailure),
+}
+
+impl From<Stop> for ApiError {
+    fn from(stop: Stop) -> ApiError {
+        match stop {
+            Stop::Limit(hit) => ApiError::Validation(format!("the request could not be completed: {}", hit.describe())),
+            Stop::Failed(err) => err,
+            Stop::Broken(failure) => ApiError::Internal(failure.message),
+        }
+    }
+}
+
+/// One run of the agent loop.
+pub struct Agent<'e, H: Host> {
+    host: H,
+    chain: Vec<ProviderConfig>,
+    retry: RetryPolicy,
+    limits: Limits,
+    started_ms: u64,
+    steps: Vec<Value>,
+    usage: Usage,
+    /// Dollars spent on priced calls, and whether some call had no price.
+    cost_usd: f64,
+    unpriced: bool,
+    answered: Option<Answered>,
+    emitter: Option<&'e Emitter>,
+    stopped: Option<LimitHit>,
+}
+
+impl<'e, H: Host> Agent<'e, H> {
+    /// A run on `chain` (usually the strong tier's), streaming its steps to `emitter` if any.
+    pub fn new(
+        host: &H,
+        chain: Vec<ProviderConfig>,
+        retry: RetryPolicy,
+        limits: Limits,
+        emitter: Option<&'e Emitter>,
+    ) -> Self {
+        Agent {
+            host: host.clone(),
+            chain,
+            retry,
+            limits,
+            started_ms: host.now_ms(),
+            steps: Vec::new(),
+            usage: Usage::default(),
+            cost_usd: 0.0,
+            unpriced: false,
+            answered: None,
+            emitter,
+            stopped: None,
+        }
+    }
+
+    fn elapsed_ms(&self) -> u64 {
+        self.host.now_ms().saturating_sub(self.started_ms)
+    }
+
+    fn time_left_ms(&self) -> u64 {
+        self.limits.max_time_ms.saturating_sub(self.elapsed_ms())
+    }
+
+    /// Whether another step may start.
+    pub fn check(&mut self) -> Result<(), Stop> {
+        let hit = if self.steps.len() as u64 >= u64::from(self.limits.max_steps) {
+            Some(LimitHit::Steps)
+        } else if self.time_left_ms() == 0 {
+            Some(LimitHit::Time)
+        } else if self.usage.total_tokens() >= self.limits.max_tokens {
+            Some(LimitHit::Tokens)
+        } else if self.limits.max_cost_usd.is_some_and(|max| self.cost_usd >= max) {
+            Some(LimitHit::Cost)
+        } else {
+            None
+        };
+        match hit {
+            Some(hit) => {
+                self.stopped = Some(hit);
+                Err(Stop::Limit(hit))
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// The record of one tool run.
+    fn tool_step<T, E: Display>(
+        &self,
+        name: &str,
+        input: Value,
+        ms: u64,
+        result: &Result<T, E>,
+        summary: impl FnOnce(&T) -> Value,
+    ) -> Value {
+        let (ok, key, value) = match result {
+            Ok(value) => (true, "result", summary(value)),
+            Err(err) => (false, "error", json!(err.to_string())),
+        };
+        json!({ "index": self.steps.len() + 1, "kind": "tool", "name": name, "input": input, "ms": ms, "ok": ok, key: value })
+    }
+
+    fn record(&mut self, step: Value) {
+        if let Some(emitter) = self.emitter {
+            emitter.send("step", &step);
+        }
+        self.steps.push(step);
+    }
+
+    /// One model call (not streamed), counted as a step.
+    pub async fn think(&mut self, name: &str, request: &ChatRequest) -> Result<ChatResponse, Stop> {
+        self.check()?;
+        let begun = self.host.now_ms();
+        let call = executor::complete(&self.host, &self.chain, request, &self.retry);
+        let (answer, answered) = match with_timeout(&self.host, self.time_left_ms(), call).await {
+            None => return Err(self.time_out()),
+            Some(result) => result.map_err(|failed| Stop::Failed(failed.into()))?,
+        };
+        let step = self.model_step(name, &answered, &answer, self.host.now_ms().saturating_sub(begun));
+        self.count(&answered, &answer.usage);
+        self.record(step);
+        self.answered = Some(answered);
+        Ok(answer)
+    }
+
+    /// One tool run, counted as a step: `run` under the time left, `summary` describing its
+    /// result in the step record. A tool's own failure is its result, not a stop.
+    pub async fn act<T, E: Display>(
+        &mut self,
+        name: &str,
+        input: Value,
+        run: impl Future<Output = Result<T, E>>,
+        summary: impl FnOnce(&T) -> Value,
+    ) -> Result<Result<T, E>, Stop> {
+        self.check()?;
+        let begun = self.host.now_ms();
+        let Some(result) = with_timeout(&self.host, self.time_left_ms(), run).await else {
+            return Err(self.time_out());
+        };
+        let step = self.tool_step(name, input, self.host.now_ms().saturating_sub(begun), &result, summary);
+        self.record(step);
+        Ok(result)
+    }
+
+    /// Several runs of one tool at once, at most `concurrency` in flight, each counted as a
+    /// step when it finishes (in finishing order). Runs beyond the steps left are not started;
+    /// their slots hold `Err(Stop::Limit(Steps))`. Results keep the order of `runs`.
+    pub async fn act_many<T, E: Display, Fut: Future<Output = Result<T, E>>>(
+        &mut self,
+        name: &str,
+        runs: Vec<(Value, Fut)>,
+        concurrency: usize,
+        summary: impl Fn(&T) -> Value,
+    ) -> Vec<Result<Result<T, E>, Stop>> {
+        let mut results: Vec<Option<Result<Result<T, E>, Stop>>> = runs.iter().map(|_| None).collect();
+        if let Err(stop) = self.check() {
+            return results.into_iter().map(|_| Err(stop.clone())).collect();
+        }
+        let left = (self.limits.max_steps as usize).saturating_sub(self.steps.len());
+        let time_left = self.time_left_ms();
+        let host = self.host.clone();
+        let mut queue = runs.into_iter().take(left).enumerate().map(|(i, (input, run))| {
+            let host = host.clone();
+            Box::pin(async move {
+                let begun = host.now_ms();
+                let outcome = with_timeout(&host, time_left, run).await;
+                (i, input, outcome, host.now_ms().saturating_sub(begun))
+            })
+        });
+        // At most `concurrency` in flight, each taken as it finishes. (A hand-rolled pool: n is
+        // small, and futures' `buffer_unordered` costs ~10 KiB of Wasm per caller.)
+        let mut in_flight = Vec::new();
+        loop {
+            while in_flight.len() < concurrency.max(1) {
+                match queue.next() {
+                    Some(run) => in_flight.push(run),
+                    None => break,
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let (k, (i, input, outcome, ms)) = std::future::poll_fn(|cx| {
+                for (k, run) in in_flight.iter_mut().enumerate() {
+                    if let std::task::Poll::Ready(done) = run.as_mut().poll(cx) {
+                        return std::task::Poll::Ready((k, done));
+                    }
+                }
+                std::task::Poll::Pending
+            })
+            .await;
+            drop(in_flight.swap_remove(k));
+            let Some(slot) = results.get_mut(i) else { continue };
+            let Some(result) = outcome else {
+                self.stopped = Some(LimitHit::Time);
+                *slot = Some(Err(Stop::Limit(LimitHit::Time)));
+                continue;
+            };
+            let step = self.tool_step(name, input, ms, &result, &summary);
+            self.record(step);
+            *slot = Some(Ok(result));
+        }
+        if results.iter().any(Option::is_none) {
+            self.stopped.get_or_insert(LimitHit::Steps);
+        }
+        results.into_iter().map(|slot| slot.unwrap_or(Err(Stop::Limit(LimitHit::Steps)))).collect()
+    }
+
+    /// The final answer, counted as a step: streamed to the emitter as `delta`s when there is
+    /// one, else one call.
+    pub async fn write(&mut self, request: &ChatRequest) -> Result<ChatResponse, Stop> {
+        self.respond("write", request).await
+    }
+
+    /// One model call counted as a step, its text streamed to the emitter as `delta`s when
+    /// there is one (else one call, as [`Agent::think`]). Tool calls are collected into the
+    /// answer, not sent on: the agent runs them.
+    pub async fn respond(&mut self, name: &str, request: &ChatRequest) -> Result<ChatResponse, Stop> {
+        let Some(emitter) = self.emitter else {
+            return self.think(name, request).await;
+        };
+        self.check()?;
+        let begun = self.host.now_ms();
+        let started = match with_timeout(
+            &self.host,
+            self.time_left_ms(),
+            executor::stream(&self.host, &self.chain, request, &self.retry),
+        )
+        .await
+        {
+            None => return Err(self.time_out()),
+            Some(result) => result.map_err(|failed| Stop::Failed(failed.into()))?,
+        };
+        let answer = match relay(emitter, started.events, &started.answered).await {
+            Ok(answer) => answer,
+            Err(failure) => return Err(Stop::Broken(failure)),
+        };
+        let step = self.model_step(name, &started.answered, &answer, self.host.now_ms().saturating_sub(begun));
+        self.count(&started.answered, &answer.usage);
+        if !answer.tool_calls.is_empty() {
+            // A step that calls tools is announced (the client waits through the calls); the
+            // text of one that answers has already streamed.
+            emitter.send("step", &step);
+        }
+        self.steps.push(step);
+        self.answered = Some(started.answered);
+        Ok(answer)
+    }
+
+    /// Adds one model call's tokens and cost to the run's.
+    fn count(&mut self, answered: &Answered, usage: &Usage) {
+        self.usage = add(self.usage, *usage);
+        match answered.cost_usd(usage) {
+            Some(cost) => self.cost_usd += cost,
+            None => self.unpriced = true,
+        }
+    }
+
+    /// The record of one model call; the tools it called are named.
+    fn model_step(&self, name: &str, answered: &Answered, answer: &ChatResponse, ms: u64) -> Value {
+        let mut step = json!({
+            "index": self.steps.len() + 1,
+            "kind": "model",
+            "name": name,
+            "provider": answered.provider,
+            "model": answer.model,
+            "ms": ms,
+            "usage": usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
+        });
+        if let (false, Some(map)) = (answer.tool_calls.is_empty(), step.as_object_mut()) {
+            map.insert("tool_calls".into(), json!(answer.tool_calls.iter().map(|c| &c.name).collect::<Vec<_>>()));
+        }
+        step
+    }
+
+    /// How many more steps the limits allow.
+    pub fn steps_left(&self) -> usize {
+        (self.limits.max_steps as usize).saturating_sub(self.steps.len())
+    }
+
+    fn time_out(&mut self) -> Stop {
+        self.stopped = Some(LimitHit::Time);
+        Stop::Limit(LimitHit::Time)
+    }
+
+    /// Tokens used by every model call so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    /// What every model call so far cost; `None` when some call's model has no price.
+    pub fn cost_usd(&self) -> Option<f64> {
+        (!self.unpriced).then_some(self.cost_usd)
+    }
+
+    /// `usage` for the answer: every call's tokens, and their cost when known.
+    pub fn usage_json(&self) -> Value {
+        usage_json(&self.usage, self.cost_usd())
+    }
+
+    /// Who answered the last model call.
+    pub fn answered(&self) -> Option<&Answered> {
+        self.answered.as_ref()
+    }
+
+    /// The run as the answer reports it: `{steps, limits, elapsed_ms, stopped?}`.
+    pub fn report(&self) -> Value {
+        let mut report = json!({
+            "steps": self.steps,
+            "limits": self.limits,
+            "elapsed_ms": self.elapsed_ms(),
+        });
+        if let (Some(hit), Some(map)) = (self.stopped, report.as_object_mut()) {
+            map.insert("stopped".into(), json!({ "limit": hit, "message": hit.describe() }));
+        }
+        report
+    }
+}
+
+fn add(a: Usage, b: Usage) -> Usage {
+    Usage {
+        input_tokens: a.input_tokens.saturating_add(b.input_tokens),
+        output_tokens: a.output_tokens.saturating_add(b.output_tokens),
+        reasoning_tokens: a.reasoning_tokens.saturating_add(b.reasoning_tokens),
+    }
+}

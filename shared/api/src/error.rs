@@ -1,0 +1,189 @@
+//! The platform's one error type and its single mapping to HTTP status and stable code.
+//!
+//! Messages are lower-case, name the problem, and never contain secrets or upstream bodies.
+
+use serde::Serialize;
+
+use opencode_runtime::config::ConfigError;
+use opencode_runtime::executor::{Attempt, ProvidersFailed};
+use opencode_runtime::knowledge::KnowledgeError;
+use opencode_runtime::search::{SearchAttempt, SearchFailure};
+
+/// Everything a request can fail with, as the client sees it.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiError {
+    #[error("request body is not valid JSON: {0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("{0}")]
+    Validation(String),
+    #[error("request body is larger than the limit of {limit} bytes")]
+    PayloadTooLarge { limit: usize },
+    #[error("content-type must be application/json")]
+    UnsupportedMediaType,
+    #[error("missing bearer token: send `Authorization: Bearer <JWT>`")]
+    MissingToken,
+    #[error("invalid token: {0}")]
+    InvalidToken(String),
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("no route for {0}")]
+    NotFound(String),
+    /// The request clashes with stored state (a knowledge base built with another model).
+    #[error("{0}")]
+    Conflict(String),
+    #[error("method {method} is not allowed on {path}")]
+    MethodNotAllowed { method: String, path: String },
+    #[error("the platform is not configured: {0}")]
+    NotConfigured(String),
+    #[error("every provider failed ({})", summarize(.0))]
+    AllProvidersFailed(Vec<Attempt>),
+    #[error("every web search provider failed ({})", summarize_search(.0))]
+    SearchFailed(Vec<SearchAttempt>),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn summarize(attempts: &[Attempt]) -> String {
+    if attempts.is_empty() {
+        return "no provider is configured".to_string();
+    }
+    attempts.iter().map(|a| format!("{}: {}", a.provider, a.outcome)).collect::<Vec<_>>().join("; ")
+}
+
+fn summarize_search(attempts: &[SearchAttempt]) -> String {
+    attempts
+        .iter()
+        .map(|a| format!("{}: {}{}", a.provider, a.outcome, if a.rejected_key { " (key refused)" } else { "" }))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl ApiError {
+    /// The HTTP status, decided here and nowhere else.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode as S;
+        match self {
+            ApiError::MalformedJson(_) | ApiError::InvalidRequest(_) => S::BAD_REQUEST,
+            ApiError::Validation(_) => S::UNPROCESSABLE_ENTITY,
+            ApiError::PayloadTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
+            ApiError::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::MissingToken | ApiError::InvalidToken(_) => S::UNAUTHORIZED,
+            ApiError::Forbidden(_) => S::FORBIDDEN,
+            ApiError::NotFound(_) => S::NOT_FOUND,
+            ApiError::Conflict(_) => S::CONFLICT,
+            ApiError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
+            ApiError::NotConfigured(_) => S::SERVICE_UNAVAILABLE,
+            ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => S::GATEWAY_TIMEOUT,
+            ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => S::SERVICE_UNAVAILABLE,
+            ApiError::AllProvidersFailed(_) | ApiError::SearchFailed(_) => S::BAD_GATEWAY,
+            ApiError::Internal(_) => S::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable machine-readable code clients can match on.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::MalformedJson(_) => "malformed_json",
+            ApiError::InvalidRequest(_) => "invalid_request",
+            ApiError::Validation(_) => "validation_failed",
+            ApiError::PayloadTooLarge { .. } => "payload_too_large",
+            ApiError::UnsupportedMediaType => "unsupported_media_type",
+            ApiError::MissingToken => "missing_token",
+            ApiError::InvalidToken(_) => "invalid_token",
+            ApiError::Forbidden(_) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::Conflict(_) => "conflict",
+            ApiError::MethodNotAllowed { .. } => "method_not_allowed",
+            ApiError::NotConfigured(_) => "not_configured",
+            ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => "upstream_timeout",
+            ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => "no_provider",
+            ApiError::AllProvidersFailed(_) => "upstream_failed",
+            ApiError::SearchFailed(_) => "search_failed",
+            ApiError::Internal(_) => "internal",
+        }
+    }
+
+    /// The broad category, in the style of the big vendors' `error.type`.
+    pub fn kind(&self) -> &'static str {
+        match self.status().as_u16() {
+            401 => "authentication_error",
+            403 => "permission_error",
+            404 => "not_found_error",
+            413 | 400 | 405 | 409 | 415 | 422 => "invalid_request_error",
+            502..=504 => "upstream_error",
+            _ => "server_error",
+        }
+    }
+
+    /// The JSON error object `{"type","code","message","request_id"}` (plus `attempts` when
+    /// providers were tried), as sent in bodies and SSE `error` events.
+    pub fn to_json(&self, request_id: &str) -> serde_json::Value {
+        let mut error = serde_json::json!({
+            "type": self.kind(),
+            "code": self.code(),
+            "message": self.to_string(),
+            "request_id": request_id,
+        });
+        match (self, error.as_object_mut()) {
+            (ApiError::AllProvidersFailed(attempts), Some(map)) => {
+                map.insert("attempts".into(), serde_json::json!(attempts));
+            }
+            (ApiError::SearchFailed(attempts), Some(map)) => {
+                map.insert("attempts".into(), serde_json::json!(attempts));
+            }
+            _ => {}
+        }
+        error
+    }
+}
+
+fn all_timed_out(attempts: &[Attempt]) -> bool {
+    !attempts.is_empty() && attempts.iter().all(|a| a.outcome.is_timeout())
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(err: ConfigError) -> ApiError {
+        match err {
+            ConfigError::NotConfigured(message) => ApiError::NotConfigured(message),
+            ConfigError::UnknownModel(message) => ApiError::Validation(message),
+        }
+    }
+}
+
+impl From<ProvidersFailed> for ApiError {
+    fn from(ProvidersFailed(attempts): ProvidersFailed) -> ApiError {
+        ApiError::AllProvidersFailed(attempts)
+    }
+}
+
+impl From<SearchFailure> for ApiError {
+    fn from(failure: SearchFailure) -> ApiError {
+        match failure {
+            SearchFailure::NotConfigured => ApiError::NotConfigured(failure.to_string()),
+            SearchFailure::EmptyQuery => ApiError::Validation(failure.to_string()),
+            SearchFailure::AllFailed(attempts) => ApiError::SearchFailed(attempts),
+        }
+    }
+}
+
+impl From<KnowledgeError> for ApiError {
+    fn from(err: KnowledgeError) -> ApiError {
+        match err {
+            KnowledgeError::Invalid(message) => ApiError::Validation(message),
+            KnowledgeError::NotFound(what) => ApiError::NotFound(what),
+            KnowledgeError::Conflict(message) => ApiError::Conflict(message),
+            KnowledgeError::Store(_) => ApiError::Internal(err.to_string()),
+            KnowledgeError::Config(err) => err.into(),
+            KnowledgeError::Embedding(failed) => failed.into(),
+        }
+    }
+}
+
+/// `{"error": {...}}`, the body of every error response.
+#[derive(Serialize)]
+pub struct ErrorBody {
+    pub error: serde_json::Value,
+}

@@ -1,0 +1,215 @@
+//! The functions: one handler per deployable Wasm function, and the shared request wrapper
+//! (request id, configuration, authentication, error mapping) every one of them runs in.
+//!
+//! Each function is a type implementing [`Function`]. The runtime adapters are generic over it
+//! (`entry!(Chat)`), so each Wasm links only its own handler: the knowledge index never ships
+//! inside the chat function. [`serve_named`] picks one by name at run time, for tests.
+
+mod admin;
+pub mod chat;
+mod code;
+mod gateway;
+mod knowledge;
+mod meter;
+pub mod mode;
+mod research;
+pub mod route;
+mod search;
+pub mod thinking;
+
+use crate::auth::{self, Principal};
+use crate::error::ApiError;
+use crate::web;
+use opencode_core::model::Usage;
+use opencode_core::routing::Mode;
+use opencode_runtime::config::Config;
+use opencode_runtime::host::{Body, Host};
+use opencode_runtime::metrics::Sample;
+
+/// Every function the platform deploys, by name.
+pub const FUNCTIONS: &[&str] =
+    &["gateway", "chat", "agent", "knowledge", "search", "code", "thinking", "research", "admin"];
+
+/// What a handler gets besides the request.
+pub struct Ctx<H: Host> {
+    pub host: H,
+    pub config: Config,
+    pub request_id: String,
+    pub principal: Option<Principal>,
+}
+
+/// The result every handler returns; errors become JSON error responses.
+pub type Handled = Result<http::Response<Body>, ApiError>;
+
+/// One deployable function.
+#[allow(async_fn_in_trait)]
+pub trait Function {
+    /// The function's name: its Worker service binding (upper-cased) and Spin component.
+    const NAME: &'static str;
+
+    /// The mode it serves; mode requests are metered per tier (metrics.rs).
+    const MODE: Option<Mode> = None;
+
+    /// Requests answered without a token.
+    fn is_public(_parts: &http::request::Parts) -> bool {
+        false
+    }
+
+    /// Handles an authenticated (or public) request.
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled;
+
+    /// Runs before configuration is read and the caller authenticated; by default it does
+    /// both, then [`Function::handle`]. The gateway overrides it to forward without either.
+    async fn run<H: Host>(host: H, request: http::Request<Body>, request_id: &str) -> Handled {
+        authenticate_and_handle::<Self, H>(host, request, request_id).await
+    }
+}
+
+/// Reads the configuration, authenticates the caller unless the request is public, and hands
+/// the request to `F`.
+async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
+    host: H,
+    request: http::Request<Body>,
+    request_id: &str,
+) -> Handled {
+    let config = Config::from_host(&host)?;
+    let (parts, body) = request.into_parts();
+    let principal = if F::is_public(&parts) {
+        None
+    } else {
+        Some(auth::authenticate(&parts.headers, config.jwt_secret.as_deref(), host.now_ms())?)
+    };
+    let Some(mode) = F::MODE else {
+        let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
+        return F::handle(&ctx, parts, body).await;
+    };
+    let started_ms = host.now_ms();
+    let tier = mode::requested_tier(&parts.headers).unwrap_or_else(|| meter::default_tier(mode));
+    let sample =
+        Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), cost_usd: 0.0, error: false };
+    let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
+    match F::handle(&ctx, parts, body).await {
+        Ok(response) => Ok(meter::metered(&ctx.host, sample, started_ms, response)),
+        Err(err) => {
+            meter::record_error(&ctx.host, sample, started_ms);
+            Err(err)
+        }
+    }
+}
+
+/// Runs function `F` on one request. Always answers; never panics on input.
+pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) -> http::Response<Body> {
+    let request_id = web::request_id(&host, request.headers());
+    let mut response = match F::run(host, request, &request_id).await {
+        Ok(response) => response,
+        Err(err) => web::error(&err, &request_id),
+    };
+    web::set_header(&mut response, web::REQUEST_ID, &request_id);
+    response
+}
+
+/// Runs the function called `name` (one of [`FUNCTIONS`]); an unknown name is a 404.
+pub async fn serve_named<H: Host>(name: &str, host: H, request: http::Request<Body>) -> http::Response<Body> {
+    match name {
+        Gateway::NAME => serve::<Gateway, H>(host, request).await,
+        Chat::NAME => serve::<Chat, H>(host, request).await,
+        Knowledge::NAME => serve::<Knowledge, H>(host, request).await,
+        Search::NAME => serve::<Search, H>(host, request).await,
+        Code::NAME => serve::<Code, H>(host, request).await,
+        Thinking::NAME => serve::<Thinking, H>(host, request).await,
+        Research::NAME => serve::<Research, H>(host, request).await,
+        Admin::NAME => serve::<Admin, H>(host, request).await,
+        Agent::NAME => serve::<Agent, H>(host, request).await,
+        other => {
+            let request_id = web::request_id(&host, request.headers());
+            let mut response = web::error(&ApiError::NotFound(format!("function `{other}`")), &request_id);
+            web::set_header(&mut response, web::REQUEST_ID, &request_id);
+            response
+        }
+    }
+}
+
+/// Declares the function of mode `$ty` (same name), whose handler is `$handler(ctx, parts, body)`.
+macro_rules! function {
+    ($(#[$doc:meta])* $ty:ident => $handler:path) => {
+        $(#[$doc])*
+        pub struct $ty;
+
+        impl Function for $ty {
+            const NAME: &'static str = Mode::$ty.as_str();
+            const MODE: Option<Mode> = Some(Mode::$ty);
+
+            async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+                $handler(ctx, parts, body).await
+            }
+        }
+    };
+}
+
+function!(/// `POST /v1/chat`.
+    Chat => chat::handle);
+function!(/// `POST /v1/knowledge` and `/v1/knowledge/documents`.
+    Knowledge => knowledge::handle);
+function!(/// `POST /v1/search`.
+    Search => search::handle);
+function!(/// `POST /v1/code`.
+    Code => code::handle);
+function!(/// `POST /v1/thinking`.
+    Thinking => thinking::handle);
+function!(/// `POST /v1/research`.
+    Research => research::handle);
+
+/// The public entry point: forwards by path to the function that serves it, and answers
+/// `/v1/route` and `/v1/process` itself.
+pub struct Gateway;
+
+impl Function for Gateway {
+    const NAME: &'static str = "gateway";
+
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        match gateway::route(parts.uri.path()) {
+            Some(gateway::Destination::Process) => route::process(ctx, parts, body).await,
+            _ => route::handle(ctx, parts, body).await,
+        }
+    }
+
+    async fn run<H: Host>(host: H, request: http::Request<Body>, request_id: &str) -> Handled {
+        let path = request.uri().path();
+        match gateway::route(path) {
+            // The gateway only routes: each function authenticates for itself, so a request
+            // that reaches a function directly (Spin routes, service bindings) is checked the
+            // same way.
+            Some(gateway::Destination::Function(name)) => gateway::forward(&host, name, request, request_id).await,
+            Some(_) => authenticate_and_handle::<Self, H>(host, request, request_id).await,
+            None => Err(ApiError::NotFound(path.to_string())),
+        }
+    }
+}
+
+/// Chat on System 2: the agent loop with the platform's tools (chat/agent.rs). Reached only
+/// from `chat`, which forwards those requests here so that its own Wasm, on the System 1 hot
+/// path, carries none of the agent's code. Not metered: chat meters the answer it relays.
+pub struct Agent;
+
+impl Function for Agent {
+    const NAME: &'static str = "agent";
+
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        chat::agent::handle(ctx, parts, body).await
+    }
+}
+
+/// Health (public), and the admin API.
+pub struct Admin;
+
+impl Function for Admin {
+    const NAME: &'static str = "admin";
+
+    fn is_public(parts: &http::request::Parts) -> bool {
+        parts.uri.path() == "/health"
+    }
+
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, _body: Body) -> Handled {
+        admin::handle(ctx, parts).await
+    }
+}

@@ -1,0 +1,124 @@
+//! Every bad input gets a 4xx JSON error naming the problem, with the request id.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use opencode_api::auth;
+use opencode_runtime::Body;
+use opencode_testkit::{TestHost, EPOCH_MS};
+use serde_json::Value;
+
+const SECRET: &str = "test-secret-0123456789";
+
+fn host() -> TestHost {
+    TestHost::new().with_var("OPENAI_API_KEY", "k").with_var("JWT_SECRET", SECRET).with_var("MAX_BODY_BYTES", "200")
+}
+
+async fn call(function: &str, request: http::Request<Body>) -> (u16, Value) {
+    let response = opencode_api::serve_named(function, host(), request).await;
+    let status = response.status().as_u16();
+    let bytes = response.into_body().collect(1 << 20).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap())
+}
+
+fn post(body: &str, token: Option<&str>) -> http::Request<Body> {
+    let mut builder =
+        http::Request::post("/v1/chat").header("content-type", "application/json").header("x-request-id", "abc-1");
+    if let Some(token) = token {
+        builder = builder.header("authorization", format!("Bearer {token}"));
+    }
+    builder.body(Body::from(body.to_string())).unwrap()
+}
+
+fn token() -> String {
+    auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap()
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_bodies_get_precise_codes() {
+    let t = token();
+    let cases: &[(&str, u16, &str, &str)] = &[
+        ("{", 400, "malformed_json", "not valid JSON"),
+        ("", 400, "malformed_json", "empty"),
+        (r#"{"messages":[]}"#, 422, "validation_failed", "at least one message"),
+        (r#"{"messages":"hi"}"#, 422, "validation_failed", "invalid type"),
+        (r#"{"messages":[{"role":"robot","content":"x"}]}"#, 422, "validation_failed", "messages[0].role `robot`"),
+        (r#"{"messages":[{"role":"user","content":5}]}"#, 422, "validation_failed", "invalid type"),
+        (r#"{"messages":[{"role":"user","content":"x"}],"temperature":7}"#, 422, "validation_failed", "temperature"),
+        (r#"{"messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#, 422, "validation_failed", "invalid value"),
+        (
+            r#"{"messages":[{"role":"user","content":"x"}],"colour":1}"#,
+            422,
+            "validation_failed",
+            "unknown field `colour`",
+        ),
+        (r#"{"messages":[{"role":"system","content":"x"}]}"#, 422, "validation_failed", "user message"),
+    ];
+    for (body, status, code, needle) in cases {
+        let (got, v) = call("chat", post(body, Some(&t))).await;
+        assert_eq!((got, v["error"]["code"].as_str().unwrap()), (*status, *code), "{body}: {v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains(needle), "{body}: {v}");
+        assert_eq!(v["error"]["request_id"], "abc-1");
+    }
+    let big = format!(r#"{{"messages":[{{"role":"user","content":"{}"}}]}}"#, "x".repeat(500));
+    let (got, v) = call("chat", post(&big, Some(&t))).await;
+    assert_eq!((got, v["error"]["code"].as_str().unwrap()), (413, "payload_too_large"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn auth_is_required_except_for_health() {
+    let (status, v) = call("chat", post("{}", None)).await;
+    assert_eq!((status, v["error"]["code"].as_str().unwrap()), (401, "missing_token"));
+    let expired = auth::issue(SECRET, "u", "t", "user", EPOCH_MS - 7_200_000, 60).unwrap();
+    let (status, v) = call("chat", post("{}", Some(&expired))).await;
+    assert_eq!((status, v["error"]["message"].as_str().unwrap()), (401, "invalid token: token has expired"));
+    let health = http::Request::get("/health").body(Body::empty()).unwrap();
+    let (status, v) = call("admin", health).await;
+    assert_eq!((status, v["status"].as_str().unwrap()), (200, "ok"));
+    assert!(!v.to_string().contains("\"k\""), "no keys in health: {v}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_gateway_forwards_a_chunked_upload_with_its_length_and_no_hop_by_hop_headers() {
+    let host = host().with_function("chat", |_host, req: http::Request<bytes::Bytes>| async move {
+        let seen: Vec<String> =
+            req.headers().iter().map(|(k, v)| format!("{k}={}", v.to_str().unwrap_or("?"))).collect();
+        http::Response::new(Body::from(seen.join("\n")))
+    });
+    let upload = http::Request::post("/v1/chat")
+        .header("transfer-encoding", "chunked")
+        .header("connection", "keep-alive, x-private")
+        .header("keep-alive", "timeout=5")
+        .header("x-private", "named by connection")
+        .header("te", "trailers")
+        .header("authorization", "Bearer t")
+        .header("content-type", "application/json")
+        .body(Body::from(String::from("{\"messages\":[]}")))
+        .unwrap();
+    let response = opencode_api::serve_named("gateway", host.clone(), upload).await;
+    let seen = String::from_utf8(response.into_body().collect(1 << 16).await.unwrap().to_vec()).unwrap();
+    let mut seen: Vec<&str> = seen.lines().filter(|line| !line.starts_with("x-request-id=")).collect();
+    seen.sort_unstable();
+    assert_eq!(seen, ["authorization=Bearer t", "content-length=15", "content-type=application/json"]);
+
+    let bodiless = http::Request::get("/v1/chat").header("content-length", "0").body(Body::empty()).unwrap();
+    let response = opencode_api::serve_named("gateway", host, bodiless).await;
+    let seen = String::from_utf8(response.into_body().collect(1 << 16).await.unwrap().to_vec()).unwrap();
+    assert!(!seen.contains("content-length"), "{seen}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_gateway_routes_by_path_and_404s_the_rest() {
+    let host = host().with_function("admin", |host, req: http::Request<bytes::Bytes>| async move {
+        let (parts, body) = req.into_parts();
+        opencode_api::serve_named("admin", host, http::Request::from_parts(parts, Body::Full(body))).await
+    });
+    let health = http::Request::get("/health").body(Body::empty()).unwrap();
+    let response = opencode_api::serve_named("gateway", host.clone(), health).await;
+    assert_eq!(response.status(), 200);
+    let nowhere = http::Request::get("/nowhere").body(Body::empty()).unwrap();
+    let response = opencode_api::serve_named("gateway", host.clone(), nowhere).await;
+    assert_eq!(response.status(), 404);
+    assert!(response.headers().contains_key("x-request-id"));
+    let chat = http::Request::post("/v1/chat").body(Body::empty()).unwrap();
+    let response = opencode_api::serve_named("gateway", host, chat).await;
+    assert_eq!(response.status(), 503, "an unbound function is a configuration problem");
+}

@@ -1,0 +1,259 @@
+//! The executor: the only code that does I/O with providers.
+//!
+//! It walks the fallback chain: per-attempt timeout, bounded retries with backoff (honouring
+//! a capped `Retry-After`) on retryable failures, then the next provider. A streamed answer
+//! is committed to one provider when its first token arrives; from then on a failure ends
+//! the stream with an error item, never a switch to another provider.
+
+mod attempt;
+mod embed;
+mod stream;
+
+pub use attempt::{parse_retry_after, Attempt, Outcome, RetryPolicy};
+pub use embed::embed;
+pub use stream::{EventStream, StreamFailure};
+
+use bytes::Bytes;
+use futures::future::{select, Either};
+use std::future::Future;
+
+use opencode_core::model::{ChatRequest, ChatResponse, Usage};
+use opencode_core::pricing::Price;
+use opencode_core::providers::{self, ProviderConfig, ProviderError};
+
+use crate::host::{Body, Host, HostError};
+
+/// Largest provider body the executor reads whole (non-streamed answers and error bodies).
+const MAX_UPSTREAM_BODY: usize = 16 * 1024 * 1024;
+
+/// Who answered, and what it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Answered {
+    pub provider: String,
+    pub model: String,
+    /// Every attempt in order, the successful one last.
+    pub attempts: Vec<Attempt>,
+    /// The answering model's list price, when known.
+    pub price: Option<Price>,
+}
+
+impl Answered {
+    /// For an answer no model call made (a run that stopped first): the chain's first provider.
+    pub fn nobody(chain: &[ProviderConfig]) -> Answered {
+        let first = chain.first();
+        Answered {
+            provider: first.map(|p| p.name.clone()).unwrap_or_default(),
+            model: first.map(|p| p.model.clone()).unwrap_or_default(),
+            attempts: vec![],
+            price: None,
+        }
+    }
+
+    /// What `usage` cost on the model that answered, when its price is known.
+    pub fn cost_usd(&self, usage: &Usage) -> Option<f64> {
+        self.price.map(|price| price.cost(usage))
+    }
+}
+
+/// Every provider of the chain failed: each attempt in order. No attempt at all means no
+/// provider was configured.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("every provider failed ({})", summarize(.0))]
+pub struct ProvidersFailed(pub Vec<Attempt>);
+
+impl ProvidersFailed {
+    /// Every attempt timed out: the caller waited in vain rather than being refused.
+    pub fn all_timed_out(&self) -> bool {
+        !self.0.is_empty() && self.0.iter().all(|a| a.outcome.is_timeout())
+    }
+}
+
+fn summarize(attempts: &[Attempt]) -> String {
+    if attempts.is_empty() {
+        return "no provider is configured".to_string();
+    }
+    attempts.iter().map(|a| format!("{}: {}", a.provider, a.outcome)).collect::<Vec<_>>().join("; ")
+}
+
+/// A streamed answer committed to one provider.
+pub struct StartedStream {
+    pub answered: Answered,
+    /// The provider's events, starting with those read before the commit.
+    pub events: EventStream,
+}
+
+/// A failed attempt, with what the executor needs to decide what to do next.
+struct Failure {
+    outcome: Outcome,
+    detail: String,
+    retry_after_ms: Option<u64>,
+}
+
+impl Failure {
+    fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
+        Failure { outcome, detail: detail.into(), retry_after_ms: None }
+    }
+
+    fn from_host(err: HostError) -> Self {
+        let outcome = match err {
+            HostError::Refused(_) => Outcome::Refused,
+            _ => Outcome::Connect,
+        };
+        Failure::new(outcome, err.to_string())
+    }
+
+    fn from_provider(err: ProviderError) -> Self {
+        let outcome = match err {
+            ProviderError::Status { status, .. } => Outcome::Status { status },
+            ProviderError::StreamError { .. } => Outcome::StreamError,
+            ProviderError::Malformed(_) => Outcome::Malformed,
+            ProviderError::Config(_) => Outcome::Misconfigured,
+            ProviderError::InvalidRequest(_) => Outcome::InvalidRequest,
+        };
+        Failure::new(outcome, err.to_string())
+    }
+}
+
+/// Runs `fut` for at most `ms` milliseconds of the host's time.
+pub async fn with_timeout<H: Host, F: Future>(host: &H, ms: u64, fut: F) -> Option<F::Output> {
+    let fut = std::pin::pin!(fut);
+    match select(fut, host.sleep(ms)).await {
+        Either::Left((value, _)) => Some(value),
+        Either::Right(_) => None,
+    }
+}
+
+/// Gets a complete answer from the first provider in `chain` that gives one.
+pub async fn complete<H: Host>(
+    host: &H,
+    chain: &[ProviderConfig],
+    request: &ChatRequest,
+    policy: &RetryPolicy,
+) -> Result<(ChatResponse, Answered), ProvidersFailed> {
+    run_chain(host, chain, policy, |provider| complete_once(host, provider, request, policy)).await
+}
+
+/// Opens a streamed answer from the first provider in `chain` whose stream reaches its first
+/// token; failures before that fall back like [`complete`].
+pub async fn stream<H: Host>(
+    host: &H,
+    chain: &[ProviderConfig],
+    request: &ChatRequest,
+    policy: &RetryPolicy,
+) -> Result<StartedStream, ProvidersFailed> {
+    let (events, answered) =
+        run_chain(host, chain, policy, |provider| stream::open(host, provider, request, policy)).await?;
+    Ok(StartedStream { answered, events })
+}
+
+/// The fallback loop shared by both kinds of call.
+async fn run_chain<'a, H, T, F, Fut>(
+    host: &H,
+    chain: &'a [ProviderConfig],
+    policy: &RetryPolicy,
+    mut attempt: F,
+) -> Result<(T, Answered), ProvidersFailed>
+where
+    H: Host,
+    F: FnMut(&'a ProviderConfig) -> Fut,
+    Fut: Future<Output = Result<T, Failure>>,
+{
+    let mut attempts = Vec::new();
+    for provider in chain {
+        for retry in 0..=policy.max_retries {
+            let started = host.now_ms();
+            let result = attempt(provider).await;
+            let elapsed_ms = host.now_ms().saturating_sub(started);
+            match result {
+                Ok(value) => {
+                    attempts.push(Attempt {
+                        provider: provider.name.clone(),
+                        model: provider.model.clone(),
+                        outcome: Outcome::Ok,
+                        elapsed_ms,
+                        detail: String::new(),
+                    });
+                    let answered = Answered {
+                        provider: provider.name.clone(),
+                        model: provider.model.clone(),
+                        attempts,
+                        price: provider.price,
+                    };
+                    return Ok((value, answered));
+                }
+                Err(failure) => {
+                    let retryable = failure.outcome.is_retryable();
+                    attempts.push(Attempt {
+                        provider: provider.name.clone(),
+                        model: provider.model.clone(),
+                        outcome: failure.outcome,
+                        elapsed_ms,
+                        detail: failure.detail,
+                    });
+                    if !retryable || retry == policy.max_retries {
+                        break;
+                    }
+                    let Some(delay) = policy.retry_delay_ms(retry, failure.retry_after_ms, host) else { break };
+                    host.sleep(delay).await;
+                }
+            }
+        }
+    }
+    Err(ProvidersFailed(attempts))
+}
+
+/// One non-streamed try: the whole exchange must finish within the attempt timeout.
+async fn complete_once<H: Host>(
+    host: &H,
+    provider: &ProviderConfig,
+    request: &ChatRequest,
+    policy: &RetryPolicy,
+) -> Result<ChatResponse, Failure> {
+    let wire = providers::build_request(provider, request, false).map_err(Failure::from_provider)?;
+    let body = fetch_whole(host, provider, wire, policy.attempt_timeout_ms).await?;
+    providers::parse_response(provider.kind, &body).map_err(Failure::from_provider)
+}
+
+/// Sends `wire` and reads the whole success body, the exchange within `timeout_ms`; an error
+/// status is a failure carrying the vendor's message and `Retry-After`.
+async fn fetch_whole<H: Host>(
+    host: &H,
+    provider: &ProviderConfig,
+    wire: http::Request<Bytes>,
+    timeout_ms: u64,
+) -> Result<Bytes, Failure> {
+    let exchange = async {
+        let response = host.fetch(wire).await.map_err(Failure::from_host)?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect(MAX_UPSTREAM_BODY).await.map_err(Failure::from_host)?;
+        Ok::<_, Failure>((parts, body))
+    };
+    let (parts, body) = with_timeout(host, timeout_ms, exchange)
+        .await
+        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout_ms }, "no answer in time"))??;
+    if !parts.status.is_success() {
+        return Err(status_failure(host, provider, &parts, &body));
+    }
+    Ok(body)
+}
+
+/// Turns an error status into a failure, keeping the vendor's message and `Retry-After`.
+fn status_failure<H: Host>(
+    host: &H,
+    provider: &ProviderConfig,
+    parts: &http::response::Parts,
+    body: &Bytes,
+) -> Failure {
+    let err = providers::parse_error(provider.kind, parts.status.as_u16(), body);
+    let retry_after_ms = parts
+        .headers
+        .get(http::header::RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| parse_retry_after(v, host.now_ms()));
+    Failure { retry_after_ms, ..Failure::from_provider(err) }
+}
+
+/// Reads an error body without waiting forever or reading without bound.
+async fn read_error_body<H: Host>(host: &H, body: Body, timeout_ms: u64) -> Bytes {
+    with_timeout(host, timeout_ms, body.collect(64 * 1024)).await.and_then(Result::ok).unwrap_or_default()
+}
