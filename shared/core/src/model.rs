@@ -87,15 +87,35 @@ impl ToolCall {
 /// dropped rather than letting a provider make us allocate without bound.
 pub const MAX_STREAMED_TOOL_CALLS: usize = 256;
 
-/// Adds one streamed piece ([`StreamEvent::ToolCall`]) to the calls assembled so far.
-pub fn add_tool_call_piece(
-    calls: &mut Vec<ToolCall>,
-    index: usize,
-    id: Option<&str>,
-    name: Option<&str>,
-    arguments: &str,
-    signature: Option<&str>,
-) {
+/// A piece of the tool call at `index` (0-based, in call order), as a stream brings it: `id`
+/// and `name` arrive with a call's first piece, `arguments` is the next piece of its JSON text
+/// (vendors that send a call whole send one piece), `signature` with the piece that carries one
+/// (Gemini).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ToolCallPiece {
+    pub index: usize,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub arguments: String,
+    pub signature: Option<String>,
+}
+
+impl ToolCallPiece {
+    /// A whole call as one piece (what a replay or a vendor without streamed calls sends).
+    pub fn whole(index: usize, call: ToolCall) -> ToolCallPiece {
+        ToolCallPiece {
+            index,
+            id: Some(call.id),
+            name: Some(call.name),
+            arguments: call.arguments,
+            signature: call.signature,
+        }
+    }
+}
+
+/// Adds one streamed piece to the calls assembled so far.
+pub fn add_tool_call_piece(calls: &mut Vec<ToolCall>, piece: &ToolCallPiece) {
+    let index = piece.index;
     if index >= MAX_STREAMED_TOOL_CALLS {
         return;
     }
@@ -103,16 +123,16 @@ pub fn add_tool_call_piece(
         calls.resize_with(index + 1, ToolCall::default);
     }
     let Some(call) = calls.get_mut(index) else { return };
-    if let Some(id) = id {
-        call.id = id.to_owned();
+    if let Some(id) = &piece.id {
+        id.clone_into(&mut call.id);
     }
-    if let Some(name) = name {
-        call.name = name.to_owned();
+    if let Some(name) = &piece.name {
+        name.clone_into(&mut call.name);
     }
-    if let Some(signature) = signature {
-        call.signature = Some(signature.to_owned());
+    if let Some(signature) = &piece.signature {
+        call.signature = Some(signature.clone());
     }
-    call.arguments.push_str(arguments);
+    call.arguments.push_str(&piece.arguments);
 }
 
 /// Whether and which tool the model must call.
@@ -226,6 +246,26 @@ pub struct Usage {
     pub reasoning_tokens: u64,
 }
 
+impl std::ops::Add for Usage {
+    type Output = Usage;
+
+    /// Two calls' tokens together (an agent run's, a batch of embeddings'): saturating, since
+    /// counts come from vendors.
+    fn add(self, other: Usage) -> Usage {
+        Usage {
+            input_tokens: self.input_tokens.saturating_add(other.input_tokens),
+            output_tokens: self.output_tokens.saturating_add(other.output_tokens),
+            reasoning_tokens: self.reasoning_tokens.saturating_add(other.reasoning_tokens),
+        }
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        *self = *self + other;
+    }
+}
+
 impl Usage {
     pub fn total_tokens(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
@@ -284,10 +324,8 @@ pub enum StreamEvent {
     Model(String),
     /// Token counts so far (merge with [`Usage::merge`]).
     Usage(Usage),
-    /// A piece of the tool call at `index` (0-based, in call order): `id` and `name` arrive
-    /// with its first piece, `arguments` is the next piece of its JSON text (vendors that send
-    /// a call whole send one piece), `signature` with the piece that carries one (Gemini).
-    ToolCall { index: usize, id: Option<String>, name: Option<String>, arguments: String, signature: Option<String> },
+    /// A piece of a tool call.
+    ToolCall(ToolCallPiece),
     /// Why the model stopped.
     Finish(FinishReason),
     /// The provider says the answer is complete; nothing follows.
@@ -321,14 +359,30 @@ mod tests {
     #[test]
     fn tool_call_pieces_assemble_by_index_and_a_wild_index_is_dropped() {
         let mut calls = Vec::new();
-        add_tool_call_piece(&mut calls, 0, Some("call_a"), Some("search"), "{\"q\":", None);
-        add_tool_call_piece(&mut calls, 1, Some("call_b"), Some("fetch"), "{}", None);
-        add_tool_call_piece(&mut calls, 0, None, None, "\"x\"}", None);
-        add_tool_call_piece(&mut calls, usize::MAX, Some("evil"), None, "{}", None);
+        let piece = |index, id: Option<&str>, name: Option<&str>, arguments: &str| ToolCallPiece {
+            index,
+            id: id.map(str::to_owned),
+            name: name.map(str::to_owned),
+            arguments: arguments.to_owned(),
+            signature: None,
+        };
+        add_tool_call_piece(&mut calls, &piece(0, Some("call_a"), Some("search"), "{\"q\":"));
+        add_tool_call_piece(&mut calls, &piece(1, Some("call_b"), Some("fetch"), "{}"));
+        add_tool_call_piece(&mut calls, &piece(0, None, None, "\"x\"}"));
+        add_tool_call_piece(&mut calls, &piece(usize::MAX, Some("evil"), None, "{}"));
         assert_eq!(
             calls,
             vec![ToolCall::new("call_a", "search", "{\"q\":\"x\"}"), ToolCall::new("call_b", "fetch", "{}")]
         );
+    }
+
+    #[test]
+    fn usages_add_field_by_field_without_overflowing() {
+        let a = Usage { input_tokens: 3, output_tokens: 4, reasoning_tokens: 1 };
+        let mut sum = a + Usage { input_tokens: 10, output_tokens: 20, reasoning_tokens: 2 };
+        assert_eq!(sum, Usage { input_tokens: 13, output_tokens: 24, reasoning_tokens: 3 });
+        sum += Usage { input_tokens: u64::MAX, ..Usage::default() };
+        assert_eq!(sum.input_tokens, u64::MAX);
     }
 
     #[test]

@@ -33,7 +33,9 @@ use http::header::{HeaderName, HeaderValue};
 
 use super::common;
 use super::{ProviderConfig, ProviderError, SseEvent};
-use crate::model::{ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, ToolCall, ToolChoice, Usage};
+use crate::model::{
+    ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, ToolCall, ToolCallPiece, ToolChoice, Usage,
+};
 
 /// The API version this module's wire format is written against.
 const API_VERSION: &str = "2023-06-01";
@@ -256,13 +258,13 @@ impl StreamState {
                 wire::StartBlock::ToolUse { id, name } => {
                     let call = self.tool_blocks.len();
                     self.tool_blocks.push((index, false));
-                    vec![StreamEvent::ToolCall {
+                    vec![StreamEvent::ToolCall(ToolCallPiece {
                         index: call,
                         id: Some(id),
                         name: Some(name),
                         arguments: String::new(),
                         signature: None,
-                    }]
+                    })]
                 }
                 wire::StartBlock::Other => Vec::new(),
             },
@@ -279,13 +281,13 @@ impl StreamState {
                     if let Some(entry) = self.tool_blocks.get_mut(call) {
                         entry.1 = true;
                     }
-                    vec![StreamEvent::ToolCall {
+                    vec![StreamEvent::ToolCall(ToolCallPiece {
                         index: call,
                         id: None,
                         name: None,
                         arguments: partial_json,
                         signature: None,
-                    }]
+                    })]
                 }
                 _ => Vec::new(),
             },
@@ -297,13 +299,13 @@ impl StreamState {
                         if let Some(entry) = self.tool_blocks.get_mut(call) {
                             entry.1 = true;
                         }
-                        vec![StreamEvent::ToolCall {
+                        vec![StreamEvent::ToolCall(ToolCallPiece {
                             index: call,
                             id: None,
                             name: None,
                             arguments: "{}".to_owned(),
                             signature: None,
-                        }]
+                        })]
                     }
                     None => Vec::new(),
                 }

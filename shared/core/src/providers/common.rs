@@ -259,14 +259,7 @@ pub(crate) fn collect(events: &[crate::model::StreamEvent]) -> Collected {
             StreamEvent::Usage(u) => c.usage.merge(*u),
             StreamEvent::Finish(f) => c.finishes.push(f.clone()),
             StreamEvent::Done => c.done += 1,
-            StreamEvent::ToolCall { index, id, name, arguments, signature } => crate::model::add_tool_call_piece(
-                &mut c.tool_calls,
-                *index,
-                id.as_deref(),
-                name.as_deref(),
-                arguments,
-                signature.as_deref(),
-            ),
+            StreamEvent::ToolCall(piece) => crate::model::add_tool_call_piece(&mut c.tool_calls, piece),
         }
     }
     c

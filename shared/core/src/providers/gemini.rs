@@ -36,7 +36,8 @@ use http::header::HeaderName;
 use super::common;
 use super::{ProviderConfig, ProviderError, SseEvent};
 use crate::model::{
-    ChatRequest, ChatResponse, FinishReason, ResponseFormat, Role, StreamEvent, ToolCall, ToolChoice, Usage,
+    ChatRequest, ChatResponse, FinishReason, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallPiece, ToolChoice,
+    Usage,
 };
 
 /// The placeholder signature Google documents for calls whose real signature is unknown.
@@ -316,13 +317,13 @@ impl StreamState {
                     if let Some(call) = part.function_call {
                         // A call streams whole, its signature beside it in the same part.
                         let call = tool_call(call, part.thought_signature, &chunk.response_id, self.calls);
-                        out.push(StreamEvent::ToolCall {
+                        out.push(StreamEvent::ToolCall(ToolCallPiece {
                             index: self.calls,
                             id: Some(call.id),
                             name: Some(call.name),
                             arguments: call.arguments,
                             signature: call.signature,
-                        });
+                        }));
                         self.calls += 1;
                         continue;
                     }

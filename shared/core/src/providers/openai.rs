@@ -27,7 +27,7 @@ use super::common;
 use super::{ProviderConfig, ProviderError, ProviderKind, SseEvent};
 use crate::model::{
     ChatRequest, ChatResponse, Effort, FinishReason, Message, Reasoning, ResponseFormat, Role, StreamEvent, ToolCall,
-    ToolChoice, Usage,
+    ToolCallPiece, ToolChoice, Usage,
 };
 
 pub(super) fn build_request(
@@ -256,13 +256,13 @@ impl StreamState {
             }
             for (position, call) in delta.tool_calls.unwrap_or_default().into_iter().enumerate() {
                 let function = call.function.unwrap_or_default();
-                out.push(StreamEvent::ToolCall {
+                out.push(StreamEvent::ToolCall(ToolCallPiece {
                     index: call.index.unwrap_or(position),
                     id: call.id.filter(|id| !id.is_empty()),
                     name: function.name.filter(|n| !n.is_empty()),
                     arguments: function.arguments.unwrap_or_default(),
                     signature: None,
-                });
+                }));
             }
             if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
                 out.push(StreamEvent::Finish(finish_reason(&reason)));

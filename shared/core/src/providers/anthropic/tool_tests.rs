@@ -145,16 +145,16 @@ fn a_documented_tool_use_answer_gives_text_and_the_call_with_its_input_as_json_t
 #[test]
 fn a_streamed_tool_use_comes_as_pieces_numbered_by_call_not_by_block() {
     let events = decode_all(ProviderKind::Anthropic, STREAM_TOOL_USE).unwrap();
-    let first = events.iter().find(|e| matches!(e, StreamEvent::ToolCall { .. })).unwrap();
+    let first = events.iter().find(|e| matches!(e, StreamEvent::ToolCall(_))).unwrap();
     assert_eq!(
         first,
-        &StreamEvent::ToolCall {
+        &StreamEvent::ToolCall(ToolCallPiece {
             index: 0,
             id: Some("toolu_01T1x1fJ34qAmk2tNTrN7Up6".into()),
             name: Some("get_weather".into()),
             arguments: String::new(),
             signature: None,
-        }
+        })
     );
     let c = collect(&events);
     assert_eq!(c.text, "Okay, let's check the weather for San Francisco, CA:");

@@ -136,25 +136,25 @@ fn a_documented_function_call_answer_gives_calls_with_made_ids_and_the_signature
 #[test]
 fn streamed_calls_arrive_whole_one_piece_each_with_gemini_s_id_and_signature_when_it_gives_them() {
     let events = decode_all(ProviderKind::Gemini, STREAM_FUNCTION_CALL).unwrap();
-    let pieces: Vec<&StreamEvent> = events.iter().filter(|e| matches!(e, StreamEvent::ToolCall { .. })).collect();
+    let pieces: Vec<&StreamEvent> = events.iter().filter(|e| matches!(e, StreamEvent::ToolCall(_))).collect();
     assert_eq!(
         pieces,
         vec![
-            &StreamEvent::ToolCall {
+            &StreamEvent::ToolCall(ToolCallPiece {
                 index: 0,
                 id: Some("fc_7x2k".into()),
                 name: Some("get_weather".into()),
                 arguments: r#"{"location":"Paris"}"#.into(),
                 // Only the first of parallel calls carries the signature.
                 signature: Some("CiQB0e2Kb7sL4xj9ZyW0bq3vOp1Yk5Jt8Rz2MfQ6vA==".into()),
-            },
-            &StreamEvent::ToolCall {
+            }),
+            &StreamEvent::ToolCall(ToolCallPiece {
                 index: 1,
                 id: Some("call_Qm9BaK2xC4mKnvgP1b2pqQs_1".into()),
                 name: Some("get_time".into()),
                 arguments: "{}".into(),
                 signature: None,
-            },
+            }),
         ]
     );
     let c = collect(&events);

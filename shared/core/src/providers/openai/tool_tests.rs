@@ -105,21 +105,27 @@ fn a_documented_tool_call_answer_gives_the_calls_in_order() {
 #[test]
 fn a_streamed_call_comes_in_pieces_with_id_and_name_first() {
     let events = decode_all(ProviderKind::OpenAi, STREAM_TOOL_CALLS).unwrap();
-    let pieces: Vec<&StreamEvent> = events.iter().filter(|e| matches!(e, StreamEvent::ToolCall { .. })).collect();
+    let pieces: Vec<&StreamEvent> = events.iter().filter(|e| matches!(e, StreamEvent::ToolCall(_))).collect();
     assert_eq!(pieces.len(), 8);
     assert_eq!(
         pieces[0],
-        &StreamEvent::ToolCall {
+        &StreamEvent::ToolCall(ToolCallPiece {
             index: 0,
             id: Some("call_DdmO9pD3xa9XTPNJ32zg2hcA".into()),
             name: Some("get_weather".into()),
             arguments: String::new(),
             signature: None,
-        }
+        })
     );
     assert_eq!(
         pieces[1],
-        &StreamEvent::ToolCall { index: 0, id: None, name: None, arguments: "{\"".into(), signature: None }
+        &StreamEvent::ToolCall(ToolCallPiece {
+            index: 0,
+            id: None,
+            name: None,
+            arguments: "{\"".into(),
+            signature: None
+        })
     );
     let c = collect(&events);
     assert_eq!(
