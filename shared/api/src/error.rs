@@ -7,6 +7,7 @@ use serde::Serialize;
 use opencode_runtime::config::ConfigError;
 use opencode_runtime::executor::{Attempt, ProvidersFailed};
 use opencode_runtime::knowledge::KnowledgeError;
+use opencode_runtime::modes::ModeError;
 use opencode_runtime::search::{SearchAttempt, SearchFailure};
 
 /// Everything a request can fail with, as the client sees it.
@@ -165,6 +166,20 @@ impl From<SearchFailure> for ApiError {
             SearchFailure::NotConfigured => ApiError::NotConfigured(failure.to_string()),
             SearchFailure::EmptyQuery => ApiError::Validation(failure.to_string()),
             SearchFailure::AllFailed(attempts) => ApiError::SearchFailed(attempts),
+        }
+    }
+}
+
+impl From<ModeError> for ApiError {
+    fn from(err: ModeError) -> ApiError {
+        match err {
+            ModeError::Invalid(message) => ApiError::Validation(message),
+            ModeError::Config(err) => err.into(),
+            ModeError::Providers(failed) => failed.into(),
+            ModeError::Search(failure) => failure.into(),
+            ModeError::Knowledge(err) => err.into(),
+            ModeError::Unbound(_) => ApiError::NotConfigured(err.to_string()),
+            ModeError::Internal(message) => ApiError::Internal(message),
         }
     }
 }

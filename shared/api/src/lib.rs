@@ -7,10 +7,10 @@
 //! does lives in `opencode-runtime`; this crate only speaks it. The runtime adapters call
 //! [`serve`] with the function's type, so each Wasm links only its own handler.
 
-pub mod agent;
 pub mod auth;
 pub mod error;
 pub mod functions;
+pub mod platform;
 pub mod sse;
 pub mod web;
 

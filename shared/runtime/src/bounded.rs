@@ -1,27 +1,28 @@
-//! The System 2 agent runtime: a bounded loop of model calls and tool runs (search,
-//! knowledge, sandbox) with step, time and token limits. Research and code are built on it.
+//! A bounded run: the System 2 loop of model calls and tool runs that the agent, research and
+//! code are built on, within step, time, token and cost limits.
 //!
-//! Every step is recorded (what ran, how long, tokens or a short result) and, when the caller
-//! streams, sent at once as a `step` event. Limits are checked before each step; a step that
-//! would start past a limit stops the loop with [`Stop::Limit`] and the mode answers with
+//! Every step is recorded ([`Step`]: what ran, how long, tokens or a short result) and, when the
+//! caller streams, sent at once to the reply's sink. Limits are checked before each step; a step
+//! that would start past a limit stops the run with [`Stop::Limit`] and the mode answers with
 //! what it has, saying which limit was reached. Tool futures run under the time left.
 
 use std::fmt::Display;
 use std::future::Future;
 
 use serde::Serialize;
-use serde_json::{json, Value};
 
-use crate::error::ApiError;
-use crate::functions::chat::usage_json;
-use crate::functions::mode::{relay, Emitter};
 use opencode_core::model::{ChatRequest, ChatResponse, Usage};
 use opencode_core::providers::ProviderConfig;
-use opencode_runtime::executor::{self, with_timeout, Answered, RetryPolicy, StreamFailure};
-use opencode_runtime::host::Host;
+use opencode_core::sandbox::Language;
 
-/// The bounds of one agent run, from `AGENT_MAX_STEPS`, `AGENT_MAX_TIME_MS`,
-/// `AGENT_MAX_TOKENS` and `AGENT_MAX_COST_USD`.
+use crate::answer::{relay, Details, Event, Failure, Sink};
+use crate::config::ConfigError;
+use crate::executor::{self, with_timeout, Answered, RetryPolicy, StreamFailure};
+use crate::host::Host;
+use crate::modes::ModeError;
+
+/// The bounds of one run, from `AGENT_MAX_STEPS`, `AGENT_MAX_TIME_MS`, `AGENT_MAX_TOKENS` and
+/// `AGENT_MAX_COST_USD`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Limits {
     pub max_steps: u32,
@@ -39,27 +40,26 @@ impl Default for Limits {
 }
 
 impl Limits {
-    pub fn from_host<H: Host>(host: &H) -> Result<Limits, ApiError> {
+    pub fn from_host<H: Host>(host: &H) -> Result<Limits, ConfigError> {
         let defaults = Limits::default();
-        let number = |name: &str, default: u64, max: u64| -> Result<u64, ApiError> {
+        let number = |name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
             match host.var(name) {
                 None => Ok(default),
-                Some(value) => {
-                    value.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
-                        ApiError::NotConfigured(format!("{name} must be a whole number from 1 to {max}"))
-                    })
-                }
+                Some(value) => value.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
+                    ConfigError::NotConfigured(format!("{name} must be a whole number from 1 to {max}"))
+                }),
             }
         };
+        let max_steps = number("AGENT_MAX_STEPS", u64::from(defaults.max_steps), 100)?;
         Ok(Limits {
-            max_steps: number("AGENT_MAX_STEPS", u64::from(defaults.max_steps), 100)? as u32,
+            max_steps: u32::try_from(max_steps).unwrap_or(defaults.max_steps),
             max_time_ms: number("AGENT_MAX_TIME_MS", defaults.max_time_ms, 900_000)?,
             max_tokens: number("AGENT_MAX_TOKENS", defaults.max_tokens, 10_000_000)?,
             max_cost_usd: match host.var("AGENT_MAX_COST_USD") {
                 None => None,
                 Some(value) => {
                     Some(value.trim().parse::<f64>().ok().filter(|usd| usd.is_finite() && *usd > 0.0).ok_or_else(
-                        || ApiError::NotConfigured("AGENT_MAX_COST_USD must be a positive number of dollars".into()),
+                        || ConfigError::NotConfigured("AGENT_MAX_COST_USD must be a positive number of dollars".into()),
                     )?)
                 }
             },
@@ -94,48 +94,119 @@ pub enum Stop {
     /// A limit was reached before the step could start (or while it ran, for time).
     Limit(LimitHit),
     /// A model call failed on every provider.
-    Failed(ApiError),
+    Failed(ModeError),
     /// The streamed final answer broke after it had started (the client has part of it).
     Broken(StreamFailure),
 }
 
-impl From<Stop> for ApiError {
-    fn from(stop: Stop) -> ApiError {
+impl From<Stop> for ModeError {
+    fn from(stop: Stop) -> ModeError {
         match stop {
-            Stop::Limit(hit) => ApiError::Validation(format!("the request could not be completed: {}", hit.describe())),
+            Stop::Limit(hit) => ModeError::Invalid(format!("the request could not be completed: {}", hit.describe())),
             Stop::Failed(err) => err,
-            Stop::Broken(failure) => ApiError::Internal(failure.message),
+            Stop::Broken(failure) => ModeError::Internal(failure.message),
         }
     }
 }
 
-/// One run of the agent loop.
-pub struct Agent<'e, H: Host> {
+impl From<Stop> for Failure {
+    fn from(stop: Stop) -> Failure {
+        match stop {
+            Stop::Broken(failure) => Failure::Interrupted(failure),
+            other => Failure::Failed(other.into()),
+        }
+    }
+}
+
+/// What a tool step was asked, or what it found: a short account, never the whole result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StepData {
+    /// A search or a lookup.
+    Query { query: String },
+    /// A program sent to the sandbox.
+    Program { language: Language, bytes: usize, stdin_bytes: usize },
+    /// One of the platform's tools, as the model called it.
+    Call { tool: String, arguments: String },
+    /// Web results.
+    Found { provider: String, results: usize },
+    /// Passages of the tenant's documents.
+    Hits { hits: usize },
+    /// A program's run.
+    Ran { status: Option<String>, exit_code: Option<i32>, stdout_bytes: usize },
+}
+
+/// One model call of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelStep {
+    /// 1-based, in the order steps finished.
+    pub index: usize,
+    pub name: String,
+    pub provider: String,
+    pub model: String,
+    pub ms: u64,
+    pub usage: Usage,
+    pub cost_usd: Option<f64>,
+    /// The tools the call asked for, by name.
+    pub tool_calls: Vec<String>,
+}
+
+/// One tool run of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ToolStep {
+    pub index: usize,
+    pub name: String,
+    pub input: StepData,
+    pub ms: u64,
+    /// What it found, or why it failed (a tool's failure is a result, not a stop).
+    pub outcome: Result<StepData, String>,
+}
+
+/// One step of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    Model(ModelStep),
+    Tool(ToolStep),
+}
+
+/// The run as an answer reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunReport {
+    pub steps: Vec<Step>,
+    pub limits: Limits,
+    pub elapsed_ms: u64,
+    pub stopped: Option<LimitHit>,
+}
+
+/// One run of the loop, sending its steps to the reply's sink when the caller streams.
+pub struct BoundedRun<'s, H: Host, D: Details> {
     host: H,
     chain: Vec<ProviderConfig>,
     retry: RetryPolicy,
     limits: Limits,
     started_ms: u64,
-    steps: Vec<Value>,
+    steps: Vec<Step>,
     usage: Usage,
     /// Dollars spent on priced calls, and whether some call had no price.
     cost_usd: f64,
     unpriced: bool,
     answered: Option<Answered>,
-    emitter: Option<&'e Emitter>,
+    sink: Option<&'s Sink<D>>,
     stopped: Option<LimitHit>,
 }
 
-impl<'e, H: Host> Agent<'e, H> {
-    /// A run on `chain` (usually the strong tier's), streaming its steps to `emitter` if any.
+impl<'s, H: Host, D: Details> BoundedRun<'s, H, D>
+where
+    D::Progress: From<Step>,
+{
+    /// A run on `chain` (usually the strong tier's), streaming to `sink` if any.
     pub fn new(
         host: &H,
         chain: Vec<ProviderConfig>,
         retry: RetryPolicy,
         limits: Limits,
-        emitter: Option<&'e Emitter>,
+        sink: Option<&'s Sink<D>>,
     ) -> Self {
-        Agent {
+        BoundedRun {
             host: host.clone(),
             chain,
             retry,
@@ -146,7 +217,7 @@ impl<'e, H: Host> Agent<'e, H> {
             cost_usd: 0.0,
             unpriced: false,
             answered: None,
-            emitter,
+            sink,
             stopped: None,
         }
     }
@@ -181,25 +252,25 @@ impl<'e, H: Host> Agent<'e, H> {
         }
     }
 
-    /// The record of one tool run.
     fn tool_step<T, E: Display>(
         &self,
         name: &str,
-        input: Value,
+        input: StepData,
         ms: u64,
         result: &Result<T, E>,
-        summary: impl FnOnce(&T) -> Value,
-    ) -> Value {
-        let (ok, key, value) = match result {
-            Ok(value) => (true, "result", summary(value)),
-            Err(err) => (false, "error", json!(err.to_string())),
+        summary: impl FnOnce(&T) -> StepData,
+    ) -> Step {
+        let outcome = match result {
+            Ok(value) => Ok(summary(value)),
+            Err(err) => Err(err.to_string()),
         };
-        json!({ "index": self.steps.len() + 1, "kind": "tool", "name": name, "input": input, "ms": ms, "ok": ok, key: value })
+        Step::Tool(ToolStep { index: self.steps.len() + 1, name: name.to_owned(), input, ms, outcome })
     }
 
-    fn record(&mut self, step: Value) {
-        if let Some(emitter) = self.emitter {
-            emitter.send("step", &step);
+    /// Records a step, and sends it when the caller streams.
+    fn record(&mut self, step: Step) {
+        if let Some(sink) = self.sink {
+            sink.send(Event::Progress(step.clone().into()));
         }
         self.steps.push(step);
     }
@@ -225,9 +296,9 @@ impl<'e, H: Host> Agent<'e, H> {
     pub async fn act<T, E: Display>(
         &mut self,
         name: &str,
-        input: Value,
+        input: StepData,
         run: impl Future<Output = Result<T, E>>,
-        summary: impl FnOnce(&T) -> Value,
+        summary: impl FnOnce(&T) -> StepData,
     ) -> Result<Result<T, E>, Stop> {
         self.check()?;
         let begun = self.host.now_ms();
@@ -245,15 +316,15 @@ impl<'e, H: Host> Agent<'e, H> {
     pub async fn act_many<T, E: Display, Fut: Future<Output = Result<T, E>>>(
         &mut self,
         name: &str,
-        runs: Vec<(Value, Fut)>,
+        runs: Vec<(StepData, Fut)>,
         concurrency: usize,
-        summary: impl Fn(&T) -> Value,
+        summary: impl Fn(&T) -> StepData,
     ) -> Vec<Result<Result<T, E>, Stop>> {
         let mut results: Vec<Option<Result<Result<T, E>, Stop>>> = runs.iter().map(|_| None).collect();
         if let Err(stop) = self.check() {
             return results.into_iter().map(|_| Err(stop.clone())).collect();
         }
-        let left = (self.limits.max_steps as usize).saturating_sub(self.steps.len());
+        let left = self.steps_left();
         let time_left = self.time_left_ms();
         let host = self.host.clone();
         let mut queue = runs.into_iter().take(left).enumerate().map(|(i, (input, run))| {
@@ -303,71 +374,60 @@ impl<'e, H: Host> Agent<'e, H> {
         results.into_iter().map(|slot| slot.unwrap_or(Err(Stop::Limit(LimitHit::Steps)))).collect()
     }
 
-    /// The final answer, counted as a step: streamed to the emitter as `delta`s when there is
-    /// one, else one call.
+    /// The final answer, counted as a step: streamed to the sink as deltas when there is one,
+    /// else one call.
     pub async fn write(&mut self, request: &ChatRequest) -> Result<ChatResponse, Stop> {
         self.respond("write", request).await
     }
 
-    /// One model call counted as a step, its text streamed to the emitter as `delta`s when
-    /// there is one (else one call, as [`Agent::think`]). Tool calls are collected into the
-    /// answer, not sent on: the agent runs them.
+    /// One model call counted as a step, its text streamed to the sink as deltas when there is
+    /// one (else one call, as [`BoundedRun::think`]). Tool calls are collected into the answer,
+    /// not sent on: the run executes them.
     pub async fn respond(&mut self, name: &str, request: &ChatRequest) -> Result<ChatResponse, Stop> {
-        let Some(emitter) = self.emitter else {
+        let Some(sink) = self.sink else {
             return self.think(name, request).await;
         };
         self.check()?;
         let begun = self.host.now_ms();
-        let started = match with_timeout(
-            &self.host,
-            self.time_left_ms(),
-            executor::stream(&self.host, &self.chain, request, &self.retry),
-        )
-        .await
-        {
+        let open = executor::stream(&self.host, &self.chain, request, &self.retry);
+        let started = match with_timeout(&self.host, self.time_left_ms(), open).await {
             None => return Err(self.time_out()),
             Some(result) => result.map_err(|failed| Stop::Failed(failed.into()))?,
         };
-        let answer = match relay(emitter, started.events, &started.answered).await {
-            Ok(answer) => answer,
-            Err(failure) => return Err(Stop::Broken(failure)),
-        };
+        let answer = relay(Some(sink), started.events, &started.answered).await.map_err(Stop::Broken)?;
         let step = self.model_step(name, &started.answered, &answer, self.host.now_ms().saturating_sub(begun));
         self.count(&started.answered, &answer.usage);
-        if !answer.tool_calls.is_empty() {
-            // A step that calls tools is announced (the client waits through the calls); the
-            // text of one that answers has already streamed.
-            emitter.send("step", &step);
+        if answer.tool_calls.is_empty() {
+            // Its text has already streamed.
+            self.steps.push(step);
+        } else {
+            // A step that calls tools is announced: the client waits through the calls.
+            self.record(step);
         }
-        self.steps.push(step);
         self.answered = Some(started.answered);
         Ok(answer)
     }
 
     /// Adds one model call's tokens and cost to the run's.
     fn count(&mut self, answered: &Answered, usage: &Usage) {
-        self.usage = add(self.usage, *usage);
+        self.usage += *usage;
         match answered.cost_usd(usage) {
             Some(cost) => self.cost_usd += cost,
             None => self.unpriced = true,
         }
     }
 
-    /// The record of one model call; the tools it called are named.
-    fn model_step(&self, name: &str, answered: &Answered, answer: &ChatResponse, ms: u64) -> Value {
-        let mut step = json!({
-            "index": self.steps.len() + 1,
-            "kind": "model",
-            "name": name,
-            "provider": answered.provider,
-            "model": answer.model,
-            "ms": ms,
-            "usage": usage_json(&answer.usage, answered.cost_usd(&answer.usage)),
-        });
-        if let (false, Some(map)) = (answer.tool_calls.is_empty(), step.as_object_mut()) {
-            map.insert("tool_calls".into(), json!(answer.tool_calls.iter().map(|c| &c.name).collect::<Vec<_>>()));
-        }
-        step
+    fn model_step(&self, name: &str, answered: &Answered, answer: &ChatResponse, ms: u64) -> Step {
+        Step::Model(ModelStep {
+            index: self.steps.len() + 1,
+            name: name.to_owned(),
+            provider: answered.provider.clone(),
+            model: answer.model.clone(),
+            ms,
+            usage: answer.usage,
+            cost_usd: answered.cost_usd(&answer.usage),
+            tool_calls: answer.tool_calls.iter().map(|c| c.name.clone()).collect(),
+        })
     }
 
     /// How many more steps the limits allow.
@@ -390,34 +450,23 @@ impl<'e, H: Host> Agent<'e, H> {
         (!self.unpriced).then_some(self.cost_usd)
     }
 
-    /// `usage` for the answer: every call's tokens, and their cost when known.
-    pub fn usage_json(&self) -> Value {
-        usage_json(&self.usage, self.cost_usd())
+    /// Who answered the last model call, else the chain's first provider (nobody was asked).
+    pub fn answered(&self) -> Answered {
+        self.answered.clone().unwrap_or_else(|| Answered::nobody(&self.chain))
     }
 
-    /// Who answered the last model call.
-    pub fn answered(&self) -> Option<&Answered> {
-        self.answered.as_ref()
+    /// Whether any model call answered.
+    pub fn any_answer(&self) -> bool {
+        self.answered.is_some()
     }
 
-    /// The run as the answer reports it: `{steps, limits, elapsed_ms, stopped?}`.
-    pub fn report(&self) -> Value {
-        let mut report = json!({
-            "steps": self.steps,
-            "limits": self.limits,
-            "elapsed_ms": self.elapsed_ms(),
-        });
-        if let (Some(hit), Some(map)) = (self.stopped, report.as_object_mut()) {
-            map.insert("stopped".into(), json!({ "limit": hit, "message": hit.describe() }));
+    /// The run as the answer reports it.
+    pub fn report(&self) -> RunReport {
+        RunReport {
+            steps: self.steps.clone(),
+            limits: self.limits,
+            elapsed_ms: self.elapsed_ms(),
+            stopped: self.stopped,
         }
-        report
-    }
-}
-
-fn add(a: Usage, b: Usage) -> Usage {
-    Usage {
-        input_tokens: a.input_tokens.saturating_add(b.input_tokens),
-        output_tokens: a.output_tokens.saturating_add(b.output_tokens),
-        reasoning_tokens: a.reasoning_tokens.saturating_add(b.reasoning_tokens),
     }
 }

@@ -82,7 +82,7 @@ pub(super) fn on_behalf(
     let mut request = http::Request::post(path)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(web::REQUEST_ID, request_id)
-        .header(super::mode::TIER_HEADER, tier.as_str())
+        .header(crate::platform::request::TIER_HEADER, tier.as_str())
         .body(body)
         .map_err(|err| ApiError::Internal(format!("could not build the request for {path}: {err}")))?;
     for name in ON_BEHALF {

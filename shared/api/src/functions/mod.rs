@@ -6,25 +6,27 @@
 //! inside the chat function. [`serve_named`] picks one by name at run time, for tests.
 
 mod admin;
-pub mod chat;
+mod agent;
+mod chat;
 mod code;
 mod gateway;
 mod knowledge;
 mod meter;
-pub mod mode;
 mod research;
 pub mod route;
 mod search;
-pub mod thinking;
+mod thinking;
+
+use opencode_core::routing::{Mode, Tier};
+use opencode_runtime::answer::Reply;
+use opencode_runtime::config::Config;
+use opencode_runtime::host::{Body, Host};
 
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
+use crate::platform::request::requested_tier;
+use crate::platform::{render, PlatformDetails};
 use crate::web;
-use opencode_core::model::Usage;
-use opencode_core::routing::Mode;
-use opencode_runtime::config::Config;
-use opencode_runtime::host::{Body, Host};
-use opencode_runtime::metrics::Sample;
 
 /// Every function the platform deploys, by name.
 pub const FUNCTIONS: &[&str] =
@@ -36,6 +38,24 @@ pub struct Ctx<H: Host> {
     pub config: Config,
     pub request_id: String,
     pub principal: Option<Principal>,
+    /// A mode request's metering, done when its answer is known.
+    meter: Option<meter::Pending>,
+}
+
+impl<H: Host> Ctx<H> {
+    /// A mode's reply in the platform's dialect, metered.
+    pub fn respond<D: PlatformDetails>(&self, reply: Reply<D>) -> http::Response<Body> {
+        let reply = match &self.meter {
+            Some(pending) => meter::metered(&self.host, pending, reply),
+            None => reply,
+        };
+        render::reply(&self.request_id, reply)
+    }
+
+    /// The caller's tenant (every authenticated request has one).
+    pub fn tenant(&self) -> Result<&str, ApiError> {
+        self.principal.as_ref().map(|p| p.tenant.as_str()).ok_or(ApiError::MissingToken)
+    }
 }
 
 /// The result every handler returns; errors become JSON error responses.
@@ -49,6 +69,11 @@ pub trait Function {
 
     /// The mode it serves; mode requests are metered per tier (metrics.rs).
     const MODE: Option<Mode> = None;
+
+    /// The tier its mode runs on unless the gateway decided otherwise.
+    fn default_tier(mode: Mode) -> Tier {
+        meter::default_tier(mode)
+    }
 
     /// Requests answered without a token.
     fn is_public(_parts: &http::request::Parts) -> bool {
@@ -79,22 +104,16 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     } else {
         Some(auth::authenticate(&parts.headers, config.jwt_secret.as_deref(), host.now_ms())?)
     };
-    let Some(mode) = F::MODE else {
-        let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
-        return F::handle(&ctx, parts, body).await;
-    };
-    let started_ms = host.now_ms();
-    let tier = mode::requested_tier(&parts.headers).unwrap_or_else(|| meter::default_tier(mode));
-    let sample =
-        Sample { mode, tier, latency_ms: 0, cache: None, usage: Usage::default(), cost_usd: 0.0, error: false };
-    let ctx = Ctx { host, config, request_id: request_id.to_string(), principal };
-    match F::handle(&ctx, parts, body).await {
-        Ok(response) => Ok(meter::metered(&ctx.host, sample, started_ms, response)),
-        Err(err) => {
-            meter::record_error(&ctx.host, sample, started_ms);
-            Err(err)
-        }
+    let meter = F::MODE.map(|mode| {
+        let tier = requested_tier(&parts.headers).unwrap_or_else(|| F::default_tier(mode));
+        meter::Pending { mode, tier, started_ms: host.now_ms() }
+    });
+    let ctx = Ctx { host, config, request_id: request_id.to_string(), principal, meter };
+    let handled = F::handle(&ctx, parts, body).await;
+    if let (Err(_), Some(pending)) = (&handled, &ctx.meter) {
+        meter::record_error(&ctx.host, pending);
     }
+    handled
 }
 
 /// Runs function `F` on one request. Always answers; never panics on input.
@@ -186,16 +205,21 @@ impl Function for Gateway {
     }
 }
 
-/// Chat on System 2: the agent loop with the platform's tools (chat/agent.rs). Reached only
-/// from `chat`, which forwards those requests here so that its own Wasm, on the System 1 hot
-/// path, carries none of the agent's code. Not metered: chat meters the answer it relays.
+/// Chat on System 2: the agent with the platform's tools. Reached only from `chat`, which
+/// forwards those requests here so that its own Wasm, on the System 1 hot path, carries none
+/// of the agent's code. Metered as chat on System 2 (chat passes its answer on unmetered).
 pub struct Agent;
 
 impl Function for Agent {
     const NAME: &'static str = "agent";
+    const MODE: Option<Mode> = Some(Mode::Chat);
+
+    fn default_tier(_: Mode) -> Tier {
+        Tier::System2
+    }
 
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
-        chat::agent::handle(ctx, parts, body).await
+        agent::handle(ctx, parts, body).await
     }
 }
 

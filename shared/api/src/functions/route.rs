@@ -14,9 +14,9 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
-use super::chat::{validate_messages, MessageBody};
 use super::{gateway, Ctx, Handled};
 use crate::error::ApiError;
+use crate::platform::request::{validate_messages, MessageBody};
 use crate::{sse, web};
 use opencode_core::model::Message;
 use opencode_core::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, RoutingDecision, Tier};

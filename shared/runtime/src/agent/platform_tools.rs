@@ -1,5 +1,5 @@
-//! The platform's own tools, which the System 2 chat agent offers the model through each
-//! vendor's native tool calling: `web_search`, `search_knowledge` and `run_code`. Each is a
+//! The platform's own tools, which the agent offers the model through each vendor's native tool
+//! calling (the caller's own tools are another thing: chat hands their calls back): `web_search`, `search_knowledge` and `run_code`. Each is a
 //! call to the sibling function that owns it (a service binding on Cloudflare,
 //! `*.spin.internal` on Spin) with the caller's credentials: `POST /v1/search/results`,
 //! `POST /v1/knowledge/search`, `POST /v1/code/run`. Chat links none of their code, and each
@@ -13,9 +13,13 @@
 use bytes::Bytes;
 use serde_json::{json, Value};
 
-use crate::web;
 use opencode_core::model::{Tool, ToolCall};
-use opencode_runtime::host::Host;
+
+use crate::bounded::StepData;
+use crate::host::Host;
+
+/// The header that carries the request id to sibling functions.
+const REQUEST_ID: &str = "x-request-id";
 
 pub const WEB_SEARCH: &str = "web_search";
 pub const SEARCH_KNOWLEDGE: &str = "search_knowledge";
@@ -29,6 +33,7 @@ const MAX_RESULT_CHARS: usize = 6_000;
 const MAX_ANSWER_BYTES: usize = 4 << 20;
 
 /// The tools this request may use, and how to call their functions as the caller.
+#[derive(Debug, Clone)]
 pub struct Toolbox {
     search: bool,
     knowledge: bool,
@@ -45,15 +50,6 @@ pub enum Source {
 }
 
 impl Source {
-    pub fn citation(&self, index: usize) -> Value {
-        match self {
-            Source::Web { url, title } => json!({ "index": index, "url": url, "title": title }),
-            Source::Knowledge { document_id, chunk, score } => {
-                json!({ "index": index, "document_id": document_id, "chunk": chunk, "score": score })
-            }
-        }
-    }
-
     /// The same page, or the same chunk: cited under one number.
     fn same_as(&self, other: &Source) -> bool {
         match (self, other) {
@@ -71,7 +67,7 @@ impl Source {
 /// numbered afterwards in call order ([`ToolOutput::render`]).
 pub struct ToolOutput {
     /// A short account for the step record.
-    pub summary: Value,
+    pub summary: StepData,
     found: Found,
 }
 
@@ -189,7 +185,8 @@ impl Toolbox {
                 let body = json!({ "query": query, "max_results": RESULTS_PER_CALL });
                 let found = self.call(host, "search", http::Method::POST, "/v1/search/results", Some(body)).await?;
                 let results = at(&found, "results").as_array().cloned().unwrap_or_default();
-                let summary = json!({ "provider": at(&found, "provider"), "results": results.len() });
+                let provider = string(&found, "provider");
+                let summary = StepData::Found { provider, results: results.len() };
                 let sources = results
                     .iter()
                     .map(|r| (Source::Web { url: string(r, "url"), title: string(r, "title") }, string(r, "snippet")))
@@ -202,7 +199,7 @@ impl Toolbox {
                 let found =
                     self.call(host, "knowledge", http::Method::POST, "/v1/knowledge/search", Some(body)).await?;
                 let hits = at(&found, "hits").as_array().cloned().unwrap_or_default();
-                let summary = json!({ "hits": hits.len() });
+                let summary = StepData::Hits { hits: hits.len() };
                 let sources = hits
                     .iter()
                     .map(|h| {
@@ -224,7 +221,9 @@ impl Toolbox {
                     return Err(format!("the sandbox failed: {}", string(failure, "message")));
                 }
                 let run = at(&ran, "execution");
-                let summary = json!({ "status": at(run, "status"), "exit_code": at(run, "exit_code"), "stdout_bytes": string(run, "stdout").len() });
+                let status = at(run, "status").as_str().map(str::to_owned);
+                let exit_code = at(run, "exit_code").as_i64().and_then(|code| i32::try_from(code).ok());
+                let summary = StepData::Ran { status, exit_code, stdout_bytes: string(run, "stdout").len() };
                 let text = json!({ "status": at(run, "status"), "exit_code": at(run, "exit_code"), "stdout": at(run, "stdout"), "stderr": at(run, "stderr") }).to_string();
                 Ok(ToolOutput { summary, found: Found::Text(text) })
             }
@@ -244,7 +243,7 @@ impl Toolbox {
         body: Option<Value>,
     ) -> Result<Value, String> {
         let mut request =
-            http::Request::builder().method(method).uri(path).header(web::REQUEST_ID, self.request_id.as_str());
+            http::Request::builder().method(method).uri(path).header(REQUEST_ID, self.request_id.as_str());
         if let Some(authorization) = &self.authorization {
             request = request.header(http::header::AUTHORIZATION, authorization.clone());
         }

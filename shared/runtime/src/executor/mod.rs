@@ -11,7 +11,7 @@ mod stream;
 
 pub use attempt::{parse_retry_after, Attempt, Outcome, RetryPolicy};
 pub use embed::embed;
-pub use stream::{EventStream, StreamFailure};
+pub use stream::{ProviderStream, StreamFailure};
 
 use bytes::Bytes;
 use futures::future::{select, Either};
@@ -79,7 +79,7 @@ fn summarize(attempts: &[Attempt]) -> String {
 pub struct StartedStream {
     pub answered: Answered,
     /// The provider's events, starting with those read before the commit.
-    pub events: EventStream,
+    pub events: ProviderStream,
 }
 
 /// A failed attempt, with what the executor needs to decide what to do next.

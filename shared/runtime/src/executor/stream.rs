@@ -1,5 +1,5 @@
 //! Streamed attempts: open a provider stream, read until the first token, then hand the rest
-//! over as an [`EventStream`] with an idle timeout between events.
+//! over as an [`ProviderStream`] with an idle timeout between events.
 
 use std::collections::VecDeque;
 use std::future::Future;
@@ -15,7 +15,7 @@ use crate::host::{Host, HostError};
 use crate::sse;
 
 /// A committed provider's events. An `Err` item is terminal: nothing follows it.
-pub type EventStream = LocalBoxStream<'static, Result<StreamEvent, StreamFailure>>;
+pub type ProviderStream = LocalBoxStream<'static, Result<StreamEvent, StreamFailure>>;
 
 /// Why a committed stream ended early. The message is safe to show a client.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -147,7 +147,7 @@ pub(super) async fn open<H: Host>(
     provider: &ProviderConfig,
     request: &ChatRequest,
     policy: &RetryPolicy,
-) -> Result<EventStream, Failure> {
+) -> Result<ProviderStream, Failure> {
     let wire = providers::build_request(provider, request, true).map_err(Failure::from_provider)?;
     let timeout = policy.attempt_timeout_ms;
     // One timer for the whole way to the first token: the answer's head, then its events.
@@ -193,10 +193,10 @@ fn timed_out(after_ms: u64, committed: bool) -> Failure {
 /// The first event that is visible to the client (or proves the answer is complete). A tool
 /// call is visible too: an answer may be nothing but calls.
 fn is_commit_point(event: &StreamEvent) -> bool {
-    matches!(event, StreamEvent::Delta(_) | StreamEvent::Thinking(_) | StreamEvent::ToolCall { .. } | StreamEvent::Done)
+    matches!(event, StreamEvent::Delta(_) | StreamEvent::Thinking(_) | StreamEvent::ToolCall(_) | StreamEvent::Done)
 }
 
-fn into_stream<H: Host>(live: Live<H>) -> EventStream {
+fn into_stream<H: Host>(live: Live<H>) -> ProviderStream {
     stream::unfold(Some(live), |state| async move {
         let mut live = state?;
         loop {

@@ -35,7 +35,7 @@ pub struct Hit {
 }
 
 /// What a search found, and what it took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Retrieval {
     /// The best chunks at or above `threshold`, best first; empty means nothing relevant.
     pub hits: Vec<Hit>,

@@ -1,7 +1,7 @@
 //! What the code mode asks the model. The provider simulator recognises [`CODE_MARKER`] and
 //! [`FIX_MARKER`] (see tests/provider-sim/README.md), so keep them word for word.
 
-use super::{task, with_messages, Job, Outcome, Round};
+use super::{task, with_messages, CodeJob as Job, Outcome, Round};
 use opencode_core::model::{ChatRequest, Message, Role};
 use opencode_core::sandbox::{Execution, Language};
 

@@ -1,0 +1,260 @@
+//! The platform's request bodies: the chat body every mode takes (plus each mode's own fields),
+//! checked field by field into the provider-independent [`ChatRequest`].
+
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use opencode_core::model::{ChatRequest, Message, Role};
+use opencode_core::routing::{Mode, Tier};
+
+use super::tool_fields;
+use crate::error::ApiError;
+use crate::web;
+
+const MAX_MESSAGES: usize = 1_000;
+const MAX_STOP: usize = 4;
+
+/// The header the gateway sets when `/v1/process` forwards a request: the tier it decided.
+pub const TIER_HEADER: &str = "x-opencode-tier";
+
+/// The chat body, exactly as documented in the README.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChatBody {
+    pub messages: Vec<MessageBody>,
+    #[serde(default)]
+    pub stream: bool,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub model: Option<String>,
+    /// One string or a list of them, as in OpenAI's API (read as a value: an untagged enum
+    /// would cost Wasm size).
+    pub stop: Option<Value>,
+    pub seed: Option<u64>,
+    /// Checked field by field in `tool_fields.rs`, for errors that name the field.
+    pub tools: Option<Value>,
+    pub tool_choice: Option<Value>,
+    pub response_format: Option<Value>,
+}
+
+/// A message: `content` may be `null` only on an assistant message with `tool_calls`;
+/// `tool_call_id` only on a `tool` message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MessageBody {
+    pub role: String,
+    #[serde(default)]
+    pub content: Option<String>,
+    /// Checked in `tool_fields.rs`, like the body's tool fields.
+    #[serde(default)]
+    pub tool_calls: Option<Value>,
+    #[serde(default)]
+    pub tool_call_id: Option<String>,
+}
+
+impl ChatBody {
+    /// Checks every field and builds the provider-independent request; the second value says
+    /// whether the client streams.
+    pub fn validate(self) -> Result<(ChatRequest, bool), ApiError> {
+        let invalid = |msg: String| Err(ApiError::Validation(msg));
+        let messages = validate_messages(self.messages)?;
+        if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
+            return invalid(format!("`temperature` must be between 0 and 2, got {}", serde_json::json!(t)));
+        }
+        if let Some(p) = self.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
+            return invalid(format!("`top_p` must be between 0 and 1, got {}", serde_json::json!(p)));
+        }
+        if self.max_tokens == Some(0) {
+            return invalid("`max_tokens` must be at least 1".into());
+        }
+        if let Some(model) = &self.model {
+            if model.trim().is_empty() || model.len() > 256 {
+                return invalid("`model` must be a non-empty name of at most 256 characters".into());
+            }
+        }
+        let stop = match self.stop {
+            None => vec![],
+            Some(Value::String(one)) => vec![one],
+            Some(Value::Array(list)) if list.iter().all(Value::is_string) => {
+                list.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect()
+            }
+            Some(_) => return invalid("`stop` must be a string or a list of strings".into()),
+        };
+        if stop.len() > MAX_STOP || stop.iter().any(String::is_empty) {
+            return invalid(format!("`stop` takes at most {MAX_STOP} non-empty strings"));
+        }
+        let tools = tool_fields::parse_tools(self.tools)?;
+        let tool_choice = tool_fields::parse_tool_choice(self.tool_choice, &tools)?;
+        let response_format = tool_fields::parse_response_format(self.response_format)?;
+        let request = ChatRequest {
+            messages,
+            model: self.model,
+            temperature: self.temperature,
+            top_p: self.top_p,
+            max_tokens: self.max_tokens,
+            stop,
+            seed: self.seed,
+            reasoning: None,
+            tools,
+            tool_choice,
+            response_format,
+        };
+        Ok((request, self.stream))
+    }
+}
+
+/// Checks a conversation: 1 to `MAX_MESSAGES` messages with known roles, at least one of them
+/// from the user; tool calls only on assistant messages, each answered by a `tool` message
+/// before the conversation goes on, and every `tool` message answering a call.
+pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiError> {
+    let invalid = |msg: String| Err(ApiError::Validation(msg));
+    if bodies.is_empty() {
+        return invalid("`messages` must contain at least one message".into());
+    }
+    if bodies.len() > MAX_MESSAGES {
+        return invalid(format!("`messages` has more than {MAX_MESSAGES} messages"));
+    }
+    let mut messages = Vec::with_capacity(bodies.len());
+    for (i, m) in bodies.into_iter().enumerate() {
+        let role = match m.role.as_str() {
+            "system" => Role::System,
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            "tool" => Role::Tool,
+            other => {
+                return invalid(format!(
+                    "messages[{i}].role `{}` is not one of system, user, assistant, tool",
+                    other.chars().take(32).collect::<String>()
+                ))
+            }
+        };
+        let tool_calls = tool_fields::validate_calls(m.tool_calls.unwrap_or_default(), i)?;
+        if role != Role::Assistant && !tool_calls.is_empty() {
+            return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"));
+        }
+        let content = match m.content {
+            Some(content) => content,
+            None if !tool_calls.is_empty() => String::new(),
+            None => return invalid(format!("`messages[{i}].content` is required")),
+        };
+        let tool_call_id = match (role, m.tool_call_id) {
+            (Role::Tool, Some(id)) if !id.is_empty() => Some(id),
+            (Role::Tool, _) => return invalid(format!("`messages[{i}].tool_call_id` is required on a tool message")),
+            (_, Some(_)) => return invalid(format!("`messages[{i}].tool_call_id` is only allowed on tool messages")),
+            (_, None) => None,
+        };
+        messages.push(Message { role, content, tool_calls, tool_call_id });
+    }
+    tool_fields::check_tool_turns(&messages)?;
+    if !messages.iter().any(|m| m.role == Role::User) {
+        return invalid("`messages` must contain a user message".into());
+    }
+    Ok(messages)
+}
+
+/// Splits a mode's body into the chat body and the mode's own fields, those named in `fields`
+/// (deserialized as `E`). Unknown fields are still refused, by name.
+pub fn parse_mode_body<E: DeserializeOwned>(
+    parts: &http::request::Parts,
+    bytes: &[u8],
+    fields: &[&str],
+) -> Result<(ChatBody, E), ApiError> {
+    let mut value: Value = web::parse_json(parts, bytes)?;
+    let object = value.as_object_mut().ok_or_else(|| ApiError::Validation("the body must be a JSON object".into()))?;
+    let own: Map<String, Value> =
+        fields.iter().filter_map(|name| object.remove(*name).map(|v| ((*name).to_string(), v))).collect();
+    let own = serde_json::from_value(Value::Object(own)).map_err(|err| ApiError::Validation(err.to_string()))?;
+    let chat = serde_json::from_value(value).map_err(|err| ApiError::Validation(err.to_string()))?;
+    Ok((chat, own))
+}
+
+/// Tool calling is a chat feature: the other modes run their own pipeline (sources, a sandbox, a
+/// plan) and cannot hand calls back to the caller, so `tools`, `tool_choice` and tool messages
+/// are refused by name rather than ignored. `response_format` is refused too unless the mode
+/// passes it to the model unchanged (`format_ok`: thinking).
+pub fn refuse_tools(request: &ChatRequest, mode: Mode, format_ok: bool) -> Result<(), ApiError> {
+    let refuse = |what: &str| Err(ApiError::Validation(format!("the {mode} mode does not take {what}; use /v1/chat")));
+    if !request.tools.is_empty() {
+        return refuse("`tools`");
+    }
+    if request.tool_choice.is_some() {
+        return refuse("`tool_choice`");
+    }
+    if request.messages.iter().any(|m| m.role == Role::Tool || !m.tool_calls.is_empty()) {
+        return refuse("tool calls or tool messages in `messages`");
+    }
+    if request.response_format.is_some() && !format_ok {
+        return refuse("`response_format`");
+    }
+    Ok(())
+}
+
+/// A count field of a body (`max_results`, `top_k`, ...): a whole number from 1 to `max`,
+/// `default` when absent or null.
+pub fn count(name: &str, value: Option<&Value>, default: usize, max: usize) -> Result<usize, ApiError> {
+    match value {
+        None | Some(Value::Null) => Ok(default),
+        Some(n) => n
+            .as_u64()
+            .and_then(|n| usize::try_from(n).ok())
+            .filter(|n| (1..=max).contains(n))
+            .ok_or_else(|| ApiError::Validation(format!("`{name}` must be a whole number from 1 to {max}"))),
+    }
+}
+
+/// The tier the gateway decided for this request, if it came through `/v1/process`.
+pub fn requested_tier(headers: &http::HeaderMap) -> Option<Tier> {
+    match headers.get(TIER_HEADER)?.to_str().ok()?.trim() {
+        "system1" => Some(Tier::System1),
+        "system2" => Some(Tier::System2),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::panic)]
+    use super::*;
+
+    fn parts() -> http::request::Parts {
+        http::Request::post("/v1/x").header("content-type", "application/json").body(()).unwrap().into_parts().0
+    }
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Own {
+        top_k: Option<u32>,
+    }
+
+    #[test]
+    fn a_mode_body_splits_its_own_fields_from_the_chat_body() {
+        let body = br#"{"messages":[{"role":"user","content":"hi"}],"top_k":3,"stream":true}"#;
+        let (chat, own) = parse_mode_body::<Own>(&parts(), body, &["top_k"]).unwrap();
+        assert_eq!(own.top_k, Some(3));
+        assert!(chat.stream);
+
+        let body = br#"{"messages":[{"role":"user","content":"hi"}],"top_kk":3}"#;
+        let err = parse_mode_body::<Own>(&parts(), body, &["top_k"]).unwrap_err();
+        assert!(matches!(&err, ApiError::Validation(m) if m.contains("top_kk")), "{err:?}");
+
+        let err = parse_mode_body::<Own>(
+            &parts(),
+            br#"{"messages":[{"role":"user","content":"hi"}],"top_k":"x"}"#,
+            &["top_k"],
+        )
+        .unwrap_err();
+        assert_eq!(err.status(), http::StatusCode::UNPROCESSABLE_ENTITY);
+    }
+
+    #[test]
+    fn the_tier_header_is_read_strictly() {
+        let mut headers = http::HeaderMap::new();
+        assert_eq!(requested_tier(&headers), None);
+        headers.insert(TIER_HEADER, http::HeaderValue::from_static("system2"));
+        assert_eq!(requested_tier(&headers), Some(Tier::System2));
+        headers.insert(TIER_HEADER, http::HeaderValue::from_static("fast"));
+        assert_eq!(requested_tier(&headers), None);
+    }
+}

@@ -1,0 +1,167 @@
+//! Knowledge: a question answered from the tenant's documents, citing them as `[n]`.
+//!
+//! The question retrieves the best chunks ([`crate::knowledge::retrieve`]); the model answers
+//! from them alone. When no chunk is relevant no model is called and the answer says so, so
+//! nothing can be invented. Retrieval happens before a stream opens (its failures are
+//! statuses). Whole answers are read from the model as a stream too, so that the knowledge
+//! function links one provider code path instead of two: fallback and retries apply until the
+//! first token, and an answer that breaks after it is a failed attempt.
+
+use futures::StreamExt as _;
+
+use opencode_core::model::{ChatRequest, ChatResponse, FinishReason, Message, Usage};
+use opencode_core::providers::ProviderConfig;
+use opencode_core::routing::{Mode, Tier};
+
+use super::{Delivery, ModeError};
+use crate::answer::{
+    event_stream, relay, Answer, Citation, Details, Event, Failure, Head, Reply, ShowThinking, Start, Streamed,
+};
+use crate::executor::{self, Outcome, ProvidersFailed, RetryPolicy};
+use crate::host::Host;
+use crate::knowledge::{self, Hit, Retrieval};
+
+/// The whole answer when nothing relevant was found.
+pub const NOTHING_FOUND: &str =
+    "I found nothing relevant to this question in the knowledge base, so I cannot answer it from there.";
+
+const INSTRUCTIONS: &str = "Answer the user's question using only the numbered sources below, \
+which come from their knowledge base. Cite every source you use by its number in square brackets, \
+like [1] or [2][3]. If the sources do not contain the answer, say that the knowledge base does not \
+contain it. Do not use outside knowledge and do not invent facts.";
+
+/// A question, checked.
+#[derive(Debug, Clone)]
+pub struct AskJob {
+    pub request: ChatRequest,
+    /// The last user message, trimmed and not empty.
+    pub question: String,
+    pub top_k: usize,
+    pub tenant: String,
+    pub chain: Vec<ProviderConfig>,
+    pub retry: RetryPolicy,
+    pub tier: Tier,
+}
+
+/// What a knowledge answer adds: what was retrieved, and whether any of it was relevant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KnowledgeDetails {
+    pub found: bool,
+    pub retrieval: Retrieval,
+}
+
+impl Details for KnowledgeDetails {
+    type Progress = Retrieval;
+}
+
+/// Answers one question from the tenant's documents.
+pub async fn run<H: Host>(host: &H, job: AskJob, delivery: Delivery) -> Result<Reply<KnowledgeDetails>, ModeError> {
+    let retrieval = knowledge::retrieve(host, &job.tenant, &job.question, job.top_k).await?;
+    let citations = citations(&retrieval.hits);
+    let details = KnowledgeDetails { found: !retrieval.hits.is_empty(), retrieval };
+    if !details.found {
+        return Ok(nothing_found(delivery, job.tier, details));
+    }
+    let grounded = grounded(job.request, &details.retrieval.hits);
+    if delivery == Delivery::Whole {
+        let started = executor::stream(host, &job.chain, &grounded, &job.retry).await?;
+        let mut answered = started.answered;
+        let response = match relay::<KnowledgeDetails>(None, started.events, &answered).await {
+            Ok(response) => response,
+            Err(failure) => {
+                if let Some(last) = answered.attempts.last_mut() {
+                    last.outcome = Outcome::Malformed;
+                    last.detail = failure.message;
+                }
+                return Err(ProvidersFailed(answered.attempts).into());
+            }
+        };
+        let mut answer = Answer::new(Mode::Knowledge, answered, response, details);
+        answer.citations = citations;
+        return Ok(Reply::whole(answer));
+    }
+    let (host, chain, retry) = (host.clone(), job.chain, job.retry);
+    let events = event_stream(move |sink| async move {
+        sink.send(Event::Start(Box::new(Start::new(Mode::Knowledge, Some(job.tier)))));
+        sink.progress(details.retrieval.clone());
+        let result = async {
+            let started = executor::stream(&host, &chain, &grounded, &retry)
+                .await
+                .map_err(|failed| Failure::Failed(failed.into()))?;
+            let response = relay(Some(&sink), started.events, &started.answered).await.map_err(Failure::Interrupted)?;
+            let mut answer = Answer::new(Mode::Knowledge, started.answered, response, details);
+            answer.citations = citations;
+            // The reasoning, if any, went out as events.
+            answer.show_thinking = ShowThinking::Never;
+            Ok(answer)
+        };
+        sink.end(result.await);
+    });
+    Ok(Reply::Stream(Streamed { head: Head::default(), events }))
+}
+
+/// The numbered sources, in the order the model sees them.
+fn citations(hits: &[Hit]) -> Vec<Citation> {
+    let hits = hits.iter().enumerate();
+    hits.map(|(i, h)| Citation::Passage {
+        index: i + 1,
+        document_id: h.document_id.clone(),
+        chunk: h.chunk,
+        score: round(h.score),
+    })
+    .collect()
+}
+
+/// Scores as answers show them: four decimals.
+pub fn round(score: f32) -> f64 {
+    (f64::from(score) * 10_000.0).round() / 10_000.0
+}
+
+/// The request with the sources and the rules for using them in front.
+fn grounded(mut request: ChatRequest, hits: &[Hit]) -> ChatRequest {
+    let mut system = format!("{INSTRUCTIONS}\n\nSources:");
+    for (i, hit) in hits.iter().enumerate() {
+        system.push_str(&format!(
+            "\n\n[{}] document \"{}\", chunk {}\n{}",
+            i + 1,
+            hit.document_id,
+            hit.chunk,
+            hit.text
+        ));
+    }
+    request.messages.insert(0, Message::system(system));
+    request
+}
+
+/// Nothing relevant: said so, without calling a model (nothing to pay for).
+fn nothing_found(delivery: Delivery, tier: Tier, details: KnowledgeDetails) -> Reply<KnowledgeDetails> {
+    let response = ChatResponse {
+        text: NOTHING_FOUND.to_owned(),
+        thinking: None,
+        model: String::new(),
+        finish_reason: FinishReason::Stop,
+        usage: Usage::default(),
+        tool_calls: Vec::new(),
+    };
+    let answer = Answer {
+        mode: Mode::Knowledge,
+        tier: None,
+        answered: None,
+        response,
+        cost_usd: Some(0.0),
+        citations: Vec::new(),
+        show_thinking: ShowThinking::IfAny,
+        cache: None,
+        details,
+    };
+    if delivery == Delivery::Whole {
+        return Reply::whole(answer);
+    }
+    let events = vec![
+        Event::Start(Box::new(Start::new(Mode::Knowledge, Some(tier)))),
+        Event::Progress(answer.details.retrieval.clone()),
+        Event::Delta(NOTHING_FOUND.to_owned()),
+        Event::Done(Box::new(answer)),
+    ];
+    Reply::Stream(Streamed { head: Head::default(), events: futures::stream::iter(events).boxed_local() })
+}
