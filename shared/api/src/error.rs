@@ -8,7 +8,7 @@ use opencode_runtime::config::ConfigError;
 use opencode_runtime::executor::{Attempt, ProvidersFailed};
 use opencode_runtime::knowledge::KnowledgeError;
 use opencode_runtime::modes::ModeError;
-use opencode_runtime::search::{SearchAttempt, SearchFailure};
+use opencode_runtime::search::SearchFailure;
 
 /// Everything a request can fail with, as the client sees it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -42,7 +42,7 @@ pub enum ApiError {
     #[error("every provider failed ({})", summarize(.0))]
     AllProvidersFailed(Vec<Attempt>),
     #[error("every web search provider failed ({})", summarize_search(.0))]
-    SearchFailed(Vec<SearchAttempt>),
+    SearchFailed(Vec<Attempt>),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -54,7 +54,7 @@ fn summarize(attempts: &[Attempt]) -> String {
     attempts.iter().map(|a| format!("{}: {}", a.provider, a.outcome)).collect::<Vec<_>>().join("; ")
 }
 
-fn summarize_search(attempts: &[SearchAttempt]) -> String {
+fn summarize_search(attempts: &[Attempt]) -> String {
     attempts
         .iter()
         .map(|a| format!("{}: {}{}", a.provider, a.outcome, if a.rejected_key { " (key refused)" } else { "" }))

@@ -6,15 +6,12 @@
 //! provider. Failures that would repeat — a refused key, other 4xx, no usable results — move
 //! on to the next provider at once: the other vendor may well answer. Every attempt is kept.
 
-use bytes::Bytes;
-use serde::Serialize;
-
-use opencode_core::search::{build_request, normalize_query, parse_error, parse_response, SearchError};
+use opencode_core::search::{build_request, normalize_query, parse_error, parse_response};
 use opencode_core::search::{providers_from_vars, SearchProviderConfig, SearchResult, MAX_RESULTS};
 
 use crate::config::ConfigError;
-use crate::executor::{parse_retry_after, with_timeout, Outcome, RetryPolicy};
-use crate::host::{Host, HostError};
+use crate::executor::{exchange, in_turn, retry_after_ms, Attempt, Failure, Outcome, RetryPolicy};
+use crate::host::Host;
 
 /// Which search providers to try, in order, and how hard.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,23 +44,6 @@ impl SearchConfig {
 /// Largest search body read (Brave's full pages are ~100 KiB).
 const MAX_SEARCH_BODY: usize = 4 * 1024 * 1024;
 
-/// One try against one search provider. Serialized into answers and error bodies, so it
-/// carries no upstream text.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SearchAttempt {
-    pub provider: String,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-    pub elapsed_ms: u64,
-    /// The vendor said the key is missing or wrong: worth an operator's attention even when
-    /// the other provider answered.
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
-    pub rejected_key: bool,
-    /// The vendor's own words, for logs only (vendors echo key fragments).
-    #[serde(skip)]
-    pub detail: String,
-}
-
 /// A successful search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SearchOutcome {
@@ -74,7 +54,7 @@ pub struct SearchOutcome {
     /// At least one, at most the number asked for, in the provider's order.
     pub results: Vec<SearchResult>,
     /// Every attempt in order, the successful one last.
-    pub attempts: Vec<SearchAttempt>,
+    pub attempts: Vec<Attempt>,
 }
 
 /// Why no results came back.
@@ -88,47 +68,15 @@ pub enum SearchFailure {
     EmptyQuery,
     /// Every configured provider was tried and none gave usable results.
     #[error("every web search provider failed ({})", summarize(.0))]
-    AllFailed(Vec<SearchAttempt>),
+    AllFailed(Vec<Attempt>),
 }
 
-fn summarize(attempts: &[SearchAttempt]) -> String {
+fn summarize(attempts: &[Attempt]) -> String {
     attempts
         .iter()
         .map(|a| format!("{}: {}{}", a.provider, a.outcome, if a.rejected_key { " (key refused)" } else { "" }))
         .collect::<Vec<_>>()
         .join("; ")
-}
-
-/// A failed attempt, with what the loop needs to decide what comes next.
-struct Failure {
-    outcome: Outcome,
-    detail: String,
-    rejected_key: bool,
-    retry_after_ms: Option<u64>,
-}
-
-impl Failure {
-    fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
-        Failure { outcome, detail: detail.into(), rejected_key: false, retry_after_ms: None }
-    }
-
-    fn from_host(err: HostError) -> Self {
-        let outcome = if matches!(err, HostError::Refused(_)) { Outcome::Refused } else { Outcome::Connect };
-        Failure::new(outcome, err.to_string())
-    }
-
-    fn from_search(err: SearchError) -> Self {
-        let mut failure = Failure::new(Outcome::Malformed, err.to_string());
-        match err {
-            SearchError::Status { status, rejected_key, .. } => {
-                failure.outcome = Outcome::Status { status };
-                failure.rejected_key = rejected_key;
-            }
-            SearchError::Config(_) => failure.outcome = Outcome::Misconfigured,
-            SearchError::Malformed(_) => {}
-        }
-        failure
-    }
 }
 
 /// Searches the web for `query` (normalized and capped here) and returns up to
@@ -146,44 +94,13 @@ pub async fn search<H: Host>(
     }
     let query = normalize_query(query).ok_or(SearchFailure::EmptyQuery)?;
     let max_results = max_results.clamp(1, MAX_RESULTS);
-    let policy = &config.policy;
-    let mut attempts = Vec::new();
-    for provider in &config.providers {
-        for retry in 0..=policy.max_retries {
-            let started = host.now_ms();
-            let result = attempt(host, provider, &query, max_results, policy.attempt_timeout_ms).await;
-            let elapsed_ms = host.now_ms().saturating_sub(started);
-            let name = provider.kind.name().to_string();
-            match result {
-                Ok(results) => {
-                    attempts.push(SearchAttempt {
-                        provider: name.clone(),
-                        outcome: Outcome::Ok,
-                        elapsed_ms,
-                        rejected_key: false,
-                        detail: String::new(),
-                    });
-                    return Ok(SearchOutcome { provider: name, query, results, attempts });
-                }
-                Err(failure) => {
-                    let retryable = failure.outcome.is_retryable();
-                    attempts.push(SearchAttempt {
-                        provider: name,
-                        outcome: failure.outcome,
-                        elapsed_ms,
-                        rejected_key: failure.rejected_key,
-                        detail: failure.detail,
-                    });
-                    if !retryable || retry == policy.max_retries {
-                        break;
-                    }
-                    let Some(delay) = policy.retry_delay_ms(retry, failure.retry_after_ms, host) else { break };
-                    host.sleep(delay).await;
-                }
-            }
-        }
-    }
-    Err(SearchFailure::AllFailed(attempts))
+    let timeout_ms = config.policy.attempt_timeout_ms;
+    let tried = in_turn(host, &config.providers, &config.policy, |provider| {
+        attempt(host, provider, &query, max_results, timeout_ms)
+    })
+    .await;
+    let (results, provider, attempts) = tried.map_err(SearchFailure::AllFailed)?;
+    Ok(SearchOutcome { provider: provider.kind.name().to_string(), query, results, attempts })
 }
 
 /// One try: the whole exchange within the attempt timeout, then at least one usable result.
@@ -195,22 +112,10 @@ async fn attempt<H: Host>(
     timeout_ms: u64,
 ) -> Result<Vec<SearchResult>, Failure> {
     let request = build_request(provider, query, max_results).map_err(Failure::from_search)?;
-    let exchange = async {
-        let response = host.fetch(request).await.map_err(Failure::from_host)?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect(MAX_SEARCH_BODY).await.map_err(Failure::from_host)?;
-        Ok::<(http::response::Parts, Bytes), Failure>((parts, body))
-    };
-    let (parts, body) = with_timeout(host, timeout_ms, exchange)
-        .await
-        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout_ms }, "no answer in time"))??;
+    let (parts, body) = exchange(host, request, timeout_ms, MAX_SEARCH_BODY).await?;
     if !parts.status.is_success() {
         let mut failure = Failure::from_search(parse_error(provider.kind, parts.status.as_u16(), &body));
-        failure.retry_after_ms = parts
-            .headers
-            .get(http::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| parse_retry_after(v, host.now_ms()));
+        failure.retry_after_ms = retry_after_ms(host, &parts);
         return Err(failure);
     }
     let mut results = parse_response(provider.kind, &body).map_err(Failure::from_search)?;

@@ -63,14 +63,21 @@ impl std::fmt::Display for Outcome {
     }
 }
 
-/// One try against one provider.
+/// One try against one provider (of models, or of web search). Serialized into answers and
+/// error bodies, so it carries no upstream text.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attempt {
     pub provider: String,
+    /// The model asked for; empty for web search.
+    #[serde(skip_serializing_if = "String::is_empty")]
     pub model: String,
     #[serde(flatten)]
     pub outcome: Outcome,
     pub elapsed_ms: u64,
+    /// The vendor said the key is missing or wrong: worth an operator's attention even when
+    /// another provider answered.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub rejected_key: bool,
     /// The upstream's own words, for logs only: never serialized to clients (vendors echo
     /// parts of keys and prompts in their messages).
     #[serde(skip)]

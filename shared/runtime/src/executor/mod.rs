@@ -6,10 +6,12 @@
 //! the stream with an error item, never a switch to another provider.
 
 mod attempt;
+mod attempts;
 mod embed;
 mod stream;
 
 pub use attempt::{parse_retry_after, Attempt, Outcome, RetryPolicy};
+pub(crate) use attempts::{in_turn, Failure};
 pub use embed::embed;
 pub use stream::{ProviderStream, StreamFailure};
 
@@ -19,9 +21,9 @@ use std::future::Future;
 
 use opencode_core::model::{ChatRequest, ChatResponse, Usage};
 use opencode_core::pricing::Price;
-use opencode_core::providers::{self, ProviderConfig, ProviderError};
+use opencode_core::providers::{self, ProviderConfig};
 
-use crate::host::{Body, Host, HostError};
+use crate::host::{Body, Host};
 
 /// Largest provider body the executor reads whole (non-streamed answers and error bodies).
 const MAX_UPSTREAM_BODY: usize = 16 * 1024 * 1024;
@@ -82,38 +84,6 @@ pub struct StartedStream {
     pub events: ProviderStream,
 }
 
-/// A failed attempt, with what the executor needs to decide what to do next.
-struct Failure {
-    outcome: Outcome,
-    detail: String,
-    retry_after_ms: Option<u64>,
-}
-
-impl Failure {
-    fn new(outcome: Outcome, detail: impl Into<String>) -> Self {
-        Failure { outcome, detail: detail.into(), retry_after_ms: None }
-    }
-
-    fn from_host(err: HostError) -> Self {
-        let outcome = match err {
-            HostError::Refused(_) => Outcome::Refused,
-            _ => Outcome::Connect,
-        };
-        Failure::new(outcome, err.to_string())
-    }
-
-    fn from_provider(err: ProviderError) -> Self {
-        let outcome = match err {
-            ProviderError::Status { status, .. } => Outcome::Status { status },
-            ProviderError::StreamError { .. } => Outcome::StreamError,
-            ProviderError::Malformed(_) => Outcome::Malformed,
-            ProviderError::Config(_) => Outcome::Misconfigured,
-            ProviderError::InvalidRequest(_) => Outcome::InvalidRequest,
-        };
-        Failure::new(outcome, err.to_string())
-    }
-}
-
 /// Runs `fut` for at most `ms` milliseconds of the host's time.
 pub async fn with_timeout<H: Host, F: Future>(host: &H, ms: u64, fut: F) -> Option<F::Output> {
     let fut = std::pin::pin!(fut);
@@ -146,60 +116,22 @@ pub async fn stream<H: Host>(
     Ok(StartedStream { answered, events })
 }
 
-/// The fallback loop shared by both kinds of call.
+/// The chain's loop: the first provider that answers, and who it was.
 async fn run_chain<'a, H, T, F, Fut>(
     host: &H,
     chain: &'a [ProviderConfig],
     policy: &RetryPolicy,
-    mut attempt: F,
+    attempt: F,
 ) -> Result<(T, Answered), ProvidersFailed>
 where
     H: Host,
     F: FnMut(&'a ProviderConfig) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
-    let mut attempts = Vec::new();
-    for provider in chain {
-        for retry in 0..=policy.max_retries {
-            let started = host.now_ms();
-            let result = attempt(provider).await;
-            let elapsed_ms = host.now_ms().saturating_sub(started);
-            match result {
-                Ok(value) => {
-                    attempts.push(Attempt {
-                        provider: provider.name.clone(),
-                        model: provider.model.clone(),
-                        outcome: Outcome::Ok,
-                        elapsed_ms,
-                        detail: String::new(),
-                    });
-                    let answered = Answered {
-                        provider: provider.name.clone(),
-                        model: provider.model.clone(),
-                        attempts,
-                        price: provider.price,
-                    };
-                    return Ok((value, answered));
-                }
-                Err(failure) => {
-                    let retryable = failure.outcome.is_retryable();
-                    attempts.push(Attempt {
-                        provider: provider.name.clone(),
-                        model: provider.model.clone(),
-                        outcome: failure.outcome,
-                        elapsed_ms,
-                        detail: failure.detail,
-                    });
-                    if !retryable || retry == policy.max_retries {
-                        break;
-                    }
-                    let Some(delay) = policy.retry_delay_ms(retry, failure.retry_after_ms, host) else { break };
-                    host.sleep(delay).await;
-                }
-            }
-        }
-    }
-    Err(ProvidersFailed(attempts))
+    let (value, provider, attempts) = attempts::in_turn(host, chain, policy, attempt).await.map_err(ProvidersFailed)?;
+    let answered =
+        Answered { provider: provider.name.clone(), model: provider.model.clone(), attempts, price: provider.price };
+    Ok((value, answered))
 }
 
 /// One non-streamed try: the whole exchange must finish within the attempt timeout.
@@ -222,19 +154,29 @@ async fn fetch_whole<H: Host>(
     wire: http::Request<Bytes>,
     timeout_ms: u64,
 ) -> Result<Bytes, Failure> {
-    let exchange = async {
-        let response = host.fetch(wire).await.map_err(Failure::from_host)?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect(MAX_UPSTREAM_BODY).await.map_err(Failure::from_host)?;
-        Ok::<_, Failure>((parts, body))
-    };
-    let (parts, body) = with_timeout(host, timeout_ms, exchange)
-        .await
-        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout_ms }, "no answer in time"))??;
+    let (parts, body) = exchange(host, wire, timeout_ms, MAX_UPSTREAM_BODY).await?;
     if !parts.status.is_success() {
         return Err(status_failure(host, provider, &parts, &body));
     }
     Ok(body)
+}
+
+/// Sends `wire` and reads the whole answer, at most `limit` bytes, all within `timeout_ms`.
+pub(crate) async fn exchange<H: Host>(
+    host: &H,
+    wire: http::Request<Bytes>,
+    timeout_ms: u64,
+    limit: usize,
+) -> Result<(http::response::Parts, Bytes), Failure> {
+    let exchange = async {
+        let response = host.fetch(wire).await.map_err(Failure::from_host)?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect(limit).await.map_err(Failure::from_host)?;
+        Ok::<_, Failure>((parts, body))
+    };
+    with_timeout(host, timeout_ms, exchange)
+        .await
+        .ok_or_else(|| Failure::new(Outcome::Timeout { after_ms: timeout_ms }, "no answer in time"))?
 }
 
 /// Turns an error status into a failure, keeping the vendor's message and `Retry-After`.
@@ -245,12 +187,13 @@ fn status_failure<H: Host>(
     body: &Bytes,
 ) -> Failure {
     let err = providers::parse_error(provider.kind, parts.status.as_u16(), body);
-    let retry_after_ms = parts
-        .headers
-        .get(http::header::RETRY_AFTER)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| parse_retry_after(v, host.now_ms()));
-    Failure { retry_after_ms, ..Failure::from_provider(err) }
+    Failure { retry_after_ms: retry_after_ms(host, parts), ..Failure::from_provider(err) }
+}
+
+/// The wait an answer's `Retry-After` asks for, from now.
+pub(crate) fn retry_after_ms<H: Host>(host: &H, parts: &http::response::Parts) -> Option<u64> {
+    let value = parts.headers.get(http::header::RETRY_AFTER)?.to_str().ok()?;
+    parse_retry_after(value, host.now_ms())
 }
 
 /// Reads an error body without waiting forever or reading without bound.
