@@ -8,6 +8,7 @@
 //! `wasm32-unknown-unknown` and `wasm32-wasip2`.
 
 pub mod model;
+pub mod outbound;
 pub mod pricing;
 pub mod providers;
 pub mod routing;

@@ -31,11 +31,12 @@ mod tool_tests;
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
 
-use super::common;
+use super::conventions;
 use super::{ProviderConfig, ProviderError, SseEvent};
 use crate::model::{
     ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, ToolCall, ToolCallPiece, ToolChoice, Usage,
 };
+use crate::outbound;
 
 /// The API version this module's wire format is written against.
 const API_VERSION: &str = "2023-06-01";
@@ -49,17 +50,17 @@ pub(super) fn build_request(
     request: &ChatRequest,
     stream: bool,
 ) -> Result<http::Request<Bytes>, ProviderError> {
-    let uri = common::endpoint(&config.base_url, "v1/messages")?;
-    let model = common::model(config, request)?;
-    let key = common::required_key(config)?;
+    let uri = outbound::endpoint(&config.base_url, "v1/messages")?;
+    let model = conventions::model(config, request)?;
+    let key = conventions::required_key(config)?;
     let headers = vec![
-        (HeaderName::from_static("x-api-key"), common::secret(key)?),
+        (HeaderName::from_static("x-api-key"), outbound::secret(key)?),
         (HeaderName::from_static("anthropic-version"), HeaderValue::from_static(API_VERSION)),
     ];
 
     let budget = request.reasoning.map(|r| r.budget_tokens.max(MIN_THINKING_BUDGET));
-    let answer = request.max_tokens.unwrap_or(common::DEFAULT_MAX_TOKENS);
-    let max_tokens = common::output_limit(Some(answer), budget).unwrap_or(answer);
+    let answer = request.max_tokens.unwrap_or(conventions::DEFAULT_MAX_TOKENS);
+    let max_tokens = conventions::output_limit(Some(answer), budget).unwrap_or(answer);
     let thinking = budget.is_some();
     let body = wire::Request {
         model,
@@ -84,7 +85,7 @@ pub(super) fn build_request(
         // Anthropic refuses a `tool_choice` without tools.
         tool_choice: request.tool_choice.as_ref().filter(|_| !request.tools.is_empty()).map(tool_choice),
     };
-    common::post_json(uri, headers, &body)
+    Ok(outbound::post_json(uri, headers, &body)?)
 }
 
 /// Every system message, in order, as one top-level prompt, then the JSON instruction when a
@@ -92,7 +93,7 @@ pub(super) fn build_request(
 fn system(request: &ChatRequest) -> Option<String> {
     let mut parts: Vec<&str> =
         request.messages.iter().filter(|m| m.role == Role::System).map(|m| m.content.as_str()).collect();
-    let instruction = common::json_instruction(request.response_format.as_ref());
+    let instruction = conventions::json_instruction(request.response_format.as_ref());
     parts.extend(instruction.as_deref());
     (!parts.is_empty()).then(|| parts.join("\n\n"))
 }
@@ -121,7 +122,7 @@ fn alternating(request: &ChatRequest) -> Result<Vec<wire::Message<'_>>, Provider
                     blocks.push(text);
                 }
                 for call in &message.tool_calls {
-                    let input = common::arguments_object(call)?;
+                    let input = conventions::arguments_object(call)?;
                     blocks.push(wire::OutBlock::ToolUse { id: &call.id, name: &call.name, input });
                 }
                 ("assistant", blocks)
@@ -160,9 +161,9 @@ fn content(blocks: Vec<wire::OutBlock<'_>>) -> wire::Content<'_> {
 }
 
 pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
-    let message: wire::MessageResponse = common::parse_json(body)?;
+    let message: wire::MessageResponse = conventions::parse_json(body)?;
     if let Some(error) = &message.error {
-        let text = common::describe(error.kind.as_deref(), &error.message);
+        let text = conventions::describe(error.kind.as_deref(), &error.message);
         return Err(ProviderError::Malformed(format!("error object in a success response: {text}")));
     }
     if message.kind != "message" {
@@ -217,7 +218,7 @@ fn usage(usage: wire::WireUsage) -> Usage {
 
 pub(super) fn error_message(body: &[u8]) -> Option<String> {
     let envelope: wire::ErrorEnvelope = serde_json::from_slice(body).ok()?;
-    let text = common::describe(envelope.error.kind.as_deref(), &envelope.error.message);
+    let text = conventions::describe(envelope.error.kind.as_deref(), &envelope.error.message);
     (!text.is_empty()).then_some(text)
 }
 
@@ -325,7 +326,7 @@ impl StreamState {
                 vec![StreamEvent::Done]
             }
             wire::Event::Error { error } => {
-                let message = common::describe(error.kind.as_deref(), &error.message);
+                let message = conventions::describe(error.kind.as_deref(), &error.message);
                 return Err(ProviderError::StreamError { message });
             }
             wire::Event::Other => Vec::new(),

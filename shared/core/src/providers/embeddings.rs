@@ -18,8 +18,9 @@ use bytes::Bytes;
 use http::header::{HeaderName, AUTHORIZATION};
 use serde::{Deserialize, Serialize};
 
-use super::{common, gemini, ProviderConfig, ProviderError, ProviderKind};
+use super::{conventions, gemini, ProviderConfig, ProviderError, ProviderKind};
 use crate::model::Usage;
+use crate::outbound;
 
 /// Most inputs OpenAI takes in one request is 2048; we send fewer so a batch of long chunks
 /// stays well under its per-request token limit.
@@ -88,7 +89,7 @@ pub fn build_request(
 pub fn parse_response(kind: ProviderKind, body: &[u8], expected: usize) -> Result<Embeddings, ProviderError> {
     let (vectors, usage) = match kind {
         ProviderKind::Gemini => {
-            let response: GeminiResponse = common::parse_json(body)?;
+            let response: GeminiResponse = conventions::parse_json(body)?;
             let usage = response.usage_metadata.map_or_else(Usage::default, |u| Usage {
                 input_tokens: u.prompt_token_count.unwrap_or(0),
                 ..Usage::default()
@@ -96,7 +97,7 @@ pub fn parse_response(kind: ProviderKind, body: &[u8], expected: usize) -> Resul
             (response.embeddings.into_iter().map(|e| e.values).collect::<Vec<_>>(), usage)
         }
         _ => {
-            let response: OpenAiResponse = common::parse_json(body)?;
+            let response: OpenAiResponse = conventions::parse_json(body)?;
             let mut data = response.data;
             // `index` says which input a vector belongs to; servers need not keep the order.
             data.sort_by_key(|d| d.index);
@@ -156,14 +157,14 @@ fn openai_request(
     config: &ProviderConfig,
     request: &EmbeddingRequest<'_>,
 ) -> Result<http::Request<Bytes>, ProviderError> {
-    let uri = common::endpoint(&config.base_url, "embeddings")?;
+    let uri = outbound::endpoint(&config.base_url, "embeddings")?;
     let key = match config.kind {
-        ProviderKind::Compat => common::api_key(config),
-        _ => Some(common::required_key(config)?),
+        ProviderKind::Compat => conventions::api_key(config),
+        _ => Some(conventions::required_key(config)?),
     };
     let mut headers = Vec::new();
     if let Some(key) = key {
-        headers.push((AUTHORIZATION, common::secret(&format!("Bearer {key}"))?));
+        headers.push((AUTHORIZATION, outbound::secret(&format!("Bearer {key}"))?));
     }
     let body = OpenAiRequest {
         model: &config.model,
@@ -171,7 +172,7 @@ fn openai_request(
         encoding_format: "float",
         dimensions: request.dimensions,
     };
-    common::post_json(uri, headers, &body)
+    Ok(outbound::post_json(uri, headers, &body)?)
 }
 
 #[derive(Serialize)]
@@ -224,8 +225,9 @@ fn gemini_request(
     request: &EmbeddingRequest<'_>,
 ) -> Result<http::Request<Bytes>, ProviderError> {
     let model = gemini::model_path(&config.model)?;
-    let uri = common::endpoint(&config.base_url, &format!("v1beta/{model}:batchEmbedContents"))?;
-    let headers = vec![(HeaderName::from_static("x-goog-api-key"), common::secret(common::required_key(config)?)?)];
+    let uri = outbound::endpoint(&config.base_url, &format!("v1beta/{model}:batchEmbedContents"))?;
+    let headers =
+        vec![(HeaderName::from_static("x-goog-api-key"), outbound::secret(conventions::required_key(config)?)?)];
     let task_type = match request.task {
         EmbeddingTask::Document => "RETRIEVAL_DOCUMENT",
         EmbeddingTask::Query => "RETRIEVAL_QUERY",
@@ -240,5 +242,5 @@ fn gemini_request(
             output_dimensionality: request.dimensions,
         })
         .collect();
-    common::post_json(uri, headers, &GeminiRequest { requests })
+    Ok(outbound::post_json(uri, headers, &GeminiRequest { requests })?)
 }

@@ -33,12 +33,13 @@ mod tool_tests;
 use bytes::Bytes;
 use http::header::HeaderName;
 
-use super::common;
+use super::conventions;
 use super::{ProviderConfig, ProviderError, SseEvent};
 use crate::model::{
     ChatRequest, ChatResponse, FinishReason, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallPiece, ToolChoice,
     Usage,
 };
+use crate::outbound;
 
 /// The placeholder signature Google documents for calls whose real signature is unknown.
 const SKIP_SIGNATURE: &str = "skip_thought_signature_validator";
@@ -48,21 +49,21 @@ pub(super) fn build_request(
     request: &ChatRequest,
     stream: bool,
 ) -> Result<http::Request<Bytes>, ProviderError> {
-    let model = model_path(common::model(config, request)?)?;
+    let model = model_path(conventions::model(config, request)?)?;
     let path = if stream {
         format!("v1beta/{model}:streamGenerateContent?alt=sse")
     } else {
         format!("v1beta/{model}:generateContent")
     };
-    let uri = common::endpoint(&config.base_url, &path)?;
-    let key = common::required_key(config)?;
-    let headers = vec![(HeaderName::from_static("x-goog-api-key"), common::secret(key)?)];
+    let uri = outbound::endpoint(&config.base_url, &path)?;
+    let key = conventions::required_key(config)?;
+    let headers = vec![(HeaderName::from_static("x-goog-api-key"), outbound::secret(key)?)];
 
     let budget = request.reasoning.map(|r| r.budget_tokens);
     let generation = wire::GenerationConfig {
         temperature: request.temperature,
         top_p: request.top_p,
-        max_output_tokens: common::output_limit(request.max_tokens, budget),
+        max_output_tokens: conventions::output_limit(request.max_tokens, budget),
         stop_sequences: &request.stop,
         seed: request.seed.map(seed),
         thinking_config: budget.map(|thinking_budget| wire::ThinkingConfig { thinking_budget, include_thoughts: true }),
@@ -99,7 +100,7 @@ pub(super) fn build_request(
         },
         tool_config: request.tool_choice.as_ref().filter(|_| tools).map(tool_config),
     };
-    common::post_json(uri, headers, &body)
+    Ok(outbound::post_json(uri, headers, &body)?)
 }
 
 fn tool_config(choice: &ToolChoice) -> wire::ToolConfig<'_> {
@@ -165,7 +166,7 @@ fn seed(seed: u64) -> i32 {
 /// The conversation without system messages; consecutive messages of one role become one
 /// content with several parts, so turns alternate (tool results are user turns).
 fn contents(request: &ChatRequest) -> Result<Vec<wire::Content<'_>>, ProviderError> {
-    let names = common::tool_result_names(request)?;
+    let names = conventions::tool_result_names(request)?;
     let mut contents: Vec<wire::Content> = Vec::new();
     for (message, name) in request.messages.iter().zip(names) {
         let (role, parts) = match message.role {
@@ -199,7 +200,7 @@ fn model_parts(message: &crate::model::Message) -> Result<Vec<wire::Part<'_>>, P
     let unsigned = message.tool_calls.iter().all(|c| c.signature.is_none());
     for (i, call) in message.tool_calls.iter().enumerate() {
         let function_call =
-            wire::FunctionCall { id: &call.id, name: &call.name, args: common::arguments_object(call)? };
+            wire::FunctionCall { id: &call.id, name: &call.name, args: conventions::arguments_object(call)? };
         let signature = call.signature.as_deref().or((unsigned && i == 0).then_some(SKIP_SIGNATURE));
         parts.push(wire::Part {
             function_call: Some(function_call),
@@ -211,9 +212,9 @@ fn model_parts(message: &crate::model::Message) -> Result<Vec<wire::Part<'_>>, P
 }
 
 pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
-    let response: wire::Response = common::parse_json(body)?;
+    let response: wire::Response = conventions::parse_json(body)?;
     if let Some(error) = &response.error {
-        let text = common::describe(error.status.as_deref(), &error.message);
+        let text = conventions::describe(error.status.as_deref(), &error.message);
         return Err(ProviderError::Malformed(format!("error object in a success response: {text}")));
     }
     let usage = response.usage_metadata.map(usage).unwrap_or_default();
@@ -280,7 +281,7 @@ pub(super) fn error_message(body: &[u8]) -> Option<String> {
         one => one,
     };
     let envelope: wire::ErrorEnvelope = serde_json::from_value(value).ok()?;
-    let text = common::describe(envelope.error.status.as_deref(), &envelope.error.message);
+    let text = conventions::describe(envelope.error.status.as_deref(), &envelope.error.message);
     (!text.is_empty()).then_some(text)
 }
 
@@ -300,9 +301,9 @@ impl StreamState {
         if data.is_empty() {
             return Ok(Vec::new());
         }
-        let chunk: wire::Response = common::parse_json(data.as_bytes())?;
+        let chunk: wire::Response = conventions::parse_json(data.as_bytes())?;
         if let Some(error) = chunk.error {
-            let message = common::describe(error.status.as_deref(), &error.message);
+            let message = conventions::describe(error.status.as_deref(), &error.message);
             return Err(ProviderError::StreamError { message });
         }
         let mut out = Vec::new();

@@ -7,14 +7,17 @@
 //! provider is adding a variant and a module.
 
 mod anthropic;
-pub(crate) mod common;
+mod conventions;
 pub mod embeddings;
+#[cfg(test)]
+mod fixtures;
 mod gemini;
 mod openai;
 
 use bytes::Bytes;
 
 use crate::model::{ChatRequest, ChatResponse, StreamEvent};
+use crate::outbound::Unbuildable;
 
 /// The wire dialects the platform speaks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,6 +95,12 @@ pub enum ProviderError {
     InvalidRequest(String),
 }
 
+impl From<Unbuildable> for ProviderError {
+    fn from(Unbuildable(message): Unbuildable) -> Self {
+        ProviderError::Config(message)
+    }
+}
+
 /// Builds the HTTP request for `request`, streamed or not, with the vendor's auth headers.
 pub fn build_request(
     config: &ProviderConfig,
@@ -161,9 +170,4 @@ impl StreamDecoder {
             StreamDecoder::Gemini(state) => state.finish(),
         }
     }
-}
-
-/// Joins a base URL and a path with exactly one slash between them.
-pub(crate) fn join_url(base: &str, path: &str) -> String {
-    format!("{}/{}", base.trim_end_matches('/'), path.trim_start_matches('/'))
 }

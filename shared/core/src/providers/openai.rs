@@ -23,29 +23,30 @@ use bytes::Bytes;
 use http::header::AUTHORIZATION;
 use serde_json::Value;
 
-use super::common;
+use super::conventions;
 use super::{ProviderConfig, ProviderError, ProviderKind, SseEvent};
 use crate::model::{
     ChatRequest, ChatResponse, Effort, FinishReason, Message, Reasoning, ResponseFormat, Role, StreamEvent, ToolCall,
     ToolCallPiece, ToolChoice, Usage,
 };
+use crate::outbound;
 
 pub(super) fn build_request(
     config: &ProviderConfig,
     request: &ChatRequest,
     stream: bool,
 ) -> Result<http::Request<Bytes>, ProviderError> {
-    let uri = common::endpoint(&config.base_url, "chat/completions")?;
-    let model = common::model(config, request)?;
+    let uri = outbound::endpoint(&config.base_url, "chat/completions")?;
+    let model = conventions::model(config, request)?;
     let compat = config.kind == ProviderKind::Compat;
-    let key = if compat { common::api_key(config) } else { Some(common::required_key(config)?) };
+    let key = if compat { conventions::api_key(config) } else { Some(conventions::required_key(config)?) };
     let mut headers = Vec::new();
     if let Some(key) = key {
-        headers.push((AUTHORIZATION, common::secret(&format!("Bearer {key}"))?));
+        headers.push((AUTHORIZATION, outbound::secret(&format!("Bearer {key}"))?));
     }
 
     let budget = request.reasoning.map(|r| r.budget_tokens);
-    let limit = common::output_limit(request.max_tokens, budget);
+    let limit = conventions::output_limit(request.max_tokens, budget);
     // OpenAI's reasoning models accept only the default sampling (a changed `temperature` or
     // `top_p` is a 400), so with reasoning on those are left out; compatible servers keep them.
     let sampling = compat || request.reasoning.is_none();
@@ -79,7 +80,7 @@ pub(super) fn build_request(
         stream,
         stream_options: stream.then_some(wire::StreamOptions { include_usage: true }),
     };
-    common::post_json(uri, headers, &body)
+    Ok(outbound::post_json(uri, headers, &body)?)
 }
 
 fn message(m: &Message) -> wire::Message<'_> {
@@ -136,7 +137,7 @@ fn effort(reasoning: Reasoning) -> &'static str {
 }
 
 pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError> {
-    let completion: wire::Completion = common::parse_json(body)?;
+    let completion: wire::Completion = conventions::parse_json(body)?;
     if let Some(error) = &completion.error {
         let message = error_text(error).unwrap_or_default();
         return Err(ProviderError::Malformed(format!("error object in a success response: {message}")));
@@ -200,7 +201,7 @@ pub(super) fn error_message(body: &[u8]) -> Option<String> {
     let envelope: wire::ErrorEnvelope = serde_json::from_slice(body).ok()?;
     match &envelope.error {
         Some(error) => error_text(error),
-        None => envelope.message.filter(|m| !m.is_empty()).map(|m| common::describe(envelope.kind.as_deref(), &m)),
+        None => envelope.message.filter(|m| !m.is_empty()).map(|m| conventions::describe(envelope.kind.as_deref(), &m)),
     }
 }
 
@@ -212,7 +213,7 @@ fn error_text(error: &Value) -> Option<String> {
             let field = |name: &str| map.get(name).and_then(Value::as_str);
             let message = field("message").unwrap_or("");
             let kind = field("code").or(field("type"));
-            let text = common::describe(kind, message);
+            let text = conventions::describe(kind, message);
             (!text.is_empty()).then_some(text)
         }
         _ => None,
@@ -236,7 +237,7 @@ impl StreamState {
             self.done = true;
             return Ok(vec![StreamEvent::Done]);
         }
-        let chunk: wire::Completion = common::parse_json(data.as_bytes())?;
+        let chunk: wire::Completion = conventions::parse_json(data.as_bytes())?;
         if let Some(error) = &chunk.error {
             let message = error_text(error).unwrap_or_else(|| "unknown error".to_owned());
             return Err(ProviderError::StreamError { message });

@@ -14,8 +14,8 @@ use http::header::{HeaderName, HeaderValue, ACCEPT};
 use serde_json::Value;
 
 use super::text::{field, percent_encode};
-use super::{config_error, SearchError, SearchProviderConfig};
-use crate::providers::common;
+use super::{SearchError, SearchProviderConfig};
+use crate::outbound;
 
 pub(super) fn build_request(
     config: &SearchProviderConfig,
@@ -26,8 +26,8 @@ pub(super) fn build_request(
         "res/v1/web/search?q={}&count={max_results}&result_filter=web&text_decorations=false",
         percent_encode(query)
     );
-    let uri = common::endpoint(&config.base_url, &path).map_err(config_error)?;
-    let token = common::secret(&config.api_key).map_err(config_error)?;
+    let uri = outbound::endpoint(&config.base_url, &path)?;
+    let token = outbound::secret(&config.api_key)?;
     let mut request = http::Request::new(Bytes::new());
     *request.uri_mut() = uri;
     let headers = request.headers_mut();

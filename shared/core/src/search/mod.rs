@@ -183,10 +183,9 @@ pub fn parse_error(kind: SearchProviderKind, status: u16, body: &[u8]) -> Search
     SearchError::Status { status, message: message.unwrap_or_else(|| format!("http status {status}")), rejected_key }
 }
 
-fn config_error(err: crate::providers::ProviderError) -> SearchError {
-    match err {
-        crate::providers::ProviderError::Config(message) => SearchError::Config(message),
-        other => SearchError::Config(other.to_string()),
+impl From<crate::outbound::Unbuildable> for SearchError {
+    fn from(crate::outbound::Unbuildable(message): crate::outbound::Unbuildable) -> Self {
+        SearchError::Config(message)
     }
 }
 

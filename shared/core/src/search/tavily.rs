@@ -13,16 +13,16 @@ use http::header::{HeaderName, HeaderValue, ACCEPT, AUTHORIZATION};
 use serde_json::{json, Value};
 
 use super::text::field;
-use super::{config_error, SearchError, SearchProviderConfig};
-use crate::providers::common;
+use super::{SearchError, SearchProviderConfig};
+use crate::outbound;
 
 pub(super) fn build_request(
     config: &SearchProviderConfig,
     query: &str,
     max_results: usize,
 ) -> std::result::Result<http::Request<Bytes>, SearchError> {
-    let uri = common::endpoint(&config.base_url, "search").map_err(config_error)?;
-    let token = common::secret(&format!("Bearer {}", config.api_key)).map_err(config_error)?;
+    let uri = outbound::endpoint(&config.base_url, "search")?;
+    let token = outbound::secret(&format!("Bearer {}", config.api_key))?;
     let body = json!({
         "query": query,
         "max_results": max_results,
@@ -33,7 +33,7 @@ pub(super) fn build_request(
     });
     let headers: Vec<(HeaderName, HeaderValue)> =
         vec![(AUTHORIZATION, token), (ACCEPT, HeaderValue::from_static("application/json"))];
-    common::post_json(uri, headers, &body).map_err(config_error)
+    Ok(outbound::post_json(uri, headers, &body)?)
 }
 
 /// `(title, url, content)` per result, in Tavily's order (by relevance). Read through

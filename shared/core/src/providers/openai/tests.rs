@@ -2,7 +2,7 @@
 
 use serde_json::{json, Value};
 
-use super::super::common::{collect, decode_all, sse_events};
+use super::super::fixtures::{collect, decode_all, sse_events};
 use super::super::{parse_error, ProviderConfig, ProviderError, ProviderKind, SseEvent};
 use super::*;
 use crate::model::{Message, Reasoning, Role};

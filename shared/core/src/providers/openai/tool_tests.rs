@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use super::super::common::{collect, decode_all, tool_conversation};
+use super::super::fixtures::{collect, decode_all, tool_conversation};
 use super::super::{ProviderConfig, ProviderKind};
 use super::*;
 

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::super::common::lenient_string;
+use super::super::conventions::lenient_string;
 
 /// The `POST /chat/completions` body.
 #[derive(Debug, Serialize)]
