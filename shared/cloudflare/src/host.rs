@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
+use opencode_runtime::log::{Level, Record};
 use opencode_runtime::{Body, Host, HostError};
 use worker::js_sys::{self, Function, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -139,6 +140,17 @@ impl Host for WorkersHost {
 
     fn spawn_background(&self, task: LocalBoxFuture<'static, ()>) {
         self.inner.ctx.wait_until(task);
+    }
+
+    fn log(&self, record: &Record) {
+        // The console's level picks the Workers Logs level; the line is the record.
+        let line = JsValue::from_str(&record.to_line());
+        match record.level {
+            Level::Debug => web_sys::console::debug_1(&line),
+            Level::Info => web_sys::console::log_1(&line),
+            Level::Warn => web_sys::console::warn_1(&line),
+            Level::Error => web_sys::console::error_1(&line),
+        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod model;
 pub mod outbound;
 pub mod pricing;
 pub mod providers;
+pub mod redact;
 pub mod routing;
 pub mod sandbox;
 pub mod search;

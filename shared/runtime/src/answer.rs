@@ -259,20 +259,18 @@ where
     stream::select(rx, driver).boxed_local()
 }
 
-/// Most text an answer fold keeps when asked to (what a cache entry holds): a longer answer is
-/// passed on, not kept.
-pub const MAX_KEPT_TEXT_BYTES: usize = 1 << 20;
-
 /// A provider stream adding up to an answer: text, reasoning, calls, the model it named, its
 /// usage and finish. The one place streamed events are folded.
 #[derive(Debug, Default)]
 pub struct AnswerFold {
     /// Keep the text and reasoning (a relay keeps them for the answer; chat only to cache it).
     keep_text: bool,
+    /// The most text, reasoning and call arguments kept, in bytes.
+    limit: usize,
     /// The text kept, piece by piece as it came (a cache replays those pieces).
     pub pieces: Vec<String>,
     kept_bytes: usize,
-    /// More came than [`MAX_KEPT_TEXT_BYTES`]: what is kept is not the whole answer.
+    /// More came than the limit: what is kept is not the whole answer.
     pub overflowed: bool,
     thinking: String,
     pub model: Option<String>,
@@ -282,8 +280,15 @@ pub struct AnswerFold {
 }
 
 impl AnswerFold {
-    pub fn new(keep_text: bool) -> Self {
-        AnswerFold { keep_text, ..AnswerFold::default() }
+    /// A fold that passes the text on and keeps none of it.
+    pub fn passing() -> Self {
+        AnswerFold::default()
+    }
+
+    /// A fold that keeps the text while it stays within `limit` bytes (with the reasoning and
+    /// the calls' arguments); past it, it keeps nothing more and says so (`overflowed`).
+    pub fn keeping(limit: usize) -> Self {
+        AnswerFold { keep_text: true, limit, ..AnswerFold::default() }
     }
 
     /// Adds one event; returns the piece the client sees, if the event is one.
@@ -298,6 +303,9 @@ impl AnswerFold {
                 Some(Event::Thinking(text))
             }
             StreamEvent::ToolCall(piece) => {
+                // The calls are kept whatever their size (the answer needs them), but count
+                // against what a kept answer may hold.
+                self.count(piece.arguments.len());
                 add_tool_call_piece(&mut self.tool_calls, &piece);
                 Some(Event::ToolCall(piece))
             }
@@ -321,17 +329,28 @@ impl AnswerFold {
         if !self.keep_text || self.overflowed {
             return;
         }
-        self.kept_bytes = self.kept_bytes.saturating_add(text.len());
-        if self.kept_bytes > MAX_KEPT_TEXT_BYTES {
-            // Drop what was kept: a partial answer is worth nothing and its memory is the
-            // client's stream, not ours.
-            self.overflowed = true;
-            self.pieces = Vec::new();
-            self.thinking = String::new();
-        } else if thinking {
+        self.count(text.len());
+        if self.overflowed {
+            return;
+        }
+        if thinking {
             self.thinking.push_str(text);
         } else {
             self.pieces.push(text.to_owned());
+        }
+    }
+
+    /// Counts `bytes` more against the limit; past it, drops what was kept: a partial answer is
+    /// worth nothing, and its memory is the client's stream, not ours.
+    fn count(&mut self, bytes: usize) {
+        if !self.keep_text || self.overflowed {
+            return;
+        }
+        self.kept_bytes = self.kept_bytes.saturating_add(bytes);
+        if self.kept_bytes > self.limit {
+            self.overflowed = true;
+            self.pieces = Vec::new();
+            self.thinking = String::new();
         }
     }
 
@@ -362,7 +381,7 @@ pub async fn relay<D: Details>(
     mut events: ProviderStream,
     answered: &Answered,
 ) -> Result<ChatResponse, StreamFailure> {
-    let mut fold = AnswerFold::new(true);
+    let mut fold = AnswerFold::keeping(usize::MAX);
     while let Some(event) = events.next().await {
         let event = event?;
         let done = event == StreamEvent::Done;
@@ -384,17 +403,23 @@ mod tests {
 
     #[test]
     fn a_fold_keeps_pieces_until_the_bound_then_keeps_nothing() {
-        let mut fold = AnswerFold::new(true);
+        let mut fold = AnswerFold::keeping(100);
         let _ = fold.push::<()>(StreamEvent::Delta("a".into()));
         let _ = fold.push::<()>(StreamEvent::Thinking("t".into()));
         assert_eq!(fold.pieces, ["a"]);
-        let _ = fold.push::<()>(StreamEvent::Delta("x".repeat(MAX_KEPT_TEXT_BYTES)));
+        let _ = fold.push::<()>(StreamEvent::Delta("x".repeat(99)));
         assert!(fold.overflowed);
         assert!(fold.pieces.is_empty());
         let _ = fold.push::<()>(StreamEvent::Delta("b".into()));
         assert!(fold.pieces.is_empty(), "nothing is kept after an overflow");
 
-        let mut fold = AnswerFold::new(false);
+        let mut calls = AnswerFold::keeping(10);
+        let piece = ToolCallPiece { index: 0, arguments: "{".repeat(11), ..ToolCallPiece::default() };
+        let _ = calls.push::<()>(StreamEvent::ToolCall(piece));
+        assert!(calls.overflowed, "call arguments count too");
+        assert_eq!(calls.tool_calls.len(), 1, "but the calls are kept");
+
+        let mut fold = AnswerFold::passing();
         assert!(matches!(fold.push::<()>(StreamEvent::Delta("a".into())), Some(Event::Delta(t)) if t == "a"));
         assert!(fold.pieces.is_empty());
     }

@@ -12,7 +12,9 @@ use serde::{Deserialize, Serialize};
 use opencode_core::model::{ChatRequest, ChatResponse};
 use opencode_core::providers::ProviderConfig;
 
-use crate::host::Host;
+use opencode_core::redact::redact;
+
+use crate::host::{Host, HostError};
 
 /// The KV store the cache lives in.
 pub const STORE: &str = "cache";
@@ -99,18 +101,35 @@ pub fn key(tenant: &str, mode: &str, chain: &[ProviderConfig], request: &ChatReq
 /// Reads an entry; a missing, expired, unreadable or foreign-version entry is a miss, and a
 /// store failure is a miss too (the cache must never fail a request).
 pub async fn get<H: Host>(host: &H, key: &str) -> Option<CachedAnswer> {
-    let bytes = host.kv_get(STORE, key).await.ok()??;
+    let bytes = match host.kv_get(STORE, key).await {
+        Ok(bytes) => bytes?,
+        Err(err) => {
+            failed(host, "cache read failed", key, &err);
+            return None;
+        }
+    };
     let entry: Entry = serde_json::from_slice(&bytes).ok()?;
     (entry.v == VERSION && entry.expires_at_ms > host.now_ms()).then_some(entry.answer)
 }
 
-/// Stores an answer for `ttl_secs`, after the response (a failure is only logged as lost).
+/// Stores an answer for `ttl_secs`, after the response (a failure is logged, and lost).
 pub fn put_later<H: Host>(host: &H, key: String, answer: CachedAnswer, ttl_secs: u64) {
     let entry = Entry { v: VERSION, expires_at_ms: host.now_ms().saturating_add(ttl_secs * 1000), answer };
     let Ok(bytes) = serde_json::to_vec(&entry) else { return };
     let store = host.clone();
     host.spawn_background(Box::pin(async move {
         // Workers KV refuses TTLs under 60 s; the stored deadline is what counts.
-        let _ = store.kv_put(STORE, &key, bytes, Some(ttl_secs.max(60))).await;
+        if let Err(err) = store.kv_put(STORE, &key, bytes, Some(ttl_secs.max(60))).await {
+            failed(&store, "cache write failed", &key, &err);
+        }
     }));
+}
+
+/// A cache failure is a miss, never an error: it is logged, and the request goes on.
+fn failed<H: Host>(host: &H, message: &str, key: &str, err: &HostError) {
+    let mut fields = serde_json::Map::new();
+    fields.insert("store".into(), STORE.into());
+    fields.insert("key".into(), key.into());
+    fields.insert("error".into(), redact(&err.to_string()).into());
+    crate::log::warn(host, message, fields);
 }

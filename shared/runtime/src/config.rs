@@ -48,6 +48,7 @@ pub const VARIABLES: &[&str] = &[
     "MAX_RETRIES",
     "RETRY_BACKOFF_MS",
     "RETRY_AFTER_CAP_MS",
+    "STREAM_MAX_MS",
     "CACHE_TTL_SECS",
     "ROUTER_CONFIG",
     "EMBEDDING_PROVIDER",
@@ -180,6 +181,7 @@ impl Config {
             max_retries: number(host, "MAX_RETRIES", u64::from(defaults.max_retries))?.min(10) as u32,
             backoff_base_ms: number(host, "RETRY_BACKOFF_MS", defaults.backoff_base_ms)?,
             retry_after_cap_ms: number(host, "RETRY_AFTER_CAP_MS", defaults.retry_after_cap_ms)?,
+            stream_max_ms: number(host, "STREAM_MAX_MS", defaults.stream_max_ms)?.max(1),
         };
         Ok(Config {
             chain,

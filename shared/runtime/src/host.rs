@@ -6,9 +6,13 @@
 //! and `opencode-testkit` implements it natively for tests. Wasm futures are single-threaded,
 //! so nothing here is `Send`.
 
+use std::rc::Rc;
+
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::stream::LocalBoxStream;
+
+use crate::log::Record;
 
 /// A streamed body: chunks as they arrive from the network.
 pub type ByteStream = LocalBoxStream<'static, Result<Bytes, HostError>>;
@@ -157,13 +161,91 @@ pub trait Host: Clone + 'static {
 
     /// Runs `task` after the response has been sent (`ctx.wait_until` on Workers).
     fn spawn_background(&self, task: LocalBoxFuture<'static, ()>);
+
+    /// Writes one structured log record, as its JSON line ([`Record::to_line`]): to the console
+    /// on Workers (Workers Logs, `wrangler tail`), to stderr on Spin.
+    fn log(&self, record: &Record);
+}
+
+/// A host serving one request: every log record it writes names the request.
+#[derive(Clone)]
+pub struct RequestHost<H> {
+    inner: H,
+    request_id: Rc<str>,
+}
+
+impl<H: Host> RequestHost<H> {
+    pub fn new(inner: H, request_id: &str) -> Self {
+        RequestHost { inner, request_id: Rc::from(request_id) }
+    }
+}
+
+impl<H: Host> Host for RequestHost<H> {
+    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, HostError> {
+        self.inner.fetch(request).await
+    }
+
+    async fn call_function(
+        &self,
+        name: &str,
+        request: http::Request<Bytes>,
+    ) -> Result<http::Response<Body>, HostError> {
+        self.inner.call_function(name, request).await
+    }
+
+    async fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+        self.inner.kv_get(store, key).await
+    }
+
+    async fn kv_put(
+        &self,
+        store: &str,
+        key: &str,
+        value: Vec<u8>,
+        ttl_hint_secs: Option<u64>,
+    ) -> Result<(), HostError> {
+        self.inner.kv_put(store, key, value, ttl_hint_secs).await
+    }
+
+    async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError> {
+        self.inner.kv_delete(store, key).await
+    }
+
+    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
+        self.inner.kv_list(store, prefix, limit).await
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.inner.now_ms()
+    }
+
+    fn sleep(&self, ms: u64) -> LocalBoxFuture<'static, ()> {
+        self.inner.sleep(ms)
+    }
+
+    fn var(&self, name: &str) -> Option<String> {
+        self.inner.var(name)
+    }
+
+    fn random_bytes(&self, buf: &mut [u8]) {
+        self.inner.random_bytes(buf);
+    }
+
+    fn spawn_background(&self, task: LocalBoxFuture<'static, ()>) {
+        self.inner.spawn_background(task);
+    }
+
+    fn log(&self, record: &Record) {
+        let mut record = record.clone();
+        record.fields.insert("request_id".into(), serde_json::Value::String(self.request_id.to_string()));
+        self.inner.log(&record);
+    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use std::cell::Cell;
-    use std::rc::Rc;
 
     use futures::StreamExt as _;
 

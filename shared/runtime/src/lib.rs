@@ -19,10 +19,11 @@ pub mod config;
 pub mod executor;
 pub mod host;
 pub mod knowledge;
+pub mod log;
 pub mod metrics;
 pub mod modes;
 pub mod sandbox;
 pub mod search;
 pub mod sse;
 
-pub use host::{Body, ByteStream, Host, HostError};
+pub use host::{Body, ByteStream, Host, HostError, RequestHost};

@@ -250,8 +250,12 @@ pub fn record<H: Host>(host: &H, sample: &Sample) {
 
 async fn put<H: Host>(host: &H, key: &str, record: &Record) {
     // A failed write is made good by the next one: each carries the whole total.
-    if let Ok(bytes) = serde_json::to_vec(record) {
-        let _ = host.kv_put(STORE, key, bytes, Some(TTL_SECS)).await;
+    let Ok(bytes) = serde_json::to_vec(record) else { return };
+    if let Err(err) = host.kv_put(STORE, key, bytes, Some(TTL_SECS)).await {
+        let mut fields = serde_json::Map::new();
+        fields.insert("key".into(), key.into());
+        fields.insert("error".into(), opencode_core::redact::redact(&err.to_string()).into());
+        crate::log::warn(host, "metrics write failed", fields);
     }
 }
 

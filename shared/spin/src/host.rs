@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
+use opencode_runtime::log::Record;
 use opencode_runtime::{Body, ByteStream, Host, HostError};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::FullBody;
@@ -139,6 +140,11 @@ impl Host for SpinHost {
             }
             filled += n;
         }
+    }
+
+    fn log(&self, record: &Record) {
+        // One line per record on stderr, which Spin (and spin-host) pass to their own log.
+        eprintln!("{}", record.to_line());
     }
 
     fn spawn_background(&self, task: LocalBoxFuture<'static, ()>) {

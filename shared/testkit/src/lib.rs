@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::stream::StreamExt;
 use futures::FutureExt;
+use opencode_runtime::log::Record;
 use opencode_runtime::{Body, Host, HostError};
 
 mod net;
@@ -35,6 +36,9 @@ struct State {
     upstream: RefCell<Option<Upstream>>,
     functions: RefCell<HashMap<String, Function>>,
     background: RefCell<Vec<LocalBoxFuture<'static, ()>>>,
+    logs: RefCell<Vec<Record>>,
+    /// KV stores whose writes fail.
+    failing_stores: RefCell<Vec<String>>,
     fixed_now_ms: Cell<Option<u64>>,
     random_state: Cell<u64>,
 }
@@ -107,6 +111,16 @@ impl TestHost {
         }
     }
 
+    /// Makes every write to `store` fail from now on, as a KV outage would.
+    pub fn fail_kv_writes(&self, store: &str) {
+        self.state.failing_stores.borrow_mut().push(store.to_owned());
+    }
+
+    /// Every log record written so far.
+    pub fn logs(&self) -> Vec<Record> {
+        self.state.logs.borrow().clone()
+    }
+
     /// A snapshot of one KV store.
     pub fn kv_snapshot(&self, store: &str) -> BTreeMap<String, Vec<u8>> {
         self.state
@@ -152,6 +166,9 @@ impl Host for TestHost {
         value: Vec<u8>,
         _ttl_hint_secs: Option<u64>,
     ) -> Result<(), HostError> {
+        if self.state.failing_stores.borrow().iter().any(|s| s == store) {
+            return Err(HostError::Kv(format!("the {store} store is down")));
+        }
         self.state.kv.borrow_mut().insert((store.to_string(), key.to_string()), value);
         Ok(())
     }
@@ -203,6 +220,10 @@ impl Host for TestHost {
 
     fn spawn_background(&self, task: LocalBoxFuture<'static, ()>) {
         self.state.background.borrow_mut().push(task);
+    }
+
+    fn log(&self, record: &Record) {
+        self.state.logs.borrow_mut().push(record.clone());
     }
 }
 

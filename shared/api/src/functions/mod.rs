@@ -20,7 +20,7 @@ mod thinking;
 use opencode_core::routing::{Mode, Tier};
 use opencode_runtime::answer::Reply;
 use opencode_runtime::config::Config;
-use opencode_runtime::host::{Body, Host};
+use opencode_runtime::host::{Body, Host, RequestHost};
 
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
@@ -119,6 +119,8 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
 /// Runs function `F` on one request. Always answers; never panics on input.
 pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) -> http::Response<Body> {
     let request_id = web::request_id(&host, request.headers());
+    // Every record the request logs names it.
+    let host = RequestHost::new(host, &request_id);
     let mut response = match F::run(host, request, &request_id).await {
         Ok(response) => response,
         Err(err) => web::error(&err, &request_id),

@@ -97,11 +97,20 @@ pub struct RetryPolicy {
     /// The longest backoff, and the longest `Retry-After` honoured: a provider asking for
     /// more is skipped in favour of the next one instead of stalling the request.
     pub retry_after_cap_ms: u64,
+    /// The longest a streamed answer may take from the request to its end, however steadily
+    /// it trickles (`STREAM_MAX_MS`).
+    pub stream_max_ms: u64,
 }
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { attempt_timeout_ms: 30_000, max_retries: 1, backoff_base_ms: 200, retry_after_cap_ms: 5_000 }
+        RetryPolicy {
+            attempt_timeout_ms: 30_000,
+            max_retries: 1,
+            backoff_base_ms: 200,
+            retry_after_cap_ms: 5_000,
+            stream_max_ms: 600_000,
+        }
     }
 }
 

@@ -4,14 +4,20 @@
 
 use std::future::Future;
 
+use serde_json::{json, Map};
+
 use opencode_core::providers::{ProviderConfig, ProviderError};
+use opencode_core::redact::redact;
 use opencode_core::search::{SearchError, SearchProviderConfig};
 
 use super::{Attempt, Outcome, RetryPolicy};
 use crate::host::{Host, HostError};
+use crate::log;
 
 /// What the loop tries: a provider of some kind, by name and model.
 pub(crate) trait Target {
+    /// What it is, for logs: `provider` (of models), `search`.
+    const KIND: &'static str;
     fn name(&self) -> &str;
     /// The model asked of it; empty where there is none (web search).
     fn model(&self) -> &str {
@@ -20,6 +26,8 @@ pub(crate) trait Target {
 }
 
 impl Target for ProviderConfig {
+    const KIND: &'static str = "provider";
+
     fn name(&self) -> &str {
         &self.name
     }
@@ -30,6 +38,8 @@ impl Target for ProviderConfig {
 }
 
 impl Target for SearchProviderConfig {
+    const KIND: &'static str = "search";
+
     fn name(&self) -> &str {
         self.kind.name()
     }
@@ -118,7 +128,9 @@ where
                 }
                 Err(failure) => {
                     let retryable = failure.outcome.is_retryable();
-                    attempts.push(record(failure.outcome, failure.detail, failure.rejected_key));
+                    let attempt = record(failure.outcome, failure.detail, failure.rejected_key);
+                    log_failure::<H, P>(host, &attempt, retryable && retry < policy.max_retries);
+                    attempts.push(attempt);
                     if !retryable || retry == policy.max_retries {
                         break;
                     }
@@ -129,4 +141,26 @@ where
         }
     }
     Err(attempts)
+}
+
+/// Every failed attempt is logged where it fails, with the vendor's words redacted: an
+/// attempt record keeps them from clients, and this is where an operator reads them.
+fn log_failure<H: Host, P: Target>(host: &H, attempt: &Attempt, will_retry: bool) {
+    let mut fields = Map::new();
+    fields.insert("kind".into(), json!(P::KIND));
+    fields.insert("provider".into(), json!(attempt.provider));
+    if !attempt.model.is_empty() {
+        fields.insert("model".into(), json!(attempt.model));
+    }
+    fields.insert("outcome".into(), json!(attempt.outcome.to_string()));
+    if let Outcome::Status { status } = attempt.outcome {
+        fields.insert("status".into(), json!(status));
+    }
+    fields.insert("elapsed_ms".into(), json!(attempt.elapsed_ms));
+    if attempt.rejected_key {
+        fields.insert("rejected_key".into(), json!(true));
+    }
+    fields.insert("retry".into(), json!(will_retry));
+    fields.insert("detail".into(), json!(redact(&attempt.detail)));
+    log::warn(host, "attempt failed", fields);
 }

@@ -11,8 +11,10 @@ use super::{read_error_body, status_failure, Failure, Outcome, RetryPolicy};
 use opencode_core::model::{ChatRequest, StreamEvent};
 use opencode_core::providers::{self, ProviderConfig, ProviderError, SseEvent, StreamDecoder};
 
-use crate::host::{Host, HostError};
-use crate::sse;
+use opencode_core::redact::redact;
+
+use crate::host::Host;
+use crate::sse::{self, SseError};
 
 /// A committed provider's events. An `Err` item is terminal: nothing follows it.
 pub type ProviderStream = LocalBoxStream<'static, Result<StreamEvent, StreamFailure>>;
@@ -82,13 +84,21 @@ impl<H: Host> Deadline<H> {
 
 /// A provider's stream: read by `open` up to the commit point, then handed to the client.
 struct Live<H: Host> {
-    events: LocalBoxStream<'static, Result<SseEvent, HostError>>,
+    host: H,
+    /// Who streams, for the log when the stream breaks.
+    provider: String,
+    model: String,
+    events: LocalBoxStream<'static, Result<SseEvent, SseError>>,
     decoder: StreamDecoder,
     pending: VecDeque<StreamEvent>,
     /// Before the commit point, the attempt's limit for the first token; after it, the limit on
-    /// silence, pushed back by every event. Both are the attempt timeout, `timeout_ms`.
+    /// silence, pushed back by every event. Both are the attempt timeout, `timeout_ms`; neither
+    /// goes past `ends_ms`, when the stream has had all the time a stream may take.
     deadline: Deadline<H>,
     timeout_ms: u64,
+    /// `STREAM_MAX_MS` after the request was sent, by the host's clock.
+    ends_ms: u64,
+    max_ms: u64,
     committed: bool,
     finished: bool,
 }
@@ -102,13 +112,15 @@ impl<H: Host> Live<H> {
     /// The next raw SSE event, within the deadline.
     async fn next_raw(&mut self) -> Result<Next, Failure> {
         let next = match self.deadline.run(self.events.next()).await {
+            None if self.host.now_ms() >= self.ends_ms => return Err(too_long(self.max_ms)),
             None => return Err(timed_out(self.timeout_ms, self.committed)),
             Some(None) => Next::End,
             Some(Some(Ok(event))) => Next::Event(event),
-            Some(Some(Err(err))) => return Err(Failure::from_host(err)),
+            Some(Some(Err(SseError::Transport(err)))) => return Err(Failure::from_host(err)),
+            Some(Some(Err(SseError::Malformed(why)))) => return Err(Failure::new(Outcome::Malformed, why)),
         };
         if self.committed {
-            self.deadline.push_back(self.timeout_ms);
+            self.push_back();
         }
         Ok(next)
     }
@@ -116,7 +128,13 @@ impl<H: Host> Live<H> {
     /// The stream is the client's from here on: the limit becomes one on silence.
     fn commit(&mut self) {
         self.committed = true;
-        self.deadline.push_back(self.timeout_ms);
+        self.push_back();
+    }
+
+    /// The limit on silence, from now, but never past the stream's end.
+    fn push_back(&mut self) {
+        let left = self.ends_ms.saturating_sub(self.host.now_ms());
+        self.deadline.push_back(self.timeout_ms.min(left));
     }
 
     /// Decodes the next batch of events into `pending`; `Ok(false)` once the stream is over.
@@ -140,6 +158,18 @@ impl<H: Host> Live<H> {
     }
 }
 
+impl<H: Host> Live<H> {
+    /// A committed stream that broke is logged where it broke, with the vendor's words redacted.
+    fn log_broken(&self, failure: &Failure) {
+        let mut fields = serde_json::Map::new();
+        fields.insert("provider".into(), self.provider.clone().into());
+        fields.insert("model".into(), self.model.clone().into());
+        fields.insert("outcome".into(), failure.outcome.to_string().into());
+        fields.insert("detail".into(), redact(&failure.detail).into());
+        crate::log::warn(&self.host, "stream broke after its first token", fields);
+    }
+}
+
 /// Opens the stream and reads until the first token (or the end of an empty answer), all
 /// within the attempt timeout. Everything read so far is replayed first by the returned stream.
 pub(super) async fn open<H: Host>(
@@ -149,7 +179,8 @@ pub(super) async fn open<H: Host>(
     policy: &RetryPolicy,
 ) -> Result<ProviderStream, Failure> {
     let wire = providers::build_request(provider, request, true).map_err(Failure::from_provider)?;
-    let timeout = policy.attempt_timeout_ms;
+    let timeout = policy.attempt_timeout_ms.min(policy.stream_max_ms);
+    let ends_ms = host.now_ms().saturating_add(policy.stream_max_ms);
     // One timer for the whole way to the first token: the answer's head, then its events.
     let mut deadline = Deadline::new(host, timeout);
     let response =
@@ -164,11 +195,16 @@ pub(super) async fn open<H: Host>(
         crate::Body::Full(bytes) => sse::decode(stream::iter([Ok(bytes)]).boxed_local()),
     };
     let mut live = Live {
+        host: host.clone(),
+        provider: provider.name.clone(),
+        model: provider.model.clone(),
         events,
         decoder: StreamDecoder::new(provider.kind),
         pending: VecDeque::new(),
         deadline,
         timeout_ms: timeout,
+        ends_ms,
+        max_ms: policy.stream_max_ms,
         committed: false,
         finished: false,
     };
@@ -190,6 +226,11 @@ fn timed_out(after_ms: u64, committed: bool) -> Failure {
     Failure::new(Outcome::Timeout { after_ms }, what)
 }
 
+/// The stream took all the time a stream may take (`STREAM_MAX_MS`).
+fn too_long(max_ms: u64) -> Failure {
+    Failure::new(Outcome::Timeout { after_ms: max_ms }, format!("the stream passed STREAM_MAX_MS ({max_ms} ms)"))
+}
+
 /// The first event that is visible to the client (or proves the answer is complete). A tool
 /// call is visible too: an answer may be nothing but calls.
 fn is_commit_point(event: &StreamEvent) -> bool {
@@ -208,11 +249,13 @@ fn into_stream<H: Host>(live: Live<H>) -> ProviderStream {
                 Ok(false) => return None,
                 Err(failure) => {
                     let message = match failure.outcome {
+                        Outcome::Timeout { .. } if failure.detail.contains("STREAM_MAX_MS") => failure.detail.clone(),
                         Outcome::Timeout { after_ms } => format!("provider sent nothing for {after_ms} ms"),
                         Outcome::StreamError => "provider reported an error mid-stream".to_string(),
                         Outcome::Malformed => "provider stream ended early or was malformed".to_string(),
                         _ => "provider connection broke mid-stream".to_string(),
                     };
+                    live.log_broken(&failure);
                     return Some((Err(StreamFailure { message }), None));
                 }
             }

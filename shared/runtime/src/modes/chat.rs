@@ -38,6 +38,10 @@ pub struct CacheUse {
     pub ttl_secs: u64,
 }
 
+/// The most an answer may hold (text, reasoning, call arguments) to be cached: a longer one is
+/// streamed on, not kept.
+pub const MAX_CACHED_BYTES: usize = 1 << 20;
+
 /// Answers one chat turn.
 pub async fn run<H: Host>(host: &H, job: ChatJob, delivery: Delivery) -> Result<Reply<()>, ModeError> {
     if let Some(use_) = job.cache.as_ref().filter(|c| c.reads) {
@@ -52,7 +56,8 @@ pub async fn run<H: Host>(host: &H, job: ChatJob, delivery: Delivery) -> Result<
         }
         Delivery::Whole => {
             let (response, answered) = executor::complete(host, &job.chain, &job.request, &job.retry).await?;
-            if let Some(use_) = job.cache.filter(|_| cacheable(&response.finish_reason)) {
+            let size = response.text.len() + response.tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
+            if let Some(use_) = job.cache.filter(|_| cacheable(&response.finish_reason) && size <= MAX_CACHED_BYTES) {
                 let pieces = vec![response.text.clone()];
                 let entry =
                     CachedAnswer { provider: answered.provider.clone(), response: response.clone(), deltas: pieces };
@@ -76,7 +81,7 @@ fn live<H: Host>(host: &H, started: StartedStream, cache: Option<CacheUse>) -> S
     let state = Live {
         host: host.clone(),
         events: started.events,
-        fold: AnswerFold::new(cache.is_some()),
+        fold: if cache.is_some() { AnswerFold::keeping(MAX_CACHED_BYTES) } else { AnswerFold::passing() },
         answered: started.answered,
         cache,
         started: false,
