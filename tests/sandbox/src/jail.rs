@@ -55,6 +55,7 @@ pub(crate) struct RunLimits {
     pub file_bytes: u64,
     pub open_files: u32,
     pub tmp_bytes: u64,
+    pub shm_bytes: u64,
 }
 
 /// One run: its language, extra read-only directory, staged files and command.
@@ -137,7 +138,12 @@ impl Jail {
         if let Some(dir) = spec.extra_read_only {
             ro_bind(&mut args, dir, dir);
         }
-        push(&mut args, &["--proc", "/proc", "--dev", "/dev"]);
+        // bwrap's `/dev` is a tmpfs the program owns: give `/dev/shm` a size-limited tmpfs of
+        // its own and make the rest read-only (the device nodes are separate mounts and stay
+        // usable), so neither can fill the host's memory.
+        let shm_size = spec.limits.shm_bytes.to_string();
+        push(&mut args, &["--proc", "/proc", "--dev", "/dev", "--size", &shm_size, "--tmpfs", "/dev/shm"]);
+        push(&mut args, &["--remount-ro", "/dev"]);
         let tmp_size = spec.limits.tmp_bytes.to_string();
         push(&mut args, &["--size", &tmp_size, "--tmpfs", "/tmp"]);
         ro_bind(&mut args, spec.job_dir, Path::new(JOB_MOUNT));
@@ -249,6 +255,7 @@ mod tests {
             file_bytes: 77,
             open_files: 32,
             tmp_bytes: 4096,
+            shm_bytes: 2048,
         };
         let spec = RunSpec {
             language: "python",
@@ -263,6 +270,7 @@ mod tests {
             "--unshare-all --unshare-user --disable-userns --die-with-parent --new-session --cap-drop ALL",
             "--uid 65534 --gid 65534 --clearenv",
             "--ro-bind /usr /usr --symlink usr/bin /bin --ro-bind /opt/py /opt/py",
+            "--dev /dev --size 2048 --tmpfs /dev/shm --remount-ro /dev",
             "--size 4096 --tmpfs /tmp --ro-bind /tmp/stage/1 /run/job --remount-ro / --chdir /tmp",
             "/usr/bin/prlimit --as=1000 --data=500 --cpu=3:4 --nproc=64 --fsize=77 --nofile=32 --core=0 --",
         ] {

@@ -9,10 +9,11 @@
 //!
 //! Every run gets its own user, mount, PID, network, IPC, UTS and cgroup namespaces: no network
 //! (only a private loopback), a read-only view of the system directories, a private tmpfs
-//! `/tmp` holding the files as the working directory, host uid/gid 65534 with every capability
-//! dropped and no further user namespaces, and rlimits on memory (address space and data),
-//! CPU time, processes (counted per sandbox), file size and open files; the service itself
-//! enforces the wall-clock timeout and output caps. The README's sandbox section says what
+//! `/tmp` holding the files as the working directory, a read-only `/dev` but for a small
+//! `/dev/shm`, host uid/gid 65534 with every capability dropped and no further user
+//! namespaces, and rlimits on memory (address space and data), CPU time, processes (counted
+//! per sandbox), file size and open files; the service itself enforces the wall-clock timeout
+//! and output caps. The README's sandbox section says what
 //! each limit does and does not cover.
 //!
 //! What it is not: a hardened multi-tenant service. Production deployments point `SANDBOX_URL`
@@ -62,6 +63,8 @@ pub struct Limits {
     pub max_open_files: u32,
     /// Size of the private `/tmp` (the program's files count against it).
     pub tmp_bytes: u64,
+    /// Size of `/dev/shm` (POSIX shared memory and semaphores); the rest of `/dev` is read-only.
+    pub shm_bytes: u64,
     /// Runs at once; later requests wait for a slot.
     pub max_concurrent_runs: usize,
     /// Largest request body accepted.
@@ -80,6 +83,7 @@ impl Default for Limits {
             max_file_bytes: 10 * MIB,
             max_open_files: 256,
             tmp_bytes: 64 * MIB,
+            shm_bytes: 16 * MIB,
             max_concurrent_runs: 4,
             max_request_bytes: 2 * MIB as usize,
         }

@@ -40,6 +40,7 @@ pub(crate) struct Job {
     pub file_bytes: u64,
     pub open_files: u32,
     pub tmp_bytes: u64,
+    pub shm_bytes: u64,
 }
 
 impl Job {
@@ -58,6 +59,7 @@ impl Job {
             file_bytes: limits.max_file_bytes,
             open_files: limits.max_open_files,
             tmp_bytes: limits.tmp_bytes,
+            shm_bytes: limits.shm_bytes,
         }
     }
 
@@ -76,6 +78,7 @@ impl Job {
             file_bytes: self.file_bytes,
             open_files: self.open_files,
             tmp_bytes: self.tmp_bytes,
+            shm_bytes: self.shm_bytes,
         }
     }
 }

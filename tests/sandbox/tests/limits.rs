@@ -133,3 +133,56 @@ async fn a_file_larger_than_the_limit_cannot_be_written() {
     assert!(run["stderr"].as_str().unwrap().contains("File too large"), "{run}");
     assert_eq!(run["stdout"], "");
 }
+
+/// The host's `Shmem` (tmpfs and shared memory) in bytes, from `/proc/meminfo`.
+fn host_shmem() -> u64 {
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let kib: u64 =
+        meminfo.lines().find_map(|l| l.strip_prefix("Shmem:")).unwrap().trim_end_matches("kB").trim().parse().unwrap();
+    kib * 1024
+}
+
+#[tokio::test]
+async fn dev_and_dev_shm_cannot_fill_the_hosts_memory() {
+    let sandbox = common::start();
+    let cap = sandbox::Limits::default().shm_bytes;
+    // 1 GiB into each, in 8 MiB files (under the 10 MB file limit).
+    let code = r#"
+import errno
+def fill(dir):
+    total, chunk = 0, b'x' * (1 << 20)
+    try:
+        for i in range(128):
+            with open(f'{dir}/f{i}', 'wb') as f:
+                for _ in range(8):
+                    total += f.write(chunk)
+    except OSError as e:
+        return total, errno.errorcode[e.errno]
+    return total, 'none'
+print(*fill('/dev/shm'), *fill('/dev'))
+"#;
+    let addr = sandbox.addr();
+    let filling = tokio::spawn(async move { common::run(addr, "python", code, json!({"run_timeout": 10000})).await });
+    // The host's shared memory, watched for the whole run.
+    let before = host_shmem();
+    let mut peak = before;
+    while !filling.is_finished() {
+        peak = peak.max(host_shmem());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let run = filling.await.unwrap();
+    let stdout = run["stdout"].as_str().unwrap();
+    let fields: Vec<&str> = stdout.split_whitespace().collect();
+    assert_eq!(fields.len(), 4, "{run}");
+    let (shm, shm_error, dev, dev_error) = (fields[0].parse::<u64>().unwrap(), fields[1], fields[2], fields[3]);
+    assert!(shm <= cap, "{shm} bytes written to /dev/shm: {run}");
+    assert_eq!(shm_error, "ENOSPC", "{run}");
+    assert_eq!((dev, dev_error), ("0", "EROFS"), "{run}");
+    // Other tests run at the same time, hence the margin: the program tried 2 GiB.
+    let rise = peak.saturating_sub(before);
+    assert!(rise < 256 << 20, "the host's shared memory rose by {} MiB", rise >> 20);
+    // Python's multiprocessing still finds its semaphores in /dev/shm.
+    let pool = "import multiprocessing as mp\nwith mp.Pool(2) as p:\n    print(p.map(abs, [-1, -2, 3]))";
+    let run = common::run(addr, "python", pool, json!({})).await;
+    assert_eq!(run["stdout"], "[1, 2, 3]\n", "{run}");
+}
