@@ -12,6 +12,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use crate::cgroup::{Cgroups, RunCgroup};
+use crate::MemoryBound;
+
 /// The host and sandbox identity of every run.
 pub(crate) const SANDBOX_ID: u32 = 65534;
 
@@ -29,6 +32,10 @@ const ETC_FILES: &[&str] = &["/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/
 /// whose stdin is the request's stdin.
 const LAUNCHER: &str = "cp -R /run/job/files/. /tmp/ && exec \"$@\" </run/job/stdin";
 
+/// Holds bwrap back until the service has moved this shell into the run's cgroup and sent a
+/// line; the shell then becomes bwrap. Without the line (the service failed) it just exits.
+const GATE: &str = "read -r go && exec \"$0\" \"$@\" </dev/null";
+
 #[derive(Debug, Clone)]
 enum Mount {
     ReadOnly(PathBuf),
@@ -43,6 +50,8 @@ pub(crate) struct Jail {
     system: Vec<Mount>,
     /// The service runs as root: start bwrap as uid/gid 65534 rather than as root.
     drop_to_nobody: bool,
+    /// Memory cgroups for runs, or why there are none.
+    memory: Result<Cgroups, String>,
 }
 
 /// The rlimits of one run, applied by `prlimit` inside the sandbox to the program only.
@@ -69,8 +78,8 @@ pub(crate) struct RunSpec<'a> {
 }
 
 impl Jail {
-    /// Finds bwrap, prlimit and the system directories.
-    pub(crate) fn detect() -> io::Result<Jail> {
+    /// Finds bwrap, prlimit, the system directories and, when `cgroups`, memory cgroups.
+    pub(crate) fn detect(cgroups: bool) -> io::Result<Jail> {
         let bwrap =
             which("bwrap").ok_or_else(|| missing("bwrap is not on PATH: install the Debian package bubblewrap"))?;
         let prlimit = which("prlimit").ok_or_else(|| missing("prlimit is not on PATH: install util-linux"))?;
@@ -88,7 +97,8 @@ impl Jail {
             }
         }
         system.extend(ETC_FILES.iter().map(PathBuf::from).filter(|f| f.exists()).map(Mount::ReadOnly));
-        let jail = Jail { bwrap, prlimit, system, drop_to_nobody: effective_uid()? == 0 };
+        let memory = if cgroups { Cgroups::detect() } else { Err("turned off by the service's options".to_owned()) };
+        let jail = Jail { bwrap, prlimit, system, drop_to_nobody: effective_uid()? == 0, memory };
         if !jail.is_visible(&jail.prlimit) {
             return Err(missing("prlimit is outside the system directories bound into runs"));
         }
@@ -169,14 +179,38 @@ impl Jail {
         args
     }
 
+    /// What bounds a run's memory here.
+    pub(crate) fn memory_bound(&self) -> MemoryBound {
+        match &self.memory {
+            Ok(cgroups) => MemoryBound::RunTotal(cgroups.describe()),
+            Err(reason) => MemoryBound::PerProcess(reason.clone()),
+        }
+    }
+
+    /// A memory cgroup of `limit` bytes for one run, when this machine has them.
+    pub(crate) fn cgroup(&self, limit: u64) -> io::Result<Option<RunCgroup>> {
+        match &self.memory {
+            Ok(cgroups) => cgroups.create(limit).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// The bwrap process of one run, not yet started: no environment, its own process group
     /// (a Ctrl-C meant for the service does not reach it), killed if the service drops it.
-    pub(crate) fn command(&self, spec: &RunSpec<'_>) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.bwrap);
+    /// `gated`: behind [`GATE`], waiting for a line on its stdin.
+    pub(crate) fn command(&self, spec: &RunSpec<'_>, gated: bool) -> tokio::process::Command {
+        let mut command = if gated {
+            let mut shell = tokio::process::Command::new("/bin/sh");
+            shell.args(["-c", GATE]).arg(&self.bwrap).stdin(Stdio::piped());
+            shell
+        } else {
+            let mut bwrap = tokio::process::Command::new(&self.bwrap);
+            bwrap.stdin(Stdio::null());
+            bwrap
+        };
         command
             .args(self.args(spec))
             .env_clear()
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -242,6 +276,7 @@ mod tests {
                 Mount::Symlink { target: "usr/bin".into(), link: "/bin".into() },
             ],
             drop_to_nobody: true,
+            memory: Err("not in unit tests".into()),
         }
     }
 

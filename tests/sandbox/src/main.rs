@@ -1,5 +1,6 @@
 //! `sandbox [--port N | --listen 127.0.0.1:N] [--token T]`: runs the sandbox service until
-//! SIGINT or SIGTERM. Prints exactly one line, `sandbox listening on http://127.0.0.1:PORT`.
+//! SIGINT or SIGTERM. Prints exactly one line, `sandbox listening on http://127.0.0.1:PORT`,
+//! and on stderr what bounds a run's memory on this machine.
 //! The token may also come from `SANDBOX_TOKEN`; with one, requests need
 //! `Authorization: Bearer <token>`.
 
@@ -85,6 +86,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    eprintln!("sandbox: {}", service.memory_bound());
     // Install the handlers before announcing, so a signal sent right after the line is seen.
     let result = runtime.block_on(async {
         let waiting = signals()?;

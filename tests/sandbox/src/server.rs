@@ -18,7 +18,7 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::jail::Jail;
 use crate::runtimes::Runtime;
 use crate::staging::Staging;
-use crate::{request, run, Options};
+use crate::{request, run, MemoryBound, Options};
 
 pub(crate) struct State {
     options: Options,
@@ -77,7 +77,14 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
     match (req.method(), path.as_str()) {
         (&Method::GET, "/api/v2/runtimes") => {
             let list: Vec<Value> = state.runtimes.iter().map(Runtime::to_json).collect();
-            reply(StatusCode::OK, &Value::Array(list))
+            let mut response = reply(StatusCode::OK, &Value::Array(list));
+            // Not Piston's: tells operators whether run_memory_limit bounds a run or a process.
+            let bound = match state.jail.memory_bound() {
+                MemoryBound::RunTotal(_) => "run",
+                MemoryBound::PerProcess(_) => "process",
+            };
+            response.headers_mut().insert("x-sandbox-memory-limit", http::HeaderValue::from_static(bound));
+            response
         }
         (&Method::POST, "/api/v2/execute") => execute(req, state).await,
         (method, _) => message(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed on {path}")),

@@ -186,3 +186,57 @@ print(*fill('/dev/shm'), *fill('/dev'))
     let run = common::run(addr, "python", pool, json!({})).await;
     assert_eq!(run["stdout"], "[1, 2, 3]\n", "{run}");
 }
+
+#[tokio::test]
+async fn forked_children_share_one_memory_limit_where_cgroups_allow() {
+    let sandbox = common::start();
+    let (_, headers, _) = common::send_full(sandbox.addr(), "GET", "/api/v2/runtimes", &[], "").await;
+    let header = headers.get("x-sandbox-memory-limit").map(|v| v.to_str().unwrap().to_owned());
+    if let sandbox::MemoryBound::PerProcess(why) = sandbox.memory_bound() {
+        assert_eq!(header.as_deref(), Some("process"));
+        eprintln!("skipped: no memory cgroup on this machine, so memory is bounded per process only ({why})");
+        return;
+    }
+    assert_eq!(header.as_deref(), Some("run"));
+    // Children that each stay under the per-process limit (128 MiB) and hold their memory
+    // at the same time; each prints its exit status.
+    let children = |mib: u32| {
+        format!(
+            r#"
+import os, time
+kids = []
+for _ in range(4):
+    pid = os.fork()
+    if pid == 0:
+        a = bytearray({mib} << 20)
+        time.sleep(2)
+        os._exit(0)
+    kids.append(pid)
+print(*sorted(os.waitstatus_to_exitcode(os.waitpid(p, 0)[1]) for p in kids))
+"#
+        )
+    };
+    let limit = json!({"run_memory_limit": 128 << 20, "run_timeout": 10000});
+    // 4 x 20 MiB fits in 128 MiB.
+    let fits = common::run(sandbox.addr(), "python", &children(20), limit.clone()).await;
+    assert_eq!(fits["stdout"], "0 0 0 0\n", "{fits}");
+    // 4 x 100 MiB does not: the kernel kills children (SIGKILL) to keep the run within it.
+    let over = common::run(sandbox.addr(), "python", &children(100), limit).await;
+    let codes: Vec<&str> = over["stdout"].as_str().unwrap().split_whitespace().collect();
+    let parent_killed = over["status"] == "SG" && over["signal"] == "SIGKILL";
+    assert!(parent_killed || codes.contains(&"-9"), "{over}");
+    assert!(!codes.iter().all(|c| *c == "0"), "{over}");
+}
+
+#[tokio::test]
+async fn without_cgroups_runs_still_work_under_per_process_limits() {
+    let options = sandbox::Options { rlimits_only: true, ..Default::default() };
+    let sandbox = sandbox::start_with("127.0.0.1:0", options).unwrap();
+    assert!(matches!(sandbox.memory_bound(), sandbox::MemoryBound::PerProcess(_)));
+    let (_, headers, _) = common::send_full(sandbox.addr(), "GET", "/api/v2/runtimes", &[], "").await;
+    assert_eq!(headers["x-sandbox-memory-limit"], "process");
+    let run = common::run(sandbox.addr(), "python", "a = bytearray(1 << 30)", json!({})).await;
+    assert!(run["stderr"].as_str().unwrap().contains("MemoryError"), "{run}");
+    let run = common::run(sandbox.addr(), "js", "console.log(6 * 7)", json!({})).await;
+    assert_eq!(run["stdout"], "42\n", "{run}");
+}
