@@ -68,6 +68,8 @@ pub struct Limits {
     pub shm_bytes: u64,
     /// Runs at once; later requests wait for a slot.
     pub max_concurrent_runs: usize,
+    /// Requests that may wait for a slot; beyond them, requests get 503 at once.
+    pub max_queued_runs: usize,
     /// Largest request body accepted.
     pub max_request_bytes: usize,
 }
@@ -86,6 +88,9 @@ impl Default for Limits {
             tmp_bytes: 64 * MIB,
             shm_bytes: 16 * MIB,
             max_concurrent_runs: 4,
+            // Two rounds of default runs: a request waits at most about 6 s for its turn,
+            // within the 10 s the platform's code mode allows on top of the run timeout.
+            max_queued_runs: 8,
             max_request_bytes: 2 * MIB as usize,
         }
     }

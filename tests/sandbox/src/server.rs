@@ -18,20 +18,25 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::jail::Jail;
 use crate::runtimes::Runtime;
 use crate::staging::Staging;
-use crate::{request, run, MemoryBound, Options};
+use crate::{request, run, Limits, MemoryBound, Options};
 
 pub(crate) struct State {
     options: Options,
     jail: Jail,
     staging: Staging,
     runtimes: Vec<Runtime>,
+    /// One permit per run at once.
     slots: Semaphore,
+    /// One permit per run at once or waiting for a slot: requests that get none are refused.
+    admitted: Semaphore,
 }
 
 impl State {
     pub(crate) fn new(options: Options, jail: Jail, staging: Staging, runtimes: Vec<Runtime>) -> State {
-        let slots = Semaphore::new(options.limits.max_concurrent_runs.max(1));
-        State { options, jail, staging, runtimes, slots }
+        let running = options.limits.max_concurrent_runs.max(1);
+        let slots = Semaphore::new(running);
+        let admitted = Semaphore::new(running.saturating_add(options.limits.max_queued_runs));
+        State { options, jail, staging, runtimes, slots, admitted }
     }
 }
 
@@ -106,11 +111,27 @@ async fn execute(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>>
         Ok(parsed) => parsed,
         Err(e) => return message(StatusCode::BAD_REQUEST, &e),
     };
+    let Ok(_admitted) = state.admitted.try_acquire() else {
+        return busy(&state.options.limits);
+    };
     let Ok(_slot) = state.slots.acquire().await else {
         return message(StatusCode::SERVICE_UNAVAILABLE, "the sandbox is shutting down");
     };
     let run = run::execute(&state.jail, &state.staging, runtime, &job).await;
     reply(StatusCode::OK, &json!({"language": runtime.language, "version": runtime.version, "run": run.to_json()}))
+}
+
+/// 503 with Piston's error shape, and when to try again: a default run's length.
+fn busy(limits: &Limits) -> Response<Full<Bytes>> {
+    let text = format!(
+        "the sandbox is busy: {} runs are running and {} waiting, the most it takes; try again later",
+        limits.max_concurrent_runs.max(1),
+        limits.max_queued_runs
+    );
+    let mut response = message(StatusCode::SERVICE_UNAVAILABLE, &text);
+    let seconds = limits.run_timeout_ms.div_ceil(1000).max(1);
+    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    response
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time.

@@ -1,5 +1,5 @@
-//! The `sandbox` binary: the one announced line, `--token` / `SANDBOX_TOKEN`, exit on SIGTERM
-//! and SIGINT, refusal of non-loopback addresses.
+//! The `sandbox` binary: the one announced line, `--token` / `SANDBOX_TOKEN`, `--max-queue` /
+//! `SANDBOX_MAX_QUEUE`, exit on SIGTERM and SIGINT, refusal of non-loopback addresses.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 mod common;
@@ -71,9 +71,22 @@ async fn the_token_comes_from_the_flag_or_the_environment() {
 
 #[test]
 fn non_loopback_addresses_and_bad_flags_are_refused() {
-    for args in [&["--listen", "0.0.0.0:0"][..], &["--port", "nope"], &["--bogus"]] {
+    for args in [&["--listen", "0.0.0.0:0"][..], &["--port", "nope"], &["--bogus"], &["--max-queue", "-1"]] {
         let out = Command::new(BIN).args(args).output().unwrap();
         assert!(!out.status.success(), "{args:?}");
         assert!(out.stdout.is_empty());
+    }
+}
+
+#[tokio::test]
+async fn the_queue_bound_comes_from_the_flag_or_the_environment() {
+    for (args, env) in [(&["--max-queue", "0"][..], &[][..]), (&[], &[("SANDBOX_MAX_QUEUE", "0")][..])] {
+        let (child, port) = spawn(args, env);
+        let addr = format!("127.0.0.1:{port}").parse().unwrap();
+        // Four run at once and none may wait: the fifth is refused.
+        let answers = common::slow_runs_at_once(addr, 5).await;
+        let refused = answers.iter().filter(|(status, _, _)| *status == 503).count();
+        assert_eq!(refused, 1, "{args:?} {env:?}: {answers:?}");
+        stop(child, "TERM");
     }
 }

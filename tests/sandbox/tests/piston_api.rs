@@ -140,3 +140,26 @@ async fn with_a_token_requests_need_the_bearer_header() {
         common::send(addr, "POST", "/api/v2/execute", &[("authorization", "Bearer s3cret-token")], body).await;
     assert_eq!((status, answer["run"]["stdout"].clone()), (200, json!("1\n")));
 }
+
+#[tokio::test]
+async fn requests_beyond_the_runs_and_the_queue_get_503_with_retry_after() {
+    let limits = sandbox::Limits { max_concurrent_runs: 1, max_queued_runs: 1, ..Default::default() };
+    let sandbox = sandbox::start_with("127.0.0.1:0", sandbox::Options { limits, ..Default::default() }).unwrap();
+    // One runs, one waits for it, the third is refused at once.
+    let answers = common::slow_runs_at_once(sandbox.addr(), 3).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|(status, _, _)| *status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 503], "{answers:?}");
+    for (status, headers, answer) in &answers {
+        if *status == 200 {
+            assert_eq!(answer["run"]["stdout"], "done\n", "{answer}");
+        } else {
+            assert!(answer["message"].as_str().unwrap().contains("busy"), "{answer}");
+            let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(retry >= 1, "{headers:?}");
+        }
+    }
+    // Refused and finished requests leave the queue: the next one runs.
+    let run = common::run(sandbox.addr(), "python", "print(1)", json!({})).await;
+    assert_eq!(run["stdout"], "1\n", "{run}");
+}

@@ -64,6 +64,24 @@ pub async fn execute(addr: SocketAddr, language: &str, code: &str, extra: Value)
     answer
 }
 
+/// `n` runs of 1.5 s sent at once; their statuses, headers and answers, in the order sent.
+pub async fn slow_runs_at_once(addr: SocketAddr, n: usize) -> Vec<(u16, http::HeaderMap, Value)> {
+    let body = json!({"language": "python", "version": "*",
+                      "files": [{"content": "import time\ntime.sleep(1.5)\nprint('done')"}]})
+    .to_string();
+    let sending: Vec<_> = (0..n)
+        .map(|_| {
+            let body = body.clone();
+            tokio::spawn(async move { send_full(addr, "POST", "/api/v2/execute", &[], &body).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for answer in sending {
+        answers.push(answer.await.unwrap());
+    }
+    answers
+}
+
 /// Like [`execute`] but returns only `run`.
 pub async fn run(addr: SocketAddr, language: &str, code: &str, extra: Value) -> Value {
     execute(addr, language, code, extra).await["run"].clone()
