@@ -128,8 +128,8 @@ enum Stopped {
 
 /// Runs `job` with `runtime` in a fresh sandbox. Never fails: a sandbox that cannot start is
 /// an `XX` result.
-pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, job: &Job) -> RunResult {
-    let dir = match staging.job(&job.files, &job.stdin) {
+pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, mut job: Job) -> RunResult {
+    let dir = match staging.job(std::mem::take(&mut job.files), std::mem::take(&mut job.stdin)).await {
         Ok(dir) => dir,
         Err(e) => return RunResult::internal(format!("cannot stage the files: {e}")),
     };

@@ -117,7 +117,7 @@ async fn execute(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>>
     let Ok(_slot) = state.slots.acquire().await else {
         return message(StatusCode::SERVICE_UNAVAILABLE, "the sandbox is shutting down");
     };
-    let run = run::execute(&state.jail, &state.staging, runtime, &job).await;
+    let run = run::execute(&state.jail, &state.staging, runtime, job).await;
     reply(StatusCode::OK, &json!({"language": runtime.language, "version": runtime.version, "run": run.to_json()}))
 }
 
