@@ -12,6 +12,9 @@ use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
+use crate::cgroup::{Cgroups, RunCgroup};
+use crate::MemoryBound;
+
 /// The host and sandbox identity of every run.
 pub(crate) const SANDBOX_ID: u32 = 65534;
 
@@ -29,6 +32,10 @@ const ETC_FILES: &[&str] = &["/etc/passwd", "/etc/group", "/etc/ld.so.cache", "/
 /// whose stdin is the request's stdin.
 const LAUNCHER: &str = "cp -R /run/job/files/. /tmp/ && exec \"$@\" </run/job/stdin";
 
+/// Holds bwrap back until the service has moved this shell into the run's cgroup and sent a
+/// line; the shell then becomes bwrap. Without the line (the service failed) it just exits.
+const GATE: &str = "read -r go && exec \"$0\" \"$@\" </dev/null";
+
 #[derive(Debug, Clone)]
 enum Mount {
     ReadOnly(PathBuf),
@@ -43,6 +50,8 @@ pub(crate) struct Jail {
     system: Vec<Mount>,
     /// The service runs as root: start bwrap as uid/gid 65534 rather than as root.
     drop_to_nobody: bool,
+    /// Memory cgroups for runs, or why there are none.
+    memory: Result<Cgroups, String>,
 }
 
 /// The rlimits of one run, applied by `prlimit` inside the sandbox to the program only.
@@ -55,6 +64,7 @@ pub(crate) struct RunLimits {
     pub file_bytes: u64,
     pub open_files: u32,
     pub tmp_bytes: u64,
+    pub shm_bytes: u64,
 }
 
 /// One run: its language, extra read-only directory, staged files and command.
@@ -68,8 +78,8 @@ pub(crate) struct RunSpec<'a> {
 }
 
 impl Jail {
-    /// Finds bwrap, prlimit and the system directories.
-    pub(crate) fn detect() -> io::Result<Jail> {
+    /// Finds bwrap, prlimit, the system directories and, when `cgroups`, memory cgroups.
+    pub(crate) fn detect(cgroups: bool) -> io::Result<Jail> {
         let bwrap =
             which("bwrap").ok_or_else(|| missing("bwrap is not on PATH: install the Debian package bubblewrap"))?;
         let prlimit = which("prlimit").ok_or_else(|| missing("prlimit is not on PATH: install util-linux"))?;
@@ -87,7 +97,8 @@ impl Jail {
             }
         }
         system.extend(ETC_FILES.iter().map(PathBuf::from).filter(|f| f.exists()).map(Mount::ReadOnly));
-        let jail = Jail { bwrap, prlimit, system, drop_to_nobody: effective_uid()? == 0 };
+        let memory = if cgroups { Cgroups::detect() } else { Err("turned off by the service's options".to_owned()) };
+        let jail = Jail { bwrap, prlimit, system, drop_to_nobody: effective_uid()? == 0, memory };
         if !jail.is_visible(&jail.prlimit) {
             return Err(missing("prlimit is outside the system directories bound into runs"));
         }
@@ -137,7 +148,12 @@ impl Jail {
         if let Some(dir) = spec.extra_read_only {
             ro_bind(&mut args, dir, dir);
         }
-        push(&mut args, &["--proc", "/proc", "--dev", "/dev"]);
+        // bwrap's `/dev` is a tmpfs the program owns: give `/dev/shm` a size-limited tmpfs of
+        // its own and make the rest read-only (the device nodes are separate mounts and stay
+        // usable), so neither can fill the host's memory.
+        let shm_size = spec.limits.shm_bytes.to_string();
+        push(&mut args, &["--proc", "/proc", "--dev", "/dev", "--size", &shm_size, "--tmpfs", "/dev/shm"]);
+        push(&mut args, &["--remount-ro", "/dev"]);
         let tmp_size = spec.limits.tmp_bytes.to_string();
         push(&mut args, &["--size", &tmp_size, "--tmpfs", "/tmp"]);
         ro_bind(&mut args, spec.job_dir, Path::new(JOB_MOUNT));
@@ -163,14 +179,38 @@ impl Jail {
         args
     }
 
+    /// What bounds a run's memory here.
+    pub(crate) fn memory_bound(&self) -> MemoryBound {
+        match &self.memory {
+            Ok(cgroups) => MemoryBound::RunTotal(cgroups.describe()),
+            Err(reason) => MemoryBound::PerProcess(reason.clone()),
+        }
+    }
+
+    /// A memory cgroup of `limit` bytes for one run, when this machine has them.
+    pub(crate) fn cgroup(&self, limit: u64) -> io::Result<Option<RunCgroup>> {
+        match &self.memory {
+            Ok(cgroups) => cgroups.create(limit).map(Some),
+            Err(_) => Ok(None),
+        }
+    }
+
     /// The bwrap process of one run, not yet started: no environment, its own process group
     /// (a Ctrl-C meant for the service does not reach it), killed if the service drops it.
-    pub(crate) fn command(&self, spec: &RunSpec<'_>) -> tokio::process::Command {
-        let mut command = tokio::process::Command::new(&self.bwrap);
+    /// `gated`: behind [`GATE`], waiting for a line on its stdin.
+    pub(crate) fn command(&self, spec: &RunSpec<'_>, gated: bool) -> tokio::process::Command {
+        let mut command = if gated {
+            let mut shell = tokio::process::Command::new("/bin/sh");
+            shell.args(["-c", GATE]).arg(&self.bwrap).stdin(Stdio::piped());
+            shell
+        } else {
+            let mut bwrap = tokio::process::Command::new(&self.bwrap);
+            bwrap.stdin(Stdio::null());
+            bwrap
+        };
         command
             .args(self.args(spec))
             .env_clear()
-            .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .process_group(0)
@@ -236,6 +276,7 @@ mod tests {
                 Mount::Symlink { target: "usr/bin".into(), link: "/bin".into() },
             ],
             drop_to_nobody: true,
+            memory: Err("not in unit tests".into()),
         }
     }
 
@@ -249,6 +290,7 @@ mod tests {
             file_bytes: 77,
             open_files: 32,
             tmp_bytes: 4096,
+            shm_bytes: 2048,
         };
         let spec = RunSpec {
             language: "python",
@@ -263,6 +305,7 @@ mod tests {
             "--unshare-all --unshare-user --disable-userns --die-with-parent --new-session --cap-drop ALL",
             "--uid 65534 --gid 65534 --clearenv",
             "--ro-bind /usr /usr --symlink usr/bin /bin --ro-bind /opt/py /opt/py",
+            "--dev /dev --size 2048 --tmpfs /dev/shm --remount-ro /dev",
             "--size 4096 --tmpfs /tmp --ro-bind /tmp/stage/1 /run/job --remount-ro / --chdir /tmp",
             "/usr/bin/prlimit --as=1000 --data=500 --cpu=3:4 --nproc=64 --fsize=77 --nofile=32 --core=0 --",
         ] {

@@ -9,11 +9,12 @@
 //!
 //! Every run gets its own user, mount, PID, network, IPC, UTS and cgroup namespaces: no network
 //! (only a private loopback), a read-only view of the system directories, a private tmpfs
-//! `/tmp` holding the files as the working directory, host uid/gid 65534 with every capability
-//! dropped and no further user namespaces, and rlimits on memory (address space and data),
-//! CPU time, processes (counted per sandbox), file size and open files; the service itself
-//! enforces the wall-clock timeout and output caps. The README's sandbox section says what
-//! each limit does and does not cover.
+//! `/tmp` holding the files as the working directory, a read-only `/dev` but for a small
+//! `/dev/shm`, host uid/gid 65534 with every capability dropped and no further user namespaces,
+//! rlimits on memory (address space and data), CPU time, processes (counted per sandbox), file
+//! size and open files, and a memory cgroup per run where the machine allows; the service
+//! itself enforces the wall-clock timeout and output caps. The README's sandbox section says
+//! what each limit does and does not cover.
 //!
 //! What it is not: a hardened multi-tenant service. Production deployments point `SANDBOX_URL`
 //! at a self-hosted Piston. It binds loopback addresses only.
@@ -24,6 +25,7 @@
 //! # Ok::<(), std::io::Error>(())
 //! ```
 
+mod cgroup;
 mod decode;
 mod jail;
 mod request;
@@ -62,8 +64,12 @@ pub struct Limits {
     pub max_open_files: u32,
     /// Size of the private `/tmp` (the program's files count against it).
     pub tmp_bytes: u64,
+    /// Size of `/dev/shm` (POSIX shared memory and semaphores); the rest of `/dev` is read-only.
+    pub shm_bytes: u64,
     /// Runs at once; later requests wait for a slot.
     pub max_concurrent_runs: usize,
+    /// Requests that may wait for a slot; beyond them, requests get 503 at once.
+    pub max_queued_runs: usize,
     /// Largest request body accepted.
     pub max_request_bytes: usize,
 }
@@ -80,7 +86,11 @@ impl Default for Limits {
             max_file_bytes: 10 * MIB,
             max_open_files: 256,
             tmp_bytes: 64 * MIB,
+            shm_bytes: 16 * MIB,
             max_concurrent_runs: 4,
+            // Two rounds of default runs: a request waits at most about 6 s for its turn,
+            // within the 10 s the platform's code mode allows on top of the run timeout.
+            max_queued_runs: 8,
             max_request_bytes: 2 * MIB as usize,
         }
     }
@@ -88,12 +98,36 @@ impl Default for Limits {
 
 const MIB: u64 = 1024 * 1024;
 
+/// What bounds a run's memory on this machine, found at startup.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MemoryBound {
+    /// `run_memory_limit` bounds the run as a whole (every process and its tmpfs files),
+    /// through a memory cgroup per run; the text names the hierarchy.
+    RunTotal(String),
+    /// No memory cgroup can be used here (the text says why): `run_memory_limit` bounds
+    /// each process on its own, through rlimits.
+    PerProcess(String),
+}
+
+impl std::fmt::Display for MemoryBound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            MemoryBound::RunTotal(how) => write!(f, "run_memory_limit bounds each run's total ({how})"),
+            MemoryBound::PerProcess(why) => {
+                write!(f, "run_memory_limit bounds each process, not a run's total (no memory cgroup: {why})")
+            }
+        }
+    }
+}
+
 /// How the service is started.
 #[derive(Debug, Clone, Default)]
 pub struct Options {
     /// When set, requests must carry `Authorization: Bearer <token>`.
     pub token: Option<String>,
     pub limits: Limits,
+    /// Bound memory with the per-process rlimits only, even where memory cgroups work.
+    pub rlimits_only: bool,
 }
 
 /// A running sandbox service. It stops when dropped or on [`SandboxHandle::shutdown`].
@@ -101,6 +135,7 @@ pub struct Options {
 pub struct SandboxHandle {
     addr: SocketAddr,
     runtimes: Vec<Runtime>,
+    memory_bound: MemoryBound,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -119,6 +154,11 @@ impl SandboxHandle {
     /// The runtimes found at startup, as `GET /api/v2/runtimes` lists them.
     pub fn runtimes(&self) -> &[Runtime] {
         &self.runtimes
+    }
+
+    /// What bounds a run's memory, as found at startup.
+    pub fn memory_bound(&self) -> &MemoryBound {
+        &self.memory_bound
     }
 
     /// Stops serving, kills every run in progress and returns once it has.
@@ -162,7 +202,8 @@ pub fn start_with(addr: impl ToSocketAddrs, options: Options) -> io::Result<Sand
     if loopback.is_empty() {
         return Err(io::Error::new(io::ErrorKind::InvalidInput, "sandbox binds loopback addresses only"));
     }
-    let jail = jail::Jail::detect()?;
+    let jail = jail::Jail::detect(!options.rlimits_only)?;
+    let memory_bound = jail.memory_bound();
     let staging = staging::Staging::create(jail.drops_to_nobody())?;
     let std_listener = std::net::TcpListener::bind(loopback.as_slice())?;
     std_listener.set_nonblocking(true)?;
@@ -188,9 +229,11 @@ pub fn start_with(addr: impl ToSocketAddrs, options: Options) -> io::Result<Sand
         });
         // Dropping the runtime drops every task; each run's child is killed on drop.
         drop(runtime);
+        // Their cgroups empty a moment later.
+        cgroup::sweep(std::time::Duration::from_secs(5));
     })?;
     let ready = ready_rx.recv().unwrap_or_else(|_| Err(io::Error::other("sandbox thread ended before serving")));
-    let mut handle = SandboxHandle { addr, runtimes: Vec::new(), stop: Some(stop), thread: Some(thread) };
+    let mut handle = SandboxHandle { addr, runtimes: Vec::new(), memory_bound, stop: Some(stop), thread: Some(thread) };
     handle.runtimes = ready?;
     Ok(handle)
 }

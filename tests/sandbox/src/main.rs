@@ -1,24 +1,36 @@
-//! `sandbox [--port N | --listen 127.0.0.1:N] [--token T]`: runs the sandbox service until
-//! SIGINT or SIGTERM. Prints exactly one line, `sandbox listening on http://127.0.0.1:PORT`.
-//! The token may also come from `SANDBOX_TOKEN`; with one, requests need
-//! `Authorization: Bearer <token>`.
+//! `sandbox [--port N | --listen 127.0.0.1:N] [--token T] [--max-queue N]`: runs the sandbox
+//! service until SIGINT or SIGTERM. Prints exactly one line, `sandbox listening on
+//! http://127.0.0.1:PORT`, and on stderr what bounds a run's memory on this machine. The token
+//! may also come from `SANDBOX_TOKEN`; with one, requests need `Authorization: Bearer <token>`.
+//! The queue bound may come from `SANDBOX_MAX_QUEUE`.
 
 use std::io::Write;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: sandbox [--port N | --listen 127.0.0.1:N] [--token T]\n\
+const USAGE: &str = "usage: sandbox [--port N | --listen 127.0.0.1:N] [--token T] [--max-queue N]\n\
   --port N      listen on 127.0.0.1:N (0, the default, picks a free port)\n\
   --listen ADDR listen on ADDR, which must be a loopback address\n\
-  --token T     require Authorization: Bearer T (default: $SANDBOX_TOKEN, else none)";
+  --token T     require Authorization: Bearer T (default: $SANDBOX_TOKEN, else none)\n\
+  --max-queue N let N requests wait for a run slot, answer 503 beyond (default:\n\
+                $SANDBOX_MAX_QUEUE, else 8)";
 
 struct Args {
     listen: String,
     token: Option<String>,
+    max_queue: Option<usize>,
+}
+
+fn queue_size(value: &str) -> Result<usize, String> {
+    value.parse().map_err(|_| format!("--max-queue needs a number, not {value:?}"))
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
     let mut listen = None;
     let mut token = std::env::var("SANDBOX_TOKEN").ok().filter(|t| !t.is_empty());
+    let mut max_queue = match std::env::var("SANDBOX_MAX_QUEUE") {
+        Ok(v) if !v.is_empty() => Some(queue_size(&v).map_err(|e| format!("SANDBOX_MAX_QUEUE: {e}"))?),
+        _ => None,
+    };
     while let Some(arg) = args.next() {
         let (flag, inline) = match arg.split_once('=') {
             Some((f, v)) => (f.to_owned(), Some(v.to_owned())),
@@ -35,6 +47,10 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
                 token = Some(value()?).filter(|t| !t.is_empty());
                 continue;
             }
+            "--max-queue" => {
+                max_queue = Some(queue_size(&value()?)?);
+                continue;
+            }
             "-h" | "--help" => return Err(String::new()),
             other => return Err(format!("unknown argument {other}")),
         };
@@ -42,7 +58,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             return Err("give --port or --listen once".to_owned());
         }
     }
-    Ok(Args { listen: listen.unwrap_or_else(|| "127.0.0.1:0".to_owned()), token })
+    Ok(Args { listen: listen.unwrap_or_else(|| "127.0.0.1:0".to_owned()), token, max_queue })
 }
 
 /// Registers SIGINT and SIGTERM handlers now; the returned future ends on either.
@@ -70,7 +86,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let options = sandbox::Options { token: args.token, ..sandbox::Options::default() };
+    let mut options = sandbox::Options { token: args.token, ..sandbox::Options::default() };
+    if let Some(n) = args.max_queue {
+        options.limits.max_queued_runs = n;
+    }
     let service = match sandbox::start_with(args.listen.as_str(), options) {
         Ok(s) => s,
         Err(e) => {
@@ -85,6 +104,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    eprintln!("sandbox: {}", service.memory_bound());
     // Install the handlers before announcing, so a signal sent right after the line is seen.
     let result = runtime.block_on(async {
         let waiting = signals()?;

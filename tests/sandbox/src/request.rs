@@ -62,6 +62,7 @@ pub(crate) fn parse<'a>(body: &[u8], runtimes: &'a [Runtime], limits: &Limits) -
         file_bytes: limits.max_file_bytes,
         open_files: limits.max_open_files,
         tmp_bytes: limits.tmp_bytes,
+        shm_bytes: limits.shm_bytes,
     };
     Ok((runtime, job))
 }

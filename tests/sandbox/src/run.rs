@@ -14,8 +14,9 @@ use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+use crate::cgroup::RunCgroup;
 use crate::jail::{Jail, RunLimits, RunSpec};
 use crate::runtimes::{Kind, Runtime};
 use crate::staging::Staging;
@@ -40,6 +41,7 @@ pub(crate) struct Job {
     pub file_bytes: u64,
     pub open_files: u32,
     pub tmp_bytes: u64,
+    pub shm_bytes: u64,
 }
 
 impl Job {
@@ -58,6 +60,7 @@ impl Job {
             file_bytes: limits.max_file_bytes,
             open_files: limits.max_open_files,
             tmp_bytes: limits.tmp_bytes,
+            shm_bytes: limits.shm_bytes,
         }
     }
 
@@ -76,6 +79,7 @@ impl Job {
             file_bytes: self.file_bytes,
             open_files: self.open_files,
             tmp_bytes: self.tmp_bytes,
+            shm_bytes: self.shm_bytes,
         }
     }
 }
@@ -124,8 +128,8 @@ enum Stopped {
 
 /// Runs `job` with `runtime` in a fresh sandbox. Never fails: a sandbox that cannot start is
 /// an `XX` result.
-pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, job: &Job) -> RunResult {
-    let dir = match staging.job(&job.files, &job.stdin) {
+pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, mut job: Job) -> RunResult {
+    let dir = match staging.job(std::mem::take(&mut job.files), std::mem::take(&mut job.stdin)).await {
         Ok(dir) => dir,
         Err(e) => return RunResult::internal(format!("cannot stage the files: {e}")),
     };
@@ -144,11 +148,21 @@ pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, j
         limits: &limits,
         command,
     };
+    // Dropped after the child: removed once the run's processes are gone.
+    let cgroup = match jail.cgroup(job.memory_bytes) {
+        Ok(cgroup) => cgroup,
+        Err(e) => return RunResult::internal(format!("cannot create the run's memory cgroup: {e}")),
+    };
     let started = Instant::now();
-    let mut child = match jail.command(&spec).spawn() {
+    let mut child = match jail.command(&spec, cgroup.is_some()).spawn() {
         Ok(child) => child,
         Err(e) => return RunResult::internal(format!("cannot start bwrap: {e}")),
     };
+    if let Some(cgroup) = &cgroup {
+        if let Err(e) = admit(&mut child, cgroup).await {
+            return RunResult::internal(format!("cannot put the run in its memory cgroup: {e}"));
+        }
+    }
     let mut stdout = child.stdout.take();
     let mut stderr = child.stderr.take();
     let mut capture = Capture::new(job.max_output_bytes);
@@ -205,6 +219,14 @@ pub(crate) async fn execute(jail: &Jail, staging: &Staging, runtime: &Runtime, j
         }
     }
     result
+}
+
+/// Moves the gated child into the run's cgroup, then lets it start bwrap.
+async fn admit(child: &mut tokio::process::Child, cgroup: &RunCgroup) -> std::io::Result<()> {
+    let pid = child.id().ok_or_else(|| std::io::Error::other("the child has already exited"))?;
+    cgroup.enter(pid)?;
+    let mut gate = child.stdin.take().ok_or_else(|| std::io::Error::other("the child has no stdin"))?;
+    gate.write_all(b"go\n").await
 }
 
 /// Reads the next chunk; `None` at the end of the stream (or on a read error).

@@ -164,7 +164,7 @@ async fn resolve_python() -> Option<(PathBuf, PathBuf)> {
 /// Runs `candidate` in the sandbox; its first line of output is its version.
 async fn probe(jail: &Jail, staging: &Staging, candidate: Runtime, args: &[&str]) -> Option<Runtime> {
     let job = Job::probe(args, PROBE_TIMEOUT);
-    let result = run::execute(jail, staging, &candidate, &job).await;
+    let result = run::execute(jail, staging, &candidate, job).await;
     let version = result.stdout.lines().next().unwrap_or_default().trim().to_owned();
     if result.code == Some(0) && !version.is_empty() {
         return Some(candidate.with_version(version));

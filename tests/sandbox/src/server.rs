@@ -18,20 +18,25 @@ use tokio::sync::{oneshot, Semaphore};
 use crate::jail::Jail;
 use crate::runtimes::Runtime;
 use crate::staging::Staging;
-use crate::{request, run, Options};
+use crate::{request, run, Limits, MemoryBound, Options};
 
 pub(crate) struct State {
     options: Options,
     jail: Jail,
     staging: Staging,
     runtimes: Vec<Runtime>,
+    /// One permit per run at once.
     slots: Semaphore,
+    /// One permit per run at once or waiting for a slot: requests that get none are refused.
+    admitted: Semaphore,
 }
 
 impl State {
     pub(crate) fn new(options: Options, jail: Jail, staging: Staging, runtimes: Vec<Runtime>) -> State {
-        let slots = Semaphore::new(options.limits.max_concurrent_runs.max(1));
-        State { options, jail, staging, runtimes, slots }
+        let running = options.limits.max_concurrent_runs.max(1);
+        let slots = Semaphore::new(running);
+        let admitted = Semaphore::new(running.saturating_add(options.limits.max_queued_runs));
+        State { options, jail, staging, runtimes, slots, admitted }
     }
 }
 
@@ -77,7 +82,14 @@ async fn handle(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>> 
     match (req.method(), path.as_str()) {
         (&Method::GET, "/api/v2/runtimes") => {
             let list: Vec<Value> = state.runtimes.iter().map(Runtime::to_json).collect();
-            reply(StatusCode::OK, &Value::Array(list))
+            let mut response = reply(StatusCode::OK, &Value::Array(list));
+            // Not Piston's: tells operators whether run_memory_limit bounds a run or a process.
+            let bound = match state.jail.memory_bound() {
+                MemoryBound::RunTotal(_) => "run",
+                MemoryBound::PerProcess(_) => "process",
+            };
+            response.headers_mut().insert("x-sandbox-memory-limit", http::HeaderValue::from_static(bound));
+            response
         }
         (&Method::POST, "/api/v2/execute") => execute(req, state).await,
         (method, _) => message(StatusCode::METHOD_NOT_ALLOWED, &format!("method {method} is not allowed on {path}")),
@@ -99,11 +111,27 @@ async fn execute(req: Request<Incoming>, state: &State) -> Response<Full<Bytes>>
         Ok(parsed) => parsed,
         Err(e) => return message(StatusCode::BAD_REQUEST, &e),
     };
+    let Ok(_admitted) = state.admitted.try_acquire() else {
+        return busy(&state.options.limits);
+    };
     let Ok(_slot) = state.slots.acquire().await else {
         return message(StatusCode::SERVICE_UNAVAILABLE, "the sandbox is shutting down");
     };
-    let run = run::execute(&state.jail, &state.staging, runtime, &job).await;
+    let run = run::execute(&state.jail, &state.staging, runtime, job).await;
     reply(StatusCode::OK, &json!({"language": runtime.language, "version": runtime.version, "run": run.to_json()}))
+}
+
+/// 503 with Piston's error shape, and when to try again: a default run's length.
+fn busy(limits: &Limits) -> Response<Full<Bytes>> {
+    let text = format!(
+        "the sandbox is busy: {} runs are running and {} waiting, the most it takes; try again later",
+        limits.max_concurrent_runs.max(1),
+        limits.max_queued_runs
+    );
+    let mut response = message(StatusCode::SERVICE_UNAVAILABLE, &text);
+    let seconds = limits.run_timeout_ms.div_ceil(1000).max(1);
+    response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(seconds));
+    response
 }
 
 /// `Authorization: Bearer <token>`, compared in constant time.

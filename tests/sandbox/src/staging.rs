@@ -1,6 +1,8 @@
 //! The host directory each run's files and stdin are written to before the launcher copies
 //! them into the run's private `/tmp`. Owned by uid 65534 (mode 0700) when the service runs
-//! as root; removed when the run ends and, with everything left, on shutdown.
+//! as root; removed when the run ends and, with everything left, on shutdown. A run's
+//! directory is written and removed on Tokio's blocking threads (a request may carry tens of
+//! thousands of files), never on the one thread that serves every connection.
 
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
@@ -30,7 +32,11 @@ impl JobDir {
 
 impl Drop for JobDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        let dir = std::mem::take(&mut self.0);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => drop(runtime.spawn_blocking(move || std::fs::remove_dir_all(dir))),
+            Err(_) => drop(std::fs::remove_dir_all(dir)),
+        }
     }
 }
 
@@ -47,25 +53,32 @@ impl Staging {
     }
 
     /// Writes one run's files (relative names, already checked) and stdin.
-    pub(crate) fn job(&self, files: &[(String, Vec<u8>)], stdin: &[u8]) -> io::Result<JobDir> {
+    pub(crate) async fn job(&self, files: Vec<(String, Vec<u8>)>, stdin: Vec<u8>) -> io::Result<JobDir> {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
         let dir = JobDir(self.root.join(n.to_string()));
-        std::fs::DirBuilder::new().mode(0o700).create(dir.path())?;
-        let files_dir = dir.path().join("files");
-        std::fs::DirBuilder::new().mode(0o700).create(&files_dir)?;
-        for (name, content) in files {
-            let path = files_dir.join(name);
-            if let Some(parent) = path.parent() {
-                std::fs::DirBuilder::new().mode(0o700).recursive(true).create(parent)?;
-            }
-            std::fs::write(&path, content)?;
-        }
-        std::fs::write(dir.path().join("stdin"), stdin)?;
-        if self.hand_to_nobody {
-            hand_over(dir.path())?;
-        }
-        Ok(dir)
+        let hand_to_nobody = self.hand_to_nobody;
+        let writing = tokio::task::spawn_blocking(move || write_job(dir, &files, &stdin, hand_to_nobody));
+        writing.await.map_err(|e| io::Error::other(format!("the staging thread failed: {e}")))?
     }
+}
+
+/// Runs on a blocking thread: a request may need tens of thousands of writes and chowns.
+fn write_job(dir: JobDir, files: &[(String, Vec<u8>)], stdin: &[u8], hand_to_nobody: bool) -> io::Result<JobDir> {
+    std::fs::DirBuilder::new().mode(0o700).create(dir.path())?;
+    let files_dir = dir.path().join("files");
+    std::fs::DirBuilder::new().mode(0o700).create(&files_dir)?;
+    for (name, content) in files {
+        let path = files_dir.join(name);
+        if let Some(parent) = path.parent() {
+            std::fs::DirBuilder::new().mode(0o700).recursive(true).create(parent)?;
+        }
+        std::fs::write(&path, content)?;
+    }
+    std::fs::write(dir.path().join("stdin"), stdin)?;
+    if hand_to_nobody {
+        hand_over(dir.path())?;
+    }
+    Ok(dir)
 }
 
 impl Drop for Staging {

@@ -140,3 +140,61 @@ async fn with_a_token_requests_need_the_bearer_header() {
         common::send(addr, "POST", "/api/v2/execute", &[("authorization", "Bearer s3cret-token")], body).await;
     assert_eq!((status, answer["run"]["stdout"].clone()), (200, json!("1\n")));
 }
+
+#[tokio::test]
+async fn requests_beyond_the_runs_and_the_queue_get_503_with_retry_after() {
+    let limits = sandbox::Limits { max_concurrent_runs: 1, max_queued_runs: 1, ..Default::default() };
+    let sandbox = sandbox::start_with("127.0.0.1:0", sandbox::Options { limits, ..Default::default() }).unwrap();
+    // One runs, one waits for it, the third is refused at once.
+    let answers = common::slow_runs_at_once(sandbox.addr(), 3).await;
+    let mut statuses: Vec<u16> = answers.iter().map(|(status, _, _)| *status).collect();
+    statuses.sort_unstable();
+    assert_eq!(statuses, [200, 200, 503], "{answers:?}");
+    for (status, headers, answer) in &answers {
+        if *status == 200 {
+            assert_eq!(answer["run"]["stdout"], "done\n", "{answer}");
+        } else {
+            assert!(answer["message"].as_str().unwrap().contains("busy"), "{answer}");
+            let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+            assert!(retry >= 1, "{headers:?}");
+        }
+    }
+    // Refused and finished requests leave the queue: the next one runs.
+    let run = common::run(sandbox.addr(), "python", "print(1)", json!({})).await;
+    assert_eq!(run["stdout"], "1\n", "{run}");
+}
+
+/// How many files of the run staging `d/` the service has written so far: it stages under
+/// `$TMPDIR/opencode-sandbox-<pid>-<n>/<run>/files/`.
+fn staged_in_d() -> Option<usize> {
+    let prefix = format!("opencode-sandbox-{}-", std::process::id());
+    let services = std::fs::read_dir(std::env::temp_dir()).ok()?.flatten();
+    let runs = services.filter(|s| s.file_name().to_string_lossy().starts_with(&prefix));
+    let runs = runs.filter_map(|s| std::fs::read_dir(s.path()).ok()).flatten().flatten();
+    runs.filter_map(|run| std::fs::read_dir(run.path().join("files/d")).ok()).map(Iterator::count).next()
+}
+
+#[tokio::test]
+async fn staging_many_files_does_not_hold_up_other_requests() {
+    let sandbox = common::start();
+    let addr = sandbox.addr();
+    // Ten thousand files to write: a second's work or more here.
+    const FILES: usize = 10_000;
+    let mut files = vec![json!({"name": "main.py", "content": "import os\nprint(len(os.listdir('d')))"})];
+    files.extend((0..FILES).map(|i| json!({"name": format!("d/{i}"), "content": ""})));
+    let body = json!({"language": "python", "version": "*", "files": files, "run_timeout": 20000}).to_string();
+    let staging = tokio::spawn(async move { common::send(addr, "POST", "/api/v2/execute", &[], &body).await });
+    let started = std::time::Instant::now();
+    while staged_in_d().is_none_or(|n| n == 0) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(30), "staging never started");
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    // Asked while the files are being written, the runtimes list answers before they all are.
+    let (status, _) = common::send(addr, "GET", "/api/v2/runtimes", &[], "").await;
+    assert_eq!(status, 200);
+    let staged = staged_in_d();
+    assert!(staged.is_some_and(|n| n < FILES), "{staged:?} of {FILES} files were staged by the answer");
+    let (status, answer) = staging.await.unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["run"]["stdout"], format!("{FILES}\n"), "{answer}");
+}

@@ -18,6 +18,18 @@ pub fn start() -> sandbox::SandboxHandle {
 
 /// One request on a fresh connection: status and the body parsed as JSON.
 pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let (status, _, value) = send_full(addr, method, path, headers, body).await;
+    (status, value)
+}
+
+/// [`send`], with the answer's headers.
+pub async fn send_full(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, http::HeaderMap, Value) {
     let stream = TcpStream::connect(addr).await.unwrap();
     let (mut sender, conn) = http1::handshake(TokioIo::new(stream)).await.unwrap();
     tokio::spawn(conn);
@@ -32,11 +44,12 @@ pub async fn send(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, 
     let request = req.body(Full::new(Bytes::from(body.to_owned()))).unwrap();
     let response = sender.send_request(request).await.unwrap();
     let status = response.status().as_u16();
+    let headers = response.headers().clone();
     assert_eq!(response.headers().get("content-type").map(|v| v.to_str().unwrap()), Some("application/json"));
     let bytes = response.into_body().collect().await.unwrap().to_bytes();
     let value = serde_json::from_slice(&bytes)
         .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&bytes)));
-    (status, value)
+    (status, headers, value)
 }
 
 /// `POST /api/v2/execute` of one file with `extra` fields merged in; asserts a 200 and
@@ -49,6 +62,24 @@ pub async fn execute(addr: SocketAddr, language: &str, code: &str, extra: Value)
     let (status, answer) = send(addr, "POST", "/api/v2/execute", &[], &body.to_string()).await;
     assert_eq!(status, 200, "{answer}");
     answer
+}
+
+/// `n` runs of 1.5 s sent at once; their statuses, headers and answers, in the order sent.
+pub async fn slow_runs_at_once(addr: SocketAddr, n: usize) -> Vec<(u16, http::HeaderMap, Value)> {
+    let body = json!({"language": "python", "version": "*",
+                      "files": [{"content": "import time\ntime.sleep(1.5)\nprint('done')"}]})
+    .to_string();
+    let sending: Vec<_> = (0..n)
+        .map(|_| {
+            let body = body.clone();
+            tokio::spawn(async move { send_full(addr, "POST", "/api/v2/execute", &[], &body).await })
+        })
+        .collect();
+    let mut answers = Vec::new();
+    for answer in sending {
+        answers.push(answer.await.unwrap());
+    }
+    answers
 }
 
 /// Like [`execute`] but returns only `run`.
