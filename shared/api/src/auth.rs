@@ -1,19 +1,73 @@
 //! Authentication: `Authorization: Bearer <JWT>`, HS256 with `JWT_SECRET`.
 //!
-//! Tokens carry `sub`, `tenant`, `role` and `exp`; all four are required. Time comes from the
-//! host (wall clocks are not available the same way on every runtime), so expiry is checked
-//! against `Host::now_ms` rather than the library's own clock.
+//! Tokens carry `sub`, `tenant`, `role` and `exp`; all four are required. `JWT_ISSUER` and
+//! `JWT_AUDIENCE`, when set, must match the token's `iss` and `aud`; no token may live longer
+//! than `JWT_MAX_TTL_SECS` (from its `iat`, or from now without one). Time comes from the host
+//! (wall clocks are not available the same way on every runtime), so expiry is checked against
+//! `Host::now_ms` rather than the library's own clock.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use jwt_simple::prelude::*;
 use serde::{Deserialize, Serialize};
+
+use opencode_runtime::host::Host;
 
 use crate::error::ApiError;
 
 /// Seconds of clock skew tolerated between the token's issuer and us.
 const LEEWAY_SECS: u64 = 30;
+/// The shortest `JWT_SECRET`: RFC 7518 §3.2 asks for an HS256 key of at least 256 bits.
+pub const MIN_SECRET_BYTES: usize = 32;
+/// The longest a token may live unless `JWT_MAX_TTL_SECS` says otherwise: a day.
+pub const DEFAULT_MAX_TTL_SECS: u64 = 86_400;
+
+/// How tokens are checked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Settings {
+    secret: String,
+    issuer: Option<String>,
+    audience: Option<String>,
+    max_ttl_secs: u64,
+}
+
+impl std::fmt::Debug for Settings {
+    // The secret never reaches logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Settings")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("max_ttl_secs", &self.max_ttl_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Reads `JWT_SECRET`, `JWT_ISSUER`, `JWT_AUDIENCE` and `JWT_MAX_TTL_SECS`. Without a usable
+    /// secret no token can be checked: the error says why, naming the variable, never its value.
+    pub fn from_host<H: Host>(host: &H) -> Result<Settings, ApiError> {
+        Settings::from_vars(|name| host.var(name))
+    }
+
+    pub fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Settings, ApiError> {
+        let secret = var("JWT_SECRET").ok_or_else(|| ApiError::NotConfigured("JWT_SECRET is not set".into()))?;
+        if secret.len() < MIN_SECRET_BYTES {
+            return Err(ApiError::NotConfigured(format!(
+                "JWT_SECRET is shorter than {MIN_SECRET_BYTES} bytes: set a longer random secret"
+            )));
+        }
+        let max_ttl_secs =
+            match var("JWT_MAX_TTL_SECS") {
+                None => DEFAULT_MAX_TTL_SECS,
+                Some(value) => value.trim().parse::<u64>().ok().filter(|secs| *secs > 0).ok_or_else(|| {
+                    ApiError::NotConfigured("JWT_MAX_TTL_SECS must be a positive whole number".into())
+                })?,
+            };
+        let set = |name| var(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        Ok(Settings { secret, issuer: set("JWT_ISSUER"), audience: set("JWT_AUDIENCE"), max_ttl_secs })
+    }
+}
 
 /// Who is calling, once the token checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,8 +92,7 @@ struct PlatformClaims {
 }
 
 /// Checks the request's bearer token and returns the caller.
-pub fn authenticate(headers: &http::HeaderMap, secret: Option<&str>, now_ms: u64) -> Result<Principal, ApiError> {
-    let secret = secret.ok_or_else(|| ApiError::NotConfigured("JWT_SECRET is not set".into()))?;
+pub fn authenticate(headers: &http::HeaderMap, settings: &Settings, now_ms: u64) -> Result<Principal, ApiError> {
     let value = headers.get(http::header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
     let value = value.to_str().map_err(|_| ApiError::InvalidToken("the authorization header is not text".into()))?;
     let token = value
@@ -48,7 +101,7 @@ pub fn authenticate(headers: &http::HeaderMap, secret: Option<&str>, now_ms: u64
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| ApiError::InvalidToken("expected `Bearer <JWT>`".into()))?;
-    verify(token, secret, now_ms)
+    verify(token, settings, now_ms)
 }
 
 /// Tokens that passed [`verify`] in this instance, with their expiry. An app or a bot sends the
@@ -56,9 +109,9 @@ pub fn authenticate(headers: &http::HeaderMap, secret: Option<&str>, now_ms: u64
 /// was the largest single piece of a chat request's own work. Once a token has passed, only
 /// its expiry can turn it invalid (time moves one way, and no other check depends on it), so a
 /// hit checks the expiry exactly as the library does. Per instance, bounded, and emptied when
-/// the secret changes.
+/// the settings change.
 struct Verified {
-    secret: String,
+    settings: Option<Settings>,
     /// By the token's signed part (header and claims, which are no secret); the signature is
     /// compared in constant time, so a lookup's timing tells nothing about a stored one.
     tokens: HashMap<String, Remembered>,
@@ -74,17 +127,17 @@ struct Remembered {
 const MAX_VERIFIED: usize = 64;
 
 thread_local! {
-    static VERIFIED: RefCell<Verified> = RefCell::new(Verified { secret: String::new(), tokens: HashMap::new() });
+    static VERIFIED: RefCell<Verified> = RefCell::new(Verified { settings: None, tokens: HashMap::new() });
 }
 
 /// Verifies one token.
-pub fn verify(token: &str, secret: &str, now_ms: u64) -> Result<Principal, ApiError> {
+pub fn verify(token: &str, settings: &Settings, now_ms: u64) -> Result<Principal, ApiError> {
     let now = UnixTimeStamp::from_millis(now_ms);
     let tolerance = Duration::from_secs(LEEWAY_SECS);
     let (signed, signature) = token.rsplit_once('.').unwrap_or((token, ""));
     let known = VERIFIED.with(|verified| {
         let verified = verified.borrow();
-        let remembered = verified.tokens.get(signed).filter(|_| verified.secret == secret)?;
+        let remembered = verified.tokens.get(signed).filter(|_| verified.settings.as_ref() == Some(settings))?;
         same_bytes(remembered.signature.as_bytes(), signature.as_bytes())
             .then(|| (remembered.principal.clone(), remembered.expires_at))
     });
@@ -96,12 +149,12 @@ pub fn verify(token: &str, secret: &str, now_ms: u64) -> Result<Principal, ApiEr
             Err(ApiError::InvalidToken("token has expired".into()))
         };
     }
-    let (principal, expires_at) = verify_signed(token, secret, now, tolerance)?;
+    let (principal, expires_at) = verify_signed(token, settings, now, tolerance)?;
     VERIFIED.with(|verified| {
         let mut verified = verified.borrow_mut();
-        if verified.secret != secret || verified.tokens.len() >= MAX_VERIFIED {
+        if verified.settings.as_ref() != Some(settings) || verified.tokens.len() >= MAX_VERIFIED {
             verified.tokens.clear();
-            secret.clone_into(&mut verified.secret);
+            verified.settings = Some(settings.clone());
         }
         let remembered = Remembered { signature: signature.to_owned(), principal: principal.clone(), expires_at };
         verified.tokens.insert(signed.to_owned(), remembered);
@@ -117,13 +170,19 @@ fn same_bytes(a: &[u8], b: &[u8]) -> bool {
 /// Checks the signature and the claims of a token not seen before.
 fn verify_signed(
     token: &str,
-    secret: &str,
+    settings: &Settings,
     now: UnixTimeStamp,
     tolerance: Duration,
 ) -> Result<(Principal, UnixTimeStamp), ApiError> {
-    let key = HS256Key::from_bytes(secret.as_bytes());
-    let options =
-        VerificationOptions { artificial_time: Some(now), time_tolerance: Some(tolerance), ..Default::default() };
+    let key = HS256Key::from_bytes(settings.secret.as_bytes());
+    let one = |value: &Option<String>| value.clone().map(|v| HashSet::from([v]));
+    let options = VerificationOptions {
+        artificial_time: Some(now),
+        time_tolerance: Some(tolerance),
+        allowed_issuers: one(&settings.issuer),
+        allowed_audiences: one(&settings.audience),
+        ..Default::default()
+    };
     let claims = key.verify_token::<PlatformClaims>(token, Some(options)).map_err(|err| {
         // jwt-simple's messages are safe (no key material) but wordy; keep the gist.
         let text = err.to_string().to_lowercase();
@@ -133,6 +192,10 @@ fn verify_signed(
             "signature does not match"
         } else if text.contains("not yet valid") || text.contains("future") {
             "token is not valid yet"
+        } else if text.contains("issuer") {
+            "token's issuer (`iss`) is not JWT_ISSUER"
+        } else if text.contains("audience") {
+            "token's audience (`aud`) is not JWT_AUDIENCE"
         } else {
             "token is malformed"
         };
@@ -141,6 +204,13 @@ fn verify_signed(
     let Some(expires_at) = claims.expires_at else {
         return Err(ApiError::InvalidToken("token has no `exp` claim".into()));
     };
+    let from = claims.issued_at.unwrap_or(now);
+    if expires_at > from && (expires_at - from).as_secs() > settings.max_ttl_secs {
+        return Err(ApiError::InvalidToken(format!(
+            "token lives longer than JWT_MAX_TTL_SECS allows ({} s)",
+            settings.max_ttl_secs
+        )));
+    }
     let subject = claims
         .subject
         .filter(|s| !s.is_empty())
@@ -180,10 +250,16 @@ pub fn issue(
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic)]
     use super::*;
 
     const NOW: u64 = 1_767_225_600_000;
+    const SECRET: &str = "test-secret-0123456789-0123456789";
+    const OTHER: &str = "other-secret-0123456789-012345678";
+
+    fn settings(secret: &str) -> Settings {
+        Settings::from_vars(|name| (name == "JWT_SECRET").then(|| secret.to_owned())).unwrap()
+    }
 
     fn bearer(token: &str) -> http::HeaderMap {
         let mut headers = http::HeaderMap::new();
@@ -193,94 +269,85 @@ mod tests {
 
     #[test]
     fn a_valid_token_names_the_caller() {
-        let token = issue("test-secret-0123456789", "alice", "acme", "user", NOW, 3600).unwrap();
-        let who = authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW + 1000).unwrap();
+        let token = issue(SECRET, "alice", "acme", "user", NOW, 3600).unwrap();
+        let who = authenticate(&bearer(&token), &settings(SECRET), NOW + 1000).unwrap();
         assert_eq!(who, Principal { subject: "alice".into(), tenant: "acme".into(), role: "user".into() });
         assert!(!who.is_admin());
     }
 
     #[test]
     fn missing_expired_tampered_and_foreign_tokens_are_refused() {
-        assert_eq!(
-            authenticate(&http::HeaderMap::new(), Some("test-secret-0123456789"), NOW),
-            Err(ApiError::MissingToken)
-        );
-        let token = issue("test-secret-0123456789", "alice", "acme", "user", NOW, 60).unwrap();
-        let expired = authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW + 3_600_000).unwrap_err();
+        assert_eq!(authenticate(&http::HeaderMap::new(), &settings(SECRET), NOW), Err(ApiError::MissingToken));
+        let token = issue(SECRET, "alice", "acme", "user", NOW, 60).unwrap();
+        let expired = authenticate(&bearer(&token), &settings(SECRET), NOW + 3_600_000).unwrap_err();
         assert_eq!(expired, ApiError::InvalidToken("token has expired".into()));
-        let foreign = authenticate(&bearer(&token), Some("other-secret-0123456789"), NOW).unwrap_err();
+        let foreign = authenticate(&bearer(&token), &settings(OTHER), NOW).unwrap_err();
         assert_eq!(foreign, ApiError::InvalidToken("signature does not match".into()));
         let mut tampered = token.clone();
         tampered.insert(tampered.len() / 2, 'x');
-        assert!(matches!(
-            authenticate(&bearer(&tampered), Some("test-secret-0123456789"), NOW),
-            Err(ApiError::InvalidToken(_))
-        ));
-        assert!(matches!(
-            authenticate(&bearer("abc"), Some("test-secret-0123456789"), NOW),
-            Err(ApiError::InvalidToken(_))
-        ));
+        assert!(matches!(authenticate(&bearer(&tampered), &settings(SECRET), NOW), Err(ApiError::InvalidToken(_))));
+        assert!(matches!(authenticate(&bearer("abc"), &settings(SECRET), NOW), Err(ApiError::InvalidToken(_))));
         let mut basic = http::HeaderMap::new();
         basic.insert(http::header::AUTHORIZATION, "Basic YTpi".parse().unwrap());
-        assert!(matches!(authenticate(&basic, Some("test-secret-0123456789"), NOW), Err(ApiError::InvalidToken(_))));
+        assert!(matches!(authenticate(&basic, &settings(SECRET), NOW), Err(ApiError::InvalidToken(_))));
     }
 
     #[test]
     fn claims_are_all_required() {
-        let token = issue("test-secret-0123456789", "alice", "", "user", NOW, 60).unwrap();
+        let token = issue(SECRET, "alice", "", "user", NOW, 60).unwrap();
         assert_eq!(
-            authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW),
+            authenticate(&bearer(&token), &settings(SECRET), NOW),
             Err(ApiError::InvalidToken("token has no `tenant` claim".into()))
         );
-        let token = issue("test-secret-0123456789", "alice", "acme", "", NOW, 60).unwrap();
+        let token = issue(SECRET, "alice", "acme", "", NOW, 60).unwrap();
         assert_eq!(
-            authenticate(&bearer(&token), Some("test-secret-0123456789"), NOW),
+            authenticate(&bearer(&token), &settings(SECRET), NOW),
             Err(ApiError::InvalidToken("token has no `role` claim".into()))
         );
     }
 
     #[test]
     fn a_token_seen_before_still_expires_and_still_needs_the_right_secret() {
-        let secret = "test-secret-0123456789";
+        let (secret, checked) = (SECRET, &settings(SECRET));
         let token = issue(secret, "alice", "acme", "user", NOW, 60).unwrap();
         let alice = Principal { subject: "alice".into(), tenant: "acme".into(), role: "user".into() };
-        assert_eq!(authenticate(&bearer(&token), Some(secret), NOW), Ok(alice.clone()));
-        assert_eq!(authenticate(&bearer(&token), Some(secret), NOW + 1000), Ok(alice.clone()));
+        assert_eq!(authenticate(&bearer(&token), checked, NOW), Ok(alice.clone()));
+        assert_eq!(authenticate(&bearer(&token), checked, NOW + 1000), Ok(alice.clone()));
         // The library's edge: valid through exp + leeway, expired a millisecond later.
         let last_valid_ms = NOW + (60 + LEEWAY_SECS) * 1000;
-        assert_eq!(authenticate(&bearer(&token), Some(secret), last_valid_ms), Ok(alice.clone()));
+        assert_eq!(authenticate(&bearer(&token), checked, last_valid_ms), Ok(alice.clone()));
         let expired = ApiError::InvalidToken("token has expired".into());
-        assert_eq!(authenticate(&bearer(&token), Some(secret), last_valid_ms + 1), Err(expired));
-        let foreign = authenticate(&bearer(&token), Some("other-secret-0123456789"), NOW).unwrap_err();
+        assert_eq!(authenticate(&bearer(&token), checked, last_valid_ms + 1), Err(expired));
+        let foreign = authenticate(&bearer(&token), &settings(OTHER), NOW).unwrap_err();
         assert_eq!(foreign, ApiError::InvalidToken("signature does not match".into()));
-        assert_eq!(authenticate(&bearer(&token), Some(secret), NOW), Ok(alice));
+        assert_eq!(authenticate(&bearer(&token), checked, NOW), Ok(alice));
     }
 
     #[test]
     fn a_remembered_token_with_another_signature_is_checked_again() {
-        let secret = "test-secret-0123456789";
+        let (secret, checked) = (SECRET, &settings(SECRET));
         let token = issue(secret, "alice", "acme", "user", NOW, 60).unwrap();
-        assert!(authenticate(&bearer(&token), Some(secret), NOW).is_ok());
+        assert!(authenticate(&bearer(&token), checked, NOW).is_ok());
         let (signed, signature) = token.rsplit_once('.').unwrap();
         let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
         let forged = format!("{signed}.{flipped}{}", &signature[1..]);
-        let refused = authenticate(&bearer(&forged), Some(secret), NOW).unwrap_err();
+        let refused = authenticate(&bearer(&forged), checked, NOW).unwrap_err();
         assert_eq!(refused, ApiError::InvalidToken("signature does not match".into()));
-        assert!(authenticate(&bearer(&format!("{signed}.")), Some(secret), NOW).is_err());
-        assert!(authenticate(&bearer(signed), Some(secret), NOW).is_err());
-        assert!(authenticate(&bearer(&token), Some(secret), NOW).is_ok());
+        assert!(authenticate(&bearer(&format!("{signed}.")), checked, NOW).is_err());
+        assert!(authenticate(&bearer(signed), checked, NOW).is_err());
+        assert!(authenticate(&bearer(&token), checked, NOW).is_ok());
         assert!(!same_bytes(b"ab", b"abc") && !same_bytes(b"abc", b"abd") && same_bytes(b"abc", b"abc"));
     }
 
     #[test]
     fn more_tokens_than_are_remembered_all_verify() {
-        let secret = "test-secret-0123456789";
+        let (secret, checked) = (SECRET, &settings(SECRET));
         let tokens: Vec<String> = (0..2 * MAX_VERIFIED + 1)
             .map(|n| issue(secret, &format!("user-{n}"), "acme", "user", NOW, 60).unwrap())
             .collect();
         for round in 0..2 {
             for (n, token) in tokens.iter().enumerate() {
-                let who = authenticate(&bearer(token), Some(secret), NOW + round).unwrap();
+                let who = authenticate(&bearer(token), checked, NOW + round).unwrap();
                 assert_eq!(who.subject, format!("user-{n}"));
             }
         }
@@ -288,6 +355,69 @@ mod tests {
 
     #[test]
     fn no_secret_means_not_configured() {
-        assert!(matches!(authenticate(&bearer("x"), None, NOW), Err(ApiError::NotConfigured(_))));
+        assert!(matches!(Settings::from_vars(|_| None), Err(ApiError::NotConfigured(_))));
+    }
+
+    #[test]
+    fn a_secret_shorter_than_32_bytes_is_a_configuration_error_naming_it() {
+        let short = Settings::from_vars(|name| (name == "JWT_SECRET").then(|| "short-secret-0123456789".to_owned()));
+        let Err(ApiError::NotConfigured(message)) = short else { panic!("{short:?}") };
+        assert!(message.contains("JWT_SECRET") && message.contains("32"), "{message}");
+        assert!(!message.contains("short-secret"), "the value is never shown: {message}");
+    }
+
+    fn with(vars: &'static [(&'static str, &'static str)]) -> Settings {
+        Settings::from_vars(|name| match name {
+            "JWT_SECRET" => Some(SECRET.to_owned()),
+            other => vars.iter().find(|(n, _)| *n == other).map(|(_, v)| (*v).to_owned()),
+        })
+        .unwrap()
+    }
+
+    fn token_from(issuer: Option<&str>, audience: Option<&str>, valid_secs: u64) -> String {
+        let key = HS256Key::from_bytes(SECRET.as_bytes());
+        let custom = PlatformClaims { tenant: "acme".into(), role: "user".into() };
+        let mut claims = Claims::with_custom_claims(custom, Duration::from_secs(valid_secs)).with_subject("alice");
+        let now = UnixTimeStamp::from_millis(NOW);
+        claims.issued_at = Some(now);
+        claims.invalid_before = Some(now);
+        claims.expires_at = Some(now + Duration::from_secs(valid_secs));
+        if let Some(issuer) = issuer {
+            claims = claims.with_issuer(issuer);
+        }
+        if let Some(audience) = audience {
+            claims = claims.with_audience(audience);
+        }
+        key.authenticate(claims).unwrap()
+    }
+
+    #[test]
+    fn issuer_and_audience_are_checked_when_set() {
+        let strict = with(&[("JWT_ISSUER", "https://idp.example"), ("JWT_AUDIENCE", "opencode")]);
+        let good = token_from(Some("https://idp.example"), Some("opencode"), 60);
+        assert!(authenticate(&bearer(&good), &strict, NOW).is_ok());
+        for (token, why) in [
+            (token_from(Some("https://evil.example"), Some("opencode"), 60), "JWT_ISSUER"),
+            (token_from(None, Some("opencode"), 60), "JWT_ISSUER"),
+            (token_from(Some("https://idp.example"), Some("other"), 60), "JWT_AUDIENCE"),
+        ] {
+            let Err(ApiError::InvalidToken(message)) = authenticate(&bearer(&token), &strict, NOW) else {
+                panic!("accepted: {why}")
+            };
+            assert!(message.contains(why), "{message}");
+        }
+        assert!(authenticate(&bearer(&good), &settings(SECRET), NOW).is_ok(), "unset means unchecked");
+    }
+
+    #[test]
+    fn a_token_living_longer_than_the_maximum_is_refused() {
+        let day = token_from(None, None, DEFAULT_MAX_TTL_SECS);
+        assert!(authenticate(&bearer(&day), &settings(SECRET), NOW).is_ok());
+        let longer = token_from(None, None, DEFAULT_MAX_TTL_SECS + 1);
+        let refused = authenticate(&bearer(&longer), &settings(SECRET), NOW).unwrap_err();
+        assert!(matches!(&refused, ApiError::InvalidToken(m) if m.contains("JWT_MAX_TTL_SECS")), "{refused:?}");
+        let hour = with(&[("JWT_MAX_TTL_SECS", "3600")]);
+        assert!(authenticate(&bearer(&token_from(None, None, 3600)), &hour, NOW).is_ok());
+        assert!(authenticate(&bearer(&token_from(None, None, 3601)), &hour, NOW).is_err());
     }
 }

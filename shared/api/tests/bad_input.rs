@@ -6,7 +6,7 @@ use opencode_runtime::Body;
 use opencode_testkit::{TestHost, EPOCH_MS};
 use serde_json::Value;
 
-const SECRET: &str = "test-secret-0123456789";
+const SECRET: &str = "test-secret-0123456789-0123456789";
 
 fn host() -> TestHost {
     TestHost::new().with_var("OPENAI_API_KEY", "k").with_var("JWT_SECRET", SECRET).with_var("MAX_BODY_BYTES", "200")
@@ -89,7 +89,7 @@ async fn the_gateway_forwards_a_chunked_upload_with_its_length_and_no_hop_by_hop
         .header("keep-alive", "timeout=5")
         .header("x-private", "named by connection")
         .header("te", "trailers")
-        .header("authorization", "Bearer t")
+        .header("authorization", format!("Bearer {}", token()))
         .header("content-type", "application/json")
         .body(Body::from(String::from("{\"messages\":[]}")))
         .unwrap();
@@ -97,9 +97,14 @@ async fn the_gateway_forwards_a_chunked_upload_with_its_length_and_no_hop_by_hop
     let seen = String::from_utf8(response.into_body().collect(1 << 16).await.unwrap().to_vec()).unwrap();
     let mut seen: Vec<&str> = seen.lines().filter(|line| !line.starts_with("x-request-id=")).collect();
     seen.sort_unstable();
-    assert_eq!(seen, ["authorization=Bearer t", "content-length=15", "content-type=application/json"]);
+    let authorization = format!("authorization=Bearer {}", token());
+    assert_eq!(seen, [authorization.as_str(), "content-length=15", "content-type=application/json"]);
 
-    let bodiless = http::Request::get("/v1/chat").header("content-length", "0").body(Body::empty()).unwrap();
+    let bodiless = http::Request::get("/v1/chat")
+        .header("content-length", "0")
+        .header("authorization", format!("Bearer {}", token()))
+        .body(Body::empty())
+        .unwrap();
     let response = opencode_api::serve_named("gateway", host, bodiless).await;
     let seen = String::from_utf8(response.into_body().collect(1 << 16).await.unwrap().to_vec()).unwrap();
     assert!(!seen.contains("content-length"), "{seen}");
@@ -118,7 +123,79 @@ async fn the_gateway_routes_by_path_and_404s_the_rest() {
     let response = opencode_api::serve_named("gateway", host.clone(), nowhere).await;
     assert_eq!(response.status(), 404);
     assert!(response.headers().contains_key("x-request-id"));
-    let chat = http::Request::post("/v1/chat").body(Body::empty()).unwrap();
+    let chat = http::Request::post("/v1/chat")
+        .header("authorization", format!("Bearer {}", token()))
+        .body(Body::empty())
+        .unwrap();
     let response = opencode_api::serve_named("gateway", host, chat).await;
     assert_eq!(response.status(), 503, "an unbound function is a configuration problem");
+}
+
+/// A body of `chunks` chunks of 64 KiB that counts how many were read.
+fn counted_body(chunks: usize) -> (Body, std::rc::Rc<std::cell::Cell<usize>>) {
+    use futures::StreamExt as _;
+    let read = std::rc::Rc::new(std::cell::Cell::new(0));
+    let seen = std::rc::Rc::clone(&read);
+    let stream = futures::stream::iter(0..chunks).map(move |_| {
+        seen.set(seen.get() + 1);
+        Ok(bytes::Bytes::from(vec![b'x'; 64 * 1024]))
+    });
+    (Body::Stream(stream.boxed_local()), read)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_request_without_a_valid_token_is_refused_before_its_body_is_read_or_forwarded() {
+    let forwarded = std::rc::Rc::new(std::cell::Cell::new(0));
+    let calls = std::rc::Rc::clone(&forwarded);
+    let host = host().with_var("MAX_BODY_BYTES", "1048576").with_function("chat", move |_, _| {
+        calls.set(calls.get() + 1);
+        async move { http::Response::new(Body::empty()) }
+    });
+    for (function, authorization) in
+        [("gateway", None), ("gateway", Some("Bearer forged")), ("chat", None), ("search", Some("Bearer x.y.z"))]
+    {
+        let (body, read) = counted_body(16);
+        let mut request = http::Request::post("/v1/chat").header("content-type", "application/json");
+        if let Some(value) = authorization {
+            request = request.header("authorization", value);
+        }
+        let response = opencode_api::serve_named(function, host.clone(), request.body(body).unwrap()).await;
+        assert_eq!(response.status(), 401, "{function} {authorization:?}");
+        assert_eq!(read.get(), 0, "{function} read the body of a request it refused");
+    }
+    assert_eq!(forwarded.get(), 0, "the gateway forwarded a request without a valid token");
+}
+
+#[tokio::test(start_paused = true)]
+async fn health_names_providers_and_models_but_never_a_base_url() {
+    let host = host().with_var("OPENAI_BASE_URL", "http://user:pw@10.0.0.7:8080/v1");
+    let health = http::Request::get("/health").body(Body::empty()).unwrap();
+    let response = opencode_api::serve_named("admin", host, health).await;
+    let body = String::from_utf8(response.into_body().collect(1 << 16).await.unwrap().to_vec()).unwrap();
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["providers"][0]["name"], "openai");
+    assert_eq!(v["providers"][0]["model"], "gpt-4.1-mini");
+    assert!(!body.contains("base_url") && !body.contains("10.0.0.7") && !body.contains("pw@"), "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_jwt_secret_shorter_than_32_bytes_is_a_configuration_error_not_a_bad_token() {
+    let short = "a-secret-of-31-bytes-0123456789";
+    let host = host().with_var("JWT_SECRET", short);
+    let token = auth::issue(short, "u", "t", "user", EPOCH_MS, 3600).unwrap();
+    let request = http::Request::post("/v1/chat")
+        .header("authorization", format!("Bearer {token}"))
+        .header("content-type", "application/json")
+        .body(Body::from("{}".to_string()))
+        .unwrap();
+    let response = opencode_api::serve_named("chat", host.clone(), request).await;
+    assert_eq!(response.status(), 503);
+    let v: Value = serde_json::from_slice(&response.into_body().collect(1 << 16).await.unwrap()).unwrap();
+    assert_eq!(v["error"]["code"], "not_configured");
+    assert!(v["error"]["message"].as_str().unwrap().contains("JWT_SECRET"), "{v}");
+    let health = http::Request::get("/health").body(Body::empty()).unwrap();
+    let response = opencode_api::serve_named("admin", host, health).await;
+    let v: Value = serde_json::from_slice(&response.into_body().collect(1 << 16).await.unwrap()).unwrap();
+    assert_eq!(v["auth_configured"], false);
+    assert!(v["auth_problem"].as_str().unwrap().contains("32 bytes"), "{v}");
 }

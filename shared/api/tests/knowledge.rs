@@ -13,7 +13,7 @@ use opencode_runtime::{Body, HostError};
 use opencode_testkit::{TestHost, EPOCH_MS};
 use serde_json::{json, Value};
 
-const SECRET: &str = "test-secret-0123456789";
+const SECRET: &str = "test-secret-0123456789-0123456789";
 const NOTHING: &str = "I found nothing relevant";
 
 const WARRANTY: &str = "The Acme X200 battery warranty lasts two years from the date of purchase. \

@@ -43,6 +43,9 @@ pub const VARIABLES: &[&str] = &[
     "COMPAT_STRONG_MODEL",
     "PROVIDER_ORDER",
     "JWT_SECRET",
+    "JWT_ISSUER",
+    "JWT_AUDIENCE",
+    "JWT_MAX_TTL_SECS",
     "MAX_BODY_BYTES",
     "ATTEMPT_TIMEOUT_MS",
     "MAX_RETRIES",
@@ -138,8 +141,6 @@ pub struct Config {
     pub reasoning_models: Vec<String>,
     pub retry: RetryPolicy,
     pub max_body_bytes: usize,
-    /// `None` when `JWT_SECRET` is unset: protected endpoints then answer 503.
-    pub jwt_secret: Option<String>,
     /// How long a System 1 answer stays cached; 0 turns the cache off.
     pub cache_ttl_secs: u64,
     /// List prices per model (`MODEL_PRICES` over the built-in table).
@@ -189,7 +190,6 @@ impl Config {
             reasoning_models,
             retry,
             max_body_bytes: number(host, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
-            jwt_secret: host.var("JWT_SECRET"),
             cache_ttl_secs: number(host, "CACHE_TTL_SECS", crate::cache::DEFAULT_TTL_SECS)?,
             prices: Prices::from_vars(|name| host.var(name)).map_err(ConfigError::NotConfigured)?,
         })
@@ -307,11 +307,4 @@ pub(crate) fn number<H: Host>(host: &H, name: &str, default: u64) -> Result<u64,
             value.trim().parse().map_err(|_| ConfigError::NotConfigured(format!("{name} must be a whole number")))
         }
     }
-}
-
-/// Names and models of the configured providers, for health output (no keys).
-pub fn describe_chain(chain: &[ProviderConfig]) -> serde_json::Value {
-    serde_json::Value::Array(
-        chain.iter().map(|p| serde_json::json!({"name": p.name, "model": p.model, "base_url": p.base_url})).collect(),
-    )
 }

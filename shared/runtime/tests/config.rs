@@ -85,3 +85,40 @@ fn thinking_runs_openai_on_a_reasoning_model_unless_one_was_chosen() {
     let chain = config.reasoning_chain_for(Some("claude-sonnet-4-5")).unwrap();
     assert_eq!(names(&chain)[..2], [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-5-mini")]);
 }
+
+/// Every variable the platform reads reaches every runtime: the list in `config::VARIABLES`,
+/// the Workers' `scripts/cloudflare/config-vars`, Spin's `[variables]` and every component's
+/// variables in `spin.toml` name the same set.
+#[test]
+fn every_variable_is_declared_for_both_runtimes() {
+    use std::collections::BTreeSet;
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let read = |path: &str| std::fs::read_to_string(root.join(path)).unwrap();
+    let listed: BTreeSet<String> = opencode_runtime::config::VARIABLES.iter().map(|v| v.to_string()).collect();
+
+    let workers: BTreeSet<String> = read("scripts/cloudflare/config-vars")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(workers, listed, "scripts/cloudflare/config-vars");
+
+    let manifest = read("spin.toml");
+    let mut tables: Vec<(String, BTreeSet<String>)> = Vec::new();
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            tables.push((line.to_owned(), BTreeSet::new()));
+        } else if let (Some((name, _)), Some((_, set))) = (line.split_once('='), tables.last_mut()) {
+            set.insert(name.trim().to_uppercase());
+        }
+    }
+    let declared = tables.iter().find(|(t, _)| t == "[variables]").map(|(_, set)| set.clone()).unwrap();
+    assert_eq!(declared, listed, "spin.toml [variables]");
+    let components: Vec<_> = tables.iter().filter(|(t, _)| t.ends_with(".variables]")).collect();
+    assert_eq!(components.len(), 9, "one variables table per function");
+    for (table, set) in components {
+        assert_eq!(set, &listed, "spin.toml {table}");
+    }
+}

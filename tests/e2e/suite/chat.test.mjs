@@ -52,7 +52,7 @@ describe(`chat on ${runtime}`, () => {
     for (const headers of [
       { 'content-type': 'application/json' },
       { authorization: `Bearer ${token()}x` },
-      { authorization: `Bearer ${token({ secret: 'another-secret-0123456789' })}` },
+      { authorization: `Bearer ${token({ secret: 'another-secret-0123456789-01234567' })}` },
       { authorization: `Bearer ${token({ exp: Math.floor(Date.now() / 1000) - 3600 })}` },
     ]) {
       const { res, body } = await chat('hi', {}, headers);

@@ -8,7 +8,7 @@ import { createInterface } from 'node:readline';
 
 export const root = new URL('../../..', import.meta.url).pathname;
 export const target = process.env.CARGO_TARGET_DIR || join(root, 'target');
-export const SECRET = 'e2e-secret-0123456789';
+export const SECRET = 'e2e-secret-0123456789-0123456789';
 /** The code sandbox's bearer token: tests/sandbox requires it and the platform sends it. */
 export const SANDBOX_TOKEN = 'e2e-sandbox-token';
 

@@ -1,14 +1,15 @@
 //! The admin function. `GET /health` is public and cheap: it reports the function's version
-//! and which providers are configured (names and models, never keys), without calling them.
+//! and which providers are configured (names and models; never keys or base URLs), without
+//! calling them.
 //! The rest needs a token with role `admin`: `GET /admin/metrics?hours=N` sums the per-tier
 //! and per-mode metrics of the last N hours (default 24, at most 168).
 
 use serde_json::json;
 
 use super::Ctx;
+use crate::auth::{Principal, Settings};
 use crate::error::ApiError;
 use crate::web;
-use opencode_runtime::config::describe_chain;
 use opencode_runtime::host::{Body, Host};
 use opencode_runtime::metrics;
 
@@ -22,24 +23,35 @@ pub(super) async fn handle<H: Host>(
     let path = parts.uri.path();
     let method = parts.method.as_str();
     match (method, path) {
-        ("GET" | "HEAD", "/health") => Ok(web::json(
-            http::StatusCode::OK,
-            &json!({
-                "status": "ok",
-                "version": env!("CARGO_PKG_VERSION"),
-                "providers": describe_chain(&ctx.config.chain),
-                "auth_configured": ctx.config.jwt_secret.is_some(),
-                "time_ms": ctx.host.now_ms(),
-            }),
-        )),
+        ("GET" | "HEAD", "/health") => Ok(health(ctx)),
         (_, "/health") => Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.into() }),
-        _ if ctx.principal.as_ref().is_some_and(|p| !p.is_admin()) => {
+        // Fails closed: no principal is no admin.
+        _ if !ctx.principal.as_ref().is_some_and(Principal::is_admin) => {
             Err(ApiError::Forbidden("the admin API needs a token with role `admin`".into()))
         }
         ("GET", "/admin/metrics") => metrics_report(ctx, parts.uri.query()).await,
         (_, "/admin/metrics") => Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.into() }),
         _ => Err(ApiError::NotFound(path.to_string())),
     }
+}
+
+/// Public and cheap: no provider is called, and what a stranger may read is only which providers
+/// and models are set up (never keys or base URLs, which can name internal hosts or carry
+/// credentials) and whether tokens can be checked.
+fn health<H: Host>(ctx: &Ctx<H>) -> http::Response<Body> {
+    let providers: Vec<_> = ctx.config.chain.iter().map(|p| json!({"name": p.name, "model": p.model})).collect();
+    let mut body = json!({
+        "status": "ok",
+        "version": env!("CARGO_PKG_VERSION"),
+        "providers": providers,
+        "auth_configured": true,
+        "time_ms": ctx.host.now_ms(),
+    });
+    if let (Err(err), Some(map)) = (Settings::from_host(&ctx.host), body.as_object_mut()) {
+        map.insert("auth_configured".into(), json!(false));
+        map.insert("auth_problem".into(), json!(err.to_string()));
+    }
+    web::json(http::StatusCode::OK, &body)
 }
 
 async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<http::Response<Body>, ApiError> {
@@ -69,4 +81,28 @@ async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<ht
         map.insert("truncated".into(), json!(summary.truncated));
     }
     Ok(web::json(http::StatusCode::OK, &body))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use opencode_runtime::config::Config;
+    use opencode_testkit::TestHost;
+
+    fn ctx(principal: Option<Principal>) -> Ctx<TestHost> {
+        let host = TestHost::new();
+        let config = Config::from_host(&host).unwrap();
+        Ctx { host, config, request_id: "req".into(), principal, meter: None }
+    }
+
+    #[tokio::test]
+    async fn the_admin_api_fails_closed_without_a_principal() {
+        let parts = http::Request::get("/admin/metrics").body(()).unwrap().into_parts().0;
+        let refused = handle(&ctx(None), parts).await.unwrap_err();
+        assert_eq!(refused.status(), http::StatusCode::FORBIDDEN);
+        let member = Principal { subject: "u".into(), tenant: "t".into(), role: "member".into() };
+        let parts = http::Request::get("/admin/metrics").body(()).unwrap().into_parts().0;
+        assert_eq!(handle(&ctx(Some(member)), parts).await.unwrap_err().status(), http::StatusCode::FORBIDDEN);
+    }
 }

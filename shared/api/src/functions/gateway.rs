@@ -36,6 +36,11 @@ pub fn route(path: &str) -> Option<Destination> {
         .map(Destination::Function)
 }
 
+/// Paths answered without a token.
+pub fn is_public(path: &str) -> bool {
+    path == "/health"
+}
+
 /// The body limit, read without parsing the rest of the configuration (forwarding is the hot
 /// path and must not fail on configuration only the functions read).
 pub(super) fn body_limit<H: Host>(host: &H) -> usize {

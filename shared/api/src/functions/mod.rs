@@ -90,20 +90,17 @@ pub trait Function {
     }
 }
 
-/// Reads the configuration, authenticates the caller unless the request is public, and hands
-/// the request to `F`.
+/// Authenticates the caller unless the request is public, reads the configuration, and hands
+/// the request to `F`. The token is checked first: a request without a valid one costs a 401,
+/// not a configuration read, and its body is never read.
 async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     host: H,
     request: http::Request<Body>,
     request_id: &str,
 ) -> Handled {
-    let config = Config::from_host(&host)?;
     let (parts, body) = request.into_parts();
-    let principal = if F::is_public(&parts) {
-        None
-    } else {
-        Some(auth::authenticate(&parts.headers, config.jwt_secret.as_deref(), host.now_ms())?)
-    };
+    let principal = if F::is_public(&parts) { None } else { Some(caller(&host, &parts.headers)?) };
+    let config = Config::from_host(&host)?;
     let meter = F::MODE.map(|mode| {
         let tier = requested_tier(&parts.headers).unwrap_or_else(|| F::default_tier(mode));
         meter::Pending { mode, tier, started_ms: host.now_ms() }
@@ -114,6 +111,11 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
         meter::record_error(&ctx.host, pending);
     }
     handled
+}
+
+/// Who is calling, by the request's bearer token.
+fn caller<H: Host>(host: &H, headers: &http::HeaderMap) -> Result<Principal, ApiError> {
+    auth::authenticate(headers, &auth::Settings::from_host(host)?, host.now_ms())
 }
 
 /// Runs function `F` on one request. Always answers; never panics on input.
@@ -197,10 +199,16 @@ impl Function for Gateway {
     async fn run<H: Host>(host: H, request: http::Request<Body>, request_id: &str) -> Handled {
         let path = request.uri().path();
         match gateway::route(path) {
-            // The gateway only routes: each function authenticates for itself, so a request
-            // that reaches a function directly (Spin routes, service bindings) is checked the
-            // same way.
-            Some(gateway::Destination::Function(name)) => gateway::forward(&host, name, request, request_id).await,
+            // Each function authenticates for itself, so a request that reaches one directly
+            // (Spin routes, service bindings) is checked the same way; the gateway checks too,
+            // before it reads a body or calls anyone, so that a request without a valid token
+            // costs one 401 here.
+            Some(gateway::Destination::Function(name)) => {
+                if !gateway::is_public(path) {
+                    caller(&host, request.headers())?;
+                }
+                gateway::forward(&host, name, request, request_id).await
+            }
             Some(_) => authenticate_and_handle::<Self, H>(host, request, request_id).await,
             None => Err(ApiError::NotFound(path.to_string())),
         }
@@ -232,7 +240,7 @@ impl Function for Admin {
     const NAME: &'static str = "admin";
 
     fn is_public(parts: &http::request::Parts) -> bool {
-        parts.uri.path() == "/health"
+        gateway::is_public(parts.uri.path())
     }
 
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, _body: Body) -> Handled {

@@ -7,7 +7,7 @@ use opencode_runtime::Body;
 use opencode_testkit::{TestHost, EPOCH_MS};
 use serde_json::{json, Value};
 
-pub const SECRET: &str = "test-secret-0123456789";
+pub const SECRET: &str = "test-secret-0123456789-0123456789";
 
 pub fn openai_ok(text: &str) -> String {
     json!({"id":"c","object":"chat.completion","created":1,"model":"gpt-x",
