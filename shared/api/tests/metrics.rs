@@ -107,7 +107,7 @@ fn totals(requests: usize) -> Vec<u8> {
 
 #[tokio::test(start_paused = true)]
 async fn a_closed_hour_is_summed_once_then_read_from_its_roll_up() {
-    use opencode_runtime::metrics::{hour_of, key};
+    use opencode_runtime::metrics::{hour_of, key, roster};
     use opencode_runtime::Host as _;
     let host = host();
     let closed = hour_of(EPOCH_MS) - 2;
@@ -115,6 +115,9 @@ async fn a_closed_hour_is_summed_once_then_read_from_its_roll_up() {
     for (hour, instance, n) in [(closed, "a", 2), (closed, "b", 3), (current, "c", 4)] {
         host.kv_put("data", &key(hour, instance), totals(n), None).await.unwrap();
     }
+    // Each hour's roster names the instances that wrote totals for it, as their writes leave it.
+    host.kv_put("data", &roster(closed), br#"["a","b"]"#.to_vec(), None).await.unwrap();
+    host.kv_put("data", &roster(current), br#"["c"]"#.to_vec(), None).await.unwrap();
     let (status, body) = admin(&host, "admin", "?hours=3").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["tiers"]["system1"]["requests"].as_u64(), body["instance_hours"].as_u64()), (Some(9), Some(3)));
@@ -130,4 +133,20 @@ async fn a_closed_hour_is_summed_once_then_read_from_its_roll_up() {
     let (_, body) = admin(&host, "admin", "?hours=3").await;
     assert_eq!((body["tiers"]["system1"]["requests"].as_u64(), body["instance_hours"].as_u64()), (Some(9), Some(3)));
     assert_eq!((body["hours_rolled_up"].as_u64(), body["truncated"].as_bool()), (Some(1), Some(false)));
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_instances_writes_put_it_on_its_hours_roster_once() {
+    use opencode_runtime::metrics::{hour_of, roster};
+    let host = host();
+    send(&host, hello()).await;
+    host.run_background().await;
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    send(&host, hello()).await;
+    host.run_background().await;
+    let listed = host.kv_snapshot("data").remove(&roster(hour_of(EPOCH_MS))).unwrap();
+    let names: Vec<String> = serde_json::from_slice(&listed).unwrap();
+    assert_eq!(names.len(), 1, "{names:?}");
+    let (_, body) = admin(&host, "admin", "?hours=1").await;
+    assert_eq!(body["tiers"]["system1"]["requests"], 2, "{body}");
 }

@@ -101,10 +101,6 @@ impl Host for WorkersHost {
         kv::delete(&self.inner.env, store, key).await
     }
 
-    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
-        kv::list(&self.inner.env, store, prefix, limit).await
-    }
-
     fn now_ms(&self) -> u64 {
         // Date.now() is a non-negative integer number of milliseconds; the cast saturates.
         js_sys::Date::now() as u64

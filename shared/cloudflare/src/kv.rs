@@ -9,8 +9,6 @@ use crate::host::binding_name;
 
 /// Workers KV refuses an `expiration_ttl` under 60 seconds.
 const MIN_TTL_SECS: u64 = 60;
-/// Workers KV returns at most 1000 keys per list call.
-const MAX_LIST_PAGE: usize = 1000;
 
 fn store(env: &worker::Env, name: &str) -> Result<KvStore, HostError> {
     let binding = binding_name(name);
@@ -46,28 +44,4 @@ pub(crate) async fn put(
 
 pub(crate) async fn delete(env: &worker::Env, name: &str, key: &str) -> Result<(), HostError> {
     store(env, name)?.delete(key).await.map_err(kv_error)
-}
-
-pub(crate) async fn list(env: &worker::Env, name: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
-    let store = store(env, name)?;
-    let mut keys = Vec::new();
-    let mut cursor: Option<String> = None;
-    while keys.len() < limit {
-        let page = (limit - keys.len()).min(MAX_LIST_PAGE);
-        let mut list = store.list().prefix(prefix.to_owned()).limit(page as u64);
-        if let Some(cursor) = cursor.take() {
-            list = list.cursor(cursor);
-        }
-        let response = list.execute().await.map_err(kv_error)?;
-        let fetched = response.keys.len();
-        keys.extend(response.keys.into_iter().map(|key| key.name));
-        match response.cursor {
-            Some(next) if !response.list_complete && fetched > 0 && !next.is_empty() => {
-                cursor = Some(next);
-            }
-            _ => break,
-        }
-    }
-    keys.truncate(limit);
-    Ok(keys)
 }

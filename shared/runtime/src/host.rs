@@ -144,9 +144,6 @@ pub trait Host: Clone + 'static {
     /// Deletes a value; deleting a missing key is not an error.
     async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError>;
 
-    /// Lists keys starting with `prefix` (at most `limit`).
-    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError>;
-
     /// Wall-clock time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
 
@@ -209,10 +206,6 @@ impl<H: Host> Host for RequestHost<H> {
 
     async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError> {
         self.inner.kv_delete(store, key).await
-    }
-
-    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
-        self.inner.kv_list(store, prefix, limit).await
     }
 
     fn now_ms(&self) -> u64 {

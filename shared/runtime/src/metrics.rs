@@ -6,8 +6,10 @@
 //! once a second and after the response has gone out. Workers KV allows one write per second
 //! per key and is not transactional; because no two instances share a key and each write
 //! carries the instance's whole total, no count is lost to a race and a failed write is made
-//! good by the next one. The admin function lists an hour's keys and adds them up
-//! ([`summarize`]); KV listings are eventually consistent, so the last minute may lag. Once an
+//! good by the next one. Each write also checks that the hour's roster (`metrics/<hour>/instances`)
+//! names the instance; the admin function reads the roster and adds the instances' totals up
+//! ([`summarize`]), never listing keys. Workers KV is eventually consistent, so the last minute
+//! may lag. Once an
 //! hour is over, its sum is written once to a roll-up key and read from there afterwards.
 
 use std::cell::RefCell;
@@ -213,7 +215,7 @@ pub fn record<H: Host>(host: &H, sample: &Sample) {
             // The old hour's last totals are written now; the new hour starts from zero.
             let old = std::mem::take(&mut local.record);
             if old != Record::default() && local.hour != 0 {
-                finished_hour = Some((key(local.hour, &local.instance), old));
+                finished_hour = Some((local.hour, local.instance.clone(), old));
             }
             local.hour = hour;
         }
@@ -223,9 +225,9 @@ pub fn record<H: Host>(host: &H, sample: &Sample) {
         (finished_hour, flush.then(|| (local.last_flush_ms + FLUSH_INTERVAL_MS).saturating_sub(now)))
     });
     let (finished_hour, flush_in) = scheduled;
-    if let Some((key, record)) = finished_hour {
+    if let Some((hour, instance, record)) = finished_hour {
         let host2 = host.clone();
-        host.spawn_background(async move { put(&host2, &key, &record).await }.boxed_local());
+        host.spawn_background(async move { put(&host2, hour, &instance, &record).await }.boxed_local());
     }
     if let Some(wait) = flush_in {
         let host2 = host.clone();
@@ -235,28 +237,54 @@ pub fn record<H: Host>(host: &H, sample: &Sample) {
                     host2.sleep(wait).await;
                 }
                 let now = host2.now_ms();
-                let (key, record) = LOCAL.with(|local| {
+                let (hour, instance, record) = LOCAL.with(|local| {
                     let mut local = local.borrow_mut();
                     local.flush_pending = false;
                     local.last_flush_ms = now;
-                    (key(local.hour, &local.instance), local.record.clone())
+                    (local.hour, local.instance.clone(), local.record.clone())
                 });
-                put(&host2, &key, &record).await;
+                put(&host2, hour, &instance, &record).await;
             }
             .boxed_local(),
         );
     }
 }
 
-async fn put<H: Host>(host: &H, key: &str, record: &Record) {
-    // A failed write is made good by the next one: each carries the whole total.
+/// Writes an instance's totals for an hour, then makes sure the hour's roster names the
+/// instance. A failed write is made good by the next one: each carries the whole total, and
+/// each checks the roster again (so a name lost to a concurrent roster write comes back).
+async fn put<H: Host>(host: &H, hour: u64, instance: &str, record: &Record) {
+    let key = key(hour, instance);
     let Ok(bytes) = serde_json::to_vec(record) else { return };
-    if let Err(err) = host.kv_put(STORE, key, bytes, Some(TTL_SECS)).await {
-        let mut fields = serde_json::Map::new();
-        fields.insert("key".into(), key.into());
-        fields.insert("error".into(), opencode_core::redact::redact(&err.to_string()).into());
-        crate::log::warn(host, "metrics write failed", fields);
+    if let Err(err) = host.kv_put(STORE, &key, bytes, Some(TTL_SECS)).await {
+        return failed(host, &key, &err);
     }
+    let roster_key = roster(hour);
+    let mut names: Vec<String> = match host.kv_get(STORE, &roster_key).await {
+        Ok(bytes) => bytes.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default(),
+        Err(err) => return failed(host, &roster_key, &err),
+    };
+    if names.iter().any(|name| name == instance) {
+        return;
+    }
+    names.push(instance.to_owned());
+    let Ok(bytes) = serde_json::to_vec(&names) else { return };
+    if let Err(err) = host.kv_put(STORE, &roster_key, bytes, Some(TTL_SECS)).await {
+        failed(host, &roster_key, &err);
+    }
+}
+
+fn failed<H: Host>(host: &H, key: &str, err: &crate::host::HostError) {
+    let mut fields = serde_json::Map::new();
+    fields.insert("key".into(), key.into());
+    fields.insert("error".into(), opencode_core::redact::redact(&err.to_string()).into());
+    crate::log::warn(host, "metrics write failed", fields);
+}
+
+/// The key of an hour's roster: the instances that wrote totals for it. Read instead of
+/// listing keys, which Spin can only do for a whole store.
+pub fn roster(hour: u64) -> String {
+    format!("{PREFIX}{hour}/instances")
 }
 
 /// The totals over `hours` hours ending with the current one.
@@ -267,7 +295,7 @@ pub struct Summary {
     pub parts: usize,
     /// Hours read from their roll-up.
     pub rolled_up: usize,
-    /// The sum is short: an hour had more keys than one listing returns, or the KV operation
+    /// The sum is short: an hour had more instances than one summary reads, or the KV operation
     /// budget ran out (asking again continues from the roll-ups written meanwhile).
     pub truncated: bool,
 }
@@ -314,8 +342,10 @@ pub async fn summarize<H: Host>(host: &H, hours: u64) -> Result<Summary, crate::
             }
         }
         ops += 1;
-        let keys = host.kv_list(STORE, &format!("{PREFIX}{hour}/"), MAX_KEYS_PER_HOUR).await?;
-        let mut complete = keys.len() < MAX_KEYS_PER_HOUR;
+        let roster = host.kv_get(STORE, &roster(hour)).await?;
+        let names: Vec<String> = roster.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+        let mut complete = names.len() <= MAX_KEYS_PER_HOUR;
+        let keys = names.iter().take(MAX_KEYS_PER_HOUR).map(|name| key(hour, name));
         let mut hour_sum = Rollup { parts: 0, record: Record::default() };
         for key in keys {
             ops += 1;

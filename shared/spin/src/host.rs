@@ -94,15 +94,6 @@ impl Host for SpinHost {
         self.store(store).await?.delete(key).await.map_err(|error| kv_error(store, &error))
     }
 
-    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let keys =
-            self.store(store).await?.get_keys().await.collect().await.map_err(|error| kv_error(store, &error))?;
-        Ok(wire::select_keys(keys, prefix, limit))
-    }
-
     fn now_ms(&self) -> u64 {
         let now = spin_sdk::wasip3::clocks::system_clock::now();
         wire::epoch_millis(now.seconds, now.nanoseconds)

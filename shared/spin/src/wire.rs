@@ -97,15 +97,6 @@ pub fn epoch_millis(seconds: i64, nanoseconds: u32) -> u64 {
     seconds.saturating_mul(1000).saturating_add(u64::from(nanoseconds / 1_000_000))
 }
 
-/// Keys of a store listing that start with `prefix`, sorted, at most `limit` of them. Spin lists
-/// keys in no particular order, so the whole listing is filtered before it is cut.
-pub fn select_keys(keys: impl IntoIterator<Item = String>, prefix: &str, limit: usize) -> Vec<String> {
-    let mut selected: Vec<String> = keys.into_iter().filter(|key| key.starts_with(prefix)).collect();
-    selected.sort_unstable();
-    selected.truncate(limit);
-    selected
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -190,13 +181,5 @@ mod tests {
         assert_eq!(epoch_millis(1_700_000_000, 123_456_789), 1_700_000_000_123);
         assert_eq!(epoch_millis(-5, 0), 0);
         assert_eq!(epoch_millis(i64::MAX, 999_999_999), u64::MAX);
-    }
-
-    #[test]
-    fn key_selection_filters_sorts_then_limits() {
-        let keys = ["b:2", "a:1", "b:1", "b:3", "c"].map(String::from);
-        assert_eq!(select_keys(keys.clone(), "b:", 2), ["b:1", "b:2"]);
-        assert_eq!(select_keys(keys.clone(), "", 10).len(), 5);
-        assert!(select_keys(keys, "b:", 0).is_empty());
     }
 }

@@ -178,18 +178,6 @@ impl Host for TestHost {
         Ok(())
     }
 
-    async fn kv_list(&self, store: &str, prefix: &str, limit: usize) -> Result<Vec<String>, HostError> {
-        Ok(self
-            .state
-            .kv
-            .borrow()
-            .keys()
-            .filter(|(s, k)| s == store && k.starts_with(prefix))
-            .take(limit)
-            .map(|(_, k)| k.clone())
-            .collect())
-    }
-
     fn now_ms(&self) -> u64 {
         if let Some(ms) = self.state.fixed_now_ms.get() {
             return ms;

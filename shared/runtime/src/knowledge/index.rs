@@ -1,5 +1,6 @@
 //! Ingesting, listing, reading and deleting a tenant's documents.
 
+use super::catalog;
 use super::codec::{self, Part, StoredChunk};
 use super::config::KnowledgeConfig;
 use super::store::{self, kv_failed, DocumentMeta, Keys, Manifest, STORE};
@@ -126,15 +127,18 @@ pub async fn ingest<H: Host>(host: &H, tenant: &str, doc: NewDocument) -> Result
     let parts = pack_parts(&manifest, &doc.id, chunks);
     let previous: Option<DocumentMeta> = store::get_json(host, &keys.document(&doc.id)).await?;
     let part_count = u32::try_from(parts.len()).unwrap_or(u32::MAX);
+    // The catalog first records every part this document may leave (the old version's too),
+    // so that an ingest cut short leaves nothing a delete cannot find.
+    let listed = catalog::read(host, &keys).await?.docs.get(&doc.id).copied().unwrap_or(0);
+    let old_parts = listed.max(previous.as_ref().map_or(0, |p| p.parts));
+    catalog::set(host, &keys, &doc.id, Some(old_parts.max(part_count))).await?;
     // One part after another: a document has few parts, and this keeps the Wasm small.
     for (n, part) in (0u32..).zip(&parts) {
         host.kv_put(STORE, &keys.part(&doc.id, n), codec::encode(part), None).await.map_err(kv_failed)?;
     }
     // A shorter replacement leaves the old document's higher parts behind: remove them.
-    if let Some(old) = &previous {
-        for n in part_count..old.parts {
-            host.kv_delete(STORE, &keys.part(&doc.id, n)).await.map_err(kv_failed)?;
-        }
+    for n in part_count..old_parts {
+        host.kv_delete(STORE, &keys.part(&doc.id, n)).await.map_err(kv_failed)?;
     }
     let document = DocumentMeta {
         id: doc.id.clone(),
@@ -148,6 +152,7 @@ pub async fn ingest<H: Host>(host: &H, tenant: &str, doc: NewDocument) -> Result
         updated_ms: now,
     };
     store::put_json(host, &keys.document(&doc.id), &document).await?;
+    catalog::set(host, &keys, &doc.id, Some(part_count)).await?;
     Ok(Ingested { document, dims, replaced: previous.is_some(), usage: embeddings.usage, embedding: answered })
 }
 
@@ -184,11 +189,10 @@ fn pack_parts(manifest: &Manifest, id: &str, chunks: Vec<StoredChunk>) -> Vec<Pa
 }
 
 async fn has_documents<H: Host>(host: &H, keys: &Keys) -> Result<bool, KnowledgeError> {
-    let found = host.kv_list(STORE, &keys.documents(), 1).await.map_err(kv_failed)?;
-    Ok(!found.is_empty())
+    Ok(!catalog::read(host, keys).await?.docs.is_empty())
 }
 
-/// Whether `tenant` has stored any document (one key listed).
+/// Whether `tenant` has stored any document.
 pub async fn tenant_has_documents<H: Host>(host: &H, tenant: &str) -> Result<bool, KnowledgeError> {
     has_documents(host, &Keys::for_tenant(tenant)).await
 }
@@ -197,12 +201,12 @@ pub async fn tenant_has_documents<H: Host>(host: &H, tenant: &str) -> Result<boo
 pub async fn list<H: Host>(host: &H, tenant: &str, limit: usize) -> Result<(Vec<DocumentMeta>, bool), KnowledgeError> {
     let keys = Keys::for_tenant(tenant);
     let limit = limit.clamp(1, MAX_LIST);
-    let mut names = host.kv_list(STORE, &keys.documents(), limit + 1).await.map_err(kv_failed)?;
-    let more = names.len() > limit;
-    names.truncate(limit);
-    let mut documents = Vec::with_capacity(names.len());
+    let catalog = catalog::read(host, &keys).await?;
+    let more = catalog.docs.len() > limit;
+    let names = catalog.docs.keys().take(limit).map(|id| keys.document(id)).collect();
+    let mut documents = Vec::with_capacity(limit.min(catalog.docs.len()));
     for bytes in super::store::get_many(host, names).await? {
-        // A document deleted between the listing and the read is simply not listed.
+        // A document deleted between the catalog's read and this one is simply not listed.
         documents.extend(bytes.and_then(|b| serde_json::from_slice::<DocumentMeta>(&b).ok()));
     }
     Ok((documents, more))
@@ -220,17 +224,13 @@ pub async fn get<H: Host>(host: &H, tenant: &str, id: &str) -> Result<DocumentMe
 pub async fn delete<H: Host>(host: &H, tenant: &str, id: &str) -> Result<(), KnowledgeError> {
     let meta = get(host, tenant, id).await?;
     let keys = Keys::for_tenant(tenant);
-    let mut doomed: Vec<String> = (0..meta.parts).map(|n| keys.part(id, n)).collect();
-    // Parts an interrupted ingest may have left beyond the recorded count.
-    for key in host.kv_list(STORE, &keys.parts(id), 10_000).await.map_err(kv_failed)? {
-        if !doomed.contains(&key) {
-            doomed.push(key);
-        }
-    }
-    // The metadata goes first: from then on the document is gone for list and get.
+    // Parts an interrupted ingest may have left beyond the recorded count are in the catalog.
+    let listed = catalog::read(host, &keys).await?.docs.get(id).copied().unwrap_or(0);
+    // The metadata goes first: from then on the document is gone for get, then for list.
     host.kv_delete(STORE, &keys.document(id)).await.map_err(kv_failed)?;
-    for key in doomed {
-        host.kv_delete(STORE, &key).await.map_err(kv_failed)?;
+    catalog::set(host, &keys, id, None).await?;
+    for n in 0..meta.parts.max(listed) {
+        host.kv_delete(STORE, &keys.part(id, n)).await.map_err(kv_failed)?;
     }
     Ok(())
 }

@@ -10,6 +10,7 @@
 //! What it is not: a vector database. Search is a linear scan, fine for thousands of chunks
 //! per tenant (see `search` for the limit). Cloudflare Vectorize is not used yet.
 
+mod catalog;
 mod chunk;
 mod codec;
 mod config;
@@ -17,6 +18,7 @@ mod index;
 mod search;
 mod store;
 
+pub use catalog::MAX_DOCUMENTS;
 pub use chunk::{chunk, ChunkOptions};
 pub use config::KnowledgeConfig;
 pub use index::{

@@ -1,18 +1,19 @@
 //! Retrieval: embed the question with the index's model, score every stored chunk of the
 //! tenant by cosine similarity, keep the best `k` above the relevance threshold.
 //!
-//! Scaling limit: a search reads every vector part of the tenant (one KV listing, then one
-//! read per part, eight at a time): about 2–5 KB per stored chunk (1536 int8
+//! Scaling limit: a search reads every vector part of the tenant (the catalog, then one read
+//! per part, eight at a time): about 2–5 KB per stored chunk (1536 int8
 //! dimensions plus the text), so a few thousand chunks cost some MB of reads per question.
 //! It stops at `MAX_SCAN_PARTS` parts (the rest is not searched and the retrieval says
 //! `truncated`). Larger corpora need a vector database (Cloudflare Vectorize).
 
 use serde::Serialize;
 
+use super::catalog;
 use super::codec;
 use super::config::KnowledgeConfig;
 use super::index::model_conflict;
-use super::store::{self, kv_failed, Keys, Manifest, STORE};
+use super::store::{self, Keys, Manifest};
 use super::KnowledgeError;
 use crate::executor::{self, Answered};
 use crate::host::Host;
@@ -76,12 +77,11 @@ pub async fn retrieve<H: Host>(host: &H, tenant: &str, question: &str, k: usize)
     if manifest.model_id() != wanted {
         return Err(model_conflict(&manifest.model_id(), &wanted));
     }
-    let mut part_keys = host.kv_list(STORE, &keys.all_parts(), MAX_SCAN_PARTS + 1).await.map_err(kv_failed)?;
+    let (part_keys, truncated) = catalog::read(host, &keys).await?.part_keys(&keys, MAX_SCAN_PARTS);
     if part_keys.is_empty() {
         return Ok(retrieval);
     }
-    retrieval.truncated = part_keys.len() > MAX_SCAN_PARTS;
-    part_keys.truncate(MAX_SCAN_PARTS);
+    retrieval.truncated = truncated;
 
     let inputs = [question.to_owned()];
     let request = EmbeddingRequest { inputs: &inputs, task: EmbeddingTask::Query, dimensions: config.dimensions };

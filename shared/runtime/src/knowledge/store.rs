@@ -2,9 +2,12 @@
 //!
 //! ```text
 //! kn/<tenant>/manifest             JSON: the embedding model the index was built with
+//! kn/<tenant>/index                JSON: the catalog, every document id and its parts (catalog.rs)
 //! kn/<tenant>/doc/<id>             JSON: a document's metadata (chunks, parts, dates, ...)
 //! kn/<tenant>/vec/<id>/<part>      binary (codec.rs): chunks with their vectors and texts
 //! ```
+//!
+//! Nothing here lists keys: what a tenant holds is in its catalog.
 //!
 //! `<tenant>` is 32 hex digits of SHA-256 over the JWT's tenant, so any tenant name makes a
 //! short, safe key and tenants never share a prefix. Document ids are 1 to 128 characters of
@@ -13,10 +16,9 @@
 //! Spin's 1 MB value limit (Workers KV allows 25 MiB).
 //!
 //! Workers KV is eventually consistent: a write is visible at once where it was made, and
-//! within about a minute everywhere else; listings lag too. A document just ingested may
-//! therefore be missing from a search served elsewhere for that long, and one just deleted
-//! may still be listed (its parts then read as missing and are skipped). Spin's stores are
-//! consistent.
+//! within about a minute everywhere else. A document just ingested may therefore be missing
+//! from a search served elsewhere for that long, and one just deleted may still be listed (its
+//! parts then read as missing and are skipped). Spin's stores are consistent.
 
 use serde::{Deserialize, Serialize};
 
@@ -49,21 +51,12 @@ impl Keys {
         format!("{}manifest", self.base)
     }
 
-    pub fn documents(&self) -> String {
-        format!("{}doc/", self.base)
+    pub fn catalog(&self) -> String {
+        format!("{}index", self.base)
     }
 
     pub fn document(&self, id: &str) -> String {
         format!("{}doc/{id}", self.base)
-    }
-
-    /// Every vector part of the tenant.
-    pub fn all_parts(&self) -> String {
-        format!("{}vec/", self.base)
-    }
-
-    pub fn parts(&self, id: &str) -> String {
-        format!("{}vec/{id}/", self.base)
     }
 
     pub fn part(&self, id: &str, n: u32) -> String {
@@ -182,10 +175,11 @@ mod tests {
         const { assert!(MAX_KEY_LEN <= 256 && MAX_KEY_LEN <= 512) };
         assert!(keys.document(&id).len() <= MAX_KEY_LEN);
         let other = Keys::for_tenant("another");
-        assert!(!keys.all_parts().starts_with(&other.all_parts()) && !other.all_parts().starts_with(&keys.all_parts()));
-        assert_eq!(keys.part("doc", 3), format!("{}0003", keys.parts("doc")));
-        // One id's prefix never covers another id's parts.
-        assert!(!keys.part("ab", 0).starts_with(&keys.parts("a")));
+        let base = |k: &Keys| k.catalog().trim_end_matches("index").to_owned();
+        assert!(!base(&keys).starts_with(&base(&other)) && !base(&other).starts_with(&base(&keys)));
+        assert_eq!(keys.part("doc", 3), format!("{}vec/doc/0003", base(&keys)));
+        // One id's parts never share a prefix with another id's.
+        assert!(!keys.part("ab", 0).starts_with(keys.part("a", 0).trim_end_matches("0000")));
         const { assert!(PART_BYTES < 1_000_000) };
     }
 

@@ -10,7 +10,7 @@
 //!   chunk of its body, drops the rest and answers with that chunk 300 ms later
 //! - `/call?fn=NAME&path=PATH` (PATH percent-encoded) — GET PATH on a sibling via its binding;
 //!   `x-probe-body` says whether its body arrived `full` or as a `stream`
-//! - `/kv` — a put/get/list/delete round trip on stores `cache` and `data`, as text lines
+//! - `/kv` — a put/get/delete round trip on stores `cache` and `data`, as text lines
 //! - `/bg` then `/bgcheck` — `spawn_background` writes a key after the response is sent
 //! - `/misc` — random bytes, clock, sleep and `var` lookups, as text lines
 //! - `/status?s=CODE` — a response with that status (null-body and invalid statuses)
@@ -144,10 +144,8 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
                 format!("put data c: {:?}", host.kv_put("data", "probe:c", b"three".to_vec(), None).await),
                 format!("get a: {:?}", host.kv_get("cache", "probe:a").await),
                 format!("get missing: {:?}", host.kv_get("cache", "probe:zzz").await),
-                format!("list cache: {:?}", host.kv_list("cache", "probe:", 10).await),
-                format!("list limit 1: {:?}", host.kv_list("cache", "probe:", 1).await),
-                format!("list limit 0: {:?}", host.kv_list("cache", "probe:", 0).await),
-                format!("list data: {:?}", host.kv_list("data", "", 10).await),
+                format!("get data c: {:?}", host.kv_get("data", "probe:c").await),
+                format!("get c from cache: {:?}", host.kv_get("cache", "probe:c").await),
                 format!("delete a: {:?}", host.kv_delete("cache", "probe:a").await),
                 format!("delete missing: {:?}", host.kv_delete("cache", "probe:nope").await),
                 format!("get a after delete: {:?}", host.kv_get("cache", "probe:a").await),
