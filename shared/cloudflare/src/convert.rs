@@ -56,6 +56,9 @@ pub(crate) fn request_to_web(
 
     let init = web_sys::RequestInit::new();
     init.set_method(parts.method.as_str());
+    // A redirect is answered as it is, never followed: a provider's key must not go to
+    // wherever a redirect points (`fetch` would resend the request, headers and all).
+    init.set_redirect(web_sys::RequestRedirect::Manual);
     let headers = headers_to_web(&parts.headers).map_err(HostError::Refused)?;
     init.set_headers(headers.as_ref());
     if !body.is_empty() {

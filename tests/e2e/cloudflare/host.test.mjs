@@ -25,6 +25,8 @@ let base;
 let upstream;
 let upstreamUrl;
 let endlessClosed = null;
+/** The `x-probe` headers the redirect target received: none, when redirects are not followed. */
+const redirectTargetSaw = [];
 
 class StderrLog extends Log {
   log(message) {
@@ -43,6 +45,17 @@ before(async () => {
       const body = Buffer.from(Array.from({ length: Number(bytes[1]) }, (_, i) => (i * 7) % 256));
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": body.length });
       res.end(body);
+      return;
+    }
+    if (req.url === "/moved") {
+      res.writeHead(302, { location: "/elsewhere", "content-type": "text/plain" });
+      res.end("moved");
+      return;
+    }
+    if (req.url === "/elsewhere") {
+      redirectTargetSaw.push(req.headers["x-probe"] ?? "");
+      res.writeHead(200, { "content-type": "text/plain" });
+      res.end("followed");
       return;
     }
     if (req.url === "/endless") {
@@ -170,6 +183,16 @@ test("a fetched body dropped before its end is cancelled upstream", async () => 
   assert.match(text, /^data: 0/);
   // The probe answers 300 ms after dropping the body, still inside its request.
   assert.equal(endlessClosed, true, "the upstream kept streaming to a reader that was gone");
+});
+
+test("Host::fetch answers a redirect as it is and never follows it with the request's headers", async () => {
+  const origin = new URL(upstreamUrl).origin;
+  // `manual` here too, so that this test's own client does not follow the probe's answer.
+  const url = new URL(`/proxy?url=${encodeURIComponent(`${origin}/moved`)}`, base);
+  const response = await fetch(url, { redirect: "manual" });
+  assert.equal(response.status, 302);
+  assert.equal(await response.text(), "moved");
+  assert.deepEqual(redirectTargetSaw, [], "the redirect target was called");
 });
 
 test("Host::fetch reports a refused connection and a relative URL as errors", async () => {
