@@ -39,13 +39,15 @@ describe(`chat on ${runtime}`, () => {
   });
   after(stopAll);
 
-  test('health is public and shows providers without keys', async () => {
+  test('health is public and shows providers without keys or base URLs', async () => {
     const res = await fetch(`${base}/health`);
     assert.equal(res.status, 200);
     const body = await res.json();
     assert.equal(body.status, 'ok');
     assert.deepEqual(body.providers.map((p) => p.name), ['openai', 'anthropic', 'gemini']);
     assert.ok(!JSON.stringify(body).includes('sim-key'));
+    assert.ok(!JSON.stringify(body).includes('127.0.0.1'), JSON.stringify(body));
+    assert.equal(body.auth_configured, true);
   });
 
   test('missing, tampered and expired tokens get 401 JSON', async () => {
