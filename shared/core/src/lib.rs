@@ -7,6 +7,8 @@
 //! function here is tested natively against fixtures. It builds for the native target,
 //! `wasm32-unknown-unknown` and `wasm32-wasip2`.
 
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 pub mod model;
 pub mod outbound;
 pub mod pricing;
@@ -20,7 +22,7 @@ pub mod search;
 pub fn hex(bytes: &[u8]) -> String {
     // Digit by digit: `write!` with `{:02x}` went through the formatting machinery per byte.
     let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
     for byte in bytes {
         out.push(digit(byte >> 4));
         out.push(digit(byte & 0xf));

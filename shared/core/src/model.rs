@@ -120,7 +120,7 @@ pub fn add_tool_call_piece(calls: &mut Vec<ToolCall>, piece: &ToolCallPiece) {
         return;
     }
     if calls.len() <= index {
-        calls.resize_with(index + 1, ToolCall::default);
+        calls.resize_with(index.saturating_add(1), ToolCall::default);
     }
     let Some(call) = calls.get_mut(index) else { return };
     if let Some(id) = &piece.id {
@@ -252,21 +252,26 @@ impl std::ops::Add for Usage {
     /// Two calls' tokens together (an agent run's, a batch of embeddings'): saturating, since
     /// counts come from vendors.
     fn add(self, other: Usage) -> Usage {
+        self.saturating_add(other)
+    }
+}
+
+impl std::ops::AddAssign for Usage {
+    fn add_assign(&mut self, other: Usage) {
+        *self = self.saturating_add(other);
+    }
+}
+
+impl Usage {
+    /// What `+` does, by a name the arithmetic lint accepts.
+    pub fn saturating_add(self, other: Usage) -> Usage {
         Usage {
             input_tokens: self.input_tokens.saturating_add(other.input_tokens),
             output_tokens: self.output_tokens.saturating_add(other.output_tokens),
             reasoning_tokens: self.reasoning_tokens.saturating_add(other.reasoning_tokens),
         }
     }
-}
 
-impl std::ops::AddAssign for Usage {
-    fn add_assign(&mut self, other: Usage) {
-        *self = *self + other;
-    }
-}
-
-impl Usage {
     pub fn total_tokens(&self) -> u64 {
         self.input_tokens.saturating_add(self.output_tokens)
     }

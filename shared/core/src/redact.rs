@@ -35,20 +35,21 @@ pub fn redact(text: &str) -> Cow<'_, str> {
     let mut after_secret_name = false;
     while i < bytes.len() {
         if !bytes.get(i).copied().is_some_and(is_word_byte) {
-            i += 1;
+            i = i.saturating_add(1);
             continue;
         }
         let start = i;
         while bytes.get(i).copied().is_some_and(is_word_byte) {
-            i += 1;
+            i = i.saturating_add(1);
         }
-        // A sentence's full stop is not part of the word.
-        while i > start + 1 && bytes.get(i - 1) == Some(&b'.') {
-            i -= 1;
+        // A sentence's full stop is not part of the word (a word of dots keeps its first).
+        while let Some(last) = i.checked_sub(1).filter(|&last| last > start && bytes.get(last) == Some(&b'.')) {
+            i = last;
         }
         let word = text.get(start..i).unwrap_or_default();
         // `scheme://user:password@host`: the word between `:` and `@`.
-        let userinfo = start > 0 && bytes.get(start - 1) == Some(&b':') && bytes.get(i) == Some(&b'@');
+        let userinfo =
+            start.checked_sub(1).and_then(|before| bytes.get(before)) == Some(&b':') && bytes.get(i) == Some(&b'@');
         let secret = std::mem::take(&mut after_secret_name) || userinfo || looks_secret(word);
         after_secret_name = SCHEMES.contains(&word);
         let replacement = if secret { Some(Cow::Borrowed(REDACTED)) } else { redact_pair(word) };
@@ -80,7 +81,7 @@ fn redact_pair(word: &str) -> Option<Cow<'static, str>> {
 }
 
 fn looks_secret(word: &str) -> bool {
-    if KEY_PREFIXES.iter().any(|prefix| word.starts_with(prefix) && word.len() > prefix.len() + 4) {
+    if KEY_PREFIXES.iter().any(|prefix| word.strip_prefix(prefix).is_some_and(|rest| rest.len() > 4)) {
         return true;
     }
     let letters = word.bytes().filter(u8::is_ascii_alphabetic).count();

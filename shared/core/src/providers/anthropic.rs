@@ -117,7 +117,7 @@ fn alternating(request: &ChatRequest) -> Result<Vec<wire::Message<'_>>, Provider
             Role::System => continue,
             Role::User => ("user", vec![text]),
             Role::Assistant => {
-                let mut blocks = Vec::with_capacity(message.tool_calls.len() + 1);
+                let mut blocks = Vec::with_capacity(message.tool_calls.len().saturating_add(1));
                 if !message.content.is_empty() || message.tool_calls.is_empty() {
                     blocks.push(text);
                 }

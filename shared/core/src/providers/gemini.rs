@@ -193,7 +193,7 @@ fn contents(request: &ChatRequest) -> Result<Vec<wire::Content<'_>>, ProviderErr
 /// A model turn: its text, then a `functionCall` part per call, each with its signature; when
 /// none has one, the first carries the placeholder.
 fn model_parts(message: &crate::model::Message) -> Result<Vec<wire::Part<'_>>, ProviderError> {
-    let mut parts = Vec::with_capacity(message.tool_calls.len() + 1);
+    let mut parts = Vec::with_capacity(message.tool_calls.len().saturating_add(1));
     if !message.content.is_empty() || message.tool_calls.is_empty() {
         parts.push(wire::Part::text(&message.content));
     }
@@ -325,7 +325,7 @@ impl StreamState {
                             arguments: call.arguments,
                             signature: call.signature,
                         }));
-                        self.calls += 1;
+                        self.calls = self.calls.saturating_add(1);
                         continue;
                     }
                     match (part.text, part.thought) {

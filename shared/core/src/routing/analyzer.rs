@@ -294,14 +294,14 @@ impl ComplexityAnalyzer {
         let units = scan.latin_chars as f64 + scan.cjk_chars as f64 * cfg.cjk_char_units;
         let mut raw = cfg.length_weight * (units / cfg.length_scale).ln_1p();
         if units >= cfg.length_scale {
-            let chars = scan.latin_chars + scan.cjk_chars;
+            let chars = scan.latin_chars.saturating_add(scan.cjk_chars);
             reasons.add(|| format!("long prompt: {chars} chars"));
         }
         if scan.questions > 1 {
-            raw += cfg.question_weight * f64::from(scan.questions - 1).min(cap);
+            raw += cfg.question_weight * f64::from(scan.questions.saturating_sub(1)).min(cap);
             reasons.add(|| format!("{} questions", scan.questions));
         }
-        let subtasks = scan.subtasks + scan.list_items;
+        let subtasks = scan.subtasks.saturating_add(scan.list_items);
         if subtasks > 0 {
             raw += cfg.subtask_weight * f64::from(subtasks).min(cap);
             reasons.add(|| format!("{subtasks} sub-task cues or list items"));

@@ -28,7 +28,9 @@ pub(super) fn hash_word(bytes: &[u8], mut i: usize) -> (usize, u64) {
                 Some(&b) if b.is_ascii_alphanumeric() => chunk |= u64::from(b | 0x20) << shift,
                 _ => break,
             }
-            (shift, i) = (shift + 8, i + 1);
+            // Free here (measured): the compiler sees that i < bytes.len() and shift < 64.
+            let Some(next) = i.checked_add(1) else { break };
+            (shift, i) = (shift.saturating_add(8), next);
         }
         if shift > 0 {
             hash = mix(hash, chunk);
@@ -83,6 +85,8 @@ fn char_key(c: char) -> u64 {
 struct Index {
     filter: [u64; FILTER_WORDS],
     slots: Vec<Slot>,
+    /// The number of slots (a power of two, at least 16) less one: masks a hash to a slot.
+    mask: usize,
 }
 
 const FILTER_WORDS: usize = 128;
@@ -115,7 +119,7 @@ impl Index {
         let mut runs: Vec<Slot> = Vec::new();
         for (i, key) in keys.enumerate() {
             match runs.last_mut() {
-                Some(run) if run.key == key => run.len += 1,
+                Some(run) if run.key == key => run.len = run.len.saturating_add(1),
                 _ => runs.push(Slot { key, start: i as u32, len: 1, used: true, prefix: false }),
             }
         }
@@ -125,8 +129,9 @@ impl Index {
                 None => runs.push(Slot { key, start: 0, len: 0, used: true, prefix: true }),
             }
         }
-        let capacity = (runs.len() * 2).next_power_of_two().max(16);
-        let mut index = Index { filter: [0; FILTER_WORDS], slots: vec![Slot::default(); capacity] };
+        let capacity = runs.len().saturating_mul(2).next_power_of_two().max(16);
+        let mask = capacity.saturating_sub(1);
+        let mut index = Index { filter: [0; FILTER_WORDS], slots: vec![Slot::default(); capacity], mask };
         for run in runs {
             let (word, bit) = filter_bit(run.key);
             if let Some(w) = index.filter.get_mut(word) {
@@ -138,7 +143,7 @@ impl Index {
                     *slot = run;
                     break;
                 }
-                i = (i + 1) & (capacity - 1);
+                i = index.next(i);
             }
         }
         index
@@ -146,7 +151,15 @@ impl Index {
 
     #[inline]
     fn home(&self, key: u64) -> usize {
-        (key >> 40) as usize & (self.slots.len() - 1)
+        (key >> 40) as usize & self.mask
+    }
+
+    /// The slot probed after `i`: linear probing, around the end.
+    #[inline]
+    fn next(&self, i: usize) -> usize {
+        // Modular on purpose (i <= mask anyway): the capacity is a power of two, so masking
+        // the wrapped sum is masking the exact one.
+        i.wrapping_add(1) & self.mask
     }
 
     /// False if the key is certainly absent.
@@ -161,7 +174,6 @@ impl Index {
         if !self.may_have(key) {
             return None;
         }
-        let mask = self.slots.len() - 1;
         let mut i = self.home(key);
         for _ in 0..self.slots.len() {
             let slot = self.slots.get(i)?;
@@ -171,7 +183,7 @@ impl Index {
             if slot.key == key {
                 return Some(slot);
             }
-            i = (i + 1) & mask;
+            i = self.next(i);
         }
         None
     }
@@ -180,7 +192,7 @@ impl Index {
     fn found<'a, T>(&self, key: u64, entries: &'a [T]) -> Option<Found<'a, T>> {
         let slot = self.find(key)?;
         let start = slot.start as usize;
-        let entries = entries.get(start..start + usize::from(slot.len)).unwrap_or(&[]);
+        let entries = start.checked_add(usize::from(slot.len)).and_then(|end| entries.get(start..end)).unwrap_or(&[]);
         Some(Found { entries, prefix: slot.prefix })
     }
 }
@@ -247,12 +259,12 @@ impl Lexicon {
         cjk.sort_by(|a, b| {
             (a.first, std::cmp::Reverse(a.text.len()), a.text).cmp(&(b.first, std::cmp::Reverse(b.text.len()), b.text))
         });
-        for i in (0..cjk.len().saturating_sub(1)).rev() {
-            if let Some([a, b]) = cjk.get_mut(i..i + 2) {
-                if a.text == b.text {
-                    a.same = b.same + 1;
-                }
+        let mut after: Option<(&str, usize)> = None;
+        for entry in cjk.iter_mut().rev() {
+            if let Some((_, same)) = after.filter(|&(text, _)| text == entry.text) {
+                entry.same = same.saturating_add(1);
             }
+            after = Some((entry.text, entry.same));
         }
         let cjk_index = Index::build(cjk.iter().map(|e| char_key(e.first)), &[]);
         Lexicon { latin, latin_index, cjk, cjk_index }
@@ -283,7 +295,7 @@ impl Lexicon {
             // A byte loop: keywords are a few bytes, shorter than a call to memcmp.
             let text = entry.text.as_bytes();
             if text.len() <= rest.len() && text.iter().zip(rest).all(|(a, b)| a == b) {
-                return same_first.get(i..i + entry.same).unwrap_or(&[]);
+                return i.checked_add(entry.same).and_then(|end| same_first.get(i..end)).unwrap_or(&[]);
             }
         }
         &[]

@@ -27,7 +27,7 @@ pub fn extract_code(answer: &str, untagged: Option<Language>) -> Option<CodeBloc
     let mut open: Option<Fence> = None;
     let mut fallback = None;
     for line in answer.lines() {
-        let indent = line.len() - line.trim_start_matches(' ').len();
+        let indent = line.bytes().take_while(|&b| b == b' ').count();
         let rest = line.trim_start_matches(' ');
         match open.take() {
             None if indent <= 3 => open = opening(rest, indent),

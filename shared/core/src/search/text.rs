@@ -10,8 +10,8 @@ pub(super) const MAX_SNIPPET_CHARS: usize = 600;
 pub fn normalize_query(text: &str) -> Option<String> {
     let mut query = String::new();
     for word in text.split_whitespace().take(MAX_QUERY_WORDS) {
-        let extra = word.chars().count() + usize::from(!query.is_empty());
-        if query.chars().count() + extra > MAX_QUERY_CHARS {
+        let extra = word.chars().count().saturating_add(usize::from(!query.is_empty()));
+        if query.chars().count().saturating_add(extra) > MAX_QUERY_CHARS {
             if query.is_empty() {
                 // One giant word: keep its first characters rather than nothing.
                 query = word.chars().take(MAX_QUERY_CHARS).collect();
@@ -94,7 +94,7 @@ pub(super) fn field(value: &serde_json::Value, key: &str) -> String {
 /// Percent-encodes a query-string value: RFC 3986 unreserved characters stay, every other
 /// byte of the UTF-8 text becomes `%XX`.
 pub(super) fn percent_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len() * 3);
+    let mut out = String::with_capacity(value.len().saturating_mul(3));
     for byte in value.bytes() {
         if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
             out.push(char::from(byte));
