@@ -264,7 +264,7 @@ where
             Ok(value) => Ok(summary(value)),
             Err(err) => Err(err.to_string()),
         };
-        Step::Tool(ToolStep { index: self.steps.len() + 1, name: name.to_owned(), input, ms, outcome })
+        Step::Tool(ToolStep { index: self.steps.len().saturating_add(1), name: name.to_owned(), input, ms, outcome })
     }
 
     /// Records a step, and sends it when the caller streams.
@@ -410,7 +410,7 @@ where
 
     /// Adds one model call's tokens and cost to the run's.
     fn count(&mut self, answered: &Answered, usage: &Usage) {
-        self.usage += *usage;
+        self.usage = self.usage.saturating_add(*usage);
         match answered.cost_usd(usage) {
             Some(cost) => self.cost_usd += cost,
             None => self.unpriced = true,
@@ -419,7 +419,7 @@ where
 
     fn model_step(&self, name: &str, answered: &Answered, answer: &ChatResponse, ms: u64) -> Step {
         Step::Model(ModelStep {
-            index: self.steps.len() + 1,
+            index: self.steps.len().saturating_add(1),
             name: name.to_owned(),
             provider: answered.provider.clone(),
             model: answer.model.clone(),

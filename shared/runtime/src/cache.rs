@@ -114,7 +114,8 @@ pub async fn get<H: Host>(host: &H, key: &str) -> Option<CachedAnswer> {
 
 /// Stores an answer for `ttl_secs`, after the response (a failure is logged, and lost).
 pub fn put_later<H: Host>(host: &H, key: String, answer: CachedAnswer, ttl_secs: u64) {
-    let entry = Entry { v: VERSION, expires_at_ms: host.now_ms().saturating_add(ttl_secs * 1000), answer };
+    let entry =
+        Entry { v: VERSION, expires_at_ms: host.now_ms().saturating_add(ttl_secs.saturating_mul(1000)), answer };
     let Ok(bytes) = serde_json::to_vec(&entry) else { return };
     let store = host.clone();
     host.spawn_background(Box::pin(async move {
@@ -132,4 +133,23 @@ fn failed<H: Host>(host: &H, message: &str, key: &str, err: &HostError) {
     fields.insert("key".into(), key.into());
     fields.insert("error".into(), redact(&err.to_string()).into());
     crate::log::warn(host, message, fields);
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::host::fake::FakeHost;
+
+    #[test]
+    fn a_ttl_too_long_to_count_in_milliseconds_keeps_the_entry_until_the_end_of_time() {
+        let host = FakeHost::at(1_767_225_600_000);
+        let answer = CachedAnswer { provider: "openai".into(), response: ChatResponse::default(), deltas: Vec::new() };
+        // CACHE_TTL_SECS is configuration: ttl_secs * 1000 overflowed.
+        put_later(&host, "k".into(), answer.clone(), u64::MAX / 10);
+        host.run_background();
+        let entry: Entry = serde_json::from_slice(&host.kv(STORE, "k").unwrap()).unwrap();
+        assert_eq!(entry.expires_at_ms, u64::MAX);
+        assert_eq!(futures::executor::block_on(get(&host, "k")), Some(answer));
+    }
 }

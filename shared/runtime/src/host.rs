@@ -43,7 +43,7 @@ impl Body {
                 let mut buf = Vec::new();
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
-                    if buf.len() + chunk.len() > limit {
+                    if buf.len().saturating_add(chunk.len()) > limit {
                         Body::Stream(stream).drain_oversized(limit).await;
                         return Err(HostError::TooLarge);
                     }
@@ -232,6 +232,102 @@ impl<H: Host> Host for RequestHost<H> {
         let mut record = record.clone();
         record.fields.insert("request_id".into(), serde_json::Value::String(self.request_id.to_string()));
         self.inner.log(&record);
+    }
+}
+
+/// A minimal host for this crate's unit tests: a settable clock, in-memory KV, and background
+/// tasks held until the test runs them. (`opencode-testkit` implements the `Host` of this crate
+/// as other crates see it, not of its own test build.)
+#[cfg(test)]
+pub(crate) mod fake {
+    use std::cell::{Cell, RefCell};
+    use std::collections::BTreeMap;
+
+    use futures::FutureExt as _;
+
+    use super::*;
+
+    type Kv = RefCell<BTreeMap<(String, String), Vec<u8>>>;
+    type Tasks = RefCell<Vec<LocalBoxFuture<'static, ()>>>;
+
+    #[derive(Clone, Default)]
+    pub(crate) struct FakeHost {
+        now_ms: Rc<Cell<u64>>,
+        kv: Rc<Kv>,
+        background: Rc<Tasks>,
+    }
+
+    impl FakeHost {
+        pub(crate) fn at(now_ms: u64) -> Self {
+            let host = FakeHost::default();
+            host.now_ms.set(now_ms);
+            host
+        }
+
+        pub(crate) fn kv(&self, store: &str, key: &str) -> Option<Vec<u8>> {
+            self.kv.borrow().get(&(store.to_owned(), key.to_owned())).cloned()
+        }
+
+        /// Runs the background tasks, and those they spawn, to completion.
+        pub(crate) fn run_background(&self) {
+            loop {
+                let tasks: Vec<_> = self.background.borrow_mut().drain(..).collect();
+                if tasks.is_empty() {
+                    return;
+                }
+                tasks.into_iter().for_each(futures::executor::block_on);
+            }
+        }
+    }
+
+    impl Host for FakeHost {
+        async fn fetch(&self, _request: http::Request<Bytes>) -> Result<http::Response<Body>, HostError> {
+            Err(HostError::Connect("no network in unit tests".into()))
+        }
+
+        async fn call_function(
+            &self,
+            name: &str,
+            _request: http::Request<Bytes>,
+        ) -> Result<http::Response<Body>, HostError> {
+            Err(HostError::NoService(name.to_owned()))
+        }
+
+        async fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, HostError> {
+            Ok(self.kv(store, key))
+        }
+
+        async fn kv_put(&self, store: &str, key: &str, value: Vec<u8>, _ttl: Option<u64>) -> Result<(), HostError> {
+            self.kv.borrow_mut().insert((store.to_owned(), key.to_owned()), value);
+            Ok(())
+        }
+
+        async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError> {
+            self.kv.borrow_mut().remove(&(store.to_owned(), key.to_owned()));
+            Ok(())
+        }
+
+        fn now_ms(&self) -> u64 {
+            self.now_ms.get()
+        }
+
+        fn sleep(&self, _ms: u64) -> LocalBoxFuture<'static, ()> {
+            futures::future::ready(()).boxed_local()
+        }
+
+        fn var(&self, _name: &str) -> Option<String> {
+            None
+        }
+
+        fn random_bytes(&self, buf: &mut [u8]) {
+            buf.fill(7);
+        }
+
+        fn spawn_background(&self, task: LocalBoxFuture<'static, ()>) {
+            self.background.borrow_mut().push(task);
+        }
+
+        fn log(&self, _record: &Record) {}
     }
 }
 

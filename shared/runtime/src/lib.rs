@@ -11,6 +11,8 @@
 //! It is not HTTP: it parses no client request and shapes no response; `opencode-api` does
 //! both. Each module has its own error type, which the API maps to a status in one place.
 
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 pub mod agent;
 pub mod answer;
 pub mod bounded;

@@ -71,6 +71,9 @@ pub fn rfc3339(ms: u64) -> String {
 }
 
 /// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
+// Cannot overflow: the one caller's `days` is a u64 of milliseconds / 86_400_000 (< 2^38), and
+// no intermediate exceeds days + 719_468; the algorithm keeps each difference non-negative.
+#[allow(clippy::arithmetic_side_effects)]
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
@@ -95,6 +98,11 @@ mod tests {
         assert_eq!(rfc3339(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_796_540_999_999), "2026-12-06T07:09:59.999Z");
+    }
+
+    #[test]
+    fn the_largest_timestamp_is_a_date_not_a_panic() {
+        assert_eq!(rfc3339(u64::MAX), "584556019-04-03T14:25:51.615Z");
     }
 
     #[test]

@@ -71,14 +71,14 @@ pub struct Stats {
 
 impl Stats {
     fn add(&mut self, sample: &Sample) {
-        self.requests += 1;
-        self.errors += u64::from(sample.error);
+        self.requests = self.requests.saturating_add(1);
+        self.errors = self.errors.saturating_add(u64::from(sample.error));
         self.latency_ms_sum = self.latency_ms_sum.saturating_add(sample.latency_ms);
         let bucket =
             LATENCY_BOUNDS_MS.iter().position(|&bound| sample.latency_ms <= bound).unwrap_or(LATENCY_BOUNDS_MS.len());
         self.bump_bucket(bucket, 1);
-        self.cache_lookups += u64::from(sample.cache.is_some());
-        self.cache_hits += u64::from(sample.cache == Some(true));
+        self.cache_lookups = self.cache_lookups.saturating_add(u64::from(sample.cache.is_some()));
+        self.cache_hits = self.cache_hits.saturating_add(u64::from(sample.cache == Some(true)));
         self.input_tokens = self.input_tokens.saturating_add(sample.usage.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(sample.usage.output_tokens);
         let nano = (sample.cost_usd * 1e9).round();
@@ -89,7 +89,7 @@ impl Stats {
 
     fn bump_bucket(&mut self, bucket: usize, by: u64) {
         if self.latency_buckets.len() <= bucket {
-            self.latency_buckets.resize(bucket + 1, 0);
+            self.latency_buckets.resize(bucket.saturating_add(1), 0);
         }
         if let Some(count) = self.latency_buckets.get_mut(bucket) {
             *count = count.saturating_add(by);
@@ -114,9 +114,9 @@ impl Stats {
     /// The upper bound of the bucket holding the `q` quantile (histogram resolution).
     fn quantile_ms(&self, q: f64) -> Option<u64> {
         let rank = (self.requests as f64 * q).ceil().max(1.0) as u64;
-        let mut seen = 0;
+        let mut seen = 0u64;
         for (bucket, &count) in self.latency_buckets.iter().enumerate() {
-            seen += count;
+            seen = seen.saturating_add(count);
             if seen >= rank {
                 // The open last bucket reports the largest finite bound.
                 return Some(LATENCY_BOUNDS_MS.get(bucket).or(LATENCY_BOUNDS_MS.last()).copied().unwrap_or(0));
@@ -222,7 +222,7 @@ pub fn record<H: Host>(host: &H, sample: &Sample) {
         local.record.add(sample);
         let flush = !local.flush_pending;
         local.flush_pending = true;
-        (finished_hour, flush.then(|| (local.last_flush_ms + FLUSH_INTERVAL_MS).saturating_sub(now)))
+        (finished_hour, flush.then(|| local.last_flush_ms.saturating_add(FLUSH_INTERVAL_MS).saturating_sub(now)))
     });
     let (finished_hour, flush_in) = scheduled;
     if let Some((hour, instance, record)) = finished_hour {
@@ -322,13 +322,16 @@ struct Rollup {
 pub async fn summarize<H: Host>(host: &H, hours: u64) -> Result<Summary, crate::host::HostError> {
     let now = host.now_ms();
     let now_hour = hour_of(now);
+    // An hour is closed once `(hour + 1) * HOUR_MS + CLOSE_AFTER_MS <= now`, that is once it is
+    // before the hour of `now - CLOSE_AFTER_MS`: the same test, without overflow near u64::MAX.
+    let first_open_hour = hour_of(now.saturating_sub(CLOSE_AFTER_MS));
     let mut summary = Summary::default();
     let mut ops = 0usize;
     // Newest first: when the budget runs out, the recent hours are the ones counted.
     for hour in (now_hour.saturating_sub(hours.saturating_sub(1))..=now_hour).rev() {
-        let closed = (hour + 1) * HOUR_MS + CLOSE_AFTER_MS <= now;
+        let closed = hour < first_open_hour;
         if closed {
-            ops += 1;
+            ops = ops.saturating_add(1);
             if ops > MAX_KV_OPS {
                 summary.truncated = true;
                 break;
@@ -336,19 +339,19 @@ pub async fn summarize<H: Host>(host: &H, hours: u64) -> Result<Summary, crate::
             let rollup = host.kv_get(STORE, &format!("{ROLLUP_PREFIX}{hour}")).await?;
             if let Some(rollup) = rollup.and_then(|b| serde_json::from_slice::<Rollup>(&b).ok()) {
                 summary.record.merge(&rollup.record);
-                summary.parts += rollup.parts;
-                summary.rolled_up += 1;
+                summary.parts = summary.parts.saturating_add(rollup.parts);
+                summary.rolled_up = summary.rolled_up.saturating_add(1);
                 continue;
             }
         }
-        ops += 1;
+        ops = ops.saturating_add(1);
         let roster = host.kv_get(STORE, &roster(hour)).await?;
         let names: Vec<String> = roster.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         let mut complete = names.len() <= MAX_KEYS_PER_HOUR;
         let keys = names.iter().take(MAX_KEYS_PER_HOUR).map(|name| key(hour, name));
         let mut hour_sum = Rollup { parts: 0, record: Record::default() };
         for key in keys {
-            ops += 1;
+            ops = ops.saturating_add(1);
             if ops > MAX_KV_OPS {
                 complete = false;
                 break;
@@ -357,11 +360,11 @@ pub async fn summarize<H: Host>(host: &H, hours: u64) -> Result<Summary, crate::
             // A value this code did not write is skipped, not fatal.
             if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
                 hour_sum.record.merge(&record);
-                hour_sum.parts += 1;
+                hour_sum.parts = hour_sum.parts.saturating_add(1);
             }
         }
         summary.record.merge(&hour_sum.record);
-        summary.parts += hour_sum.parts;
+        summary.parts = summary.parts.saturating_add(hour_sum.parts);
         summary.truncated |= !complete;
         if closed && complete && hour_sum.parts > 0 {
             if let Ok(bytes) = serde_json::to_vec(&hour_sum) {
@@ -386,7 +389,10 @@ pub async fn summarize<H: Host>(host: &H, hours: u64) -> Result<Summary, crate::
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use futures::executor::block_on;
+
     use super::*;
+    use crate::host::fake::FakeHost;
 
     fn sample(latency_ms: u64, cache: Option<bool>, error: bool) -> Sample {
         Sample {
@@ -419,6 +425,53 @@ mod tests {
         let json = stats.to_json();
         assert_eq!(json["cache"]["hit_ratio"], json!(49.0 / 99.0));
         assert_eq!(record.modes["chat"], *stats);
+    }
+
+    #[test]
+    fn quantiles_of_stored_counts_near_u64_max_saturate() {
+        // Counts come from KV values: the running sum of buckets overflowed.
+        let stats = Stats { requests: u64::MAX, latency_buckets: vec![1, u64::MAX, u64::MAX], ..Stats::default() };
+        assert_eq!(stats.quantile_ms(1.0), Some(2));
+    }
+
+    #[test]
+    fn recording_at_the_end_of_time_still_writes_the_totals() {
+        let now = u64::MAX - 10;
+        let host = FakeHost::at(now);
+        record(&host, &sample(5, None, false));
+        host.run_background();
+        // The next flush is due at the last one + 1 s: that sum overflowed.
+        record(&host, &sample(5, None, false));
+        host.run_background();
+        let hour = hour_of(now);
+        let names: Vec<String> = serde_json::from_slice(&host.kv(STORE, &roster(hour)).unwrap()).unwrap();
+        let bytes = host.kv(STORE, &key(hour, &names[0])).unwrap();
+        let record: Record = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(record.tiers["system1"].requests, 2);
+    }
+
+    #[test]
+    fn a_summary_at_the_end_of_time_over_every_hour_stops_at_the_budget() {
+        let host = FakeHost::at(u64::MAX - 10);
+        // `hours` up to u64::MAX; `(hour + 1) * HOUR_MS + CLOSE_AFTER_MS` overflowed.
+        let summary = block_on(summarize(&host, u64::MAX)).unwrap();
+        assert!(summary.truncated);
+        assert_eq!((summary.parts, summary.rolled_up), (0, 0));
+    }
+
+    #[test]
+    fn instance_hours_from_stored_roll_ups_saturate() {
+        let now = 1_767_225_600_000;
+        let host = FakeHost::at(now);
+        let hour = hour_of(now);
+        // Two closed hours whose roll-ups (KV values) claim usize::MAX instance-hours each.
+        for closed in [hour - 2, hour - 3] {
+            let rollup = Rollup { parts: usize::MAX, record: Record::default() };
+            let bytes = serde_json::to_vec(&rollup).unwrap();
+            block_on(host.kv_put(STORE, &format!("{ROLLUP_PREFIX}{closed}"), bytes, None)).unwrap();
+        }
+        let summary = block_on(summarize(&host, 4)).unwrap();
+        assert_eq!((summary.parts, summary.rolled_up, summary.truncated), (usize::MAX, 2, false));
     }
 
     #[test]

@@ -89,8 +89,8 @@ impl EventSizer {
                 }
                 _ => {
                     self.after_cr = false;
-                    self.line += 1;
-                    self.event += 1;
+                    self.line = self.line.saturating_add(1);
+                    self.event = self.event.saturating_add(1);
                     if self.event > limit {
                         return false;
                     }

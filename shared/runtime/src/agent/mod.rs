@@ -150,7 +150,7 @@ async fn agent<H: Host>(
     answer.cost_usd = run.cost_usd();
     answer.tier = Some(Tier::System2);
     answer.cache = Some(CacheStatus::Miss);
-    answer.citations = cited.iter().enumerate().map(|(i, s)| s.citation(i + 1)).collect();
+    answer.citations = (1..).zip(&cited).map(|(n, s)| s.citation(n)).collect();
     Ok(answer)
 }
 

@@ -88,8 +88,8 @@ impl ToolOutput {
         };
         let mut text = String::new();
         for (source, passage) in sources {
-            let index = match cited.iter().position(|c| c.same_as(&source)) {
-                Some(i) => i + 1,
+            let index = match (1..).zip(cited.iter()).find_map(|(n, c)| c.same_as(&source).then_some(n)) {
+                Some(n) => n,
                 None => {
                     cited.push(source.clone());
                     cited.len()

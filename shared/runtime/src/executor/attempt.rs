@@ -120,7 +120,7 @@ impl RetryPolicy {
     pub fn backoff_ms(&self, retry: u32, random: u64) -> u64 {
         let full = self.backoff_base_ms.saturating_mul(1u64 << retry.min(16)).min(self.retry_after_cap_ms);
         let half = full / 2;
-        half + random % (half + 1)
+        half.saturating_add(random.checked_rem(half.saturating_add(1)).unwrap_or(0))
     }
 
     /// How long to wait before retry number `retry` after a failure that asked for

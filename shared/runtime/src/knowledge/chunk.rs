@@ -71,7 +71,7 @@ fn pack(text: &str, units: &[Unit], size: usize, overlap: usize) -> Vec<String> 
         let last_end = units.get(last).map_or(0, |u| u.end_char);
         // The earliest later unit from which the tail fits in the overlap and, with the new
         // unit, in one chunk.
-        let from = (first + 1..=last).find(|&k| {
+        let from = (first..=last).skip(1).find(|&k| {
             units.get(k).is_some_and(|u| {
                 !u.heading
                     && last_end.saturating_sub(u.first_char) <= overlap
@@ -112,9 +112,10 @@ fn blocks(text: &str, markdown: bool) -> Vec<Block> {
     let mut out = Vec::new();
     let mut open: Option<Block> = None;
     let mut fence: Option<&str> = None;
-    let mut pos = 0;
+    let mut pos = 0usize;
     for line in text.split_inclusive('\n') {
-        let (start, end) = (pos, pos + line.len());
+        let start = pos;
+        let Some(end) = pos.checked_add(line.len()) else { break };
         pos = end;
         let trimmed = line.trim();
         if let Some(marker) = fence {
@@ -156,9 +157,9 @@ fn blocks(text: &str, markdown: bool) -> Vec<Block> {
 
 /// An ATX heading: up to three spaces, one to six `#`, then a space or the end of the line.
 fn is_heading(line: &str) -> bool {
-    let indent = line.len() - line.trim_start_matches(' ').len();
+    let indent = line.bytes().take_while(|&b| b == b' ').count();
     let rest = line.trim_start_matches(' ');
-    let hashes = rest.len() - rest.trim_start_matches('#').len();
+    let hashes = rest.bytes().take_while(|&b| b == b'#').count();
     let after = rest.trim_start_matches('#');
     indent <= 3 && (1..=6).contains(&hashes) && (after.is_empty() || after.starts_with([' ', '\t', '\r', '\n']))
 }
@@ -169,11 +170,13 @@ fn sentences(text: &str, start: usize, end: usize, size: usize, piece: usize, ou
     let mut begin: Option<usize> = None;
     let mut chars = slice.char_indices().peekable();
     while let Some((i, c)) = chars.next() {
+        // Offsets inside text[start..end] cannot overflow; were one to, the rest is dropped.
+        let Some(at) = start.checked_add(i) else { return };
         if begin.is_none() {
             if c.is_whitespace() {
                 continue;
             }
-            begin = Some(start + i);
+            begin = Some(at);
         }
         let next = chars.peek().map(|&(_, n)| n);
         let ends = match c {
@@ -182,7 +185,8 @@ fn sentences(text: &str, start: usize, end: usize, size: usize, piece: usize, ou
             _ => false,
         };
         if let (true, Some(b)) = (ends, begin) {
-            split_long(text, b, start + i + c.len_utf8(), size, piece, out);
+            let Some(after) = at.checked_add(c.len_utf8()) else { return };
+            split_long(text, b, after, size, piece, out);
             begin = None;
         }
     }
@@ -196,8 +200,9 @@ fn lines(text: &str, start: usize, end: usize, size: usize, piece: usize, out: &
     let Some(slice) = text.get(start..end) else { return };
     let mut pos = start;
     for line in slice.split_inclusive('\n') {
-        split_long(text, pos, pos + line.len(), size, piece, out);
-        pos += line.len();
+        let Some(end) = pos.checked_add(line.len()) else { return };
+        split_long(text, pos, end, size, piece, out);
+        pos = end;
     }
 }
 
@@ -209,33 +214,34 @@ fn split_long(text: &str, start: usize, end: usize, size: usize, piece: usize, o
     if trimmed.is_empty() {
         return;
     }
-    let start = start + (slice.len() - slice.trim_start().len());
-    let end = start + trimmed.len();
+    let lead = slice.find(|c: char| !c.is_whitespace()).unwrap_or(0);
+    let Some(start) = start.checked_add(lead) else { return };
+    let Some(end) = start.checked_add(trimmed.len()) else { return };
     if trimmed.chars().count() <= size {
         out.push((start, end, false));
         return;
     }
-    let chars: Vec<(usize, char)> = trimmed.char_indices().map(|(i, c)| (start + i, c)).collect();
+    let chars: Vec<(usize, char)> =
+        trimmed.char_indices().map_while(|(i, c)| Some((start.checked_add(i)?, c))).collect();
     let byte_at = |k: usize| chars.get(k).map_or(end, |&(b, _)| b);
     let mut a = 0;
     while a < chars.len() {
         while chars.get(a).is_some_and(|&(_, c)| c.is_whitespace()) {
-            a += 1;
+            a = a.saturating_add(1);
         }
         if a >= chars.len() {
             break;
         }
-        let mut b = (a + piece).min(chars.len());
+        let mut b = a.saturating_add(piece).min(chars.len());
         if b < chars.len() {
-            if let Some(w) =
-                (a + (piece / 2).max(1)..b).rev().find(|&k| chars.get(k).is_some_and(|&(_, c)| c.is_whitespace()))
-            {
+            let from_half = a.saturating_add((piece / 2).max(1));
+            if let Some(w) = (from_half..b).rev().find(|&k| chars.get(k).is_some_and(|&(_, c)| c.is_whitespace())) {
                 b = w;
             }
         }
         let (from, to) = (byte_at(a), byte_at(b));
-        if let Some(part) = text.get(from..to) {
-            out.push((from, from + part.trim_end().len(), false));
+        if let Some(part_end) = text.get(from..to).and_then(|part| from.checked_add(part.trim_end().len())) {
+            out.push((from, part_end, false));
         }
         a = b;
     }

@@ -66,7 +66,8 @@ impl StoredChunk {
     }
 
     fn encoded_len(&self) -> usize {
-        4 + 4 + self.vector.len() + 4 + self.text.len()
+        // chunk, scale and text_len, then the vector and the text.
+        self.vector.len().saturating_add(self.text.len()).saturating_add(4 + 4 + 4)
     }
 }
 
@@ -86,7 +87,7 @@ pub struct CorruptPart(&'static str);
 
 /// The bytes of a part header for `document_id`.
 pub fn header_len(document_id: &str) -> usize {
-    4 + 8 + 4 + 4 + 1 + document_id.len()
+    document_id.len().saturating_add(4 + 8 + 4 + 4 + 1)
 }
 
 /// Bytes `chunk` adds to a part.
@@ -99,8 +100,8 @@ pub fn chunk_len(chunk: &StoredChunk) -> usize {
 pub fn encode(part: &Part) -> Vec<u8> {
     let id = part.document_id.as_bytes();
     let id = id.get(..id.len().min(255)).unwrap_or_default();
-    let body: usize = part.chunks.iter().map(StoredChunk::encoded_len).sum();
-    let mut out = Vec::with_capacity(header_len(&part.document_id) + body);
+    let body = part.chunks.iter().fold(0usize, |n, chunk| n.saturating_add(chunk.encoded_len()));
+    let mut out = Vec::with_capacity(header_len(&part.document_id).saturating_add(body));
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&part.model_hash);
     out.extend_from_slice(&part.dims.to_le_bytes());
@@ -132,7 +133,9 @@ pub fn decode(bytes: &[u8]) -> Result<Part, CorruptPart> {
     let document_id = String::from_utf8(r.take(id_len)?.to_vec()).map_err(|_| CorruptPart("document id"))?;
     let dims_len = usize::try_from(dims).map_err(|_| CorruptPart("dims"))?;
     // Never trust a count for an allocation: each chunk takes at least 12 bytes + dims.
-    let max_count = r.remaining() / (12 + dims_len).max(1);
+    // (On 32-bit Wasm, dims near u32::MAX would overflow that.)
+    let chunk_min = dims_len.checked_add(12).ok_or(CorruptPart("dims"))?;
+    let max_count = r.remaining().checked_div(chunk_min).unwrap_or(0);
     let count = usize::try_from(count).map_err(|_| CorruptPart("count"))?;
     if count > max_count {
         return Err(CorruptPart("count larger than the value"));
@@ -274,5 +277,14 @@ mod tests {
         bad_utf8[last] = 0xff;
         assert!(decode(&bad_utf8).is_err());
         assert!(decode(b"JSON{}").is_err());
+    }
+
+    #[test]
+    fn the_largest_dimension_count_is_an_error() {
+        // 12 + dims overflows where usize is 32 bits (Wasm); here it is only too large.
+        let mut bytes = encode(&Part { model_hash: [0; 8], dims: 0, document_id: "d".into(), chunks: Vec::new() });
+        bytes[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+        bytes[16..20].copy_from_slice(&1u32.to_le_bytes());
+        assert!(decode(&bytes).is_err());
     }
 }

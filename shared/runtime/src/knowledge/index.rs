@@ -176,11 +176,11 @@ fn pack_parts(manifest: &Manifest, id: &str, chunks: Vec<StoredChunk>) -> Vec<Pa
     let mut size = header;
     for chunk in chunks {
         let len = codec::chunk_len(&chunk);
-        if size + len > store::PART_BYTES && parts.last().is_some_and(|p| !p.chunks.is_empty()) {
+        if size.saturating_add(len) > store::PART_BYTES && parts.last().is_some_and(|p| !p.chunks.is_empty()) {
             parts.push(new_part());
             size = header;
         }
-        size += len;
+        size = size.saturating_add(len);
         if let Some(part) = parts.last_mut() {
             part.chunks.push(chunk);
         }

@@ -97,7 +97,7 @@ pub async fn retrieve<H: Host>(host: &H, tenant: &str, question: &str, k: usize)
     }
 
     let hash = manifest.model_hash();
-    let mut best: Vec<Hit> = Vec::with_capacity(k + 1);
+    let mut best: Vec<Hit> = Vec::with_capacity(k.saturating_add(1));
     // In batches, so that only one batch of parts is in memory at a time.
     let mut pending = part_keys.into_iter().peekable();
     while pending.peek().is_some() {
@@ -119,7 +119,7 @@ pub async fn retrieve<H: Host>(host: &H, tenant: &str, question: &str, k: usize)
 /// `best` (best first).
 fn score(part: codec::Part, query: &[f32], k: usize, best: &mut Vec<Hit>, retrieval: &mut Retrieval) {
     for chunk in part.chunks {
-        retrieval.chunks_searched += 1;
+        retrieval.chunks_searched = retrieval.chunks_searched.saturating_add(1);
         let score = chunk.cosine(query);
         retrieval.top_score = Some(retrieval.top_score.map_or(score, |s| s.max(score)));
         if score < retrieval.threshold || (best.len() == k && best.last().is_some_and(|w| w.score >= score)) {

@@ -56,7 +56,7 @@ pub async fn run<H: Host>(host: &H, job: ChatJob, delivery: Delivery) -> Result<
         }
         Delivery::Whole => {
             let (response, answered) = executor::complete(host, &job.chain, &job.request, &job.retry).await?;
-            let size = response.text.len() + response.tool_calls.iter().map(|c| c.arguments.len()).sum::<usize>();
+            let size = response.tool_calls.iter().fold(response.text.len(), |n, c| n.saturating_add(c.arguments.len()));
             if let Some(use_) = job.cache.filter(|_| cacheable(&response.finish_reason) && size <= MAX_CACHED_BYTES) {
                 let pieces = vec![response.text.clone()];
                 let entry =

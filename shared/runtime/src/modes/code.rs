@@ -227,7 +227,7 @@ async fn rounds<H: Host>(
         if failed && attempt < job.max_attempts {
             request = prompts::fix(job, &round);
             outcome.runs.push(round);
-            attempt += 1;
+            attempt = attempt.saturating_add(1);
             continue;
         }
         outcome.runs.push(round);

@@ -102,9 +102,9 @@ pub async fn run<H: Host>(host: &H, job: AskJob, delivery: Delivery) -> Result<R
 
 /// The numbered sources, in the order the model sees them.
 fn citations(hits: &[Hit]) -> Vec<Citation> {
-    let hits = hits.iter().enumerate();
-    hits.map(|(i, h)| Citation::Passage {
-        index: i + 1,
+    let hits = (1..).zip(hits);
+    hits.map(|(index, h)| Citation::Passage {
+        index,
         document_id: h.document_id.clone(),
         chunk: h.chunk,
         score: round(h.score),
@@ -120,14 +120,8 @@ pub fn round(score: f32) -> f64 {
 /// The request with the sources and the rules for using them in front.
 fn grounded(mut request: ChatRequest, hits: &[Hit]) -> ChatRequest {
     let mut system = format!("{INSTRUCTIONS}\n\nSources:");
-    for (i, hit) in hits.iter().enumerate() {
-        system.push_str(&format!(
-            "\n\n[{}] document \"{}\", chunk {}\n{}",
-            i + 1,
-            hit.document_id,
-            hit.chunk,
-            hit.text
-        ));
+    for (n, hit) in (1usize..).zip(hits) {
+        system.push_str(&format!("\n\n[{n}] document \"{}\", chunk {}\n{}", hit.document_id, hit.chunk, hit.text));
     }
     request.messages.insert(0, Message::system(system));
     request

@@ -179,10 +179,9 @@ async fn research<H: Host>(
     answer.response.usage = run.usage();
     answer.cost_usd = run.cost_usd();
     answer.tier = Some(job.tier);
-    answer.citations = sources
-        .iter()
-        .enumerate()
-        .map(|(i, s)| Citation::Web { index: i + 1, url: s.url.clone(), title: s.title.clone() })
+    answer.citations = (1..)
+        .zip(&sources)
+        .map(|(index, s)| Citation::Web { index, url: s.url.clone(), title: s.title.clone() })
         .collect();
     Ok(answer)
 }
@@ -208,8 +207,8 @@ fn write_request(job: &ResearchJob, sources: &[SearchResult]) -> ChatRequest {
          below. Cite sources as [n] after the claims they support. Use only these sources; where \
          they do not answer part of the question, say so.\n\nSources:\n",
     );
-    for (i, source) in sources.iter().enumerate() {
-        system.push_str(&format!("\n[{}] {} — {}\n{}\n", i + 1, source.title, source.url, source.snippet));
+    for (n, source) in (1usize..).zip(sources) {
+        system.push_str(&format!("\n[{n}] {} — {}\n{}\n", source.title, source.url, source.snippet));
     }
     let mut request = job.request.clone();
     request.messages.insert(0, Message::system(system));
@@ -255,8 +254,8 @@ fn dedupe(outcomes: &[SearchOutcome]) -> Vec<SearchResult> {
 /// The answer when a limit stopped the run before the report was written.
 fn partial(why: &str, sources: &[SearchResult]) -> ChatResponse {
     let mut text = format!("The research stopped before the report was written: {why}. Sources found:");
-    for (i, source) in sources.iter().enumerate() {
-        text.push_str(&format!("\n[{}] {} — {}", i + 1, source.title, source.url));
+    for (n, source) in (1usize..).zip(sources) {
+        text.push_str(&format!("\n[{n}] {} — {}", source.title, source.url));
     }
     ChatResponse { text, finish_reason: FinishReason::Other("limit".into()), ..ChatResponse::default() }
 }

@@ -115,14 +115,14 @@ fn answer(
 /// the caller's conversation unchanged.
 fn with_sources(mut request: ChatRequest, found: &SearchOutcome) -> ChatRequest {
     let mut prompt = format!("{INSTRUCTIONS}\n\nWeb search results for \"{}\":\n", found.query);
-    for (i, result) in found.results.iter().enumerate() {
-        prompt.push_str(&format!("\n[{}] {} — {}\n{}\n", i + 1, result.title, result.url, result.snippet));
+    for (n, result) in (1usize..).zip(&found.results) {
+        prompt.push_str(&format!("\n[{n}] {} — {}\n{}\n", result.title, result.url, result.snippet));
     }
     request.messages.insert(0, Message::system(prompt));
     request
 }
 
 fn citations(found: &SearchOutcome) -> Vec<Citation> {
-    let results = found.results.iter().enumerate();
-    results.map(|(i, r)| Citation::Web { index: i + 1, url: r.url.clone(), title: r.title.clone() }).collect()
+    let results = (1..).zip(&found.results);
+    results.map(|(index, r)| Citation::Web { index, url: r.url.clone(), title: r.title.clone() }).collect()
 }
