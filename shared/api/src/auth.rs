@@ -143,7 +143,7 @@ pub fn verify(token: &str, settings: &Settings, now_ms: u64) -> Result<Principal
     });
     if let Some((principal, expires_at)) = known {
         // jwt-simple's own test (`JWTClaims::validate`).
-        return if now >= tolerance && now - tolerance <= expires_at {
+        return if now.checked_sub(tolerance).is_some_and(|earliest| earliest <= expires_at) {
             Ok(principal)
         } else {
             Err(ApiError::InvalidToken("token has expired".into()))
@@ -205,7 +205,7 @@ fn verify_signed(
         return Err(ApiError::InvalidToken("token has no `exp` claim".into()));
     };
     let from = claims.issued_at.unwrap_or(now);
-    if expires_at > from && (expires_at - from).as_secs() > settings.max_ttl_secs {
+    if expires_at.checked_sub(from).is_some_and(|ttl| ttl.as_secs() > settings.max_ttl_secs) {
         return Err(ApiError::InvalidToken(format!(
             "token lives longer than JWT_MAX_TTL_SECS allows ({} s)",
             settings.max_ttl_secs
@@ -236,15 +236,18 @@ pub fn issue(
     valid_secs: u64,
 ) -> Result<String, ApiError> {
     let key = HS256Key::from_bytes(secret.as_bytes());
-    let mut claims = Claims::with_custom_claims(
-        PlatformClaims { tenant: tenant.into(), role: role.into() },
-        Duration::from_secs(valid_secs),
-    )
-    .with_subject(subject);
     let now = UnixTimeStamp::from_millis(now_ms);
+    let expires_at = now
+        .checked_add(Duration::from_secs(valid_secs))
+        .ok_or_else(|| ApiError::InvalidRequest(format!("a token cannot be valid for {valid_secs} s")))?;
+    // Every time claim is set below: the lifetime given here (added to the real clock, where
+    // a huge one would overflow) is not used.
+    let mut claims =
+        Claims::with_custom_claims(PlatformClaims { tenant: tenant.into(), role: role.into() }, Duration::from_secs(0))
+            .with_subject(subject);
     claims.issued_at = Some(now);
     claims.invalid_before = Some(now);
-    claims.expires_at = Some(now + Duration::from_secs(valid_secs));
+    claims.expires_at = Some(expires_at);
     key.authenticate(claims).map_err(|err| ApiError::Internal(format!("could not sign a token: {err}")))
 }
 
@@ -304,6 +307,12 @@ mod tests {
             authenticate(&bearer(&token), &settings(SECRET), NOW),
             Err(ApiError::InvalidToken("token has no `role` claim".into()))
         );
+    }
+
+    #[test]
+    fn a_lifetime_past_the_end_of_time_is_refused_not_a_panic() {
+        // now + valid_secs overflowed (in jwt-simple's clock arithmetic too).
+        assert!(matches!(issue(SECRET, "alice", "acme", "user", NOW, u64::MAX), Err(ApiError::InvalidRequest(_))));
     }
 
     #[test]

@@ -7,6 +7,8 @@
 //! does lives in `opencode-runtime`; this crate only speaks it. The runtime adapters call
 //! [`serve`] with the function's type, so each Wasm links only its own handler.
 
+#![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
+
 pub mod auth;
 pub mod error;
 pub mod functions;

@@ -29,7 +29,7 @@ pub fn request_id<H: Host>(host: &H, headers: &http::HeaderMap) -> String {
 pub fn hex(bytes: &[u8]) -> String {
     // Digit by digit: `write!` with `{:02x}` went through the formatting machinery per byte.
     let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
-    let mut out = String::with_capacity(bytes.len() * 2);
+    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
     for byte in bytes {
         out.push(digit(byte >> 4));
         out.push(digit(byte & 0xf));

@@ -72,7 +72,7 @@ async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<ht
             "window".into(),
             json!({
                 "hours": hours,
-                "from_ms": now_hour.saturating_sub(hours - 1) * 3_600_000,
+                "from_ms": now_hour.saturating_sub(hours.saturating_sub(1)).saturating_mul(3_600_000),
                 "to_ms": ctx.host.now_ms(),
             }),
         );
