@@ -5,7 +5,6 @@
 mod common;
 
 use common::*;
-use opencode_runtime::log::Level;
 use opencode_testkit::json_response;
 
 #[tokio::test(start_paused = true)]
@@ -20,17 +19,17 @@ async fn a_failed_attempt_is_logged_with_its_status_and_the_vendors_words_redact
     let (status, headers, body) = send(&host, hello()).await;
     assert_eq!(status, 200, "{body}");
     let logs = host.logs();
-    let failed: Vec<_> = logs.iter().filter(|r| r.message == "attempt failed").collect();
+    let failed: Vec<_> = logs.iter().filter(|r| r["msg"] == "attempt failed").collect();
     assert_eq!(failed.len(), 1, "{logs:?}");
     let record = failed[0];
-    assert_eq!(record.level, Level::Warn);
-    assert_eq!(record.fields["provider"], "openai");
-    assert_eq!(record.fields["status"], 401);
-    assert!(record.fields["elapsed_ms"].is_u64());
-    assert_eq!(record.fields["request_id"], headers["x-request-id"].to_str().unwrap());
-    let detail = record.fields["detail"].as_str().unwrap();
+    assert_eq!(record["level"], "warn");
+    assert_eq!(record["provider"], "openai");
+    assert_eq!(record["status"], 401);
+    assert!(record["elapsed_ms"].is_u64());
+    assert_eq!(record["request_id"], headers["x-request-id"].to_str().unwrap());
+    let detail = record["detail"].as_str().unwrap();
     assert!(detail.contains("Incorrect API key provided: [redacted]"), "{detail}");
-    let line = record.to_line();
+    let line = record.to_string();
     assert!(!line.contains("sk-proj") && !line.contains("abcdefghijkl"), "{line}");
 }
 
@@ -43,8 +42,8 @@ async fn a_cache_write_that_fails_is_logged_and_the_answer_still_goes_out() {
     assert_eq!(status, 200);
     host.run_background().await;
     let logs = host.logs();
-    let failed: Vec<_> = logs.iter().filter(|r| r.message == "cache write failed").collect();
+    let failed: Vec<_> = logs.iter().filter(|r| r["msg"] == "cache write failed").collect();
     assert_eq!(failed.len(), 1, "{logs:?}");
-    assert_eq!(failed[0].fields["request_id"], headers["x-request-id"].to_str().unwrap());
-    assert!(failed[0].fields["error"].as_str().unwrap().contains("down"));
+    assert_eq!(failed[0]["request_id"], headers["x-request-id"].to_str().unwrap());
+    assert!(failed[0]["error"].as_str().unwrap().contains("down"));
 }

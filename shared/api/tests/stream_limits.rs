@@ -54,9 +54,9 @@ async fn an_event_over_a_mebibyte_fails_the_attempt_as_malformed_at_once() {
     assert_eq!(got.last().unwrap().0, "done", "{got:?}");
     assert_eq!(got.last().unwrap().1["attempts"], 2);
     assert!(start.elapsed() < Duration::from_millis(100), "failed at once, not at the timeout: {:?}", start.elapsed());
-    let failed: Vec<_> = host.logs().into_iter().filter(|r| r.message == "attempt failed").collect();
+    let failed: Vec<_> = host.logs().into_iter().filter(|r| r["msg"] == "attempt failed").collect();
     assert_eq!(failed.len(), 1);
-    assert_eq!(failed[0].fields["outcome"], "malformed response");
+    assert_eq!(failed[0]["outcome"], "malformed response");
 }
 
 #[tokio::test(start_paused = true)]

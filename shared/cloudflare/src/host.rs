@@ -138,7 +138,7 @@ impl Host for WorkersHost {
         self.inner.ctx.wait_until(task);
     }
 
-    fn log(&self, record: &Record) {
+    fn log(&self, record: &Record<'_>) {
         // The console's level picks the Workers Logs level; the line is the record.
         let line = JsValue::from_str(&record.to_line());
         match record.level {

@@ -15,6 +15,7 @@ use opencode_core::providers::ProviderConfig;
 use opencode_core::redact::redact;
 
 use crate::host::{Host, HostError};
+use crate::log::Field;
 
 /// The KV store the cache lives in.
 pub const STORE: &str = "cache";
@@ -128,11 +129,10 @@ pub fn put_later<H: Host>(host: &H, key: String, answer: CachedAnswer, ttl_secs:
 
 /// A cache failure is a miss, never an error: it is logged, and the request goes on.
 fn failed<H: Host>(host: &H, message: &str, key: &str, err: &HostError) {
-    let mut fields = serde_json::Map::new();
-    fields.insert("store".into(), STORE.into());
-    fields.insert("key".into(), key.into());
-    fields.insert("error".into(), redact(&err.to_string()).into());
-    crate::log::warn(host, message, fields);
+    let error = err.to_string();
+    let error = redact(&error);
+    let fields = [("store", Field::Text(STORE)), ("key", Field::Text(key)), ("error", Field::Text(&error))];
+    crate::log::warn(host, message, &fields);
 }
 
 #[cfg(test)]

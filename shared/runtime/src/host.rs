@@ -6,6 +6,7 @@
 //! and `opencode-testkit` implements it natively for tests. Wasm futures are single-threaded,
 //! so nothing here is `Send`.
 
+use std::future::Future;
 use std::rc::Rc;
 
 use bytes::Bytes;
@@ -161,7 +162,7 @@ pub trait Host: Clone + 'static {
 
     /// Writes one structured log record, as its JSON line ([`Record::to_line`]): to the console
     /// on Workers (Workers Logs, `wrangler tail`), to stderr on Spin.
-    fn log(&self, record: &Record);
+    fn log(&self, record: &Record<'_>);
 }
 
 /// A host serving one request: every log record it writes names the request.
@@ -177,35 +178,37 @@ impl<H: Host> RequestHost<H> {
     }
 }
 
+// Each method hands back the inner host's future itself (no `async fn` of its own), so the
+// wrapper adds no state machines to the Wasm.
 impl<H: Host> Host for RequestHost<H> {
-    async fn fetch(&self, request: http::Request<Bytes>) -> Result<http::Response<Body>, HostError> {
-        self.inner.fetch(request).await
+    fn fetch(&self, request: http::Request<Bytes>) -> impl Future<Output = Result<http::Response<Body>, HostError>> {
+        self.inner.fetch(request)
     }
 
-    async fn call_function(
+    fn call_function(
         &self,
         name: &str,
         request: http::Request<Bytes>,
-    ) -> Result<http::Response<Body>, HostError> {
-        self.inner.call_function(name, request).await
+    ) -> impl Future<Output = Result<http::Response<Body>, HostError>> {
+        self.inner.call_function(name, request)
     }
 
-    async fn kv_get(&self, store: &str, key: &str) -> Result<Option<Vec<u8>>, HostError> {
-        self.inner.kv_get(store, key).await
+    fn kv_get(&self, store: &str, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, HostError>> {
+        self.inner.kv_get(store, key)
     }
 
-    async fn kv_put(
+    fn kv_put(
         &self,
         store: &str,
         key: &str,
         value: Vec<u8>,
         ttl_hint_secs: Option<u64>,
-    ) -> Result<(), HostError> {
-        self.inner.kv_put(store, key, value, ttl_hint_secs).await
+    ) -> impl Future<Output = Result<(), HostError>> {
+        self.inner.kv_put(store, key, value, ttl_hint_secs)
     }
 
-    async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError> {
-        self.inner.kv_delete(store, key).await
+    fn kv_delete(&self, store: &str, key: &str) -> impl Future<Output = Result<(), HostError>> {
+        self.inner.kv_delete(store, key)
     }
 
     fn now_ms(&self) -> u64 {
@@ -228,10 +231,8 @@ impl<H: Host> Host for RequestHost<H> {
         self.inner.spawn_background(task);
     }
 
-    fn log(&self, record: &Record) {
-        let mut record = record.clone();
-        record.fields.insert("request_id".into(), serde_json::Value::String(self.request_id.to_string()));
-        self.inner.log(&record);
+    fn log(&self, record: &Record<'_>) {
+        self.inner.log(&Record { request_id: Some(&self.request_id), ..*record });
     }
 }
 
@@ -327,7 +328,7 @@ pub(crate) mod fake {
             self.background.borrow_mut().push(task);
         }
 
-        fn log(&self, _record: &Record) {}
+        fn log(&self, _record: &Record<'_>) {}
     }
 }
 

@@ -23,6 +23,7 @@ use opencode_core::model::Usage;
 use opencode_core::routing::{Mode, Tier};
 
 use crate::host::Host;
+use crate::log::Field;
 
 /// The KV store metrics live in.
 pub const STORE: &str = "data";
@@ -275,10 +276,10 @@ async fn put<H: Host>(host: &H, hour: u64, instance: &str, record: &Record) {
 }
 
 fn failed<H: Host>(host: &H, key: &str, err: &crate::host::HostError) {
-    let mut fields = serde_json::Map::new();
-    fields.insert("key".into(), key.into());
-    fields.insert("error".into(), opencode_core::redact::redact(&err.to_string()).into());
-    crate::log::warn(host, "metrics write failed", fields);
+    let error = err.to_string();
+    let error = opencode_core::redact::redact(&error);
+    let fields = [("key", Field::Text(key)), ("error", Field::Text(&error))];
+    crate::log::warn(host, "metrics write failed", &fields);
 }
 
 /// The key of an hour's roster: the instances that wrote totals for it. Read instead of

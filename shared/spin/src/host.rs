@@ -133,9 +133,12 @@ impl Host for SpinHost {
         }
     }
 
-    fn log(&self, record: &Record) {
+    fn log(&self, record: &Record<'_>) {
         // One line per record on stderr, which Spin (and spin-host) pass to their own log.
-        eprintln!("{}", record.to_line());
+        // Written whole and without `eprintln!`'s formatting machinery; a failed write is lost.
+        let mut line = record.to_line();
+        line.push('\n');
+        let _ = std::io::Write::write_all(&mut std::io::stderr().lock(), line.as_bytes());
     }
 
     fn spawn_background(&self, task: LocalBoxFuture<'static, ()>) {

@@ -4,15 +4,13 @@
 
 use std::future::Future;
 
-use serde_json::{json, Map};
-
 use opencode_core::providers::{ProviderConfig, ProviderError};
 use opencode_core::redact::redact;
 use opencode_core::search::{SearchError, SearchProviderConfig};
 
 use super::{Attempt, Outcome, RetryPolicy};
 use crate::host::{Host, HostError};
-use crate::log;
+use crate::log::{self, Field};
 
 /// What the loop tries: a provider of some kind, by name and model.
 pub(crate) trait Target {
@@ -146,21 +144,22 @@ where
 /// Every failed attempt is logged where it fails, with the vendor's words redacted: an
 /// attempt record keeps them from clients, and this is where an operator reads them.
 fn log_failure<H: Host, P: Target>(host: &H, attempt: &Attempt, will_retry: bool) {
-    let mut fields = Map::new();
-    fields.insert("kind".into(), json!(P::KIND));
-    fields.insert("provider".into(), json!(attempt.provider));
+    let (outcome, detail) = (attempt.outcome.to_string(), redact(&attempt.detail));
+    let mut fields = Vec::with_capacity(9);
+    fields.push(("kind", Field::Text(P::KIND)));
+    fields.push(("provider", Field::Text(&attempt.provider)));
     if !attempt.model.is_empty() {
-        fields.insert("model".into(), json!(attempt.model));
+        fields.push(("model", Field::Text(&attempt.model)));
     }
-    fields.insert("outcome".into(), json!(attempt.outcome.to_string()));
+    fields.push(("outcome", Field::Text(&outcome)));
     if let Outcome::Status { status } = attempt.outcome {
-        fields.insert("status".into(), json!(status));
+        fields.push(("status", Field::Number(u64::from(status))));
     }
-    fields.insert("elapsed_ms".into(), json!(attempt.elapsed_ms));
+    fields.push(("elapsed_ms", Field::Number(attempt.elapsed_ms)));
     if attempt.rejected_key {
-        fields.insert("rejected_key".into(), json!(true));
+        fields.push(("rejected_key", Field::Flag(true)));
     }
-    fields.insert("retry".into(), json!(will_retry));
-    fields.insert("detail".into(), json!(redact(&attempt.detail)));
-    log::warn(host, "attempt failed", fields);
+    fields.push(("retry", Field::Flag(will_retry)));
+    fields.push(("detail", Field::Text(&detail)));
+    log::warn(host, "attempt failed", &fields);
 }

@@ -14,6 +14,7 @@ use opencode_core::providers::{self, ProviderConfig, ProviderError, SseEvent, St
 use opencode_core::redact::redact;
 
 use crate::host::Host;
+use crate::log::Field;
 use crate::sse::{self, SseError};
 
 /// A committed provider's events. An `Err` item is terminal: nothing follows it.
@@ -161,12 +162,14 @@ impl<H: Host> Live<H> {
 impl<H: Host> Live<H> {
     /// A committed stream that broke is logged where it broke, with the vendor's words redacted.
     fn log_broken(&self, failure: &Failure) {
-        let mut fields = serde_json::Map::new();
-        fields.insert("provider".into(), self.provider.clone().into());
-        fields.insert("model".into(), self.model.clone().into());
-        fields.insert("outcome".into(), failure.outcome.to_string().into());
-        fields.insert("detail".into(), redact(&failure.detail).into());
-        crate::log::warn(&self.host, "stream broke after its first token", fields);
+        let (outcome, detail) = (failure.outcome.to_string(), redact(&failure.detail));
+        let fields = [
+            ("provider", Field::Text(&self.provider)),
+            ("model", Field::Text(&self.model)),
+            ("outcome", Field::Text(&outcome)),
+            ("detail", Field::Text(&detail)),
+        ];
+        crate::log::warn(&self.host, "stream broke after its first token", &fields);
     }
 }
 
