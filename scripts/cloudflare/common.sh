@@ -4,6 +4,13 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 FUNCTIONS=(gateway chat agent knowledge search code thinking research admin)
+# The functions bound by their upstreams, built for size (Cargo.toml's `small` profile; the
+# rest, the hot path, with `release`): the same split as scripts/spin/build.
+SMALL_FUNCTIONS=(agent knowledge search code thinking research)
+# The cargo profile a function is built with.
+profile_of() {
+    [[ " ${SMALL_FUNCTIONS[*]} " == *" $1 "* ]] && echo small || echo release
+}
 
 # Pinned here; wasm-bindgen-cli's version is read from Cargo.lock instead, because it must
 # match the `wasm-bindgen` library exactly.
