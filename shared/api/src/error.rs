@@ -20,6 +20,12 @@ pub enum ApiError {
     InvalidRequest(String),
     #[error("{0}")]
     Validation(String),
+    /// A validation failure the client's dialect reports by the parameter's name.
+    #[error("{message}")]
+    InvalidParam { param: String, message: String },
+    /// A model no configured provider serves (OpenAI's dialect answers it with a 404).
+    #[error("{0}")]
+    UnknownModel(String),
     #[error("request body is larger than the limit of {limit} bytes")]
     PayloadTooLarge { limit: usize },
     #[error("content-type must be application/json")]
@@ -63,12 +69,35 @@ fn summarize_search(attempts: &[Attempt]) -> String {
 }
 
 impl ApiError {
+    /// A validation failure of the parameter `param`.
+    pub fn param(param: &str, message: String) -> ApiError {
+        ApiError::InvalidParam { param: param.to_owned(), message }
+    }
+
+    /// The parameter a validation failure names, if it names one.
+    pub fn param_name(&self) -> Option<&str> {
+        match self {
+            ApiError::InvalidParam { param, .. } => Some(param),
+            ApiError::UnknownModel(_) => Some("model"),
+            _ => None,
+        }
+    }
+
+    /// Whether repeating the same request cannot help: configuration is missing, or stored
+    /// state refuses it. (Clients retry 409s and 5xx by default.)
+    pub fn is_final(&self) -> bool {
+        matches!(self, ApiError::NotConfigured(_) | ApiError::Conflict(_))
+            || matches!(self, ApiError::AllProvidersFailed(attempts) if attempts.is_empty())
+    }
+
     /// The HTTP status, decided here and nowhere else.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;
         match self {
             ApiError::MalformedJson(_) | ApiError::InvalidRequest(_) => S::BAD_REQUEST,
-            ApiError::Validation(_) => S::UNPROCESSABLE_ENTITY,
+            ApiError::Validation(_) | ApiError::InvalidParam { .. } | ApiError::UnknownModel(_) => {
+                S::UNPROCESSABLE_ENTITY
+            }
             ApiError::PayloadTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MissingToken | ApiError::InvalidToken(_) => S::UNAUTHORIZED,
@@ -89,7 +118,7 @@ impl ApiError {
         match self {
             ApiError::MalformedJson(_) => "malformed_json",
             ApiError::InvalidRequest(_) => "invalid_request",
-            ApiError::Validation(_) => "validation_failed",
+            ApiError::Validation(_) | ApiError::InvalidParam { .. } | ApiError::UnknownModel(_) => "validation_failed",
             ApiError::PayloadTooLarge { .. } => "payload_too_large",
             ApiError::UnsupportedMediaType => "unsupported_media_type",
             ApiError::MissingToken => "missing_token",
@@ -149,7 +178,7 @@ impl From<ConfigError> for ApiError {
     fn from(err: ConfigError) -> ApiError {
         match err {
             ConfigError::NotConfigured(message) => ApiError::NotConfigured(message),
-            ConfigError::UnknownModel(message) => ApiError::Validation(message),
+            ConfigError::UnknownModel(message) => ApiError::UnknownModel(message),
         }
     }
 }

@@ -129,11 +129,15 @@ pub fn json<T: serde::Serialize + ?Sized>(status: http::StatusCode, value: &T) -
     response
 }
 
-/// The JSON error response for `err`.
+/// The JSON error response for `err`, in the platform's dialect.
 pub fn error(err: &ApiError, request_id: &str) -> http::Response<Body> {
-    let body = ErrorBody { error: err.to_json(request_id) };
-    let mut response = json(err.status(), &body);
-    if err.status() == http::StatusCode::UNAUTHORIZED {
+    error_response(err.status(), &ErrorBody { error: err.to_json(request_id) })
+}
+
+/// An error response in any dialect: a 401 says which scheme to use.
+pub fn error_response<T: serde::Serialize + ?Sized>(status: http::StatusCode, body: &T) -> http::Response<Body> {
+    let mut response = json(status, body);
+    if status == http::StatusCode::UNAUTHORIZED {
         response.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
     }
     response
