@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod error;
 pub mod functions;
+pub mod openai;
 pub mod platform;
 pub mod sse;
 pub mod web;

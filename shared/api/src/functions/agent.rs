@@ -8,14 +8,13 @@ use opencode_runtime::bounded::Limits;
 use opencode_runtime::host::{Body, Host};
 use opencode_runtime::modes::Delivery;
 
-use super::{Ctx, Handled};
+use super::{Ctx, Dialect, Handled};
 use crate::error::ApiError;
-use crate::platform::request::ChatBody;
 use crate::web;
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mut request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
+    let (mut request, dialect) = Dialect::parse_chat(&parts, &bytes)?;
     if !request.tools.is_empty() {
         return Err(ApiError::Validation(
             "the agent runs the platform's tools; a request with its own `tools` is answered by chat".into(),
@@ -25,6 +24,6 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let toolbox = Toolbox::from_host(&ctx.host, &parts.headers, &ctx.request_id).await;
     let job =
         AgentJob { request, chain, retry: ctx.config.retry.clone(), limits: Limits::from_host(&ctx.host)?, toolbox };
-    let delivery = if stream { Delivery::Stream } else { Delivery::Whole };
-    Ok(ctx.respond(agent::run(&ctx.host, job, delivery).await?))
+    let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
+    Ok(ctx.respond_in(dialect, agent::run(&ctx.host, job, delivery).await?))
 }

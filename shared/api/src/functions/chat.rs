@@ -7,14 +7,14 @@ use opencode_runtime::cache::{self, CachePolicy};
 use opencode_runtime::modes::chat::{self as mode, CacheUse, ChatJob};
 use opencode_runtime::modes::Delivery;
 
-use super::{gateway, Ctx, Handled};
-use crate::platform::request::{requested_tier, ChatBody};
+use super::{gateway, Ctx, Dialect, Handled};
+use crate::platform::request::requested_tier;
 use crate::web;
 use opencode_runtime::host::{Body, Host};
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mut request, stream) = web::parse_json::<ChatBody>(&parts, &bytes)?.validate()?;
+    let (mut request, dialect) = Dialect::parse_chat(&parts, &bytes)?;
     // System 1 is one fast, cached call; System 2 (when /v1/process decided so) runs the strong
     // models and is never served from the cache.
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System1);
@@ -38,7 +38,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());
         CacheUse { key: cache::key(tenant, "chat", &chain, &request), reads: policy.reads(), ttl_secs }
     });
-    let delivery = if stream { Delivery::Stream } else { Delivery::Whole };
+    let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     let job = ChatJob { request, chain, retry: ctx.config.retry.clone(), cache };
-    Ok(ctx.respond(mode::run(&ctx.host, job, delivery).await?))
+    Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))
 }

@@ -30,7 +30,11 @@ pub fn route(path: &str) -> Option<Destination> {
     if path == "/health" || under("/admin") {
         return Some(Destination::Function("admin"));
     }
-    ["chat", "knowledge", "search", "code", "thinking", "research"]
+    // Chat has no paths below its own but OpenAI's.
+    if path == "/v1/chat" || path == crate::openai::CHAT_COMPLETIONS {
+        return Some(Destination::Function("chat"));
+    }
+    ["knowledge", "search", "code", "thinking", "research"]
         .into_iter()
         .find(|mode| under(&format!("/v1/{mode}")))
         .map(Destination::Function)
@@ -120,7 +124,8 @@ mod tests {
         assert_eq!(route("/health"), to("admin"));
         assert_eq!(route("/admin/keys"), to("admin"));
         assert_eq!(route("/v1/chat"), to("chat"));
-        assert_eq!(route("/v1/chat/x"), to("chat"));
+        assert_eq!(route("/v1/chat/completions"), to("chat"));
+        assert_eq!(route("/v1/chat/x"), None);
         assert_eq!(route("/v1/chatty"), None);
         assert_eq!(route("/v1/research"), to("research"));
         assert_eq!(route("/v1/knowledge/documents"), to("knowledge"));

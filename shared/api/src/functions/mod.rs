@@ -17,6 +17,7 @@ pub mod route;
 mod search;
 mod thinking;
 
+use opencode_core::model::ChatRequest;
 use opencode_core::routing::{Mode, Tier};
 use opencode_runtime::answer::Reply;
 use opencode_runtime::config::Config;
@@ -24,7 +25,8 @@ use opencode_runtime::host::{Body, Host, RequestHost};
 
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
-use crate::platform::request::requested_tier;
+use crate::openai::{self, chat_render, chat_request, chat_request::ChatOptions};
+use crate::platform::request::{requested_tier, ChatBody};
 use crate::platform::{render, PlatformDetails};
 use crate::web;
 
@@ -45,16 +47,63 @@ pub struct Ctx<H: Host> {
 impl<H: Host> Ctx<H> {
     /// A mode's reply in the platform's dialect, metered.
     pub fn respond<D: PlatformDetails>(&self, reply: Reply<D>) -> http::Response<Body> {
+        self.respond_in(Dialect::Platform { stream: false }, reply)
+    }
+
+    /// A mode's reply in the client's dialect, metered.
+    pub fn respond_in<D: PlatformDetails>(&self, dialect: Dialect, reply: Reply<D>) -> http::Response<Body> {
         let reply = match &self.meter {
             Some(pending) => meter::metered(&self.host, pending, reply),
             None => reply,
         };
-        render::reply(&self.request_id, reply)
+        match dialect {
+            Dialect::Platform { .. } => render::reply(&self.request_id, reply),
+            Dialect::OpenAiChat(options) => {
+                let format =
+                    chat_render::Format { created: self.host.now_ms() / 1000, include_usage: options.include_usage };
+                chat_render::reply(&self.request_id, format, reply)
+            }
+        }
     }
 
     /// The caller's tenant (every authenticated request has one).
     pub fn tenant(&self) -> Result<&str, ApiError> {
         self.principal.as_ref().map(|p| p.tenant.as_str()).ok_or(ApiError::MissingToken)
+    }
+}
+
+/// The dialect a chat request came in, which its answer is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// The platform's own (`/v1/chat`, `/v1/<mode>`).
+    Platform { stream: bool },
+    /// OpenAI's Chat Completions (`/v1/chat/completions`).
+    OpenAiChat(ChatOptions),
+}
+
+impl Dialect {
+    /// Whether the client asked for a stream.
+    pub fn streams(self) -> bool {
+        match self {
+            Dialect::Platform { stream } => stream,
+            Dialect::OpenAiChat(options) => options.stream,
+        }
+    }
+
+    /// A chat body in the dialect its path speaks: the request and the dialect.
+    /// The paths are chat's own, `/v1/chat`, and OpenAI's; any other is a 404.
+    pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, Dialect), ApiError> {
+        match parts.uri.path() {
+            "/v1/chat" => {
+                let (request, stream) = web::parse_json::<ChatBody>(parts, bytes)?.validate()?;
+                Ok((request, Dialect::Platform { stream }))
+            }
+            openai::CHAT_COMPLETIONS => {
+                let (request, options) = chat_request::parse(parts, bytes)?;
+                Ok((request, Dialect::OpenAiChat(options)))
+            }
+            other => Err(ApiError::NotFound(other.chars().take(256).collect())),
+        }
     }
 }
 
@@ -123,8 +172,10 @@ pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) 
     let request_id = web::request_id(&host, request.headers());
     // Every record the request logs names it.
     let host = RequestHost::new(host, &request_id);
+    let openai = openai::serves(request.uri().path());
     let mut response = match F::run(host, request, &request_id).await {
         Ok(response) => response,
+        Err(err) if openai => openai::error::response(&err),
         Err(err) => web::error(&err, &request_id),
     };
     web::set_header(&mut response, web::REQUEST_ID, &request_id);

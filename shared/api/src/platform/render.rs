@@ -49,12 +49,17 @@ pub fn whole<D: PlatformDetails>(request_id: &str, answer: &Answer<D>) -> http::
     } else {
         web::json(http::StatusCode::OK, &Value::Object(answer_json(request_id, answer, true)))
     };
-    if let Some(answered) = &answer.answered {
-        answered_headers(&mut response, answered, answer.model());
-    }
-    cache_header(&mut response, answer.cache);
-    answer.details.headers(&mut response);
+    answer_headers(&mut response, answer);
     response
+}
+
+/// The `x-*` headers of a whole answer: who answered, the cache, the mode's own.
+pub(crate) fn answer_headers<D: PlatformDetails>(response: &mut http::Response<Body>, answer: &Answer<D>) {
+    if let Some(answered) = &answer.answered {
+        answered_headers(response, answered, answer.model());
+    }
+    cache_header(response, answer.cache);
+    answer.details.headers(response);
 }
 
 /// A streamed reply as server-sent events, each as it happens; events ready together leave in
@@ -77,7 +82,8 @@ pub fn stream<D: PlatformDetails>(request_id: &str, streamed: Streamed<D>) -> ht
     response
 }
 
-fn head_headers(response: &mut http::Response<Body>, head: &Head) {
+/// The `x-*` headers a stream knows when it opens.
+pub(crate) fn head_headers(response: &mut http::Response<Body>, head: &Head) {
     if let Some(answered) = &head.answered {
         answered_headers(response, answered, &answered.model);
     }
@@ -251,7 +257,7 @@ fn plain_json<'a, D>(request_id: &'a str, answer: &'a Answer<D>) -> PlainJson<'a
 
 /// A mode's answer: the common fields, then the mode's own; with the message and reasoning
 /// for a JSON answer, without them for a stream's `done`.
-fn answer_json<D: PlatformDetails>(request_id: &str, answer: &Answer<D>, whole: bool) -> Map<String, Value> {
+pub(crate) fn answer_json<D: PlatformDetails>(request_id: &str, answer: &Answer<D>, whole: bool) -> Map<String, Value> {
     let answered = answer.answered.as_ref();
     let mut out = Map::new();
     out.insert("id".into(), json!(request_id));

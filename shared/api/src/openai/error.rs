@@ -1,0 +1,51 @@
+//! Errors as OpenAI's API writes them, on every OpenAI-dialect path.
+
+use serde_json::{json, Value};
+
+use opencode_runtime::answer::Failure;
+use opencode_runtime::Body;
+
+use crate::error::ApiError;
+use crate::web;
+
+/// The error response: `{"error":{"message","type","param","code"}}` at OpenAI's status (a
+/// request the platform refuses is a 400, as OpenAI's are; the SDKs raise `BadRequestError`),
+/// with `x-should-retry: false` where repeating the request cannot help, which the SDKs obey.
+pub fn response(err: &ApiError) -> http::Response<Body> {
+    let mut response = web::error_response(status(err), &json!({ "error": body(err) }));
+    if err.is_final() {
+        web::set_header(&mut response, "x-should-retry", "false");
+    }
+    response
+}
+
+/// OpenAI's status for an error: its validation failures are 400s, an unknown model a 404.
+pub fn status(err: &ApiError) -> http::StatusCode {
+    match (err, err.status()) {
+        (ApiError::UnknownModel(_), _) => http::StatusCode::NOT_FOUND,
+        (_, http::StatusCode::UNPROCESSABLE_ENTITY) => http::StatusCode::BAD_REQUEST,
+        (_, other) => other,
+    }
+}
+
+/// The `error` object.
+pub fn body(err: &ApiError) -> Value {
+    let code = match err {
+        ApiError::UnknownModel(_) => "model_not_found",
+        other => other.code(),
+    };
+    json!({ "message": err.to_string(), "type": err.kind(), "param": err.param_name(), "code": code })
+}
+
+/// The `error` object of a stream that failed after it started.
+pub fn failure(failure: &Failure) -> Value {
+    match failure {
+        Failure::Interrupted(broken) => json!({
+            "message": broken.message,
+            "type": "upstream_error",
+            "param": null,
+            "code": "stream_interrupted",
+        }),
+        Failure::Failed(err) => body(&ApiError::from(err.clone())),
+    }
+}
