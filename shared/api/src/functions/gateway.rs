@@ -17,6 +17,8 @@ pub enum Destination {
     Route,
     /// `POST /v1/process`: route, then run the chosen mode.
     Process,
+    /// `GET /v1/models[/{id}]`: the models a client can name, in OpenAI's shape.
+    Models,
 }
 
 /// The routing table.
@@ -26,6 +28,9 @@ pub fn route(path: &str) -> Option<Destination> {
         "/v1/route" => return Some(Destination::Route),
         "/v1/process" => return Some(Destination::Process),
         _ => {}
+    }
+    if under(crate::openai::models::MODELS) {
+        return Some(Destination::Models);
     }
     if path == "/health" || under("/admin") {
         return Some(Destination::Function("admin"));
@@ -131,6 +136,8 @@ mod tests {
         assert_eq!(route("/v1/knowledge/documents"), to("knowledge"));
         assert_eq!(route("/v1/route"), Some(Destination::Route));
         assert_eq!(route("/v1/process"), Some(Destination::Process));
+        assert_eq!(route("/v1/models"), Some(Destination::Models));
+        assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));
         assert_eq!(route("/v1/process/x"), None);
         assert_eq!(route("/administrator"), None);
         assert_eq!(route("/"), None);

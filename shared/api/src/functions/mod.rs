@@ -234,7 +234,7 @@ function!(/// `POST /v1/research`.
     Research => research::handle);
 
 /// The public entry point: forwards by path to the function that serves it, and answers
-/// `/v1/route` and `/v1/process` itself.
+/// `/v1/route`, `/v1/process` and `/v1/models` itself.
 pub struct Gateway;
 
 impl Function for Gateway {
@@ -243,6 +243,13 @@ impl Function for Gateway {
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
         match gateway::route(parts.uri.path()) {
             Some(gateway::Destination::Process) => route::process(ctx, parts, body).await,
+            Some(gateway::Destination::Models) => {
+                if parts.method != http::Method::GET {
+                    let path = parts.uri.path().to_owned();
+                    return Err(ApiError::MethodNotAllowed { method: parts.method.to_string(), path });
+                }
+                Ok(web::json(http::StatusCode::OK, &openai::models::answer(&ctx.config, parts.uri.path())?))
+            }
             _ => route::handle(ctx, parts, body).await,
         }
     }
