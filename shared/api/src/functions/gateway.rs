@@ -35,6 +35,10 @@ pub fn route(path: &str) -> Option<Destination> {
     if path == "/health" || under("/admin") {
         return Some(Destination::Function("admin"));
     }
+    // The knowledge function holds the embedder.
+    if path == crate::openai::embeddings::EMBEDDINGS {
+        return Some(Destination::Function("knowledge"));
+    }
     // Chat has no paths below its own but OpenAI's.
     if path == "/v1/chat" || path == crate::openai::CHAT_COMPLETIONS {
         return Some(Destination::Function("chat"));
@@ -137,6 +141,7 @@ mod tests {
         assert_eq!(route("/v1/route"), Some(Destination::Route));
         assert_eq!(route("/v1/process"), Some(Destination::Process));
         assert_eq!(route("/v1/models"), Some(Destination::Models));
+        assert_eq!(route("/v1/embeddings"), to("knowledge"));
         assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));
         assert_eq!(route("/v1/process/x"), None);
         assert_eq!(route("/administrator"), None);

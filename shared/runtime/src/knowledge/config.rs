@@ -103,6 +103,29 @@ impl KnowledgeConfig {
         })
     }
 
+    /// The provider that embeds for a client that asked for `model` (OpenAI's embeddings
+    /// API): `provider/model` is that provider, which must have an embedding API; a bare name
+    /// is a model of the configured embedding provider.
+    pub fn embedder_for<H: Host>(&self, host: &H, model: &str) -> Result<ProviderConfig, ConfigError> {
+        let (mut provider, model) = match model.split_once('/') {
+            Some((name, model)) => {
+                let provider =
+                    config::provider_named(host, name).filter(|p| supports_embeddings(p.kind)).ok_or_else(|| {
+                        ConfigError::UnknownModel(format!(
+                            "`{name}` is not a configured provider with an embedding api"
+                        ))
+                    })?;
+                (provider, model)
+            }
+            None => (self.embedder.clone(), model),
+        };
+        if model.trim().is_empty() {
+            return Err(ConfigError::UnknownModel("the embedding model name is empty".into()));
+        }
+        model.clone_into(&mut provider.model);
+        Ok(provider)
+    }
+
     pub fn chunking(&self, markdown: bool) -> ChunkOptions {
         ChunkOptions { size: self.chunk_chars, overlap: self.chunk_overlap, markdown }
     }
