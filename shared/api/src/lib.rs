@@ -9,6 +9,7 @@
 
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
+pub mod anthropic;
 pub mod auth;
 pub mod error;
 pub mod functions;

@@ -82,6 +82,21 @@ pub fn parse_json<T: DeserializeOwned>(parts: &http::request::Parts, body: &[u8]
     })
 }
 
+/// Makes an `x-api-key` header (Anthropic's clients send the token there) the request's bearer
+/// token, unless it has an `authorization` header already; the key header is removed so it is
+/// never forwarded.
+pub fn bearer_from_api_key(headers: &mut http::HeaderMap) {
+    let Some(key) = headers.remove("x-api-key") else { return };
+    if headers.contains_key(http::header::AUTHORIZATION) {
+        return;
+    }
+    let bearer = key.to_str().ok().and_then(|key| http::HeaderValue::from_str(&format!("Bearer {}", key.trim())).ok());
+    if let Some(mut bearer) = bearer {
+        bearer.set_sensitive(true);
+        headers.insert(http::header::AUTHORIZATION, bearer);
+    }
+}
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): a relay must not
 /// pass them on.
 const HOP_BY_HOP: [http::HeaderName; 9] = [

@@ -39,8 +39,8 @@ pub fn route(path: &str) -> Option<Destination> {
     if path == crate::openai::embeddings::EMBEDDINGS {
         return Some(Destination::Function("knowledge"));
     }
-    // Chat has no paths below its own but OpenAI's.
-    if path == "/v1/chat" || path == crate::openai::CHAT_COMPLETIONS {
+    // Chat has no paths below its own but OpenAI's; Anthropic's Messages is chat too.
+    if path == "/v1/chat" || path == crate::openai::CHAT_COMPLETIONS || path == crate::anthropic::MESSAGES {
         return Some(Destination::Function("chat"));
     }
     ["knowledge", "search", "code", "thinking", "research"]
@@ -142,6 +142,7 @@ mod tests {
         assert_eq!(route("/v1/process"), Some(Destination::Process));
         assert_eq!(route("/v1/models"), Some(Destination::Models));
         assert_eq!(route("/v1/embeddings"), to("knowledge"));
+        assert_eq!(route("/v1/messages"), to("chat"));
         assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));
         assert_eq!(route("/v1/process/x"), None);
         assert_eq!(route("/administrator"), None);

@@ -23,6 +23,7 @@ use opencode_runtime::answer::Reply;
 use opencode_runtime::config::Config;
 use opencode_runtime::host::{Body, Host, RequestHost};
 
+use crate::anthropic::{self, request::MessagesOptions};
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
 use crate::openai::{self, chat_render, chat_request, chat_request::ChatOptions};
@@ -63,6 +64,7 @@ impl<H: Host> Ctx<H> {
                     chat_render::Format { created: self.host.now_ms() / 1000, include_usage: options.include_usage };
                 chat_render::reply(&self.request_id, format, reply)
             }
+            Dialect::AnthropicMessages(_) => anthropic::render::reply(&self.request_id, reply),
         }
     }
 
@@ -79,6 +81,8 @@ pub enum Dialect {
     Platform { stream: bool },
     /// OpenAI's Chat Completions (`/v1/chat/completions`).
     OpenAiChat(ChatOptions),
+    /// Anthropic's Messages (`/v1/messages`).
+    AnthropicMessages(MessagesOptions),
 }
 
 impl Dialect {
@@ -87,11 +91,12 @@ impl Dialect {
         match self {
             Dialect::Platform { stream } => stream,
             Dialect::OpenAiChat(options) => options.stream,
+            Dialect::AnthropicMessages(options) => options.stream,
         }
     }
 
     /// A chat body in the dialect its path speaks: the request and the dialect.
-    /// The paths are chat's own, `/v1/chat`, and OpenAI's; any other is a 404.
+    /// The paths are chat's own, `/v1/chat`, OpenAI's and Anthropic's; any other is a 404.
     pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, Dialect), ApiError> {
         match parts.uri.path() {
             "/v1/chat" => {
@@ -101,6 +106,10 @@ impl Dialect {
             openai::CHAT_COMPLETIONS => {
                 let (request, options) = chat_request::parse(parts, bytes)?;
                 Ok((request, Dialect::OpenAiChat(options)))
+            }
+            anthropic::MESSAGES => {
+                let (request, options) = anthropic::request::parse(parts, bytes)?;
+                Ok((request, Dialect::AnthropicMessages(options)))
             }
             other => Err(ApiError::NotFound(other.chars().take(256).collect())),
         }
@@ -172,10 +181,15 @@ pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) 
     let request_id = web::request_id(&host, request.headers());
     // Every record the request logs names it.
     let host = RequestHost::new(host, &request_id);
-    let openai = openai::serves(request.uri().path());
+    let path = request.uri().path();
+    let (openai, anthropic) = (openai::serves(path), path == anthropic::MESSAGES);
+    let mut request = request;
+    // Anthropic's clients send the token as `x-api-key`: every path takes it as the bearer.
+    web::bearer_from_api_key(request.headers_mut());
     let mut response = match F::run(host, request, &request_id).await {
         Ok(response) => response,
         Err(err) if openai => openai::error::response(&err),
+        Err(err) if anthropic => anthropic::error::response(&err),
         Err(err) => web::error(&err, &request_id),
     };
     web::set_header(&mut response, web::REQUEST_ID, &request_id);

@@ -1,0 +1,50 @@
+//! Errors as Anthropic's API writes them, on every Anthropic-dialect path.
+
+use serde_json::{json, Value};
+
+use opencode_runtime::answer::Failure;
+use opencode_runtime::Body;
+
+use crate::error::ApiError;
+use crate::web;
+
+/// The error response: `{"type":"error","error":{"type","message"}}` at Anthropic's status (a
+/// request the platform refuses is a 400, an unknown model a 404), with `x-should-retry: false`
+/// where repeating the request cannot help, which the SDKs obey.
+pub fn response(err: &ApiError) -> http::Response<Body> {
+    let status = match (err, err.status()) {
+        (ApiError::UnknownModel(_), _) => http::StatusCode::NOT_FOUND,
+        (_, http::StatusCode::UNPROCESSABLE_ENTITY) => http::StatusCode::BAD_REQUEST,
+        (_, other) => other,
+    };
+    let mut response = web::error_response(status, &json!({ "type": "error", "error": body(err, status) }));
+    if err.is_final() {
+        web::set_header(&mut response, "x-should-retry", "false");
+    }
+    response
+}
+
+/// The `error` object: Anthropic's type for the status, and the message.
+fn body(err: &ApiError, status: http::StatusCode) -> Value {
+    let kind = match status.as_u16() {
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        500..=599 => "api_error",
+        _ => "invalid_request_error",
+    };
+    json!({ "type": kind, "message": err.to_string() })
+}
+
+/// The `error` object of a stream that failed after it started.
+pub fn failure(failure: &Failure) -> Value {
+    match failure {
+        Failure::Interrupted(broken) => json!({ "type": "api_error", "message": broken.message }),
+        Failure::Failed(err) => {
+            let err = ApiError::from(err.clone());
+            body(&err, err.status())
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! Anthropic's dialect: the Messages request (`request`), its answer and stream (`render`)
+//! and Anthropic's error shape (`error`), over the same runtime reply every dialect renders.
+
+pub mod error;
+pub mod render;
+pub mod request;
+
+/// The Messages path.
+pub const MESSAGES: &str = "/v1/messages";

@@ -1,0 +1,263 @@
+//! `POST /v1/messages`: Anthropic's Messages body, translated into the platform's chat body
+//! (OpenAI-shaped messages, tools and tool choice) and checked there, so both dialects pass
+//! the same checks into the same [`ChatRequest`]. Errors name the field.
+
+use serde_json::{json, Map, Value};
+
+use opencode_core::model::{ChatRequest, Effort, Reasoning};
+
+use super::MESSAGES;
+use crate::error::ApiError;
+use crate::platform::request::ChatBody;
+use crate::web;
+
+/// Fields of Anthropic's body the platform reads.
+const KNOWN: [&str; 13] = [
+    "model",
+    "max_tokens",
+    "system",
+    "messages",
+    "tools",
+    "tool_choice",
+    "temperature",
+    "top_p",
+    "stop_sequences",
+    "thinking",
+    "metadata",
+    "stream",
+    "service_tier",
+];
+
+/// Fields it cannot honour yet: refused by name unless they ask for nothing.
+const UNSUPPORTED: [&str; 3] = ["top_k", "container", "mcp_servers"];
+
+/// How the client wants the answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MessagesOptions {
+    pub stream: bool,
+}
+
+fn invalid<T>(field: &str, message: String) -> Result<T, ApiError> {
+    Err(ApiError::param(field, message))
+}
+
+/// A Messages body: the provider-independent request and how to answer it.
+pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, MessagesOptions), ApiError> {
+    let Value::Object(mut body) = web::parse_json(parts, bytes)? else {
+        return Err(ApiError::Validation("the body must be a JSON object".into()));
+    };
+    for (name, value) in &body {
+        if UNSUPPORTED.contains(&name.as_str()) && !value.is_null() {
+            return invalid(name, format!("{name}: not supported by this platform"));
+        }
+        if !KNOWN.contains(&name.as_str()) && !UNSUPPORTED.contains(&name.as_str()) {
+            let name: String = name.chars().take(64).collect();
+            return invalid(&name, format!("{name}: Extra inputs are not permitted"));
+        }
+    }
+    let Some(Value::String(model)) = body.remove("model") else {
+        return invalid("model", "model: Field required (a model name or `opencode/chat`)".into());
+    };
+    let max_tokens = match body.remove("max_tokens").as_ref().and_then(Value::as_u64) {
+        Some(n @ 1..) => u32::try_from(n).unwrap_or(u32::MAX),
+        _ => return invalid("max_tokens", "max_tokens: Field required, a whole number of at least 1".into()),
+    };
+    let stream = body.get("stream").and_then(Value::as_bool).unwrap_or(false);
+    let mut messages = Vec::new();
+    if let Some(system) = body.remove("system") {
+        messages.push(json!({ "role": "system", "content": text_of("system", system)? }));
+    }
+    let Some(Value::Array(turns)) = body.remove("messages") else {
+        return invalid("messages", "messages: Field required, a list".into());
+    };
+    for (i, turn) in turns.into_iter().enumerate() {
+        translate_turn(turn, i, &mut messages)?;
+    }
+    let mut chat = Map::new();
+    chat.insert("messages".into(), Value::Array(messages));
+    chat.insert("model".into(), json!(model));
+    chat.insert("max_tokens".into(), json!(max_tokens));
+    for (from, to) in [("temperature", "temperature"), ("top_p", "top_p"), ("stop_sequences", "stop")] {
+        if let Some(value) = body.remove(from).filter(|v| !v.is_null()) {
+            chat.insert(to.into(), value);
+        }
+    }
+    if let Some(tools) = body.remove("tools").filter(|v| !v.is_null()) {
+        chat.insert("tools".into(), translate_tools(tools)?);
+    }
+    if let Some(choice) = body.remove("tool_choice").filter(|v| !v.is_null()) {
+        let choice = translate_tool_choice(choice)?;
+        // Without tools, `none` asks for what no choice means.
+        if chat.contains_key("tools") || choice != "none" {
+            chat.insert("tool_choice".into(), choice);
+        }
+    }
+    let reasoning = thinking(body.remove("thinking"), max_tokens)?;
+    let chat: ChatBody =
+        serde_json::from_value(Value::Object(chat)).map_err(|err| ApiError::Validation(err.to_string()))?;
+    let (mut request, _) = chat.validate()?;
+    if request.model.as_deref() == Some("opencode/chat") {
+        request.model = None;
+    } else if let Some(other) = request.model.as_deref().and_then(|m| m.strip_prefix("opencode/")) {
+        let other: String = other.chars().take(32).collect();
+        return invalid(
+            "model",
+            format!("model: `opencode/{other}` is not served on {MESSAGES} yet: use `opencode/chat` or a model name"),
+        );
+    }
+    request.reasoning = reasoning;
+    Ok((request, MessagesOptions { stream }))
+}
+
+/// `thinking`: `enabled` with a budget (at least 1024 tokens and under `max_tokens`, as
+/// Anthropic requires), `adaptive` (a medium budget), or `disabled`.
+fn thinking(value: Option<Value>, max_tokens: u32) -> Result<Option<Reasoning>, ApiError> {
+    let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
+    match value.get("type").and_then(Value::as_str) {
+        Some("disabled") => Ok(None),
+        Some("adaptive") => Ok(Some(Reasoning { budget_tokens: Effort::Medium.budget_tokens() })),
+        Some("enabled") => match value.get("budget_tokens").and_then(Value::as_u64).and_then(|b| u32::try_from(b).ok())
+        {
+            Some(budget) if budget >= 1024 && budget < max_tokens => Ok(Some(Reasoning { budget_tokens: budget })),
+            _ => invalid(
+                "thinking.budget_tokens",
+                "thinking.budget_tokens: must be at least 1024 and less than max_tokens".into(),
+            ),
+        },
+        _ => invalid("thinking.type", "thinking.type: must be `enabled`, `adaptive` or `disabled`".into()),
+    }
+}
+
+/// The text of a string or a list of `text` blocks (`system`, a tool result's `content`).
+fn text_of(field: &str, value: Value) -> Result<String, ApiError> {
+    match value {
+        Value::String(text) => Ok(text),
+        Value::Array(blocks) => {
+            let mut texts = Vec::with_capacity(blocks.len());
+            for (j, block) in blocks.iter().enumerate() {
+                match (block.get("type").and_then(Value::as_str), block.get("text").and_then(Value::as_str)) {
+                    (Some("text"), Some(text)) => texts.push(text),
+                    _ => {
+                        return invalid(
+                            &format!("{field}.{j}"),
+                            format!("{field}.{j}: only text blocks are supported here"),
+                        )
+                    }
+                }
+            }
+            Ok(texts.join("\n"))
+        }
+        _ => invalid(field, format!("{field}: must be a string or a list of text blocks")),
+    }
+}
+
+/// One Anthropic turn as platform messages: a user turn's `tool_result` blocks become `tool`
+/// messages (before its text, which follows the results), an assistant turn's `tool_use` blocks
+/// its calls. Thinking blocks sent back are dropped: the platform does not carry them to a
+/// vendor.
+fn translate_turn(turn: Value, i: usize, out: &mut Vec<Value>) -> Result<(), ApiError> {
+    let field = format!("messages.{i}");
+    let role = match turn.get("role").and_then(Value::as_str) {
+        Some(role @ ("user" | "assistant")) => role.to_owned(),
+        _ => return invalid(&format!("{field}.role"), format!("{field}.role: must be `user` or `assistant`")),
+    };
+    let blocks = match turn.get("content") {
+        Some(Value::String(text)) => {
+            out.push(json!({ "role": role, "content": text }));
+            return Ok(());
+        }
+        Some(Value::Array(blocks)) => blocks,
+        _ => {
+            return invalid(
+                &format!("{field}.content"),
+                format!("{field}.content: must be a string or a list of blocks"),
+            )
+        }
+    };
+    let mut texts = Vec::new();
+    let mut calls = Vec::new();
+    for (j, block) in blocks.iter().enumerate() {
+        let at = format!("{field}.content.{j}");
+        match (role.as_str(), block.get("type").and_then(Value::as_str)) {
+            (_, Some("text")) => match block.get("text").and_then(Value::as_str) {
+                Some(text) => texts.push(text.to_owned()),
+                None => return invalid(&at, format!("{at}.text: must be a string")),
+            },
+            ("assistant", Some("tool_use")) => {
+                let (Some(id), Some(name)) =
+                    (block.get("id").and_then(Value::as_str), block.get("name").and_then(Value::as_str))
+                else {
+                    return invalid(&at, format!("{at}: a tool_use block needs `id` and `name`"));
+                };
+                let input = block.get("input").cloned().unwrap_or_else(|| json!({}));
+                calls.push(json!({ "id": id, "type": "function", "function": { "name": name, "arguments": input.to_string() } }));
+            }
+            ("user", Some("tool_result")) => {
+                let Some(id) = block.get("tool_use_id").and_then(Value::as_str) else {
+                    return invalid(&at, format!("{at}.tool_use_id: Field required"));
+                };
+                let content = match block.get("content").cloned() {
+                    None | Some(Value::Null) => String::new(),
+                    Some(content) => text_of(&format!("{at}.content"), content)?,
+                };
+                let failed = block.get("is_error").and_then(Value::as_bool) == Some(true);
+                let content = if failed { format!("Error: {content}") } else { content };
+                out.push(json!({ "role": "tool", "tool_call_id": id, "content": content }));
+            }
+            ("assistant", Some("thinking" | "redacted_thinking")) => {}
+            (_, Some("image" | "document")) => {
+                return invalid(&at, format!("{at}: image and document input is not supported yet"));
+            }
+            (_, kind) => {
+                let kind: String = kind.unwrap_or("(none)").chars().take(32).collect();
+                return invalid(&at, format!("{at}.type: `{kind}` is not supported in a {role} turn"));
+            }
+        }
+    }
+    if role == "assistant" {
+        let content = (!texts.is_empty() || calls.is_empty()).then(|| texts.join("\n"));
+        if calls.is_empty() {
+            out.push(json!({ "role": "assistant", "content": content }));
+        } else {
+            out.push(json!({ "role": "assistant", "content": content, "tool_calls": calls }));
+        }
+    } else if !texts.is_empty() {
+        out.push(json!({ "role": "user", "content": texts.join("\n") }));
+    }
+    Ok(())
+}
+
+/// Anthropic's tools (`name`, `description`, `input_schema`) in the platform's shape.
+fn translate_tools(tools: Value) -> Result<Value, ApiError> {
+    let Value::Array(tools) = tools else { return invalid("tools", "tools: must be a list".into()) };
+    let mut out = Vec::with_capacity(tools.len());
+    for (i, tool) in tools.iter().enumerate() {
+        // Anthropic's server tools (web search, code execution, ...) carry a `type`.
+        if let Some(kind) = tool.get("type").and_then(Value::as_str).filter(|t| *t != "custom") {
+            let kind: String = kind.chars().take(64).collect();
+            return invalid(&format!("tools.{i}.type"), format!("tools.{i}.type: `{kind}` tools are not supported"));
+        }
+        let mut function = Map::new();
+        for (from, to) in [("name", "name"), ("description", "description"), ("input_schema", "parameters")] {
+            if let Some(value) = tool.get(from) {
+                function.insert(to.into(), value.clone());
+            }
+        }
+        out.push(json!({ "type": "function", "function": function }));
+    }
+    Ok(Value::Array(out))
+}
+
+/// `tool_choice`: `auto`, `any` (a call is required), `tool` (that one), `none`.
+fn translate_tool_choice(choice: Value) -> Result<Value, ApiError> {
+    match choice.get("type").and_then(Value::as_str) {
+        Some("auto") => Ok(json!("auto")),
+        Some("any") => Ok(json!("required")),
+        Some("none") => Ok(json!("none")),
+        Some("tool") => match choice.get("name").and_then(Value::as_str) {
+            Some(name) => Ok(json!({ "type": "function", "function": { "name": name } })),
+            None => invalid("tool_choice.name", "tool_choice.name: Field required".into()),
+        },
+        _ => invalid("tool_choice.type", "tool_choice.type: must be `auto`, `any`, `tool` or `none`".into()),
+    }
+}
