@@ -40,7 +40,9 @@ pub fn route(path: &str) -> Option<Destination> {
         return Some(Destination::Function("knowledge"));
     }
     // Chat has no paths below its own but OpenAI's; Anthropic's Messages is chat too.
-    if path == "/v1/chat" || path == crate::openai::CHAT_COMPLETIONS || path == crate::anthropic::MESSAGES {
+    if ["/v1/chat", crate::openai::CHAT_COMPLETIONS, crate::openai::RESPONSES, crate::anthropic::MESSAGES]
+        .contains(&path)
+    {
         return Some(Destination::Function("chat"));
     }
     ["knowledge", "search", "code", "thinking", "research"]
@@ -143,6 +145,7 @@ mod tests {
         assert_eq!(route("/v1/models"), Some(Destination::Models));
         assert_eq!(route("/v1/embeddings"), to("knowledge"));
         assert_eq!(route("/v1/messages"), to("chat"));
+        assert_eq!(route("/v1/responses"), to("chat"));
         assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));
         assert_eq!(route("/v1/process/x"), None);
         assert_eq!(route("/administrator"), None);

@@ -26,7 +26,8 @@ use opencode_runtime::host::{Body, Host, RequestHost};
 use crate::anthropic::{self, request::MessagesOptions};
 use crate::auth::{self, Principal};
 use crate::error::ApiError;
-use crate::openai::{self, chat_render, chat_request, chat_request::ChatOptions};
+use crate::openai::responses_request::{self, ResponsesOptions};
+use crate::openai::{self, chat_render, chat_request, chat_request::ChatOptions, responses_render};
 use crate::platform::request::{requested_tier, ChatBody};
 use crate::platform::{render, PlatformDetails};
 use crate::web;
@@ -64,6 +65,7 @@ impl<H: Host> Ctx<H> {
                     chat_render::Format { created: self.host.now_ms() / 1000, include_usage: options.include_usage };
                 chat_render::reply(&self.request_id, format, reply)
             }
+            Dialect::OpenAiResponses(_) => responses_render::reply(&self.request_id, self.host.now_ms() / 1000, reply),
             Dialect::AnthropicMessages(_) => anthropic::render::reply(&self.request_id, reply),
         }
     }
@@ -81,6 +83,8 @@ pub enum Dialect {
     Platform { stream: bool },
     /// OpenAI's Chat Completions (`/v1/chat/completions`).
     OpenAiChat(ChatOptions),
+    /// OpenAI's Responses (`/v1/responses`), stateless.
+    OpenAiResponses(ResponsesOptions),
     /// Anthropic's Messages (`/v1/messages`).
     AnthropicMessages(MessagesOptions),
 }
@@ -91,12 +95,13 @@ impl Dialect {
         match self {
             Dialect::Platform { stream } => stream,
             Dialect::OpenAiChat(options) => options.stream,
+            Dialect::OpenAiResponses(options) => options.stream,
             Dialect::AnthropicMessages(options) => options.stream,
         }
     }
 
     /// A chat body in the dialect its path speaks: the request and the dialect.
-    /// The paths are chat's own, `/v1/chat`, OpenAI's and Anthropic's; any other is a 404.
+    /// The paths are chat's own, `/v1/chat`, OpenAI's two and Anthropic's; any other is a 404.
     pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, Dialect), ApiError> {
         match parts.uri.path() {
             "/v1/chat" => {
@@ -106,6 +111,10 @@ impl Dialect {
             openai::CHAT_COMPLETIONS => {
                 let (request, options) = chat_request::parse(parts, bytes)?;
                 Ok((request, Dialect::OpenAiChat(options)))
+            }
+            openai::RESPONSES => {
+                let (request, options) = responses_request::parse(parts, bytes)?;
+                Ok((request, Dialect::OpenAiResponses(options)))
             }
             anthropic::MESSAGES => {
                 let (request, options) = anthropic::request::parse(parts, bytes)?;

@@ -153,7 +153,7 @@ fn max_tokens(body: &mut Map<String, Value>) -> Result<Option<u32>, ApiError> {
 }
 
 /// `reasoning_effort`: OpenAI's levels, mapped onto the platform's three (a budget each).
-fn reasoning_effort(value: Option<Value>) -> Result<Option<Effort>, ApiError> {
+pub(crate) fn reasoning_effort(value: Option<Value>) -> Result<Option<Effort>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
     match value.as_str() {
         Some("none") => Ok(None),
