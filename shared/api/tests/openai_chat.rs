@@ -92,7 +92,7 @@ async fn bad_requests_are_400s_in_openai_shape_naming_the_parameter() {
         (json!({"stream_options": {"include_usage": true}}), "stream_options", "only allowed when `stream` is true"),
         (json!({"max_tokens": 10, "max_completion_tokens": 20}), "max_tokens", "disagree"),
         (json!({"reasoning_effort": "extreme"}), "reasoning_effort", "must be one of"),
-        (json!({"model": "opencode/search"}), "model", "not served on /v1/chat/completions yet"),
+        (json!({"model": "opencode/search"}), "model", "not served by the chat function"),
         (
             json!({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
             "messages[0].content[0]",

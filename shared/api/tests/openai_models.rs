@@ -27,7 +27,8 @@ async fn the_list_names_each_providers_models_and_the_alias() {
         .iter()
         .map(|m| (m["id"].as_str().unwrap(), m["owned_by"].as_str().unwrap()))
         .collect();
-    assert_eq!(ids[0], ("opencode/chat", "opencode"));
+    assert_eq!(ids[0], ("opencode/auto", "opencode"));
+    assert!(ids.contains(&("opencode/research", "opencode")), "{ids:?}");
     assert!(ids.contains(&("openai/gpt-x", "openai")), "{ids:?}");
     assert!(ids.contains(&("openai/gpt-big", "openai")), "{ids:?}");
     assert!(ids.iter().any(|(id, owner)| id.starts_with("anthropic/claude-") && *owner == "anthropic"), "{ids:?}");

@@ -6,7 +6,6 @@ use serde_json::{json, Map, Value};
 
 use opencode_core::model::{ChatRequest, Effort, Reasoning};
 
-use super::MESSAGES;
 use crate::error::ApiError;
 use crate::platform::request::ChatBody;
 use crate::web;
@@ -96,15 +95,6 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
     let chat: ChatBody =
         serde_json::from_value(Value::Object(chat)).map_err(|err| ApiError::Validation(err.to_string()))?;
     let (mut request, _) = chat.validate()?;
-    if request.model.as_deref() == Some("opencode/chat") {
-        request.model = None;
-    } else if let Some(other) = request.model.as_deref().and_then(|m| m.strip_prefix("opencode/")) {
-        let other: String = other.chars().take(32).collect();
-        return invalid(
-            "model",
-            format!("model: `opencode/{other}` is not served on {MESSAGES} yet: use `opencode/chat` or a model name"),
-        );
-    }
     request.reasoning = reasoning;
     Ok((request, MessagesOptions { stream }))
 }

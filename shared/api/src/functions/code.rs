@@ -12,10 +12,10 @@ use opencode_runtime::host::{Body, Host};
 use opencode_runtime::modes::code::{self as mode, CodeJob};
 use opencode_runtime::modes::Delivery;
 
-use super::{Ctx, Handled};
+use super::{parse_mode, Ctx, Handled};
 use crate::error::ApiError;
 use crate::platform::details::sandbox_error_json;
-use crate::platform::request::{parse_mode_body, refuse_tools, requested_tier};
+use crate::platform::request::{refuse_tools, requested_tier};
 use crate::web;
 
 /// The mode's own body fields, next to the chat body's.
@@ -27,7 +27,7 @@ const MAX_CODE_BYTES: usize = 256 * 1024;
 const MAX_ATTEMPTS: u32 = 3;
 const DEFAULT_ATTEMPTS: u32 = 2;
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct CodeFields {
     language: Option<String>,
@@ -67,8 +67,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         return run(ctx, parts, body).await;
     }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (chat, fields) = parse_mode_body::<CodeFields>(&parts, &bytes, FIELDS)?;
-    let (mut request, stream) = chat.validate()?;
+    let (mut request, fields, dialect) = parse_mode::<CodeFields>(&parts, &bytes, FIELDS, Mode::Code)?;
     refuse_tools(&request, Mode::Code, false)?;
     let (language, stdin, run_timeout_ms, max_attempts) = fields.validate()?;
     let sandbox = opencode_runtime::sandbox::config(&ctx.host).ok_or_else(|| {
@@ -90,8 +89,8 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         limits: Limits::from_host(&ctx.host)?,
         tier,
     };
-    let delivery = if stream { Delivery::Stream } else { Delivery::Whole };
-    Ok(ctx.respond(mode::run(&ctx.host, job, delivery).await?))
+    let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
+    Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))
 }
 
 /// `POST /v1/code/run` — `{"language", "code", "stdin"?, "run_timeout_ms"?}`: runs a program in

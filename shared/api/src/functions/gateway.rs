@@ -19,6 +19,8 @@ pub enum Destination {
     Process,
     /// `GET /v1/models[/{id}]`: the models a client can name, in OpenAI's shape.
     Models,
+    /// A vendor's chat path: to the function of the mode its `model` names (route.rs).
+    Vendor,
 }
 
 /// The routing table.
@@ -39,10 +41,11 @@ pub fn route(path: &str) -> Option<Destination> {
     if path == crate::openai::embeddings::EMBEDDINGS {
         return Some(Destination::Function("knowledge"));
     }
-    // Chat has no paths below its own but OpenAI's; Anthropic's Messages is chat too.
-    if ["/v1/chat", crate::openai::CHAT_COMPLETIONS, crate::openai::RESPONSES, crate::anthropic::MESSAGES]
-        .contains(&path)
-    {
+    // The vendors' chat paths go to the mode their model names; chat has no path below its own.
+    if [crate::openai::CHAT_COMPLETIONS, crate::openai::RESPONSES, crate::anthropic::MESSAGES].contains(&path) {
+        return Some(Destination::Vendor);
+    }
+    if path == "/v1/chat" {
         return Some(Destination::Function("chat"));
     }
     ["knowledge", "search", "code", "thinking", "research"]
@@ -71,8 +74,19 @@ pub(super) async fn forward<H: Host>(
     request: http::Request<Body>,
     request_id: &str,
 ) -> Result<http::Response<Body>, ApiError> {
-    let (mut parts, body) = request.into_parts();
+    let (parts, body) = request.into_parts();
     let body = web::read_body(&parts, body, body_limit(host)).await?;
+    forward_read(host, function, parts, body, request_id).await
+}
+
+/// Forwards a request whose body has been read.
+pub(super) async fn forward_read<H: Host>(
+    host: &H,
+    function: &str,
+    mut parts: http::request::Parts,
+    body: bytes::Bytes,
+    request_id: &str,
+) -> Result<http::Response<Body>, ApiError> {
     web::strip_hop_by_hop(&mut parts.headers);
     if body.is_empty() {
         parts.headers.remove(http::header::CONTENT_LENGTH);
@@ -135,7 +149,7 @@ mod tests {
         assert_eq!(route("/health"), to("admin"));
         assert_eq!(route("/admin/keys"), to("admin"));
         assert_eq!(route("/v1/chat"), to("chat"));
-        assert_eq!(route("/v1/chat/completions"), to("chat"));
+        assert_eq!(route("/v1/chat/completions"), Some(Destination::Vendor));
         assert_eq!(route("/v1/chat/x"), None);
         assert_eq!(route("/v1/chatty"), None);
         assert_eq!(route("/v1/research"), to("research"));
@@ -144,8 +158,8 @@ mod tests {
         assert_eq!(route("/v1/process"), Some(Destination::Process));
         assert_eq!(route("/v1/models"), Some(Destination::Models));
         assert_eq!(route("/v1/embeddings"), to("knowledge"));
-        assert_eq!(route("/v1/messages"), to("chat"));
-        assert_eq!(route("/v1/responses"), to("chat"));
+        assert_eq!(route("/v1/messages"), Some(Destination::Vendor));
+        assert_eq!(route("/v1/responses"), Some(Destination::Vendor));
         assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));
         assert_eq!(route("/v1/process/x"), None);
         assert_eq!(route("/administrator"), None);

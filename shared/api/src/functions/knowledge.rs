@@ -21,11 +21,11 @@ use opencode_runtime::knowledge::{self, DocumentMeta, Format, NewDocument};
 use opencode_runtime::modes::knowledge::{self as mode, AskJob};
 use opencode_runtime::modes::{last_user_text, Delivery};
 
-use super::{Ctx, Handled};
+use super::{parse_mode, Ctx, Handled};
 use crate::error::ApiError;
 use crate::openai::embeddings;
 use crate::platform::render::usage_json;
-use crate::platform::request::{count, parse_mode_body, refuse_tools, requested_tier};
+use crate::platform::request::{count, refuse_tools, requested_tier};
 use crate::web;
 use opencode_core::providers::embeddings::{EmbeddingRequest, EmbeddingTask};
 use opencode_runtime::executor;
@@ -189,7 +189,7 @@ fn document_json(doc: &DocumentMeta) -> Value {
 }
 
 /// The knowledge mode's own field of the body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Own {
     top_k: Option<Value>,
@@ -197,9 +197,8 @@ struct Own {
 
 async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (body, own) = parse_mode_body::<Own>(&parts, &bytes, &["top_k"])?;
+    let (mut request, own, dialect) = parse_mode::<Own>(&parts, &bytes, &["top_k"], Mode::Knowledge)?;
     let top_k = count("top_k", own.top_k.as_ref(), DEFAULT_TOP_K, knowledge::MAX_TOP_K)?;
-    let (mut request, stream) = body.validate()?;
     refuse_tools(&request, Mode::Knowledge, false)?;
     let question = last_user_text(&request).trim().to_owned();
     if question.is_empty() {
@@ -209,6 +208,6 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let tenant = ctx.tenant()?.to_owned();
     let job = AskJob { request, question, top_k, tenant, chain, retry: ctx.config.retry.clone(), tier };
-    let delivery = if stream { Delivery::Stream } else { Delivery::Whole };
-    Ok(ctx.respond(mode::run(&ctx.host, job, delivery).await?))
+    let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
+    Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))
 }

@@ -28,7 +28,7 @@ use crate::auth::{self, Principal};
 use crate::error::ApiError;
 use crate::openai::responses_request::{self, ResponsesOptions};
 use crate::openai::{self, chat_render, chat_request, chat_request::ChatOptions, responses_render};
-use crate::platform::request::{requested_tier, ChatBody};
+use crate::platform::request::{parse_mode_body, requested_tier, ChatBody};
 use crate::platform::{render, PlatformDetails};
 use crate::web;
 
@@ -101,28 +101,82 @@ impl Dialect {
     }
 
     /// A chat body in the dialect its path speaks: the request and the dialect.
-    /// The paths are chat's own, `/v1/chat`, OpenAI's two and Anthropic's; any other is a 404.
+    /// A chat body: on chat's own path, `/v1/chat`, the platform's; on a vendor's path, the
+    /// vendor's. Any other path is a 404.
     pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, Dialect), ApiError> {
+        if let Some(parsed) = Dialect::parse_vendor(parts, bytes, Mode::Chat)? {
+            return Ok(parsed);
+        }
         match parts.uri.path() {
             "/v1/chat" => {
                 let (request, stream) = web::parse_json::<ChatBody>(parts, bytes)?.validate()?;
                 Ok((request, Dialect::Platform { stream }))
             }
-            openai::CHAT_COMPLETIONS => {
-                let (request, options) = chat_request::parse(parts, bytes)?;
-                Ok((request, Dialect::OpenAiChat(options)))
-            }
-            openai::RESPONSES => {
-                let (request, options) = responses_request::parse(parts, bytes)?;
-                Ok((request, Dialect::OpenAiResponses(options)))
-            }
-            anthropic::MESSAGES => {
-                let (request, options) = anthropic::request::parse(parts, bytes)?;
-                Ok((request, Dialect::AnthropicMessages(options)))
-            }
             other => Err(ApiError::NotFound(other.chars().take(256).collect())),
         }
     }
+
+    /// A vendor dialect's body on its path, for the function of `mode`: the request, with the
+    /// `opencode/<mode>` model that named the mode taken off, and the dialect. `None` on any
+    /// other path.
+    pub fn parse_vendor(
+        parts: &http::request::Parts,
+        bytes: &[u8],
+        mode: Mode,
+    ) -> Result<Option<(ChatRequest, Dialect)>, ApiError> {
+        let Some((mut request, dialect)) = Dialect::parse_any_vendor(parts, bytes)? else { return Ok(None) };
+        if let Some(alias) = request.model.as_deref().and_then(|model| model.strip_prefix("opencode/")) {
+            if alias != mode.as_str() {
+                let alias: String = alias.chars().take(32).collect();
+                return Err(ApiError::param(
+                    "model",
+                    format!("`opencode/{alias}` is not served by the {mode} function: send it to the gateway, which routes each mode's alias"),
+                ));
+            }
+            request.model = None;
+        }
+        Ok(Some((request, dialect)))
+    }
+
+    /// A vendor dialect's body on its path, whatever its model; `None` on any other path.
+    pub fn parse_any_vendor(
+        parts: &http::request::Parts,
+        bytes: &[u8],
+    ) -> Result<Option<(ChatRequest, Dialect)>, ApiError> {
+        Ok(Some(match parts.uri.path() {
+            openai::CHAT_COMPLETIONS => {
+                let (request, options) = chat_request::parse(parts, bytes)?;
+                (request, Dialect::OpenAiChat(options))
+            }
+            openai::RESPONSES => {
+                let (request, options) = responses_request::parse(parts, bytes)?;
+                (request, Dialect::OpenAiResponses(options))
+            }
+            anthropic::MESSAGES => {
+                let (request, options) = anthropic::request::parse(parts, bytes)?;
+                (request, Dialect::AnthropicMessages(options))
+            }
+            _ => return Ok(None),
+        }))
+    }
+}
+
+/// A mode function's body in the dialect its path speaks: on the platform's own path, the chat
+/// body plus the mode's own fields (`E`, named in `fields`); on a vendor's path, where the
+/// client named the mode as the model `opencode/<mode>`, the vendor's body with the mode's own
+/// fields at their defaults.
+pub(super) fn parse_mode<E: serde::de::DeserializeOwned + Default>(
+    parts: &http::request::Parts,
+    bytes: &[u8],
+    fields: &[&str],
+    mode: Mode,
+) -> Result<(ChatRequest, E, Dialect), ApiError> {
+    if let Some((request, dialect)) = Dialect::parse_vendor(parts, bytes, mode)? {
+        return Ok((request, E::default(), dialect));
+    }
+    let (chat, own) = parse_mode_body::<E>(parts, bytes, fields)?;
+    let (request, stream) = chat.validate()?;
+    Ok((request, own, Dialect::Platform { stream }))
 }
 
 /// The result every handler returns; errors become JSON error responses.
@@ -289,6 +343,10 @@ impl Function for Gateway {
                     caller(&host, request.headers())?;
                 }
                 gateway::forward(&host, name, request, request_id).await
+            }
+            Some(gateway::Destination::Vendor) => {
+                caller(&host, request.headers())?;
+                route::vendor(&host, request, request_id).await
             }
             Some(_) => authenticate_and_handle::<Self, H>(host, request, request_id).await,
             None => Err(ApiError::NotFound(path.to_string())),

@@ -13,11 +13,11 @@ use opencode_runtime::modes::research::{self as mode, ResearchJob};
 use opencode_runtime::modes::Delivery;
 use opencode_runtime::search::SearchConfig;
 
-use super::{Ctx, Handled};
-use crate::platform::request::{count, parse_mode_body, refuse_tools, requested_tier};
+use super::{parse_mode, Ctx, Handled};
+use crate::platform::request::{count, refuse_tools, requested_tier};
 use crate::web;
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Options {
     max_sub_questions: Option<Value>,
@@ -26,8 +26,8 @@ struct Options {
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (chat, options) = parse_mode_body::<Options>(&parts, &bytes, &["max_sub_questions", "max_results"])?;
-    let (mut request, stream) = chat.validate()?;
+    let (mut request, options, dialect) =
+        parse_mode::<Options>(&parts, &bytes, &["max_sub_questions", "max_results"], Mode::Research)?;
     refuse_tools(&request, Mode::Research, false)?;
     let max_sub_questions = count("max_sub_questions", options.max_sub_questions.as_ref(), 3, 6)?;
     let max_results = count("max_results", options.max_results.as_ref(), 3, MAX_RESULTS)?;
@@ -44,6 +44,6 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         max_sub_questions,
         max_results,
     };
-    let delivery = if stream { Delivery::Stream } else { Delivery::Whole };
-    Ok(ctx.respond(mode::run(&ctx.host, job, delivery).await?))
+    let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
+    Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))
 }

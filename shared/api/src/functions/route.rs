@@ -157,3 +157,53 @@ async fn with_routing(response: http::Response<Body>, decision: &RoutingDecision
     web::set_header(&mut response, "x-routing-tier", decision.tier.as_str());
     Ok(response)
 }
+
+/// A vendor dialect's chat request at the gateway (`/v1/chat/completions`, `/v1/responses`,
+/// `/v1/messages`), by its `model`: `opencode/<mode>` goes to that mode's function,
+/// `opencode/auto` to the mode and tier the analyzer picks (named in `x-routing-mode` and
+/// `x-routing-tier`: the vendors' shapes have no place for the decision), any other model to
+/// chat. The function answers in the dialect.
+pub(super) async fn vendor<H: Host>(host: &H, request: http::Request<Body>, request_id: &str) -> Handled {
+    #[derive(Deserialize)]
+    struct Named {
+        model: Option<Value>,
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = web::read_body(&parts, body, gateway::body_limit(host)).await?;
+    // A body that does not parse goes to chat, which says what is wrong with it.
+    let model = serde_json::from_slice::<Named>(&bytes).ok().and_then(|named| named.model);
+    let alias = model.as_ref().and_then(Value::as_str).and_then(|model| model.strip_prefix("opencode/"));
+    match alias {
+        None => gateway::forward_read(host, "chat", parts, bytes, request_id).await,
+        Some("auto") => auto(host, parts, &bytes, request_id).await,
+        Some(name) => match Mode::parse(name) {
+            Some(mode) => gateway::forward_read(host, mode.as_str(), parts, bytes, request_id).await,
+            None => {
+                let name: String = name.chars().take(32).collect();
+                Err(ApiError::UnknownModel(format!(
+                    "`opencode/{name}` is not a mode: use opencode/auto or one of {}",
+                    Mode::ALL.map(|m| format!("opencode/{m}")).join(", ")
+                )))
+            }
+        },
+    }
+}
+
+/// `opencode/auto` in a vendor's dialect: routes the conversation, then runs the chosen mode
+/// with the body's model naming it.
+async fn auto<H: Host>(host: &H, parts: http::request::Parts, bytes: &[u8], request_id: &str) -> Handled {
+    let Some((request, _)) = super::Dialect::parse_any_vendor(&parts, bytes)? else {
+        return Err(ApiError::NotFound(parts.uri.path().to_owned()));
+    };
+    let decision = decide(&analyzer(host)?, None, None, &request.messages);
+    let mut body: Value = web::parse_json(&parts, bytes)?;
+    if let Some(object) = body.as_object_mut() {
+        object.insert("model".into(), Value::String(format!("opencode/{}", decision.mode)));
+    }
+    let body = Bytes::from(body.to_string());
+    let forwarded = gateway::on_behalf(&parts.headers, request_id, parts.uri.path(), decision.tier, body)?;
+    let mut response = gateway::call(host, decision.mode.as_str(), forwarded).await?;
+    web::set_header(&mut response, "x-routing-mode", decision.mode.as_str());
+    web::set_header(&mut response, "x-routing-tier", decision.tier.as_str());
+    Ok(response)
+}

@@ -11,16 +11,16 @@ use opencode_runtime::modes::search::{self as mode, SearchJob};
 use opencode_runtime::modes::{last_user_text, Delivery};
 use opencode_runtime::search::{self, SearchConfig};
 
-use super::{Ctx, Handled};
+use super::{parse_mode, Ctx, Handled};
 use crate::error::ApiError;
-use crate::platform::request::{count, parse_mode_body, refuse_tools, requested_tier};
+use crate::platform::request::{count, refuse_tools, requested_tier};
 use crate::web;
 
 /// Results asked for when the body does not say.
 pub const DEFAULT_MAX_RESULTS: usize = 5;
 
 /// The search mode's own body fields, checked here so errors can name them.
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 struct Own {
     max_results: Option<Value>,
 }
@@ -30,9 +30,8 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         return results(ctx, parts, body).await;
     }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (chat, own) = parse_mode_body::<Own>(&parts, &bytes, &["max_results"])?;
+    let (mut request, own, dialect) = parse_mode::<Own>(&parts, &bytes, &["max_results"], Mode::Search)?;
     let max_results = count("max_results", own.max_results.as_ref(), DEFAULT_MAX_RESULTS, MAX_RESULTS)?;
-    let (mut request, stream) = chat.validate()?;
     refuse_tools(&request, Mode::Search, false)?;
     let query = normalize_query(last_user_text(&request))
         .ok_or_else(|| ApiError::Validation("the last user message, the search query, is empty".into()))?;
@@ -42,10 +41,10 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     // A named model is pinned on its provider by the chain; left on the request, it would also be
     // asked of every fallback provider.
     let chain = ctx.config.tier_chain_for(requested.unwrap_or(Tier::System1), request.model.take().as_deref())?;
-    let delivery = if stream { Delivery::Stream } else { Delivery::Whole };
+    let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     let job =
         SearchJob { request, query, max_results, search, chain, retry: ctx.config.retry.clone(), tier: requested };
-    Ok(ctx.respond(mode::run(&ctx.host, job, delivery).await?))
+    Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))
 }
 
 /// `POST /v1/search/results` — `{"query", "max_results"?}`: the search alone, no model (the

@@ -10,9 +10,9 @@ use opencode_runtime::host::{Body, Host};
 use opencode_runtime::modes::thinking::{self as mode, ThinkingJob};
 use opencode_runtime::modes::Delivery;
 
-use super::{Ctx, Handled};
+use super::{parse_mode, Ctx, Dialect, Handled};
 use crate::error::ApiError;
-use crate::platform::request::{parse_mode_body, refuse_tools, requested_tier, ChatBody};
+use crate::platform::request::{refuse_tools, requested_tier};
 use crate::web;
 
 /// The mode's own body fields, next to the chat body's.
@@ -44,16 +44,20 @@ struct ReasoningBody {
 #[derive(Debug)]
 struct Parsed {
     request: opencode_core::model::ChatRequest,
-    stream: bool,
+    dialect: Dialect,
     reasoning: ReasoningAsked,
     include_thinking: Option<bool>,
 }
 
 /// Parses and checks a `/v1/thinking` body.
 fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<Parsed, ApiError> {
-    let (chat, fields): (ChatBody, ThinkingFields) = parse_mode_body(parts, bytes, FIELDS)?;
+    let (mut request, fields, dialect) = parse_mode::<ThinkingFields>(parts, bytes, FIELDS, Mode::Thinking)?;
     let (effort, budget_tokens) = match fields.reasoning {
-        None => (DEFAULT_EFFORT, DEFAULT_EFFORT.budget_tokens()),
+        // A vendor's dialect asks through its own field (`reasoning_effort`, `thinking`).
+        None => match request.reasoning {
+            Some(asked) => (Effort::from_budget(asked.budget_tokens), asked.budget_tokens),
+            None => (DEFAULT_EFFORT, DEFAULT_EFFORT.budget_tokens()),
+        },
         Some(ReasoningBody { effort: Some(effort), budget_tokens: None }) => (effort, effort.budget_tokens()),
         Some(ReasoningBody { effort: None, budget_tokens: Some(budget) }) => {
             if !(MIN_BUDGET_TOKENS..=MAX_BUDGET_TOKENS).contains(&budget) {
@@ -69,12 +73,16 @@ fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<Parsed, ApiError>
             ))
         }
     };
-    let (mut request, stream) = chat.validate()?;
     // The answer is the model's own, so a `response_format` reaches it unchanged.
     refuse_tools(&request, Mode::Thinking, true)?;
     request.reasoning = Some(Reasoning { budget_tokens });
     let reasoning = ReasoningAsked { effort, budget_tokens };
-    Ok(Parsed { request, stream, reasoning, include_thinking: fields.include_thinking })
+    // A vendor's dialect has a place for the reasoning its clients may show or not.
+    let include_thinking = match dialect {
+        Dialect::Platform { .. } => fields.include_thinking,
+        _ => Some(true),
+    };
+    Ok(Parsed { request, dialect, reasoning, include_thinking })
 }
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
@@ -86,7 +94,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     // The chain carries the asked-for model on its first provider; left in the request it would
     // override every provider's model, so a fallback would ask for another vendor's.
     let chain = ctx.config.reasoning_chain_for(parsed.request.model.take().as_deref())?;
-    let delivery = if parsed.stream { Delivery::Stream } else { Delivery::Whole };
+    let delivery = if parsed.dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     let job = ThinkingJob {
         request: parsed.request,
         chain,
@@ -95,7 +103,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         reasoning: parsed.reasoning,
         include_thinking: parsed.include_thinking,
     };
-    Ok(ctx.respond(mode::run(&ctx.host, job, delivery).await?))
+    Ok(ctx.respond_in(parsed.dialect, mode::run(&ctx.host, job, delivery).await?))
 }
 
 #[cfg(test)]
@@ -135,7 +143,7 @@ mod tests {
         assert_eq!((t.reasoning.effort, t.reasoning.budget_tokens), (Effort::Medium, Effort::Medium.budget_tokens()));
         assert_eq!(t.request.reasoning, Some(Reasoning { budget_tokens: 4_096 }));
         assert_eq!(t.include_thinking, None);
-        assert!(!t.stream);
+        assert!(!t.dialect.streams());
     }
 
     #[test]
@@ -150,7 +158,7 @@ mod tests {
         assert_eq!((t.reasoning.effort, t.reasoning.budget_tokens), (Effort::Medium, 3000));
         assert_eq!(t.request.reasoning, Some(Reasoning { budget_tokens: 3000 }));
         assert_eq!(t.include_thinking, Some(true));
-        assert!(t.stream);
+        assert!(t.dialect.streams());
         assert_eq!(reasoning_json(&t), json!({"effort": "medium", "budget_tokens": 3000}));
     }
 

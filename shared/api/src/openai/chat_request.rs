@@ -7,7 +7,6 @@ use serde_json::{Map, Value};
 
 use opencode_core::model::{ChatRequest, Effort, Reasoning};
 
-use super::CHAT_COMPLETIONS;
 use crate::error::ApiError;
 use crate::platform::request::ChatBody;
 use crate::web;
@@ -94,20 +93,6 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
     let chat: ChatBody =
         serde_json::from_value(Value::Object(body)).map_err(|err| ApiError::Validation(err.to_string()))?;
     let (mut request, _) = chat.validate()?;
-    // `opencode/<mode>` names a mode, not a model: the mode's own chain answers.
-    match request.model.as_deref().and_then(|model| model.strip_prefix("opencode/")) {
-        None => {}
-        Some("chat") => request.model = None,
-        Some(other) => {
-            let other: String = other.chars().take(32).collect();
-            return Err(ApiError::param(
-                "model",
-                format!(
-                    "`opencode/{other}` is not served on {CHAT_COMPLETIONS} yet: use `opencode/chat` or a model name"
-                ),
-            ));
-        }
-    }
     request.max_tokens = max_tokens;
     request.reasoning = effort.map(|effort| Reasoning { budget_tokens: effort.budget_tokens() });
     Ok((request, ChatOptions { stream, include_usage }))

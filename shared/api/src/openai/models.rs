@@ -14,8 +14,17 @@ use crate::error::ApiError;
 /// The path of the list; one model is below it.
 pub const MODELS: &str = "/v1/models";
 
-/// The `opencode/<mode>` aliases served on the OpenAI paths.
-const ALIASES: [&str; 1] = ["opencode/chat"];
+/// The aliases that name a mode (or the analyzer's choice) instead of a model, on every
+/// vendor's path at the gateway.
+const ALIASES: [&str; 7] = [
+    "opencode/auto",
+    "opencode/chat",
+    "opencode/knowledge",
+    "opencode/search",
+    "opencode/code",
+    "opencode/thinking",
+    "opencode/research",
+];
 
 /// Every model a client can name, with its owner, in the configured order.
 fn models(config: &Config) -> Vec<(String, &str)> {

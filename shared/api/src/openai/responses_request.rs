@@ -7,7 +7,6 @@ use serde_json::{json, Map, Value};
 use opencode_core::model::{ChatRequest, Reasoning};
 
 use super::chat_request::reasoning_effort;
-use super::RESPONSES;
 use crate::error::ApiError;
 use crate::platform::request::ChatBody;
 use crate::web;
@@ -119,15 +118,6 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
     let chat: ChatBody =
         serde_json::from_value(Value::Object(chat)).map_err(|err| ApiError::Validation(err.to_string()))?;
     let (mut request, _) = chat.validate()?;
-    if request.model.as_deref() == Some("opencode/chat") {
-        request.model = None;
-    } else if let Some(other) = request.model.as_deref().and_then(|m| m.strip_prefix("opencode/")) {
-        let other: String = other.chars().take(32).collect();
-        return invalid(
-            "model",
-            format!("`opencode/{other}` is not served on {RESPONSES} yet: use `opencode/chat` or a model name"),
-        );
-    }
     request.reasoning = effort.map(|effort| Reasoning { budget_tokens: effort.budget_tokens() });
     Ok((request, ResponsesOptions { stream }))
 }
