@@ -15,6 +15,7 @@ pub mod error;
 pub mod functions;
 pub mod openai;
 pub mod platform;
+pub mod seed;
 pub mod sse;
 pub mod web;
 

@@ -24,6 +24,11 @@ pub(super) async fn handle<H: Host>(
     let method = parts.method.as_str();
     match (method, path) {
         ("GET" | "HEAD", "/health") => Ok(health(ctx)),
+        // The seed's status: whether the platform can answer (a provider is configured).
+        ("GET", super::gateway::SEED_STATUS) => {
+            let ready = !ctx.config.chain.is_empty();
+            Ok(web::json(http::StatusCode::OK, &json!({ "api": "operational", "engine_ready": ready })))
+        }
         (_, "/health") => Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.into() }),
         // Fails closed: no principal is no admin.
         _ if !ctx.principal.as_ref().is_some_and(Principal::is_admin) => {
@@ -93,7 +98,7 @@ mod tests {
     fn ctx(principal: Option<Principal>) -> Ctx<TestHost> {
         let host = TestHost::new();
         let config = Config::from_host(&host).unwrap();
-        Ctx { host, config, request_id: "req".into(), principal, meter: None }
+        Ctx { host, config, request_id: "req".into(), principal, started_ms: 0, meter: None }
     }
 
     #[tokio::test]

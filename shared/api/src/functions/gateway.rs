@@ -34,7 +34,7 @@ pub fn route(path: &str) -> Option<Destination> {
     if under(crate::openai::models::MODELS) {
         return Some(Destination::Models);
     }
-    if path == "/health" || under("/admin") {
+    if path == "/health" || path == SEED_STATUS || under("/admin") {
         return Some(Destination::Function("admin"));
     }
     // The knowledge function holds the embedder.
@@ -42,7 +42,14 @@ pub fn route(path: &str) -> Option<Destination> {
         return Some(Destination::Function("knowledge"));
     }
     // The vendors' chat paths go to the mode their model names; chat has no path below its own.
-    if [crate::openai::CHAT_COMPLETIONS, crate::openai::RESPONSES, crate::anthropic::MESSAGES].contains(&path) {
+    let vendor = [
+        crate::openai::CHAT_COMPLETIONS,
+        crate::openai::RESPONSES,
+        crate::anthropic::MESSAGES,
+        crate::seed::CHAT,
+        crate::seed::CHAT_STREAM,
+    ];
+    if vendor.contains(&path) {
         return Some(Destination::Vendor);
     }
     if path == "/v1/chat" {
@@ -54,9 +61,12 @@ pub fn route(path: &str) -> Option<Destination> {
         .map(Destination::Function)
 }
 
+/// The seed's status path, answered by the admin function.
+pub const SEED_STATUS: &str = "/api/status";
+
 /// Paths answered without a token.
 pub fn is_public(path: &str) -> bool {
-    path == "/health"
+    path == "/health" || path == SEED_STATUS
 }
 
 /// The body limit, read without parsing the rest of the configuration (forwarding is the hot
@@ -160,6 +170,8 @@ mod tests {
         assert_eq!(route("/v1/embeddings"), to("knowledge"));
         assert_eq!(route("/v1/messages"), Some(Destination::Vendor));
         assert_eq!(route("/v1/responses"), Some(Destination::Vendor));
+        assert_eq!(route("/api/v1/chat/stream"), Some(Destination::Vendor));
+        assert_eq!(route("/api/status"), to("admin"));
         assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));
         assert_eq!(route("/v1/process/x"), None);
         assert_eq!(route("/administrator"), None);

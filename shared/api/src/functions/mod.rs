@@ -30,6 +30,7 @@ use crate::openai::responses_request::{self, ResponsesOptions};
 use crate::openai::{self, chat_render, chat_request, chat_request::ChatOptions, responses_render};
 use crate::platform::request::{parse_mode_body, requested_tier, ChatBody};
 use crate::platform::{render, PlatformDetails};
+use crate::seed::{self, request::SeedOptions};
 use crate::web;
 
 /// Every function the platform deploys, by name.
@@ -42,6 +43,8 @@ pub struct Ctx<H: Host> {
     pub config: Config,
     pub request_id: String,
     pub principal: Option<Principal>,
+    /// When the request arrived (the host's clock).
+    pub started_ms: u64,
     /// A mode request's metering, done when its answer is known.
     meter: Option<meter::Pending>,
 }
@@ -67,6 +70,10 @@ impl<H: Host> Ctx<H> {
             }
             Dialect::OpenAiResponses(_) => responses_render::reply(&self.request_id, self.host.now_ms() / 1000, reply),
             Dialect::AnthropicMessages(_) => anthropic::render::reply(&self.request_id, reply),
+            Dialect::Seed(_) => {
+                let elapsed_ms = self.host.now_ms().saturating_sub(self.started_ms);
+                seed::render::reply(&self.request_id, elapsed_ms, reply)
+            }
         }
     }
 
@@ -87,6 +94,8 @@ pub enum Dialect {
     OpenAiResponses(ResponsesOptions),
     /// Anthropic's Messages (`/v1/messages`).
     AnthropicMessages(MessagesOptions),
+    /// The seed platform's chat (`/api/v1/chat`, `/api/v1/chat/stream`).
+    Seed(SeedOptions),
 }
 
 impl Dialect {
@@ -97,6 +106,7 @@ impl Dialect {
             Dialect::OpenAiChat(options) => options.stream,
             Dialect::OpenAiResponses(options) => options.stream,
             Dialect::AnthropicMessages(options) => options.stream,
+            Dialect::Seed(options) => options.stream,
         }
     }
 
@@ -155,6 +165,10 @@ impl Dialect {
             anthropic::MESSAGES => {
                 let (request, options) = anthropic::request::parse(parts, bytes)?;
                 (request, Dialect::AnthropicMessages(options))
+            }
+            seed::CHAT | seed::CHAT_STREAM => {
+                let (request, options) = seed::request::parse(parts, bytes)?;
+                (request, Dialect::Seed(options))
             }
             _ => return Ok(None),
         }))
@@ -226,7 +240,8 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
         let tier = requested_tier(&parts.headers).unwrap_or_else(|| F::default_tier(mode));
         meter::Pending { mode, tier, started_ms: host.now_ms() }
     });
-    let ctx = Ctx { host, config, request_id: request_id.to_string(), principal, meter };
+    let started_ms = host.now_ms();
+    let ctx = Ctx { host, config, request_id: request_id.to_string(), principal, started_ms, meter };
     let handled = F::handle(&ctx, parts, body).await;
     if let (Err(_), Some(pending)) = (&handled, &ctx.meter) {
         meter::record_error(&ctx.host, pending);
@@ -245,7 +260,7 @@ pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) 
     // Every record the request logs names it.
     let host = RequestHost::new(host, &request_id);
     let path = request.uri().path();
-    let (openai, anthropic) = (openai::serves(path), path == anthropic::MESSAGES);
+    let (openai, anthropic, seed) = (openai::serves(path), path == anthropic::MESSAGES, seed::serves(path));
     let mut request = request;
     // Anthropic's clients send the token as `x-api-key`: every path takes it as the bearer.
     web::bearer_from_api_key(request.headers_mut());
@@ -253,6 +268,7 @@ pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) 
         Ok(response) => response,
         Err(err) if openai => openai::error::response(&err),
         Err(err) if anthropic => anthropic::error::response(&err),
+        Err(err) if seed => seed::error_response(&err, &request_id),
         Err(err) => web::error(&err, &request_id),
     };
     web::set_header(&mut response, web::REQUEST_ID, &request_id);

@@ -167,12 +167,23 @@ pub(super) async fn vendor<H: Host>(host: &H, request: http::Request<Body>, requ
     #[derive(Deserialize)]
     struct Named {
         model: Option<Value>,
+        mode: Option<Value>,
     }
     let (parts, body) = request.into_parts();
     let bytes = web::read_body(&parts, body, gateway::body_limit(host)).await?;
     // A body that does not parse goes to chat, which says what is wrong with it.
-    let model = serde_json::from_slice::<Named>(&bytes).ok().and_then(|named| named.model);
-    let alias = model.as_ref().and_then(Value::as_str).and_then(|model| model.strip_prefix("opencode/"));
+    let named = serde_json::from_slice::<Named>(&bytes).ok();
+    let alias = if crate::seed::serves(parts.uri.path()) {
+        // The seed names the mode in `mode` (auto when absent; its deep_research is research).
+        let mode = named.as_ref().and_then(|n| n.mode.as_ref()).and_then(Value::as_str);
+        Some(match mode.unwrap_or("auto") {
+            "deep_research" => "research",
+            other => other,
+        })
+    } else {
+        let model = named.as_ref().and_then(|n| n.model.as_ref()).and_then(Value::as_str);
+        model.and_then(|model| model.strip_prefix("opencode/"))
+    };
     match alias {
         None => gateway::forward_read(host, "chat", parts, bytes, request_id).await,
         Some("auto") => auto(host, parts, &bytes, request_id).await,
@@ -198,7 +209,11 @@ async fn auto<H: Host>(host: &H, parts: http::request::Parts, bytes: &[u8], requ
     let decision = decide(&analyzer(host)?, None, None, &request.messages);
     let mut body: Value = web::parse_json(&parts, bytes)?;
     if let Some(object) = body.as_object_mut() {
-        object.insert("model".into(), Value::String(format!("opencode/{}", decision.mode)));
+        if crate::seed::serves(parts.uri.path()) {
+            object.insert("mode".into(), Value::String(crate::seed::mode_name(decision.mode).into()));
+        } else {
+            object.insert("model".into(), Value::String(format!("opencode/{}", decision.mode)));
+        }
     }
     let body = Bytes::from(body.to_string());
     let forwarded = gateway::on_behalf(&parts.headers, request_id, parts.uri.path(), decision.tier, body)?;

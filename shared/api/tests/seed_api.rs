@@ -1,0 +1,95 @@
+//! The seed platform's API at the gateway: `/api/v1/chat` and `/api/v1/chat/stream` run the
+//! mode `mode` names (auto routes) and answer in the seed's shapes; `/api/status` is public.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+mod common;
+
+use common::*;
+use opencode_runtime::Body;
+use opencode_testkit::{json_response, streamed_response, TestHost};
+use serde_json::{json, Value};
+
+fn host(streamed: bool) -> TestHost {
+    let mut host = test_host().with_upstream(move |_| async move {
+        Ok(if streamed {
+            streamed_response(openai_chunks(&["Hel", "lo"]), 1, false)
+        } else {
+            json_response(200, &openai_ok("Hello there"))
+        })
+    });
+    for name in ["chat", "thinking", "admin"] {
+        host = host.with_function(name, move |host, req| async move {
+            opencode_api::serve_named(name, host, req.map(Body::Full)).await
+        });
+    }
+    host
+}
+
+/// The events of a stream: (name, data).
+fn events(body: &str) -> Vec<(String, Value)> {
+    body.split("\n\n")
+        .filter(|frame| frame.starts_with("event: "))
+        .map(|frame| {
+            let name = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap().to_owned();
+            let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            (name, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test(start_paused = true)]
+async fn chat_answers_in_the_seeds_shape() {
+    let host = host(false);
+    let (status, headers, body) =
+        serve(&host, "gateway", user_request("/api/v1/chat", &json!({"query": "hi", "mode": "chat"}))).await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["result"], "Hello there");
+    assert_eq!(v["mode"], "chat");
+    assert_eq!(v["trace_id"], headers["x-request-id"].to_str().unwrap());
+    assert_eq!(v["tokens_used"], 5);
+    assert!(v["time_ms"].is_u64());
+    assert_eq!(v["events"][0]["type"], "attempt");
+    assert_eq!(v["events"][0]["data"]["provider"], "openai");
+
+    // No mode is auto: the analyzer picks, and says so.
+    let (status, headers, body) =
+        serve(&host, "gateway", user_request("/api/v1/chat", &json!({"query": "hello"}))).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(headers["x-routing-mode"], "chat");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_stream_starts_connected_and_always_ends_with_end() {
+    let host = host(true);
+    let (status, _, body) =
+        serve(&host, "gateway", user_request("/api/v1/chat/stream", &json!({"query": "hi", "mode": "chat"}))).await;
+    assert_eq!(status, 200, "{body}");
+    let events = events(&body);
+    let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names.first(), Some(&"start"));
+    assert_eq!(events[0].1, json!({"status": "connected"}));
+    let text: String =
+        events.iter().filter(|(n, _)| n == "message").map(|(_, d)| d["content"].as_str().unwrap()).collect();
+    assert_eq!(text, "Hello");
+    let result = events.iter().find(|(n, _)| n == "result").unwrap();
+    assert_eq!(result.1["response"], "Hello");
+    assert_eq!(names.last(), Some(&"end"));
+    assert_eq!(events.last().unwrap().1, json!({"status": "complete"}));
+}
+
+#[tokio::test(start_paused = true)]
+async fn bad_bodies_get_the_seeds_error_shape_and_status_is_public() {
+    let host = host(false);
+    for body in [json!({"query": ""}), json!({"query": "x", "mode": "fast"}), json!({"query": "x", "temperature": 9})] {
+        let (status, headers, text) = serve(&host, "gateway", user_request("/api/v1/chat", &body)).await;
+        assert_eq!(status, 422, "{body}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error_code"], "VALIDATION_FAILED", "{text}");
+        assert_eq!(v["trace_id"], headers["x-request-id"].to_str().unwrap());
+    }
+    let status_request = http::Request::get("/api/status").body(Body::empty()).unwrap();
+    let (status, _, text) = serve(&host, "gateway", status_request).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"api": "operational", "engine_ready": true}));
+}
