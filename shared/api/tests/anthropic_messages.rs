@@ -26,18 +26,6 @@ async fn messages(host: &TestHost, body: Value) -> (u16, http::HeaderMap, String
     serve(host, "chat", user_request(PATH, &body)).await
 }
 
-/// The events of a stream: (name, data).
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|frame| !frame.is_empty())
-        .map(|frame| {
-            let name = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap().to_owned();
-            let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            (name, serde_json::from_str(data).unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_whole_answer_is_a_message() {
     let host = test_host().with_upstream(|_| async move { Ok(json_response(200, &openai_ok("Hello there"))) });
@@ -118,7 +106,7 @@ async fn a_stream_is_anthropics_typed_events() {
     let (status, headers, body) = messages(&host, ask(json!({"stream": true}))).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(headers["content-type"], "text/event-stream");
-    let events = events(&body);
+    let events = sse_frames(&body);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -172,7 +160,7 @@ async fn streamed_calls_are_tool_use_blocks_with_input_json_deltas() {
     let tools = json!([{"name": "now", "input_schema": {"type": "object"}}]);
     let (status, _, body) = messages(&host, ask(json!({"stream": true, "tools": tools}))).await;
     assert_eq!(status, 200, "{body}");
-    let events = events(&body);
+    let events = sse_frames(&body);
     let starts: Vec<&Value> = events.iter().filter(|(n, _)| n == "content_block_start").map(|(_, d)| d).collect();
     assert_eq!(starts.len(), 3, "{body}");
     assert_eq!(starts[1]["index"], 1);
@@ -192,17 +180,9 @@ async fn streamed_calls_are_tool_use_blocks_with_input_json_deltas() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_after_the_first_token_is_an_error_event() {
-    let host = test_host().with_upstream(|req| async move {
-        Ok(if is_openai(&req) {
-            let mut chunks = openai_chunks(&["Hel", "lo"]);
-            chunks.truncate(2);
-            streamed_response(chunks, 10, true)
-        } else {
-            json_response(200, &anthropic_ok("never"))
-        })
-    });
+    let host = broken_stream_host();
     let (_, _, body) = messages(&host, ask(json!({"stream": true}))).await;
-    let events = events(&body);
+    let events = sse_frames(&body);
     let (name, data) = events.last().unwrap();
     assert_eq!(name, "error", "{body}");
     assert_eq!(data["error"]["type"], "api_error");

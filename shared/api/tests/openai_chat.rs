@@ -181,22 +181,7 @@ async fn a_stream_opens_with_the_role_and_ends_with_done() {
 
 #[tokio::test(start_paused = true)]
 async fn streamed_tool_calls_carry_their_index_and_the_first_piece_its_id() {
-    let chunk = |delta: Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-x",
-                "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-        )
-    };
-    let chunks = vec![
-        chunk(
-            json!({"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"now","arguments":""}}]}),
-            Value::Null,
-        ),
-        chunk(json!({"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}), Value::Null),
-        chunk(json!({}), json!("tool_calls")),
-        "data: [DONE]\n\n".into(),
-    ];
+    let chunks = openai_call_chunks(None);
     let host = test_host().with_upstream(move |_| {
         let chunks = chunks.clone();
         async move { Ok(streamed_response(chunks, 1, false)) }
@@ -216,15 +201,7 @@ async fn streamed_tool_calls_carry_their_index_and_the_first_piece_its_id() {
 
 #[tokio::test(start_paused = true)]
 async fn a_failure_after_the_first_token_ends_the_stream_with_an_error_line() {
-    let host = test_host().with_upstream(|req| async move {
-        Ok(if is_openai(&req) {
-            let mut chunks = openai_chunks(&["Hel", "lo"]);
-            chunks.truncate(2);
-            streamed_response(chunks, 10, true)
-        } else {
-            json_response(200, &anthropic_ok("never"))
-        })
-    });
+    let host = broken_stream_host();
     let (status, _, text) = completions(&host, ask(json!({"stream": true}))).await;
     assert_eq!(status, 200);
     let lines = data_lines(&text);

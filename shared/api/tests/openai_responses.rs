@@ -16,17 +16,6 @@ async fn responses(host: &TestHost, body: Value) -> (u16, String) {
     (status, text)
 }
 
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|frame| frame.starts_with("event: "))
-        .map(|frame| {
-            let name = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap().to_owned();
-            let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            (name, serde_json::from_str(data).unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_whole_answer_is_a_completed_response() {
     let host = test_host().with_upstream(|_| async move { Ok(json_response(200, &openai_ok("Hello there"))) });
@@ -96,7 +85,7 @@ async fn a_stream_is_typed_events_with_sequence_numbers() {
         test_host().with_upstream(|_| async move { Ok(streamed_response(openai_chunks(&["Hel", "lo"]), 1, false)) });
     let (status, body) = responses(&host, json!({"model": "opencode/chat", "input": "hi", "stream": true})).await;
     assert_eq!(status, 200, "{body}");
-    let events = events(&body);
+    let events = sse_frames(&body);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(
         names,
@@ -126,22 +115,7 @@ async fn a_stream_is_typed_events_with_sequence_numbers() {
 
 #[tokio::test(start_paused = true)]
 async fn a_streamed_call_is_a_function_call_item_and_a_break_is_response_failed() {
-    let chunk = |delta: Value, finish: Value| {
-        format!(
-            "data: {}\n\n",
-            json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-x",
-                "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
-        )
-    };
-    let chunks = vec![
-        chunk(
-            json!({"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"now","arguments":""}}]}),
-            Value::Null,
-        ),
-        chunk(json!({"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}), Value::Null),
-        chunk(json!({}), json!("tool_calls")),
-        "data: [DONE]\n\n".into(),
-    ];
+    let chunks = openai_call_chunks(None);
     let host = test_host().with_upstream(move |_| {
         let chunks = chunks.clone();
         async move { Ok(streamed_response(chunks, 1, false)) }
@@ -149,7 +123,7 @@ async fn a_streamed_call_is_a_function_call_item_and_a_break_is_response_failed(
     let tools = json!([{"type": "function", "name": "now", "parameters": {"type": "object"}}]);
     let (_, body) =
         responses(&host, json!({"model": "opencode/chat", "input": "now?", "stream": true, "tools": tools})).await;
-    let events = events(&body);
+    let events = sse_frames(&body);
     let added = events.iter().find(|(n, _)| n == "response.output_item.added").unwrap();
     assert_eq!(added.1["item"]["type"], "function_call");
     assert_eq!(added.1["item"]["call_id"], "call_1");
@@ -158,17 +132,9 @@ async fn a_streamed_call_is_a_function_call_item_and_a_break_is_response_failed(
     let completed = &events.last().unwrap().1["response"];
     assert_eq!(completed["output"][0]["name"], "now");
 
-    let host = test_host().with_upstream(|req| async move {
-        Ok(if is_openai(&req) {
-            let mut chunks = openai_chunks(&["Hel", "lo"]);
-            chunks.truncate(2);
-            streamed_response(chunks, 10, true)
-        } else {
-            json_response(200, &anthropic_ok("never"))
-        })
-    });
+    let host = broken_stream_host();
     let (_, body) = responses(&host, json!({"model": "opencode/chat", "input": "hi", "stream": true})).await;
-    let broken = self::events(&body);
+    let broken = sse_frames(&body);
     let (name, data) = broken.last().unwrap();
     assert_eq!(name, "response.failed", "{body}");
     assert_eq!(data["response"]["error"]["code"], "stream_interrupted");

@@ -312,18 +312,6 @@ async fn bad_bodies_are_refused_before_any_upstream_call() {
     assert!(host.requests().is_empty(), "nothing was sent upstream");
 }
 
-/// Parses an SSE body into (event, data) pairs.
-fn events(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter(|frame| !frame.is_empty())
-        .map(|frame| {
-            let name = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap().to_string();
-            let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            (name, serde_json::from_str(data).unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test(start_paused = true)]
 async fn a_stream_sends_start_search_citations_deltas_usage_done_in_order() {
     let host = search_host().with_upstream(healthy);
@@ -332,7 +320,7 @@ async fn a_stream_sends_start_search_citations_deltas_usage_done_in_order() {
     let (status, headers, text) = ask(&host, body).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(headers["content-type"], "text/event-stream");
-    let events = events(&text);
+    let events = sse_frames(&text);
     let names: Vec<_> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["start", "search", "citations", "delta", "delta", "usage", "done"]);
     assert_eq!(events[0].1["mode"], "search");
@@ -364,7 +352,7 @@ async fn a_stream_whose_search_fails_ends_with_a_terminal_error_event() {
     body["stream"] = json!(true);
     let (status, _, text) = ask(&host, body).await;
     assert_eq!(status, 200, "the stream was open before the search ran");
-    let events = events(&text);
+    let events = sse_frames(&text);
     let names: Vec<_> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["start", "error"]);
     assert_eq!(events[1].1["code"], "search_failed");

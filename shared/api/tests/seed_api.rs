@@ -25,18 +25,6 @@ fn host(streamed: bool) -> TestHost {
     host
 }
 
-/// The events of a stream: (name, data).
-fn events(body: &str) -> Vec<(String, Value)> {
-    body.split("\n\n")
-        .filter(|frame| frame.starts_with("event: "))
-        .map(|frame| {
-            let name = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap().to_owned();
-            let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
-            (name, serde_json::from_str(data).unwrap())
-        })
-        .collect()
-}
-
 #[tokio::test(start_paused = true)]
 async fn chat_answers_in_the_seeds_shape() {
     let host = host(false);
@@ -65,7 +53,7 @@ async fn the_stream_starts_connected_and_always_ends_with_end() {
     let (status, _, body) =
         serve(&host, "gateway", user_request("/api/v1/chat/stream", &json!({"query": "hi", "mode": "chat"}))).await;
     assert_eq!(status, 200, "{body}");
-    let events = events(&body);
+    let events = sse_frames(&body);
     let names: Vec<&str> = events.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"start"));
     assert_eq!(events[0].1, json!({"status": "connected"}));

@@ -3,17 +3,15 @@
 //! [`Reply`] and nothing else. The platform's details go in the `opencode` field, as in
 //! OpenAI's dialect.
 
-use bytes::Bytes;
-use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
 use opencode_core::model::{FinishReason, ToolCallPiece, Usage};
-use opencode_runtime::answer::{Answer, Event, Reply, ShowThinking, Streamed};
+use opencode_runtime::answer::{Answer, Event, Reply, ShowThinking};
 use opencode_runtime::Body;
 
 use super::error;
 use crate::platform::render::{self, PlatformDetails};
-use crate::{sse, web};
+use crate::sse;
 
 /// The extension field that carries the platform's details.
 const EXTENSION: &str = "opencode";
@@ -21,32 +19,11 @@ const EXTENSION: &str = "opencode";
 /// The response for a reply.
 pub fn reply<D: PlatformDetails>(request_id: &str, reply: Reply<D>) -> http::Response<Body> {
     match reply {
-        Reply::Whole(answer) => {
-            let mut response = web::json(http::StatusCode::OK, &message(request_id, &answer));
-            render::answer_headers(&mut response, &answer);
-            response
-        }
-        Reply::Stream(Streamed { head, events }) => {
-            let mut blocks = Blocks {
-                request_id: request_id.to_owned(),
-                model: head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default(),
-                started: false,
-                open: None,
-                count: 0,
-            };
-            let frames = events
-                .ready_chunks(32)
-                .map(move |events| {
-                    let mut out = Vec::new();
-                    for event in &events {
-                        blocks.write(event, &mut out);
-                    }
-                    Bytes::from(out)
-                })
-                .boxed_local();
-            let mut response = web::sse(frames);
-            render::head_headers(&mut response, &head);
-            response
+        Reply::Whole(answer) => render::json_reply(&message(request_id, &answer), &answer),
+        Reply::Stream(streamed) => {
+            let model = streamed.head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default();
+            let mut blocks = Blocks { request_id: request_id.to_owned(), model, started: false, open: None, count: 0 };
+            render::sse_reply(streamed, move |event, out| blocks.write(event, out))
         }
     }
 }

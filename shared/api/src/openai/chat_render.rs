@@ -5,18 +5,15 @@
 //! mode's sources and steps) goes in one extension field, `opencode`: the platform's own answer
 //! without its message, and in the same `x-*` headers as the platform's dialect.
 
-use bytes::Bytes;
-use futures::stream::StreamExt;
 use serde_json::{json, Map, Value};
 
 use opencode_core::model::{FinishReason, ToolCallPiece, Usage};
-use opencode_runtime::answer::{Answer, Citation, Event, Reply, ShowThinking, Streamed};
+use opencode_runtime::answer::{Answer, Citation, Event, Reply, ShowThinking};
 use opencode_runtime::Body;
 
 use super::error;
 use crate::platform::render::{self, PlatformDetails};
 use crate::platform::tool_fields::tool_calls_json;
-use crate::web;
 
 /// The extension field that carries the platform's details.
 pub const EXTENSION: &str = "opencode";
@@ -33,32 +30,17 @@ pub struct Format {
 /// The response for a reply.
 pub fn reply<D: PlatformDetails>(request_id: &str, format: Format, reply: Reply<D>) -> http::Response<Body> {
     match reply {
-        Reply::Whole(answer) => {
-            let mut response = web::json(http::StatusCode::OK, &completion(request_id, format.created, &answer));
-            render::answer_headers(&mut response, &answer);
-            response
-        }
-        Reply::Stream(Streamed { head, events }) => {
+        Reply::Whole(answer) => render::json_reply(&completion(request_id, format.created, &answer), &answer),
+        Reply::Stream(streamed) => {
+            let model = streamed.head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default();
             let mut chunks = Chunks {
                 id: completion_id(request_id),
                 request_id: request_id.to_owned(),
                 format,
-                model: head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default(),
+                model,
                 opened: false,
             };
-            let frames = events
-                .ready_chunks(32)
-                .map(move |events| {
-                    let mut out = Vec::new();
-                    for event in &events {
-                        chunks.write(event, &mut out);
-                    }
-                    Bytes::from(out)
-                })
-                .boxed_local();
-            let mut response = web::sse(frames);
-            render::head_headers(&mut response, &head);
-            response
+            render::sse_reply(streamed, move |event, out| chunks.write(event, out))
         }
     }
 }

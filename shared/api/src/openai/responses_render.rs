@@ -3,44 +3,26 @@
 //! `response.failed`, every event with its `sequence_number`), written from a runtime
 //! [`Reply`] and nothing else. The platform's details go in the `opencode` field.
 
-use bytes::Bytes;
-use futures::stream::StreamExt;
 use serde_json::{json, Value};
 
 use opencode_core::model::{FinishReason, ToolCall, Usage};
-use opencode_runtime::answer::{Answer, Event, Failure, Reply, ShowThinking, Streamed};
+use opencode_runtime::answer::{Answer, Event, Failure, Reply, ShowThinking};
 use opencode_runtime::Body;
 
 use super::chat_render::EXTENSION;
 use super::error;
 use crate::platform::render::{self, PlatformDetails};
-use crate::{sse, web};
+use crate::sse;
 
 /// The response for a reply; `created` in seconds since the Unix epoch.
 pub fn reply<D: PlatformDetails>(request_id: &str, created: u64, reply: Reply<D>) -> http::Response<Body> {
     let ids = Ids { request_id: request_id.to_owned(), created };
     match reply {
-        Reply::Whole(answer) => {
-            let mut response = web::json(http::StatusCode::OK, &whole(&ids, &answer));
-            render::answer_headers(&mut response, &answer);
-            response
-        }
-        Reply::Stream(Streamed { head, events }) => {
-            let model = head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default();
+        Reply::Whole(answer) => render::json_reply(&whole(&ids, &answer), &answer),
+        Reply::Stream(streamed) => {
+            let model = streamed.head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default();
             let mut items = Items { ids, model, sequence: 0, started: false, items: Vec::new(), open: false };
-            let frames = events
-                .ready_chunks(32)
-                .map(move |events| {
-                    let mut out = Vec::new();
-                    for event in &events {
-                        items.write(event, &mut out);
-                    }
-                    Bytes::from(out)
-                })
-                .boxed_local();
-            let mut response = web::sse(frames);
-            render::head_headers(&mut response, &head);
-            response
+            render::sse_reply(streamed, move |event, out| items.write(event, out))
         }
     }
 }

@@ -65,14 +65,24 @@ pub(crate) fn answer_headers<D: PlatformDetails>(response: &mut http::Response<B
 /// A streamed reply as server-sent events, each as it happens; events ready together leave in
 /// one chunk.
 pub fn stream<D: PlatformDetails>(request_id: &str, streamed: Streamed<D>) -> http::Response<Body> {
-    let Streamed { head, events } = streamed;
     let id = request_id.to_owned();
+    sse_reply(streamed, move |event, out| frames(&id, event, out))
+}
+
+/// A streamed reply as server-sent events in any dialect: `write` turns each event into its
+/// frames (keeping whatever state the dialect needs), events ready together leave in one
+/// chunk, and the `x-*` headers known when the stream opens are set.
+pub(crate) fn sse_reply<D: Details>(
+    streamed: Streamed<D>,
+    mut write: impl FnMut(&Event<D>, &mut Vec<u8>) + 'static,
+) -> http::Response<Body> {
+    let Streamed { head, events } = streamed;
     let frames = events
         .ready_chunks(32)
         .map(move |events| {
             let mut out = Vec::new();
             for event in &events {
-                frames(&id, event, &mut out);
+                write(event, &mut out);
             }
             Bytes::from(out)
         })
@@ -82,8 +92,15 @@ pub fn stream<D: PlatformDetails>(request_id: &str, streamed: Streamed<D>) -> ht
     response
 }
 
+/// A whole answer as JSON in any dialect, with the answer's `x-*` headers.
+pub(crate) fn json_reply<D: PlatformDetails>(body: &Value, answer: &Answer<D>) -> http::Response<Body> {
+    let mut response = web::json(http::StatusCode::OK, body);
+    answer_headers(&mut response, answer);
+    response
+}
+
 /// The `x-*` headers a stream knows when it opens.
-pub(crate) fn head_headers(response: &mut http::Response<Body>, head: &Head) {
+fn head_headers(response: &mut http::Response<Body>, head: &Head) {
     if let Some(answered) = &head.answered {
         answered_headers(response, answered, &answered.model);
     }

@@ -1,43 +1,31 @@
 //! The seed's chat answer (`{"result","mode","trace_id","tokens_used","time_ms","events"}`) and
 //! stream (`start`, the mode's progress as `progress`, the text as `message`, reasoning as
-//! `info`, then `result` or `error`, and always `end` last), written from a runtime [`Reply`].
+//! `info`, then `result` or `error`, and always `end` last: every stream ends in one of the
+//! two), written from a runtime [`Reply`].
 
-use bytes::Bytes;
-use futures::stream::{self, StreamExt};
 use serde_json::{json, Value};
 
-use opencode_runtime::answer::{Answer, Event, Failure, Reply, Streamed};
+use opencode_runtime::answer::{Answer, Event, Failure, Reply};
 use opencode_runtime::Body;
 
 use super::mode_name;
 use crate::error::ApiError;
 use crate::platform::render::{self, PlatformDetails};
-use crate::{sse, web};
+use crate::sse;
 
 /// The response for a reply; `elapsed_ms` is how long the request has taken so far.
 pub fn reply<D: PlatformDetails>(request_id: &str, elapsed_ms: u64, reply: Reply<D>) -> http::Response<Body> {
     match reply {
-        Reply::Whole(answer) => {
-            let mut response = web::json(http::StatusCode::OK, &whole(request_id, elapsed_ms, &answer));
-            render::answer_headers(&mut response, &answer);
-            response
-        }
-        Reply::Stream(Streamed { head, events }) => {
+        Reply::Whole(answer) => render::json_reply(&whole(request_id, elapsed_ms, &answer), &answer),
+        Reply::Stream(streamed) => {
             let request_id = request_id.to_owned();
-            let mut text = String::new();
-            let frames = stream::once(async { sse::encode("start", &json!({ "status": "connected" })) })
-                .chain(events.ready_chunks(32).map(move |events| {
-                    let mut out = Vec::new();
-                    for event in &events {
-                        write(&request_id, event, &mut text, &mut out);
-                    }
-                    Bytes::from(out)
-                }))
-                .chain(stream::once(async { sse::encode("end", &json!({ "status": "complete" })) }))
-                .boxed_local();
-            let mut response = web::sse(frames);
-            render::head_headers(&mut response, &head);
-            response
+            let (mut started, mut text) = (false, String::new());
+            render::sse_reply(streamed, move |event, out| {
+                if !std::mem::replace(&mut started, true) {
+                    out.extend_from_slice(&sse::encode("start", &json!({ "status": "connected" })));
+                }
+                write(&request_id, event, &mut text, out);
+            })
         }
     }
 }
@@ -78,8 +66,12 @@ fn write<D: PlatformDetails>(request_id: &str, event: &Event<D>, text: &mut Stri
             // A replayed or whole answer may come without deltas.
             let response = if text.is_empty() { answer.response.text.as_str() } else { text.as_str() };
             push("result", json!({ "response": response, "trace_id": request_id }));
+            push("end", json!({ "status": "complete" }));
         }
-        Event::Failed(failure) => push("error", json!({ "message": message(failure) })),
+        Event::Failed(failure) => {
+            push("error", json!({ "message": message(failure) }));
+            push("end", json!({ "status": "complete" }));
+        }
     }
 }
 

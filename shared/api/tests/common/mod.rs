@@ -119,3 +119,50 @@ pub async fn post_as_user(
     let (status, _, text) = serve(host, function, request).await;
     (status, text)
 }
+
+/// The named events of an SSE body, as (event, data) pairs; comment lines and `data:`-only
+/// frames are skipped.
+pub fn sse_frames(text: &str) -> Vec<(String, Value)> {
+    text.split("\n\n")
+        .filter(|frame| frame.starts_with("event: "))
+        .map(|frame| {
+            let name = frame.lines().find_map(|l| l.strip_prefix("event: ")).unwrap().to_string();
+            let data = frame.lines().find_map(|l| l.strip_prefix("data: ")).unwrap();
+            (name, serde_json::from_str(data).unwrap())
+        })
+        .collect()
+}
+
+/// An OpenAI stream in which the model calls `now` (index 0, id `call_1`, arguments `{}` in two
+/// pieces) after `text`, if any.
+pub fn openai_call_chunks(text: Option<&str>) -> Vec<String> {
+    let chunk = |delta: Value, finish: Value| {
+        format!(
+            "data: {}\n\n",
+            json!({"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-x",
+                "choices":[{"index":0,"delta":delta,"finish_reason":finish}]})
+        )
+    };
+    let mut chunks: Vec<String> = text.map(|t| chunk(json!({"content": t}), Value::Null)).into_iter().collect();
+    chunks.push(chunk(
+        json!({"tool_calls":[{"index":0,"id":"call_1","type":"function","function":{"name":"now","arguments":""}}]}),
+        Value::Null,
+    ));
+    chunks.push(chunk(json!({"tool_calls":[{"index":0,"function":{"arguments":"{}"}}]}), Value::Null));
+    chunks.push(chunk(json!({}), json!("tool_calls")));
+    chunks.push("data: [DONE]\n\n".into());
+    chunks
+}
+
+/// A host whose OpenAI stream breaks after two tokens ("Hel", "lo"); Anthropic would answer.
+pub fn broken_stream_host() -> TestHost {
+    test_host().with_upstream(|req| async move {
+        Ok(if is_openai(&req) {
+            let mut chunks = openai_chunks(&["Hel", "lo"]);
+            chunks.truncate(2);
+            opencode_testkit::streamed_response(chunks, 10, true)
+        } else {
+            opencode_testkit::json_response(200, &anthropic_ok("never"))
+        })
+    })
+}
