@@ -168,6 +168,30 @@ pub fn sse(frames: LocalBoxStream<'static, Bytes>) -> http::Response<Body> {
     response
 }
 
+/// A streamed response with an SSE comment line (`: keepalive`) every `every_ms` until its last
+/// frame; a whole response as it is.
+pub fn with_keepalive<H: Host>(host: &H, response: http::Response<Body>, every_ms: u64) -> http::Response<Body> {
+    enum Item {
+        Frame(Result<Bytes, HostError>),
+        Tick,
+        End,
+    }
+    let (parts, body) = response.into_parts();
+    let Body::Stream(frames) = body else { return http::Response::from_parts(parts, body) };
+    let frames = frames.map(Item::Frame).chain(futures::stream::once(async { Item::End }));
+    let ticks = futures::stream::unfold(host.clone(), move |host| async move {
+        host.sleep(every_ms).await;
+        Some((Item::Tick, host))
+    });
+    let merged = futures::stream::select(frames, ticks)
+        .take_while(|item| std::future::ready(!matches!(item, Item::End)))
+        .map(|item| match item {
+            Item::Frame(frame) => frame,
+            Item::Tick | Item::End => Ok(Bytes::from_static(b": keepalive\n\n")),
+        });
+    http::Response::from_parts(parts, Body::Stream(merged.boxed_local()))
+}
+
 /// Sets a header from text that may not be a valid header value (skipped if not).
 pub fn set_header(response: &mut http::Response<Body>, name: &'static str, value: &str) {
     if let Ok(value) = http::HeaderValue::from_str(value) {

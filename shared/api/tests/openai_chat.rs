@@ -219,3 +219,21 @@ async fn the_platform_chat_path_is_unchanged_and_other_chat_paths_are_404s() {
     let (status, _, body) = serve(&host, "chat", user_request("/v1/chat/other", &hello())).await;
     assert_eq!(status, 404, "{body}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_silence_is_filled_with_keepalive_comments() {
+    // 20 s between the upstream's chunks: longer than the 15 s a client or proxy may wait.
+    let host = test_host()
+        .with_var("ATTEMPT_TIMEOUT_MS", "60000")
+        .with_upstream(|_| async move { Ok(streamed_response(openai_chunks(&["Hel", "lo"]), 20_000, false)) });
+    let (status, _, text) = completions(&host, ask(json!({"stream": true}))).await;
+    assert_eq!(status, 200, "{text}");
+    assert!(text.contains("\n\n: keepalive\n\n") || text.starts_with(": keepalive\n\n"), "{text}");
+    let lines = data_lines(&text);
+    assert_eq!(lines.last().unwrap(), "[DONE]");
+    let content: String = lines.iter().filter_map(|l| l["choices"][0]["delta"]["content"].as_str()).collect();
+    assert_eq!(content, "Hello", "the comments leave the stream whole");
+    // The platform's own stream is unchanged.
+    let (_, _, own) = send(&host, json!({"messages": [{"role": "user", "content": "hi"}], "stream": true})).await;
+    assert!(!own.contains("keepalive"), "{own}");
+}

@@ -33,6 +33,9 @@ use crate::platform::{render, PlatformDetails};
 use crate::seed::{self, request::SeedOptions};
 use crate::web;
 
+/// How long a vendor dialect's stream may stay silent before an SSE comment line is sent.
+pub const KEEPALIVE_MS: u64 = 15_000;
+
 /// Every function the platform deploys, by name.
 pub const FUNCTIONS: &[&str] =
     &["gateway", "chat", "agent", "knowledge", "search", "code", "thinking", "research", "admin"];
@@ -61,8 +64,8 @@ impl<H: Host> Ctx<H> {
             Some(pending) => meter::metered(&self.host, pending, reply),
             None => reply,
         };
-        match dialect {
-            Dialect::Platform { .. } => render::reply(&self.request_id, reply),
+        let response = match dialect {
+            Dialect::Platform { .. } => return render::reply(&self.request_id, reply),
             Dialect::OpenAiChat(options) => {
                 let format =
                     chat_render::Format { created: self.host.now_ms() / 1000, include_usage: options.include_usage };
@@ -74,7 +77,10 @@ impl<H: Host> Ctx<H> {
                 let elapsed_ms = self.host.now_ms().saturating_sub(self.started_ms);
                 seed::render::reply(&self.request_id, elapsed_ms, reply)
             }
-        }
+        };
+        // The vendors' clients and the proxies before them drop a connection that stays
+        // silent for long; System 2 and research can work for minutes before their next event.
+        web::with_keepalive(&self.host, response, KEEPALIVE_MS)
     }
 
     /// The caller's tenant (every authenticated request has one).
