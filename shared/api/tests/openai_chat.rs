@@ -70,7 +70,8 @@ async fn openai_only_fields_reach_the_provider_translated() {
             {"role": "user", "name": "ann", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]}
         ],
         "max_completion_tokens": 50, "n": 1, "user": "u-1", "metadata": {"k": "v"}, "store": false,
-        "parallel_tool_calls": true, "logprobs": false, "modalities": ["text"], "reasoning_effort": "high"
+        "parallel_tool_calls": true, "logprobs": false, "modalities": ["text"], "reasoning_effort": "high",
+        "frequency_penalty": 0.5, "presence_penalty": 0.25, "logit_bias": {"50256": -100}
     }));
     let (status, _, text) = completions(&host, body).await;
     assert_eq!(status, 200, "{text}");
@@ -79,6 +80,8 @@ async fn openai_only_fields_reach_the_provider_translated() {
     assert_eq!(sent["messages"][1]["content"], "one\ntwo");
     assert!(sent.get("user").is_none() && sent.get("metadata").is_none() && sent.get("store").is_none());
     assert_eq!(sent["reasoning_effort"], "high", "{sent}");
+    assert_eq!((sent["frequency_penalty"].as_f64(), sent["presence_penalty"].as_f64()), (Some(0.5), Some(0.25)));
+    assert_eq!(sent["logit_bias"], json!({"50256": -100.0}));
 }
 
 #[tokio::test(start_paused = true)]
@@ -88,7 +91,8 @@ async fn bad_requests_are_400s_in_openai_shape_naming_the_parameter() {
         (json!({"n": 2}), "n", "`n` must be 1"),
         (json!({"bogus": 1}), "bogus", "Unrecognized request argument supplied: bogus"),
         (json!({"logprobs": true}), "logprobs", "not supported"),
-        (json!({"frequency_penalty": 0.5}), "frequency_penalty", "not supported"),
+        (json!({"frequency_penalty": 5}), "frequency_penalty", "between -2 and 2"),
+        (json!({"logit_bias": {"x": 1}}), "logit_bias", "token ids"),
         (json!({"stream_options": {"include_usage": true}}), "stream_options", "only allowed when `stream` is true"),
         (json!({"max_tokens": 10, "max_completion_tokens": 20}), "max_tokens", "disagree"),
         (json!({"reasoning_effort": "extreme"}), "reasoning_effort", "must be one of"),

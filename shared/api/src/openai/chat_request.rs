@@ -12,8 +12,21 @@ use crate::platform::request::ChatBody;
 use crate::web;
 
 /// Fields the platform's chat body reads as they are.
-const SHARED: [&str; 10] =
-    ["messages", "model", "temperature", "top_p", "stop", "seed", "tools", "tool_choice", "response_format", "stream"];
+const SHARED: [&str; 13] = [
+    "messages",
+    "model",
+    "temperature",
+    "top_p",
+    "stop",
+    "seed",
+    "tools",
+    "tool_choice",
+    "response_format",
+    "stream",
+    "frequency_penalty",
+    "presence_penalty",
+    "logit_bias",
+];
 
 /// Fields read here.
 const OWN: [&str; 6] =
@@ -26,7 +39,7 @@ const IGNORED: [&str; 5] = ["user", "metadata", "store", "safety_identifier", "p
 
 /// OpenAI's parameters the platform cannot honour: refused by name rather than ignored, each
 /// unless it has the value that asks for nothing.
-const UNSUPPORTED: [&str; 13] = [
+const UNSUPPORTED: [&str; 10] = [
     "logprobs",
     "top_logprobs",
     "audio",
@@ -36,9 +49,6 @@ const UNSUPPORTED: [&str; 13] = [
     "functions",
     "function_call",
     "service_tier",
-    "frequency_penalty",
-    "presence_penalty",
-    "logit_bias",
     "verbosity",
 ];
 
@@ -103,10 +113,8 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
 fn asks_nothing(name: &str, value: &Value) -> bool {
     match value {
         Value::Null | Value::Bool(false) => true,
-        Value::Number(n) => {
-            (name == "top_logprobs" && n.as_u64() == Some(0)) || (name.ends_with("_penalty") && n.as_f64() == Some(0.0))
-        }
-        Value::Object(map) => name == "logit_bias" && map.is_empty(),
+        Value::Number(n) => name == "top_logprobs" && n.as_u64() == Some(0),
+        Value::Object(_) => false,
         Value::String(s) => {
             matches!((name, s.as_str()), ("service_tier", "auto" | "default") | ("verbosity", "medium"))
         }

@@ -37,6 +37,11 @@ pub struct ChatBody {
     pub tools: Option<Value>,
     pub tool_choice: Option<Value>,
     pub response_format: Option<Value>,
+    /// -2 to 2, for the vendors that take them (OpenAI, Gemini).
+    pub frequency_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+    /// Token id to bias (-100 to 100), for OpenAI and compatible servers.
+    pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
 }
 
 /// A message: `content` may be `null` only on an assistant message with `tool_calls`;
@@ -85,6 +90,17 @@ impl ChatBody {
         if stop.len() > MAX_STOP || stop.iter().any(String::is_empty) {
             return invalid(format!("`stop` takes at most {MAX_STOP} non-empty strings"));
         }
+        for (name, value) in
+            [("frequency_penalty", self.frequency_penalty), ("presence_penalty", self.presence_penalty)]
+        {
+            if let Some(v) = value.filter(|v| !(-2.0..=2.0).contains(v)) {
+                return Err(ApiError::param(
+                    name,
+                    format!("`{name}` must be between -2 and 2, got {}", serde_json::json!(v)),
+                ));
+            }
+        }
+        let logit_bias = logit_bias(self.logit_bias.unwrap_or_default())?;
         let tools = tool_fields::parse_tools(self.tools)?;
         let tool_choice = tool_fields::parse_tool_choice(self.tool_choice, &tools)?;
         let response_format = tool_fields::parse_response_format(self.response_format)?;
@@ -100,9 +116,31 @@ impl ChatBody {
             tools,
             tool_choice,
             response_format,
+            frequency_penalty: self.frequency_penalty,
+            presence_penalty: self.presence_penalty,
+            logit_bias,
         };
         Ok((request, self.stream))
     }
+}
+
+/// `logit_bias`: token ids (as JSON keys) to a bias from -100 to 100, at most 300 of them.
+fn logit_bias(
+    asked: std::collections::BTreeMap<String, f32>,
+) -> Result<std::collections::BTreeMap<u32, f32>, ApiError> {
+    if asked.len() > 300 {
+        return Err(ApiError::param("logit_bias", "`logit_bias` takes at most 300 tokens".into()));
+    }
+    asked
+        .into_iter()
+        .map(|(token, bias)| match token.parse::<u32>() {
+            Ok(id) if (-100.0..=100.0).contains(&bias) => Ok((id, bias)),
+            _ => Err(ApiError::param(
+                "logit_bias",
+                "`logit_bias` maps token ids (whole numbers) to a bias from -100 to 100".into(),
+            )),
+        })
+        .collect()
 }
 
 /// Checks a conversation: 1 to `MAX_MESSAGES` messages with known roles, at least one of them

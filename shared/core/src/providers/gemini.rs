@@ -66,6 +66,8 @@ pub(super) fn build_request(
         max_output_tokens: conventions::output_limit(request.max_tokens, budget),
         stop_sequences: &request.stop,
         seed: request.seed.map(seed),
+        frequency_penalty: request.frequency_penalty,
+        presence_penalty: request.presence_penalty,
         thinking_config: budget.map(|thinking_budget| wire::ThinkingConfig { thinking_budget, include_thoughts: true }),
         response_mime_type: match request.response_format {
             Some(ResponseFormat::JsonObject | ResponseFormat::JsonSchema { .. }) => Some("application/json"),

@@ -61,6 +61,9 @@ pub(super) fn build_request(
         max_completion_tokens: if compat { None } else { limit },
         stop: &request.stop,
         seed: request.seed,
+        frequency_penalty: request.frequency_penalty,
+        presence_penalty: request.presence_penalty,
+        logit_bias: &request.logit_bias,
         reasoning_effort: request.reasoning.map(effort),
         tools: request
             .tools

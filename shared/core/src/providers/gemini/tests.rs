@@ -79,6 +79,20 @@ fn request_body_maps_roles_system_and_generation_config() {
 }
 
 #[test]
+fn penalties_go_in_the_generation_config_and_logit_bias_is_not_sent() {
+    let request = ChatRequest {
+        messages: vec![msg(Role::User, "Hi")],
+        frequency_penalty: Some(0.5),
+        presence_penalty: Some(-1.0),
+        logit_bias: [(50256, -100.0)].into_iter().collect(),
+        ..Default::default()
+    };
+    let sent = body(&build_request(&config(), &request, false).unwrap());
+    assert_eq!(sent["generationConfig"], json!({"frequencyPenalty": 0.5, "presencePenalty": -1.0}));
+    assert!(!sent.to_string().contains("50256"), "Gemini has no logit bias: {sent}");
+}
+
+#[test]
 fn minimal_request_has_only_contents() {
     let request = ChatRequest { messages: vec![msg(Role::User, "Hi")], ..Default::default() };
     let built = build_request(&config(), &request, false).unwrap();

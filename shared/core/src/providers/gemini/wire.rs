@@ -108,6 +108,10 @@ pub(super) struct GenerationConfig<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<i32>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    pub frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub presence_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub thinking_config: Option<ThinkingConfig>,
     /// `application/json` for JSON answers.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -124,6 +128,8 @@ impl GenerationConfig<'_> {
             && self.max_output_tokens.is_none()
             && self.stop_sequences.is_empty()
             && self.seed.is_none()
+            && self.frequency_penalty.is_none()
+            && self.presence_penalty.is_none()
             && self.thinking_config.is_none()
             && self.response_mime_type.is_none()
     }

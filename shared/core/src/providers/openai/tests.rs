@@ -82,6 +82,21 @@ fn request_body_has_every_set_field_in_openai_names() {
 }
 
 #[test]
+fn penalties_and_logit_bias_reach_openai_in_its_names() {
+    let request = ChatRequest {
+        messages: vec![msg(Role::User, "Hi")],
+        frequency_penalty: Some(0.5),
+        presence_penalty: Some(-1.0),
+        logit_bias: [(50256, -100.0)].into_iter().collect(),
+        ..Default::default()
+    };
+    let sent = body(&build_request(&openai(), &request, false).unwrap());
+    assert_eq!(sent["frequency_penalty"], 0.5);
+    assert_eq!(sent["presence_penalty"], -1.0);
+    assert_eq!(sent["logit_bias"], json!({"50256": -100.0}));
+}
+
+#[test]
 fn request_omits_absent_fields_and_request_model_overrides_config() {
     let request =
         ChatRequest { messages: vec![msg(Role::User, "Hi")], model: Some("gpt-4.1".into()), ..Default::default() };
