@@ -53,7 +53,7 @@ async fn a_whole_answer_is_a_chat_completion() {
     assert_eq!(
         v["usage"],
         json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5,
-            "completion_tokens_details": {"reasoning_tokens": 0}})
+            "completion_tokens_details": {"reasoning_tokens": 0}, "prompt_tokens_details": {"cached_tokens": 0}})
     );
     assert_eq!(v["opencode"]["provider"], "openai");
     assert_eq!(v["opencode"]["attempts"], 1);
@@ -240,4 +240,27 @@ async fn a_long_silence_is_filled_with_keepalive_comments() {
     // The platform's own stream is unchanged.
     let (_, _, own) = send(&host, json!({"messages": [{"role": "user", "content": "hi"}], "stream": true})).await;
     assert!(!own.contains("keepalive"), "{own}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn cached_prompt_tokens_survive_into_every_dialects_usage() {
+    let answer = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-x",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 30, "completion_tokens": 2, "total_tokens": 32, "prompt_tokens_details": {"cached_tokens": 24}}});
+    let host = test_host().with_upstream(move |_| {
+        let answer = answer.to_string();
+        async move { Ok(json_response(200, &answer)) }
+    });
+    let (_, _, body) = completions(&host, ask(json!({}))).await;
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 24, "{body}");
+    assert_eq!(v["usage"]["prompt_tokens"], 30);
+    let body = json!({"model": "opencode/chat", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]});
+    let (_, _, text) = serve(&host, "chat", user_request("/v1/messages", &body)).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["usage"], json!({"input_tokens": 6, "cache_read_input_tokens": 24, "output_tokens": 2}), "{text}");
+    let (_, _, text) =
+        serve(&host, "chat", user_request("/v1/responses", &json!({"model": "opencode/chat", "input": "hi"}))).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 24, "{text}");
 }

@@ -252,6 +252,9 @@ pub struct Usage {
     /// (OpenAI, Gemini); 0 when it does not (Anthropic counts thinking in output only).
     #[serde(default)]
     pub reasoning_tokens: u64,
+    /// The part of `input_tokens` read from the vendor's prompt cache, when it reports it.
+    #[serde(default)]
+    pub cached_tokens: u64,
 }
 
 impl std::ops::Add for Usage {
@@ -277,6 +280,7 @@ impl Usage {
             input_tokens: self.input_tokens.saturating_add(other.input_tokens),
             output_tokens: self.output_tokens.saturating_add(other.output_tokens),
             reasoning_tokens: self.reasoning_tokens.saturating_add(other.reasoning_tokens),
+            cached_tokens: self.cached_tokens.saturating_add(other.cached_tokens),
         }
     }
 
@@ -295,6 +299,9 @@ impl Usage {
         }
         if later.reasoning_tokens > 0 {
             self.reasoning_tokens = later.reasoning_tokens;
+        }
+        if later.cached_tokens > 0 {
+            self.cached_tokens = later.cached_tokens;
         }
     }
 }
@@ -363,10 +370,10 @@ mod tests {
 
     #[test]
     fn usage_merge_keeps_reasoning_tokens_until_a_later_count_replaces_them() {
-        let mut usage = Usage { input_tokens: 3, output_tokens: 0, reasoning_tokens: 0 };
-        usage.merge(Usage { input_tokens: 0, output_tokens: 9, reasoning_tokens: 4 });
-        usage.merge(Usage { input_tokens: 0, output_tokens: 12, reasoning_tokens: 0 });
-        assert_eq!(usage, Usage { input_tokens: 3, output_tokens: 12, reasoning_tokens: 4 });
+        let mut usage = Usage { input_tokens: 3, output_tokens: 0, reasoning_tokens: 0, cached_tokens: 0 };
+        usage.merge(Usage { input_tokens: 0, output_tokens: 9, reasoning_tokens: 4, cached_tokens: 0 });
+        usage.merge(Usage { input_tokens: 0, output_tokens: 12, reasoning_tokens: 0, cached_tokens: 0 });
+        assert_eq!(usage, Usage { input_tokens: 3, output_tokens: 12, reasoning_tokens: 4, cached_tokens: 0 });
     }
 
     #[test]
@@ -391,9 +398,9 @@ mod tests {
 
     #[test]
     fn usages_add_field_by_field_without_overflowing() {
-        let a = Usage { input_tokens: 3, output_tokens: 4, reasoning_tokens: 1 };
-        let mut sum = a + Usage { input_tokens: 10, output_tokens: 20, reasoning_tokens: 2 };
-        assert_eq!(sum, Usage { input_tokens: 13, output_tokens: 24, reasoning_tokens: 3 });
+        let a = Usage { input_tokens: 3, output_tokens: 4, reasoning_tokens: 1, cached_tokens: 0 };
+        let mut sum = a + Usage { input_tokens: 10, output_tokens: 20, reasoning_tokens: 2, cached_tokens: 0 };
+        assert_eq!(sum, Usage { input_tokens: 13, output_tokens: 24, reasoning_tokens: 3, cached_tokens: 0 });
         sum += Usage { input_tokens: u64::MAX, ..Usage::default() };
         assert_eq!(sum.input_tokens, u64::MAX);
     }
@@ -401,6 +408,6 @@ mod tests {
     #[test]
     fn cached_usage_without_reasoning_tokens_still_reads() {
         let usage: Usage = serde_json::from_str(r#"{"input_tokens":1,"output_tokens":2}"#).unwrap_or_default();
-        assert_eq!(usage, Usage { input_tokens: 1, output_tokens: 2, reasoning_tokens: 0 });
+        assert_eq!(usage, Usage { input_tokens: 1, output_tokens: 2, reasoning_tokens: 0, cached_tokens: 0 });
     }
 }

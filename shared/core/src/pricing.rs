@@ -123,7 +123,7 @@ mod tests {
     use super::*;
 
     fn usage(input: u64, output: u64) -> Usage {
-        Usage { input_tokens: input, output_tokens: output, reasoning_tokens: 0 }
+        Usage { input_tokens: input, output_tokens: output, reasoning_tokens: 0, cached_tokens: 0 }
     }
 
     #[test]

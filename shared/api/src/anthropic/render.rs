@@ -80,8 +80,13 @@ fn stop_reason(reason: &FinishReason) -> &str {
     }
 }
 
+/// Anthropic's `input_tokens` leaves out what was read from its cache, which it counts apart.
 fn usage(usage: &Usage) -> Value {
-    json!({ "input_tokens": usage.input_tokens, "output_tokens": usage.output_tokens })
+    json!({
+        "input_tokens": usage.input_tokens.saturating_sub(usage.cached_tokens),
+        "cache_read_input_tokens": usage.cached_tokens,
+        "output_tokens": usage.output_tokens,
+    })
 }
 
 /// The content block open on a stream.

@@ -104,6 +104,7 @@ pub fn usage(usage: &Usage) -> Value {
         "completion_tokens": usage.output_tokens,
         "total_tokens": usage.total_tokens(),
         "completion_tokens_details": { "reasoning_tokens": usage.reasoning_tokens },
+        "prompt_tokens_details": { "cached_tokens": usage.cached_tokens },
     })
 }
 

@@ -213,7 +213,12 @@ fn usage(usage: wire::WireUsage) -> Usage {
         .flatten()
         .fold(0u64, u64::saturating_add);
     // Thinking tokens are in `output_tokens`; Anthropic does not count them apart.
-    Usage { input_tokens: input, output_tokens: usage.output_tokens.unwrap_or(0), reasoning_tokens: 0 }
+    Usage {
+        input_tokens: input,
+        output_tokens: usage.output_tokens.unwrap_or(0),
+        reasoning_tokens: 0,
+        cached_tokens: usage.cache_read_input_tokens.unwrap_or(0),
+    }
 }
 
 pub(super) fn error_message(body: &[u8]) -> Option<String> {

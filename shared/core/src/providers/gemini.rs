@@ -272,6 +272,7 @@ fn usage(usage: wire::UsageMetadata) -> Usage {
         input_tokens: usage.prompt_token_count.unwrap_or(0),
         output_tokens: usage.candidates_token_count.unwrap_or(0).saturating_add(thoughts),
         reasoning_tokens: thoughts,
+        cached_tokens: usage.cached_content_token_count.unwrap_or(0),
     }
 }
 

@@ -189,7 +189,7 @@ fn parses_a_documented_message() {
             thinking: None,
             model: "claude-sonnet-4-20250514".into(),
             finish_reason: FinishReason::Stop,
-            usage: Usage { input_tokens: 2095, output_tokens: 503, reasoning_tokens: 0 },
+            usage: Usage { input_tokens: 2095, output_tokens: 503, reasoning_tokens: 0, cached_tokens: 0 },
             tool_calls: vec![],
         }
     );
@@ -201,8 +201,11 @@ fn parses_thinking_blocks_and_skips_redacted_ones() {
     assert_eq!(response.text, "The greatest common divisor of 1071 and 462 is **21**.");
     assert!(response.thinking.as_deref().unwrap().starts_with("To find the GCD of 1071 and 462"));
     assert_eq!(response.finish_reason, FinishReason::Length);
-    // Cache reads are prompt tokens too.
-    assert_eq!(response.usage, Usage { input_tokens: 2048, output_tokens: 311, reasoning_tokens: 0 });
+    // Cache reads are prompt tokens too, and counted apart as cached.
+    assert_eq!(
+        response.usage,
+        Usage { input_tokens: 2048, output_tokens: 311, reasoning_tokens: 0, cached_tokens: 2000 }
+    );
 }
 
 #[test]
@@ -258,7 +261,7 @@ fn decodes_a_documented_stream_event_by_event() {
         vec![
             vec![
                 StreamEvent::Model("claude-sonnet-4-20250514".into()),
-                StreamEvent::Usage(Usage { input_tokens: 25, output_tokens: 1, reasoning_tokens: 0 }),
+                StreamEvent::Usage(Usage { input_tokens: 25, output_tokens: 1, reasoning_tokens: 0, cached_tokens: 0 }),
             ],
             vec![],
             vec![],
@@ -267,7 +270,7 @@ fn decodes_a_documented_stream_event_by_event() {
             vec![],
             vec![
                 StreamEvent::Finish(FinishReason::Stop),
-                StreamEvent::Usage(Usage { input_tokens: 0, output_tokens: 15, reasoning_tokens: 0 }),
+                StreamEvent::Usage(Usage { input_tokens: 0, output_tokens: 15, reasoning_tokens: 0, cached_tokens: 0 }),
             ],
             vec![StreamEvent::Done],
         ]
@@ -275,7 +278,7 @@ fn decodes_a_documented_stream_event_by_event() {
     assert_eq!(state.finish().unwrap(), vec![]);
 
     let collected = collect(&decode_all(ProviderKind::Anthropic, STREAM).unwrap());
-    assert_eq!(collected.usage, Usage { input_tokens: 25, output_tokens: 15, reasoning_tokens: 0 });
+    assert_eq!(collected.usage, Usage { input_tokens: 25, output_tokens: 15, reasoning_tokens: 0, cached_tokens: 0 });
 }
 
 #[test]
@@ -289,7 +292,7 @@ fn decodes_thinking_and_ignores_signatures() {
     );
     assert_eq!(collected.text, "The greatest common divisor of 1071 and 462 is **21**.");
     assert_eq!(collected.models, vec!["claude-sonnet-4-5-20250929".to_owned()]);
-    assert_eq!(collected.usage, Usage { input_tokens: 48, output_tokens: 132, reasoning_tokens: 0 });
+    assert_eq!(collected.usage, Usage { input_tokens: 48, output_tokens: 132, reasoning_tokens: 0, cached_tokens: 0 });
     assert_eq!(collected.finishes, vec![FinishReason::Stop]);
     assert_eq!(collected.done, 1);
     assert!(!events

@@ -139,7 +139,7 @@ fn a_documented_tool_use_answer_gives_text_and_the_call_with_its_input_as_json_t
         )]
     );
     assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
-    assert_eq!(answer.usage, Usage { input_tokens: 384, output_tokens: 79, reasoning_tokens: 0 });
+    assert_eq!(answer.usage, Usage { input_tokens: 384, output_tokens: 79, reasoning_tokens: 0, cached_tokens: 0 });
 }
 
 #[test]
@@ -171,6 +171,6 @@ fn a_streamed_tool_use_comes_as_pieces_numbered_by_call_not_by_block() {
         ]
     );
     assert_eq!(c.finishes, vec![FinishReason::ToolCalls]);
-    assert_eq!(c.usage, Usage { input_tokens: 472, output_tokens: 89, reasoning_tokens: 0 });
+    assert_eq!(c.usage, Usage { input_tokens: 472, output_tokens: 89, reasoning_tokens: 0, cached_tokens: 0 });
     assert_eq!(c.done, 1);
 }

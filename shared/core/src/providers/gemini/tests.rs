@@ -180,9 +180,21 @@ fn parses_a_documented_response() {
             thinking: None,
             model: "gemini-2.0-flash".into(),
             finish_reason: FinishReason::Stop,
-            usage: Usage { input_tokens: 8, output_tokens: 12, reasoning_tokens: 0 },
+            usage: Usage { input_tokens: 8, output_tokens: 12, reasoning_tokens: 0, cached_tokens: 0 },
             tool_calls: vec![],
         }
+    );
+}
+
+#[test]
+fn cached_content_tokens_are_counted_apart() {
+    let body = json!({"candidates": [{"content": {"role": "model", "parts": [{"text": "Hi"}]}, "finishReason": "STOP"}],
+        "usageMetadata": {"promptTokenCount": 1200, "candidatesTokenCount": 5, "totalTokenCount": 1205,
+            "cachedContentTokenCount": 1024}, "modelVersion": "gemini-2.5-flash"});
+    let response = parse_response(body.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        response.usage,
+        Usage { input_tokens: 1200, output_tokens: 5, reasoning_tokens: 0, cached_tokens: 1024 }
     );
 }
 
@@ -192,7 +204,10 @@ fn parses_thoughts_apart_and_counts_them_as_output() {
     assert_eq!(response.text, "There are three r's in \"strawberry\".");
     assert!(response.thinking.as_deref().unwrap().starts_with("**Counting the letters**"));
     assert_eq!(response.finish_reason, FinishReason::Length);
-    assert_eq!(response.usage, Usage { input_tokens: 11, output_tokens: 9 + 432, reasoning_tokens: 432 });
+    assert_eq!(
+        response.usage,
+        Usage { input_tokens: 11, output_tokens: 9 + 432, reasoning_tokens: 432, cached_tokens: 0 }
+    );
 }
 
 #[test]
@@ -200,7 +215,7 @@ fn a_blocked_prompt_is_a_content_filter_finish() {
     let response = parse_response(RESPONSE_BLOCKED.as_bytes()).unwrap();
     assert_eq!(response.text, "");
     assert_eq!(response.finish_reason, FinishReason::ContentFilter);
-    assert_eq!(response.usage, Usage { input_tokens: 14, output_tokens: 0, reasoning_tokens: 0 });
+    assert_eq!(response.usage, Usage { input_tokens: 14, output_tokens: 0, reasoning_tokens: 0, cached_tokens: 0 });
 }
 
 #[test]
@@ -260,7 +275,7 @@ fn reads_error_messages() {
 fn decodes_a_stream_event_by_event() {
     let mut state = StreamState::default();
     let events: Vec<Vec<StreamEvent>> = sse_events(STREAM).iter().map(|e| state.decode(e).unwrap()).collect();
-    let early = Usage { input_tokens: 6, output_tokens: 90, reasoning_tokens: 90 };
+    let early = Usage { input_tokens: 6, output_tokens: 90, reasoning_tokens: 90, cached_tokens: 0 };
     assert_eq!(
         events,
         vec![
@@ -274,7 +289,12 @@ fn decodes_a_stream_event_by_event() {
             vec![
                 StreamEvent::Delta("?".into()),
                 StreamEvent::Finish(FinishReason::Stop),
-                StreamEvent::Usage(Usage { input_tokens: 6, output_tokens: 99, reasoning_tokens: 90 }),
+                StreamEvent::Usage(Usage {
+                    input_tokens: 6,
+                    output_tokens: 99,
+                    reasoning_tokens: 90,
+                    cached_tokens: 0
+                }),
             ],
         ]
     );
@@ -283,7 +303,7 @@ fn decodes_a_stream_event_by_event() {
 
     let collected = collect(&decode_all(ProviderKind::Gemini, STREAM).unwrap());
     assert_eq!(collected.text, "Hello! How can I help you today?");
-    assert_eq!(collected.usage, Usage { input_tokens: 6, output_tokens: 99, reasoning_tokens: 90 });
+    assert_eq!(collected.usage, Usage { input_tokens: 6, output_tokens: 99, reasoning_tokens: 90, cached_tokens: 0 });
     assert_eq!(collected.done, 1);
 }
 
@@ -309,7 +329,7 @@ fn a_blocked_stream_finishes_with_content_filter() {
         vec![
             StreamEvent::Model("gemini-2.0-flash".into()),
             StreamEvent::Finish(FinishReason::ContentFilter),
-            StreamEvent::Usage(Usage { input_tokens: 14, output_tokens: 0, reasoning_tokens: 0 }),
+            StreamEvent::Usage(Usage { input_tokens: 14, output_tokens: 0, reasoning_tokens: 0, cached_tokens: 0 }),
         ]
     );
     assert_eq!(state.finish().unwrap(), vec![StreamEvent::Done]);

@@ -130,7 +130,7 @@ fn a_documented_function_call_answer_gives_calls_with_made_ids_and_the_signature
     );
     // Gemini says STOP after calls; the platform says what it means.
     assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
-    assert_eq!(answer.usage, Usage { input_tokens: 75, output_tokens: 20, reasoning_tokens: 0 });
+    assert_eq!(answer.usage, Usage { input_tokens: 75, output_tokens: 20, reasoning_tokens: 0, cached_tokens: 0 });
 }
 
 #[test]
@@ -161,6 +161,6 @@ fn streamed_calls_arrive_whole_one_piece_each_with_gemini_s_id_and_signature_whe
     let signatures: Vec<Option<&str>> = c.tool_calls.iter().map(|call| call.signature.as_deref()).collect();
     assert_eq!(signatures, [Some("CiQB0e2Kb7sL4xj9ZyW0bq3vOp1Yk5Jt8Rz2MfQ6vA=="), None]);
     assert_eq!(c.finishes, vec![FinishReason::ToolCalls]);
-    assert_eq!(c.usage, Usage { input_tokens: 40, output_tokens: 14, reasoning_tokens: 0 });
+    assert_eq!(c.usage, Usage { input_tokens: 40, output_tokens: 14, reasoning_tokens: 0, cached_tokens: 0 });
     assert_eq!(c.done, 1);
 }

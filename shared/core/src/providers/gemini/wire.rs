@@ -212,6 +212,8 @@ pub(super) struct UsageMetadata {
     pub candidates_token_count: Option<u64>,
     #[serde(default)]
     pub thoughts_token_count: Option<u64>,
+    #[serde(default)]
+    pub cached_content_token_count: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -219,9 +219,24 @@ fn parses_a_documented_completion() {
             thinking: None,
             model: "gpt-4.1-2025-04-14".into(),
             finish_reason: FinishReason::Stop,
-            usage: Usage { input_tokens: 19, output_tokens: 10, reasoning_tokens: 0 },
+            usage: Usage { input_tokens: 19, output_tokens: 10, reasoning_tokens: 0, cached_tokens: 0 },
             tool_calls: vec![],
         }
+    );
+}
+
+#[test]
+fn cached_prompt_tokens_are_counted_apart() {
+    // As OpenAI documents `usage` when part of the prompt came from its cache.
+    let body = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "gpt-4.1",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "Hi"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 2006, "completion_tokens": 300, "total_tokens": 2306,
+            "prompt_tokens_details": {"cached_tokens": 1920, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0}}});
+    let response = parse_response(body.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        response.usage,
+        Usage { input_tokens: 2006, output_tokens: 300, reasoning_tokens: 0, cached_tokens: 1920 }
     );
 }
 
@@ -231,7 +246,7 @@ fn parses_reasoning_content_of_compatible_servers() {
     assert_eq!(response.text, "9.11 is smaller than 9.8.");
     assert_eq!(response.thinking.as_deref(), Some("Compare the tenths: 1 is less than 8, so 9.11 < 9.8."));
     assert_eq!(response.finish_reason, FinishReason::Length);
-    assert_eq!(response.usage, Usage { input_tokens: 17, output_tokens: 412, reasoning_tokens: 380 });
+    assert_eq!(response.usage, Usage { input_tokens: 17, output_tokens: 412, reasoning_tokens: 380, cached_tokens: 0 });
 
     // Ollama names the field `reasoning`.
     let ollama = json!({"model": "qwen3", "choices": [{"message": {"role": "assistant",
@@ -303,7 +318,12 @@ fn decodes_a_documented_stream_event_by_event() {
             vec![StreamEvent::Delta("! How".into())],
             vec![StreamEvent::Delta(" can I help?".into())],
             vec![StreamEvent::Finish(FinishReason::Stop)],
-            vec![StreamEvent::Usage(Usage { input_tokens: 9, output_tokens: 7, reasoning_tokens: 0 })],
+            vec![StreamEvent::Usage(Usage {
+                input_tokens: 9,
+                output_tokens: 7,
+                reasoning_tokens: 0,
+                cached_tokens: 0
+            })],
             vec![StreamEvent::Done],
         ]
     );
@@ -316,7 +336,7 @@ fn decodes_a_reasoning_stream_of_a_compatible_server() {
     assert_eq!(collected.thinking, "Compare the tenths: 1 < 8.");
     assert_eq!(collected.text, "9.11 is smaller.");
     assert_eq!(collected.models, vec!["deepseek-reasoner".to_owned()]);
-    assert_eq!(collected.usage, Usage { input_tokens: 17, output_tokens: 25, reasoning_tokens: 0 });
+    assert_eq!(collected.usage, Usage { input_tokens: 17, output_tokens: 25, reasoning_tokens: 0, cached_tokens: 0 });
     assert_eq!(collected.finishes, vec![FinishReason::Stop]);
     assert_eq!(collected.done, 1);
 }

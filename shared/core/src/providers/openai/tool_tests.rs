@@ -99,7 +99,7 @@ fn a_documented_tool_call_answer_gives_the_calls_in_order() {
     );
     assert_eq!(answer.text, "");
     assert_eq!(answer.finish_reason, FinishReason::ToolCalls);
-    assert_eq!(answer.usage, Usage { input_tokens: 82, output_tokens: 17, reasoning_tokens: 0 });
+    assert_eq!(answer.usage, Usage { input_tokens: 82, output_tokens: 17, reasoning_tokens: 0, cached_tokens: 0 });
 }
 
 #[test]
@@ -137,7 +137,7 @@ fn a_streamed_call_comes_in_pieces_with_id_and_name_first() {
     );
     assert_eq!(c.text, "");
     assert_eq!(c.finishes, vec![FinishReason::ToolCalls]);
-    assert_eq!(c.usage, Usage { input_tokens: 81, output_tokens: 31, reasoning_tokens: 0 });
+    assert_eq!(c.usage, Usage { input_tokens: 81, output_tokens: 31, reasoning_tokens: 0, cached_tokens: 0 });
     assert_eq!(c.done, 1);
 }
 

@@ -180,6 +180,14 @@ pub(super) struct Usage {
     /// Absent on most compatible servers; `null` on some.
     #[serde(default)]
     pub completion_tokens_details: Option<CompletionDetails>,
+    #[serde(default)]
+    pub prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub(super) struct PromptDetails {
+    #[serde(default)]
+    pub cached_tokens: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
