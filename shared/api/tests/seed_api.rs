@@ -10,14 +10,24 @@ use opencode_testkit::{json_response, streamed_response, TestHost};
 use serde_json::{json, Value};
 
 fn host(streamed: bool) -> TestHost {
-    let mut host = test_host().with_upstream(move |_| async move {
-        Ok(if streamed {
-            streamed_response(openai_chunks(&["Hel", "lo"]), 1, false)
-        } else {
-            json_response(200, &openai_ok("Hello there"))
-        })
-    });
-    for name in ["chat", "thinking", "admin"] {
+    let tavily = json!({"query": "q", "results": [
+        {"title": "Page one", "url": "https://t.example/1", "content": "About it.", "score": 0.9}]});
+    let mut host = test_host()
+        .with_var("TAVILY_API_KEY", "tvly-key")
+        .with_var("TAVILY_BASE_URL", "http://tavily.test")
+        .with_upstream(move |req| {
+            let tavily = tavily.to_string();
+            async move {
+                Ok(if req.uri().host() == Some("tavily.test") {
+                    json_response(200, &tavily)
+                } else if streamed {
+                    streamed_response(openai_chunks(&["Hel", "lo"]), 1, false)
+                } else {
+                    json_response(200, &openai_ok("Hello there [1]"))
+                })
+            }
+        });
+    for name in ["chat", "thinking", "admin", "search", "code"] {
         host = host.with_function(name, move |host, req| async move {
             opencode_api::serve_named(name, host, req.map(Body::Full)).await
         });
@@ -32,7 +42,7 @@ async fn chat_answers_in_the_seeds_shape() {
         serve(&host, "gateway", user_request("/api/v1/chat", &json!({"query": "hi", "mode": "chat"}))).await;
     assert_eq!(status, 200, "{body}");
     let v: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(v["result"], "Hello there");
+    assert_eq!(v["result"], "Hello there [1]");
     assert_eq!(v["mode"], "chat");
     assert_eq!(v["trace_id"], headers["x-request-id"].to_str().unwrap());
     assert_eq!(v["tokens_used"], 5);
@@ -80,4 +90,39 @@ async fn bad_bodies_get_the_seeds_error_shape_and_status_is_public() {
     let (status, _, text) = serve(&host, "gateway", status_request).await;
     assert_eq!(status, 200, "{text}");
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), json!({"api": "operational", "engine_ready": true}));
+}
+
+#[tokio::test(start_paused = true)]
+async fn search_answers_the_query_with_its_sources() {
+    let host = host(false);
+    let (status, headers, body) =
+        serve(&host, "gateway", user_request("/api/v1/search", &json!({"query": "what is it", "max_results": 3})))
+            .await;
+    assert_eq!(status, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["query"], "what is it");
+    assert_eq!(v["results"][0]["content"], "Hello there [1]");
+    assert_eq!(v["results"][0]["citations"][0]["url"], "https://t.example/1");
+    assert_eq!(v["trace_id"], headers["x-request-id"].to_str().unwrap());
+    let (status, _, body) =
+        serve(&host, "gateway", user_request("/api/v1/search", &json!({"query": "x", "max_results": 50}))).await;
+    assert_eq!(status, 422, "{body}");
+}
+
+#[tokio::test(start_paused = true)]
+async fn sandbox_execute_refuses_what_the_sandbox_cannot_do_by_name() {
+    let host = host(false).with_var("SANDBOX_URL", "http://sandbox.test");
+    for (body, field) in [
+        (json!({"code": "echo hi", "language": "bash"}), "bash"),
+        (json!({"code": "print(1)", "timeout": 500}), "timeout"),
+        (json!({"code": "print(x)", "context": {"x": 1}}), "context"),
+        (json!({"code": " "}), "code"),
+    ] {
+        let (status, _, text) = serve(&host, "gateway", user_request("/api/v1/sandbox/execute", &body)).await;
+        assert_eq!(status, 422, "{body}: {text}");
+        let v: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(v["error_code"], "VALIDATION_FAILED");
+        assert!(v["message"].as_str().unwrap().contains(field), "{text}");
+    }
+    assert!(host.requests().is_empty(), "nothing reached the sandbox");
 }

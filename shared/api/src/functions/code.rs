@@ -63,8 +63,10 @@ impl CodeFields {
 }
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
-    if parts.uri.path().trim_end_matches('/') == "/v1/code/run" {
-        return run(ctx, parts, body).await;
+    match parts.uri.path().trim_end_matches('/') {
+        "/v1/code/run" => return run(ctx, parts, body).await,
+        crate::seed::SANDBOX_EXECUTE => return seed_execute(ctx, parts, body).await,
+        _ => {}
     }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (mut request, fields, dialect) = parse_mode::<CodeFields>(&parts, &bytes, FIELDS, Mode::Code)?;
@@ -91,6 +93,57 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     };
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))
+}
+
+/// The seed's `POST /api/v1/sandbox/execute` — `{"code", "language"?, "timeout"?}` (seconds, 1 to
+/// 120; the sandbox stops a run at 60) → `{"success", "stdout", "stderr", "return_value",
+/// "execution_time", "error"}`. The sandbox runs Python and JavaScript: the seed's `bash` is a
+/// 422 naming `language`.
+async fn seed_execute<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct ExecuteBody {
+        code: String,
+        language: Option<String>,
+        timeout: Option<u64>,
+        context: Option<serde_json::Value>,
+    }
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
+    let asked: ExecuteBody = web::parse_json(&parts, &bytes)?;
+    if asked.code.trim().is_empty() || asked.code.len() > MAX_CODE_BYTES {
+        return Err(ApiError::param("code", format!("`code` must be a program of 1 to {MAX_CODE_BYTES} bytes")));
+    }
+    if asked.language.as_deref() == Some("bash") {
+        return Err(ApiError::param("language", "the sandbox runs `python` and `javascript`, not `bash`".into()));
+    }
+    if asked.timeout.is_some_and(|t| !(1..=120).contains(&t)) {
+        return Err(ApiError::param("timeout", "`timeout` must be from 1 to 120 seconds".into()));
+    }
+    if asked.context.as_ref().is_some_and(|c| !c.is_null()) {
+        return Err(ApiError::param("context", "`context` (variables given to the program) is not supported".into()));
+    }
+    let run_timeout_ms = asked.timeout.map(|t| t.saturating_mul(1000).min(MAX_RUN_TIMEOUT_MS));
+    let fields = CodeFields { language: asked.language, stdin: None, run_timeout_ms, max_attempts: None };
+    let (language, _, run_timeout_ms, _) = fields.validate()?;
+    let sandbox = opencode_runtime::sandbox::config(&ctx.host)
+        .ok_or_else(|| ApiError::NotConfigured("SANDBOX_URL is not set".into()))?;
+    let mut request = ExecutionRequest::new(language, asked.code);
+    request.run_timeout_ms = run_timeout_ms;
+    let body = match opencode_runtime::sandbox::run(&ctx.host, &sandbox, &request).await {
+        Ok(ran) => json!({
+            "success": ran.exit_code == Some(0) && ran.status.is_none(),
+            "stdout": ran.stdout,
+            "stderr": ran.stderr,
+            "return_value": null,
+            "execution_time": ran.wall_time_ms.unwrap_or(0.0) / 1000.0,
+            "error": ran.message.clone().or_else(|| ran.status.clone()),
+        }),
+        Err(err) => json!({
+            "success": false, "stdout": "", "stderr": "", "return_value": null, "execution_time": 0.0,
+            "error": err.to_string(),
+        }),
+    };
+    Ok(web::json(http::StatusCode::OK, &body))
 }
 
 /// `POST /v1/code/run` — `{"language", "code", "stdin"?, "run_timeout_ms"?}`: runs a program in

@@ -55,6 +55,11 @@ pub fn route(path: &str) -> Option<Destination> {
     if path == "/v1/chat" {
         return Some(Destination::Function("chat"));
     }
+    match path {
+        crate::seed::SEARCH => return Some(Destination::Function("search")),
+        crate::seed::SANDBOX_EXECUTE => return Some(Destination::Function("code")),
+        _ => {}
+    }
     ["knowledge", "search", "code", "thinking", "research"]
         .into_iter()
         .find(|mode| under(&format!("/v1/{mode}")))
@@ -172,6 +177,8 @@ mod tests {
         assert_eq!(route("/v1/responses"), Some(Destination::Vendor));
         assert_eq!(route("/api/v1/chat/stream"), Some(Destination::Vendor));
         assert_eq!(route("/api/status"), to("admin"));
+        assert_eq!(route("/api/v1/search"), to("search"));
+        assert_eq!(route("/api/v1/sandbox/execute"), to("code"));
         assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));
         assert_eq!(route("/v1/process/x"), None);
         assert_eq!(route("/administrator"), None);

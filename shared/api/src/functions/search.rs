@@ -4,8 +4,10 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use opencode_core::model::{ChatRequest, Message};
 use opencode_core::routing::{Mode, Tier};
 use opencode_core::search::{normalize_query, MAX_RESULTS};
+use opencode_runtime::answer::Reply;
 use opencode_runtime::host::{Body, Host};
 use opencode_runtime::modes::search::{self as mode, SearchJob};
 use opencode_runtime::modes::{last_user_text, Delivery};
@@ -13,6 +15,7 @@ use opencode_runtime::search::{self, SearchConfig};
 
 use super::{parse_mode, Ctx, Handled};
 use crate::error::ApiError;
+use crate::platform::render::citation_json;
 use crate::platform::request::{count, refuse_tools, requested_tier};
 use crate::web;
 
@@ -26,8 +29,10 @@ struct Own {
 }
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
-    if parts.uri.path().trim_end_matches('/') == "/v1/search/results" {
-        return results(ctx, parts, body).await;
+    match parts.uri.path().trim_end_matches('/') {
+        "/v1/search/results" => return results(ctx, parts, body).await,
+        crate::seed::SEARCH => return seed_search(ctx, parts, body).await,
+        _ => {}
     }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (mut request, own, dialect) = parse_mode::<Own>(&parts, &bytes, &["max_results"], Mode::Search)?;
@@ -45,6 +50,49 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let job =
         SearchJob { request, query, max_results, search, chain, retry: ctx.config.retry.clone(), tier: requested };
     Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))
+}
+
+/// The seed's `POST /api/v1/search` — `{"query", "max_results"?}` (1 to 20; the web search
+/// takes at most 10) → `{"query", "results", "trace_id", "time_ms"}`. As in the seed, the
+/// search mode answers the query and `results` holds that answer as `content`, here with the
+/// pages it cites.
+async fn seed_search<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct SeedBody {
+        query: String,
+        max_results: Option<usize>,
+    }
+    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
+    let asked: SeedBody = web::parse_json(&parts, &bytes)?;
+    if asked.max_results.is_some_and(|n| !(1..=20).contains(&n)) {
+        return Err(ApiError::param("max_results", "`max_results` must be from 1 to 20".into()));
+    }
+    let query = normalize_query(&asked.query)
+        .ok_or_else(|| ApiError::param("query", "`query` must contain words to search for".into()))?;
+    let search = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
+    search.require()?;
+    let request = ChatRequest { messages: vec![Message::user(asked.query.clone())], ..ChatRequest::default() };
+    let job = SearchJob {
+        request,
+        query,
+        max_results: asked.max_results.unwrap_or(DEFAULT_MAX_RESULTS).min(MAX_RESULTS),
+        search,
+        chain: ctx.config.tier_chain_for(Tier::System1, None)?,
+        retry: ctx.config.retry.clone(),
+        tier: None,
+    };
+    let Reply::Whole(answer) = mode::run(&ctx.host, job, Delivery::Whole).await? else {
+        return Err(ApiError::Internal("the search mode streamed a whole request".into()));
+    };
+    let citations: Vec<Value> = answer.citations.iter().map(citation_json).collect();
+    let body = json!({
+        "query": asked.query,
+        "results": [{ "content": answer.response.text, "citations": citations }],
+        "trace_id": ctx.request_id,
+        "time_ms": ctx.host.now_ms().saturating_sub(ctx.started_ms),
+    });
+    Ok(web::json(http::StatusCode::OK, &body))
 }
 
 /// `POST /v1/search/results` — `{"query", "max_results"?}`: the search alone, no model (the

@@ -15,6 +15,9 @@ use crate::web;
 /// The seed's chat paths: a whole answer, and a stream.
 pub const CHAT: &str = "/api/v1/chat";
 pub const CHAT_STREAM: &str = "/api/v1/chat/stream";
+/// The seed's search (the search function) and sandbox run (the code function).
+pub const SEARCH: &str = "/api/v1/search";
+pub const SANDBOX_EXECUTE: &str = "/api/v1/sandbox/execute";
 
 /// Whether `path` is one of the seed's.
 pub fn serves(path: &str) -> bool {
