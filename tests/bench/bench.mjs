@@ -199,6 +199,26 @@ async function bench(runtime) {
   row('chat, streamed: first byte', streamed, directStreamed);
   const [firstToken, directFirstToken] = await paired(platform(true), direct(true), 2);
   row('chat, streamed: first token', firstToken, directFirstToken);
+  // Each vendor dialect against the platform's own /v1/chat, alternated: what its parsing,
+  // rendering and (on Spin, where /v1/chat reaches chat directly) the gateway's routing by
+  // model add. Streams are timed to their first content token.
+  const vendor = (path, body, token) => () =>
+    request(`${base}${path}`, { method: 'POST', headers: { ...auth, 'cache-control': 'no-store' }, body: JSON.stringify(body), token });
+  const openaiBody = (stream) => ({ model: 'opencode/chat', messages, stream });
+  const anthropicBody = (stream) => ({ model: 'opencode/chat', max_tokens: 256, messages, stream });
+  const [ownWhole, openaiWhole, anthropicWhole] = await alternated([
+    platform(false), vendor('/v1/chat/completions', openaiBody(false)), vendor('/v1/messages', anthropicBody(false)),
+  ]);
+  row('/v1/chat/completions, whole', openaiWhole, ownWhole);
+  row('/v1/messages, whole', anthropicWhole, ownWhole);
+  const [ownStream, openaiStream, anthropicStream] = await alternated([
+    platform(true),
+    vendor('/v1/chat/completions', openaiBody(true), /"content":"[^"]/),
+    vendor('/v1/messages', anthropicBody(true), /text_delta/),
+  ], 2);
+  row('/v1/chat/completions, token', openaiStream, ownStream);
+  row('/v1/messages, first token', anthropicStream, ownStream);
+  console.log('  (added: over the platform\'s own /v1/chat, whole or streamed)');
   // The wrangler dev target: what chat adds over its direct call, beyond what the runtime adds
   // to the /health floor over the simulator's own health (all four alternated).
   const [c, d, h, s] = await alternated([platform(false), direct(false), () => request(`${base}/health`), () => request(`${sim}/_sim/health`)]);
