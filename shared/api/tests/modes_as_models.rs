@@ -93,3 +93,17 @@ async fn an_unknown_alias_is_a_404_and_a_plain_model_goes_to_chat() {
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["opencode"]["provider"], "openai");
 }
+
+#[tokio::test(start_paused = true)]
+async fn opencode_knowledge_answers_from_the_tenants_documents() {
+    let host = host().with_function("knowledge", |host, req| async move {
+        opencode_api::serve_named("knowledge", host, req.map(Body::Full)).await
+    });
+    let body =
+        json!({"model": "opencode/knowledge", "messages": [{"role": "user", "content": "what do my notes say?"}]});
+    let (status, _, v) = gateway(&host, "/v1/chat/completions", body).await;
+    // No document is stored: the mode says so without a model call, in OpenAI's shape.
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["object"], "chat.completion");
+    assert_eq!(v["opencode"]["mode"], "knowledge");
+}

@@ -67,7 +67,10 @@ async fn openai_only_fields_reach_the_provider_translated() {
     let body = ask(json!({
         "messages": [
             {"role": "developer", "content": "be brief"},
-            {"role": "user", "name": "ann", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]}
+            {"role": "user", "name": "ann", "content": [{"type": "text", "text": "one"}, {"type": "text", "text": "two"}]},
+            // An answer's message sent back as the SDKs return it.
+            {"role": "assistant", "content": "Hi", "refusal": null, "annotations": [], "audio": null, "function_call": null},
+            {"role": "user", "content": "three"}
         ],
         "max_completion_tokens": 50, "n": 1, "user": "u-1", "metadata": {"k": "v"}, "store": false,
         "parallel_tool_calls": true, "logprobs": false, "modalities": ["text"], "reasoning_effort": "high",
@@ -78,6 +81,7 @@ async fn openai_only_fields_reach_the_provider_translated() {
     let sent: Value = serde_json::from_slice(host.requests()[0].body()).unwrap();
     assert_eq!(sent["messages"][0], json!({"role": "system", "content": "be brief"}));
     assert_eq!(sent["messages"][1]["content"], "one\ntwo");
+    assert_eq!(sent["messages"][2], json!({"role": "assistant", "content": "Hi"}));
     assert!(sent.get("user").is_none() && sent.get("metadata").is_none() && sent.get("store").is_none());
     assert_eq!(sent["reasoning_effort"], "high", "{sent}");
     assert_eq!((sent["frequency_penalty"].as_f64(), sent["presence_penalty"].as_f64()), (Some(0.5), Some(0.25)));

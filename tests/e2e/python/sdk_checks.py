@@ -78,7 +78,8 @@ def openai_errors_raise_by_status():
     else:
         raise AssertionError("a bad key must be a 401")
     try:
-        oa.chat.completions.create(model="no-such-model", messages=[{"role": "user", "content": "hi"}])
+        # A model of a provider that is not configured (a bare name goes to the first provider).
+        oa.chat.completions.create(model="compat/some-model", messages=[{"role": "user", "content": "hi"}])
     except openai.NotFoundError as err:
         assert err.code == "model_not_found", err
     else:

@@ -13,6 +13,11 @@ use crate::platform::request::{parse_mode_body, ChatBody};
 use crate::seed::{self, request::SeedOptions};
 use crate::web;
 
+/// The vendors' chat paths (OpenAI's two, Anthropic's, the seed's two): each mode's function
+/// answers them, the gateway routes them by the mode their body names.
+pub const VENDOR_PATHS: [&str; 5] =
+    [openai::CHAT_COMPLETIONS, openai::RESPONSES, anthropic::MESSAGES, seed::CHAT, seed::CHAT_STREAM];
+
 /// The error response for `err` in the dialect `path` speaks.
 pub fn error_response(path: &str, err: &ApiError, request_id: &str) -> http::Response<Body> {
     if openai::serves(path) {

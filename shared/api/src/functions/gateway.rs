@@ -42,14 +42,7 @@ pub fn route(path: &str) -> Option<Destination> {
         return Some(Destination::Function("knowledge"));
     }
     // The vendors' chat paths go to the mode their model names; chat has no path below its own.
-    let vendor = [
-        crate::openai::CHAT_COMPLETIONS,
-        crate::openai::RESPONSES,
-        crate::anthropic::MESSAGES,
-        crate::seed::CHAT,
-        crate::seed::CHAT_STREAM,
-    ];
-    if vendor.contains(&path) {
+    if super::dialect::VENDOR_PATHS.contains(&path) {
         return Some(Destination::Vendor);
     }
     if path == "/v1/chat" {

@@ -55,6 +55,7 @@ pub(super) async fn handle<H: Host>(
     let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
     match path.as_str() {
         "/v1/knowledge" => ask(ctx, parts, body).await,
+        vendor if super::dialect::VENDOR_PATHS.contains(&vendor) => ask(ctx, parts, body).await,
         "/v1/knowledge/search" => search_only(ctx, parts, body).await,
         embeddings::EMBEDDINGS => embed(ctx, parts, body).await,
         "/v1/knowledge/documents" => match method {

@@ -188,15 +188,20 @@ fn include_usage(value: Option<Value>, stream: bool) -> Result<bool, ApiError> {
     Ok(include_usage)
 }
 
+/// What an answer's message carries besides its content and calls: clients send the message
+/// back as they got it, and no vendor reads these from a conversation.
+const ANSWER_ONLY: [&str; 6] = ["name", "refusal", "annotations", "audio", "function_call", "reasoning_content"];
+
 /// Brings one OpenAI message to the platform's shape: `developer` is `system`, content parts
-/// become text, `name` and `refusal` are dropped (no vendor reads them).
+/// become text, and what only an answer carries ([`ANSWER_ONLY`]) is dropped.
 fn normalize_message(message: &mut Value, index: usize) -> Result<(), ApiError> {
     let Some(message) = message.as_object_mut() else { return Ok(()) };
     if message.get("role").and_then(Value::as_str) == Some("developer") {
         message.insert("role".into(), Value::String("system".into()));
     }
-    message.remove("name");
-    message.remove("refusal");
+    for field in ANSWER_ONLY {
+        message.remove(field);
+    }
     if let Some(Value::Array(parts)) = message.get("content") {
         let text = text_of_parts(parts, index)?;
         message.insert("content".into(), Value::String(text));
