@@ -20,21 +20,9 @@ pub fn request_id<H: Host>(host: &H, headers: &http::HeaderMap) -> String {
         None => {
             let mut bytes = [0u8; 12];
             host.random_bytes(&mut bytes);
-            format!("req_{}", hex(&bytes))
+            format!("req_{}", opencode_core::hex(&bytes))
         }
     }
-}
-
-/// Lower-case hex of `bytes` (request ids, cache keys).
-pub fn hex(bytes: &[u8]) -> String {
-    // Digit by digit: `write!` with `{:02x}` went through the formatting machinery per byte.
-    let digit = |nibble: u8| char::from_digit(u32::from(nibble), 16).unwrap_or('0');
-    let mut out = String::with_capacity(bytes.len().saturating_mul(2));
-    for byte in bytes {
-        out.push(digit(byte >> 4));
-        out.push(digit(byte & 0xf));
-    }
-    out
 }
 
 /// The length a message declares (`content-length`), when it declares a valid one.
@@ -202,12 +190,6 @@ pub fn set_header(response: &mut http::Response<Body>, name: &'static str, value
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hex_is_two_lower_case_digits_per_byte() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
-        assert_eq!(hex(&[]), "");
-    }
 
     #[test]
     fn only_hop_by_hop_headers_and_those_connection_names_are_stripped() {
