@@ -85,6 +85,17 @@ pub fn bearer_from_api_key(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Parses a JSON body that must be an object (every request body is), as [`parse_json`] does.
+pub fn parse_object(
+    parts: &http::request::Parts,
+    body: &[u8],
+) -> Result<serde_json::Map<String, serde_json::Value>, ApiError> {
+    match parse_json(parts, body)? {
+        serde_json::Value::Object(object) => Ok(object),
+        _ => Err(ApiError::Validation("the body must be a JSON object".into())),
+    }
+}
+
 /// Headers that describe one connection, not the message (RFC 9110 §7.6.1): a relay must not
 /// pass them on.
 const HOP_BY_HOP: [http::HeaderName; 9] = [

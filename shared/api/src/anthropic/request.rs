@@ -42,9 +42,7 @@ fn invalid<T>(field: &str, message: String) -> Result<T, ApiError> {
 
 /// A Messages body: the provider-independent request and how to answer it.
 pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, MessagesOptions), ApiError> {
-    let Value::Object(mut body) = web::parse_json(parts, bytes)? else {
-        return Err(ApiError::Validation("the body must be a JSON object".into()));
-    };
+    let mut body = web::parse_object(parts, bytes)?;
     for (name, value) in &body {
         if UNSUPPORTED.contains(&name.as_str()) && !value.is_null() {
             return invalid(name, format!("{name}: not supported by this platform"));
@@ -92,9 +90,7 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
         }
     }
     let reasoning = thinking(body.remove("thinking"), max_tokens)?;
-    let chat: ChatBody =
-        serde_json::from_value(Value::Object(chat)).map_err(|err| ApiError::Validation(err.to_string()))?;
-    let (mut request, _) = chat.validate()?;
+    let mut request = ChatBody::check_object(chat)?;
     request.reasoning = reasoning;
     Ok((request, MessagesOptions { stream }))
 }

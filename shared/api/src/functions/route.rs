@@ -49,9 +49,7 @@ pub struct ProcessBody {
 /// Reads a process body. The conversation is checked here (it is what routing reads); the
 /// other fields are left to the mode.
 pub fn parse_process_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<ProcessBody, ApiError> {
-    let Value::Object(mut rest) = web::parse_json(parts, bytes)? else {
-        return Err(ApiError::Validation("the body must be a JSON object".into()));
-    };
+    let mut rest = web::parse_object(parts, bytes)?;
     let mode = match rest.remove("mode") {
         None => None,
         Some(Value::String(name)) if name.trim().eq_ignore_ascii_case("auto") => None,
@@ -207,15 +205,13 @@ async fn auto<H: Host>(host: &H, parts: http::request::Parts, bytes: &[u8], requ
         return Err(ApiError::NotFound(parts.uri.path().to_owned()));
     };
     let decision = decide(&analyzer(host)?, None, None, &request.messages);
-    let mut body: Value = web::parse_json(&parts, bytes)?;
-    if let Some(object) = body.as_object_mut() {
-        if crate::seed::serves(parts.uri.path()) {
-            object.insert("mode".into(), Value::String(crate::seed::mode_name(decision.mode).into()));
-        } else {
-            object.insert("model".into(), Value::String(format!("opencode/{}", decision.mode)));
-        }
+    let mut body = web::parse_object(&parts, bytes)?;
+    if crate::seed::serves(parts.uri.path()) {
+        body.insert("mode".into(), Value::String(crate::seed::mode_name(decision.mode).into()));
+    } else {
+        body.insert("model".into(), Value::String(format!("opencode/{}", decision.mode)));
     }
-    let body = Bytes::from(body.to_string());
+    let body = Bytes::from(Value::Object(body).to_string());
     let forwarded = gateway::on_behalf(&parts.headers, request_id, parts.uri.path(), decision.tier, body)?;
     let mut response = gateway::call(host, decision.mode.as_str(), forwarded).await?;
     web::set_header(&mut response, "x-routing-mode", decision.mode.as_str());

@@ -62,10 +62,7 @@ pub struct ChatOptions {
 
 /// A Chat Completions body: the provider-independent request and how to answer it.
 pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, ChatOptions), ApiError> {
-    let value: Value = web::parse_json(parts, bytes)?;
-    let Value::Object(mut body) = value else {
-        return Err(ApiError::Validation("the body must be a JSON object".into()));
-    };
+    let mut body = web::parse_object(parts, bytes)?;
     for (name, value) in &body {
         let name = name.as_str();
         let unsupported = UNSUPPORTED.contains(&name);
@@ -100,9 +97,7 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
             normalize_message(message, i)?;
         }
     }
-    let chat: ChatBody =
-        serde_json::from_value(Value::Object(body)).map_err(|err| ApiError::Validation(err.to_string()))?;
-    let (mut request, _) = chat.validate()?;
+    let mut request = ChatBody::check_object(body)?;
     request.max_tokens = max_tokens;
     request.reasoning = effort.map(|effort| Reasoning { budget_tokens: effort.budget_tokens() });
     Ok((request, ChatOptions { stream, include_usage }))

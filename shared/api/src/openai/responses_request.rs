@@ -47,9 +47,7 @@ fn invalid<T>(param: &str, message: String) -> Result<T, ApiError> {
 
 /// A Responses body: the provider-independent request and how to answer it.
 pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, ResponsesOptions), ApiError> {
-    let Value::Object(mut body) = web::parse_json(parts, bytes)? else {
-        return Err(ApiError::Validation("the body must be a JSON object".into()));
-    };
+    let mut body = web::parse_object(parts, bytes)?;
     for (name, value) in &body {
         let name = name.as_str();
         if UNSUPPORTED.contains(&name) && !matches!(value, Value::Null | Value::Bool(false)) {
@@ -115,9 +113,7 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
     if !matches!(body.remove("parallel_tool_calls"), None | Some(Value::Null | Value::Bool(_))) {
         return invalid("parallel_tool_calls", "`parallel_tool_calls` must be a boolean".into());
     }
-    let chat: ChatBody =
-        serde_json::from_value(Value::Object(chat)).map_err(|err| ApiError::Validation(err.to_string()))?;
-    let (mut request, _) = chat.validate()?;
+    let mut request = ChatBody::check_object(chat)?;
     request.reasoning = effort.map(|effort| Reasoning { budget_tokens: effort.budget_tokens() });
     Ok((request, ResponsesOptions { stream }))
 }

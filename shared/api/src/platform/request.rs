@@ -60,6 +60,14 @@ pub struct MessageBody {
 }
 
 impl ChatBody {
+    /// A chat body built as JSON (a vendor dialect's body, translated), checked as a client's
+    /// is: its shape by serde, then every field by [`ChatBody::validate`].
+    pub fn check_object(object: Map<String, Value>) -> Result<ChatRequest, ApiError> {
+        let body: ChatBody =
+            serde_json::from_value(Value::Object(object)).map_err(|err| ApiError::Validation(err.to_string()))?;
+        Ok(body.validate()?.0)
+    }
+
     /// Checks every field and builds the provider-independent request; the second value says
     /// whether the client streams.
     pub fn validate(self) -> Result<(ChatRequest, bool), ApiError> {
@@ -199,12 +207,11 @@ pub fn parse_mode_body<E: DeserializeOwned>(
     bytes: &[u8],
     fields: &[&str],
 ) -> Result<(ChatBody, E), ApiError> {
-    let mut value: Value = web::parse_json(parts, bytes)?;
-    let object = value.as_object_mut().ok_or_else(|| ApiError::Validation("the body must be a JSON object".into()))?;
+    let mut object = web::parse_object(parts, bytes)?;
     let own: Map<String, Value> =
         fields.iter().filter_map(|name| object.remove(*name).map(|v| ((*name).to_string(), v))).collect();
     let own = serde_json::from_value(Value::Object(own)).map_err(|err| ApiError::Validation(err.to_string()))?;
-    let chat = serde_json::from_value(value).map_err(|err| ApiError::Validation(err.to_string()))?;
+    let chat = serde_json::from_value(Value::Object(object)).map_err(|err| ApiError::Validation(err.to_string()))?;
     Ok((chat, own))
 }
 
