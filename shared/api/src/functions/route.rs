@@ -174,10 +174,7 @@ pub(super) async fn vendor<H: Host>(host: &H, request: http::Request<Body>, requ
     let alias = if crate::seed::serves(parts.uri.path()) {
         // The seed names the mode in `mode` (auto when absent; its deep_research is research).
         let mode = named.as_ref().and_then(|n| n.mode.as_ref()).and_then(Value::as_str);
-        Some(match mode.unwrap_or("auto") {
-            "deep_research" => "research",
-            other => other,
-        })
+        Some(crate::seed::platform_mode(mode.unwrap_or("auto")))
     } else {
         let model = named.as_ref().and_then(|n| n.model.as_ref()).and_then(Value::as_str);
         model.and_then(|model| model.strip_prefix("opencode/"))

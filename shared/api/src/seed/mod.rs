@@ -24,6 +24,14 @@ pub fn serves(path: &str) -> bool {
     path.starts_with("/api/")
 }
 
+/// The platform's name for a seed mode name (its `deep_research` is `research`).
+pub fn platform_mode(name: &str) -> &str {
+    match name {
+        "deep_research" => "research",
+        other => other,
+    }
+}
+
 /// The seed's mode name for a platform mode (`research` is its `deep_research`).
 pub fn mode_name(mode: opencode_core::routing::Mode) -> &'static str {
     match mode {

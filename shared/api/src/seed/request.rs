@@ -43,8 +43,9 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
         return Err(ApiError::param("query", format!("`query` must hold 1 to {MAX_QUERY_CHARS} characters")));
     }
     let mode = match body.mode.as_deref().unwrap_or("auto") {
-        "deep_research" => "research",
-        mode @ ("auto" | "chat" | "knowledge" | "search" | "code" | "thinking") => mode,
+        name @ ("auto" | "chat" | "knowledge" | "search" | "code" | "thinking" | "deep_research") => {
+            super::platform_mode(name)
+        }
         _ => {
             return Err(ApiError::param(
                 "mode",
