@@ -18,16 +18,37 @@ use crate::web;
 pub const VENDOR_PATHS: [&str; 5] =
     [openai::CHAT_COMPLETIONS, openai::RESPONSES, anthropic::MESSAGES, seed::CHAT, seed::CHAT_STREAM];
 
-/// The error response for `err` in the dialect `path` speaks.
-pub fn error_response(path: &str, err: &ApiError, request_id: &str) -> http::Response<Body> {
-    if openai::serves(path) {
-        openai::error::response(err)
-    } else if path == anthropic::MESSAGES {
-        anthropic::error::response(err)
-    } else if seed::serves(path) {
-        seed::error_response(err, request_id)
-    } else {
-        web::error(err, request_id)
+/// Whose error shape a path's errors take.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorShape {
+    Platform,
+    OpenAi,
+    Anthropic,
+    Seed,
+}
+
+impl ErrorShape {
+    /// The shape of the dialect `path` speaks, decided before the request is handled.
+    pub fn of(path: &str) -> ErrorShape {
+        if openai::serves(path) {
+            ErrorShape::OpenAi
+        } else if path == anthropic::MESSAGES {
+            ErrorShape::Anthropic
+        } else if seed::serves(path) {
+            ErrorShape::Seed
+        } else {
+            ErrorShape::Platform
+        }
+    }
+
+    /// The error response for `err`.
+    pub fn response(self, err: &ApiError, request_id: &str) -> http::Response<Body> {
+        match self {
+            ErrorShape::OpenAi => openai::error::response(err),
+            ErrorShape::Anthropic => anthropic::error::response(err),
+            ErrorShape::Seed => seed::error_response(err, request_id),
+            ErrorShape::Platform => web::error(err, request_id),
+        }
     }
 }
 

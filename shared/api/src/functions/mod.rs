@@ -133,11 +133,11 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     let (parts, body) = request.into_parts();
     let principal = if F::is_public(&parts) { None } else { Some(caller(&host, &parts.headers)?) };
     let config = Config::from_host(&host)?;
+    let started_ms = host.now_ms();
     let meter = F::MODE.map(|mode| {
         let tier = requested_tier(&parts.headers).unwrap_or_else(|| F::default_tier(mode));
-        meter::Pending { mode, tier, started_ms: host.now_ms() }
+        meter::Pending { mode, tier, started_ms }
     });
-    let started_ms = host.now_ms();
     let ctx = Ctx { host, config, request_id: request_id.to_string(), principal, started_ms, meter };
     let handled = F::handle(&ctx, parts, body).await;
     if let (Err(_), Some(pending)) = (&handled, &ctx.meter) {
@@ -156,13 +156,13 @@ pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) 
     let request_id = web::request_id(&host, request.headers());
     // Every record the request logs names it.
     let host = RequestHost::new(host, &request_id);
-    let path = request.uri().path().to_owned();
+    let errors = dialect::ErrorShape::of(request.uri().path());
     let mut request = request;
     // Anthropic's clients send the token as `x-api-key`: every path takes it as the bearer.
     web::bearer_from_api_key(request.headers_mut());
     let mut response = match F::run(host, request, &request_id).await {
         Ok(response) => response,
-        Err(err) => dialect::error_response(&path, &err, &request_id),
+        Err(err) => errors.response(&err, &request_id),
     };
     web::set_header(&mut response, web::REQUEST_ID, &request_id);
     response
