@@ -124,17 +124,7 @@ async fn sse_events(host: &TestHost, body: Value) -> (u16, Vec<(String, Value)>)
     while let Some(chunk) = stream.next().await {
         text.push_str(std::str::from_utf8(&chunk.unwrap()).unwrap());
     }
-    let events = text
-        .split("\n\n")
-        .filter(|f| !f.is_empty())
-        .map(|frame| {
-            let mut lines = frame.lines();
-            let name = lines.next().unwrap().trim_start_matches("event: ").to_string();
-            let data = lines.next().unwrap().trim_start_matches("data: ");
-            (name, serde_json::from_str(data).unwrap())
-        })
-        .collect();
-    (status, events)
+    (status, sse_frames(&text))
 }
 
 #[tokio::test(start_paused = true)]

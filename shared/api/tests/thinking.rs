@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::{serve, sim_host, user_request};
+use common::{serve, sim_host, sse_frames, user_request};
 use opencode_runtime::Body;
 use opencode_testkit::TestHost;
 use provider_sim::SimHandle;
@@ -43,19 +43,6 @@ fn ask(text: &str, extra: Value) -> Value {
 /// The bodies the simulator received, oldest first.
 fn wire_bodies(sim: &SimHandle) -> Vec<Value> {
     sim.requests().into_iter().map(|r| r["body"].clone()).collect()
-}
-
-/// `(event, data)` pairs of an SSE body.
-fn events(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
-        .map(|frame| {
-            let field = |name: &str| {
-                frame.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_default().to_owned()
-            };
-            (field("event:"), serde_json::from_str(&field("data:")).unwrap())
-        })
-        .collect()
 }
 
 fn joined(events: &[(String, Value)], name: &str) -> String {
@@ -148,7 +135,7 @@ async fn a_stream_sends_thinking_events_before_the_deltas_and_done_carries_the_a
     assert_eq!(status, 200, "{text}");
     assert!(headers["content-type"].to_str().unwrap().starts_with("text/event-stream"));
     assert_eq!(headers["x-provider"], "anthropic");
-    let evs = events(&text);
+    let evs = sse_frames(&text);
     let names: Vec<&str> = evs.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names.first(), Some(&"start"));
     assert_eq!(&names[names.len() - 2..], ["usage", "done"]);
@@ -174,7 +161,7 @@ async fn include_thinking_false_keeps_the_reasoning_out_of_a_stream_too() {
     let host = host(&sim, "gemini").with_var("GEMINI_MODEL", "gemini-2.5-pro");
     let (status, _, text) = send(&host, ask("quiet", json!({"stream": true, "include_thinking": false}))).await;
     assert_eq!(status, 200, "{text}");
-    let evs = events(&text);
+    let evs = sse_frames(&text);
     assert!(evs.iter().all(|(n, _)| n != "thinking"), "{text}");
     assert_eq!(joined(&evs, "delta"), "Hello from gemini (gemini-2.5-pro). You said: quiet");
     // The model still reasoned, and was billed for it.
@@ -217,7 +204,7 @@ async fn a_provider_that_refuses_reasoning_falls_back_to_the_next() {
     let host = self::host(&sim, "gemini,anthropic");
     let (status, _, text) = send(&host, ask("sim:gemini:status=503 again", json!({"stream": true}))).await;
     assert_eq!(status, 200, "{text}");
-    let evs = events(&text);
+    let evs = sse_frames(&text);
     assert_eq!(evs[0].1["provider"], "anthropic");
     assert_eq!(evs[0].1["attempts"], 2);
     assert!(!joined(&evs, "thinking").is_empty());

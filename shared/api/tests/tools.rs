@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::{serve, sim_host, user_request};
+use common::{serve, sim_host, sse_frames, user_request};
 use opencode_testkit::TestHost;
 use provider_sim::SimHandle;
 use serde_json::{json, Value};
@@ -24,19 +24,6 @@ async fn answer(host: &TestHost, body: &Value) -> Value {
     let (status, _, text) = send(host, "/v1/chat", body).await;
     assert_eq!(status, 200, "{text}");
     serde_json::from_str(&text).unwrap()
-}
-
-/// `(event, data)` pairs of an SSE body.
-fn events(text: &str) -> Vec<(String, Value)> {
-    text.split("\n\n")
-        .filter(|frame| !frame.trim().is_empty())
-        .map(|frame| {
-            let field = |name: &str| {
-                frame.lines().find_map(|l| l.strip_prefix(name)).map(str::trim).unwrap_or_default().to_owned()
-            };
-            (field("event:"), serde_json::from_str(&field("data:")).unwrap())
-        })
-        .collect()
 }
 
 fn weather_tool() -> Value {
@@ -213,7 +200,7 @@ async fn a_stream_sends_tool_call_pieces_and_done_carries_the_assembled_calls() 
         body["stream"] = json!(true);
         let (status, _, text) = send(&host, "/v1/chat", &body).await;
         assert_eq!(status, 200, "{text}");
-        let events = events(&text);
+        let events = sse_frames(&text);
         let names: Vec<&str> = events.iter().map(|(e, _)| e.as_str()).collect();
         assert_eq!(names.first(), Some(&"start"), "{provider}: {names:?}");
         assert!(!names.contains(&"delta"), "{provider}: {names:?}");
@@ -258,7 +245,7 @@ async fn a_streamed_gemini_call_s_signature_goes_back_with_it() {
     body["stream"] = json!(true);
     let (status, _, text) = send(&host, "/v1/chat", &body).await;
     assert_eq!(status, 200, "{text}");
-    let done = events(&text).pop().unwrap().1;
+    let done = sse_frames(&text).pop().unwrap().1;
     let call = done["tool_calls"][0].clone();
     let second = json!({
         "messages": [
@@ -312,7 +299,7 @@ async fn the_cache_keys_on_the_tools_and_replays_calls_as_json_and_as_a_stream()
     streamed["stream"] = json!(true);
     let (_, headers, text) = send(&host, "/v1/chat", &streamed).await;
     assert_eq!(headers["x-cache"], "hit");
-    let events = events(&text);
+    let events = sse_frames(&text);
     let piece = &events.iter().find(|(e, _)| e == "tool_call").unwrap().1;
     let call = &first["message"]["tool_calls"][0];
     assert_eq!(
