@@ -157,6 +157,11 @@ impl Start {
     pub fn new(mode: Mode, tier: Option<Tier>) -> Start {
         Start { mode, tier, answered: None, model: None, query: None, reasoning: None, tools: None }
     }
+
+    /// The answering model, when known: the one the provider named, else the one asked for.
+    pub fn model_name(&self) -> Option<&str> {
+        self.model.as_deref().or(self.answered.as_ref().map(|a| a.model.as_str()))
+    }
 }
 
 /// Why a stream ended without its answer.
@@ -197,6 +202,13 @@ pub struct Head {
     /// Who answers, when already committed.
     pub answered: Option<Answered>,
     pub cache: Option<CacheStatus>,
+}
+
+impl Head {
+    /// The model asked of the committed provider, or empty when none is committed yet.
+    pub fn model_name(&self) -> String {
+        self.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default()
+    }
 }
 
 /// A streamed reply.

@@ -21,7 +21,7 @@ pub fn reply<D: PlatformDetails>(request_id: &str, reply: Reply<D>) -> http::Res
     match reply {
         Reply::Whole(answer) => render::json_reply(&message(request_id, &answer), &answer),
         Reply::Stream(streamed) => {
-            let model = streamed.head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default();
+            let model = streamed.head.model_name();
             let mut blocks = Blocks { request_id: request_id.to_owned(), model, started: false, open: None, count: 0 };
             render::sse_reply(streamed, move |event, out| blocks.write(event, out))
         }
@@ -113,8 +113,8 @@ impl Blocks {
         let mut push = |name: &str, data: Value| out.extend_from_slice(&sse::encode(name, &data));
         match event {
             Event::Start(start) => {
-                if let Some(model) = start.model.as_ref().or(start.answered.as_ref().map(|a| &a.model)) {
-                    self.model.clone_from(model);
+                if let Some(model) = start.model_name() {
+                    model.clone_into(&mut self.model);
                 }
                 self.start(&mut push);
             }

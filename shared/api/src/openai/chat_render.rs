@@ -32,7 +32,7 @@ pub fn reply<D: PlatformDetails>(request_id: &str, format: Format, reply: Reply<
     match reply {
         Reply::Whole(answer) => render::json_reply(&completion(request_id, format.created, &answer), &answer),
         Reply::Stream(streamed) => {
-            let model = streamed.head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default();
+            let model = streamed.head.model_name();
             let mut chunks = Chunks {
                 id: completion_id(request_id),
                 request_id: request_id.to_owned(),
@@ -145,8 +145,8 @@ impl Chunks {
     fn write<D: PlatformDetails>(&mut self, event: &Event<D>, out: &mut Vec<u8>) {
         match event {
             Event::Start(start) => {
-                if let Some(model) = start.model.as_ref().or(start.answered.as_ref().map(|a| &a.model)) {
-                    self.model.clone_from(model);
+                if let Some(model) = start.model_name() {
+                    model.clone_into(&mut self.model);
                 }
                 self.open(out);
             }

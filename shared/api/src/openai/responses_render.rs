@@ -20,7 +20,7 @@ pub fn reply<D: PlatformDetails>(request_id: &str, created: u64, reply: Reply<D>
     match reply {
         Reply::Whole(answer) => render::json_reply(&whole(&ids, &answer), &answer),
         Reply::Stream(streamed) => {
-            let model = streamed.head.answered.as_ref().map(|a| a.model.clone()).unwrap_or_default();
+            let model = streamed.head.model_name();
             let mut items = Items { ids, model, sequence: 0, started: false, items: Vec::new(), open: false };
             render::sse_reply(streamed, move |event, out| items.write(event, out))
         }
@@ -168,8 +168,8 @@ impl Items {
     fn write<D: PlatformDetails>(&mut self, event: &Event<D>, out: &mut Vec<u8>) {
         match event {
             Event::Start(start) => {
-                if let Some(model) = start.model.as_ref().or(start.answered.as_ref().map(|a| &a.model)) {
-                    self.model.clone_from(model);
+                if let Some(model) = start.model_name() {
+                    model.clone_into(&mut self.model);
                 }
                 self.start(out);
             }

@@ -143,7 +143,7 @@ fn frames<D: PlatformDetails>(request_id: &str, event: &Event<D>, out: &mut Vec<
 
 fn start_json<D: PlatformDetails>(request_id: &str, start: &Start) -> Value {
     let answered = start.answered.as_ref();
-    let model = start.model.as_deref().or(answered.map(|a| a.model.as_str()));
+    let model = start.model_name();
     if D::PLAIN_CHAT {
         return json!({
             "id": request_id,
