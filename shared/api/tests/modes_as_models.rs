@@ -29,7 +29,7 @@ fn host() -> TestHost {
                 json_response(200, &openai_ok("It is so [1]."))
             })
         });
-    for name in ["chat", "search", "thinking", "agent"] {
+    for name in ["gateway", "chat", "search", "thinking", "agent"] {
         host = host.with_function(name, move |host, req| async move {
             opencode_api::serve_named(name, host, req.map(Body::Full)).await
         });
@@ -57,6 +57,25 @@ async fn opencode_search_answers_a_chat_completion_with_url_citations() {
         (annotation["url_citation"]["start_index"].as_u64(), annotation["url_citation"]["end_index"].as_u64()),
         (Some(9), Some(12))
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn chat_passes_another_modes_alias_on_to_the_gateway() {
+    // Spin routes OpenAI's and Anthropic's chat paths straight to chat.
+    let host = host();
+    let body = json!({"model": "opencode/search", "messages": [{"role": "user", "content": "is it so?"}]});
+    let (status, _, text) = serve(&host, "chat", user_request("/v1/chat/completions", &body)).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(
+        (status, v["object"].as_str(), v["opencode"]["mode"].as_str()),
+        (200, Some("chat.completion"), Some("search")),
+        "{v}"
+    );
+    let body = json!({"model": "opencode/nomode", "max_tokens": 9, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, _, text) = serve(&host, "chat", user_request("/v1/messages", &body)).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, v["type"].as_str()), (404, Some("error")), "{v}");
+    assert!(v["error"]["message"].as_str().unwrap().contains("opencode/nomode"), "{v}");
 }
 
 #[tokio::test(start_paused = true)]

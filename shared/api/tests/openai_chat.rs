@@ -100,7 +100,6 @@ async fn bad_requests_are_400s_in_openai_shape_naming_the_parameter() {
         (json!({"stream_options": {"include_usage": true}}), "stream_options", "only allowed when `stream` is true"),
         (json!({"max_tokens": 10, "max_completion_tokens": 20}), "max_tokens", "disagree"),
         (json!({"reasoning_effort": "extreme"}), "reasoning_effort", "must be one of"),
-        (json!({"model": "opencode/search"}), "model", "not served by the chat function"),
         (
             json!({"messages": [{"role": "user", "content": [{"type": "input_audio"}]}]}),
             "messages[0].content[0]",
@@ -255,6 +254,7 @@ async fn cached_prompt_tokens_survive_into_every_dialects_usage() {
         let answer = answer.to_string();
         async move { Ok(json_response(200, &answer)) }
     });
+    in_process(&host, &["chat"]);
     let (_, _, body) = completions(&host, ask(json!({}))).await;
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(v["usage"]["prompt_tokens_details"]["cached_tokens"], 24, "{body}");
@@ -264,7 +264,7 @@ async fn cached_prompt_tokens_survive_into_every_dialects_usage() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["usage"], json!({"input_tokens": 6, "cache_read_input_tokens": 24, "output_tokens": 2}), "{text}");
     let (_, _, text) =
-        serve(&host, "chat", user_request("/v1/responses", &json!({"model": "opencode/chat", "input": "hi"}))).await;
+        serve(&host, "gateway", user_request("/v1/responses", &json!({"model": "opencode/chat", "input": "hi"}))).await;
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 24, "{text}");
 }

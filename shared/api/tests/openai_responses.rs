@@ -1,4 +1,4 @@
-//! `POST /v1/responses` (stateless) in OpenAI's dialect, end to end through `serve("chat", ...)`:
+//! `POST /v1/responses` (stateless) in OpenAI's dialect, end to end through the gateway to chat:
 //! input items, the `response` object, the typed stream with sequence numbers, and refusals of
 //! what needs state.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -12,7 +12,8 @@ use serde_json::{json, Value};
 const PATH: &str = "/v1/responses";
 
 async fn responses(host: &TestHost, body: Value) -> (u16, String) {
-    let (status, _, text) = serve(host, "chat", user_request(PATH, &body)).await;
+    in_process(host, &["chat"]);
+    let (status, _, text) = serve(host, "gateway", user_request(PATH, &body)).await;
     (status, text)
 }
 

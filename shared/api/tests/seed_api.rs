@@ -88,7 +88,7 @@ async fn bad_bodies_get_the_seeds_error_shape_and_status_is_public() {
     }
     // The seed names research `deep_research`; the platform's own name is not one of its modes.
     let (status, _, text) =
-        serve(&host, "chat", user_request("/api/v1/chat", &json!({"query": "x", "mode": "research"}))).await;
+        serve(&host, "gateway", user_request("/api/v1/chat", &json!({"query": "x", "mode": "research"}))).await;
     assert_eq!((status, text.contains("`mode` must be one of")), (422, true), "{text}");
     let status_request = http::Request::get("/api/status").body(Body::empty()).unwrap();
     let (status, _, text) = serve(&host, "gateway", status_request).await;

@@ -1,13 +1,13 @@
 //! `POST /v1/messages`: Anthropic's Messages body, translated into the platform's chat body
-//! (OpenAI-shaped messages, tools and tool choice) and checked there, so both dialects pass
-//! the same checks into the same [`ChatRequest`]. Errors name the field.
+//! (OpenAI-shaped messages, tools and tool choice), so both dialects pass the same checks into
+//! the same request. Errors name the field.
 
 use serde_json::{json, Map, Value};
 
-use opencode_core::model::{ChatRequest, Effort, Reasoning};
+use opencode_core::model::Effort;
 
 use crate::error::ApiError;
-use crate::platform::request::ChatBody;
+use crate::openai::chat_request::effort_body;
 use crate::web;
 
 /// Fields of Anthropic's body the platform reads.
@@ -40,8 +40,11 @@ fn invalid<T>(field: &str, message: String) -> Result<T, ApiError> {
     Err(ApiError::param(field, message))
 }
 
-/// A Messages body: the provider-independent request and how to answer it.
-pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, MessagesOptions), ApiError> {
+/// A Messages body as the platform's chat body, and how to answer it.
+pub fn translate(
+    parts: &http::request::Parts,
+    bytes: &[u8],
+) -> Result<(Map<String, Value>, MessagesOptions), ApiError> {
     let mut body = web::parse_object(parts, bytes)?;
     for (name, value) in &body {
         if UNSUPPORTED.contains(&name.as_str()) && !value.is_null() {
@@ -89,22 +92,23 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
             chat.insert("tool_choice".into(), choice);
         }
     }
-    let reasoning = thinking(body.remove("thinking"), max_tokens)?;
-    let mut request = ChatBody::check_object(chat)?;
-    request.reasoning = reasoning;
-    Ok((request, MessagesOptions { stream }))
+    if let Some(reasoning) = thinking(body.remove("thinking"), max_tokens)? {
+        chat.insert("reasoning".into(), reasoning);
+    }
+    chat.insert("stream".into(), Value::Bool(stream));
+    Ok((chat, MessagesOptions { stream }))
 }
 
 /// `thinking`: `enabled` with a budget (at least 1024 tokens and under `max_tokens`, as
 /// Anthropic requires), `adaptive` (a medium budget), or `disabled`.
-fn thinking(value: Option<Value>, max_tokens: u32) -> Result<Option<Reasoning>, ApiError> {
+fn thinking(value: Option<Value>, max_tokens: u32) -> Result<Option<Value>, ApiError> {
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
     match value.get("type").and_then(Value::as_str) {
         Some("disabled") => Ok(None),
-        Some("adaptive") => Ok(Some(Reasoning { budget_tokens: Effort::Medium.budget_tokens() })),
+        Some("adaptive") => Ok(Some(effort_body(Effort::Medium))),
         Some("enabled") => match value.get("budget_tokens").and_then(Value::as_u64).and_then(|b| u32::try_from(b).ok())
         {
-            Some(budget) if budget >= 1024 && budget < max_tokens => Ok(Some(Reasoning { budget_tokens: budget })),
+            Some(budget) if budget >= 1024 && budget < max_tokens => Ok(Some(json!({ "budget_tokens": budget }))),
             _ => invalid(
                 "thinking.budget_tokens",
                 "thinking.budget_tokens: must be at least 1024 and less than max_tokens".into(),

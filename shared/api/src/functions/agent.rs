@@ -8,13 +8,13 @@ use opencode_runtime::bounded::Limits;
 use opencode_runtime::host::{Body, Host};
 use opencode_runtime::modes::Delivery;
 
-use super::{Ctx, Dialect, Handled};
+use super::{dialect, Ctx, Handled};
 use crate::error::ApiError;
 use crate::web;
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mut request, dialect) = Dialect::parse_chat(&parts, &bytes)?;
+    let (mut request, dialect) = dialect::parse_chat(&parts, &bytes)?;
     if !request.tools.is_empty() {
         return Err(ApiError::Validation(
             "the agent runs the platform's tools; a request with its own `tools` is answered by chat".into(),

@@ -1,8 +1,15 @@
-//! Which client dialect a request speaks, by its path: how its body is read into the
-//! runtime's request, and how its answer and its errors are written.
+//! Which client dialect a request speaks, how its body becomes the platform's chat body, and how
+//! its answer and its errors are written.
+//!
+//! A vendor's body is translated once, into the platform's chat body, where it arrives: the
+//! gateway for every vendor path, and chat for the two paths Spin routes to it directly (OpenAI's
+//! chat completions and Anthropic's messages: the hot path skips the gateway's hop). A mode's
+//! function then reads the platform's body alone and learns the dialect to answer in from
+//! [`DIALECT_HEADER`], so that it carries the dialects' renderers but none of their parsers.
+
+use serde_json::{Map, Value};
 
 use opencode_core::model::ChatRequest;
-use opencode_core::routing::Mode;
 use opencode_runtime::host::Body;
 
 use crate::anthropic::{self, request::MessagesOptions};
@@ -13,12 +20,20 @@ use crate::platform::request::{parse_mode_body, ChatBody};
 use crate::seed::{self, request::SeedOptions};
 use crate::web;
 
-/// The vendors' chat paths (OpenAI's two, Anthropic's, the seed's two): each mode's function
-/// answers them, the gateway routes them by the mode their body names.
+/// The header naming the dialect a translated body's answer is written in. Set by whoever
+/// translated it (the gateway, or chat passing a request to the agent); a caller who sets it
+/// only chooses how its own answer is written.
+pub const DIALECT_HEADER: &str = "x-opencode-dialect";
+
+/// The vendors' chat paths (OpenAI's two, Anthropic's, the seed's two): the gateway translates
+/// them and sends each to the mode its body names.
 pub const VENDOR_PATHS: [&str; 5] =
     [openai::CHAT_COMPLETIONS, openai::RESPONSES, anthropic::MESSAGES, seed::CHAT, seed::CHAT_STREAM];
 
-/// Whose error shape a path's errors take.
+/// The vendor paths the chat function also answers itself (on Spin they are routed to it).
+pub const CHAT_VENDOR_PATHS: [&str; 2] = [openai::CHAT_COMPLETIONS, anthropic::MESSAGES];
+
+/// Whose error shape a request's errors take.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorShape {
     Platform,
@@ -28,8 +43,15 @@ pub enum ErrorShape {
 }
 
 impl ErrorShape {
-    /// The shape of the dialect `path` speaks, decided before the request is handled.
-    pub fn of(path: &str) -> ErrorShape {
+    /// The shape of the dialect a request speaks, decided before it is handled: the one
+    /// [`DIALECT_HEADER`] names, else its path's.
+    pub fn of(path: &str, headers: &http::HeaderMap) -> ErrorShape {
+        match headers.get(DIALECT_HEADER).map(http::HeaderValue::as_bytes) {
+            Some(b"openai-chat" | b"openai-chat; include_usage" | b"openai-responses") => return ErrorShape::OpenAi,
+            Some(b"anthropic-messages") => return ErrorShape::Anthropic,
+            Some(b"seed") => return ErrorShape::Seed,
+            _ => {}
+        }
         if openai::serves(path) {
             ErrorShape::OpenAi
         } else if path == anthropic::MESSAGES {
@@ -51,6 +73,9 @@ impl ErrorShape {
         }
     }
 }
+
+/// A vendor's body as the platform's chat body, and the dialect its answer is written in.
+pub type Translated = (Map<String, Value>, Dialect);
 
 /// The dialect a chat request came in, which its answer is written in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,85 +104,98 @@ impl Dialect {
         }
     }
 
-    /// A chat body in the dialect its path speaks: the request and the dialect.
-    /// A chat body: on chat's own path, `/v1/chat`, the platform's; on a vendor's path, the
-    /// vendor's. Any other path is a 404.
-    pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, Dialect), ApiError> {
-        if let Some(parsed) = Dialect::parse_vendor(parts, bytes, Mode::Chat)? {
-            return Ok(parsed);
-        }
-        match parts.uri.path() {
-            "/v1/chat" => {
-                let (request, stream) = web::parse_json::<ChatBody>(parts, bytes)?.validate()?;
-                Ok((request, Dialect::Platform { stream }))
-            }
-            other => Err(ApiError::NotFound(other.chars().take(256).collect())),
+    /// The [`DIALECT_HEADER`] value that names this dialect (none for the platform's own).
+    pub fn header_value(self) -> Option<&'static str> {
+        match self {
+            Dialect::Platform { .. } => None,
+            Dialect::OpenAiChat(ChatOptions { include_usage: true, .. }) => Some("openai-chat; include_usage"),
+            Dialect::OpenAiChat(_) => Some("openai-chat"),
+            Dialect::OpenAiResponses(_) => Some("openai-responses"),
+            Dialect::AnthropicMessages(_) => Some("anthropic-messages"),
+            Dialect::Seed(_) => Some("seed"),
         }
     }
 
-    /// A vendor dialect's body on its path, for the function of `mode`: the request, with the
-    /// `opencode/<mode>` model that named the mode taken off, and the dialect. `None` on any
-    /// other path.
-    pub fn parse_vendor(
-        parts: &http::request::Parts,
-        bytes: &[u8],
-        mode: Mode,
-    ) -> Result<Option<(ChatRequest, Dialect)>, ApiError> {
-        let Some((mut request, dialect)) = Dialect::parse_any_vendor(parts, bytes)? else { return Ok(None) };
-        if let Some(alias) = request.model.as_deref().and_then(|model| model.strip_prefix("opencode/")) {
-            if alias != mode.as_str() {
-                let alias: String = alias.chars().take(32).collect();
-                return Err(ApiError::param(
-                    "model",
-                    format!("`opencode/{alias}` is not served by the {mode} function: send it to the gateway, which routes each mode's alias"),
-                ));
+    /// The dialect a platform body's answer is written in: the one [`DIALECT_HEADER`] names,
+    /// else the platform's own.
+    pub fn from_headers(headers: &http::HeaderMap, stream: bool) -> Result<Dialect, ApiError> {
+        let Some(value) = headers.get(DIALECT_HEADER) else { return Ok(Dialect::Platform { stream }) };
+        Ok(match value.as_bytes() {
+            b"openai-chat" => Dialect::OpenAiChat(ChatOptions { stream, include_usage: false }),
+            b"openai-chat; include_usage" => Dialect::OpenAiChat(ChatOptions { stream, include_usage: true }),
+            b"openai-responses" => Dialect::OpenAiResponses(ResponsesOptions { stream }),
+            b"anthropic-messages" => Dialect::AnthropicMessages(MessagesOptions { stream }),
+            b"seed" => Dialect::Seed(SeedOptions { stream }),
+            _ => {
+                return Err(ApiError::Validation(format!(
+                    "`{DIALECT_HEADER}` must be one of openai-chat, openai-chat; include_usage, openai-responses, anthropic-messages, seed"
+                )))
             }
-            request.model = None;
-        }
-        Ok(Some((request, dialect)))
+        })
     }
 
-    /// A vendor dialect's body on its path, whatever its model; `None` on any other path.
-    pub fn parse_any_vendor(
-        parts: &http::request::Parts,
-        bytes: &[u8],
-    ) -> Result<Option<(ChatRequest, Dialect)>, ApiError> {
+    /// [`Dialect::translate`] on [`CHAT_VENDOR_PATHS`] alone: chat links only these two.
+    pub fn translate_for_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<Option<Translated>, ApiError> {
         Ok(Some(match parts.uri.path() {
             openai::CHAT_COMPLETIONS => {
-                let (request, options) = chat_request::parse(parts, bytes)?;
-                (request, Dialect::OpenAiChat(options))
-            }
-            openai::RESPONSES => {
-                let (request, options) = responses_request::parse(parts, bytes)?;
-                (request, Dialect::OpenAiResponses(options))
+                let (body, options) = chat_request::translate(parts, bytes)?;
+                (body, Dialect::OpenAiChat(options))
             }
             anthropic::MESSAGES => {
-                let (request, options) = anthropic::request::parse(parts, bytes)?;
-                (request, Dialect::AnthropicMessages(options))
+                let (body, options) = anthropic::request::translate(parts, bytes)?;
+                (body, Dialect::AnthropicMessages(options))
+            }
+            _ => return Ok(None),
+        }))
+    }
+
+    /// A vendor's body on its path as the platform's chat body, and the dialect; `None` on any
+    /// other path.
+    pub fn translate(parts: &http::request::Parts, bytes: &[u8]) -> Result<Option<Translated>, ApiError> {
+        if let Some(translated) = Dialect::translate_for_chat(parts, bytes)? {
+            return Ok(Some(translated));
+        }
+        Ok(Some(match parts.uri.path() {
+            openai::RESPONSES => {
+                let (body, options) = responses_request::translate(parts, bytes)?;
+                (body, Dialect::OpenAiResponses(options))
             }
             seed::CHAT | seed::CHAT_STREAM => {
-                let (request, options) = seed::request::parse(parts, bytes)?;
-                (request, Dialect::Seed(options))
+                let (body, options) = seed::request::translate(parts, bytes)?;
+                (body, Dialect::Seed(options))
             }
             _ => return Ok(None),
         }))
     }
 }
 
-/// A mode function's body in the dialect its path speaks: on the platform's own path, the chat
-/// body plus the mode's own fields (`E`, named in `fields`); on a vendor's path, where the
-/// client named the mode as the model `opencode/<mode>`, the vendor's body with the mode's own
-/// fields at their defaults.
+/// Takes the mode alias off a translated body: `Some("search")` for `model: "opencode/search"`
+/// (the model names the mode, not a model); `None`, the body untouched, for any other model.
+pub fn take_alias(body: &mut Map<String, Value>) -> Option<String> {
+    let alias = body.get("model").and_then(Value::as_str)?.strip_prefix("opencode/")?.to_owned();
+    body.remove("model");
+    Some(alias)
+}
+
+/// A chat body on `/v1/chat` (the platform's, answered in the dialect the header names), as its
+/// request and dialect. Any other path is a 404.
+pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, Dialect), ApiError> {
+    if parts.uri.path() != "/v1/chat" {
+        return Err(ApiError::NotFound(parts.uri.path().chars().take(256).collect()));
+    }
+    let (request, stream) = ChatBody::from_object(web::parse_object(parts, bytes)?)?.validate()?;
+    Ok((request, Dialect::from_headers(&parts.headers, stream)?))
+}
+
+/// A mode function's body: the platform's chat body plus the mode's own fields (`E`, named in
+/// `fields`), answered in the dialect the header names (a vendor's body, translated by the
+/// gateway, carries none of the mode's own fields: they keep their defaults).
 pub fn parse_mode<E: serde::de::DeserializeOwned + Default>(
     parts: &http::request::Parts,
     bytes: &[u8],
     fields: &[&str],
-    mode: Mode,
 ) -> Result<(ChatRequest, E, Dialect), ApiError> {
-    if let Some((request, dialect)) = Dialect::parse_vendor(parts, bytes, mode)? {
-        return Ok((request, E::default(), dialect));
-    }
     let (chat, own) = parse_mode_body::<E>(parts, bytes, fields)?;
     let (request, stream) = chat.validate()?;
-    Ok((request, own, Dialect::Platform { stream }))
+    Ok((request, own, Dialect::from_headers(&parts.headers, stream)?))
 }

@@ -55,7 +55,6 @@ pub(super) async fn handle<H: Host>(
     let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
     match path.as_str() {
         "/v1/knowledge" => ask(ctx, parts, body).await,
-        vendor if super::dialect::VENDOR_PATHS.contains(&vendor) => ask(ctx, parts, body).await,
         "/v1/knowledge/search" => search_only(ctx, parts, body).await,
         embeddings::EMBEDDINGS => embed(ctx, parts, body).await,
         "/v1/knowledge/documents" => match method {
@@ -198,7 +197,7 @@ struct Own {
 
 async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mut request, own, dialect) = parse_mode::<Own>(&parts, &bytes, &["top_k"], Mode::Knowledge)?;
+    let (mut request, own, dialect) = parse_mode::<Own>(&parts, &bytes, &["top_k"])?;
     let top_k = count("top_k", own.top_k.as_ref(), DEFAULT_TOP_K, knowledge::MAX_TOP_K)?;
     refuse_tools(&request, Mode::Knowledge, false)?;
     let question = last_user_text(&request).trim().to_owned();

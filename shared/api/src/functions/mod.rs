@@ -156,7 +156,7 @@ pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) 
     let request_id = web::request_id(&host, request.headers());
     // Every record the request logs names it.
     let host = RequestHost::new(host, &request_id);
-    let errors = dialect::ErrorShape::of(request.uri().path());
+    let errors = dialect::ErrorShape::of(request.uri().path(), request.headers());
     let mut request = request;
     // Anthropic's clients send the token as `x-api-key`: every path takes it as the bearer.
     web::bearer_from_api_key(request.headers_mut());

@@ -14,9 +14,10 @@ use futures::stream::{self, StreamExt};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use super::dialect::{self, Dialect, DIALECT_HEADER};
 use super::{gateway, Ctx, Handled};
 use crate::error::ApiError;
-use crate::platform::request::{validate_messages, MessageBody};
+use crate::platform::request::{validate_messages, ChatBody, MessageBody, TIER_HEADER};
 use crate::{sse, web};
 use opencode_core::model::Message;
 use opencode_core::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, RoutingDecision, Tier};
@@ -157,61 +158,50 @@ async fn with_routing(response: http::Response<Body>, decision: &RoutingDecision
 }
 
 /// A vendor dialect's chat request at the gateway (`/v1/chat/completions`, `/v1/responses`,
-/// `/v1/messages`), by its `model`: `opencode/<mode>` goes to that mode's function,
-/// `opencode/auto` to the mode and tier the analyzer picks (named in `x-routing-mode` and
-/// `x-routing-tier`: the vendors' shapes have no place for the decision), any other model to
-/// chat. The function answers in the dialect.
+/// `/v1/messages`, the seed's chat), translated into the platform's chat body and sent, with
+/// the dialect in its header, to the mode its `model` names: `opencode/<mode>` to that mode's
+/// function, `opencode/auto` to the mode and tier the analyzer picks (named in `x-routing-mode`
+/// and `x-routing-tier`: the vendors' shapes have no place for the decision), any other model
+/// to chat. The function answers in the dialect.
 pub(super) async fn vendor<H: Host>(host: &H, request: http::Request<Body>, request_id: &str) -> Handled {
-    #[derive(Deserialize)]
-    struct Named {
-        model: Option<Value>,
-        mode: Option<Value>,
-    }
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
     let bytes = web::read_body(&parts, body, gateway::body_limit(host)).await?;
-    // A body that does not parse goes to chat, which says what is wrong with it.
-    let named = serde_json::from_slice::<Named>(&bytes).ok();
-    let alias = if crate::seed::serves(parts.uri.path()) {
-        // The seed names the mode in `mode` (auto when absent; its deep_research is research).
-        let mode = named.as_ref().and_then(|n| n.mode.as_ref()).and_then(Value::as_str);
-        Some(crate::seed::platform_mode(mode.unwrap_or("auto")))
-    } else {
-        let model = named.as_ref().and_then(|n| n.model.as_ref()).and_then(Value::as_str);
-        model.and_then(|model| model.strip_prefix("opencode/"))
-    };
-    match alias {
-        None => gateway::forward_read(host, "chat", parts, bytes, request_id).await,
-        Some("auto") => auto(host, parts, &bytes, request_id).await,
-        Some(name) => match Mode::parse(name) {
-            Some(mode) => gateway::forward_read(host, mode.as_str(), parts, bytes, request_id).await,
-            None => {
-                let name: String = name.chars().take(32).collect();
-                Err(ApiError::UnknownModel(format!(
-                    "`opencode/{name}` is not a mode: use opencode/auto or one of {}",
-                    Mode::ALL.map(|m| format!("opencode/{m}")).join(", ")
-                )))
-            }
-        },
-    }
-}
-
-/// `opencode/auto` in a vendor's dialect: routes the conversation, then runs the chosen mode
-/// with the body's model naming it.
-async fn auto<H: Host>(host: &H, parts: http::request::Parts, bytes: &[u8], request_id: &str) -> Handled {
-    let Some((request, _)) = super::Dialect::parse_any_vendor(&parts, bytes)? else {
+    let Some((mut body, dialect)) = Dialect::translate(&parts, &bytes)? else {
         return Err(ApiError::NotFound(parts.uri.path().to_owned()));
     };
-    let decision = decide(&analyzer(host)?, None, None, &request.messages);
-    let mut body = web::parse_object(&parts, bytes)?;
-    if crate::seed::serves(parts.uri.path()) {
-        body.insert("mode".into(), Value::String(crate::seed::mode_name(decision.mode).into()));
-    } else {
-        body.insert("model".into(), Value::String(format!("opencode/{}", decision.mode)));
+    let (mode, decision) = match dialect::take_alias(&mut body).as_deref() {
+        None => (Mode::Chat, None),
+        Some("auto") => {
+            let (request, _) = ChatBody::from_object(body.clone())?.validate()?;
+            let decision = decide(&analyzer(host)?, None, None, &request.messages);
+            (decision.mode, Some(decision))
+        }
+        Some(name) => match Mode::parse(name) {
+            Some(mode) => (mode, None),
+            None => {
+                let name: String = name.chars().take(32).collect();
+                return Err(ApiError::UnknownModel(format!(
+                    "`opencode/{name}` is not a mode: use opencode/auto or one of {}",
+                    Mode::ALL.map(|m| format!("opencode/{m}")).join(", ")
+                )));
+            }
+        },
+    };
+    parts.uri = http::Uri::try_from(format!("/v1/{mode}"))
+        .map_err(|err| ApiError::Internal(format!("the path of the {mode} mode: {err}")))?;
+    let headers = &mut parts.headers;
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+    if let Some(value) = dialect.header_value() {
+        headers.insert(DIALECT_HEADER, http::HeaderValue::from_static(value));
+    }
+    if let Some(decision) = &decision {
+        headers.insert(TIER_HEADER, http::HeaderValue::from_static(decision.tier.as_str()));
     }
     let body = Bytes::from(Value::Object(body).to_string());
-    let forwarded = gateway::on_behalf(&parts.headers, request_id, parts.uri.path(), decision.tier, body)?;
-    let mut response = gateway::call(host, decision.mode.as_str(), forwarded).await?;
-    web::set_header(&mut response, "x-routing-mode", decision.mode.as_str());
-    web::set_header(&mut response, "x-routing-tier", decision.tier.as_str());
+    let mut response = gateway::forward_read(host, mode.as_str(), parts, body, request_id).await?;
+    if let Some(decision) = decision {
+        web::set_header(&mut response, "x-routing-mode", decision.mode.as_str());
+        web::set_header(&mut response, "x-routing-tier", decision.tier.as_str());
+    }
     Ok(response)
 }

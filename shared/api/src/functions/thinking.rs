@@ -12,7 +12,7 @@ use opencode_runtime::modes::Delivery;
 
 use super::{parse_mode, Ctx, Dialect, Handled};
 use crate::error::ApiError;
-use crate::platform::request::{refuse_tools, requested_tier};
+use crate::platform::request::{refuse_tools, requested_tier, ReasoningBody};
 use crate::web;
 
 /// The mode's own body fields, next to the chat body's.
@@ -31,14 +31,6 @@ struct ThinkingFields {
     include_thinking: Option<bool>,
 }
 
-/// `{"effort": "low"|"medium"|"high"}` or `{"budget_tokens": n}`.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ReasoningBody {
-    effort: Option<Effort>,
-    budget_tokens: Option<u32>,
-}
-
 /// A parsed `/v1/thinking` body: the chat request (`reasoning` set), whether it streams, what was
 /// asked of the providers and whether the reasoning is wanted.
 #[derive(Debug)]
@@ -51,27 +43,14 @@ struct Parsed {
 
 /// Parses and checks a `/v1/thinking` body.
 fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<Parsed, ApiError> {
-    let (mut request, fields, dialect) = parse_mode::<ThinkingFields>(parts, bytes, FIELDS, Mode::Thinking)?;
+    let (mut request, fields, dialect) = parse_mode::<ThinkingFields>(parts, bytes, FIELDS)?;
     let (effort, budget_tokens) = match fields.reasoning {
         // A vendor's dialect asks through its own field (`reasoning_effort`, `thinking`).
         None => match request.reasoning {
             Some(asked) => (Effort::from_budget(asked.budget_tokens), asked.budget_tokens),
             None => (DEFAULT_EFFORT, DEFAULT_EFFORT.budget_tokens()),
         },
-        Some(ReasoningBody { effort: Some(effort), budget_tokens: None }) => (effort, effort.budget_tokens()),
-        Some(ReasoningBody { effort: None, budget_tokens: Some(budget) }) => {
-            if !(MIN_BUDGET_TOKENS..=MAX_BUDGET_TOKENS).contains(&budget) {
-                return Err(ApiError::Validation(format!(
-                    "`reasoning.budget_tokens` must be between {MIN_BUDGET_TOKENS} and {MAX_BUDGET_TOKENS}, got {budget}"
-                )));
-            }
-            (Effort::from_budget(budget), budget)
-        }
-        Some(_) => {
-            return Err(ApiError::Validation(
-                "`reasoning` takes exactly one of `effort` (low, medium, high) or `budget_tokens`".into(),
-            ))
-        }
+        Some(asked) => asked.asked(MIN_BUDGET_TOKENS, MAX_BUDGET_TOKENS)?,
     };
     // The answer is the model's own, so a `response_format` reaches it unchanged.
     refuse_tools(&request, Mode::Thinking, true)?;

@@ -1,14 +1,13 @@
-//! `POST /v1/chat/completions`: OpenAI's Chat Completions body, checked into the platform's
-//! [`ChatRequest`]. What the platform's own chat body shares with it (messages, sampling,
-//! tools) goes through the same checks ([`ChatBody::validate`]); what only OpenAI's clients send
-//! is read here. Errors name the parameter, as OpenAI's do.
+//! `POST /v1/chat/completions`: OpenAI's Chat Completions body, translated into the platform's
+//! chat body. What the platform's own chat body shares with it (messages, sampling, tools) is
+//! left for the same checks ([`crate::platform::request::ChatBody::validate`]); what only
+//! OpenAI's clients send is read here. Errors name the parameter, as OpenAI's do.
 
 use serde_json::{Map, Value};
 
-use opencode_core::model::{ChatRequest, Effort, Reasoning};
+use opencode_core::model::Effort;
 
 use crate::error::ApiError;
-use crate::platform::request::ChatBody;
 use crate::web;
 
 /// Fields the platform's chat body reads as they are.
@@ -60,8 +59,8 @@ pub struct ChatOptions {
     pub include_usage: bool,
 }
 
-/// A Chat Completions body: the provider-independent request and how to answer it.
-pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, ChatOptions), ApiError> {
+/// A Chat Completions body as the platform's chat body, and how to answer it.
+pub fn translate(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Map<String, Value>, ChatOptions), ApiError> {
     let mut body = web::parse_object(parts, bytes)?;
     for (name, value) in &body {
         let name = name.as_str();
@@ -97,10 +96,13 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
             normalize_message(message, i)?;
         }
     }
-    let mut request = ChatBody::check_object(body)?;
-    request.max_tokens = max_tokens;
-    request.reasoning = effort.map(|effort| Reasoning { budget_tokens: effort.budget_tokens() });
-    Ok((request, ChatOptions { stream, include_usage }))
+    if let Some(max_tokens) = max_tokens {
+        body.insert("max_tokens".into(), Value::from(max_tokens));
+    }
+    if let Some(effort) = effort {
+        body.insert("reasoning".into(), effort_body(effort));
+    }
+    Ok((body, ChatOptions { stream, include_usage }))
 }
 
 /// Whether an unsupported parameter's value asks for nothing (`logprobs: false`,
@@ -153,6 +155,13 @@ pub(crate) fn reasoning_effort(value: Option<Value>) -> Result<Option<Effort>, A
             "`reasoning_effort` must be one of none, minimal, low, medium, high, xhigh".into(),
         )),
     }
+}
+
+/// The platform's `reasoning` for a level.
+pub(crate) fn effort_body(effort: Effort) -> Value {
+    let mut reasoning = Map::new();
+    reasoning.insert("effort".into(), Value::String(effort.as_str().into()));
+    Value::Object(reasoning)
 }
 
 /// `stream_options.include_usage`, which only a streamed request may send.

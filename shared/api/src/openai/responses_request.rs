@@ -1,14 +1,11 @@
 //! `POST /v1/responses` (stateless): OpenAI's Responses body, translated into the platform's
-//! chat body (messages, tools, tool choice, response format) and checked there, as the other
+//! chat body (messages, tools, tool choice, response format), checked there as the other
 //! dialects are. Nothing is stored, so a request that points at stored state is a 400.
 
 use serde_json::{json, Map, Value};
 
-use opencode_core::model::{ChatRequest, Reasoning};
-
-use super::chat_request::reasoning_effort;
+use super::chat_request::{effort_body, reasoning_effort};
 use crate::error::ApiError;
-use crate::platform::request::ChatBody;
 use crate::web;
 
 /// Fields read here.
@@ -45,8 +42,11 @@ fn invalid<T>(param: &str, message: String) -> Result<T, ApiError> {
     Err(ApiError::param(param, message))
 }
 
-/// A Responses body: the provider-independent request and how to answer it.
-pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, ResponsesOptions), ApiError> {
+/// A Responses body as the platform's chat body, and how to answer it.
+pub fn translate(
+    parts: &http::request::Parts,
+    bytes: &[u8],
+) -> Result<(Map<String, Value>, ResponsesOptions), ApiError> {
     let mut body = web::parse_object(parts, bytes)?;
     for (name, value) in &body {
         let name = name.as_str();
@@ -113,9 +113,11 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
     if !matches!(body.remove("parallel_tool_calls"), None | Some(Value::Null | Value::Bool(_))) {
         return invalid("parallel_tool_calls", "`parallel_tool_calls` must be a boolean".into());
     }
-    let mut request = ChatBody::check_object(chat)?;
-    request.reasoning = effort.map(|effort| Reasoning { budget_tokens: effort.budget_tokens() });
-    Ok((request, ResponsesOptions { stream }))
+    if let Some(effort) = effort {
+        chat.insert("reasoning".into(), effort_body(effort));
+    }
+    chat.insert("stream".into(), Value::Bool(stream));
+    Ok((chat, ResponsesOptions { stream }))
 }
 
 /// One input item as platform messages. Consecutive `function_call` items join the assistant

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use opencode_core::model::{ChatRequest, Message, Role};
+use opencode_core::model::{ChatRequest, Effort, Message, Reasoning, Role};
 use opencode_core::routing::{Mode, Tier};
 
 use super::tool_fields;
@@ -42,6 +42,33 @@ pub struct ChatBody {
     pub presence_penalty: Option<f32>,
     /// Token id to bias (-100 to 100), for OpenAI and compatible servers.
     pub logit_bias: Option<std::collections::BTreeMap<String, f32>>,
+    /// The thinking controls, `{"effort"}` or `{"budget_tokens"}`: what every dialect's own
+    /// control (`reasoning_effort`, `thinking`, `reasoning.effort`) is translated to.
+    pub reasoning: Option<ReasoningBody>,
+}
+
+/// `{"effort": "low"|"medium"|"high"}` or `{"budget_tokens": n}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReasoningBody {
+    pub effort: Option<Effort>,
+    pub budget_tokens: Option<u32>,
+}
+
+impl ReasoningBody {
+    /// The level and budget asked for: exactly one of the two fields, a budget of at least `min`.
+    pub fn asked(&self, min: u32, max: u32) -> Result<(Effort, u32), ApiError> {
+        match (self.effort, self.budget_tokens) {
+            (Some(effort), None) => Ok((effort, effort.budget_tokens())),
+            (None, Some(budget)) if (min..=max).contains(&budget) => Ok((Effort::from_budget(budget), budget)),
+            (None, Some(budget)) => Err(ApiError::Validation(format!(
+                "`reasoning.budget_tokens` must be between {min} and {max}, got {budget}"
+            ))),
+            _ => Err(ApiError::Validation(
+                "`reasoning` takes exactly one of `effort` (low, medium, high) or `budget_tokens`".into(),
+            )),
+        }
+    }
 }
 
 /// A message: `content` may be `null` only on an assistant message with `tool_calls`;
@@ -63,9 +90,14 @@ impl ChatBody {
     /// A chat body built as JSON (a vendor dialect's body, translated), checked as a client's
     /// is: its shape by serde, then every field by [`ChatBody::validate`].
     pub fn check_object(object: Map<String, Value>) -> Result<ChatRequest, ApiError> {
-        let body: ChatBody =
-            serde_json::from_value(Value::Object(object)).map_err(|err| ApiError::Validation(err.to_string()))?;
-        Ok(body.validate()?.0)
+        Ok(ChatBody::from_object(object)?.validate()?.0)
+    }
+
+    /// A chat body's shape, read from a parsed object. Every chat body (the platform's own and
+    /// each dialect's translation) is read this way, so that each Wasm carries one copy of its
+    /// deserializer rather than one per JSON source.
+    pub fn from_object(object: Map<String, Value>) -> Result<ChatBody, ApiError> {
+        serde_json::from_value(Value::Object(object)).map_err(|err| ApiError::Validation(err.to_string()))
     }
 
     /// Checks every field and builds the provider-independent request; the second value says
@@ -109,6 +141,10 @@ impl ChatBody {
             }
         }
         let logit_bias = logit_bias(self.logit_bias.unwrap_or_default())?;
+        let reasoning = match &self.reasoning {
+            Some(asked) => Some(Reasoning { budget_tokens: asked.asked(1, u32::MAX)?.1 }),
+            None => None,
+        };
         let tools = tool_fields::parse_tools(self.tools)?;
         let tool_choice = tool_fields::parse_tool_choice(self.tool_choice, &tools)?;
         let response_format = tool_fields::parse_response_format(self.response_format)?;
@@ -120,7 +156,7 @@ impl ChatBody {
             max_tokens: self.max_tokens,
             stop,
             seed: self.seed,
-            reasoning: None,
+            reasoning,
             tools,
             tool_choice,
             response_format,

@@ -1,10 +1,8 @@
 //! The seed's chat body: `{"query", "mode"?, "temperature"?, "max_tokens"?, "stream"?,
-//! "metadata"?}`, with its limits, into the platform's request.
+//! "metadata"?}`, with its limits, as the platform's chat body.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
-
-use opencode_core::model::{ChatRequest, Message};
 
 use super::CHAT_STREAM;
 use crate::error::ApiError;
@@ -35,9 +33,10 @@ pub struct SeedOptions {
     pub stream: bool,
 }
 
-/// A seed chat body: the request, its `model` set to the mode's alias (`opencode/<mode>`, as
-/// every dialect names a mode), and how to answer: `/api/v1/chat/stream` streams.
-pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest, SeedOptions), ApiError> {
+/// A seed chat body as the platform's chat body, its `model` the mode's alias
+/// (`opencode/<mode>`, as every dialect names a mode), and how to answer:
+/// `/api/v1/chat/stream` streams.
+pub fn translate(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Map<String, Value>, SeedOptions), ApiError> {
     let body: Body = web::parse_json(parts, bytes)?;
     if body.query.trim().is_empty() || body.query.chars().count() > MAX_QUERY_CHARS {
         return Err(ApiError::param("query", format!("`query` must hold 1 to {MAX_QUERY_CHARS} characters")));
@@ -59,12 +58,16 @@ pub fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatRequest,
     if body.max_tokens.is_some_and(|n| !(1..=MAX_TOKENS).contains(&n)) {
         return Err(ApiError::param("max_tokens", format!("`max_tokens` must be from 1 to {MAX_TOKENS}")));
     }
-    let request = ChatRequest {
-        messages: vec![Message::user(body.query)],
-        model: Some(format!("opencode/{mode}")),
-        temperature: body.temperature,
-        max_tokens: body.max_tokens,
-        ..ChatRequest::default()
-    };
-    Ok((request, SeedOptions { stream: parts.uri.path() == CHAT_STREAM }))
+    let stream = parts.uri.path() == CHAT_STREAM;
+    let mut chat = Map::new();
+    chat.insert("messages".into(), serde_json::json!([{ "role": "user", "content": body.query }]));
+    chat.insert("model".into(), Value::String(format!("opencode/{mode}")));
+    if let Some(t) = body.temperature {
+        chat.insert("temperature".into(), Value::from(t));
+    }
+    if let Some(n) = body.max_tokens {
+        chat.insert("max_tokens".into(), Value::from(n));
+    }
+    chat.insert("stream".into(), Value::Bool(stream));
+    Ok((chat, SeedOptions { stream }))
 }

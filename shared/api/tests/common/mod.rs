@@ -66,6 +66,16 @@ pub fn chat(body: Value) -> http::Request<Body> {
     user_request("/v1/chat", &body)
 }
 
+/// Makes the functions `names` callable in process on `host` (its state is shared by clones).
+#[allow(dead_code)]
+pub fn in_process(host: &TestHost, names: &[&'static str]) {
+    for &name in names {
+        let _ = host.clone().with_function(name, move |host, req| async move {
+            opencode_api::serve_named(name, host, req.map(Body::Full)).await
+        });
+    }
+}
+
 /// `request` served by `function`: the status, headers and body text.
 pub async fn serve(host: &TestHost, function: &str, request: http::Request<Body>) -> (u16, http::HeaderMap, String) {
     let response = opencode_api::serve_named(function, host.clone(), request).await;
