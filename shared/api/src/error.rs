@@ -5,7 +5,7 @@
 use serde::Serialize;
 
 use opencode_runtime::config::ConfigError;
-use opencode_runtime::executor::{Attempt, ProvidersFailed};
+use opencode_runtime::executor::{Attempt, Outcome, ProvidersFailed};
 use opencode_runtime::knowledge::KnowledgeError;
 use opencode_runtime::modes::ModeError;
 use opencode_runtime::search::SearchFailure;
@@ -90,6 +90,19 @@ impl ApiError {
             || matches!(self, ApiError::AllProvidersFailed(attempts) if attempts.is_empty())
     }
 
+    /// How long a client should wait before trying again (`Retry-After`, in whole seconds),
+    /// when every provider (or web search provider) turned the request away for now: rate
+    /// limited (429) or overloaded (503, 529). The shortest wait an upstream asked for, at
+    /// least a second; a second when none said.
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        let (ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts)) = self else { return None };
+        if !(rate_limited(attempts) || overloaded(attempts)) {
+            return None;
+        }
+        let shortest_ms = attempts.iter().filter_map(|a| a.retry_after_ms).min().unwrap_or(1_000);
+        Some(shortest_ms.div_ceil(1_000).max(1))
+    }
+
     /// The HTTP status, decided here and nowhere else.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;
@@ -106,6 +119,12 @@ impl ApiError {
             ApiError::Conflict(_) => S::CONFLICT,
             ApiError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
             ApiError::NotConfigured(_) => S::SERVICE_UNAVAILABLE,
+            ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts) if rate_limited(attempts) => {
+                S::TOO_MANY_REQUESTS
+            }
+            ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts) if overloaded(attempts) => {
+                S::SERVICE_UNAVAILABLE
+            }
             ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => S::GATEWAY_TIMEOUT,
             ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => S::SERVICE_UNAVAILABLE,
             ApiError::AllProvidersFailed(_) | ApiError::SearchFailed(_) => S::BAD_GATEWAY,
@@ -128,6 +147,12 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotConfigured(_) => "not_configured",
+            ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts) if rate_limited(attempts) => {
+                "rate_limited"
+            }
+            ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts) if overloaded(attempts) => {
+                "upstream_overloaded"
+            }
             ApiError::AllProvidersFailed(attempts) if all_timed_out(attempts) => "upstream_timeout",
             ApiError::AllProvidersFailed(attempts) if attempts.is_empty() => "no_provider",
             ApiError::AllProvidersFailed(_) => "upstream_failed",
@@ -143,6 +168,7 @@ impl ApiError {
             403 => "permission_error",
             404 => "not_found_error",
             413 | 400 | 405 | 409 | 415 | 422 => "invalid_request_error",
+            429 => "rate_limit_error",
             502..=504 => "upstream_error",
             _ => "server_error",
         }
@@ -168,6 +194,21 @@ impl ApiError {
         }
         error
     }
+}
+
+/// Every attempt was turned away with 429.
+fn rate_limited(attempts: &[Attempt]) -> bool {
+    every_status(attempts, &[429])
+}
+
+/// Every attempt found the upstream overloaded or unavailable (Anthropic says 529).
+fn overloaded(attempts: &[Attempt]) -> bool {
+    every_status(attempts, &[503, 529])
+}
+
+fn every_status(attempts: &[Attempt], statuses: &[u16]) -> bool {
+    !attempts.is_empty()
+        && attempts.iter().all(|a| matches!(a.outcome, Outcome::Status { status } if statuses.contains(&status)))
 }
 
 fn all_timed_out(attempts: &[Attempt]) -> bool {

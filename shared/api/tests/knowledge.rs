@@ -375,11 +375,12 @@ async fn embedding_failures_are_upstream_errors_not_internal_ones() {
     let sim = provider_sim::start("127.0.0.1:0").unwrap();
     let host = platform(&sim);
     library(&host, "acme").await;
-    // Overloaded twice: retried once, then a 502 naming both attempts; nothing stored.
+    // Overloaded twice: retried once, then a 503 naming both attempts, with a Retry-After
+    // (the simulator said none: a second); nothing stored.
     let r = ingest(&host, "acme", "flaky", "Flaky text sim:openai:status=503").await;
-    assert_eq!(r.status, 502, "{}", r.text);
+    assert_eq!((r.status, r.headers.get("retry-after").map(|v| v.to_str().unwrap())), (503, Some("1")), "{}", r.text);
     let err = r.json()["error"].clone();
-    assert_eq!(err["code"], "upstream_failed");
+    assert_eq!(err["code"], "upstream_overloaded");
     assert_eq!(err["attempts"].as_array().unwrap().len(), 2);
     assert!(!host.kv_snapshot("data").keys().any(|k| k.contains("flaky")));
     // A 503 once, then it works: the retry hides it.

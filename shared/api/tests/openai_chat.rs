@@ -268,3 +268,38 @@ async fn cached_prompt_tokens_survive_into_every_dialects_usage() {
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["usage"]["input_tokens_details"]["cached_tokens"], 24, "{text}");
 }
+
+/// Every provider rate limited: a 429 in each dialect's shape with the shortest `Retry-After`
+/// an upstream asked for, which the SDKs wait out; a 503 from every provider is a 503.
+#[tokio::test(start_paused = true)]
+async fn every_provider_rate_limited_is_a_429_with_the_shortest_retry_after() {
+    let host = test_host().with_upstream(|req| async move {
+        let wait = if is_openai(&req) { "7" } else { "3" };
+        let mut response = json_response(429, r#"{"error":{"message":"slow down","type":"rate_limit_error"}}"#);
+        response.headers_mut().insert("retry-after", http::HeaderValue::from_static(wait));
+        Ok(response)
+    });
+    in_process(&host, &["chat"]);
+    let (status, headers, body) = completions(&host, ask(json!({}))).await;
+    assert_eq!((status, headers.get("retry-after").map(|v| v.to_str().unwrap())), (429, Some("3")), "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (v["error"]["type"].as_str(), v["error"]["code"].as_str()),
+        (Some("rate_limit_error"), Some("rate_limit_exceeded"))
+    );
+    assert!(headers.get("x-should-retry").is_none(), "waiting helps");
+    let body = json!({"model": "opencode/chat", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]});
+    let (status, headers, text) = serve(&host, "chat", user_request("/v1/messages", &body)).await;
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!((status, v["error"]["type"].as_str()), (429, Some("rate_limit_error")), "{text}");
+    assert_eq!(headers["retry-after"], "3");
+    let (status, headers, text) =
+        serve(&host, "gateway", user_request("/api/v1/chat", &json!({"query": "hi", "mode": "chat"}))).await;
+    assert_eq!((status, headers["retry-after"].to_str().unwrap()), (429, "3"), "{text}");
+    assert!(text.contains("RATE_LIMITED"), "{text}");
+
+    let overloaded =
+        test_host().with_upstream(|_| async move { Ok(json_response(503, r#"{"error":{"message":"busy"}}"#)) });
+    let (status, headers, body) = completions(&overloaded, ask(json!({}))).await;
+    assert_eq!((status, headers.get("retry-after").map(|v| v.to_str().unwrap())), (503, Some("1")), "{body}");
+}

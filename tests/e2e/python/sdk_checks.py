@@ -84,6 +84,22 @@ def openai_errors_raise_by_status():
         assert err.code == "model_not_found", err
     else:
         raise AssertionError("an unknown model must be a 404")
+    try:
+        # Every provider rate limited; the simulator asks for 2 s.
+        oa.chat.completions.create(
+            model="opencode/chat", messages=[{"role": "user", "content": unique("sim:any:retry_after=2")}]
+        )
+    except openai.RateLimitError as err:
+        assert err.code == "rate_limit_exceeded" and err.response.headers["retry-after"] == "2", err
+    else:
+        raise AssertionError("every provider rate limited must be a 429")
+    try:
+        # A user's token on the admin API, through the SDK's own request method.
+        oa.get(f"{BASE}/admin/metrics", cast_to=object)
+    except openai.PermissionDeniedError as err:
+        assert "role `admin`" in str(err), err
+    else:
+        raise AssertionError("a user on the admin API must be a 403")
 
 
 def openai_models_and_embeddings():
@@ -142,6 +158,14 @@ def anthropic_messages_create_and_stream():
         pass
     else:
         raise AssertionError("a bad key must be a 401")
+    try:
+        an.messages.create(
+            model="opencode/chat", max_tokens=64, messages=[{"role": "user", "content": unique("sim:any:retry_after=2")}]
+        )
+    except anthropic.RateLimitError as err:
+        assert err.body["error"]["type"] == "rate_limit_error" and err.response.headers["retry-after"] == "2", err
+    else:
+        raise AssertionError("every provider rate limited must be a 429")
 
 
 def anthropic_tool_use_round_trip():

@@ -151,5 +151,11 @@ describe(`the openai SDK on ${runtime}`, () => {
     await assert.rejects(create({}, 'not-a-token'), (err) => err instanceof OpenAI.AuthenticationError);
     // A model of a provider that is not configured (a bare name goes to the first provider).
     await assert.rejects(create({ model: 'compat/some-model' }), (err) => err instanceof OpenAI.NotFoundError && err.code === 'model_not_found');
+    // Every provider rate limited (the simulator asks for 2 s): a 429 whose Retry-After is the
+    // upstream's, which an SDK with retries waits out.
+    await assert.rejects(create({ messages: user(unique('sim:any:retry_after=2')) }), (err) =>
+      err instanceof OpenAI.RateLimitError && err.code === 'rate_limit_exceeded' && err.headers.get('retry-after') === '2');
+    // A user's token on the admin API, through the SDK's own request method.
+    await assert.rejects(client().get(`${base}/admin/metrics`), (err) => err instanceof OpenAI.PermissionDeniedError && /role `admin`/.test(err.message));
   });
 });

@@ -9,19 +9,14 @@ use crate::error::ApiError;
 use crate::web;
 
 /// The error response: `{"type":"error","error":{"type","message"}}` at Anthropic's status (a
-/// request the platform refuses is a 400, an unknown model a 404), with `x-should-retry: false`
-/// where repeating the request cannot help, which the SDKs obey.
+/// request the platform refuses is a 400, an unknown model a 404).
 pub fn response(err: &ApiError) -> http::Response<Body> {
     let status = match (err, err.status()) {
         (ApiError::UnknownModel(_), _) => http::StatusCode::NOT_FOUND,
         (_, http::StatusCode::UNPROCESSABLE_ENTITY) => http::StatusCode::BAD_REQUEST,
         (_, other) => other,
     };
-    let mut response = web::error_response(status, &json!({ "type": "error", "error": body(err, status) }));
-    if err.is_final() {
-        web::set_header(&mut response, "x-should-retry", "false");
-    }
-    response
+    web::error_response(status, &json!({ "type": "error", "error": body(err, status) }))
 }
 
 /// The `error` object: Anthropic's type for the status, and the message.

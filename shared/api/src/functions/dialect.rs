@@ -63,14 +63,22 @@ impl ErrorShape {
         }
     }
 
-    /// The error response for `err`.
+    /// The error response for `err`: in the shape, with `retry-after` when waiting helps and
+    /// `x-should-retry: false` when repeating the request cannot (the SDKs obey both).
     pub fn response(self, err: &ApiError, request_id: &str) -> http::Response<Body> {
-        match self {
+        let mut response = match self {
             ErrorShape::OpenAi => openai::error::response(err),
             ErrorShape::Anthropic => anthropic::error::response(err),
             ErrorShape::Seed => seed::error_response(err, request_id),
             ErrorShape::Platform => web::error(err, request_id),
+        };
+        if let Some(secs) = err.retry_after_secs() {
+            response.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
+        if err.is_final() {
+            web::set_header(&mut response, "x-should-retry", "false");
+        }
+        response
     }
 }
 

@@ -9,14 +9,9 @@ use crate::error::ApiError;
 use crate::web;
 
 /// The error response: `{"error":{"message","type","param","code"}}` at OpenAI's status (a
-/// request the platform refuses is a 400, as OpenAI's are; the SDKs raise `BadRequestError`),
-/// with `x-should-retry: false` where repeating the request cannot help, which the SDKs obey.
+/// request the platform refuses is a 400, as OpenAI's are; the SDKs raise `BadRequestError`).
 pub fn response(err: &ApiError) -> http::Response<Body> {
-    let mut response = web::error_response(status(err), &json!({ "error": body(err) }));
-    if err.is_final() {
-        web::set_header(&mut response, "x-should-retry", "false");
-    }
-    response
+    web::error_response(status(err), &json!({ "error": body(err) }))
 }
 
 /// OpenAI's status for an error: its validation failures are 400s, an unknown model a 404.
@@ -32,6 +27,7 @@ pub fn status(err: &ApiError) -> http::StatusCode {
 pub fn body(err: &ApiError) -> Value {
     let code = match err {
         ApiError::UnknownModel(_) => "model_not_found",
+        other if other.status() == http::StatusCode::TOO_MANY_REQUESTS => "rate_limit_exceeded",
         other => other.code(),
     };
     json!({ "message": err.to_string(), "type": err.kind(), "param": err.param_name(), "code": code })

@@ -78,6 +78,9 @@ pub struct Attempt {
     /// another provider answered.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub rejected_key: bool,
+    /// How long the upstream asked to wait before trying again (`Retry-After`), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after_ms: Option<u64>,
     /// The upstream's own words, for logs only: never serialized to clients (vendors echo
     /// parts of keys and prompts in their messages).
     #[serde(skip)]

@@ -111,22 +111,23 @@ where
             let started = host.now_ms();
             let result = attempt(target).await;
             let elapsed_ms = host.now_ms().saturating_sub(started);
-            let record = |outcome, detail, rejected_key| Attempt {
+            let record = |outcome, detail, rejected_key, retry_after_ms| Attempt {
                 provider: target.name().to_owned(),
                 model: target.model().to_owned(),
                 outcome,
                 elapsed_ms,
                 rejected_key,
+                retry_after_ms,
                 detail,
             };
             match result {
                 Ok(value) => {
-                    attempts.push(record(Outcome::Ok, String::new(), false));
+                    attempts.push(record(Outcome::Ok, String::new(), false, None));
                     return Ok((value, target, attempts));
                 }
                 Err(failure) => {
                     let retryable = failure.outcome.is_retryable();
-                    let attempt = record(failure.outcome, failure.detail, failure.rejected_key);
+                    let attempt = record(failure.outcome, failure.detail, failure.rejected_key, failure.retry_after_ms);
                     log_failure::<H, P>(host, &attempt, retryable && retry < policy.max_retries);
                     attempts.push(attempt);
                     if !retryable || retry == policy.max_retries {
