@@ -41,7 +41,19 @@ async fn bad_bodies_get_precise_codes() {
         (r#"{"messages":[]}"#, 422, "validation_failed", "at least one message"),
         (r#"{"messages":"hi"}"#, 422, "validation_failed", "invalid type"),
         (r#"{"messages":[{"role":"robot","content":"x"}]}"#, 422, "validation_failed", "messages[0].role `robot`"),
-        (r#"{"messages":[{"role":"user","content":5}]}"#, 422, "validation_failed", "invalid type"),
+        (r#"{"messages":[{"role":"user","content":5}]}"#, 422, "validation_failed", "a string or a list of parts"),
+        (
+            r#"{"messages":[{"role":"user","content":[{"type":"image_url","image_url":{"url":"http://x/a.png"}}]}]}"#,
+            422,
+            "validation_failed",
+            "https URL or a base64 `data:` URL",
+        ),
+        (
+            r#"{"messages":[{"role":"assistant","content":[{"type":"image_url","image_url":"https://x/a.png"}]},{"role":"user","content":"x"}]}"#,
+            422,
+            "validation_failed",
+            "only allowed in user messages",
+        ),
         (r#"{"messages":[{"role":"user","content":"x"}],"temperature":7}"#, 422, "validation_failed", "temperature"),
         (r#"{"messages":[{"role":"user","content":"x"}],"max_tokens":-1}"#, 422, "validation_failed", "invalid value"),
         (

@@ -28,6 +28,74 @@ pub struct Message {
     /// On a `tool` message: the call it answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<String>,
+    /// The images a user message shows the model, which every vendor gets before the text (as
+    /// Anthropic advises; the others read them in any order).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub images: Vec<Image>,
+}
+
+/// An image in a user message: fetched by the vendor from a URL, or sent inline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Image {
+    pub source: ImageSource,
+    /// OpenAI's `detail` (`auto`, `low`, `high`), for the vendors that read it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Where an image's bytes are.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ImageSource {
+    /// An `https` URL the vendor fetches.
+    Url { url: String },
+    /// Base64 bytes of `media_type` (`image/png`, ...).
+    Base64 { media_type: String, data: String },
+}
+
+impl ImageSource {
+    /// A `data:` URL's media type and base64 bytes, else an `https` URL; `None` for anything
+    /// else (a vendor cannot fetch other schemes, and a `data:` URL must be base64).
+    pub fn from_url(url: &str) -> Option<ImageSource> {
+        if let Some(data_url) = url.strip_prefix("data:") {
+            let (header, data) = data_url.split_once(',')?;
+            let media_type = header.strip_suffix(";base64")?;
+            if !media_type.contains('/') || data.is_empty() {
+                return None;
+            }
+            return Some(ImageSource::Base64 { media_type: media_type.to_ascii_lowercase(), data: data.to_owned() });
+        }
+        let scheme = url.get(..8)?;
+        (scheme.eq_ignore_ascii_case("https://") && url.len() > 8).then(|| ImageSource::Url { url: url.to_owned() })
+    }
+
+    /// The URL OpenAI's format takes: the `https` URL, or a `data:` URL.
+    pub fn to_url(&self) -> String {
+        match self {
+            ImageSource::Url { url } => url.clone(),
+            ImageSource::Base64 { media_type, data } => format!("data:{media_type};base64,{data}"),
+        }
+    }
+
+    /// The media type: given inline, else guessed from the URL's extension.
+    pub fn media_type(&self) -> Option<&str> {
+        match self {
+            ImageSource::Base64 { media_type, .. } => Some(media_type),
+            ImageSource::Url { url } => {
+                let path = url.split(['?', '#']).next().unwrap_or(url);
+                let extension = path.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase())?;
+                match extension.as_str() {
+                    "png" => Some("image/png"),
+                    "jpg" | "jpeg" => Some("image/jpeg"),
+                    "gif" => Some("image/gif"),
+                    "webp" => Some("image/webp"),
+                    "heic" => Some("image/heic"),
+                    "heif" => Some("image/heif"),
+                    _ => None,
+                }
+            }
+        }
+    }
 }
 
 impl Message {
@@ -45,7 +113,7 @@ impl Message {
     }
     /// A tool's result for the call `call_id`.
     pub fn tool_result(call_id: impl Into<String>, content: impl Into<String>) -> Self {
-        Message { role: Role::Tool, content: content.into(), tool_calls: vec![], tool_call_id: Some(call_id.into()) }
+        Message { role: Role::Tool, content: content.into(), tool_call_id: Some(call_id.into()), ..Message::default() }
     }
 }
 
@@ -409,5 +477,21 @@ mod tests {
     fn cached_usage_without_reasoning_tokens_still_reads() {
         let usage: Usage = serde_json::from_str(r#"{"input_tokens":1,"output_tokens":2}"#).unwrap_or_default();
         assert_eq!(usage, Usage { input_tokens: 1, output_tokens: 2, reasoning_tokens: 0, cached_tokens: 0 });
+    }
+
+    #[test]
+    fn image_urls_are_https_or_base64_data() {
+        let inline = ImageSource::from_url("data:Image/PNG;base64,iVBOR");
+        assert_eq!(inline, Some(ImageSource::Base64 { media_type: "image/png".into(), data: "iVBOR".into() }));
+        assert_eq!(inline.map(|i| i.to_url()).as_deref(), Some("data:image/png;base64,iVBOR"));
+        let fetched = ImageSource::from_url("HTTPS://img.example/a.JPG?size=2");
+        assert_eq!(fetched.as_ref().and_then(ImageSource::media_type), Some("image/jpeg"));
+        let unknown = ImageSource::from_url("https://img.example/a");
+        assert_eq!(unknown.as_ref().map(ImageSource::media_type), Some(None));
+        for refused in
+            ["http://img.example/a.png", "data:image/png,rawbytes", "data:;base64,AAAA", "https://", "ftp://x"]
+        {
+            assert_eq!(ImageSource::from_url(refused), None, "{refused}");
+        }
     }
 }

@@ -168,6 +168,28 @@ def anthropic_messages_create_and_stream():
         raise AssertionError("every provider rate limited must be a 429")
 
 
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
+
+
+def images_in_both_sdks():
+    # The simulator echoes each image it was shown as `[image <type>]`.
+    block = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
+    message = an.messages.create(
+        model="opencode/chat",
+        max_tokens=64,
+        messages=[{"role": "user", "content": [block, {"type": "text", "text": unique("what is this?")}]}],
+    )
+    assert "[image image/png]" in message.content[0].text, message
+    response = oa.responses.create(
+        model="opencode/chat",
+        input=[{"role": "user", "content": [
+            {"type": "input_text", "text": unique("what is this?")},
+            {"type": "input_image", "image_url": f"data:image/png;base64,{PNG}"},
+        ]}],
+    )
+    assert "[image image/png]" in response.output_text, response
+
+
 def anthropic_tool_use_round_trip():
     tools = [{"name": "get_weather", "description": "now", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]
     question = f"Weather in {uuid.uuid4()}"
@@ -240,6 +262,7 @@ for check_fn in [
     openai_responses_create_and_stream,
     anthropic_messages_create_and_stream,
     anthropic_tool_use_round_trip,
+    images_in_both_sdks,
     every_mode_alias_answers,
 ]:
     check(check_fn)

@@ -144,6 +144,16 @@ describe(`the openai SDK on ${runtime}`, () => {
     assert.deepEqual(called.toolCalls[0].input, { city: question });
   });
 
+  test('images reach each vendor in its own format', async () => {
+    // A 1x1 PNG; the simulator echoes each image it was shown as `[image <type>]`.
+    const png = 'data:image/png;base64,iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==';
+    const content = [{ type: 'text', text: unique('what is this?') }, { type: 'image_url', image_url: { url: png, detail: 'low' } }];
+    for (const model of ['opencode/chat', 'anthropic/claude-haiku-4-5', 'gemini/gemini-2.5-flash']) {
+      const completion = await client().chat.completions.create({ model, messages: [{ role: 'user', content }] });
+      assert.match(completion.choices[0].message.content, /\[image image\/png\]/, model);
+    }
+  });
+
   test('errors raise the SDK classes by status', async () => {
     const create = (body, apiKey) => client(apiKey).chat.completions.create({ model: 'opencode/chat', messages: user('hi'), ...body });
     await assert.rejects(create({ n: 2 }), (err) => err instanceof OpenAI.BadRequestError && err.param === 'n');

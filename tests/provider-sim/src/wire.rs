@@ -60,16 +60,65 @@ pub(crate) fn truncated(json: &str) -> String {
 pub(crate) fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => {
-            parts.iter().filter_map(|p| p.get("text").and_then(Value::as_str)).collect::<Vec<_>>().join("\n")
-        }
+        Value::Array(parts) => parts
+            .iter()
+            .filter_map(|p| p.get("text").and_then(Value::as_str).map(str::to_owned).or_else(|| image_seen(p)))
+            .collect::<Vec<_>>()
+            .join("\n"),
         _ => String::new(),
     }
+}
+
+/// An image part in its vendor's own shape, as the text `[image <type>]` (the type a `data:` URL
+/// or a base64 source names, else `url`), so that an answer shows which images arrived:
+/// OpenAI's `image_url` parts, Anthropic's `image` blocks, Gemini's `inlineData` / `fileData`.
+fn image_seen(part: &Value) -> Option<String> {
+    let str_at = |path: &[&str]| {
+        let mut at = part;
+        for key in path {
+            at = at.get(key)?;
+        }
+        at.as_str().map(str::to_owned)
+    };
+    let media = if part.get("type").and_then(Value::as_str) == Some("image_url") {
+        let url = str_at(&["image_url", "url"])?;
+        url.strip_prefix("data:").and_then(|u| u.split(';').next()).map_or("url".to_owned(), str::to_owned)
+    } else if part.get("type").and_then(Value::as_str) == Some("image") {
+        str_at(&["source", "media_type"]).unwrap_or_else(|| "url".to_owned())
+    } else if part.get("inlineData").is_some() {
+        str_at(&["inlineData", "mimeType"])?
+    } else if part.get("fileData").is_some() {
+        "url".to_owned()
+    } else {
+        return None;
+    };
+    Some(format!("[image {media}]"))
 }
 
 /// Sets `key` on a JSON object (no-op on anything else, unlike `value[key] = ...`).
 pub(crate) fn set(target: &mut Value, key: &str, value: Value) {
     if let Some(obj) = target.as_object_mut() {
         obj.insert(key.to_owned(), value);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn each_vendors_image_parts_read_as_a_marker() {
+        let parts = json!([
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
+            {"type": "image", "source": {"type": "base64", "media_type": "image/gif", "data": "AAAA"}},
+            {"inlineData": {"mimeType": "image/webp", "data": "AAAA"}},
+            {"fileData": {"fileUri": "https://x/a.jpg"}},
+            {"type": "text", "text": "what?"},
+        ]);
+        assert_eq!(
+            content_text(&parts),
+            "[image image/png]\n[image image/gif]\n[image image/webp]\n[image url]\nwhat?"
+        );
     }
 }

@@ -165,6 +165,7 @@ fn translate_turn(turn: Value, i: usize, out: &mut Vec<Value>) -> Result<(), Api
         }
     };
     let mut texts = Vec::new();
+    let mut images = Vec::new();
     let mut calls = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
         let at = format!("{field}.content.{j}");
@@ -195,8 +196,9 @@ fn translate_turn(turn: Value, i: usize, out: &mut Vec<Value>) -> Result<(), Api
                 out.push(json!({ "role": "tool", "tool_call_id": id, "content": content }));
             }
             ("assistant", Some("thinking" | "redacted_thinking")) => {}
-            (_, Some("image" | "document")) => {
-                return invalid(&at, format!("{at}: image and document input is not supported yet"));
+            ("user", Some("image")) => images.push(image_part(block, &at)?),
+            (_, Some("document")) => {
+                return invalid(&at, format!("{at}: document input is not supported yet"));
             }
             (_, kind) => {
                 let kind: String = kind.unwrap_or("(none)").chars().take(32).collect();
@@ -211,10 +213,31 @@ fn translate_turn(turn: Value, i: usize, out: &mut Vec<Value>) -> Result<(), Api
         } else {
             out.push(json!({ "role": "assistant", "content": content, "tool_calls": calls }));
         }
+    } else if !images.is_empty() {
+        images.extend(texts.into_iter().map(|text| json!({ "type": "text", "text": text })));
+        out.push(json!({ "role": "user", "content": images }));
     } else if !texts.is_empty() {
         out.push(json!({ "role": "user", "content": texts.join("\n") }));
     }
     Ok(())
+}
+
+/// An `image` block (`source` of type `base64` or `url`) as the platform's `image_url` part.
+fn image_part(block: &Value, at: &str) -> Result<Value, ApiError> {
+    let source = block.get("source");
+    let text = |key: &str| source.and_then(|s| s.get(key)).and_then(Value::as_str);
+    let url = match text("type") {
+        Some("base64") => match (text("media_type"), text("data")) {
+            (Some(media_type), Some(data)) => format!("data:{media_type};base64,{data}"),
+            _ => return invalid(&format!("{at}.source"), format!("{at}.source: needs `media_type` and `data`")),
+        },
+        Some("url") => match text("url") {
+            Some(url) => url.to_owned(),
+            None => return invalid(&format!("{at}.source.url"), format!("{at}.source.url: Field required")),
+        },
+        _ => return invalid(&format!("{at}.source.type"), format!("{at}.source.type: must be `base64` or `url`")),
+    };
+    Ok(json!({ "type": "image_url", "image_url": { "url": url } }))
 }
 
 /// Anthropic's tools (`name`, `description`, `input_schema`) in the platform's shape.

@@ -92,9 +92,7 @@ pub fn translate(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Map<Stri
         body.remove(*name);
     }
     if let Some(Value::Array(messages)) = body.get_mut("messages") {
-        for (i, message) in messages.iter_mut().enumerate() {
-            normalize_message(message, i)?;
-        }
+        messages.iter_mut().for_each(normalize_message);
     }
     if let Some(max_tokens) = max_tokens {
         body.insert("max_tokens".into(), Value::from(max_tokens));
@@ -196,45 +194,15 @@ fn include_usage(value: Option<Value>, stream: bool) -> Result<bool, ApiError> {
 /// back as they got it, and no vendor reads these from a conversation.
 const ANSWER_ONLY: [&str; 6] = ["name", "refusal", "annotations", "audio", "function_call", "reasoning_content"];
 
-/// Brings one OpenAI message to the platform's shape: `developer` is `system`, content parts
-/// become text, and what only an answer carries ([`ANSWER_ONLY`]) is dropped.
-fn normalize_message(message: &mut Value, index: usize) -> Result<(), ApiError> {
-    let Some(message) = message.as_object_mut() else { return Ok(()) };
+/// Brings one OpenAI message to the platform's shape: `developer` is `system`, and what only an
+/// answer carries ([`ANSWER_ONLY`]) is dropped. Content parts (text and images) are the
+/// platform's own.
+fn normalize_message(message: &mut Value) {
+    let Some(message) = message.as_object_mut() else { return };
     if message.get("role").and_then(Value::as_str) == Some("developer") {
         message.insert("role".into(), Value::String("system".into()));
     }
     for field in ANSWER_ONLY {
         message.remove(field);
     }
-    if let Some(Value::Array(parts)) = message.get("content") {
-        let text = text_of_parts(parts, index)?;
-        message.insert("content".into(), Value::String(text));
-    }
-    Ok(())
-}
-
-/// The text of a message's content parts, joined by new lines.
-fn text_of_parts(parts: &[Value], index: usize) -> Result<String, ApiError> {
-    let mut texts = Vec::with_capacity(parts.len());
-    for (j, part) in parts.iter().enumerate() {
-        let param = format!("messages[{index}].content[{j}]");
-        match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
-            (Some("text"), Some(text)) => texts.push(text),
-            (Some("image_url"), _) => {
-                return Err(ApiError::param(&param, format!("`{param}`: image input is not supported yet")));
-            }
-            (Some("text"), None) => {
-                return Err(ApiError::param(&param, format!("`{param}.text` must be a string")));
-            }
-            (Some(kind), _) => {
-                let kind: String = kind.chars().take(32).collect();
-                return Err(ApiError::param(
-                    &param,
-                    format!("`{param}` has type `{kind}`; only `text` parts are supported"),
-                ));
-            }
-            (None, _) => return Err(ApiError::param(&param, format!("`{param}` must be an object with a `type`"))),
-        }
-    }
-    Ok(texts.join("\n"))
 }

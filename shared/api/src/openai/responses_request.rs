@@ -138,8 +138,8 @@ fn translate_item(item: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), Ap
                 }
             };
             let content = match item.get("content") {
-                Some(Value::String(text)) => text.clone(),
-                Some(Value::Array(parts)) => text_of_parts(parts, &at)?,
+                Some(Value::String(text)) => Value::String(text.clone()),
+                Some(Value::Array(parts)) => content_of_parts(parts, &at)?,
                 _ => {
                     return invalid(
                         &format!("{at}.content"),
@@ -174,8 +174,8 @@ fn translate_item(item: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), Ap
                 return invalid(&format!("{at}.call_id"), format!("`{at}.call_id` is required"));
             };
             let output = match item.get("output") {
-                Some(Value::String(text)) => text.clone(),
-                Some(Value::Array(parts)) => text_of_parts(parts, &at)?,
+                Some(Value::String(text)) => Value::String(text.clone()),
+                Some(Value::Array(parts)) => content_of_parts(parts, &at)?,
                 _ => return invalid(&format!("{at}.output"), format!("`{at}.output` must be a string")),
             };
             out.push(json!({ "role": "tool", "tool_call_id": call_id, "content": output }));
@@ -190,19 +190,40 @@ fn translate_item(item: &Value, i: usize, out: &mut Vec<Value>) -> Result<(), Ap
     Ok(())
 }
 
-/// The text of `input_text` / `output_text` parts.
-fn text_of_parts(parts: &[Value], at: &str) -> Result<String, ApiError> {
-    let mut texts = Vec::with_capacity(parts.len());
+/// The content of `input_text` / `output_text` and `input_image` parts: the text alone, or with
+/// images the platform's parts (`text`, `image_url`).
+fn content_of_parts(parts: &[Value], at: &str) -> Result<Value, ApiError> {
+    let mut out = Vec::with_capacity(parts.len());
     for (j, part) in parts.iter().enumerate() {
+        let param = format!("{at}.content[{j}]");
         match (part.get("type").and_then(Value::as_str), part.get("text").and_then(Value::as_str)) {
-            (Some("input_text" | "output_text" | "text"), Some(text)) => texts.push(text),
-            _ => {
-                let param = format!("{at}.content[{j}]");
-                return invalid(&param, format!("`{param}`: only text parts are supported for now"));
+            (Some("input_text" | "output_text" | "text"), Some(text)) => {
+                out.push(json!({ "type": "text", "text": text }))
             }
+            (Some("input_image"), _) => {
+                let Some(url) = part.get("image_url").and_then(Value::as_str) else {
+                    return invalid(
+                        &param,
+                        format!(
+                            "`{param}.image_url` is required: an https or `data:` URL (file ids are not supported)"
+                        ),
+                    );
+                };
+                let mut image = Map::new();
+                image.insert("url".into(), Value::String(url.to_owned()));
+                if let Some(detail) = part.get("detail").filter(|d| !d.is_null()) {
+                    image.insert("detail".into(), detail.clone());
+                }
+                out.push(json!({ "type": "image_url", "image_url": image }));
+            }
+            _ => return invalid(&param, format!("`{param}`: only text and image parts are supported")),
         }
     }
-    Ok(texts.join("\n"))
+    if out.iter().any(|part| part["type"] == "image_url") {
+        return Ok(Value::Array(out));
+    }
+    let texts: Vec<&str> = out.iter().filter_map(|part| part["text"].as_str()).collect();
+    Ok(Value::String(texts.join("\n")))
 }
 
 /// Function tools (`{"type":"function","name","description","parameters","strict"}`) in the

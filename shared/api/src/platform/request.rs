@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use opencode_core::model::{ChatRequest, Effort, Message, Reasoning, Role};
+use opencode_core::model::{ChatRequest, Effort, Image, ImageSource, Message, Reasoning, Role};
 use opencode_core::routing::{Mode, Tier};
 
 use super::tool_fields;
@@ -77,8 +77,9 @@ impl ReasoningBody {
 #[serde(deny_unknown_fields)]
 pub struct MessageBody {
     pub role: String,
+    /// A string, or (as OpenAI's) a list of `text` and `image_url` parts.
     #[serde(default)]
-    pub content: Option<String>,
+    pub content: Option<Value>,
     /// Checked in `tool_fields.rs`, like the body's tool fields.
     #[serde(default)]
     pub tool_calls: Option<Value>,
@@ -216,24 +217,84 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
         if role != Role::Assistant && !tool_calls.is_empty() {
             return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"));
         }
-        let content = match m.content {
-            Some(content) => content,
-            None if !tool_calls.is_empty() => String::new(),
-            None => return invalid(format!("`messages[{i}].content` is required")),
+        let (content, images) = match m.content {
+            Some(Value::String(content)) => (content, Vec::new()),
+            Some(Value::Array(parts)) => content_parts(parts, i)?,
+            None | Some(Value::Null) if !tool_calls.is_empty() => (String::new(), Vec::new()),
+            None | Some(Value::Null) => return invalid(format!("`messages[{i}].content` is required")),
+            Some(_) => return invalid(format!("`messages[{i}].content` must be a string or a list of parts")),
         };
+        if role != Role::User && !images.is_empty() {
+            return Err(ApiError::param(
+                &format!("messages[{i}].content"),
+                format!("`messages[{i}].content`: images are only allowed in user messages"),
+            ));
+        }
         let tool_call_id = match (role, m.tool_call_id) {
             (Role::Tool, Some(id)) if !id.is_empty() => Some(id),
             (Role::Tool, _) => return invalid(format!("`messages[{i}].tool_call_id` is required on a tool message")),
             (_, Some(_)) => return invalid(format!("`messages[{i}].tool_call_id` is only allowed on tool messages")),
             (_, None) => None,
         };
-        messages.push(Message { role, content, tool_calls, tool_call_id });
+        messages.push(Message { role, content, tool_calls, tool_call_id, images });
     }
     tool_fields::check_tool_turns(&messages)?;
     if !messages.iter().any(|m| m.role == Role::User) {
         return invalid("`messages` must contain a user message".into());
     }
     Ok(messages)
+}
+
+/// A message's content parts: its text (the `text` parts, joined by new lines) and its images
+/// (`image_url` parts: an `https` URL or a base64 `data:` URL, and an optional `detail`).
+fn content_parts(parts: Vec<Value>, index: usize) -> Result<(String, Vec<Image>), ApiError> {
+    let mut texts = Vec::with_capacity(parts.len());
+    let mut images = Vec::new();
+    for (j, part) in parts.into_iter().enumerate() {
+        let param = format!("messages[{index}].content[{j}]");
+        let Value::Object(mut part) = part else {
+            return Err(ApiError::param(&param, format!("`{param}` must be an object with a `type`")));
+        };
+        match part.get("type").and_then(Value::as_str) {
+            Some("text") => match part.remove("text") {
+                Some(Value::String(text)) => texts.push(text),
+                _ => return Err(ApiError::param(&param, format!("`{param}.text` must be a string"))),
+            },
+            Some("image_url") => {
+                // `{"url", "detail"?}`, or the URL alone as some clients send it.
+                let (url, detail) = match part.remove("image_url") {
+                    Some(Value::String(url)) => (Some(url), None),
+                    Some(Value::Object(mut image)) => (
+                        image.remove("url").and_then(|u| u.as_str().map(str::to_owned)),
+                        image.remove("detail").and_then(|d| d.as_str().map(str::to_owned)),
+                    ),
+                    _ => (None, None),
+                };
+                let source = url.as_deref().and_then(ImageSource::from_url).ok_or_else(|| {
+                    ApiError::param(
+                        &param,
+                        format!("`{param}.image_url.url` must be an https URL or a base64 `data:` URL"),
+                    )
+                })?;
+                if detail.as_deref().is_some_and(|d| !matches!(d, "auto" | "low" | "high")) {
+                    return Err(ApiError::param(
+                        &param,
+                        format!("`{param}.image_url.detail` must be auto, low or high"),
+                    ));
+                }
+                images.push(Image { source, detail });
+            }
+            Some(kind) => {
+                let kind: String = kind.chars().take(32).collect();
+                return Err(ApiError::param(
+                    &param,
+                    format!("`{param}` has type `{kind}`; only `text` and `image_url` parts are supported"),
+                ));
+            }
+            None => return Err(ApiError::param(&param, format!("`{param}` must be an object with a `type`"))),
+        }
+    }
+    Ok((texts.join("\n"), images))
 }
 
 /// Splits a mode's body into the chat body and the mode's own fields, those named in `fields`
@@ -253,9 +314,10 @@ pub fn parse_mode_body<E: DeserializeOwned>(
 
 /// Tool calling is a chat feature: the other modes run their own pipeline (sources, a sandbox, a
 /// plan) and cannot hand calls back to the caller, so `tools`, `tool_choice` and tool messages
-/// are refused by name rather than ignored. `response_format` is refused too unless the mode
-/// passes it to the model unchanged (`format_ok`: thinking).
-pub fn refuse_tools(request: &ChatRequest, mode: Mode, format_ok: bool) -> Result<(), ApiError> {
+/// are refused by name rather than ignored. `response_format` and images are refused too unless
+/// the mode passes the conversation to the model as it is (`to_model`: thinking); the others
+/// read the question's text alone.
+pub fn refuse_tools(request: &ChatRequest, mode: Mode, to_model: bool) -> Result<(), ApiError> {
     let refuse = |what: &str| Err(ApiError::Validation(format!("the {mode} mode does not take {what}; use /v1/chat")));
     if !request.tools.is_empty() {
         return refuse("`tools`");
@@ -266,8 +328,11 @@ pub fn refuse_tools(request: &ChatRequest, mode: Mode, format_ok: bool) -> Resul
     if request.messages.iter().any(|m| m.role == Role::Tool || !m.tool_calls.is_empty()) {
         return refuse("tool calls or tool messages in `messages`");
     }
-    if request.response_format.is_some() && !format_ok {
+    if request.response_format.is_some() && !to_model {
         return refuse("`response_format`");
+    }
+    if request.messages.iter().any(|m| !m.images.is_empty()) && !to_model {
+        return refuse("images");
     }
     Ok(())
 }

@@ -34,7 +34,8 @@ use http::header::{HeaderName, HeaderValue};
 use super::conventions;
 use super::{ProviderConfig, ProviderError, SseEvent};
 use crate::model::{
-    ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, ToolCall, ToolCallPiece, ToolChoice, Usage,
+    ChatRequest, ChatResponse, FinishReason, Image, ImageSource, Role, StreamEvent, ToolCall, ToolCallPiece,
+    ToolChoice, Usage,
 };
 use crate::outbound;
 
@@ -115,7 +116,11 @@ fn alternating(request: &ChatRequest) -> Result<Vec<wire::Message<'_>>, Provider
         let text = wire::OutBlock::Text { text: &message.content };
         let (role, blocks) = match message.role {
             Role::System => continue,
-            Role::User => ("user", vec![text]),
+            Role::User => {
+                let mut blocks = images(&message.images)?;
+                blocks.push(text);
+                ("user", blocks)
+            }
             Role::Assistant => {
                 let mut blocks = Vec::with_capacity(message.tool_calls.len().saturating_add(1));
                 if !message.content.is_empty() || message.tool_calls.is_empty() {
@@ -138,6 +143,31 @@ fn alternating(request: &ChatRequest) -> Result<Vec<wire::Message<'_>>, Provider
         }
     }
     Ok(turns.into_iter().map(|(role, blocks)| wire::Message { role, content: content(blocks) }).collect())
+}
+
+/// The media types Anthropic reads.
+const IMAGE_TYPES: [&str; 4] = ["image/jpeg", "image/png", "image/gif", "image/webp"];
+
+/// A message's images as blocks; one Anthropic cannot read is an invalid request for it.
+fn images(images: &[Image]) -> Result<Vec<wire::OutBlock<'_>>, ProviderError> {
+    images
+        .iter()
+        .map(|image| {
+            let source = match &image.source {
+                ImageSource::Url { url } => wire::ImageSource::Url { url },
+                ImageSource::Base64 { media_type, data } if IMAGE_TYPES.contains(&media_type.as_str()) => {
+                    wire::ImageSource::Base64 { media_type, data }
+                }
+                ImageSource::Base64 { media_type, .. } => {
+                    return Err(ProviderError::InvalidRequest(format!(
+                        "Anthropic reads images of type {}, not {media_type}",
+                        IMAGE_TYPES.join(", ")
+                    )))
+                }
+            };
+            Ok(wire::OutBlock::Image { source })
+        })
+        .collect()
 }
 
 /// Text alone stays a string (several texts joined by a blank line); with tool blocks, the

@@ -5,6 +5,20 @@
 use super::{ProviderError, ProviderKind, SseEvent, StreamDecoder};
 use crate::model::{ChatRequest, ToolCall};
 
+/// A PNG as base64 (a 1x1 pixel) and the URL of a JPEG: one user message showing both.
+pub const PIXEL_PNG: &str =
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==";
+
+pub fn image_conversation() -> ChatRequest {
+    use crate::model::{Image, ImageSource, Message};
+    let mut asks = Message::user("What is in these?");
+    asks.images = vec![
+        Image { source: ImageSource::Base64 { media_type: "image/png".into(), data: PIXEL_PNG.into() }, detail: None },
+        Image { source: ImageSource::Url { url: "https://img.example/cat.jpg".into() }, detail: Some("low".into()) },
+    ];
+    ChatRequest { messages: vec![Message::system("Be brief."), asks], ..ChatRequest::default() }
+}
+
 /// A conversation that used tools, for every dialect's tests: two calls in one assistant turn,
 /// both answered, then a new question.
 pub fn tool_conversation() -> ChatRequest {

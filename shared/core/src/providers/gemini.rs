@@ -36,8 +36,8 @@ use http::header::HeaderName;
 use super::conventions;
 use super::{ProviderConfig, ProviderError, SseEvent};
 use crate::model::{
-    ChatRequest, ChatResponse, FinishReason, ResponseFormat, Role, StreamEvent, ToolCall, ToolCallPiece, ToolChoice,
-    Usage,
+    ChatRequest, ChatResponse, FinishReason, Image, ImageSource, ResponseFormat, Role, StreamEvent, ToolCall,
+    ToolCallPiece, ToolChoice, Usage,
 };
 use crate::outbound;
 
@@ -165,6 +165,19 @@ fn seed(seed: u64) -> i32 {
     i32::try_from(seed & 0x7fff_ffff).unwrap_or(i32::MAX)
 }
 
+/// An image: inline bytes as `inlineData`, a URL as `fileData` (its type, when the URL tells).
+fn image_part(image: &Image) -> wire::Part<'_> {
+    match &image.source {
+        ImageSource::Base64 { media_type, data } => {
+            wire::Part { inline_data: Some(wire::InlineData { mime_type: media_type, data }), ..wire::Part::default() }
+        }
+        ImageSource::Url { url } => wire::Part {
+            file_data: Some(wire::FileData { mime_type: image.source.media_type(), file_uri: url }),
+            ..wire::Part::default()
+        },
+    }
+}
+
 /// The conversation without system messages; consecutive messages of one role become one
 /// content with several parts, so turns alternate (tool results are user turns).
 fn contents(request: &ChatRequest) -> Result<Vec<wire::Content<'_>>, ProviderError> {
@@ -173,7 +186,13 @@ fn contents(request: &ChatRequest) -> Result<Vec<wire::Content<'_>>, ProviderErr
     for (message, name) in request.messages.iter().zip(names) {
         let (role, parts) = match message.role {
             Role::System => continue,
-            Role::User => ("user", vec![wire::Part::text(&message.content)]),
+            Role::User => {
+                let mut parts: Vec<wire::Part> = message.images.iter().map(image_part).collect();
+                if !message.content.is_empty() || parts.is_empty() {
+                    parts.push(wire::Part::text(&message.content));
+                }
+                ("user", parts)
+            }
             Role::Assistant => ("model", model_parts(message)?),
             Role::Tool => {
                 let response = wire::FunctionResponse {

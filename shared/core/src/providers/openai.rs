@@ -88,7 +88,15 @@ pub(super) fn build_request(
 
 fn message(m: &Message) -> wire::Message<'_> {
     // An assistant turn that only calls tools has `content: null`, as OpenAI writes it.
-    let content = (!m.content.is_empty() || m.tool_calls.is_empty()).then_some(m.content.as_str());
+    let content = if m.images.is_empty() {
+        (!m.content.is_empty() || m.tool_calls.is_empty()).then_some(wire::Content::Text(&m.content))
+    } else {
+        let images = m.images.iter().map(|image| wire::Part::ImageUrl {
+            image_url: wire::ImageUrl { url: image.source.to_url(), detail: image.detail.as_deref() },
+        });
+        let text = (!m.content.is_empty()).then_some(wire::Part::Text { text: &m.content });
+        Some(wire::Content::Parts(images.chain(text).collect()))
+    };
     wire::Message {
         role: role(m.role),
         content,

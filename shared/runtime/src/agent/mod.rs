@@ -104,7 +104,7 @@ async fn agent<H: Host>(
             role: Role::Assistant,
             content: answer.text,
             tool_calls: calls.clone(),
-            tool_call_id: None,
+            ..Message::default()
         });
         let runs = calls
             .iter()

@@ -353,3 +353,24 @@ fn malformed_events_and_early_ends_are_errors() {
     }
     assert_eq!(state.finish().unwrap_err(), ProviderError::Malformed("stream ended before message_stop".into()));
 }
+
+/// Anthropic's image blocks: base64 or URL sources before the text; a type it cannot read is an
+/// invalid request for it (the chain moves on).
+#[test]
+fn images_are_image_blocks_and_unreadable_types_are_refused() {
+    let request = super::super::fixtures::image_conversation();
+    let built = body(&build_request(&config(), &request, false).unwrap());
+    assert_eq!(
+        built["messages"][0]["content"],
+        json!([
+            {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": super::super::fixtures::PIXEL_PNG}},
+            {"type": "image", "source": {"type": "url", "url": "https://img.example/cat.jpg"}},
+            {"type": "text", "text": "What is in these?"},
+        ])
+    );
+    let mut tiff = request;
+    tiff.messages[1].images[0].source =
+        crate::model::ImageSource::Base64 { media_type: "image/tiff".into(), data: "AAAA".into() };
+    let refused = build_request(&config(), &tiff, false).unwrap_err();
+    assert!(matches!(&refused, ProviderError::InvalidRequest(m) if m.contains("image/tiff")), "{refused:?}");
+}

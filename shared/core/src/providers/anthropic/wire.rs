@@ -49,6 +49,9 @@ pub(super) enum OutBlock<'a> {
     Text {
         text: &'a str,
     },
+    Image {
+        source: ImageSource<'a>,
+    },
     ToolUse {
         id: &'a str,
         name: &'a str,
@@ -60,6 +63,14 @@ pub(super) enum OutBlock<'a> {
         #[serde(skip_serializing_if = "str::is_empty")]
         content: &'a str,
     },
+}
+
+/// An image block's `source`: `{"type":"base64","media_type","data"}` or `{"type":"url","url"}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum ImageSource<'a> {
+    Base64 { media_type: &'a str, data: &'a str },
+    Url { url: &'a str },
 }
 
 /// `{"name","description","input_schema"}`.

@@ -347,3 +347,18 @@ fn malformed_chunks_and_early_ends_are_errors() {
     }
     assert_eq!(state.finish().unwrap_err(), ProviderError::Malformed("stream ended before finishReason".into()));
 }
+
+/// Gemini's parts: inline bytes as `inlineData`, a URL as `fileData` with the type its
+/// extension names, then the text.
+#[test]
+fn images_are_inline_data_and_file_data_parts() {
+    let built = body(&build_request(&config(), &super::super::fixtures::image_conversation(), false).unwrap());
+    assert_eq!(
+        built["contents"][0]["parts"],
+        json!([
+            {"inlineData": {"mimeType": "image/png", "data": super::super::fixtures::PIXEL_PNG}},
+            {"fileData": {"mimeType": "image/jpeg", "fileUri": "https://img.example/cat.jpg"}},
+            {"text": "What is in these?"},
+        ])
+    );
+}

@@ -68,6 +68,12 @@ pub(super) struct Part<'a> {
     pub function_call: Option<FunctionCall<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub function_response: Option<FunctionResponse<'a>>,
+    /// An image sent inline (base64).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inline_data: Option<InlineData<'a>>,
+    /// An image Gemini fetches from its URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file_data: Option<FileData<'a>>,
     /// Sent back with the function call it came with (Gemini 3 requires it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub thought_signature: Option<&'a str>,
@@ -77,6 +83,21 @@ impl<'a> Part<'a> {
     pub fn text(text: &'a str) -> Self {
         Part { text: Some(text), ..Part::default() }
     }
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct InlineData<'a> {
+    pub mime_type: &'a str,
+    pub data: &'a str,
+}
+
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct FileData<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mime_type: Option<&'a str>,
+    pub file_uri: &'a str,
 }
 
 #[derive(Debug, Serialize)]

@@ -373,3 +373,20 @@ fn ignores_keepalives_and_anything_after_done() {
     assert_eq!(state.decode(&event("{\"garbage")).unwrap(), vec![]);
     assert_eq!(state.finish().unwrap(), vec![]);
 }
+
+/// OpenAI's vision input: the images as `image_url` parts (a `data:` URL for inline bytes, the
+/// `detail` kept), then the text.
+#[test]
+fn images_are_image_url_parts_before_the_text() {
+    let sent = body(&build_request(&openai(), &super::super::fixtures::image_conversation(), false).unwrap());
+    let png = format!("data:image/png;base64,{}", super::super::fixtures::PIXEL_PNG);
+    assert_eq!(
+        sent["messages"][1]["content"],
+        json!([
+            {"type": "image_url", "image_url": {"url": png}},
+            {"type": "image_url", "image_url": {"url": "https://img.example/cat.jpg", "detail": "low"}},
+            {"type": "text", "text": "What is in these?"},
+        ])
+    );
+    assert_eq!(sent["messages"][0]["content"], "Be brief.", "a message without images stays a string");
+}

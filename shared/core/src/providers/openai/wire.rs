@@ -47,11 +47,34 @@ pub(super) struct Request<'a> {
 #[derive(Debug, Serialize)]
 pub(super) struct Message<'a> {
     pub role: &'static str,
-    pub content: Option<&'a str>,
+    pub content: Option<Content<'a>>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<ToolCall<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_call_id: Option<&'a str>,
+}
+
+/// A message's content: its text, or (with images) a list of parts.
+#[derive(Debug, Serialize)]
+#[serde(untagged)]
+pub(super) enum Content<'a> {
+    Text(&'a str),
+    Parts(Vec<Part<'a>>),
+}
+
+/// `{"type":"image_url","image_url":{"url","detail"}}` or `{"type":"text","text"}`.
+#[derive(Debug, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub(super) enum Part<'a> {
+    ImageUrl { image_url: ImageUrl<'a> },
+    Text { text: &'a str },
+}
+
+#[derive(Debug, Serialize)]
+pub(super) struct ImageUrl<'a> {
+    pub url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<&'a str>,
 }
 
 /// `{"type":"function","function":{"name","description","parameters"}}`.
