@@ -476,3 +476,50 @@ async fn large_documents_are_split_into_parts_within_the_stores_limits() {
     let left = host.kv_snapshot("data").keys().filter(|k| k.contains("/vec/catalogue/")).count();
     assert_eq!(left, 1);
 }
+
+/// The seed's document upload at the gateway: a multipart text file is indexed in the caller's
+/// tenant as the document `task_id`, which its status reports and the knowledge mode cites.
+#[tokio::test]
+async fn the_seeds_upload_indexes_a_multipart_file_and_reports_its_status() {
+    let sim = provider_sim::start("127.0.0.1:0").unwrap();
+    let host = platform(&sim).with_function("knowledge", |host, req| async move {
+        opencode_api::serve_named("knowledge", host, req.map(Body::Full)).await
+    });
+    let token = auth::issue(SECRET, "u", "acme", "user", EPOCH_MS, 3600).unwrap();
+    let send = |request: http::request::Builder, body: Bytes| {
+        let request = request.header("authorization", format!("Bearer {token}")).body(Body::Full(body)).unwrap();
+        let host = host.clone();
+        async move {
+            let response = opencode_api::serve_named("gateway", host, request).await;
+            let status = response.status().as_u16();
+            let bytes = response.into_body().collect(1 << 20).await.unwrap();
+            (status, serde_json::from_slice::<Value>(&bytes).unwrap())
+        }
+    };
+    let file = format!(
+        "--b0undary\r\nContent-Disposition: form-data; name=\"file\"; filename=\"warranty.md\"\r\nContent-Type: text/markdown\r\n\r\n# Warranty\n{WARRANTY}\r\n--b0undary--\r\n"
+    );
+    let upload = http::Request::post("/api/v1/documents/upload")
+        .header("content-type", "multipart/form-data; boundary=b0undary");
+    let (status, v) = send(upload, Bytes::from(file)).await;
+    assert_eq!(status, 200, "{v}");
+    assert_eq!((v["filename"].as_str(), v["status"].as_str()), (Some("warranty.md"), Some("completed")), "{v}");
+    let task_id = v["task_id"].as_str().unwrap().to_owned();
+    let (status, v) = send(http::Request::get(format!("/api/v1/documents/status/{task_id}")), Bytes::new()).await;
+    assert_eq!((status, v["status"].as_str(), v["progress"].as_f64()), (200, Some("completed"), Some(1.0)), "{v}");
+    let listed = call(&host, "acme", "GET", &format!("/v1/knowledge/documents/{task_id}"), None).await;
+    assert_eq!(listed.json()["metadata"]["filename"], "warranty.md", "{}", listed.text);
+    // A task that never was is a 404 in the seed's shape, an upload without a file a 422.
+    let (status, v) = send(http::Request::get("/api/v1/documents/status/upload-nope"), Bytes::new()).await;
+    assert_eq!((status, v["error_code"].as_str()), (404, Some("NOT_FOUND")), "{v}");
+    let (status, v) = send(
+        upload_without_file(),
+        Bytes::from("--b\r\nContent-Disposition: form-data; name=\"x\"\r\n\r\ny\r\n--b--\r\n"),
+    )
+    .await;
+    assert_eq!((status, v["error_code"].as_str()), (422, Some("VALIDATION_FAILED")), "{v}");
+}
+
+fn upload_without_file() -> http::request::Builder {
+    http::Request::post("/api/v1/documents/upload").header("content-type", "multipart/form-data; boundary=b")
+}

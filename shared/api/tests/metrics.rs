@@ -150,3 +150,34 @@ async fn an_instances_writes_put_it_on_its_hours_roster_once() {
     let (_, body) = admin(&host, "admin", "?hours=1").await;
     assert_eq!(body["tiers"]["system1"]["requests"], 2, "{body}");
 }
+
+/// The seed's `GET /api/v1/metrics`: the same totals grouped by its cognitive levels, for admins
+/// only (they are every tenant's), errors in the seed's shape.
+#[tokio::test(start_paused = true)]
+async fn the_seeds_metrics_group_modes_by_cognitive_level() {
+    let host = host();
+    send(&host, hello()).await;
+    let (status, _, _) = send(&host, json!({"messages":[]})).await;
+    assert_eq!(status, 422);
+    host.run_background().await;
+    let get = |role: &str| {
+        let token = auth::issue(SECRET, "ops", "t", role, EPOCH_MS, 3600).unwrap();
+        http::Request::get("/api/v1/metrics")
+            .header("authorization", format!("Bearer {token}"))
+            .body(Body::empty())
+            .unwrap()
+    };
+    in_process(&host, &["admin"]);
+    let (status, _, text) = serve(&host, "gateway", get("user")).await;
+    assert_eq!(status, 403, "{text}");
+    assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error_code"], "FORBIDDEN");
+    let (status, _, text) = serve(&host, "gateway", get("admin")).await;
+    assert_eq!(status, 200, "{text}");
+    let v: Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["system1"]["request_count"], 2, "{v}");
+    assert_eq!(v["system1"]["success_rate"], 0.5);
+    assert_eq!(v["system1"]["total_tokens"], 5);
+    assert_eq!(v["system2"]["request_count"], 0);
+    assert_eq!(v["agent"], json!({"request_count": 0, "avg_latency_ms": 0.0, "success_rate": 0.0, "total_tokens": 0}));
+    assert_eq!(v["total_requests"], 2);
+}

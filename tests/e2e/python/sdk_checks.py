@@ -223,18 +223,38 @@ def every_mode_alias_answers():
             assert done.model_extra["opencode"]["mode"] == mode, (mode, done.model_extra["opencode"])
 
 
-def seed(path, body):
-    """A POST to the seed platform's API, as its own clients make it: (status, text)."""
+def seed(path, body=None, data=None, content_type="application/json"):
+    """A request to the seed platform's API, as its own clients make it: (status, text). A GET
+    without a body or data."""
+    if body is not None:
+        data = json.dumps(body).encode()
     request = urllib.request.Request(
         f"{BASE}{path}",
-        data=json.dumps(body).encode(),
-        headers={"authorization": f"Bearer {TOKEN}", "content-type": "application/json"},
+        data=data,
+        headers={"authorization": f"Bearer {TOKEN}", "content-type": content_type},
     )
     try:
         with urllib.request.urlopen(request, timeout=60) as response:
             return response.status, response.read().decode()
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode()
+
+
+def seed_api_documents_and_metrics():
+    # A multipart upload, as the seed's clients send one (requests' `files=`), then its status.
+    boundary = uuid.uuid4().hex
+    upload = (
+        f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"notes.md\"\r\n"
+        f"Content-Type: text/markdown\r\n\r\n# Notes\nThe {uuid.uuid4()} ferry leaves at noon.\r\n--{boundary}--\r\n"
+    ).encode()
+    status, text = seed("/api/v1/documents/upload", data=upload, content_type=f"multipart/form-data; boundary={boundary}")
+    uploaded = json.loads(text)
+    assert status == 200 and uploaded["filename"] == "notes.md" and uploaded["status"] == "completed", text
+    status, text = seed(f"/api/v1/documents/status/{uploaded['task_id']}")
+    assert status == 200 and json.loads(text)["progress"] == 1.0, text
+    # The metrics are every tenant's: an admin's alone.
+    status, text = seed("/api/v1/metrics")
+    assert status == 403 and json.loads(text)["error_code"] == "FORBIDDEN", text
 
 
 def seed_api_chat_stream_search_and_sandbox():
@@ -255,6 +275,7 @@ def seed_api_chat_stream_search_and_sandbox():
 
 for check_fn in [
     seed_api_chat_stream_search_and_sandbox,
+    seed_api_documents_and_metrics,
     openai_chat_whole_and_streamed,
     openai_stream_cut_raises,
     openai_errors_raise_by_status,

@@ -2,14 +2,16 @@
 //! and which providers are configured (names and models; never keys or base URLs), without
 //! calling them.
 //! The rest needs a token with role `admin`: `GET /admin/metrics?hours=N` sums the per-tier
-//! and per-mode metrics of the last N hours (default 24, at most 168).
+//! and per-mode metrics of the last N hours (default 24, at most 168); `GET /api/v1/metrics`
+//! is the same sum in the seed's shape (the seed showed them to any user, but they are the
+//! whole platform's, every tenant's).
 
 use serde_json::json;
 
 use super::Ctx;
 use crate::auth::{Principal, Settings};
 use crate::error::ApiError;
-use crate::web;
+use crate::{seed, web};
 use opencode_runtime::host::{Body, Host};
 use opencode_runtime::metrics;
 
@@ -35,7 +37,13 @@ pub(super) async fn handle<H: Host>(
             Err(ApiError::Forbidden("the admin API needs a token with role `admin`".into()))
         }
         ("GET", "/admin/metrics") => metrics_report(ctx, parts.uri.query()).await,
-        (_, "/admin/metrics") => Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.into() }),
+        ("GET", seed::METRICS) => {
+            let summary = summarize(ctx, parts.uri.query()).await?;
+            Ok(web::json(http::StatusCode::OK, &seed::metrics_json(&summary.record)))
+        }
+        (_, "/admin/metrics" | seed::METRICS) => {
+            Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.into() })
+        }
         _ => Err(ApiError::NotFound(path.to_string())),
     }
 }
@@ -59,17 +67,28 @@ fn health<H: Host>(ctx: &Ctx<H>) -> http::Response<Body> {
     web::json(http::StatusCode::OK, &body)
 }
 
-async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<http::Response<Body>, ApiError> {
-    let hours =
-        match query.unwrap_or("").split('&').find_map(|pair| pair.strip_prefix("hours=")) {
-            None => DEFAULT_HOURS,
-            Some(value) => value.parse::<u64>().ok().filter(|h| (1..=MAX_HOURS).contains(h)).ok_or_else(|| {
-                ApiError::InvalidRequest(format!("`hours` must be a whole number from 1 to {MAX_HOURS}"))
-            })?,
-        };
-    let summary = metrics::summarize(&ctx.host, hours)
+/// The metrics of the hours `?hours=N` asks for (the default when absent).
+async fn summarize<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<metrics::Summary, ApiError> {
+    let hours = hours(query)?;
+    metrics::summarize(&ctx.host, hours)
         .await
-        .map_err(|err| ApiError::Internal(format!("could not read the metrics: {err}")))?;
+        .map_err(|err| ApiError::Internal(format!("could not read the metrics: {err}")))
+}
+
+fn hours(query: Option<&str>) -> Result<u64, ApiError> {
+    match query.unwrap_or("").split('&').find_map(|pair| pair.strip_prefix("hours=")) {
+        None => Ok(DEFAULT_HOURS),
+        Some(value) => {
+            value.parse::<u64>().ok().filter(|h| (1..=MAX_HOURS).contains(h)).ok_or_else(|| {
+                ApiError::InvalidRequest(format!("`hours` must be a whole number from 1 to {MAX_HOURS}"))
+            })
+        }
+    }
+}
+
+async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<http::Response<Body>, ApiError> {
+    let hours = hours(query)?;
+    let summary = summarize(ctx, query).await?;
     let now_hour = metrics::hour_of(ctx.host.now_ms());
     let mut body = summary.record.to_json();
     if let Some(map) = body.as_object_mut() {

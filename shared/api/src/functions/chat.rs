@@ -52,7 +52,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     // caller brought its own tools (their calls go back to the caller).
     if let (Some(body), true) = (for_agent, request.tools.is_empty()) {
         let body = Bytes::from(Value::Object(body).to_string());
-        let mut forwarded = gateway::on_behalf(&parts.headers, &ctx.request_id, "/v1/chat", Tier::System2, body)?;
+        let mut forwarded = gateway::on_behalf(&parts.headers, &ctx.request_id, "/v1/chat", Some(Tier::System2), body)?;
         if let Some(value) = dialect.header_value() {
             forwarded.headers_mut().insert(DIALECT_HEADER, http::HeaderValue::from_static(value));
         }

@@ -21,6 +21,8 @@ pub enum Destination {
     Models,
     /// A vendor's chat path: to the function of the mode its `model` names (route.rs).
     Vendor,
+    /// The seed's document upload and status, over the knowledge function (documents.rs).
+    SeedDocuments,
 }
 
 /// The routing table.
@@ -34,7 +36,10 @@ pub fn route(path: &str) -> Option<Destination> {
     if under(crate::openai::models::MODELS) {
         return Some(Destination::Models);
     }
-    if path == "/health" || path == SEED_STATUS || under("/admin") {
+    if path == crate::seed::documents::UPLOAD || path.starts_with(crate::seed::documents::STATUS) {
+        return Some(Destination::SeedDocuments);
+    }
+    if path == "/health" || path == SEED_STATUS || path == crate::seed::METRICS || under("/admin") {
         return Some(Destination::Function("admin"));
     }
     // The knowledge function holds the embedder.
@@ -112,21 +117,25 @@ pub(super) async fn forward_read<H: Host>(
 const ON_BEHALF: [http::HeaderName; 3] =
     [http::header::AUTHORIZATION, http::header::CACHE_CONTROL, http::header::ACCEPT];
 
-/// A JSON `POST` of `body` to `path` of a sibling function on the caller's behalf, on `tier`:
+/// A JSON `POST` of `body` to `path` of a sibling function on the caller's behalf, on `tier`
+/// when one was decided:
 /// with the caller's credentials and preferences ([`ON_BEHALF`]) and the request id.
 pub(super) fn on_behalf(
     caller: &http::HeaderMap,
     request_id: &str,
     path: &str,
-    tier: opencode_core::routing::Tier,
+    tier: Option<opencode_core::routing::Tier>,
     body: bytes::Bytes,
 ) -> Result<http::Request<bytes::Bytes>, ApiError> {
     let mut request = http::Request::post(path)
         .header(http::header::CONTENT_TYPE, "application/json")
         .header(web::REQUEST_ID, request_id)
-        .header(crate::platform::request::TIER_HEADER, tier.as_str())
         .body(body)
         .map_err(|err| ApiError::Internal(format!("could not build the request for {path}: {err}")))?;
+    if let Some(tier) = tier {
+        let tier = http::HeaderValue::from_static(tier.as_str());
+        request.headers_mut().insert(crate::platform::request::TIER_HEADER, tier);
+    }
     for name in ON_BEHALF {
         if let Some(value) = caller.get(&name) {
             request.headers_mut().insert(name, value.clone());
@@ -170,6 +179,9 @@ mod tests {
         assert_eq!(route("/v1/responses"), Some(Destination::Vendor));
         assert_eq!(route("/api/v1/chat/stream"), Some(Destination::Vendor));
         assert_eq!(route("/api/status"), to("admin"));
+        assert_eq!(route("/api/v1/metrics"), to("admin"));
+        assert_eq!(route("/api/v1/documents/upload"), Some(Destination::SeedDocuments));
+        assert_eq!(route("/api/v1/documents/status/upload-1"), Some(Destination::SeedDocuments));
         assert_eq!(route("/api/v1/search"), to("search"));
         assert_eq!(route("/api/v1/sandbox/execute"), to("code"));
         assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));

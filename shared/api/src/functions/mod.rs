@@ -10,6 +10,7 @@ mod agent;
 mod chat;
 mod code;
 pub mod dialect;
+mod documents;
 mod gateway;
 mod knowledge;
 mod meter;
@@ -229,6 +230,7 @@ impl Function for Gateway {
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
         match gateway::route(parts.uri.path()) {
             Some(gateway::Destination::Process) => route::process(ctx, parts, body).await,
+            Some(gateway::Destination::SeedDocuments) => documents::handle(ctx, parts, body).await,
             Some(gateway::Destination::Models) => {
                 if parts.method != http::Method::GET {
                     let path = parts.uri.path().to_owned();

@@ -116,7 +116,8 @@ pub(super) async fn process<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, 
     let (process, decision) = routed(ctx, &parts, body).await?;
     let mode = decision.mode.as_str();
     let body = Bytes::from(Value::Object(process.rest).to_string());
-    let request = gateway::on_behalf(&parts.headers, &ctx.request_id, &format!("/v1/{mode}"), decision.tier, body)?;
+    let request =
+        gateway::on_behalf(&parts.headers, &ctx.request_id, &format!("/v1/{mode}"), Some(decision.tier), body)?;
     let response = gateway::call(&ctx.host, mode, request).await?;
     with_routing(response, &decision).await
 }
