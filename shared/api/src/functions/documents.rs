@@ -15,7 +15,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     match (&parts.method, path) {
         (&http::Method::POST, UPLOAD) => {
             let bytes = web::read_body(&parts, body, ctx.config.max_body_bytes).await?;
-            let upload = documents::read_upload(&parts, bytes).await?;
+            let upload = documents::read_upload(&parts, &bytes)?;
             let mut random = [0u8; 12];
             ctx.host.random_bytes(&mut random);
             let task_id = format!("upload-{}", opencode_core::hex(&random));
