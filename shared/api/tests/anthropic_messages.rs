@@ -231,3 +231,37 @@ async fn errors_are_anthropics_shape_and_the_key_header_authenticates() {
     let (status, _, text) = serve(&host, "chat", with_key).await;
     assert_eq!(status, 200, "{text}");
 }
+
+/// Extended thinking with tools, as Claude Code runs it: the answer's thinking block carries
+/// Anthropic's signature (whole and as a `signature_delta`), and the conversation sent back
+/// with it reaches Anthropic with the signed block first, which it requires.
+#[tokio::test]
+async fn signed_thinking_survives_a_tool_loop() {
+    let sim = provider_sim::start("127.0.0.1:0").unwrap();
+    let host = sim_host(&sim, "anthropic");
+    let tools = json!([{"name": "get_weather", "description": "now", "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}]);
+    let question = json!({"role": "user", "content": "Weather in Oslo"});
+    let ask = |messages: Value, stream: bool| {
+        json!({"model": "claude-sonnet-4-5", "max_tokens": 4096, "thinking": {"type": "enabled", "budget_tokens": 1024},
+               "tools": tools, "messages": messages, "stream": stream})
+    };
+    let (status, _, text) = serve(&host, "chat", user_request("/v1/messages", &ask(json!([question]), false))).await;
+    assert_eq!(status, 200, "{text}");
+    let first: Value = serde_json::from_str(&text).unwrap();
+    let content = first["content"].as_array().unwrap().clone();
+    assert_eq!((content[0]["type"].as_str(), content[0]["signature"].as_str()), (Some("thinking"), Some("c2ltLXNpZ25hdHVyZQ==")), "{first}");
+    let call = content.iter().find(|b| b["type"] == "tool_use").unwrap().clone();
+    let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "sunny"}]});
+    let turn = json!({"role": "assistant", "content": content});
+    let (status, _, text) = serve(&host, "chat", user_request("/v1/messages", &ask(json!([question, turn, result]), false))).await;
+    assert_eq!(status, 200, "the signed block went back first: {text}");
+    // Without it, Anthropic refuses the turn.
+    let unsigned = json!({"role": "assistant", "content": [call]});
+    let (status, _, text) = serve(&host, "chat", user_request("/v1/messages", &ask(json!([question, unsigned, result]), false))).await;
+    assert_ne!(status, 200, "{text}");
+    // Streamed, the signature closes the thinking block.
+    let (status, _, text) = serve(&host, "chat", user_request("/v1/messages", &ask(json!([question]), true))).await;
+    assert_eq!(status, 200, "{text}");
+    let signature = sse_frames(&text).into_iter().find(|(_, data)| data["delta"]["type"] == "signature_delta").unwrap().1;
+    assert_eq!((signature["index"].as_u64(), signature["delta"]["signature"].as_str()), (Some(0), Some("c2ltLXNpZ25hdHVyZQ==")));
+}

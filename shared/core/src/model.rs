@@ -32,6 +32,25 @@ pub struct Message {
     /// Anthropic advises; the others read them in any order).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub images: Vec<Image>,
+    /// An assistant message's signed reasoning, sent back as it came: Anthropic refuses a tool
+    /// loop with thinking on unless the last assistant turn starts with its thinking blocks.
+    /// The other vendors do not read it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thinking: Vec<ThinkingBlock>,
+}
+
+/// One of Anthropic's reasoning blocks, in its own shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ThinkingBlock {
+    Thinking {
+        thinking: String,
+        signature: String,
+    },
+    /// Reasoning the vendor encrypted: only its opaque `data` travels.
+    RedactedThinking {
+        data: String,
+    },
 }
 
 /// An image in a user message: fetched by the vendor from a URL, or sent inline.
@@ -392,6 +411,9 @@ pub struct ChatResponse {
     pub text: String,
     /// Reasoning the provider returned separately from the answer, if any.
     pub thinking: Option<String>,
+    /// The vendor's signature of that reasoning (Anthropic's), which a client sends back with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub thinking_signature: Option<String>,
     /// The model the provider says answered (may be more specific than the one asked for).
     pub model: String,
     pub finish_reason: FinishReason,
@@ -408,6 +430,8 @@ pub enum StreamEvent {
     Delta(String),
     /// The next piece of reasoning text.
     Thinking(String),
+    /// The signature of the reasoning so far (Anthropic's `signature_delta`).
+    ThinkingSignature(String),
     /// The model the provider says is answering.
     Model(String),
     /// Token counts so far (merge with [`Usage::merge`]).

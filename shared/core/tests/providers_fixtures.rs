@@ -56,7 +56,10 @@ fn stream(kind: ProviderKind, text: &str) -> Result<Streamed, ProviderError> {
             StreamEvent::Usage(u) => out.usage.merge(u),
             StreamEvent::Finish(f) => out.finish = Some(f),
             StreamEvent::Done => out.done = true,
-            StreamEvent::Thinking(_) | StreamEvent::Model(_) | StreamEvent::ToolCall(_) => {}
+            StreamEvent::Thinking(_)
+            | StreamEvent::ThinkingSignature(_)
+            | StreamEvent::Model(_)
+            | StreamEvent::ToolCall(_) => {}
         }
     }
     Ok(out)

@@ -185,6 +185,8 @@ pub enum Event<D: Details> {
     Delta(String),
     /// The next piece of reasoning.
     Thinking(String),
+    /// The signature of the reasoning so far (Anthropic's), which a client sends back with it.
+    ThinkingSignature(String),
     /// The next piece of a call to one of the caller's tools.
     ToolCall(ToolCallPiece),
     /// Last: the answer, its text already sent as deltas.
@@ -285,6 +287,7 @@ pub struct AnswerFold {
     /// More came than the limit: what is kept is not the whole answer.
     pub overflowed: bool,
     thinking: String,
+    thinking_signature: Option<String>,
     pub model: Option<String>,
     pub usage: Usage,
     finish: FinishReason,
@@ -313,6 +316,10 @@ impl AnswerFold {
             StreamEvent::Thinking(text) => {
                 self.keep(&text, true);
                 Some(Event::Thinking(text))
+            }
+            StreamEvent::ThinkingSignature(signature) => {
+                self.thinking_signature = Some(signature.clone());
+                Some(Event::ThinkingSignature(signature))
             }
             StreamEvent::ToolCall(piece) => {
                 // The calls are kept whatever their size (the answer needs them), but count
@@ -376,6 +383,7 @@ impl AnswerFold {
         ChatResponse {
             text: self.pieces.concat(),
             thinking: (!self.thinking.is_empty()).then(|| self.thinking.clone()),
+            thinking_signature: self.thinking_signature.clone(),
             model: self.model.clone().unwrap_or_else(|| answered.model.clone()),
             finish_reason: self.finish.clone(),
             usage: self.usage,

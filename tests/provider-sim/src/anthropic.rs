@@ -71,6 +71,9 @@ pub(crate) fn conversation(body: &Value) -> Result<Conversation, ErrorReply> {
         _ => return Err(error(400, "invalid_request_error", "messages: Field required")),
     };
     let mut conv = Conversation { model: model.to_owned(), reasoning: thinking(obj)?, ..Conversation::default() };
+    if conv.reasoning {
+        signed_reasoning_leads_the_last_tool_turn(messages)?;
+    }
     if let Some(system) = obj.get("system") {
         conv.inputs.push(wire::content_text(system));
     }
@@ -150,6 +153,40 @@ fn tool_use_id(meta: &Meta) -> String {
 }
 
 /// Whether extended thinking is on, refusing what Anthropic refuses with it.
+/// With thinking on, Anthropic refuses a tool loop whose last assistant turn (the one with the
+/// calls) does not start with its thinking block, signed as it was given.
+fn signed_reasoning_leads_the_last_tool_turn(messages: &[Value]) -> Result<(), ErrorReply> {
+    let Some((i, last)) =
+        messages.iter().enumerate().rev().find(|(_, m)| m.get("role").and_then(Value::as_str) == Some("assistant"))
+    else {
+        return Ok(());
+    };
+    let blocks = last.get("content").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    if !blocks.iter().any(|b| b.get("type").and_then(Value::as_str) == Some("tool_use")) {
+        return Ok(());
+    }
+    let first = blocks.first().and_then(|b| b.get("type")).and_then(Value::as_str).unwrap_or("text");
+    let signed = blocks.first().and_then(|b| b.get("signature")).and_then(Value::as_str) == Some(SIGNATURE);
+    match first {
+        "redacted_thinking" => Ok(()),
+        "thinking" if signed => Ok(()),
+        "thinking" => Err(error(
+            400,
+            "invalid_request_error",
+            &format!("messages.{i}.content.0: Invalid `signature` in `thinking` block"),
+        )),
+        other => Err(error(
+            400,
+            "invalid_request_error",
+            &format!(
+                "messages.{i}.content.0.type: Expected `thinking` or `redacted_thinking`, but found `{other}`. When \
+                 `thinking` is enabled, a final `assistant` message must start with a thinking block (preceeding the \
+                 lastmost set of `tool_use` and `tool_result` blocks)."
+            ),
+        )),
+    }
+}
+
 fn thinking(obj: &serde_json::Map<String, Value>) -> Result<bool, ErrorReply> {
     let invalid = |message: String| Err(error(400, "invalid_request_error", &message));
     let Some(thinking) = obj.get("thinking") else {

@@ -39,8 +39,9 @@ pub fn message<D: PlatformDetails>(request_id: &str, answer: &Answer<D>) -> Valu
     let response = &answer.response;
     let mut content = Vec::new();
     if let (ShowThinking::Always | ShowThinking::IfAny, Some(thinking)) = (answer.show_thinking, &response.thinking) {
-        // Anthropic's signature proves the text came from its model; the platform has none.
-        content.push(json!({ "type": "thinking", "thinking": thinking, "signature": "" }));
+        // Anthropic's signature proves the text came from its model; other vendors give none.
+        let signature = response.thinking_signature.as_deref().unwrap_or_default();
+        content.push(json!({ "type": "thinking", "thinking": thinking, "signature": signature }));
     }
     if !response.text.is_empty() || response.tool_calls.is_empty() {
         content.push(json!({ "type": "text", "text": response.text }));
@@ -129,6 +130,11 @@ impl Blocks {
                 self.start(&mut push);
                 self.ensure(Open::Thinking, json!({ "type": "thinking", "thinking": "", "signature": "" }), &mut push);
                 push("content_block_delta", self.delta(json!({ "type": "thinking_delta", "thinking": text })));
+            }
+            Event::ThinkingSignature(signature) => {
+                self.start(&mut push);
+                self.ensure(Open::Thinking, json!({ "type": "thinking", "thinking": "", "signature": "" }), &mut push);
+                push("content_block_delta", self.delta(json!({ "type": "signature_delta", "signature": signature })));
             }
             Event::ToolCall(piece) => {
                 self.start(&mut push);

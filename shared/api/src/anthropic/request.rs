@@ -143,8 +143,7 @@ fn text_of(field: &str, value: Value) -> Result<String, ApiError> {
 
 /// One Anthropic turn as platform messages: a user turn's `tool_result` blocks become `tool`
 /// messages (before its text, which follows the results), an assistant turn's `tool_use` blocks
-/// its calls. Thinking blocks sent back are dropped: the platform does not carry them to a
-/// vendor.
+/// its calls and its thinking blocks its `thinking`, which goes back to Anthropic as it came.
 fn translate_turn(turn: Value, i: usize, out: &mut Vec<Value>) -> Result<(), ApiError> {
     let field = format!("messages.{i}");
     let role = match turn.get("role").and_then(Value::as_str) {
@@ -165,6 +164,7 @@ fn translate_turn(turn: Value, i: usize, out: &mut Vec<Value>) -> Result<(), Api
         }
     };
     let mut texts = Vec::new();
+    let mut thinking = Vec::new();
     let mut images = Vec::new();
     let mut calls = Vec::new();
     for (j, block) in blocks.iter().enumerate() {
@@ -195,7 +195,8 @@ fn translate_turn(turn: Value, i: usize, out: &mut Vec<Value>) -> Result<(), Api
                 let content = if failed { format!("Error: {content}") } else { content };
                 out.push(json!({ "role": "tool", "tool_call_id": id, "content": content }));
             }
-            ("assistant", Some("thinking" | "redacted_thinking")) => {}
+            // Signed reasoning goes back to Anthropic as it came (the other vendors drop it).
+            ("assistant", Some("thinking" | "redacted_thinking")) => thinking.push(block.clone()),
             ("user", Some("image")) => images.push(image_part(block, &at)?),
             (_, Some("document")) => {
                 return invalid(&at, format!("{at}: document input is not supported yet"));
@@ -208,11 +209,16 @@ fn translate_turn(turn: Value, i: usize, out: &mut Vec<Value>) -> Result<(), Api
     }
     if role == "assistant" {
         let content = (!texts.is_empty() || calls.is_empty()).then(|| texts.join("\n"));
-        if calls.is_empty() {
-            out.push(json!({ "role": "assistant", "content": content }));
-        } else {
-            out.push(json!({ "role": "assistant", "content": content, "tool_calls": calls }));
+        let mut message = Map::new();
+        message.insert("role".into(), json!("assistant"));
+        message.insert("content".into(), json!(content));
+        if !calls.is_empty() {
+            message.insert("tool_calls".into(), Value::Array(calls));
         }
+        if !thinking.is_empty() {
+            message.insert("thinking".into(), Value::Array(thinking));
+        }
+        out.push(Value::Object(message));
     } else if !images.is_empty() {
         images.extend(texts.into_iter().map(|text| json!({ "type": "text", "text": text })));
         out.push(json!({ "role": "user", "content": images }));

@@ -158,6 +158,8 @@ impl Chunks {
             }
             Event::Delta(text) => self.delta(out, json!({ "content": text })),
             Event::Thinking(text) => self.delta(out, json!({ "reasoning_content": text })),
+            // OpenAI's shape has no place for a vendor's signature.
+            Event::ThinkingSignature(_) => {}
             Event::ToolCall(piece) => self.delta(out, json!({ "tool_calls": [piece_json(piece)] })),
             Event::Done(answer) => {
                 answer.model().clone_into(&mut self.model);

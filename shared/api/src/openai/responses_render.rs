@@ -198,6 +198,7 @@ impl Items {
                     json!({ "item_id": id, "output_index": self.index(), "content_index": 0, "delta": text }),
                 );
             }
+            Event::ThinkingSignature(_) => {}
             Event::Thinking(text) => {
                 self.start(out);
                 if !matches!(self.items.last(), Some(Item::Reasoning { .. }) if self.open) {

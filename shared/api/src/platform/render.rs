@@ -132,6 +132,7 @@ fn frames<D: PlatformDetails>(request_id: &str, event: &Event<D>, out: &mut Vec<
         }
         Event::Delta(text) => push("delta", &json!({ "text": text })),
         Event::Thinking(text) => push("thinking", &json!({ "text": text })),
+        Event::ThinkingSignature(signature) => push("thinking_signature", &json!({ "signature": signature })),
         Event::ToolCall(piece) => push("tool_call", &piece_json(piece)),
         Event::Done(answer) => {
             push("usage", &usage_json(&answer.response.usage, answer.cost_usd));
@@ -246,6 +247,8 @@ struct PlainJson<'a> {
     provider: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     thinking: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    thinking_signature: Option<&'a str>,
     usage: Value,
 }
 
@@ -268,6 +271,7 @@ fn plain_json<'a, D>(request_id: &'a str, answer: &'a Answer<D>) -> PlainJson<'a
         object: "chat.completion",
         provider: answer.answered.as_ref().map_or("", |a| a.provider.as_str()),
         thinking: answer.response.thinking.as_deref(),
+        thinking_signature: answer.response.thinking_signature.as_deref(),
         usage: usage_json(&answer.response.usage, answer.cost_usd),
     }
 }
@@ -299,6 +303,9 @@ pub(crate) fn answer_json<D: PlatformDetails>(request_id: &str, answer: &Answer<
                 out.insert("thinking".into(), json!(thinking));
             }
             _ => {}
+        }
+        if let Some(signature) = &answer.response.thinking_signature {
+            out.insert("thinking_signature".into(), json!(signature));
         }
     }
     answer.details.fields(request_id, &mut out);

@@ -5,7 +5,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use opencode_core::model::{ChatRequest, Effort, Image, ImageSource, Message, Reasoning, Role};
+use opencode_core::model::{ChatRequest, Effort, Image, ImageSource, Message, Reasoning, Role, ThinkingBlock};
 use opencode_core::routing::{Mode, Tier};
 
 use super::tool_fields;
@@ -85,6 +85,10 @@ pub struct MessageBody {
     pub tool_calls: Option<Value>,
     #[serde(default)]
     pub tool_call_id: Option<String>,
+    /// An assistant message's signed reasoning, as Anthropic writes it: a list of
+    /// `{"type":"thinking","thinking","signature"}` and `{"type":"redacted_thinking","data"}`.
+    #[serde(default)]
+    pub thinking: Option<Value>,
 }
 
 impl ChatBody {
@@ -236,7 +240,18 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
             (_, Some(_)) => return invalid(format!("`messages[{i}].tool_call_id` is only allowed on tool messages")),
             (_, None) => None,
         };
-        messages.push(Message { role, content, tool_calls, tool_call_id, images });
+        let thinking = match m.thinking {
+            None | Some(Value::Null) => Vec::new(),
+            Some(_) if role != Role::Assistant => {
+                return invalid(format!("`messages[{i}].thinking` is only allowed on assistant messages"))
+            }
+            Some(blocks) => serde_json::from_value::<Vec<ThinkingBlock>>(blocks).map_err(|err| {
+                ApiError::Validation(format!(
+                    "`messages[{i}].thinking` must be a list of thinking and redacted_thinking blocks: {err}"
+                ))
+            })?,
+        };
+        messages.push(Message { role, content, tool_calls, tool_call_id, images, thinking });
     }
     tool_fields::check_tool_turns(&messages)?;
     if !messages.iter().any(|m| m.role == Role::User) {

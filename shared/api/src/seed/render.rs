@@ -60,6 +60,7 @@ fn write<D: PlatformDetails>(request_id: &str, event: &Event<D>, text: &mut Stri
             push("message", json!({ "content": delta }));
         }
         Event::Thinking(thinking) => push("info", json!({ "thinking": thinking })),
+        Event::ThinkingSignature(_) => {}
         // The seed's API has no tool calls (its chat takes a query, not tools).
         Event::ToolCall(_) => {}
         Event::Done(answer) => {

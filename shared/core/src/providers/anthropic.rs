@@ -34,8 +34,8 @@ use http::header::{HeaderName, HeaderValue};
 use super::conventions;
 use super::{ProviderConfig, ProviderError, SseEvent};
 use crate::model::{
-    ChatRequest, ChatResponse, FinishReason, Image, ImageSource, Role, StreamEvent, ToolCall, ToolCallPiece,
-    ToolChoice, Usage,
+    ChatRequest, ChatResponse, FinishReason, Image, ImageSource, Role, StreamEvent, ThinkingBlock, ToolCall,
+    ToolCallPiece, ToolChoice, Usage,
 };
 use crate::outbound;
 
@@ -67,7 +67,7 @@ pub(super) fn build_request(
         model,
         max_tokens,
         system: system(request),
-        messages: alternating(request)?,
+        messages: alternating(request, thinking)?,
         temperature: request.temperature.filter(|_| !thinking),
         top_p: request.top_p.filter(|p| !thinking || *p >= MIN_TOP_P_WITH_THINKING),
         stop_sequences: &request.stop,
@@ -110,7 +110,7 @@ fn tool_choice(choice: &ToolChoice) -> serde_json::Value {
 
 /// The conversation without system messages, consecutive messages of one role merged (tool
 /// results are user turns).
-fn alternating(request: &ChatRequest) -> Result<Vec<wire::Message<'_>>, ProviderError> {
+fn alternating(request: &ChatRequest, thinking_on: bool) -> Result<Vec<wire::Message<'_>>, ProviderError> {
     let mut turns: Vec<(&'static str, Vec<wire::OutBlock>)> = Vec::new();
     for message in &request.messages {
         let text = wire::OutBlock::Text { text: &message.content };
@@ -123,6 +123,15 @@ fn alternating(request: &ChatRequest) -> Result<Vec<wire::Message<'_>>, Provider
             }
             Role::Assistant => {
                 let mut blocks = Vec::with_capacity(message.tool_calls.len().saturating_add(1));
+                // With thinking on, a turn's reasoning goes back first and unchanged.
+                if thinking_on {
+                    blocks.extend(message.thinking.iter().map(|block| match block {
+                        ThinkingBlock::Thinking { thinking, signature } => {
+                            wire::OutBlock::Thinking { thinking, signature }
+                        }
+                        ThinkingBlock::RedactedThinking { data } => wire::OutBlock::RedactedThinking { data },
+                    }));
+                }
                 if !message.content.is_empty() || message.tool_calls.is_empty() {
                     blocks.push(text);
                 }
@@ -202,11 +211,15 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     let blocks = message.content.ok_or_else(|| ProviderError::Malformed("message without content".to_owned()))?;
     let mut text = String::new();
     let mut thinking: Option<String> = None;
+    let mut thinking_signature = None;
     let mut tool_calls = Vec::new();
     for block in blocks {
         match block {
             wire::Block::Text { text: t } => text.push_str(&t),
-            wire::Block::Thinking { thinking: t } => thinking.get_or_insert_default().push_str(&t),
+            wire::Block::Thinking { thinking: t, signature } => {
+                thinking.get_or_insert_default().push_str(&t);
+                thinking_signature = signature.or(thinking_signature);
+            }
             wire::Block::ToolUse { id, name, input } => {
                 // `input` is an object; its JSON text is what the platform hands on.
                 let arguments = if input.is_null() { "{}".to_owned() } else { input.to_string() };
@@ -218,6 +231,7 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     Ok(ChatResponse {
         text,
         thinking,
+        thinking_signature,
         model: message.model,
         finish_reason: finish_reason(message.stop_reason.as_deref().unwrap_or("unknown")),
         usage: message.usage.map(usage).unwrap_or_default(),
@@ -309,6 +323,7 @@ impl StreamState {
                 wire::Delta::Thinking { thinking } if !thinking.is_empty() => {
                     vec![StreamEvent::Thinking(thinking)]
                 }
+                wire::Delta::Signature { signature } => vec![StreamEvent::ThinkingSignature(signature)],
                 wire::Delta::InputJson { partial_json } if !partial_json.is_empty() => {
                     // Input of any other block (a server tool's) is not a call for the caller.
                     let Some(call) = self.tool_blocks.iter().position(|(block, _)| *block == index) else {

@@ -107,6 +107,7 @@ pub fn collect(events: &[crate::model::StreamEvent]) -> Collected {
         match event {
             StreamEvent::Delta(t) => c.text.push_str(t),
             StreamEvent::Thinking(t) => c.thinking.push_str(t),
+            StreamEvent::ThinkingSignature(_) => {}
             StreamEvent::Model(m) => c.models.push(m.clone()),
             StreamEvent::Usage(u) => c.usage.merge(*u),
             StreamEvent::Finish(f) => c.finishes.push(f.clone()),

@@ -270,7 +270,15 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     if !tool_calls.is_empty() && finish == FinishReason::Stop {
         finish = FinishReason::ToolCalls;
     }
-    Ok(ChatResponse { text, thinking, model: response.model_version, finish_reason: finish, usage, tool_calls })
+    Ok(ChatResponse {
+        text,
+        thinking,
+        thinking_signature: None,
+        model: response.model_version,
+        finish_reason: finish,
+        usage,
+        tool_calls,
+    })
 }
 
 fn finish_reason(reason: &str) -> FinishReason {

@@ -182,6 +182,7 @@ pub(super) fn parse_response(body: &[u8]) -> Result<ChatResponse, ProviderError>
     Ok(ChatResponse {
         text,
         thinking,
+        thinking_signature: None,
         model: completion.model,
         finish_reason: finish,
         usage: completion.usage.map(usage).unwrap_or_default(),

@@ -11,7 +11,7 @@
 
 pub mod platform_tools;
 
-use opencode_core::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, ToolChoice};
+use opencode_core::model::{ChatRequest, ChatResponse, FinishReason, Message, Role, ThinkingBlock, ToolChoice};
 use opencode_core::providers::ProviderConfig;
 use opencode_core::routing::{Mode, Tier};
 
@@ -100,10 +100,16 @@ async fn agent<H: Host>(
             last = Some(answer);
             break;
         }
+        // Signed reasoning goes back with its calls (Anthropic requires it with thinking on).
+        let thinking = match (answer.thinking, answer.thinking_signature) {
+            (Some(thinking), Some(signature)) => vec![ThinkingBlock::Thinking { thinking, signature }],
+            _ => Vec::new(),
+        };
         request.messages.push(Message {
             role: Role::Assistant,
             content: answer.text,
             tool_calls: calls.clone(),
+            thinking,
             ..Message::default()
         });
         let runs = calls
@@ -138,6 +144,7 @@ async fn agent<H: Host>(
             ChatResponse {
                 text,
                 thinking: None,
+                thinking_signature: None,
                 model: answered.model.clone(),
                 finish_reason: FinishReason::Other("limit".into()),
                 usage: Default::default(),

@@ -178,6 +178,7 @@ fn replay(hit: CachedAnswer, delivery: Delivery) -> Reply<()> {
     start.answered = Some(answered.clone());
     let mut events = vec![Event::Start(Box::new(start))];
     events.extend(answer.response.thinking.clone().map(Event::Thinking));
+    events.extend(answer.response.thinking_signature.clone().map(Event::ThinkingSignature));
     events.extend(hit.deltas.into_iter().map(Event::Delta));
     // Each call in one piece, as a vendor that sends calls whole would.
     let calls = answer.response.tool_calls.iter().cloned().enumerate();

@@ -133,6 +133,7 @@ fn answer<H: Host>(run: &BoundedRun<'_, H, CodeDetails>, job: &CodeJob, outcome:
     let response = outcome.explanation.unwrap_or(ChatResponse {
         text: outcome.text,
         thinking: None,
+        thinking_signature: None,
         model: answered.model.clone(),
         finish_reason: FinishReason::Stop,
         usage: run.usage(),

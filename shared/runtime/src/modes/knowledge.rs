@@ -132,6 +132,7 @@ fn nothing_found(delivery: Delivery, tier: Tier, details: KnowledgeDetails) -> R
     let response = ChatResponse {
         text: NOTHING_FOUND.to_owned(),
         thinking: None,
+        thinking_signature: None,
         model: String::new(),
         finish_reason: FinishReason::Stop,
         usage: Usage::default(),

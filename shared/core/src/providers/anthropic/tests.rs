@@ -187,6 +187,7 @@ fn parses_a_documented_message() {
         ChatResponse {
             text: "Hi! My name is Claude.".into(),
             thinking: None,
+            thinking_signature: None,
             model: "claude-sonnet-4-20250514".into(),
             finish_reason: FinishReason::Stop,
             usage: Usage { input_tokens: 2095, output_tokens: 503, reasoning_tokens: 0, cached_tokens: 0 },
@@ -196,10 +197,14 @@ fn parses_a_documented_message() {
 }
 
 #[test]
-fn parses_thinking_blocks_and_skips_redacted_ones() {
+fn parses_thinking_blocks_with_their_signature_and_skips_redacted_ones() {
     let response = parse_response(MESSAGE_THINKING.as_bytes()).unwrap();
     assert_eq!(response.text, "The greatest common divisor of 1071 and 462 is **21**.");
     assert!(response.thinking.as_deref().unwrap().starts_with("To find the GCD of 1071 and 462"));
+    assert_eq!(
+        response.thinking_signature.as_deref(),
+        Some("EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...")
+    );
     assert_eq!(response.finish_reason, FinishReason::Length);
     // Cache reads are prompt tokens too, and counted apart as cached.
     assert_eq!(
@@ -282,7 +287,7 @@ fn decodes_a_documented_stream_event_by_event() {
 }
 
 #[test]
-fn decodes_thinking_and_ignores_signatures() {
+fn decodes_thinking_and_its_signature() {
     let events = decode_all(ProviderKind::Anthropic, STREAM_THINKING).unwrap();
     let collected = collect(&events);
     assert_eq!(
@@ -298,6 +303,12 @@ fn decodes_thinking_and_ignores_signatures() {
     assert!(!events
         .iter()
         .any(|e| matches!(e, StreamEvent::Delta(t) | StreamEvent::Thinking(t) if t.starts_with("EqQB"))));
+    let signatures: Vec<&StreamEvent> =
+        events.iter().filter(|e| matches!(e, StreamEvent::ThinkingSignature(_))).collect();
+    assert_eq!(
+        signatures,
+        [&StreamEvent::ThinkingSignature("EqQBCgIYAhIM1gbcDa9GJwZA2b3hGgxBdjrkzLoky3dl1pkiMOYds...".into())]
+    );
 }
 
 #[test]
@@ -373,4 +384,27 @@ fn images_are_image_blocks_and_unreadable_types_are_refused() {
         crate::model::ImageSource::Base64 { media_type: "image/tiff".into(), data: "AAAA".into() };
     let refused = build_request(&config(), &tiff, false).unwrap_err();
     assert!(matches!(&refused, ProviderError::InvalidRequest(m) if m.contains("image/tiff")), "{refused:?}");
+}
+
+/// With thinking on, an assistant turn's reasoning goes back first, as it came (Anthropic
+/// refuses a tool loop otherwise); with thinking off it stays behind.
+#[test]
+fn thinking_blocks_go_back_first_when_thinking_is_on() {
+    use crate::model::ThinkingBlock;
+    let mut request = super::super::fixtures::tool_conversation();
+    let turn = request.messages.iter_mut().find(|m| !m.tool_calls.is_empty()).unwrap();
+    turn.thinking = vec![
+        ThinkingBlock::Thinking { thinking: "Look it up.".into(), signature: "sig-1".into() },
+        ThinkingBlock::RedactedThinking { data: "opaque".into() },
+    ];
+    request.reasoning = Some(Reasoning { budget_tokens: 2048 });
+    let built = body(&build_request(&config(), &request, false).unwrap());
+    let assistant = built["messages"].as_array().unwrap().iter().find(|m| m["role"] == "assistant").unwrap();
+    assert_eq!(assistant["content"][0], json!({"type": "thinking", "thinking": "Look it up.", "signature": "sig-1"}));
+    assert_eq!(assistant["content"][1], json!({"type": "redacted_thinking", "data": "opaque"}));
+    assert_eq!(assistant["content"][2]["type"], "tool_use");
+    request.reasoning = None;
+    let built = body(&build_request(&config(), &request, false).unwrap());
+    let assistant = built["messages"].as_array().unwrap().iter().find(|m| m["role"] == "assistant").unwrap();
+    assert_eq!(assistant["content"][0]["type"], "tool_use", "{assistant}");
 }

@@ -46,6 +46,14 @@ pub(super) enum Content<'a> {
 #[derive(Debug, Serialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub(super) enum OutBlock<'a> {
+    /// Reasoning sent back as it came.
+    Thinking {
+        thinking: &'a str,
+        signature: &'a str,
+    },
+    RedactedThinking {
+        data: &'a str,
+    },
     Text {
         text: &'a str,
     },
@@ -120,6 +128,7 @@ pub(super) enum Block {
     },
     Thinking {
         thinking: String,
+        signature: Option<String>,
     },
     ToolUse {
         id: String,
@@ -138,6 +147,7 @@ pub(super) struct RawBlock {
     kind: Option<String>,
     text: Option<String>,
     thinking: Option<String>,
+    signature: Option<String>,
     id: Option<String>,
     name: Option<String>,
     input: serde_json::Value,
@@ -153,7 +163,7 @@ impl TryFrom<RawBlock> for Block {
     fn try_from(raw: RawBlock) -> Result<Block, String> {
         Ok(match needs(raw.kind, "block type")?.as_str() {
             "text" => Block::Text { text: needs(raw.text, "text")? },
-            "thinking" => Block::Thinking { thinking: needs(raw.thinking, "thinking")? },
+            "thinking" => Block::Thinking { thinking: needs(raw.thinking, "thinking")?, signature: raw.signature },
             "tool_use" => Block::ToolUse {
                 id: needs(raw.id, "tool_use id")?,
                 name: needs(raw.name, "tool_use name")?,
@@ -243,6 +253,7 @@ impl TryFrom<RawEvent> for Event {
                     "text_delta" => Delta::Text { text: needs(delta.text, "text")? },
                     "thinking_delta" => Delta::Thinking { thinking: needs(delta.thinking, "thinking")? },
                     "input_json_delta" => Delta::InputJson { partial_json: delta.partial_json.unwrap_or_default() },
+                    "signature_delta" => Delta::Signature { signature: needs(delta.signature, "signature")? },
                     _ => Delta::Other,
                 };
                 Event::ContentBlockDelta { index, delta }
@@ -287,7 +298,11 @@ pub(super) enum Delta {
     InputJson {
         partial_json: String,
     },
-    /// `signature_delta`, `citations_delta` and any later delta type.
+    /// The thinking block's signature.
+    Signature {
+        signature: String,
+    },
+    /// `citations_delta` and any later delta type.
     Other,
 }
 
@@ -299,6 +314,7 @@ pub(super) struct RawDelta {
     kind: Option<String>,
     text: Option<String>,
     thinking: Option<String>,
+    signature: Option<String>,
     partial_json: Option<String>,
     stop_reason: Option<String>,
 }

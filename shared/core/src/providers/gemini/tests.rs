@@ -178,6 +178,7 @@ fn parses_a_documented_response() {
         ChatResponse {
             text: "AI learns patterns from data to make predictions or decisions.".into(),
             thinking: None,
+            thinking_signature: None,
             model: "gemini-2.0-flash".into(),
             finish_reason: FinishReason::Stop,
             usage: Usage { input_tokens: 8, output_tokens: 12, reasoning_tokens: 0, cached_tokens: 0 },

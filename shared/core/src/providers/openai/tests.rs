@@ -217,6 +217,7 @@ fn parses_a_documented_completion() {
         ChatResponse {
             text: "Hello! How can I assist you today?".into(),
             thinking: None,
+            thinking_signature: None,
             model: "gpt-4.1-2025-04-14".into(),
             finish_reason: FinishReason::Stop,
             usage: Usage { input_tokens: 19, output_tokens: 10, reasoning_tokens: 0, cached_tokens: 0 },
