@@ -194,7 +194,8 @@ async fn errors_are_anthropics_shape_and_the_key_header_authenticates() {
     let host = test_host().with_upstream(|_| async move { Ok(json_response(200, &openai_ok("ok"))) });
     for (body, field) in [
         (json!({"model": "opencode/chat", "messages": [{"role": "user", "content": "hi"}]}), "max_tokens"),
-        (ask(json!({"top_k": 5})), "top_k"),
+        (ask(json!({"top_k": 0})), "top_k"),
+        (ask(json!({"mcp_servers": []})), "mcp_servers"),
         (ask(json!({"bogus": 1})), "bogus"),
         (ask(json!({"thinking": {"type": "enabled", "budget_tokens": 10}})), "thinking.budget_tokens"),
         (
@@ -249,19 +250,42 @@ async fn signed_thinking_survives_a_tool_loop() {
     assert_eq!(status, 200, "{text}");
     let first: Value = serde_json::from_str(&text).unwrap();
     let content = first["content"].as_array().unwrap().clone();
-    assert_eq!((content[0]["type"].as_str(), content[0]["signature"].as_str()), (Some("thinking"), Some("c2ltLXNpZ25hdHVyZQ==")), "{first}");
+    assert_eq!(
+        (content[0]["type"].as_str(), content[0]["signature"].as_str()),
+        (Some("thinking"), Some("c2ltLXNpZ25hdHVyZQ==")),
+        "{first}"
+    );
     let call = content.iter().find(|b| b["type"] == "tool_use").unwrap().clone();
-    let result = json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "sunny"}]});
+    let result =
+        json!({"role": "user", "content": [{"type": "tool_result", "tool_use_id": call["id"], "content": "sunny"}]});
     let turn = json!({"role": "assistant", "content": content});
-    let (status, _, text) = serve(&host, "chat", user_request("/v1/messages", &ask(json!([question, turn, result]), false))).await;
+    let (status, _, text) =
+        serve(&host, "chat", user_request("/v1/messages", &ask(json!([question, turn, result]), false))).await;
     assert_eq!(status, 200, "the signed block went back first: {text}");
     // Without it, Anthropic refuses the turn.
     let unsigned = json!({"role": "assistant", "content": [call]});
-    let (status, _, text) = serve(&host, "chat", user_request("/v1/messages", &ask(json!([question, unsigned, result]), false))).await;
+    let (status, _, text) =
+        serve(&host, "chat", user_request("/v1/messages", &ask(json!([question, unsigned, result]), false))).await;
     assert_ne!(status, 200, "{text}");
     // Streamed, the signature closes the thinking block.
     let (status, _, text) = serve(&host, "chat", user_request("/v1/messages", &ask(json!([question]), true))).await;
     assert_eq!(status, 200, "{text}");
-    let signature = sse_frames(&text).into_iter().find(|(_, data)| data["delta"]["type"] == "signature_delta").unwrap().1;
-    assert_eq!((signature["index"].as_u64(), signature["delta"]["signature"].as_str()), (Some(0), Some("c2ltLXNpZ25hdHVyZQ==")));
+    let signature =
+        sse_frames(&text).into_iter().find(|(_, data)| data["delta"]["type"] == "signature_delta").unwrap().1;
+    assert_eq!(
+        (signature["index"].as_u64(), signature["delta"]["signature"].as_str()),
+        (Some(0), Some("c2ltLXNpZ25hdHVyZQ=="))
+    );
+}
+
+/// `top_k` reaches Anthropic as it was sent.
+#[tokio::test(start_paused = true)]
+async fn top_k_reaches_anthropic() {
+    let host = test_host()
+        .with_var("PROVIDER_ORDER", "anthropic")
+        .with_upstream(|_| async move { Ok(json_response(200, &anthropic_ok("ok"))) });
+    let (status, _, text) = messages(&host, ask(json!({"top_k": 7}))).await;
+    assert_eq!(status, 200, "{text}");
+    let sent: Value = serde_json::from_slice(host.requests()[0].body()).unwrap();
+    assert_eq!(sent["top_k"], 7, "{sent}");
 }

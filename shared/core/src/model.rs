@@ -308,6 +308,10 @@ pub struct ChatRequest {
     pub model: Option<String>,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
+    /// Sampling from the `top_k` likeliest tokens: Anthropic, Gemini and compatible servers
+    /// take it; OpenAI has none and answers without it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
     pub max_tokens: Option<u32>,
     pub stop: Vec<String>,
     pub seed: Option<u64>,

@@ -11,7 +11,7 @@ use crate::openai::chat_request::effort_body;
 use crate::web;
 
 /// Fields of Anthropic's body the platform reads.
-const KNOWN: [&str; 13] = [
+const KNOWN: [&str; 14] = [
     "model",
     "max_tokens",
     "system",
@@ -20,6 +20,7 @@ const KNOWN: [&str; 13] = [
     "tool_choice",
     "temperature",
     "top_p",
+    "top_k",
     "stop_sequences",
     "thinking",
     "metadata",
@@ -28,7 +29,7 @@ const KNOWN: [&str; 13] = [
 ];
 
 /// Fields it cannot honour yet: refused by name unless they ask for nothing.
-const UNSUPPORTED: [&str; 3] = ["top_k", "container", "mcp_servers"];
+const UNSUPPORTED: [&str; 2] = ["container", "mcp_servers"];
 
 /// How the client wants the answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -77,7 +78,9 @@ pub fn translate(
     chat.insert("messages".into(), Value::Array(messages));
     chat.insert("model".into(), json!(model));
     chat.insert("max_tokens".into(), json!(max_tokens));
-    for (from, to) in [("temperature", "temperature"), ("top_p", "top_p"), ("stop_sequences", "stop")] {
+    for (from, to) in
+        [("temperature", "temperature"), ("top_p", "top_p"), ("top_k", "top_k"), ("stop_sequences", "stop")]
+    {
         if let Some(value) = body.remove(from).filter(|v| !v.is_null()) {
             chat.insert(to.into(), value);
         }

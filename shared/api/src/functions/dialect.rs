@@ -196,13 +196,16 @@ pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatReq
 }
 
 /// A mode function's body: the platform's chat body plus the mode's own fields (`E`, named in
-/// `fields`), answered in the dialect the header names (a vendor's body, translated by the
-/// gateway, carries none of the mode's own fields: they keep their defaults).
+/// `fields`), answered in the dialect the header names. A vendor's body, translated by the
+/// gateway, carries none of the mode's own fields (they keep their defaults): its fields are
+/// all the chat body's, even one a mode also names (`top_k`, sampling there, retrieval in
+/// knowledge's own body).
 pub fn parse_mode<E: serde::de::DeserializeOwned + Default>(
     parts: &http::request::Parts,
     bytes: &[u8],
     fields: &[&str],
 ) -> Result<(ChatRequest, E, Dialect), ApiError> {
+    let fields = if parts.headers.contains_key(DIALECT_HEADER) { &[][..] } else { fields };
     let (chat, own) = parse_mode_body::<E>(parts, bytes, fields)?;
     let (request, stream) = chat.validate()?;
     Ok((request, own, Dialect::from_headers(&parts.headers, stream)?))

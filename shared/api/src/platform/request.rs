@@ -27,6 +27,9 @@ pub struct ChatBody {
     pub stream: bool,
     pub temperature: Option<f32>,
     pub top_p: Option<f32>,
+    /// For the vendors that take it (Anthropic, Gemini, compatible servers). On
+    /// `/v1/knowledge`, `top_k` is the mode's own field: how many chunks to retrieve.
+    pub top_k: Option<u32>,
     pub max_tokens: Option<u32>,
     pub model: Option<String>,
     /// One string or a list of them, as in OpenAI's API (read as a value: an untagged enum
@@ -116,6 +119,9 @@ impl ChatBody {
         if let Some(p) = self.top_p.filter(|p| !(0.0..=1.0).contains(p)) {
             return invalid(format!("`top_p` must be between 0 and 1, got {}", serde_json::json!(p)));
         }
+        if self.top_k == Some(0) {
+            return invalid("`top_k` must be at least 1".into());
+        }
         if self.max_tokens == Some(0) {
             return invalid("`max_tokens` must be at least 1".into());
         }
@@ -158,6 +164,7 @@ impl ChatBody {
             model: self.model,
             temperature: self.temperature,
             top_p: self.top_p,
+            top_k: self.top_k,
             max_tokens: self.max_tokens,
             stop,
             seed: self.seed,

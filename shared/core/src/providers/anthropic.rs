@@ -70,6 +70,8 @@ pub(super) fn build_request(
         messages: alternating(request, thinking)?,
         temperature: request.temperature.filter(|_| !thinking),
         top_p: request.top_p.filter(|p| !thinking || *p >= MIN_TOP_P_WITH_THINKING),
+        // Thinking refuses a changed `top_k`.
+        top_k: request.top_k.filter(|_| !thinking),
         stop_sequences: &request.stop,
         stream,
         thinking: budget.map(|budget_tokens| wire::Thinking { kind: "enabled", budget_tokens }),

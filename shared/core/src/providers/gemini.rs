@@ -63,6 +63,7 @@ pub(super) fn build_request(
     let generation = wire::GenerationConfig {
         temperature: request.temperature,
         top_p: request.top_p,
+        top_k: request.top_k,
         max_output_tokens: conventions::output_limit(request.max_tokens, budget),
         stop_sequences: &request.stop,
         seed: request.seed.map(seed),

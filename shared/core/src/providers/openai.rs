@@ -55,6 +55,7 @@ pub(super) fn build_request(
         messages: request.messages.iter().map(message).collect(),
         temperature: request.temperature.filter(|_| sampling),
         top_p: request.top_p.filter(|_| sampling),
+        top_k: request.top_k.filter(|_| compat),
         // OpenAI deprecated `max_tokens` for its own API (reasoning models reject it); the
         // compatible servers mostly know only `max_tokens`.
         max_tokens: if compat { limit } else { None },

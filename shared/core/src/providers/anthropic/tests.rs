@@ -408,3 +408,12 @@ fn thinking_blocks_go_back_first_when_thinking_is_on() {
     let assistant = built["messages"].as_array().unwrap().iter().find(|m| m["role"] == "assistant").unwrap();
     assert_eq!(assistant["content"][0]["type"], "tool_use", "{assistant}");
 }
+
+/// `top_k` reaches Anthropic, except with thinking on, which refuses a changed one.
+#[test]
+fn top_k_is_sent_unless_thinking_is_on() {
+    let mut request = ChatRequest { messages: vec![Message::user("Hi")], top_k: Some(5), ..Default::default() };
+    assert_eq!(body(&build_request(&config(), &request, false).unwrap())["top_k"], 5);
+    request.reasoning = Some(Reasoning { budget_tokens: 2048 });
+    assert!(body(&build_request(&config(), &request, false).unwrap()).get("top_k").is_none());
+}

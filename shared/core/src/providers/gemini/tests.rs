@@ -363,3 +363,9 @@ fn images_are_inline_data_and_file_data_parts() {
         ])
     );
 }
+
+#[test]
+fn top_k_is_the_generation_configs_top_k() {
+    let request = ChatRequest { messages: vec![Message::user("Hi")], top_k: Some(8), ..Default::default() };
+    assert_eq!(body(&build_request(&config(), &request, false).unwrap())["generationConfig"]["topK"], 8);
+}

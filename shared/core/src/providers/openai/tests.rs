@@ -391,3 +391,12 @@ fn images_are_image_url_parts_before_the_text() {
     );
     assert_eq!(sent["messages"][0]["content"], "Be brief.", "a message without images stays a string");
 }
+
+/// `top_k` reaches compatible servers (vLLM, Ollama); OpenAI, which has none, never sees it.
+#[test]
+fn top_k_goes_to_compatible_servers_only() {
+    let request = ChatRequest { top_k: Some(40), ..full_request() };
+    assert!(body(&build_request(&openai(), &request, false).unwrap()).get("top_k").is_none());
+    let compat = config(ProviderKind::Compat, None);
+    assert_eq!(body(&build_request(&compat, &request, false).unwrap())["top_k"], 40);
+}

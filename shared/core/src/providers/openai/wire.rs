@@ -14,6 +14,9 @@ pub(super) struct Request<'a> {
     pub temperature: Option<f32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub top_p: Option<f32>,
+    /// Compatible servers only (vLLM, Ollama); OpenAI refuses it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
     /// OpenAI-compatible servers only; OpenAI itself takes `max_completion_tokens`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_tokens: Option<u32>,
