@@ -81,10 +81,12 @@ fn stop_reason(reason: &FinishReason) -> &str {
     }
 }
 
-/// Anthropic's `input_tokens` leaves out what was read from its cache, which it counts apart.
+/// Anthropic's `input_tokens` leaves out what was read from its cache, which it counts apart
+/// (and what was written to it, which the platform does not count: 0).
 fn usage(usage: &Usage) -> Value {
     json!({
         "input_tokens": usage.input_tokens.saturating_sub(usage.cached_tokens),
+        "cache_creation_input_tokens": 0,
         "cache_read_input_tokens": usage.cached_tokens,
         "output_tokens": usage.output_tokens,
     })

@@ -189,7 +189,7 @@ impl Chunks {
     fn open(&mut self, out: &mut Vec<u8>) {
         if !self.opened {
             self.opened = true;
-            data(out, &self.chunk(json!({ "role": "assistant", "content": "" }), None));
+            data(out, &self.chunk(json!({ "role": "assistant", "content": "", "refusal": null }), None));
         }
     }
 

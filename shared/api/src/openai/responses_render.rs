@@ -55,9 +55,11 @@ impl Ids {
             "error": null,
             "incomplete_details": (status == "incomplete").then(|| json!({ "reason": "max_output_tokens" })),
             "instructions": null,
+            "max_output_tokens": null,
             "metadata": {},
             "parallel_tool_calls": true,
             "previous_response_id": null,
+            "reasoning": { "effort": null, "summary": null },
             "store": false,
             "temperature": null,
             "top_p": null,
@@ -65,6 +67,7 @@ impl Ids {
             "tools": [],
             "text": { "format": { "type": "text" } },
             "truncation": "disabled",
+            "user": null,
         })
     }
 }
