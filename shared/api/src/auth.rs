@@ -4,17 +4,17 @@
 //! `JWT_AUDIENCE`, when set, must match the token's `iss` and `aud`; no token may live longer
 //! than `JWT_MAX_TTL_SECS` (from its `iat`, or from now without one). Time comes from the host
 //! (wall clocks are not available the same way on every runtime), so expiry is checked against
-//! `Host::now_ms` rather than the library's own clock.
+//! `Host::now_ms`. The token itself is read by [`crate::jwt`].
 
 use std::cell::RefCell;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
-use jwt_simple::prelude::*;
-use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use opencode_runtime::host::Host;
 
 use crate::error::ApiError;
+use crate::jwt::{self, same_bytes, Refused};
 
 /// Seconds of clock skew tolerated between the token's issuer and us.
 const LEEWAY_SECS: u64 = 30;
@@ -83,14 +83,6 @@ impl Principal {
     }
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct PlatformClaims {
-    #[serde(default)]
-    tenant: String,
-    #[serde(default)]
-    role: String,
-}
-
 /// Checks the request's bearer token and returns the caller.
 pub fn authenticate(headers: &http::HeaderMap, settings: &Settings, now_ms: u64) -> Result<Principal, ApiError> {
     let value = headers.get(http::header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
@@ -120,7 +112,8 @@ struct Verified {
 struct Remembered {
     signature: String,
     principal: Principal,
-    expires_at: UnixTimeStamp,
+    /// `exp`, in milliseconds.
+    expires_at: u64,
 }
 
 /// More distinct tokens than this in one instance's life empty the table and start again.
@@ -132,8 +125,6 @@ thread_local! {
 
 /// Verifies one token.
 pub fn verify(token: &str, settings: &Settings, now_ms: u64) -> Result<Principal, ApiError> {
-    let now = UnixTimeStamp::from_millis(now_ms);
-    let tolerance = Duration::from_secs(LEEWAY_SECS);
     let (signed, signature) = token.rsplit_once('.').unwrap_or((token, ""));
     let known = VERIFIED.with(|verified| {
         let verified = verified.borrow();
@@ -142,14 +133,13 @@ pub fn verify(token: &str, settings: &Settings, now_ms: u64) -> Result<Principal
             .then(|| (remembered.principal.clone(), remembered.expires_at))
     });
     if let Some((principal, expires_at)) = known {
-        // jwt-simple's own test (`JWTClaims::validate`).
-        return if now.checked_sub(tolerance).is_some_and(|earliest| earliest <= expires_at) {
-            Ok(principal)
-        } else {
+        return if expired(expires_at, now_ms) {
             Err(ApiError::InvalidToken("token has expired".into()))
+        } else {
+            Ok(principal)
         };
     }
-    let (principal, expires_at) = verify_signed(token, settings, now, tolerance)?;
+    let (principal, expires_at) = verify_signed(token, settings, now_ms)?;
     VERIFIED.with(|verified| {
         let mut verified = verified.borrow_mut();
         if verified.settings.as_ref() != Some(settings) || verified.tokens.len() >= MAX_VERIFIED {
@@ -162,67 +152,49 @@ pub fn verify(token: &str, settings: &Settings, now_ms: u64) -> Result<Principal
     Ok(principal)
 }
 
-/// Equality whose time depends on the lengths only.
-fn same_bytes(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+/// Whether a token whose `exp` is `expires_at` (ms) has expired at `now_ms`, the leeway given.
+fn expired(expires_at: u64, now_ms: u64) -> bool {
+    now_ms.saturating_sub(LEEWAY_SECS.saturating_mul(1000)) > expires_at
 }
 
-/// Checks the signature and the claims of a token not seen before.
-fn verify_signed(
-    token: &str,
-    settings: &Settings,
-    now: UnixTimeStamp,
-    tolerance: Duration,
-) -> Result<(Principal, UnixTimeStamp), ApiError> {
-    let key = HS256Key::from_bytes(settings.secret.as_bytes());
-    let one = |value: &Option<String>| value.clone().map(|v| HashSet::from([v]));
-    let options = VerificationOptions {
-        artificial_time: Some(now),
-        time_tolerance: Some(tolerance),
-        allowed_issuers: one(&settings.issuer),
-        allowed_audiences: one(&settings.audience),
-        ..Default::default()
-    };
-    let claims = key.verify_token::<PlatformClaims>(token, Some(options)).map_err(|err| {
-        // jwt-simple's messages are safe (no key material) but wordy; keep the gist.
-        let text = err.to_string().to_lowercase();
-        let reason = if text.contains("expired") {
-            "token has expired"
-        } else if text.contains("signature") || text.contains("authentication") {
-            "signature does not match"
-        } else if text.contains("not yet valid") || text.contains("future") {
-            "token is not valid yet"
-        } else if text.contains("issuer") {
-            "token's issuer (`iss`) is not JWT_ISSUER"
-        } else if text.contains("audience") {
-            "token's audience (`aud`) is not JWT_AUDIENCE"
-        } else {
-            "token is malformed"
-        };
-        ApiError::InvalidToken(reason.into())
+/// Checks the signature and the claims of a token not seen before: the caller and `exp` (ms).
+fn verify_signed(token: &str, settings: &Settings, now_ms: u64) -> Result<(Principal, u64), ApiError> {
+    let invalid = |why: &str| ApiError::InvalidToken(why.into());
+    let claims = jwt::verify(token, settings.secret.as_bytes()).map_err(|refused| match refused {
+        Refused::Signature => invalid("signature does not match"),
+        Refused::Unsupported => invalid("token is not HS256 (the only algorithm accepted)"),
+        Refused::Malformed(_) => invalid("token is malformed"),
     })?;
-    let Some(expires_at) = claims.expires_at else {
-        return Err(ApiError::InvalidToken("token has no `exp` claim".into()));
-    };
-    let from = claims.issued_at.unwrap_or(now);
-    if expires_at.checked_sub(from).is_some_and(|ttl| ttl.as_secs() > settings.max_ttl_secs) {
+    let expires_at = claims.exp.map(jwt::millis).ok_or_else(|| invalid("token has no `exp` claim"))?;
+    if expired(expires_at, now_ms) {
+        return Err(invalid("token has expired"));
+    }
+    let latest_start = now_ms.saturating_add(LEEWAY_SECS.saturating_mul(1000));
+    if [claims.nbf, claims.iat].into_iter().flatten().any(|at| jwt::millis(at) > latest_start) {
+        return Err(invalid("token is not valid yet"));
+    }
+    if settings.issuer.as_ref().is_some_and(|issuer| claims.iss.as_ref() != Some(issuer)) {
+        return Err(invalid("token's issuer (`iss`) is not JWT_ISSUER"));
+    }
+    if settings.audience.as_ref().is_some_and(|audience| !claims.has_audience(audience)) {
+        return Err(invalid("token's audience (`aud`) is not JWT_AUDIENCE"));
+    }
+    let from = claims.iat.map_or(now_ms, jwt::millis);
+    if expires_at.saturating_sub(from) > settings.max_ttl_secs.saturating_mul(1000) {
         return Err(ApiError::InvalidToken(format!(
             "token lives longer than JWT_MAX_TTL_SECS allows ({} s)",
             settings.max_ttl_secs
         )));
     }
-    let subject = claims
-        .subject
-        .filter(|s| !s.is_empty())
-        .ok_or_else(|| ApiError::InvalidToken("token has no `sub` claim".into()))?;
-    let PlatformClaims { tenant, role } = claims.custom;
-    if tenant.is_empty() {
-        return Err(ApiError::InvalidToken("token has no `tenant` claim".into()));
-    }
-    if role.is_empty() {
-        return Err(ApiError::InvalidToken("token has no `role` claim".into()));
-    }
-    Ok((Principal { subject, tenant, role }, expires_at))
+    let required = |value: Option<String>, name: &str| {
+        value.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::InvalidToken(format!("token has no `{name}` claim")))
+    };
+    let principal = Principal {
+        subject: required(claims.sub, "sub")?,
+        tenant: required(claims.tenant, "tenant")?,
+        role: required(claims.role, "role")?,
+    };
+    Ok((principal, expires_at))
 }
 
 /// Mints a token (development tooling and tests; production tokens come from the users'
@@ -235,20 +207,13 @@ pub fn issue(
     now_ms: u64,
     valid_secs: u64,
 ) -> Result<String, ApiError> {
-    let key = HS256Key::from_bytes(secret.as_bytes());
-    let now = UnixTimeStamp::from_millis(now_ms);
+    let now = now_ms / 1000;
     let expires_at = now
-        .checked_add(Duration::from_secs(valid_secs))
+        .checked_add(valid_secs)
+        .filter(|exp| *exp < 1 << 53)
         .ok_or_else(|| ApiError::InvalidRequest(format!("a token cannot be valid for {valid_secs} s")))?;
-    // Every time claim is set below: the lifetime given here (added to the real clock, where
-    // a huge one would overflow) is not used.
-    let mut claims =
-        Claims::with_custom_claims(PlatformClaims { tenant: tenant.into(), role: role.into() }, Duration::from_secs(0))
-            .with_subject(subject);
-    claims.issued_at = Some(now);
-    claims.invalid_before = Some(now);
-    claims.expires_at = Some(expires_at);
-    key.authenticate(claims).map_err(|err| ApiError::Internal(format!("could not sign a token: {err}")))
+    let claims = json!({ "sub": subject, "tenant": tenant, "role": role, "iat": now, "nbf": now, "exp": expires_at });
+    jwt::sign(&claims, secret.as_bytes()).map_err(|_| ApiError::Internal("could not sign a token".into()))
 }
 
 #[cfg(test)]
@@ -311,7 +276,7 @@ mod tests {
 
     #[test]
     fn a_lifetime_past_the_end_of_time_is_refused_not_a_panic() {
-        // now + valid_secs overflowed (in jwt-simple's clock arithmetic too).
+        // now + valid_secs overflowed.
         assert!(matches!(issue(SECRET, "alice", "acme", "user", NOW, u64::MAX), Err(ApiError::InvalidRequest(_))));
     }
 
@@ -384,20 +349,17 @@ mod tests {
     }
 
     fn token_from(issuer: Option<&str>, audience: Option<&str>, valid_secs: u64) -> String {
-        let key = HS256Key::from_bytes(SECRET.as_bytes());
-        let custom = PlatformClaims { tenant: "acme".into(), role: "user".into() };
-        let mut claims = Claims::with_custom_claims(custom, Duration::from_secs(valid_secs)).with_subject("alice");
-        let now = UnixTimeStamp::from_millis(NOW);
-        claims.issued_at = Some(now);
-        claims.invalid_before = Some(now);
-        claims.expires_at = Some(now + Duration::from_secs(valid_secs));
+        let now = NOW / 1000;
+        let mut claims =
+            json!({"sub": "alice", "tenant": "acme", "role": "user", "iat": now, "nbf": now, "exp": now + valid_secs});
+        let map = claims.as_object_mut().unwrap();
         if let Some(issuer) = issuer {
-            claims = claims.with_issuer(issuer);
+            map.insert("iss".into(), json!(issuer));
         }
         if let Some(audience) = audience {
-            claims = claims.with_audience(audience);
+            map.insert("aud".into(), json!(audience));
         }
-        key.authenticate(claims).unwrap()
+        jwt::sign(&claims, SECRET.as_bytes()).unwrap()
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod anthropic;
 pub mod auth;
 pub mod error;
 pub mod functions;
+pub mod jwt;
 pub mod openai;
 pub mod platform;
 pub mod seed;

@@ -38,7 +38,10 @@ async fn a_whole_answer_is_a_message() {
     assert_eq!(v["model"], "gpt-x");
     assert_eq!(v["content"], json!([{"type": "text", "text": "Hello there"}]));
     assert_eq!(v["stop_reason"], "end_turn");
-    assert_eq!(v["usage"], json!({"input_tokens": 3, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 2}));
+    assert_eq!(
+        v["usage"],
+        json!({"input_tokens": 3, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0, "output_tokens": 2})
+    );
     assert_eq!(v["opencode"]["provider"], "openai");
     assert_eq!(headers["x-provider"], "openai");
 }

@@ -166,7 +166,11 @@ async fn a_stream_opens_with_the_role_and_ends_with_done() {
         assert_eq!(status, 200, "{text}");
         assert_eq!(headers["content-type"], "text/event-stream");
         let lines = data_lines(&text);
-        assert_eq!(lines[0]["choices"][0]["delta"], json!({"role": "assistant", "content": "", "refusal": null}), "{text}");
+        assert_eq!(
+            lines[0]["choices"][0]["delta"],
+            json!({"role": "assistant", "content": "", "refusal": null}),
+            "{text}"
+        );
         assert!(lines.iter().take(lines.len() - 1).all(|l| l["object"] == "chat.completion.chunk"));
         let content: String = lines.iter().filter_map(|l| l["choices"][0]["delta"]["content"].as_str()).collect();
         assert_eq!(content, "Hello");
@@ -262,7 +266,11 @@ async fn cached_prompt_tokens_survive_into_every_dialects_usage() {
     let body = json!({"model": "opencode/chat", "max_tokens": 64, "messages": [{"role": "user", "content": "hi"}]});
     let (_, _, text) = serve(&host, "chat", user_request("/v1/messages", &body)).await;
     let v: Value = serde_json::from_str(&text).unwrap();
-    assert_eq!(v["usage"], json!({"input_tokens": 6, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 24, "output_tokens": 2}), "{text}");
+    assert_eq!(
+        v["usage"],
+        json!({"input_tokens": 6, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 24, "output_tokens": 2}),
+        "{text}"
+    );
     let (_, _, text) =
         serve(&host, "gateway", user_request("/v1/responses", &json!({"model": "opencode/chat", "input": "hi"}))).await;
     let v: Value = serde_json::from_str(&text).unwrap();
