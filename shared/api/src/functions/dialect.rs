@@ -46,11 +46,11 @@ impl ErrorShape {
     /// The shape of the dialect a request speaks, decided before it is handled: the one
     /// [`DIALECT_HEADER`] names, else its path's.
     pub fn of(path: &str, headers: &http::HeaderMap) -> ErrorShape {
-        match headers.get(DIALECT_HEADER).map(http::HeaderValue::as_bytes) {
-            Some(b"openai-chat" | b"openai-chat; include_usage" | b"openai-responses") => return ErrorShape::OpenAi,
-            Some(b"anthropic-messages") => return ErrorShape::Anthropic,
-            Some(b"seed") => return ErrorShape::Seed,
-            _ => {}
+        match Dialect::from_headers(headers, false) {
+            Ok(Dialect::OpenAiChat(_) | Dialect::OpenAiResponses(_)) => return ErrorShape::OpenAi,
+            Ok(Dialect::AnthropicMessages(_)) => return ErrorShape::Anthropic,
+            Ok(Dialect::Seed(_)) => return ErrorShape::Seed,
+            Ok(Dialect::Platform { .. }) | Err(_) => {}
         }
         if openai::serves(path) {
             ErrorShape::OpenAi
