@@ -215,11 +215,16 @@ describe(`chat on ${runtime}`, () => {
   });
 
   test('when every provider fails the answer is a 502 naming each attempt', async () => {
-    const { res, body } = await chat(unique('sim:any:status=503'));
+    const { res, body } = await chat(unique('sim:any:status=500'));
     assert.equal(res.status, 502);
     assert.equal(body.error.code, 'upstream_failed');
     assert.equal(body.error.attempts.length, 6);
     assert.ok(!JSON.stringify(body).includes('sim-key'));
+    // Every one overloaded: a 503 with a Retry-After, which clients wait out.
+    const overloaded = await chat(unique('sim:any:status=503'));
+    assert.equal(overloaded.res.status, 503);
+    assert.equal(overloaded.body.error.code, 'upstream_overloaded');
+    assert.equal(overloaded.res.headers.get('retry-after'), '1');
   });
 
   test('a stream arrives chunk by chunk and matches the non-streamed answer', async () => {

@@ -129,8 +129,10 @@ describe(`knowledge on ${runtime}`, () => {
     const anon = await fetch(`${base}/v1/knowledge/documents`);
     assert.equal(anon.status, 401);
     const failing = await request('POST', '/v1/knowledge/documents', { id: 'flaky', text: `Flaky ${randomUUID()} sim:openai:status=503` });
-    assert.equal(failing.status, 502, failing.text);
-    assert.equal(failing.json.error.code, 'upstream_failed');
+    // Overloaded each time: a 503 saying so, with a Retry-After.
+    assert.equal(failing.status, 503, failing.text);
+    assert.equal(failing.json.error.code, 'upstream_overloaded');
+    assert.ok(Number(failing.res.headers.get('retry-after')) >= 1, failing.text);
     assert.equal(failing.json.error.attempts.length, 2);
     assert.equal((await request('GET', '/v1/knowledge/documents/flaky')).status, 404, 'nothing stored');
   });
