@@ -17,6 +17,7 @@ pub mod redact;
 pub mod routing;
 pub mod sandbox;
 pub mod search;
+pub mod tokens;
 
 /// Lower-case hex of `bytes` (request ids, cache and store keys).
 pub fn hex(bytes: &[u8]) -> String {
