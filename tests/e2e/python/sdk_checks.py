@@ -171,6 +171,13 @@ def anthropic_messages_create_and_stream():
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
+def anthropic_count_tokens():
+    counted = an.messages.count_tokens(
+        model="opencode/chat", system="Be brief.", messages=[{"role": "user", "content": "How far is the Moon?"}]
+    )
+    assert 5 < counted.input_tokens < 40, counted
+
+
 def images_in_both_sdks():
     # The simulator echoes each image it was shown as `[image <type>]`.
     block = {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}}
@@ -284,6 +291,7 @@ for check_fn in [
     anthropic_messages_create_and_stream,
     anthropic_tool_use_round_trip,
     images_in_both_sdks,
+    anthropic_count_tokens,
     every_mode_alias_answers,
 ]:
     check(check_fn)

@@ -7,3 +7,5 @@ pub mod request;
 
 /// The Messages path.
 pub const MESSAGES: &str = "/v1/messages";
+/// Counting a Messages body's input tokens (answered by the gateway).
+pub const COUNT_TOKENS: &str = "/v1/messages/count_tokens";

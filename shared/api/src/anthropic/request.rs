@@ -46,7 +46,11 @@ pub fn translate(
     parts: &http::request::Parts,
     bytes: &[u8],
 ) -> Result<(Map<String, Value>, MessagesOptions), ApiError> {
-    let mut body = web::parse_object(parts, bytes)?;
+    translate_object(web::parse_object(parts, bytes)?)
+}
+
+/// [`translate`] of a body already parsed.
+pub fn translate_object(mut body: Map<String, Value>) -> Result<(Map<String, Value>, MessagesOptions), ApiError> {
     for (name, value) in &body {
         if UNSUPPORTED.contains(&name.as_str()) && !value.is_null() {
             return invalid(name, format!("{name}: not supported by this platform"));

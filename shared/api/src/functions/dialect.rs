@@ -54,7 +54,7 @@ impl ErrorShape {
         }
         if openai::serves(path) {
             ErrorShape::OpenAi
-        } else if path == anthropic::MESSAGES {
+        } else if path == anthropic::MESSAGES || path == anthropic::COUNT_TOKENS {
             ErrorShape::Anthropic
         } else if seed::serves(path) {
             ErrorShape::Seed

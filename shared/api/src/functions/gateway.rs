@@ -23,6 +23,9 @@ pub enum Destination {
     Vendor,
     /// The seed's document upload and status, over the knowledge function (documents.rs).
     SeedDocuments,
+    /// Token estimates (tokens.rs): the platform's and Anthropic's `count_tokens`.
+    Estimate,
+    CountTokens,
 }
 
 /// The routing table.
@@ -35,6 +38,11 @@ pub fn route(path: &str) -> Option<Destination> {
     }
     if under(crate::openai::models::MODELS) {
         return Some(Destination::Models);
+    }
+    match path {
+        "/v1/tokens/estimate" => return Some(Destination::Estimate),
+        crate::anthropic::COUNT_TOKENS => return Some(Destination::CountTokens),
+        _ => {}
     }
     if path == crate::seed::documents::UPLOAD || path.starts_with(crate::seed::documents::STATUS) {
         return Some(Destination::SeedDocuments);
@@ -180,6 +188,8 @@ mod tests {
         assert_eq!(route("/api/v1/chat/stream"), Some(Destination::Vendor));
         assert_eq!(route("/api/status"), to("admin"));
         assert_eq!(route("/api/v1/metrics"), to("admin"));
+        assert_eq!(route("/v1/tokens/estimate"), Some(Destination::Estimate));
+        assert_eq!(route("/v1/messages/count_tokens"), Some(Destination::CountTokens));
         assert_eq!(route("/api/v1/documents/upload"), Some(Destination::SeedDocuments));
         assert_eq!(route("/api/v1/documents/status/upload-1"), Some(Destination::SeedDocuments));
         assert_eq!(route("/api/v1/search"), to("search"));

@@ -18,6 +18,7 @@ mod research;
 pub mod route;
 mod search;
 mod thinking;
+mod tokens;
 
 use opencode_core::routing::{Mode, Tier};
 use opencode_runtime::answer::Reply;
@@ -231,6 +232,8 @@ impl Function for Gateway {
         match gateway::route(parts.uri.path()) {
             Some(gateway::Destination::Process) => route::process(ctx, parts, body).await,
             Some(gateway::Destination::SeedDocuments) => documents::handle(ctx, parts, body).await,
+            Some(gateway::Destination::Estimate) => tokens::estimate(ctx, parts, body).await,
+            Some(gateway::Destination::CountTokens) => tokens::count(ctx, parts, body).await,
             Some(gateway::Destination::Models) => {
                 if parts.method != http::Method::GET {
                     let path = parts.uri.path().to_owned();
