@@ -103,6 +103,16 @@ impl ApiError {
         Some(shortest_ms.div_ceil(1_000).max(1))
     }
 
+    /// The status OpenAI's and Anthropic's APIs answer with: their validation failures are
+    /// 400s (the SDKs raise `BadRequestError`), an unknown model a 404.
+    pub fn vendor_status(&self) -> http::StatusCode {
+        match (self, self.status()) {
+            (ApiError::UnknownModel(_), _) => http::StatusCode::NOT_FOUND,
+            (_, http::StatusCode::UNPROCESSABLE_ENTITY) => http::StatusCode::BAD_REQUEST,
+            (_, other) => other,
+        }
+    }
+
     /// The HTTP status, decided here and nowhere else.
     pub fn status(&self) -> http::StatusCode {
         use http::StatusCode as S;

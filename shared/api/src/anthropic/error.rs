@@ -11,11 +11,7 @@ use crate::web;
 /// The error response: `{"type":"error","error":{"type","message"}}` at Anthropic's status (a
 /// request the platform refuses is a 400, an unknown model a 404).
 pub fn response(err: &ApiError) -> http::Response<Body> {
-    let status = match (err, err.status()) {
-        (ApiError::UnknownModel(_), _) => http::StatusCode::NOT_FOUND,
-        (_, http::StatusCode::UNPROCESSABLE_ENTITY) => http::StatusCode::BAD_REQUEST,
-        (_, other) => other,
-    };
+    let status = err.vendor_status();
     web::error_response(status, &json!({ "type": "error", "error": body(err, status) }))
 }
 

@@ -11,16 +11,7 @@ use crate::web;
 /// The error response: `{"error":{"message","type","param","code"}}` at OpenAI's status (a
 /// request the platform refuses is a 400, as OpenAI's are; the SDKs raise `BadRequestError`).
 pub fn response(err: &ApiError) -> http::Response<Body> {
-    web::error_response(status(err), &json!({ "error": body(err) }))
-}
-
-/// OpenAI's status for an error: its validation failures are 400s, an unknown model a 404.
-pub fn status(err: &ApiError) -> http::StatusCode {
-    match (err, err.status()) {
-        (ApiError::UnknownModel(_), _) => http::StatusCode::NOT_FOUND,
-        (_, http::StatusCode::UNPROCESSABLE_ENTITY) => http::StatusCode::BAD_REQUEST,
-        (_, other) => other,
-    }
+    web::error_response(err.vendor_status(), &json!({ "error": body(err) }))
 }
 
 /// The `error` object.
