@@ -8,6 +8,9 @@
 
 use crate::model::{ChatRequest, Message, Role};
 
+/// The output a reservation assumes when a request names no `max_tokens`.
+pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 4096;
+
 /// What every message adds besides its content (role and separators, as OpenAI counts them).
 const PER_MESSAGE: u64 = 4;
 /// The reply's own priming.

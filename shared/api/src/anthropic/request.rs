@@ -7,7 +7,7 @@ use serde_json::{json, Map, Value};
 use opencode_core::model::Effort;
 
 use crate::error::ApiError;
-use crate::openai::chat_request::effort_body;
+use crate::platform::request::ReasoningBody;
 use crate::web;
 
 /// Fields of Anthropic's body the platform reads.
@@ -112,7 +112,7 @@ fn thinking(value: Option<Value>, max_tokens: u32) -> Result<Option<Value>, ApiE
     let Some(value) = value.filter(|v| !v.is_null()) else { return Ok(None) };
     match value.get("type").and_then(Value::as_str) {
         Some("disabled") => Ok(None),
-        Some("adaptive") => Ok(Some(effort_body(Effort::Medium))),
+        Some("adaptive") => Ok(Some(ReasoningBody::effort_value(Effort::Medium))),
         Some("enabled") => match value.get("budget_tokens").and_then(Value::as_u64).and_then(|b| u32::try_from(b).ok())
         {
             Some(budget) if budget >= 1024 && budget < max_tokens => Ok(Some(json!({ "budget_tokens": budget }))),

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use opencode_core::model::{ChatRequest, Usage};
 use opencode_core::routing::Tier;
-use opencode_core::tokens::request_tokens;
+use opencode_core::tokens::{request_tokens, DEFAULT_MAX_OUTPUT_TOKENS};
 
 use super::{Ctx, Handled};
 use crate::anthropic;
@@ -17,9 +17,6 @@ use crate::error::ApiError;
 use crate::platform::request::ChatBody;
 use crate::web;
 use opencode_runtime::host::{Body, Host};
-
-/// The output a reservation assumes when the request names no `max_tokens`.
-pub const DEFAULT_MAX_OUTPUT_TOKENS: u32 = 4096;
 
 /// `POST /v1/tokens/estimate`.
 pub(super) async fn estimate<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {

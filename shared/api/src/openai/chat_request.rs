@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use opencode_core::model::Effort;
 
 use crate::error::ApiError;
+use crate::platform::request::ReasoningBody;
 use crate::web;
 
 /// Fields the platform's chat body reads as they are.
@@ -98,7 +99,7 @@ pub fn translate(parts: &http::request::Parts, bytes: &[u8]) -> Result<(Map<Stri
         body.insert("max_tokens".into(), Value::from(max_tokens));
     }
     if let Some(effort) = effort {
-        body.insert("reasoning".into(), effort_body(effort));
+        body.insert("reasoning".into(), ReasoningBody::effort_value(effort));
     }
     Ok((body, ChatOptions { stream, include_usage }))
 }
@@ -153,13 +154,6 @@ pub(crate) fn reasoning_effort(value: Option<Value>) -> Result<Option<Effort>, A
             "`reasoning_effort` must be one of none, minimal, low, medium, high, xhigh".into(),
         )),
     }
-}
-
-/// The platform's `reasoning` for a level.
-pub(crate) fn effort_body(effort: Effort) -> Value {
-    let mut reasoning = Map::new();
-    reasoning.insert("effort".into(), Value::String(effort.as_str().into()));
-    Value::Object(reasoning)
 }
 
 /// `stream_options.include_usage`, which only a streamed request may send.

@@ -4,8 +4,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::chat_request::{effort_body, reasoning_effort};
+use super::chat_request::reasoning_effort;
 use crate::error::ApiError;
+use crate::platform::request::ReasoningBody;
 use crate::web;
 
 /// Fields read here.
@@ -114,7 +115,7 @@ pub fn translate(
         return invalid("parallel_tool_calls", "`parallel_tool_calls` must be a boolean".into());
     }
     if let Some(effort) = effort {
-        chat.insert("reasoning".into(), effort_body(effort));
+        chat.insert("reasoning".into(), ReasoningBody::effort_value(effort));
     }
     chat.insert("stream".into(), Value::Bool(stream));
     Ok((chat, ResponsesOptions { stream }))

@@ -59,6 +59,13 @@ pub struct ReasoningBody {
 }
 
 impl ReasoningBody {
+    /// `{"effort": ...}`: a dialect's level (`reasoning_effort`, ...) in the chat body.
+    pub fn effort_value(effort: Effort) -> Value {
+        let mut reasoning = Map::new();
+        reasoning.insert("effort".into(), Value::String(effort.as_str().into()));
+        Value::Object(reasoning)
+    }
+
     /// The level and budget asked for: exactly one of the two fields, a budget of at least `min`.
     pub fn asked(&self, min: u32, max: u32) -> Result<(Effort, u32), ApiError> {
         match (self.effort, self.budget_tokens) {
