@@ -38,7 +38,7 @@ pub(super) async fn handle<H: Host>(
         }
         ("GET", "/admin/metrics") => metrics_report(ctx, parts.uri.query()).await,
         ("GET", seed::METRICS) => {
-            let summary = summarize(ctx, parts.uri.query()).await?;
+            let summary = summarize(ctx, hours(parts.uri.query())?).await?;
             Ok(web::json(http::StatusCode::OK, &seed::metrics_json(&summary.record)))
         }
         (_, "/admin/metrics" | seed::METRICS) => {
@@ -67,14 +67,14 @@ fn health<H: Host>(ctx: &Ctx<H>) -> http::Response<Body> {
     web::json(http::StatusCode::OK, &body)
 }
 
-/// The metrics of the hours `?hours=N` asks for (the default when absent).
-async fn summarize<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<metrics::Summary, ApiError> {
-    let hours = hours(query)?;
+/// The metrics of the last `hours` hours.
+async fn summarize<H: Host>(ctx: &Ctx<H>, hours: u64) -> Result<metrics::Summary, ApiError> {
     metrics::summarize(&ctx.host, hours)
         .await
         .map_err(|err| ApiError::Internal(format!("could not read the metrics: {err}")))
 }
 
+/// The hours `?hours=N` asks for (the default when absent).
 fn hours(query: Option<&str>) -> Result<u64, ApiError> {
     match query.unwrap_or("").split('&').find_map(|pair| pair.strip_prefix("hours=")) {
         None => Ok(DEFAULT_HOURS),
@@ -88,7 +88,7 @@ fn hours(query: Option<&str>) -> Result<u64, ApiError> {
 
 async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<http::Response<Body>, ApiError> {
     let hours = hours(query)?;
-    let summary = summarize(ctx, query).await?;
+    let summary = summarize(ctx, hours).await?;
     let now_hour = metrics::hour_of(ctx.host.now_ms());
     let mut body = summary.record.to_json();
     if let Some(map) = body.as_object_mut() {

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use super::dialect::{self, Dialect, DIALECT_HEADER};
 use super::{gateway, Ctx, Handled};
 use crate::error::ApiError;
-use crate::platform::request::{validate_messages, ChatBody, MessageBody, TIER_HEADER};
+use crate::platform::request::{validate_messages, MessageBody, TIER_HEADER};
 use crate::{sse, web};
 use opencode_core::model::Message;
 use opencode_core::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, RoutingDecision, Tier};
@@ -73,10 +73,15 @@ pub fn parse_process_body(parts: &http::request::Parts, bytes: &[u8]) -> Result<
         },
         Some(_) => return Err(ApiError::Validation("`tier` must be a string".into())),
     };
-    let messages = rest.get("messages").ok_or_else(|| ApiError::Validation("missing field `messages`".into()))?;
+    Ok(ProcessBody { mode, tier, messages: conversation(&rest)?, rest })
+}
+
+/// A body's conversation, checked: what routing reads (the mode's function checks the rest).
+fn conversation(body: &Map<String, Value>) -> Result<Vec<Message>, ApiError> {
+    let messages = body.get("messages").ok_or_else(|| ApiError::Validation("missing field `messages`".into()))?;
     let bodies =
         Vec::<MessageBody>::deserialize(messages).map_err(|err| ApiError::Validation(format!("`messages`: {err}")))?;
-    Ok(ProcessBody { mode, tier, messages: validate_messages(bodies)?, rest })
+    validate_messages(bodies)
 }
 
 /// Decides mode and tier for a validated conversation; what the caller named is kept.
@@ -173,8 +178,7 @@ pub(super) async fn vendor<H: Host>(host: &H, request: http::Request<Body>, requ
     let (mode, decision) = match dialect::take_alias(&mut body).as_deref() {
         None => (Mode::Chat, None),
         Some("auto") => {
-            let (request, _) = ChatBody::from_object(body.clone())?.validate()?;
-            let decision = decide(&analyzer(host)?, None, None, &request.messages);
+            let decision = decide(&analyzer(host)?, None, None, &conversation(&body)?);
             (decision.mode, Some(decision))
         }
         Some(name) => match Mode::parse(name) {
