@@ -66,12 +66,10 @@ struct Header {
 
 /// The claims of `token` when its signature is `secret`'s; the times are the caller's to check.
 pub fn verify(token: &str, secret: &[u8]) -> Result<Claims, Refused> {
-    let mut segments = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (segments.next(), segments.next(), segments.next(), segments.next())
-    else {
-        return Err(Refused::Malformed("a token is three base64url parts joined by dots"));
-    };
+    const PARTS: Refused = Refused::Malformed("a token is three base64url parts joined by dots");
+    // `header.payload` is what the signature covers.
+    let (signed, signature) = token.rsplit_once('.').ok_or(PARTS)?;
+    let (header, payload) = signed.split_once('.').filter(|(_, payload)| !payload.contains('.')).ok_or(PARTS)?;
     let header: Header = serde_json::from_slice(&decode(header)?).map_err(|_| Refused::Malformed("bad header"))?;
     if header.alg.as_deref() != Some("HS256") || header.crit.is_some() {
         return Err(Refused::Unsupported);
@@ -79,7 +77,6 @@ pub fn verify(token: &str, secret: &[u8]) -> Result<Claims, Refused> {
     if header.typ.as_deref().is_some_and(|t| !t.eq_ignore_ascii_case("JWT")) {
         return Err(Refused::Malformed("the header's `typ` is not JWT"));
     }
-    let signed = token.get(..header_and_payload_len(token)).unwrap_or_default();
     let expected = hmac_sha256::HMAC::mac(signed.as_bytes(), secret);
     let given = decode(signature)?;
     if !same_bytes(&given, &expected) {
@@ -95,11 +92,6 @@ pub fn sign(claims: &Value, secret: &[u8]) -> Result<String, Refused> {
     let signed = format!("{header}.{payload}");
     let signature = encode(&hmac_sha256::HMAC::mac(signed.as_bytes(), secret))?;
     Ok(format!("{signed}.{signature}"))
-}
-
-/// The length of `header.payload`, the part the signature covers.
-fn header_and_payload_len(token: &str) -> usize {
-    token.rfind('.').unwrap_or(0)
 }
 
 fn decode(segment: &str) -> Result<Vec<u8>, Refused> {
