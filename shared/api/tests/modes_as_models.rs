@@ -6,7 +6,6 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
-use opencode_runtime::Body;
 use opencode_testkit::{json_response, TestHost};
 use serde_json::{json, Value};
 
@@ -19,7 +18,7 @@ fn tavily_ok() -> String {
 
 /// The gateway with every mode's function in process; Tavily and the chat providers upstream.
 fn host() -> TestHost {
-    let mut host = test_host()
+    let host = test_host()
         .with_var("TAVILY_API_KEY", "tvly-key")
         .with_var("TAVILY_BASE_URL", "http://tavily.test")
         .with_upstream(|req: http::Request<Bytes>| async move {
@@ -29,11 +28,7 @@ fn host() -> TestHost {
                 json_response(200, &openai_ok("It is so [1]."))
             })
         });
-    for name in ["gateway", "chat", "search", "thinking", "agent"] {
-        host = host.with_function(name, move |host, req| async move {
-            opencode_api::serve_named(name, host, req.map(Body::Full)).await
-        });
-    }
+    in_process(&host, &["gateway", "chat", "search", "thinking", "agent"]);
     host
 }
 
@@ -115,9 +110,8 @@ async fn an_unknown_alias_is_a_404_and_a_plain_model_goes_to_chat() {
 
 #[tokio::test(start_paused = true)]
 async fn opencode_knowledge_answers_from_the_tenants_documents() {
-    let host = host().with_function("knowledge", |host, req| async move {
-        opencode_api::serve_named("knowledge", host, req.map(Body::Full)).await
-    });
+    let host = host();
+    in_process(&host, &["knowledge"]);
     let body =
         json!({"model": "opencode/knowledge", "messages": [{"role": "user", "content": "what do my notes say?"}]});
     let (status, _, v) = gateway(&host, "/v1/chat/completions", body).await;

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 fn host(streamed: bool) -> TestHost {
     let tavily = json!({"query": "q", "results": [
         {"title": "Page one", "url": "https://t.example/1", "content": "About it.", "score": 0.9}]});
-    let mut host = test_host()
+    let host = test_host()
         .with_var("TAVILY_API_KEY", "tvly-key")
         .with_var("TAVILY_BASE_URL", "http://tavily.test")
         .with_upstream(move |req| {
@@ -27,11 +27,7 @@ fn host(streamed: bool) -> TestHost {
                 })
             }
         });
-    for name in ["chat", "thinking", "admin", "search", "code"] {
-        host = host.with_function(name, move |host, req| async move {
-            opencode_api::serve_named(name, host, req.map(Body::Full)).await
-        });
-    }
+    in_process(&host, &["chat", "thinking", "admin", "search", "code"]);
     host
 }
 

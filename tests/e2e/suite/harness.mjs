@@ -12,6 +12,16 @@ export const SECRET = 'e2e-secret-0123456789-0123456789';
 /** The code sandbox's bearer token: tests/sandbox requires it and the platform sends it. */
 export const SANDBOX_TOKEN = 'e2e-sandbox-token';
 
+/** The function tool the tool-calling checks offer, in OpenAI's shape. */
+export const weather = {
+  type: 'function',
+  function: {
+    name: 'get_weather',
+    description: 'Current weather for a city',
+    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
+  },
+};
+
 const children = [];
 process.on('exit', () => stopAll());
 

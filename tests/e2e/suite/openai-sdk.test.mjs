@@ -10,7 +10,7 @@ import OpenAI from 'openai';
 import { createOpenAICompatible } from '@ai-sdk/openai-compatible';
 import { generateText, streamText, tool } from 'ai';
 import { z } from 'zod';
-import { startPlatform, stopAll, token } from './harness.mjs';
+import { startPlatform, stopAll, token, weather } from './harness.mjs';
 
 const runtime = process.env.E2E_RUNTIME || 'cloudflare';
 const unique = (text) => `${text} ${randomUUID()}`;
@@ -19,14 +19,6 @@ let base;
 const client = (apiKey = token()) => new OpenAI({ baseURL: `${base}/v1`, apiKey, maxRetries: 0 });
 const user = (content) => [{ role: 'user', content }];
 
-const weather = {
-  type: 'function',
-  function: {
-    name: 'get_weather',
-    description: 'Current weather for a city',
-    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-  },
-};
 
 describe(`the openai SDK on ${runtime}`, () => {
   before(async () => {

@@ -5,19 +5,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { events, startPlatform, stopAll, token } from './harness.mjs';
+import { events, startPlatform, stopAll, token, weather } from './harness.mjs';
 
 const runtime = process.env.E2E_RUNTIME || 'cloudflare';
 const auth = () => ({ authorization: `Bearer ${token()}`, 'content-type': 'application/json' });
-
-const weather = {
-  type: 'function',
-  function: {
-    name: 'get_weather',
-    description: 'Current weather for a city',
-    parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] },
-  },
-};
 
 async function chat(base, body) {
   const res = await fetch(`${base}/v1/chat`, { method: 'POST', headers: auth(), body: JSON.stringify(body) });
