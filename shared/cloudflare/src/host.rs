@@ -101,6 +101,14 @@ impl Host for WorkersHost {
         kv::delete(&self.inner.env, store, key).await
     }
 
+    async fn sql(
+        &self,
+        _db: opencode_runtime::sql::Database<'_>,
+        _statement: &opencode_runtime::sql::Statement,
+    ) -> Result<Vec<opencode_runtime::sql::Row>, HostError> {
+        Err(HostError::Sql(String::from("not wired yet")))
+    }
+
     fn now_ms(&self) -> u64 {
         // Date.now() is a non-negative integer number of milliseconds; the cast saturates.
         js_sys::Date::now() as u64

@@ -14,6 +14,7 @@ use futures::future::LocalBoxFuture;
 use futures::stream::LocalBoxStream;
 
 use crate::log::Record;
+use crate::sql::{Database, Row, Statement};
 
 /// A streamed body: chunks as they arrive from the network.
 pub type ByteStream = LocalBoxStream<'static, Result<Bytes, HostError>>;
@@ -120,6 +121,9 @@ pub enum HostError {
     /// No such sibling function or binding.
     #[error("no such service: {0}")]
     NoService(String),
+    /// A database refused or failed a statement.
+    #[error("database failed: {0}")]
+    Sql(String),
 }
 
 /// The runtime, as the core sees it. Implementations are cheap to clone (an `Rc` or a handle).
@@ -144,6 +148,10 @@ pub trait Host: Clone + 'static {
 
     /// Deletes a value; deleting a missing key is not an error.
     async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError>;
+
+    /// Runs one SQL statement (SQLite's dialect) in `db` and returns its rows, `RETURNING`
+    /// rows included. One statement is atomic; nothing spans two ([`crate::sql`]).
+    async fn sql(&self, db: Database<'_>, statement: &Statement) -> Result<Vec<Row>, HostError>;
 
     /// Wall-clock time in milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
@@ -209,6 +217,10 @@ impl<H: Host> Host for RequestHost<H> {
 
     fn kv_delete(&self, store: &str, key: &str) -> impl Future<Output = Result<(), HostError>> {
         self.inner.kv_delete(store, key)
+    }
+
+    fn sql(&self, db: Database<'_>, statement: &Statement) -> impl Future<Output = Result<Vec<Row>, HostError>> {
+        self.inner.sql(db, statement)
     }
 
     fn now_ms(&self) -> u64 {
@@ -306,6 +318,10 @@ pub(crate) mod fake {
         async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError> {
             self.kv.borrow_mut().remove(&(store.to_owned(), key.to_owned()));
             Ok(())
+        }
+
+        async fn sql(&self, _db: Database<'_>, _statement: &Statement) -> Result<Vec<Row>, HostError> {
+            Err(HostError::Sql("no database in unit tests".into()))
         }
 
         fn now_ms(&self) -> u64 {

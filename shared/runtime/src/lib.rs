@@ -26,6 +26,7 @@ pub mod metrics;
 pub mod modes;
 pub mod sandbox;
 pub mod search;
+pub mod sql;
 pub mod sse;
 
 pub use host::{Body, ByteStream, Host, HostError, RequestHost};

@@ -94,6 +94,14 @@ impl Host for SpinHost {
         self.store(store).await?.delete(key).await.map_err(|error| kv_error(store, &error))
     }
 
+    async fn sql(
+        &self,
+        _db: opencode_runtime::sql::Database<'_>,
+        _statement: &opencode_runtime::sql::Statement,
+    ) -> Result<Vec<opencode_runtime::sql::Row>, HostError> {
+        Err(HostError::Sql(String::from("not wired yet")))
+    }
+
     fn now_ms(&self) -> u64 {
         let now = spin_sdk::wasip3::clocks::system_clock::now();
         wire::epoch_millis(now.seconds, now.nanoseconds)

@@ -18,6 +18,7 @@ use futures::FutureExt;
 use opencode_runtime::log::Record;
 use opencode_runtime::{Body, Host, HostError};
 
+mod db;
 mod net;
 pub use net::http_fetch;
 
@@ -42,6 +43,8 @@ struct State {
     failing_stores: RefCell<Vec<String>>,
     fixed_now_ms: Cell<Option<u64>>,
     random_state: Cell<u64>,
+    /// The SQL database (every `Database` in one, as on Spin), opened on first use.
+    db: db::Db,
 }
 
 /// A cheap-to-clone native host; clones share state.
@@ -177,6 +180,14 @@ impl Host for TestHost {
     async fn kv_delete(&self, store: &str, key: &str) -> Result<(), HostError> {
         self.state.kv.borrow_mut().remove(&(store.to_string(), key.to_string()));
         Ok(())
+    }
+
+    async fn sql(
+        &self,
+        _db: opencode_runtime::sql::Database<'_>,
+        statement: &opencode_runtime::sql::Statement,
+    ) -> Result<Vec<opencode_runtime::sql::Row>, HostError> {
+        self.state.db.run(statement)
     }
 
     fn now_ms(&self) -> u64 {
