@@ -9,6 +9,9 @@
 
 #![cfg_attr(not(test), deny(clippy::arithmetic_side_effects))]
 
+pub mod access;
+pub mod calendar;
+pub mod limits;
 pub mod model;
 pub mod outbound;
 pub mod pricing;

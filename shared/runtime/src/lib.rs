@@ -18,6 +18,7 @@ pub mod answer;
 pub mod bounded;
 pub mod cache;
 pub mod config;
+pub mod control;
 pub mod executor;
 pub mod host;
 pub mod knowledge;

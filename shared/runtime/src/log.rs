@@ -99,27 +99,11 @@ pub fn warn<H: Host>(host: &H, message: &str, fields: &[(&str, Field<'_>)]) {
 pub fn rfc3339(ms: u64) -> String {
     let (secs, millis) = (ms / 1000, ms % 1000);
     let (days, day_secs) = (secs / 86_400, secs % 86_400);
-    let (year, month, day) = civil_from_days(days);
+    let (year, month, day) = opencode_core::calendar::civil_from_days(days);
     let (hour, minute, second) = (day_secs / 3600, day_secs % 3600 / 60, day_secs % 60);
     format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}.{millis:03}Z")
 }
 
-/// The proleptic Gregorian date `days` after 1970-01-01 (Howard Hinnant's `civil_from_days`).
-// Cannot overflow: the one caller's `days` is a u64 of milliseconds / 86_400_000 (< 2^38), and
-// no intermediate exceeds days + 719_468; the algorithm keeps each difference non-negative.
-#[allow(clippy::arithmetic_side_effects)]
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
-    let z = days + 719_468;
-    let era = z / 146_097;
-    let doe = z % 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + u64::from(month <= 2);
-    (year, month, day)
-}
 
 #[cfg(test)]
 mod tests {
