@@ -49,7 +49,7 @@ CREATE TABLE IF NOT EXISTS usage (
     model TEXT,
     provider TEXT,
     status TEXT NOT NULL,
-    cache_hit INTEGER NOT NULL,
+    cache_hit INTEGER,
     input_tokens INTEGER NOT NULL,
     output_tokens INTEGER NOT NULL,
     reasoning_tokens INTEGER NOT NULL,

@@ -219,6 +219,18 @@ async function bench(runtime) {
   row('/v1/chat/completions, token', openaiStream, ownStream);
   row('/v1/messages, first token', anthropicStream, ownStream);
   console.log('  (added: over the platform\'s own /v1/chat, whole or streamed)');
+  // The control plane: chat with an API key whose limits are counted on every request (a key
+  // lookup, remembered per instance, and one counter statement), against the same chat with a JWT.
+  const created = await fetch(`${base}/admin/keys`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${token({ role: 'owner' })}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'bench', limits: { rpm: 1e12, tpm: 1e15, concurrency: 1e6 } }),
+  }).then((r) => r.json());
+  const keyed = { authorization: `Bearer ${created.key}`, 'content-type': 'application/json', 'cache-control': 'no-store' };
+  const withKey = () => request(`${base}/v1/chat`, { method: 'POST', headers: keyed, body: JSON.stringify({ messages, stream: false }) });
+  const [jwtChat, keyChat] = await alternated([platform(false), withKey]);
+  row('chat, API key with limits', keyChat, jwtChat);
+  console.log('  (added: over the same chat with a JWT: the key lookup and the limit check)');
   // The wrangler dev target: what chat adds over its direct call, beyond what the runtime adds
   // to the /health floor over the simulator's own health (all four alternated).
   const [c, d, h, s] = await alternated([platform(false), direct(false), () => request(`${base}/health`), () => request(`${sim}/_sim/health`)]);

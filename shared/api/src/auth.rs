@@ -1,6 +1,8 @@
 //! Authentication: `Authorization: Bearer <JWT>`, HS256 with `JWT_SECRET`.
 //!
-//! Tokens carry `sub`, `tenant`, `role` and `exp`; all four are required. `JWT_ISSUER` and
+//! Tokens carry `sub`, `tenant`, `role` (one of owner, admin, member, viewer) and `exp`; all
+//! four are required. A token exchanged for an API key also names the key (`key_id`), so the
+//! key's restrictions, limits and revocation still apply to it. `JWT_ISSUER` and
 //! `JWT_AUDIENCE`, when set, must match the token's `iss` and `aud`; no token may live longer
 //! than `JWT_MAX_TTL_SECS` (from its `iat`, or from now without one). Time comes from the host
 //! (wall clocks are not available the same way on every runtime), so expiry is checked against
@@ -12,6 +14,8 @@ use std::collections::HashMap;
 use serde_json::json;
 
 use opencode_runtime::host::Host;
+
+use opencode_core::access::{self, Action, Role};
 
 use crate::error::ApiError;
 use crate::jwt::{self, same_bytes, Refused};
@@ -69,31 +73,48 @@ impl Settings {
     }
 }
 
-/// Who is calling, once the token checked out.
+/// Who is calling, once the credential checked out.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Principal {
+    /// The token's `sub`, or the key's id for an API key.
     pub subject: String,
     pub tenant: String,
-    pub role: String,
+    pub role: Role,
+    /// The API key the caller presented, or exchanged for its token.
+    pub key_id: Option<String>,
 }
 
 impl Principal {
-    pub fn is_admin(&self) -> bool {
-        self.role == "admin"
+    /// Whether the caller may do `action` (the one permission table, `opencode_core::access`).
+    pub fn may(&self, action: Action) -> bool {
+        access::allows(self.role, action)
+    }
+
+    /// Refuses what the caller may not do, naming the role.
+    pub fn require(&self, action: Action, what: &str) -> Result<(), ApiError> {
+        if self.may(action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden(format!("role `{}` may not {what}", self.role.as_str())))
+        }
     }
 }
 
-/// Checks the request's bearer token and returns the caller.
-pub fn authenticate(headers: &http::HeaderMap, settings: &Settings, now_ms: u64) -> Result<Principal, ApiError> {
+/// The request's bearer credential (`Authorization: Bearer ...`; `x-api-key` becomes one).
+pub fn bearer(headers: &http::HeaderMap) -> Result<&str, ApiError> {
     let value = headers.get(http::header::AUTHORIZATION).ok_or(ApiError::MissingToken)?;
     let value = value.to_str().map_err(|_| ApiError::InvalidToken("the authorization header is not text".into()))?;
-    let token = value
+    value
         .strip_prefix("Bearer ")
         .or_else(|| value.strip_prefix("bearer "))
         .map(str::trim)
         .filter(|t| !t.is_empty())
-        .ok_or_else(|| ApiError::InvalidToken("expected `Bearer <JWT>`".into()))?;
-    verify(token, settings, now_ms)
+        .ok_or_else(|| ApiError::InvalidToken("expected `Bearer <API key or JWT>`".into()))
+}
+
+/// Checks the request's bearer token (a JWT) and returns the caller.
+pub fn authenticate(headers: &http::HeaderMap, settings: &Settings, now_ms: u64) -> Result<Principal, ApiError> {
+    verify(bearer(headers)?, settings, now_ms)
 }
 
 /// Tokens that passed [`verify`] in this instance, with their expiry. An app or a bot sends the
@@ -189,10 +210,16 @@ fn verify_signed(token: &str, settings: &Settings, now_ms: u64) -> Result<(Princ
     let required = |value: Option<String>, name: &str| {
         value.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::InvalidToken(format!("token has no `{name}` claim")))
     };
+    let role = required(claims.role, "role")?;
+    let role = Role::parse(&role).ok_or_else(|| {
+        let role: String = role.chars().take(32).collect();
+        ApiError::InvalidToken(format!("token's role `{role}` is not one of owner, admin, member, viewer"))
+    })?;
     let principal = Principal {
         subject: required(claims.sub, "sub")?,
         tenant: required(claims.tenant, "tenant")?,
-        role: required(claims.role, "role")?,
+        role,
+        key_id: claims.key_id.filter(|id| !id.is_empty()),
     };
     Ok((principal, expires_at))
 }
@@ -207,12 +234,38 @@ pub fn issue(
     now_ms: u64,
     valid_secs: u64,
 ) -> Result<String, ApiError> {
+    issue_claims(secret, json!({ "sub": subject, "tenant": tenant, "role": role }), now_ms, valid_secs)
+}
+
+/// Mints a token for `principal` (the token exchange, and the gateway's token for a caller it
+/// identified by SSO), with the issuer and audience the settings check.
+pub fn issue_for(settings: &Settings, principal: &Principal, now_ms: u64, valid_secs: u64) -> Result<String, ApiError> {
+    let mut claims = json!({ "sub": principal.subject, "tenant": principal.tenant, "role": principal.role.as_str() });
+    if let Some(map) = claims.as_object_mut() {
+        if let Some(key_id) = &principal.key_id {
+            map.insert("key_id".into(), json!(key_id));
+        }
+        if let Some(issuer) = &settings.issuer {
+            map.insert("iss".into(), json!(issuer));
+        }
+        if let Some(audience) = &settings.audience {
+            map.insert("aud".into(), json!(audience));
+        }
+    }
+    issue_claims(&settings.secret, claims, now_ms, valid_secs.min(settings.max_ttl_secs))
+}
+
+fn issue_claims(secret: &str, mut claims: serde_json::Value, now_ms: u64, valid_secs: u64) -> Result<String, ApiError> {
     let now = now_ms / 1000;
     let expires_at = now
         .checked_add(valid_secs)
         .filter(|exp| *exp < 1 << 53)
         .ok_or_else(|| ApiError::InvalidRequest(format!("a token cannot be valid for {valid_secs} s")))?;
-    let claims = json!({ "sub": subject, "tenant": tenant, "role": role, "iat": now, "nbf": now, "exp": expires_at });
+    if let Some(map) = claims.as_object_mut() {
+        map.insert("iat".into(), json!(now));
+        map.insert("nbf".into(), json!(now));
+        map.insert("exp".into(), json!(expires_at));
+    }
     jwt::sign(&claims, secret.as_bytes()).map_err(|_| ApiError::Internal("could not sign a token".into()))
 }
 
@@ -237,16 +290,16 @@ mod tests {
 
     #[test]
     fn a_valid_token_names_the_caller() {
-        let token = issue(SECRET, "alice", "acme", "user", NOW, 3600).unwrap();
+        let token = issue(SECRET, "alice", "acme", "member", NOW, 3600).unwrap();
         let who = authenticate(&bearer(&token), &settings(SECRET), NOW + 1000).unwrap();
-        assert_eq!(who, Principal { subject: "alice".into(), tenant: "acme".into(), role: "user".into() });
-        assert!(!who.is_admin());
+        assert_eq!(who, Principal { subject: "alice".into(), tenant: "acme".into(), role: Role::Member, key_id: None });
+        assert!(!who.may(Action::ReadAudit));
     }
 
     #[test]
     fn missing_expired_tampered_and_foreign_tokens_are_refused() {
         assert_eq!(authenticate(&http::HeaderMap::new(), &settings(SECRET), NOW), Err(ApiError::MissingToken));
-        let token = issue(SECRET, "alice", "acme", "user", NOW, 60).unwrap();
+        let token = issue(SECRET, "alice", "acme", "member", NOW, 60).unwrap();
         let expired = authenticate(&bearer(&token), &settings(SECRET), NOW + 3_600_000).unwrap_err();
         assert_eq!(expired, ApiError::InvalidToken("token has expired".into()));
         let foreign = authenticate(&bearer(&token), &settings(OTHER), NOW).unwrap_err();
@@ -262,7 +315,7 @@ mod tests {
 
     #[test]
     fn claims_are_all_required() {
-        let token = issue(SECRET, "alice", "", "user", NOW, 60).unwrap();
+        let token = issue(SECRET, "alice", "", "member", NOW, 60).unwrap();
         assert_eq!(
             authenticate(&bearer(&token), &settings(SECRET), NOW),
             Err(ApiError::InvalidToken("token has no `tenant` claim".into()))
@@ -277,14 +330,14 @@ mod tests {
     #[test]
     fn a_lifetime_past_the_end_of_time_is_refused_not_a_panic() {
         // now + valid_secs overflowed.
-        assert!(matches!(issue(SECRET, "alice", "acme", "user", NOW, u64::MAX), Err(ApiError::InvalidRequest(_))));
+        assert!(matches!(issue(SECRET, "alice", "acme", "member", NOW, u64::MAX), Err(ApiError::InvalidRequest(_))));
     }
 
     #[test]
     fn a_token_seen_before_still_expires_and_still_needs_the_right_secret() {
         let (secret, checked) = (SECRET, &settings(SECRET));
-        let token = issue(secret, "alice", "acme", "user", NOW, 60).unwrap();
-        let alice = Principal { subject: "alice".into(), tenant: "acme".into(), role: "user".into() };
+        let token = issue(secret, "alice", "acme", "member", NOW, 60).unwrap();
+        let alice = Principal { subject: "alice".into(), tenant: "acme".into(), role: Role::Member, key_id: None };
         assert_eq!(authenticate(&bearer(&token), checked, NOW), Ok(alice.clone()));
         assert_eq!(authenticate(&bearer(&token), checked, NOW + 1000), Ok(alice.clone()));
         // The library's edge: valid through exp + leeway, expired a millisecond later.
@@ -300,7 +353,7 @@ mod tests {
     #[test]
     fn a_remembered_token_with_another_signature_is_checked_again() {
         let (secret, checked) = (SECRET, &settings(SECRET));
-        let token = issue(secret, "alice", "acme", "user", NOW, 60).unwrap();
+        let token = issue(secret, "alice", "acme", "member", NOW, 60).unwrap();
         assert!(authenticate(&bearer(&token), checked, NOW).is_ok());
         let (signed, signature) = token.rsplit_once('.').unwrap();
         let flipped = if signature.starts_with('A') { 'B' } else { 'A' };
@@ -317,7 +370,7 @@ mod tests {
     fn more_tokens_than_are_remembered_all_verify() {
         let (secret, checked) = (SECRET, &settings(SECRET));
         let tokens: Vec<String> = (0..2 * MAX_VERIFIED + 1)
-            .map(|n| issue(secret, &format!("user-{n}"), "acme", "user", NOW, 60).unwrap())
+            .map(|n| issue(secret, &format!("user-{n}"), "acme", "member", NOW, 60).unwrap())
             .collect();
         for round in 0..2 {
             for (n, token) in tokens.iter().enumerate() {
@@ -351,7 +404,7 @@ mod tests {
     fn token_from(issuer: Option<&str>, audience: Option<&str>, valid_secs: u64) -> String {
         let now = NOW / 1000;
         let mut claims =
-            json!({"sub": "alice", "tenant": "acme", "role": "user", "iat": now, "nbf": now, "exp": now + valid_secs});
+            json!({"sub": "alice", "tenant": "acme", "role": "member", "iat": now, "nbf": now, "exp": now + valid_secs});
         let map = claims.as_object_mut().unwrap();
         if let Some(issuer) = issuer {
             map.insert("iss".into(), json!(issuer));

@@ -45,12 +45,28 @@ pub enum ApiError {
     MethodNotAllowed { method: String, path: String },
     #[error("the platform is not configured: {0}")]
     NotConfigured(String),
+    /// A limit or budget of this platform refused the request (429); the message names the
+    /// scope and the limit, never spend figures.
+    #[error("{message}")]
+    LimitReached { limit: LimitKind, message: String, retry_after_secs: Option<u64> },
+    /// The control plane's database could not be reached: nothing can be checked (fails closed).
+    #[error("{0}")]
+    StoreUnavailable(String),
     #[error("every provider failed ({})", summarize(.0))]
     AllProvidersFailed(Vec<Attempt>),
     #[error("every web search provider failed ({})", summarize_search(.0))]
     SearchFailed(Vec<Attempt>),
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+/// Which kind of limit refused a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// Requests or tokens per minute.
+    Rate,
+    Concurrency,
+    Budget,
 }
 
 fn summarize(attempts: &[Attempt]) -> String {
@@ -86,7 +102,12 @@ impl ApiError {
     /// Whether repeating the same request cannot help: configuration is missing, or stored
     /// state refuses it. (Clients retry 409s and 5xx by default.)
     pub fn is_final(&self) -> bool {
-        matches!(self, ApiError::NotConfigured(_) | ApiError::Conflict(_))
+        matches!(
+            self,
+            ApiError::NotConfigured(_)
+                | ApiError::Conflict(_)
+                | ApiError::LimitReached { limit: LimitKind::Budget, .. }
+        )
             || matches!(self, ApiError::AllProvidersFailed(attempts) if attempts.is_empty())
     }
 
@@ -95,6 +116,9 @@ impl ApiError {
     /// limited (429) or overloaded (503, 529). The shortest wait an upstream asked for, at
     /// least a second; a second when none said.
     pub fn retry_after_secs(&self) -> Option<u64> {
+        if let ApiError::LimitReached { retry_after_secs, .. } = self {
+            return *retry_after_secs;
+        }
         let (ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts)) = self else { return None };
         if !(rate_limited(attempts) || overloaded(attempts)) {
             return None;
@@ -128,7 +152,8 @@ impl ApiError {
             ApiError::NotFound(_) => S::NOT_FOUND,
             ApiError::Conflict(_) => S::CONFLICT,
             ApiError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
-            ApiError::NotConfigured(_) => S::SERVICE_UNAVAILABLE,
+            ApiError::NotConfigured(_) | ApiError::StoreUnavailable(_) => S::SERVICE_UNAVAILABLE,
+            ApiError::LimitReached { .. } => S::TOO_MANY_REQUESTS,
             ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts) if rate_limited(attempts) => {
                 S::TOO_MANY_REQUESTS
             }
@@ -157,6 +182,10 @@ impl ApiError {
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
             ApiError::NotConfigured(_) => "not_configured",
+            ApiError::StoreUnavailable(_) => "store_unavailable",
+            ApiError::LimitReached { limit: LimitKind::Rate, .. } => "rate_limited",
+            ApiError::LimitReached { limit: LimitKind::Concurrency, .. } => "too_many_concurrent_requests",
+            ApiError::LimitReached { limit: LimitKind::Budget, .. } => "budget_exceeded",
             ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts) if rate_limited(attempts) => {
                 "rate_limited"
             }
@@ -223,6 +252,12 @@ fn every_status(attempts: &[Attempt], statuses: &[u16]) -> bool {
 
 fn all_timed_out(attempts: &[Attempt]) -> bool {
     !attempts.is_empty() && attempts.iter().all(|a| a.outcome.is_timeout())
+}
+
+impl From<opencode_runtime::control::ControlError> for ApiError {
+    fn from(err: opencode_runtime::control::ControlError) -> ApiError {
+        ApiError::StoreUnavailable(err.to_string())
+    }
 }
 
 impl From<ConfigError> for ApiError {

@@ -27,6 +27,8 @@ pub struct Claims {
     pub sub: Option<String>,
     pub tenant: Option<String>,
     pub role: Option<String>,
+    /// The API key a token was exchanged for.
+    pub key_id: Option<String>,
     pub iss: Option<String>,
     /// A string or a list of them.
     pub aud: Option<Value>,

@@ -18,6 +18,7 @@ pub mod openai;
 pub mod platform;
 pub mod seed;
 pub mod sse;
+pub mod sso;
 pub mod web;
 
 pub use functions::{serve, Function};

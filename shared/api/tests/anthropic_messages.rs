@@ -225,7 +225,7 @@ async fn errors_are_anthropics_shape_and_the_key_header_authenticates() {
     assert_eq!(status, 401);
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error"]["type"], "authentication_error");
 
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(SECRET, "u", "t", "member", EPOCH_MS, 3600).unwrap();
     let with_key = http::Request::post(PATH)
         .header("content-type", "application/json")
         .header("x-api-key", token)

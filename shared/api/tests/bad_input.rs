@@ -29,7 +29,7 @@ fn post(body: &str, token: Option<&str>) -> http::Request<Body> {
 }
 
 fn token() -> String {
-    auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap()
+    auth::issue(SECRET, "u", "t", "member", EPOCH_MS, 3600).unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -79,7 +79,7 @@ async fn bad_bodies_get_precise_codes() {
 async fn auth_is_required_except_for_health() {
     let (status, v) = call("chat", post("{}", None)).await;
     assert_eq!((status, v["error"]["code"].as_str().unwrap()), (401, "missing_token"));
-    let expired = auth::issue(SECRET, "u", "t", "user", EPOCH_MS - 7_200_000, 60).unwrap();
+    let expired = auth::issue(SECRET, "u", "t", "member", EPOCH_MS - 7_200_000, 60).unwrap();
     let (status, v) = call("chat", post("{}", Some(&expired))).await;
     assert_eq!((status, v["error"]["message"].as_str().unwrap()), (401, "invalid token: token has expired"));
     let health = http::Request::get("/health").body(Body::empty()).unwrap();
@@ -194,7 +194,7 @@ async fn health_names_providers_and_models_but_never_a_base_url() {
 async fn a_jwt_secret_shorter_than_32_bytes_is_a_configuration_error_not_a_bad_token() {
     let short = "a-secret-of-31-bytes-0123456789";
     let host = host().with_var("JWT_SECRET", short);
-    let token = auth::issue(short, "u", "t", "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(short, "u", "t", "member", EPOCH_MS, 3600).unwrap();
     let request = http::Request::post("/v1/chat")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")

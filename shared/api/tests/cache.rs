@@ -33,7 +33,7 @@ fn counting_host() -> (TestHost, Rc<Cell<u32>>) {
 }
 
 async fn ask(host: &TestHost, tenant: &str, body: Value, cache_control: Option<&str>) -> (http::HeaderMap, String) {
-    let token = auth::issue(SECRET, "u", tenant, "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(SECRET, "u", tenant, "member", EPOCH_MS, 3600).unwrap();
     let mut request = http::Request::post("/v1/chat")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json");

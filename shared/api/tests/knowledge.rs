@@ -92,7 +92,7 @@ async fn call_with(
     body: Option<Value>,
     headers: &[(&str, &str)],
 ) -> Reply {
-    let token = auth::issue(SECRET, "u", tenant, "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(SECRET, "u", tenant, "admin", EPOCH_MS, 3600).unwrap();
     let mut request = http::Request::builder();
     for (name, value) in headers {
         request = request.header(*name, *value);
@@ -485,7 +485,7 @@ async fn the_seeds_upload_indexes_a_multipart_file_and_reports_its_status() {
     let host = platform(&sim).with_function("knowledge", |host, req| async move {
         opencode_api::serve_named("knowledge", host, req.map(Body::Full)).await
     });
-    let token = auth::issue(SECRET, "u", "acme", "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(SECRET, "u", "acme", "admin", EPOCH_MS, 3600).unwrap();
     let send = |request: http::request::Builder, body: Bytes| {
         let request = request.header("authorization", format!("Bearer {token}")).body(Body::Full(body)).unwrap();
         let host = host.clone();

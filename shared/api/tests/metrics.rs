@@ -49,7 +49,7 @@ async fn every_mode_request_is_counted_per_tier_with_cache_hits_and_tokens() {
     assert_eq!(status, 422);
     host.run_background().await;
 
-    let (status, body) = admin(&host, "admin", "").await;
+    let (status, body) = admin(&host, "owner", "").await;
     assert_eq!(status, 200, "{body}");
     let s1 = &body["tiers"]["system1"];
     assert_eq!(s1["requests"], 4, "{body}");
@@ -76,13 +76,13 @@ async fn every_mode_request_is_counted_per_tier_with_cache_hits_and_tokens() {
 #[tokio::test(start_paused = true)]
 async fn metrics_need_an_admin_and_a_sane_window() {
     let host = host();
-    let (status, body) = admin(&host, "user", "").await;
+    let (status, body) = admin(&host, "member", "").await;
     assert_eq!((status, body["error"]["code"].as_str().unwrap()), (403, "forbidden"));
-    let (status, _) = admin(&host, "admin", "?hours=0").await;
+    let (status, _) = admin(&host, "owner", "?hours=0").await;
     assert_eq!(status, 400);
-    let (status, _) = admin(&host, "admin", "?hours=abc").await;
+    let (status, _) = admin(&host, "owner", "?hours=abc").await;
     assert_eq!(status, 400);
-    let (status, body) = admin(&host, "admin", "?hours=1").await;
+    let (status, body) = admin(&host, "owner", "?hours=1").await;
     assert_eq!(status, 200);
     assert_eq!(body["tiers"], json!({}));
 }
@@ -118,7 +118,7 @@ async fn a_closed_hour_is_summed_once_then_read_from_its_roll_up() {
     // Each hour's roster names the instances that wrote totals for it, as their writes leave it.
     host.kv_put("data", &roster(closed), br#"["a","b"]"#.to_vec(), None).await.unwrap();
     host.kv_put("data", &roster(current), br#"["c"]"#.to_vec(), None).await.unwrap();
-    let (status, body) = admin(&host, "admin", "?hours=3").await;
+    let (status, body) = admin(&host, "owner", "?hours=3").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!((body["tiers"]["system1"]["requests"].as_u64(), body["instance_hours"].as_u64()), (Some(9), Some(3)));
     assert_eq!(body["hours_rolled_up"], 0);
@@ -130,7 +130,7 @@ async fn a_closed_hour_is_summed_once_then_read_from_its_roll_up() {
     // The instance keys are no longer read: the roll-up answers for the closed hour.
     host.kv_delete("data", &key(closed, "a")).await.unwrap();
     host.kv_delete("data", &key(closed, "b")).await.unwrap();
-    let (_, body) = admin(&host, "admin", "?hours=3").await;
+    let (_, body) = admin(&host, "owner", "?hours=3").await;
     assert_eq!((body["tiers"]["system1"]["requests"].as_u64(), body["instance_hours"].as_u64()), (Some(9), Some(3)));
     assert_eq!((body["hours_rolled_up"].as_u64(), body["truncated"].as_bool()), (Some(1), Some(false)));
 }
@@ -147,7 +147,7 @@ async fn an_instances_writes_put_it_on_its_hours_roster_once() {
     let listed = host.kv_snapshot("data").remove(&roster(hour_of(EPOCH_MS))).unwrap();
     let names: Vec<String> = serde_json::from_slice(&listed).unwrap();
     assert_eq!(names.len(), 1, "{names:?}");
-    let (_, body) = admin(&host, "admin", "?hours=1").await;
+    let (_, body) = admin(&host, "owner", "?hours=1").await;
     assert_eq!(body["tiers"]["system1"]["requests"], 2, "{body}");
 }
 
@@ -168,10 +168,10 @@ async fn the_seeds_metrics_group_modes_by_cognitive_level() {
             .unwrap()
     };
     in_process(&host, &["admin"]);
-    let (status, _, text) = serve(&host, "gateway", get("user")).await;
+    let (status, _, text) = serve(&host, "gateway", get("member")).await;
     assert_eq!(status, 403, "{text}");
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap()["error_code"], "FORBIDDEN");
-    let (status, _, text) = serve(&host, "gateway", get("admin")).await;
+    let (status, _, text) = serve(&host, "gateway", get("owner")).await;
     assert_eq!(status, 200, "{text}");
     let v: Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["system1"]["request_count"], 2, "{v}");

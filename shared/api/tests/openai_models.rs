@@ -10,7 +10,7 @@ use opencode_testkit::EPOCH_MS;
 use serde_json::{json, Value};
 
 fn get(path: &str) -> http::Request<Body> {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(SECRET, "u", "t", "member", EPOCH_MS, 3600).unwrap();
     http::Request::get(path).header("authorization", format!("Bearer {token}")).body(Body::empty()).unwrap()
 }
 

@@ -52,7 +52,7 @@ fn upstream(req: http::Request<Bytes>, tavily_down: bool) -> Result<http::Respon
 }
 
 async fn research(host: &TestHost, body: Value) -> (u16, String) {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(SECRET, "u", "t", "member", EPOCH_MS, 3600).unwrap();
     let request = http::Request::post("/v1/research")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")

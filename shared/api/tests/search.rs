@@ -72,7 +72,7 @@ fn model(req: http::Request<Bytes>) -> Result<http::Response<Body>, HostError> {
 }
 
 fn request(body: Value) -> http::Request<Body> {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(SECRET, "u", "t", "member", EPOCH_MS, 3600).unwrap();
     http::Request::post("/v1/search")
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")

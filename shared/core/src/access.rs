@@ -124,6 +124,7 @@ pub fn key_shown_prefix(key: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]

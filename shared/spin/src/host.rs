@@ -9,10 +9,12 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::StreamExt;
 use opencode_runtime::log::Record;
+use opencode_runtime::sql::{Database, Row, Statement, Value};
 use opencode_runtime::{Body, ByteStream, Host, HostError};
 use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::FullBody;
 use spin_sdk::key_value::{Error as KvError, Store};
+use spin_sdk::sqlite::{Connection, Error as SqlError, Value as SqlValue};
 use spin_sdk::wasip3::http::types::ErrorCode;
 use spin_sdk::wasip3::http_compat::{IncomingBody, IncomingMessage};
 
@@ -31,10 +33,11 @@ mod bindings {
 use bindings::wasi::config::store as config;
 
 /// The core's host on Spin. Made fresh for every request by [`crate::serve`]; clones share the
-/// KV stores opened so far, so a request opens each store once.
+/// KV stores and the database connection opened so far, so a request opens each once.
 #[derive(Clone, Default)]
 pub struct SpinHost {
     stores: Rc<RefCell<HashMap<String, Rc<Store>>>>,
+    database: Rc<RefCell<Option<Rc<Connection>>>>,
 }
 
 impl SpinHost {
@@ -51,6 +54,16 @@ impl SpinHost {
         let store = Rc::new(Store::open(label).await.map_err(|error| kv_error(label, &error))?);
         self.stores.borrow_mut().insert(label.to_owned(), Rc::clone(&store));
         Ok(store)
+    }
+
+    /// The component's `default` database, opened on first use.
+    async fn database(&self) -> Result<Rc<Connection>, HostError> {
+        if let Some(connection) = self.database.borrow().as_ref() {
+            return Ok(Rc::clone(connection));
+        }
+        let connection = Rc::new(Connection::open_default().await.map_err(|error| sql_error(&error))?);
+        *self.database.borrow_mut() = Some(Rc::clone(&connection));
+        Ok(connection)
     }
 }
 
@@ -94,12 +107,14 @@ impl Host for SpinHost {
         self.store(store).await?.delete(key).await.map_err(|error| kv_error(store, &error))
     }
 
-    async fn sql(
-        &self,
-        _db: opencode_runtime::sql::Database<'_>,
-        _statement: &opencode_runtime::sql::Statement,
-    ) -> Result<Vec<opencode_runtime::sql::Row>, HostError> {
-        Err(HostError::Sql(String::from("not wired yet")))
+    async fn sql(&self, _db: Database<'_>, statement: &Statement) -> Result<Vec<Row>, HostError> {
+        // Both databases are the component's `default` on Spin: the counters are its
+        // `counters` table, keyed by scope in the statement itself.
+        let connection = self.database().await?;
+        let params = statement.params.iter().map(to_sqlite).collect::<Vec<_>>();
+        let result = connection.execute(statement.sql.as_ref(), params).await.map_err(|error| sql_error(&error))?;
+        let rows = result.collect().await.map_err(|error| sql_error(&error))?;
+        Ok(rows.into_iter().map(|row| row.values.into_iter().map(from_sqlite).collect()).collect())
     }
 
     fn now_ms(&self) -> u64 {
@@ -199,4 +214,36 @@ fn kv_error(store: &str, error: &KvError) -> HostError {
         KvError::StoreTableFull => HostError::Kv("too many stores open".to_owned()),
         KvError::Other(message) => HostError::Kv(message.clone()),
     }
+}
+
+fn to_sqlite(value: &Value) -> SqlValue {
+    match value {
+        Value::Null => SqlValue::Null,
+        Value::Integer(n) => SqlValue::Integer(*n),
+        Value::Real(r) => SqlValue::Real(*r),
+        Value::Text(text) => SqlValue::Text(text.clone()),
+        Value::Blob(bytes) => SqlValue::Blob(bytes.clone()),
+    }
+}
+
+fn from_sqlite(value: SqlValue) -> Value {
+    match value {
+        SqlValue::Null => Value::Null,
+        SqlValue::Integer(n) => Value::Integer(n),
+        SqlValue::Real(r) => Value::Real(r),
+        SqlValue::Text(text) => Value::Text(text),
+        SqlValue::Blob(bytes) => Value::Blob(bytes),
+    }
+}
+
+/// The runtime's message names the failure, never the statement's parameters (SQLite's own
+/// messages name tables, columns and constraints, not values).
+fn sql_error(error: &SqlError) -> HostError {
+    HostError::Sql(match error {
+        SqlError::NoSuchDatabase => "no such database: default".to_owned(),
+        SqlError::AccessDenied => "access to database default denied (sqlite_databases in spin.toml)".to_owned(),
+        SqlError::InvalidConnection => "invalid database connection".to_owned(),
+        SqlError::DatabaseFull => "database full".to_owned(),
+        SqlError::Io(message) => message.clone(),
+    })
 }

@@ -3,6 +3,8 @@
 import { spawn } from 'node:child_process';
 import { createServer } from 'node:net';
 import { createHmac } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 
@@ -111,18 +113,24 @@ export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandb
   return { sim, sandbox, base };
 }
 
-/** tests/spin-host (SPIN_HOST_BIN, else the debug build) on `manifest`, with `env` as Spin variables. */
+/**
+ * tests/spin-host (SPIN_HOST_BIN, else the debug build) on `manifest`, with `env` as Spin variables
+ * and a fresh SQLite `default` database holding the control plane's schema (as `spin up --sqlite`).
+ */
 export function startSpinHost(manifest, env) {
   const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
-  return startProcess(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', manifest, '--listen', '127.0.0.1:0'], spinEnv);
+  const dbDir = mkdtempSync(join(tmpdir(), 'spin-host-sqlite-'));
+  process.on('exit', () => rmSync(dbDir, { recursive: true, force: true }));
+  const sqlite = ['--sqlite-file', join(dbDir, 'sqlite_db.db'), '--sqlite', '@migrations/0001_control_plane.sql'];
+  return startProcess(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', manifest, '--listen', '127.0.0.1:0', ...sqlite], spinEnv);
 }
 
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');
 /** An HS256 token like the users' identity provider would mint. */
-export function token({ secret = SECRET, exp = Math.floor(Date.now() / 1000) + 3600, role = 'user', tenant = 'e2e' } = {}) {
+export function token({ secret = SECRET, exp = Math.floor(Date.now() / 1000) + 3600, role = 'member', tenant = 'e2e', sub = 'e2e', claims = {} } = {}) {
   const now = Math.floor(Date.now() / 1000);
   const head = b64({ alg: 'HS256', typ: 'JWT' });
-  const body = b64({ sub: 'e2e', tenant, role, iat: now, exp });
+  const body = b64({ sub, tenant, role, iat: now, exp, ...claims });
   const sig = createHmac('sha256', secret).update(`${head}.${body}`).digest('base64url');
   return `${head}.${body}.${sig}`;
 }

@@ -3,7 +3,9 @@
 //!
 //! It reads `spin.toml` (manifest version 2) and serves every HTTP route on one address with
 //! wasmtime 48: WASI (p2 and p3), `wasi:http@0.3.0`, `spin:key-value@3.0.0` (in memory, or
-//! file-backed with `--kv-dir`), `spin:variables@3.0.0` and `wasi:config/store` (values from
+//! file-backed with `--kv-dir`), `spin:sqlite@3.1.0` (the `default` database, shared by all
+//! components: in memory, or in a file with `--sqlite-file`; `--sqlite` runs SQL at startup as
+//! `spin up --sqlite` does), `spin:variables@3.0.0` and `wasi:config/store` (values from
 //! `SPIN_VARIABLE_<NAME>`, then manifest defaults), `allowed_outbound_hosts` (enforced) and
 //! `http://<component>.spin.internal` service chaining, in process, and outbound connection
 //! pooling (as Spin does by default).
@@ -20,3 +22,4 @@ pub mod routes;
 pub mod runtime;
 pub mod server;
 mod spin_api;
+pub mod sqlite;

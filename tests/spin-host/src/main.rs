@@ -1,20 +1,27 @@
-//! `spin-host --manifest spin.toml --listen 127.0.0.1:3000 [--kv-dir DIR] [--cache-dir DIR]
-//! [--threads N]`: serves a Spin application. Prints `spin-host listening on http://ADDR` once
-//! ready (port 0 picks a free port); exits on SIGINT/SIGTERM. `--kv-dir` keeps KV stores on
-//! disk; `--cache-dir` keeps compiled components between runs; `--threads` sets the serving
-//! threads (one per core by default).
+//! `spin-host --manifest spin.toml --listen 127.0.0.1:3000 [--kv-dir DIR] [--sqlite-file FILE]
+//! [--sqlite SQL|@FILE]... [--cache-dir DIR] [--threads N]`: serves a Spin application. Prints
+//! `spin-host listening on http://ADDR` once ready (port 0 picks a free port); exits on
+//! SIGINT/SIGTERM. `--kv-dir` keeps KV stores on disk; `--sqlite-file` keeps the `default`
+//! SQLite database in a file (else it is in memory, like the KV stores); `--sqlite`, as in
+//! `spin up`, runs SQL (`@FILE`: the file's) against it before serving, in order, repeatable;
+//! `--cache-dir` keeps compiled components between runs; `--threads` sets the serving threads
+//! (one per core by default).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use spin_host::sqlite::SqliteDb;
+
 const USAGE: &str = "usage: spin-host [--manifest spin.toml] [--listen 127.0.0.1:3000] \
-     [--kv-dir DIR] [--cache-dir DIR] [--threads N]";
+     [--kv-dir DIR] [--sqlite-file FILE] [--sqlite SQL|@FILE]... [--cache-dir DIR] [--threads N]";
 
 struct Args {
     manifest: PathBuf,
     listen: SocketAddr,
     kv_dir: Option<PathBuf>,
+    sqlite_file: Option<PathBuf>,
+    sqlite: Vec<String>,
     cache_dir: Option<PathBuf>,
     threads: usize,
 }
@@ -24,6 +31,8 @@ fn parse_args() -> Result<Args, String> {
         manifest: PathBuf::from("spin.toml"),
         listen: SocketAddr::from(([127, 0, 0, 1], 3000)),
         kv_dir: None,
+        sqlite_file: None,
+        sqlite: Vec::new(),
         cache_dir: None,
         threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
     };
@@ -41,6 +50,8 @@ fn parse_args() -> Result<Args, String> {
                 args.listen = listen.parse().map_err(|e| format!("--listen {listen}: {e}"))?;
             }
             "--kv-dir" => args.kv_dir = Some(PathBuf::from(value()?)),
+            "--sqlite-file" => args.sqlite_file = Some(PathBuf::from(value()?)),
+            "--sqlite" => args.sqlite.push(value()?),
             "--cache-dir" => args.cache_dir = Some(PathBuf::from(value()?)),
             "--threads" => {
                 let threads = value()?;
@@ -64,13 +75,16 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let result = spin_host::server::run(
-        &args.manifest,
-        args.listen,
-        args.kv_dir.as_deref(),
-        args.cache_dir.as_deref(),
-        args.threads,
-    );
+    let result = open_sqlite(&args).and_then(|sqlite| {
+        spin_host::server::run(
+            &args.manifest,
+            args.listen,
+            args.kv_dir.as_deref(),
+            sqlite,
+            args.cache_dir.as_deref(),
+            args.threads,
+        )
+    });
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
@@ -78,4 +92,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The `default` database, with the `--sqlite` arguments run against it.
+fn open_sqlite(args: &Args) -> anyhow::Result<SqliteDb> {
+    let sqlite = SqliteDb::open(args.sqlite_file.as_deref())?;
+    for argument in &args.sqlite {
+        sqlite.run_startup(argument).map_err(|error| error.context("--sqlite"))?;
+    }
+    Ok(sqlite)
 }

@@ -1,5 +1,5 @@
 //! `spin.toml` (manifest version 2), read into what the runner needs: routes, components,
-//! their KV stores, outbound rules and resolved variables.
+//! their KV stores and SQLite databases, outbound rules and resolved variables.
 //!
 //! Only the parts of the manifest this project uses are understood; unknown keys are ignored,
 //! as Spin ignores them. Variables resolve the way Spin's environment provider does:
@@ -40,6 +40,8 @@ pub struct ComponentSpec {
     pub source: PathBuf,
     pub outbound: OutboundRules,
     pub key_value_stores: Vec<String>,
+    /// The SQLite databases the component may open (`sqlite_databases`).
+    pub sqlite_databases: Vec<String>,
     /// The component's variables (`[component.<id>.variables]`), resolved.
     pub variables: BTreeMap<String, String>,
 }
@@ -88,6 +90,8 @@ struct RawComponent {
     allowed_outbound_hosts: Vec<String>,
     #[serde(default)]
     key_value_stores: Vec<String>,
+    #[serde(default)]
+    sqlite_databases: Vec<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
 }
@@ -154,7 +158,14 @@ impl App {
                 OutboundRules::parse(&hosts).with_context(|| format!("component {id:?} allowed_outbound_hosts"))?;
             components.insert(
                 id.clone(),
-                ComponentSpec { id, source, outbound, key_value_stores: raw_component.key_value_stores, variables },
+                ComponentSpec {
+                    id,
+                    source,
+                    outbound,
+                    key_value_stores: raw_component.key_value_stores,
+                    sqlite_databases: raw_component.sqlite_databases,
+                    variables,
+                },
             );
         }
 
@@ -233,6 +244,7 @@ component = "inner"
 source = "web.wasm"
 allowed_outbound_hosts = ["{{ base }}", "http://*.spin.internal"]
 key_value_stores = ["default"]
+sqlite_databases = ["default"]
 [component.web.variables]
 api_key = "{{ api_key }}"
 greeting = "hello {{token}}!"
@@ -255,6 +267,8 @@ source = "inner.wasm"
         assert_eq!(web.variables.get("api_key").map(String::as_str), Some("sk-1"));
         assert_eq!(web.variables.get("greeting").map(String::as_str), Some("hello t0k!"));
         assert_eq!(web.source, Path::new("/app/web.wasm"));
+        assert_eq!(web.sqlite_databases, ["default"]);
+        assert!(app.components.get("inner").context("inner")?.sqlite_databases.is_empty());
         assert!(web.outbound.allows(&"http://127.0.0.1:9/x".parse()?));
         assert!(!web.outbound.allows(&"http://127.0.0.1:10/x".parse()?));
         assert_eq!(app.triggers.len(), 2);

@@ -36,6 +36,7 @@ use crate::kv::KvStores;
 use crate::manifest::{App, ComponentSpec};
 use crate::outbound::OutboundRules;
 use crate::routes::{Route, Router};
+use crate::sqlite::SqliteDb;
 
 /// Set when the host is shutting down: instances dropped then are not failures worth logging.
 pub static SHUTTING_DOWN: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
@@ -57,6 +58,10 @@ pub struct ComponentEnv {
     pub id: String,
     pub key_value_stores: Vec<String>,
     pub kv: Arc<KvStores>,
+    /// The SQLite databases the component may open (`sqlite_databases`).
+    pub sqlite_databases: Vec<String>,
+    /// The `default` database, shared by every component.
+    pub sqlite: Arc<SqliteDb>,
     pub variables: std::collections::BTreeMap<String, String>,
     pub outbound: OutboundRules,
     /// The component's public routes, for the `spin-*` headers of chained requests.
@@ -109,7 +114,7 @@ pub struct ComponentRuntime {
 }
 
 /// The application compiled and linked once, shared by every serving thread: the engine, each
-/// component ready to instantiate, the routes, and the KV stores.
+/// component ready to instantiate, the routes, the KV stores and the SQLite database.
 pub struct Compiled {
     engine: Engine,
     router: Arc<Router>,
@@ -132,8 +137,9 @@ struct ComponentState {
 
 impl Compiled {
     /// Compiles every component of `app` and links it; fails if a component cannot run here.
-    /// `cache_dir`, when given, keeps compiled components between runs (see [`compile`]).
-    pub fn new(app: &App, kv_dir: Option<&Path>, cache_dir: Option<&Path>) -> Result<Self> {
+    /// `cache_dir`, when given, keeps compiled components between runs (see [`compile`]);
+    /// `sqlite` is the `default` database every component declaring it shares.
+    pub fn new(app: &App, kv_dir: Option<&Path>, sqlite: SqliteDb, cache_dir: Option<&Path>) -> Result<Self> {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.wasm_component_model_async(true);
@@ -166,6 +172,7 @@ impl Compiled {
 
         let labels = app.components.values().flat_map(|c| c.key_value_stores.iter().map(String::as_str));
         let kv = Arc::new(KvStores::open(labels, kv_dir)?);
+        let sqlite = Arc::new(sqlite);
 
         let mut router = Router::default();
         for trigger in &app.triggers {
@@ -189,8 +196,8 @@ impl Compiled {
                     component
                 }
             };
-            let prepared =
-                prepare(&linker, &component, spec, routes, &kv).with_context(|| format!("component {:?}", spec.id))?;
+            let prepared = prepare(&linker, &component, spec, routes, &kv, &sqlite)
+                .with_context(|| format!("component {:?}", spec.id))?;
             components.push(prepared);
         }
         Ok(Self { engine, router: Arc::new(router), components })
@@ -312,6 +319,7 @@ fn prepare(
     spec: &ComponentSpec,
     routes: Vec<Route>,
     kv: &Arc<KvStores>,
+    sqlite: &Arc<SqliteDb>,
 ) -> Result<(Arc<ComponentEnv>, ServicePre<StoreData>)> {
     let pre = linker.instantiate_pre(component)?;
     let pre = ServicePre::new(pre)
@@ -322,10 +330,16 @@ fn prepare(
             bail!("unknown key-value store {label:?}");
         }
     }
+    // As Spin without runtime configuration: `default` is the only database.
+    if let Some(name) = spec.sqlite_databases.iter().find(|name| *name != crate::sqlite::DEFAULT) {
+        bail!("unknown SQLite database {name:?} (only \"default\" is defined)");
+    }
     let env = Arc::new(ComponentEnv {
         id: spec.id.clone(),
         key_value_stores: spec.key_value_stores.clone(),
         kv: Arc::clone(kv),
+        sqlite_databases: spec.sqlite_databases.clone(),
+        sqlite: Arc::clone(sqlite),
         variables: spec.variables.clone(),
         outbound: spec.outbound.clone(),
         routes,

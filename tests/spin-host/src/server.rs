@@ -21,18 +21,20 @@ use wasmtime_wasi_http::WasiBody;
 
 use crate::manifest::App;
 use crate::runtime::{text_response, Compiled, Runtime};
+use crate::sqlite::SqliteDb;
 
 /// Loads `manifest`, compiles its components, and serves on `threads` threads until SIGINT or
-/// SIGTERM.
+/// SIGTERM, with `sqlite` as the `default` database.
 pub fn run(
     manifest: &Path,
     listen: SocketAddr,
     kv_dir: Option<&Path>,
+    sqlite: SqliteDb,
     cache_dir: Option<&Path>,
     threads: usize,
 ) -> Result<()> {
     let app = App::load(manifest)?;
-    let compiled = Compiled::new(&app, kv_dir, cache_dir)?;
+    let compiled = Compiled::new(&app, kv_dir, sqlite, cache_dir)?;
     let listener = std::net::TcpListener::bind(listen).with_context(|| format!("binding {listen}"))?;
     listener.set_nonblocking(true)?;
     let local = listener.local_addr()?;

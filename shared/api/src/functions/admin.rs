@@ -1,19 +1,23 @@
 //! The admin function. `GET /health` is public and cheap: it reports the function's version
 //! and which providers are configured (names and models; never keys or base URLs), without
-//! calling them.
-//! The rest needs a token with role `admin`: `GET /admin/metrics?hours=N` sums the per-tier
-//! and per-mode metrics of the last N hours (default 24, at most 168); `GET /api/v1/metrics`
-//! is the same sum in the seed's shape (the seed showed them to any user, but they are the
-//! whole platform's, every tenant's).
+//! calling them. The rest is the admin API, each path checked against the caller's role
+//! (`opencode_core::access`):
+//! - `GET /admin/metrics?hours=N` (default 24, at most 168) and the seed's `GET /api/v1/metrics`:
+//!   for an owner the platform's totals (or one tenant's with `?tenant=`), for anyone else its
+//!   tenant's, from the usage ledger (with a `tenant` field);
+//! - keys and tenants' limits (admin_keys.rs), usage reports and the audit log (admin_usage.rs).
 
-use serde_json::json;
+use serde_json::{json, Value};
 
-use super::Ctx;
+use opencode_core::access::Action;
+use opencode_runtime::control::ledger::{self, GroupBy};
+use opencode_runtime::host::{Body, Host};
+use opencode_runtime::metrics::{self, Record, Stats};
+
+use super::{admin_keys, admin_usage, Ctx};
 use crate::auth::{Principal, Settings};
 use crate::error::ApiError;
 use crate::{seed, web};
-use opencode_runtime::host::{Body, Host};
-use opencode_runtime::metrics;
 
 const DEFAULT_HOURS: u64 = 24;
 const MAX_HOURS: u64 = 168;
@@ -21,30 +25,90 @@ const MAX_HOURS: u64 = 168;
 pub(super) async fn handle<H: Host>(
     ctx: &Ctx<H>,
     parts: http::request::Parts,
+    body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
-    let path = parts.uri.path();
+    let path = parts.uri.path().trim_end_matches('/').to_owned();
     let method = parts.method.as_str();
-    match (method, path) {
+    let query = parts.uri.query();
+    let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
+    match (method, path.as_str()) {
         ("GET" | "HEAD", "/health") => Ok(health(ctx)),
         // The seed's status: whether the platform can answer (a provider is configured).
         ("GET", super::gateway::SEED_STATUS) => {
             let ready = !ctx.config.chain.is_empty();
             Ok(web::json(http::StatusCode::OK, &json!({ "api": "operational", "engine_ready": ready })))
         }
-        (_, "/health") => Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.into() }),
-        // Fails closed: no principal is no admin.
-        _ if !ctx.principal.as_ref().is_some_and(Principal::is_admin) => {
-            Err(ApiError::Forbidden("the admin API needs a token with role `admin`".into()))
-        }
-        ("GET", "/admin/metrics") => metrics_report(ctx, parts.uri.query()).await,
+        (_, "/health") => Err(not_allowed()),
+        // Fails closed: no principal may do nothing.
+        _ if ctx.principal.is_none() => Err(ApiError::MissingToken),
+        ("GET", "/admin/metrics") => metrics_report(ctx, query).await,
         ("GET", seed::METRICS) => {
-            let summary = summarize(ctx, hours(parts.uri.query())?).await?;
-            Ok(web::json(http::StatusCode::OK, &seed::metrics_json(&summary.record)))
+            let (record, _) = metrics_record(ctx, query).await?;
+            Ok(web::json(http::StatusCode::OK, &seed::metrics_json(&record)))
         }
-        (_, "/admin/metrics" | seed::METRICS) => {
-            Err(ApiError::MethodNotAllowed { method: method.to_string(), path: path.into() })
+        (_, "/admin/metrics" | seed::METRICS) => Err(not_allowed()),
+        ("GET", "/admin/usage") => admin_usage::usage(ctx, query).await,
+        ("GET", "/admin/usage/requests") => admin_usage::requests(ctx, query).await,
+        ("GET", "/admin/audit") => admin_usage::audit_log(ctx, query).await,
+        (_, "/admin/usage" | "/admin/usage/requests" | "/admin/audit") => Err(not_allowed()),
+        (_, keys) if keys == "/admin/keys" || keys.starts_with("/admin/keys/") => admin_keys::keys(ctx, &parts, body).await,
+        (_, other) => match other.strip_prefix("/admin/tenants/").and_then(|rest| rest.strip_suffix("/limits")) {
+            Some(tenant) => admin_keys::tenant_limits(ctx, &parts, body, tenant).await,
+            None => Err(ApiError::NotFound(other.chars().take(256).collect())),
+        },
+    }
+}
+
+/// A page of a list: `{"object":"list","data","has_more","next_cursor"}`.
+pub(super) struct Page {
+    pub data: Vec<Value>,
+    pub has_more: bool,
+    pub next_cursor: Option<String>,
+}
+
+impl Page {
+    pub fn to_json(&self) -> Value {
+        json!({ "object": "list", "data": self.data, "has_more": self.has_more, "next_cursor": self.next_cursor })
+    }
+}
+
+/// A query parameter's value, percent-decoded.
+pub(super) fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    let value = query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name)?.1;
+    Some(percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+}
+
+/// The most a list returns at once, and by default.
+const MAX_PAGE: u64 = 1_000;
+const DEFAULT_PAGE: u64 = 100;
+
+pub(super) fn page_size(query: Option<&str>) -> Result<u64, ApiError> {
+    match query_value(query, "limit") {
+        None => Ok(DEFAULT_PAGE),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (1..=MAX_PAGE).contains(n))
+            .ok_or_else(|| ApiError::InvalidRequest(format!("`limit` must be a whole number from 1 to {MAX_PAGE}"))),
+    }
+}
+
+pub(super) fn cursor(query: Option<&str>) -> Option<String> {
+    query_value(query, "cursor").filter(|c| !c.is_empty())
+}
+
+/// The tenant a report or list covers: `?tenant=` for an owner (every tenant without it), the
+/// caller's own for anyone else (another's is refused).
+pub(super) fn scope_tenant(principal: &Principal, query: Option<&str>) -> Result<Option<String>, ApiError> {
+    let asked = query_value(query, "tenant").filter(|t| !t.is_empty());
+    if principal.may(Action::AnyTenant) {
+        return Ok(asked);
+    }
+    match asked {
+        Some(tenant) if tenant != principal.tenant => {
+            Err(ApiError::Forbidden("only an owner may read another tenant's data".into()))
         }
-        _ => Err(ApiError::NotFound(path.to_string())),
+        _ => Ok(Some(principal.tenant.clone())),
     }
 }
 
@@ -67,16 +131,9 @@ fn health<H: Host>(ctx: &Ctx<H>) -> http::Response<Body> {
     web::json(http::StatusCode::OK, &body)
 }
 
-/// The metrics of the last `hours` hours.
-async fn summarize<H: Host>(ctx: &Ctx<H>, hours: u64) -> Result<metrics::Summary, ApiError> {
-    metrics::summarize(&ctx.host, hours)
-        .await
-        .map_err(|err| ApiError::Internal(format!("could not read the metrics: {err}")))
-}
-
 /// The hours `?hours=N` asks for (the default when absent).
 fn hours(query: Option<&str>) -> Result<u64, ApiError> {
-    match query.unwrap_or("").split('&').find_map(|pair| pair.strip_prefix("hours=")) {
+    match query_value(query, "hours") {
         None => Ok(DEFAULT_HOURS),
         Some(value) => {
             value.parse::<u64>().ok().filter(|h| (1..=MAX_HOURS).contains(h)).ok_or_else(|| {
@@ -86,23 +143,73 @@ fn hours(query: Option<&str>) -> Result<u64, ApiError> {
     }
 }
 
-async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<http::Response<Body>, ApiError> {
+/// What the metrics cover.
+struct Window {
+    hours: u64,
+    tenant: Option<String>,
+    /// The platform's KV metrics (owner, no tenant): how many instance-hours, rolled up, cut.
+    parts: Option<(usize, usize, bool)>,
+}
+
+/// The metrics of the last `?hours`: the platform's (an owner without `?tenant=`) or a
+/// tenant's, summed from the ledger.
+async fn metrics_record<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<(Record, Window), ApiError> {
+    let principal = ctx.require(Action::ReadMetrics, "read metrics")?;
     let hours = hours(query)?;
-    let summary = summarize(ctx, hours).await?;
+    match scope_tenant(principal, query)? {
+        None => {
+            let summary = metrics::summarize(&ctx.host, hours)
+                .await
+                .map_err(|err| ApiError::Internal(format!("could not read the metrics: {err}")))?;
+            let parts = Some((summary.parts, summary.rolled_up, summary.truncated));
+            Ok((summary.record, Window { hours, tenant: None, parts }))
+        }
+        Some(tenant) => {
+            let to = ctx.host.now_ms().saturating_add(1);
+            let from = metrics::hour_of(to).saturating_sub(hours.saturating_sub(1)).saturating_mul(3_600_000);
+            let rows = ledger::report(&ctx.host, Some(&tenant), from, to, &[GroupBy::Tier, GroupBy::Mode]).await?;
+            let mut record = Record::default();
+            for row in rows {
+                let (Some(Some(tier)), Some(Some(mode))) = (row.groups.first(), row.groups.get(1)) else { continue };
+                let t = &row.totals;
+                let stats = Stats {
+                    requests: t.requests,
+                    errors: t.errors,
+                    latency_ms_sum: t.latency_ms_sum,
+                    latency_buckets: Vec::new(),
+                    cache_lookups: t.cache_lookups,
+                    cache_hits: t.cache_hits,
+                    input_tokens: t.input_tokens,
+                    output_tokens: t.output_tokens,
+                    cost_nano_usd: (t.cost_usd * 1e9).round() as u64,
+                };
+                record.tiers.entry(tier.clone()).or_default().merge(&stats);
+                record.modes.entry(mode.clone()).or_default().merge(&stats);
+            }
+            Ok((record, Window { hours, tenant: Some(tenant), parts: None }))
+        }
+    }
+}
+
+async fn metrics_report<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<http::Response<Body>, ApiError> {
+    let (record, window) = metrics_record(ctx, query).await?;
     let now_hour = metrics::hour_of(ctx.host.now_ms());
-    let mut body = summary.record.to_json();
+    let mut body = record.to_json();
     if let Some(map) = body.as_object_mut() {
         map.insert(
             "window".into(),
             json!({
-                "hours": hours,
-                "from_ms": now_hour.saturating_sub(hours.saturating_sub(1)).saturating_mul(3_600_000),
+                "hours": window.hours,
+                "from_ms": now_hour.saturating_sub(window.hours.saturating_sub(1)).saturating_mul(3_600_000),
                 "to_ms": ctx.host.now_ms(),
             }),
         );
-        map.insert("instance_hours".into(), json!(summary.parts));
-        map.insert("hours_rolled_up".into(), json!(summary.rolled_up));
-        map.insert("truncated".into(), json!(summary.truncated));
+        map.insert("tenant".into(), json!(window.tenant));
+        if let Some((parts, rolled_up, truncated)) = window.parts {
+            map.insert("instance_hours".into(), json!(parts));
+            map.insert("hours_rolled_up".into(), json!(rolled_up));
+            map.insert("truncated".into(), json!(truncated));
+        }
     }
     Ok(web::json(http::StatusCode::OK, &body))
 }
@@ -114,19 +221,32 @@ mod tests {
     use opencode_runtime::config::Config;
     use opencode_testkit::TestHost;
 
+    use opencode_core::access::Role;
+
     fn ctx(principal: Option<Principal>) -> Ctx<TestHost> {
         let host = TestHost::new();
         let config = Config::from_host(&host).unwrap();
-        Ctx { host, config, request_id: "req".into(), principal, started_ms: 0, meter: None }
+        Ctx {
+            host,
+            config,
+            request_id: "req".into(),
+            principal,
+            key: None,
+            started_ms: 0,
+            meter: None,
+            admitted_upstream: false,
+            limit_headers: Default::default(),
+        }
     }
 
     #[tokio::test]
     async fn the_admin_api_fails_closed_without_a_principal() {
         let parts = http::Request::get("/admin/metrics").body(()).unwrap().into_parts().0;
-        let refused = handle(&ctx(None), parts).await.unwrap_err();
-        assert_eq!(refused.status(), http::StatusCode::FORBIDDEN);
-        let member = Principal { subject: "u".into(), tenant: "t".into(), role: "member".into() };
+        let refused = handle(&ctx(None), parts, Body::empty()).await.unwrap_err();
+        assert_eq!(refused.status(), http::StatusCode::UNAUTHORIZED);
+        let member = Principal { subject: "u".into(), tenant: "t".into(), role: Role::Member, key_id: None };
         let parts = http::Request::get("/admin/metrics").body(()).unwrap().into_parts().0;
-        assert_eq!(handle(&ctx(Some(member)), parts).await.unwrap_err().status(), http::StatusCode::FORBIDDEN);
+        let refused = handle(&ctx(Some(member)), parts, Body::empty()).await.unwrap_err();
+        assert_eq!(refused.status(), http::StatusCode::FORBIDDEN);
     }
 }

@@ -21,7 +21,9 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         ));
     }
     let chain = ctx.config.tier_chain_for(Tier::System2, request.model.take().as_deref())?;
-    let toolbox = Toolbox::from_host(&ctx.host, &parts.headers, &ctx.request_id).await;
+    let chain = ctx.admit(&request, chain).await?;
+    // The tools' calls are part of this request, admitted once.
+    let toolbox = Toolbox::from_host(&ctx.host, &ctx.sibling_headers(&parts.headers), &ctx.request_id).await;
     let job =
         AgentJob { request, chain, retry: ctx.config.retry.clone(), limits: Limits::from_host(&ctx.host)?, toolbox };
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };

@@ -69,6 +69,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());
         CacheUse { key: cache::key(tenant, "chat", &chain, &request), reads: policy.reads(), ttl_secs }
     });
+    let chain = ctx.admit(&request, chain).await?;
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     let job = ChatJob { request, chain, retry: ctx.config.retry.clone(), cache };
     Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))

@@ -79,8 +79,9 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     sandbox::build_request(&sandbox, &ExecutionRequest::new(language, ""))
         .map_err(|err| ApiError::NotConfigured(err.to_string()))?;
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System2);
+    let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let job = CodeJob {
-        chain: ctx.config.tier_chain_for(tier, request.model.take().as_deref())?,
+        chain: ctx.admit(&request, chain).await?,
         request,
         language,
         stdin,
@@ -129,6 +130,7 @@ async fn seed_execute<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: 
         .ok_or_else(|| ApiError::NotConfigured("SANDBOX_URL is not set".into()))?;
     let mut request = ExecutionRequest::new(language, asked.code);
     request.run_timeout_ms = run_timeout_ms;
+    ctx.admit_plain().await?;
     let body = match opencode_runtime::sandbox::run(&ctx.host, &sandbox, &request).await {
         Ok(ran) => json!({
             "success": ran.exit_code == Some(0) && ran.status.is_none(),
@@ -176,6 +178,7 @@ async fn run<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     let mut request = ExecutionRequest::new(language, asked.code);
     request.stdin = stdin;
     request.run_timeout_ms = run_timeout_ms;
+    ctx.admit_plain().await?;
     let ran = opencode_runtime::sandbox::run(&ctx.host, &sandbox, &request).await;
     let body = json!({
         "id": ctx.request_id,

@@ -26,7 +26,12 @@ pub enum Destination {
     /// Token estimates (tokens.rs): the platform's and Anthropic's `count_tokens`.
     Estimate,
     CountTokens,
+    /// `POST /api/v1/auth/token`: an API key exchanged for a short-lived token (auth_token.rs).
+    AuthToken,
 }
+
+/// The seed's token path.
+pub const AUTH_TOKEN: &str = "/api/v1/auth/token";
 
 /// The routing table.
 pub fn route(path: &str) -> Option<Destination> {
@@ -41,6 +46,7 @@ pub fn route(path: &str) -> Option<Destination> {
     }
     match path {
         "/v1/tokens/estimate" => return Some(Destination::Estimate),
+        AUTH_TOKEN => return Some(Destination::AuthToken),
         crate::anthropic::COUNT_TOKENS => return Some(Destination::CountTokens),
         _ => {}
     }
@@ -75,9 +81,9 @@ pub fn route(path: &str) -> Option<Destination> {
 /// The seed's status path, answered by the admin function.
 pub const SEED_STATUS: &str = "/api/status";
 
-/// Paths answered without a token.
+/// Paths answered without a token (the token exchange checks its own credential).
 pub fn is_public(path: &str) -> bool {
-    path == "/health" || path == SEED_STATUS
+    path == "/health" || path == SEED_STATUS || path == AUTH_TOKEN
 }
 
 /// The body limit, read without parsing the rest of the configuration (forwarding is the hot
@@ -193,6 +199,7 @@ mod tests {
         assert_eq!(route("/api/v1/documents/upload"), Some(Destination::SeedDocuments));
         assert_eq!(route("/api/v1/documents/status/upload-1"), Some(Destination::SeedDocuments));
         assert_eq!(route("/api/v1/search"), to("search"));
+        assert_eq!(route("/api/v1/auth/token"), Some(Destination::AuthToken));
         assert_eq!(route("/api/v1/sandbox/execute"), to("code"));
         assert_eq!(route("/v1/models/openai%2Fgpt-x"), Some(Destination::Models));
         assert_eq!(route("/v1/process/x"), None);

@@ -15,6 +15,7 @@
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use opencode_core::access::Action;
 use opencode_core::routing::{Mode, Tier};
 use opencode_runtime::host::{Body, Host};
 use opencode_runtime::knowledge::{self, DocumentMeta, Format, NewDocument};
@@ -42,6 +43,7 @@ async fn embed<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -
     let config = knowledge::KnowledgeConfig::from_host(&ctx.host)?;
     let embedder = config.embedder_for(&ctx.host, &ask.model)?;
     let request = EmbeddingRequest { inputs: &ask.inputs, task: EmbeddingTask::Document, dimensions: ask.dimensions };
+    ctx.admit_plain().await?;
     let (found, _) = executor::embed(&ctx.host, &embedder, &request, &config.retry).await?;
     Ok(web::json(http::StatusCode::OK, &embeddings::answer(&found.vectors, &found.usage, &embedder.model, ask.base64)))
 }
@@ -72,6 +74,7 @@ pub(super) async fn handle<H: Host>(
                     &document_json(&knowledge::get(&ctx.host, ctx.tenant()?, id).await?),
                 )),
                 http::Method::DELETE => {
+                    ctx.require(Action::WriteKnowledge, "delete knowledge documents")?;
                     knowledge::delete(&ctx.host, ctx.tenant()?, id).await?;
                     let mut response = http::Response::new(Body::empty());
                     *response.status_mut() = http::StatusCode::NO_CONTENT;
@@ -102,6 +105,7 @@ async fn search_only<H: Host>(
         return Err(ApiError::Validation("`query` must not be empty".into()));
     }
     let top_k = count("top_k", asked.top_k.as_ref(), SEARCH_TOP_K, knowledge::MAX_TOP_K)?;
+    ctx.admit_plain().await?;
     let found = knowledge::retrieve(&ctx.host, ctx.tenant()?, &asked.query, top_k).await?;
     let mut body = serde_json::to_value(&found).unwrap_or(Value::Null);
     if let Some(map) = body.as_object_mut() {
@@ -126,6 +130,7 @@ async fn ingest<H: Host>(
     parts: http::request::Parts,
     body: Body,
 ) -> Result<http::Response<Body>, ApiError> {
+    ctx.require(Action::WriteKnowledge, "add or replace knowledge documents")?;
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let doc: DocumentBody = web::parse_json(&parts, &bytes)?;
     knowledge::validate_id(&doc.id)?;
@@ -143,6 +148,7 @@ async fn ingest<H: Host>(
         return Err(ApiError::Validation("`text` must not be empty".into()));
     }
     let new = NewDocument { id: doc.id, text: doc.text, format, metadata };
+    ctx.admit_plain().await?;
     let done = knowledge::ingest(&ctx.host, ctx.tenant()?, new).await?;
     let mut body = document_json(&done.document);
     if let Some(map) = body.as_object_mut() {
@@ -206,6 +212,7 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     }
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System1);
     let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
+    let chain = ctx.admit(&request, chain).await?;
     let tenant = ctx.tenant()?.to_owned();
     let job = AskJob { request, question, top_k, tenant, chain, retry: ctx.config.retry.clone(), tier };
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };

@@ -5,8 +5,13 @@
 //! (`entry!(Chat)`), so each Wasm links only its own handler: the knowledge index never ships
 //! inside the chat function. [`serve_named`] picks one by name at run time, for tests.
 
+pub mod access;
 mod admin;
+mod admin_keys;
+mod admin_usage;
+mod admission;
 mod agent;
+mod auth_token;
 mod chat;
 mod code;
 pub mod dialect;
@@ -20,7 +25,12 @@ mod search;
 mod thinking;
 mod tokens;
 
+use std::cell::RefCell;
+use std::rc::Rc;
+
+use opencode_core::access::Action;
 use opencode_core::routing::{Mode, Tier};
+use opencode_runtime::control::keys::KeyRecord;
 use opencode_runtime::answer::Reply;
 use opencode_runtime::config::Config;
 use opencode_runtime::host::{Body, Host, RequestHost};
@@ -28,7 +38,7 @@ use opencode_runtime::host::{Body, Host, RequestHost};
 pub use dialect::{parse_mode, Dialect};
 
 use crate::anthropic;
-use crate::auth::{self, Principal};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::openai::{self, chat_render, responses_render};
 use crate::platform::request::requested_tier;
@@ -49,10 +59,16 @@ pub struct Ctx<H: Host> {
     pub config: Config,
     pub request_id: String,
     pub principal: Option<Principal>,
+    /// The API key the caller presented (or exchanged for its token).
+    pub key: Option<Rc<KeyRecord>>,
     /// When the request arrived (the host's clock).
     pub started_ms: u64,
     /// A mode request's metering, done when its answer is known.
     meter: Option<meter::Pending>,
+    /// A sibling call of a request another function admitted: not counted again.
+    admitted_upstream: bool,
+    /// The `x-ratelimit-*` headers of the limits that admitted the request.
+    limit_headers: RefCell<Vec<(&'static str, String)>>,
 }
 
 impl<H: Host> Ctx<H> {
@@ -90,6 +106,25 @@ impl<H: Host> Ctx<H> {
     pub fn tenant(&self) -> Result<&str, ApiError> {
         self.principal.as_ref().map(|p| p.tenant.as_str()).ok_or(ApiError::MissingToken)
     }
+
+    /// Refuses what the caller's role may not do (no caller may do nothing).
+    pub fn require(&self, action: Action, what: &str) -> Result<&Principal, ApiError> {
+        let principal = self.principal.as_ref().ok_or(ApiError::MissingToken)?;
+        principal.require(action, what)?;
+        Ok(principal)
+    }
+
+    /// The sibling-call headers of this request: the caller's, with the admission marker, so
+    /// the calls are counted as part of it.
+    pub fn sibling_headers(&self, caller: &http::HeaderMap) -> http::HeaderMap {
+        let mut headers = caller.clone();
+        if let Some(secret) = self.host.var("JWT_SECRET") {
+            if let Ok(value) = http::HeaderValue::from_str(&admission::marker(&secret, &self.request_id)) {
+                headers.insert(admission::ADMITTED_HEADER, value);
+            }
+        }
+        headers
+    }
 }
 
 /// The result every handler returns; errors become JSON error responses.
@@ -125,32 +160,70 @@ pub trait Function {
 }
 
 /// Authenticates the caller unless the request is public, reads the configuration, and hands
-/// the request to `F`. The token is checked first: a request without a valid one costs a 401,
-/// not a configuration read, and its body is never read.
+/// the request to `F`. The credential is checked first: a request without a valid one costs a
+/// 401, not a configuration read, and its body is never read. An SSO token reaching a function
+/// directly (Spin routes some paths straight to their function) goes to the gateway, the one
+/// function that verifies those.
 async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     host: H,
     request: http::Request<Body>,
     request_id: &str,
 ) -> Handled {
+    if F::NAME != Gateway::NAME && access::carries_sso_token(request.headers()) {
+        return gateway::forward(&host, Gateway::NAME, request, request_id).await;
+    }
     let (parts, body) = request.into_parts();
-    let principal = if F::is_public(&parts) { None } else { Some(caller(&host, &parts.headers)?) };
+    let caller = if F::is_public(&parts) { None } else { Some(access::identify(&host, &parts.headers, request_id).await?) };
     let config = Config::from_host(&host)?;
     let started_ms = host.now_ms();
+    let admitted_upstream = admission::is_admitted(&host, &parts.headers, request_id);
+    if let (Some(mode), Some(caller)) = (F::MODE, &caller) {
+        caller.principal.require(Action::UseModels, "call models")?;
+        let modes = caller.key.as_ref().and_then(|key| key.modes.as_ref());
+        if !admitted_upstream && modes.is_some_and(|modes| !modes.iter().any(|m| m == mode.as_str())) {
+            return Err(ApiError::Forbidden(format!("this API key may not use the {} mode", mode.as_str())));
+        }
+    }
     let meter = F::MODE.map(|mode| {
         let tier = requested_tier(&parts.headers).unwrap_or_else(|| F::default_tier(mode));
-        meter::Pending { mode, tier, started_ms }
+        let account = caller.as_ref().filter(|_| !admitted_upstream).map(|caller| {
+            Rc::new(meter::Account {
+                request_id: request_id.to_owned(),
+                tenant: caller.principal.tenant.clone(),
+                subject: caller.principal.subject.clone(),
+                key_id: caller.principal.key_id.clone(),
+                admission: RefCell::default(),
+            })
+        });
+        meter::Pending { mode, tier, started_ms, account }
     });
-    let ctx = Ctx { host, config, request_id: request_id.to_string(), principal, started_ms, meter };
+    let (principal, key) = caller.map_or((None, None), |caller| (Some(caller.principal), caller.key));
+    let ctx = Ctx {
+        host,
+        config,
+        request_id: request_id.to_string(),
+        principal,
+        key,
+        started_ms,
+        meter,
+        admitted_upstream,
+        limit_headers: RefCell::default(),
+    };
     let handled = F::handle(&ctx, parts, body).await;
-    if let (Err(_), Some(pending)) = (&handled, &ctx.meter) {
-        meter::record_error(&ctx.host, pending);
+    match handled {
+        Ok(mut response) => {
+            for (name, value) in ctx.limit_headers.take() {
+                web::set_header(&mut response, name, &value);
+            }
+            Ok(response)
+        }
+        Err(err) => {
+            if let Some(pending) = &ctx.meter {
+                meter::record_error(&ctx.host, pending);
+            }
+            Err(err)
+        }
     }
-    handled
-}
-
-/// Who is calling, by the request's bearer token.
-fn caller<H: Host>(host: &H, headers: &http::HeaderMap) -> Result<Principal, ApiError> {
-    auth::authenticate(headers, &auth::Settings::from_host(host)?, host.now_ms())
 }
 
 /// Runs function `F` on one request. Always answers; never panics on input.
@@ -245,25 +318,31 @@ impl Function for Gateway {
         }
     }
 
-    async fn run<H: Host>(host: H, request: http::Request<Body>, request_id: &str) -> Handled {
-        let path = request.uri().path();
-        match gateway::route(path) {
+    async fn run<H: Host>(host: H, mut request: http::Request<Body>, request_id: &str) -> Handled {
+        let path = request.uri().path().to_owned();
+        let destination = gateway::route(&path);
+        if destination.is_some() && !gateway::is_public(&path) {
+            // The functions behind check the platform's own token for an SSO caller.
+            access::exchange_sso(&host, request.headers_mut()).await?;
+        }
+        match destination {
             // Each function authenticates for itself, so a request that reaches one directly
             // (Spin routes, service bindings) is checked the same way; the gateway checks too,
-            // before it reads a body or calls anyone, so that a request without a valid token
-            // costs one 401 here.
+            // before it reads a body or calls anyone, so that a request without a valid
+            // credential costs one 401 here.
             Some(gateway::Destination::Function(name)) => {
-                if !gateway::is_public(path) {
-                    caller(&host, request.headers())?;
+                if !gateway::is_public(&path) {
+                    access::identify(&host, request.headers(), request_id).await?;
                 }
                 gateway::forward(&host, name, request, request_id).await
             }
             Some(gateway::Destination::Vendor) => {
-                caller(&host, request.headers())?;
+                access::identify(&host, request.headers(), request_id).await?;
                 route::vendor(&host, request, request_id).await
             }
+            Some(gateway::Destination::AuthToken) => auth_token::exchange(&host, request, request_id).await,
             Some(_) => authenticate_and_handle::<Self, H>(host, request, request_id).await,
-            None => Err(ApiError::NotFound(path.to_string())),
+            None => Err(ApiError::NotFound(path)),
         }
     }
 }
@@ -296,7 +375,7 @@ impl Function for Admin {
         gateway::is_public(parts.uri.path())
     }
 
-    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, _body: Body) -> Handled {
-        admin::handle(ctx, parts).await
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        admin::handle(ctx, parts, body).await
     }
 }

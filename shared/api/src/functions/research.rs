@@ -33,8 +33,9 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let search = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
     search.require()?;
     let tier = requested_tier(&parts.headers).unwrap_or(Tier::System2);
+    let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let job = ResearchJob {
-        chain: ctx.config.tier_chain_for(tier, request.model.take().as_deref())?,
+        chain: ctx.admit(&request, chain).await?,
         request,
         search,
         retry: ctx.config.retry.clone(),

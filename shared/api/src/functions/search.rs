@@ -46,6 +46,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     // A named model is pinned on its provider by the chain; left on the request, it would also be
     // asked of every fallback provider.
     let chain = ctx.config.tier_chain_for(requested.unwrap_or(Tier::System1), request.model.take().as_deref())?;
+    let chain = ctx.admit(&request, chain).await?;
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     let job =
         SearchJob { request, query, max_results, search, chain, retry: ctx.config.retry.clone(), tier: requested };
@@ -73,12 +74,13 @@ async fn seed_search<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: B
     let search = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
     search.require()?;
     let request = ChatRequest { messages: vec![Message::user(asked.query.clone())], ..ChatRequest::default() };
+    let chain = ctx.admit(&request, ctx.config.tier_chain_for(Tier::System1, None)?).await?;
     let job = SearchJob {
         request,
         query,
         max_results: asked.max_results.unwrap_or(DEFAULT_MAX_RESULTS).min(MAX_RESULTS),
         search,
-        chain: ctx.config.tier_chain_for(Tier::System1, None)?,
+        chain,
         retry: ctx.config.retry.clone(),
         tier: None,
     };
@@ -112,6 +114,7 @@ async fn results<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body)
     }
     let config = SearchConfig::from_host(&ctx.host, ctx.config.retry.clone())?;
     config.require()?;
+    ctx.admit_plain().await?;
     let found = search::search(&ctx.host, &config, &asked.query, max_results).await?;
     let body = json!({
         "id": ctx.request_id,

@@ -73,6 +73,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     // The chain carries the asked-for model on its first provider; left in the request it would
     // override every provider's model, so a fallback would ask for another vendor's.
     let chain = ctx.config.reasoning_chain_for(parsed.request.model.take().as_deref())?;
+    let chain = ctx.admit(&parsed.request, chain).await?;
     let delivery = if parsed.dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     let job = ThinkingJob {
         request: parsed.request,

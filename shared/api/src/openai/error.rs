@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 use opencode_runtime::answer::Failure;
 use opencode_runtime::Body;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, LimitKind};
 use crate::web;
 
 /// The error response: `{"error":{"message","type","param","code"}}` at OpenAI's status (a
@@ -18,10 +18,17 @@ pub fn response(err: &ApiError) -> http::Response<Body> {
 pub fn body(err: &ApiError) -> Value {
     let code = match err {
         ApiError::UnknownModel(_) => "model_not_found",
+        // The platform's own limits keep their codes (which limit); an upstream's 429 is OpenAI's.
+        ApiError::LimitReached { .. } => err.code(),
         other if other.status() == http::StatusCode::TOO_MANY_REQUESTS => "rate_limit_exceeded",
         other => other.code(),
     };
-    json!({ "message": err.to_string(), "type": err.kind(), "param": err.param_name(), "code": code })
+    // OpenAI answers a spent quota with this type, and its SDKs and users know it.
+    let kind = match err {
+        ApiError::LimitReached { limit: LimitKind::Budget, .. } => "insufficient_quota",
+        other => other.kind(),
+    };
+    json!({ "message": err.to_string(), "type": kind, "param": err.param_name(), "code": code })
 }
 
 /// The `error` object of a stream that failed after it started.

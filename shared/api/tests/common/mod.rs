@@ -54,7 +54,7 @@ pub fn is_openai(req: &http::Request<Bytes>) -> bool {
 
 /// A POST of `body` to `path` as user `u` of tenant `t`.
 pub fn user_request(path: &str, body: &Value) -> http::Request<Body> {
-    let token = auth::issue(SECRET, "u", "t", "user", EPOCH_MS, 3600).unwrap();
+    let token = auth::issue(SECRET, "u", "t", "member", EPOCH_MS, 3600).unwrap();
     http::Request::post(path)
         .header("authorization", format!("Bearer {token}"))
         .header("content-type", "application/json")

@@ -39,6 +39,8 @@ pub struct Toolbox {
     knowledge: bool,
     sandbox: bool,
     authorization: Option<http::HeaderValue>,
+    /// The request's admission marker: the tools' calls are part of it, not new requests.
+    admitted: Option<http::HeaderValue>,
     request_id: String,
 }
 
@@ -114,6 +116,7 @@ impl Toolbox {
             knowledge: false,
             sandbox: host.var("SANDBOX_URL").is_some(),
             authorization: headers.get(http::header::AUTHORIZATION).cloned(),
+            admitted: headers.get(crate::control::ADMITTED_HEADER).cloned(),
             request_id: request_id.to_owned(),
         };
         if let Ok(list) =
@@ -246,6 +249,9 @@ impl Toolbox {
             http::Request::builder().method(method).uri(path).header(REQUEST_ID, self.request_id.as_str());
         if let Some(authorization) = &self.authorization {
             request = request.header(http::header::AUTHORIZATION, authorization.clone());
+        }
+        if let Some(admitted) = &self.admitted {
+            request = request.header(crate::control::ADMITTED_HEADER, admitted.clone());
         }
         let body = match body {
             Some(json) => {

@@ -198,9 +198,12 @@ pub async fn revoke<H: Host>(host: &H, tenant: Option<&str>, id: &str) -> Result
     Ok(!host.sql(Database::Main, &statement).await?.is_empty())
 }
 
+/// A lookup's answer (`None`: no such key) and when it was made.
+type Seen = (u64, Option<Rc<KeyRecord>>);
+
 thread_local! {
-    /// Lookups of this instance: by `h:<hash>` or `i:<id>`, with when they were made.
-    static SEEN: RefCell<HashMap<String, (u64, Option<Rc<KeyRecord>>)>> = RefCell::new(HashMap::new());
+    /// Lookups of this instance: by `h:<hash>` or `i:<id>`.
+    static SEEN: RefCell<HashMap<String, Seen>> = RefCell::new(HashMap::new());
 }
 
 /// More remembered lookups than this empty the table (unknown keys are remembered too, so a

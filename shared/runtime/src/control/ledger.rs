@@ -3,7 +3,7 @@
 
 use serde::Serialize;
 
-use super::{int, text, uint, ControlError};
+use super::{text, uint, ControlError};
 use crate::host::Host;
 use crate::sql::{Database, Row, Statement, Value};
 
@@ -24,7 +24,8 @@ pub struct UsageRow {
     pub provider: Option<String>,
     /// `ok` or `error`.
     pub status: String,
-    pub cache_hit: bool,
+    /// `None` when the cache was not consulted.
+    pub cache_hit: Option<bool>,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_tokens: u64,
@@ -94,7 +95,7 @@ fn usage_row(row: &Row) -> UsageRow {
         model: text(row, 8),
         provider: text(row, 9),
         status: text(row, 10).unwrap_or_default(),
-        cache_hit: int(row, 11) != 0,
+        cache_hit: super::column(row, 11).as_i64().map(|hit| hit != 0),
         input_tokens: uint(row, 12),
         output_tokens: uint(row, 13),
         reasoning_tokens: uint(row, 14),
@@ -113,11 +114,20 @@ pub enum GroupBy {
     Model,
     Provider,
     Mode,
+    Tier,
 }
 
 impl GroupBy {
-    pub const ALL: [GroupBy; 7] =
-        [GroupBy::Day, GroupBy::Hour, GroupBy::Tenant, GroupBy::Key, GroupBy::Model, GroupBy::Provider, GroupBy::Mode];
+    pub const ALL: [GroupBy; 8] = [
+        GroupBy::Day,
+        GroupBy::Hour,
+        GroupBy::Tenant,
+        GroupBy::Key,
+        GroupBy::Model,
+        GroupBy::Provider,
+        GroupBy::Mode,
+        GroupBy::Tier,
+    ];
 
     /// The name `group_by=` takes.
     pub fn name(self) -> &'static str {
@@ -129,6 +139,7 @@ impl GroupBy {
             GroupBy::Model => "model",
             GroupBy::Provider => "provider",
             GroupBy::Mode => "mode",
+            GroupBy::Tier => "tier",
         }
     }
 
@@ -149,6 +160,7 @@ impl GroupBy {
             GroupBy::Model => "model",
             GroupBy::Provider => "provider",
             GroupBy::Mode => "mode",
+            GroupBy::Tier => "tier",
         }
     }
 
@@ -162,11 +174,14 @@ impl GroupBy {
 pub struct Totals {
     pub requests: u64,
     pub errors: u64,
+    /// Requests that consulted the cache, and those it answered.
+    pub cache_lookups: u64,
     pub cache_hits: u64,
     pub input_tokens: u64,
     pub output_tokens: u64,
     pub reasoning_tokens: u64,
     pub cost_usd: f64,
+    pub latency_ms_sum: u64,
 }
 
 /// A report row: the group's values (in `group_by`'s order; `None` for a missing key or model)
@@ -197,7 +212,7 @@ pub async fn report<H: Host>(
     }
     sql.push_str(
         "COUNT(*), SUM(status != 'ok'), SUM(cache_hit), SUM(input_tokens), SUM(output_tokens), \
-         SUM(reasoning_tokens), SUM(cost_usd) FROM usage WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR tenant = ?3)",
+         SUM(reasoning_tokens), SUM(cost_usd), COUNT(cache_hit), SUM(latency_ms) FROM usage WHERE ts >= ?1 AND ts < ?2 AND (?3 IS NULL OR tenant = ?3)",
     );
     if !groups.is_empty() {
         let list = groups.join(", ");
@@ -220,6 +235,8 @@ pub async fn report<H: Host>(
                 output_tokens: uint(row, n.saturating_add(4)),
                 reasoning_tokens: uint(row, n.saturating_add(5)),
                 cost_usd: super::column(row, n.saturating_add(6)).as_f64().unwrap_or(0.0),
+                cache_lookups: uint(row, n.saturating_add(7)),
+                latency_ms_sum: uint(row, n.saturating_add(8)),
             },
         })
         .collect())

@@ -23,6 +23,10 @@ pub enum ControlError {
     Corrupt(&'static str),
 }
 
+/// The header that marks a call between the platform's functions as part of a client request
+/// already admitted (counted once against its limits): an HMAC of the request id.
+pub const ADMITTED_HEADER: &str = "x-opencode-admitted";
+
 /// How long a key or a tenant's limits are remembered by an instance: the bound on how late a
 /// revocation or a change takes effect.
 pub const CACHE_MS: u64 = 5_000;

@@ -180,6 +180,7 @@ component = "echo"
 [component.probe]
 source = "{wasm}"
 key_value_stores = ["default", "data"]
+sqlite_databases = ["default"]
 {probe_extra}
 
 [component.special]
@@ -188,6 +189,7 @@ source = "{wasm}"
 [component.echo]
 source = "{wasm}"
 key_value_stores = ["data"]
+sqlite_databases = ["default"]
 "#,
         wasm = wasm.display()
     );

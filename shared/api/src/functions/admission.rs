@@ -1,0 +1,159 @@
+//! Limits and budgets, checked before any provider call: a key's allowed models, then its and
+//! its tenant's requests, tokens and concurrent requests per minute and their budgets, counted
+//! exactly ([`counters`]). An admitted request's sibling calls (the agent's tools) carry a
+//! marker, signed with `JWT_SECRET`, so that one client request is counted once.
+
+use opencode_core::limits::{self, Hit};
+use opencode_core::model::{ChatRequest, Usage};
+use opencode_core::tokens::{request_tokens, DEFAULT_MAX_OUTPUT_TOKENS};
+use opencode_core::providers::ProviderConfig;
+use opencode_runtime::control::audit::{self, AuditEntry};
+use opencode_runtime::control::counters::{self, Admission, Ask, Refusal, Scope};
+use opencode_runtime::control::tenants;
+use opencode_runtime::host::Host;
+
+use super::Ctx;
+use crate::error::{ApiError, LimitKind};
+
+pub use opencode_runtime::control::ADMITTED_HEADER;
+
+/// The marker of request `request_id`: an HMAC only the platform's functions can compute.
+pub fn marker(secret: &str, request_id: &str) -> String {
+    let mac = hmac_sha256::HMAC::mac(format!("admitted:{request_id}").as_bytes(), secret.as_bytes());
+    opencode_core::hex(&mac)
+}
+
+/// Whether `headers` carry the marker of `request_id`.
+pub fn is_admitted<H: Host>(host: &H, headers: &http::HeaderMap, request_id: &str) -> bool {
+    let (Some(given), Some(secret)) = (headers.get(ADMITTED_HEADER), host.var("JWT_SECRET")) else { return false };
+    crate::jwt::same_bytes(given.as_bytes(), marker(&secret, request_id).as_bytes())
+}
+
+impl<H: Host> Ctx<H> {
+    /// Admits a model request: the chain narrowed to the models the caller's key allows, then
+    /// its tokens (input estimated, plus its output limit) and its most expensive cost reserved
+    /// against every limit and budget of the key and the tenant. Returns the chain to run.
+    pub async fn admit(&self, request: &ChatRequest, chain: Vec<ProviderConfig>) -> Result<Vec<ProviderConfig>, ApiError> {
+        let chain = self.allowed_chain(chain)?;
+        let output = request.max_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
+        let usage = Usage { input_tokens: request_tokens(request), output_tokens: u64::from(output), ..Usage::default() };
+        let cost = chain.iter().filter_map(|p| p.price).map(|price| price.cost(&usage)).fold(0.0, f64::max);
+        let ask = Ask { tokens: usage.input_tokens.saturating_add(usage.output_tokens), cost_micros: limits::micros(cost) };
+        self.reserve(ask).await?;
+        Ok(chain)
+    }
+
+    /// Admits a request that calls no model (web search results, a sandbox run): it counts
+    /// against the request and concurrency limits only.
+    pub async fn admit_plain(&self) -> Result<(), ApiError> {
+        self.reserve(Ask::default()).await
+    }
+
+    /// The chain without the models the key does not allow; none left is a 403.
+    fn allowed_chain(&self, chain: Vec<ProviderConfig>) -> Result<Vec<ProviderConfig>, ApiError> {
+        let Some(allowed) = self.key.as_ref().and_then(|key| key.models.as_ref()) else { return Ok(chain) };
+        let allows = |p: &ProviderConfig| {
+            allowed.iter().any(|m| *m == p.model || m.split_once('/').is_some_and(|(name, model)| name == p.name && model == p.model))
+        };
+        let wanted = chain.first().map(|p| format!("{}/{}", p.name, p.model)).unwrap_or_default();
+        let chain: Vec<_> = chain.into_iter().filter(allows).collect();
+        if chain.is_empty() {
+            return Err(ApiError::Forbidden(format!("this API key may not use the model `{wanted}`")));
+        }
+        Ok(chain)
+    }
+
+    async fn reserve(&self, ask: Ask) -> Result<(), ApiError> {
+        if self.admitted_upstream {
+            return Ok(());
+        }
+        let Some(principal) = &self.principal else { return Ok(()) };
+        let mut scopes = Vec::new();
+        if let Some(key) = &self.key {
+            scopes.push(Scope { name: key.scope(), limits: key.limits, budget: key.budget });
+        }
+        let tenant = tenants::get(&self.host, &principal.tenant).await?;
+        scopes.push(Scope { name: tenant.scope(), limits: tenant.limits, budget: tenant.budget });
+        scopes.retain(Scope::is_limited);
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        match counters::admit(&self.host, scopes, ask).await? {
+            Ok(admission) => {
+                *self.limit_headers.borrow_mut() = headers(&admission, self.host.now_ms());
+                if let Some(account) = self.meter.as_ref().and_then(|m| m.account.as_ref()) {
+                    *account.admission.borrow_mut() = Some(admission);
+                } else {
+                    // Nothing meters this request (no mode): give the reservation back now.
+                    counters::release(&self.host, &admission).await;
+                }
+                Ok(())
+            }
+            Err(refusal) => {
+                if refusal.hit == Hit::Budget {
+                    self.audit_budget(&refusal);
+                }
+                Err(refused(&refusal))
+            }
+        }
+    }
+
+    fn audit_budget(&self, refusal: &Refusal) {
+        let Some(principal) = &self.principal else { return };
+        let entry = AuditEntry {
+            id: 0,
+            ts: self.host.now_ms(),
+            action: "budget.exceeded".into(),
+            actor: principal.key_id.clone().unwrap_or_else(|| principal.subject.clone()),
+            tenant: principal.tenant.clone(),
+            target: Some(refusal.scope.clone()),
+            request_id: self.request_id.clone(),
+            detail: None,
+        };
+        let host = self.host.clone();
+        self.host.spawn_background(Box::pin(async move {
+            let _ = audit::record(&host, &entry).await;
+        }));
+    }
+}
+
+/// The refusal as the client sees it: the scope and the limit, never a count or a sum.
+fn refused(refusal: &Refusal) -> ApiError {
+    let scope = if refusal.scope.starts_with("key:") { "this API key" } else { "this tenant" };
+    let (limit, message) = match refusal.hit {
+        Hit::Requests => (LimitKind::Rate, format!("rate limit reached for {scope}: requests per minute")),
+        Hit::Tokens => (LimitKind::Rate, format!("rate limit reached for {scope}: tokens per minute")),
+        Hit::Concurrency => {
+            (LimitKind::Concurrency, format!("too many concurrent requests for {scope}: wait for one to finish"))
+        }
+        Hit::Budget => (LimitKind::Budget, format!("budget exceeded for {scope}: no more requests until it resets")),
+    };
+    let retry_after_secs = refusal.retry_after_ms.map(|ms| ms.div_ceil(1_000).max(1));
+    ApiError::LimitReached { limit, message, retry_after_secs }
+}
+
+/// `x-ratelimit-*` for the tightest request and token limits of an admitted request.
+fn headers(admission: &Admission, now_ms: u64) -> Vec<(&'static str, String)> {
+    let reset = |held: &counters::Held| {
+        limits::reset_text(held.window_start.saturating_add(limits::WINDOW_MS).saturating_sub(now_ms))
+    };
+    let mut out = Vec::new();
+    let tightest = |limit: fn(&counters::Held) -> Option<(u64, u64)>| {
+        admission.held.iter().filter_map(|h| limit(h).map(|(l, used)| (h, l, l.saturating_sub(used)))).min_by_key(|(_, _, left)| *left)
+    };
+    if let Some((held, limit, left)) = tightest(|h| h.scope.limits.rpm.map(|l| (l, h.counted.requests))) {
+        out.extend([
+            ("x-ratelimit-limit-requests", limit.to_string()),
+            ("x-ratelimit-remaining-requests", left.to_string()),
+            ("x-ratelimit-reset-requests", reset(held)),
+        ]);
+    }
+    if let Some((held, limit, left)) = tightest(|h| h.scope.limits.tpm.map(|l| (l, h.counted.tokens))) {
+        out.extend([
+            ("x-ratelimit-limit-tokens", limit.to_string()),
+            ("x-ratelimit-remaining-tokens", left.to_string()),
+            ("x-ratelimit-reset-tokens", reset(held)),
+        ]);
+    }
+    out
+}
