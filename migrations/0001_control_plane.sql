@@ -8,7 +8,8 @@
 -- lives in its own Durable Object's storage (which creates this table itself), on Spin here.
 CREATE TABLE IF NOT EXISTS counters (scope TEXT PRIMARY KEY, window_start INTEGER NOT NULL, requests INTEGER NOT NULL, tokens INTEGER NOT NULL, inflight INTEGER NOT NULL, touched_ms INTEGER NOT NULL, period TEXT NOT NULL, spent_micros INTEGER NOT NULL);
 
--- API keys: only the SHA-256 of the key is stored; `prefix` is what lists show.
+-- API keys: only the SHA-256 of the key is stored; `prefix` is what lists show. `modes` and
+-- `models` are allow-lists, one name per line (NULL: all); NULL limits are unlimited.
 CREATE TABLE IF NOT EXISTS api_keys (
     id TEXT PRIMARY KEY,
     hash TEXT NOT NULL UNIQUE,
@@ -18,8 +19,11 @@ CREATE TABLE IF NOT EXISTS api_keys (
     role TEXT NOT NULL,
     modes TEXT,
     models TEXT,
-    limits TEXT,
-    budget TEXT,
+    rpm INTEGER,
+    tpm INTEGER,
+    concurrency INTEGER,
+    budget_usd REAL,
+    budget_period TEXT,
     expires_at INTEGER,
     created_at INTEGER NOT NULL,
     created_by TEXT NOT NULL,
@@ -27,11 +31,14 @@ CREATE TABLE IF NOT EXISTS api_keys (
 );
 CREATE INDEX IF NOT EXISTS api_keys_tenant ON api_keys (tenant, created_at);
 
--- A tenant's own limits and budget (JSON, the admin API's shapes).
+-- A tenant's own limits and budget.
 CREATE TABLE IF NOT EXISTS tenant_limits (
     tenant TEXT PRIMARY KEY,
-    limits TEXT,
-    budget TEXT,
+    rpm INTEGER,
+    tpm INTEGER,
+    concurrency INTEGER,
+    budget_usd REAL,
+    budget_period TEXT,
     updated_at INTEGER NOT NULL,
     updated_by TEXT NOT NULL
 );

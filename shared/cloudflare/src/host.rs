@@ -7,6 +7,7 @@ use bytes::Bytes;
 use futures::future::LocalBoxFuture;
 use futures::FutureExt;
 use opencode_runtime::log::{Level, Record};
+use opencode_runtime::sql::{Database, Row, Statement};
 use opencode_runtime::{Body, Host, HostError};
 use worker::js_sys::{self, Function, Reflect, Uint8Array};
 use worker::wasm_bindgen::{JsCast, JsValue};
@@ -14,7 +15,7 @@ use worker::wasm_bindgen_futures::JsFuture;
 use worker::web_sys;
 
 use crate::convert::{js_message, request_to_web, response_from_web};
-use crate::kv;
+use crate::{kv, sql};
 
 /// The runtime as the core sees it on Cloudflare Workers. Cheap to clone: one `Rc` around the
 /// request's `Env` (bindings, vars, secrets) and `Context` (`wait_until`).
@@ -101,12 +102,8 @@ impl Host for WorkersHost {
         kv::delete(&self.inner.env, store, key).await
     }
 
-    async fn sql(
-        &self,
-        _db: opencode_runtime::sql::Database<'_>,
-        _statement: &opencode_runtime::sql::Statement,
-    ) -> Result<Vec<opencode_runtime::sql::Row>, HostError> {
-        Err(HostError::Sql(String::from("not wired yet")))
+    async fn sql(&self, db: Database<'_>, statement: &Statement) -> Result<Vec<Row>, HostError> {
+        sql::run(&self.inner.env, db, statement).await
     }
 
     fn now_ms(&self) -> u64 {

@@ -6,7 +6,10 @@
 // arrives whole), fetched bodies arrive byte for byte whether read whole or streamed, a fetched
 // body dropped early is cancelled upstream, KV maps store names to bindings and honours the TTL
 // floor, vars and secrets resolve (empty means unset), timers, randomness
-// and wait_until work, and responses the runtime would refuse become a 500 instead of a crash.
+// and wait_until work, and responses the runtime would refuse become a 500 instead of a crash;
+// Host::sql round-trips every value type through D1 and through a counters Durable Object (the
+// probe hosts the class as admin does), reports a bad statement as an error, and single-statement
+// guarded UPSERTs against one scope's object are exact under concurrency.
 
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
@@ -112,6 +115,9 @@ before(async () => {
         // The probe is its own sibling: call_function("self-probe") → binding SELF_PROBE.
         serviceBindings: { SELF_PROBE: "probe" },
         kvNamespaces: { CACHE: "cache", DATA: "data" },
+        d1Databases: { DB: "probe-db" },
+        // The probe exports the Counters class itself (counters_object!), as admin's Worker does.
+        durableObjects: { COUNTERS: { className: "Counters", useSQLite: true } },
       },
     ],
   });
@@ -278,4 +284,53 @@ test("null-body statuses drop the body; a status the runtime refuses becomes a 5
   const fine = await chunked("/status?s=418");
   assert.equal(fine.response.status, 418);
   assert.equal(fine.text, "body");
+});
+
+// What the probe's /sql/types prints, per database: the values bound and read back, the
+// storage classes they were stored as, and D1's and SQLite's numbers read back as numbers.
+const TYPES = [
+  'Ok([[Null, Integer(-42), Integer(1767225600000), Integer(9007199254740991), Real(1.5), Real(-0.001), Text("héllo ✓ \'q\' \\"dq\\" 😀"), Text(""), Blob([0, 1, 127, 128, 255])]])',
+  "Ok([])",
+  'Ok([[Null, Integer(-42), Integer(1767225600000), Integer(9007199254740991), Real(1.5), Real(-0.001), Text("héllo ✓ \'q\' \\"dq\\" 😀"), Text(""), Blob([0, 1, 127, 128, 255])]])',
+  'Ok([[Text("null"), Text("integer"), Text("integer"), Text("integer"), Text("real"), Text("real"), Text("text"), Text("text"), Text("blob")]])',
+  // A whole REAL arrives as a JS number like any integer: Integer(2) (Value::as_f64 reads it).
+  'Ok([[Integer(2), Real(0.30000000000000004), Text("xy"), Integer(300)]])',
+  "Ok([])",
+];
+
+for (const db of ["main", "counters:types"]) {
+  test(`Host::sql round-trips every value type (${db === "main" ? "D1" : "Durable Object"})`, async () => {
+    const { response, text } = await chunked(`/sql/types?db=${encodeURIComponent(db)}`);
+    assert.equal(response.status, 200);
+    assert.deepEqual(text.split("\n"), TYPES);
+  });
+
+  test(`Host::sql reports a bad statement as an error and goes on (${db === "main" ? "D1" : "Durable Object"})`, async () => {
+    const { response, text } = await chunked(`/sql/bad?db=${encodeURIComponent(db)}`);
+    assert.equal(response.status, 200);
+    const [syntax, table, constraint, after] = text.split("\n");
+    assert.match(syntax, /^Err\(Sql\(".*syntax error/);
+    assert.match(table, /^Err\(Sql\(".*no such table: no_such_table/);
+    // D1 has no counters table; the object has it, and refuses the row its NOT NULLs lack.
+    assert.match(constraint, db === "main" ? /^Err\(Sql\(".*no such table: counters/ : /^Err\(Sql\(".*NOT NULL constraint failed/);
+    assert.equal(after, "Ok([[Integer(1)]])");
+  });
+}
+
+test("a counters object creates its table when it starts", async () => {
+  const { text } = await chunked(`/sql/read?db=${encodeURIComponent("counters:fresh")}`);
+  assert.equal(text, "Ok([])");
+});
+
+test("30 concurrent guarded UPSERTs against one scope's object admit exactly 10", async () => {
+  const db = encodeURIComponent(`key:exact-${Date.now()}`);
+  const answers = await Promise.all(Array.from({ length: 30 }, () => chunked(`/sql/upsert?db=${db}`)));
+  const texts = answers.map((a) => a.text);
+  for (const a of answers) assert.equal(a.response.status, 200);
+  const admitted = texts.filter((t) => t !== "Ok([])");
+  assert.equal(admitted.length, 10, JSON.stringify(texts));
+  assert.deepEqual(admitted.sort(), Array.from({ length: 10 }, (_, i) => `Ok([[Integer(${i + 1})]])`).sort());
+  assert.equal((await chunked(`/sql/read?db=${db}`)).text, "Ok([[Integer(10)]])");
+  // Another scope is another object, with its own row.
+  assert.equal((await chunked(`/sql/read?db=${encodeURIComponent("key:other")}`)).text, "Ok([])");
 });

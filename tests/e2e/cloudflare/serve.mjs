@@ -9,9 +9,11 @@
 // workerd holding the port; do not use it when starting this script detached).
 //
 // The gateway listens on 127.0.0.1; the mode Workers are reached through the service bindings
-// declared in the wrangler.toml files, which are also where the compatibility date, the KV
-// bindings and the [vars] defaults come from. KV (CACHE, DATA) is in memory and shared by all
-// Workers. Every variable listed in scripts/cloudflare/config-vars that is set in the
+// declared in the wrangler.toml files, which are also where the compatibility date, the KV, D1
+// and Durable Object bindings and the [vars] defaults come from. KV (CACHE, DATA) and the D1
+// database (DB) are in memory and shared by all Workers, the database fresh with the schema of
+// migrations/ applied at every start; the Counters Durable Objects are admin's, in memory too,
+// bound as COUNTERS in every Worker. Every variable listed in scripts/cloudflare/config-vars that is set in the
 // environment is bound to every Worker. When ready it prints exactly one line on stdout:
 //
 //   miniflare listening on http://127.0.0.1:PORT
@@ -19,7 +21,7 @@
 // Logs go to stderr. It stops on SIGINT/SIGTERM (and see --exit-with-parent).
 // Build first with scripts/cloudflare/build.
 
-import { readFileSync, existsSync } from "node:fs";
+import { readFileSync, readdirSync, existsSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Miniflare, Log, LogLevel } from "miniflare";
@@ -46,9 +48,11 @@ function parseArgs(argv) {
 }
 
 // Reads the few wrangler.toml keys the harness needs. Not a TOML parser: it understands the
-// shape our configs use (top-level `key = "string"`, [vars], [[services]], [[kv_namespaces]]).
+// shape our configs use (top-level `key = "string"`, [vars], [[services]], [[kv_namespaces]],
+// [[d1_databases]], [[durable_objects.bindings]], and [[migrations]]' `new_sqlite_classes`).
+const TABLE_LISTS = ["services", "kv_namespaces", "d1_databases", "durable_objects.bindings", "migrations"];
 function readWranglerToml(file) {
-  const config = { vars: {}, services: {}, kv: [], compatibilityDate: undefined };
+  const config = { vars: {}, lists: {}, compatibilityDate: undefined };
   let section = "";
   let table = null;
   for (const raw of readFileSync(file, "utf8").split("\n")) {
@@ -58,19 +62,28 @@ function readWranglerToml(file) {
     if (header) {
       section = header[1];
       table = {};
-      if (section === "services") config.servicesList = [...(config.servicesList ?? []), table];
-      if (section === "kv_namespaces") config.kvList = [...(config.kvList ?? []), table];
+      if (TABLE_LISTS.includes(section)) (config.lists[section] ??= []).push(table);
+      continue;
+    }
+    const classes = line.match(/^new_sqlite_classes\s*=\s*\[(.*)\]$/);
+    if (classes && section === "migrations") {
+      table.newSqliteClasses = [...classes[1].matchAll(/"([^"]*)"/g)].map((m) => m[1]);
       continue;
     }
     const pair = line.match(/^(\w+)\s*=\s*"((?:[^"\\]|\\.)*)"$/);
     if (!pair) continue;
     const [, key, value] = pair;
-    if (section === "" && key === "compatibility_date") config.compatibilityDate = value;
+    if (section === "" && (key === "compatibility_date" || key === "name")) config[key] = value;
     else if (section === "vars") config.vars[key] = value;
-    else if (table && (section === "services" || section === "kv_namespaces")) table[key] = value;
+    else if (table && TABLE_LISTS.includes(section)) table[key] = value;
   }
-  for (const s of config.servicesList ?? []) if (s.binding && s.service) config.services[s.binding] = s.service;
-  config.kv = (config.kvList ?? []).map((k) => k.binding).filter(Boolean);
+  const list = (name) => config.lists[name] ?? [];
+  config.compatibilityDate = config.compatibility_date;
+  config.services = Object.fromEntries(list("services").filter((s) => s.binding && s.service).map((s) => [s.binding, s.service]));
+  config.kv = list("kv_namespaces").map((k) => k.binding).filter(Boolean);
+  config.d1 = list("d1_databases").filter((d) => d.binding && d.database_id);
+  config.durableObjects = list("durable_objects.bindings").filter((d) => d.name && d.class_name);
+  config.sqliteClasses = list("migrations").flatMap((m) => m.newSqliteClasses ?? []);
   return config;
 }
 
@@ -98,10 +111,16 @@ class StderrLog extends Log {
 const { port, exitWithParent } = parseArgs(process.argv.slice(2));
 const envVars = configVarsFromEnv();
 
-const workers = FUNCTIONS.map((name) => {
+const configs = FUNCTIONS.map((name) => {
+  const configFile = name === "gateway" ? path.join(ROOT, "wrangler.toml") : path.join(ROOT, "functions", name, "wrangler.toml");
+  return { name, config: readWranglerToml(configFile) };
+});
+// A Durable Object class's storage is SQLite when its script's migrations say so; every binding
+// to the class must say the same to Miniflare.
+const sqliteClasses = new Set(configs.flatMap(({ config }) => config.sqliteClasses.map((c) => `${config.name}/${c}`)));
+
+const workers = configs.map(({ name, config }) => {
   const dir = path.join(ROOT, "functions", name);
-  const configFile = name === "gateway" ? path.join(ROOT, "wrangler.toml") : path.join(dir, "wrangler.toml");
-  const config = readWranglerToml(configFile);
   const script = path.join(dir, "build", "index.js");
   if (!existsSync(script)) fail(`${path.relative(ROOT, script)} is missing: run scripts/cloudflare/build`);
   return {
@@ -118,8 +137,29 @@ const workers = FUNCTIONS.map((name) => {
     serviceBindings: config.services,
     // The same namespace id in every Worker: one shared in-memory store per binding.
     kvNamespaces: Object.fromEntries(config.kv.map((binding) => [binding, `opencode-${binding.toLowerCase()}`])),
+    // The same database id in every Worker: one shared in-memory database.
+    d1Databases: Object.fromEntries(config.d1.map((d) => [d.binding, d.database_id])),
+    durableObjects: Object.fromEntries(
+      config.durableObjects.map((d) => {
+        const useSQLite = sqliteClasses.has(`${d.script_name ?? config.name}/${d.class_name}`);
+        return [d.name, { className: d.class_name, scriptName: d.script_name, useSQLite }];
+      }),
+    ),
   };
 });
+
+// Applies every migrations/*.sql file, in order, to the (fresh, in-memory) D1 database. Each
+// file goes as one query, which Miniflare's D1 runs statement by statement (D1's `exec` would
+// split it at every line instead).
+async function migrate() {
+  const dir = path.join(ROOT, "migrations");
+  const withDb = configs.find(({ config }) => config.d1.some((d) => d.binding === "DB"));
+  if (!withDb) return;
+  const db = await mf.getD1Database("DB", withDb.config.name);
+  for (const file of readdirSync(dir).filter((f) => f.endsWith(".sql")).sort()) {
+    await db.prepare(readFileSync(path.join(dir, file), "utf8")).run();
+  }
+}
 
 const started = performance.now();
 const mf = new Miniflare({
@@ -161,6 +201,7 @@ if (exitWithParent) {
 
 try {
   const url = await mf.ready;
+  await migrate();
   process.stderr.write(`serve.mjs: ready in ${Math.round(performance.now() - started)} ms\n`);
   process.stdout.write(`miniflare listening on http://127.0.0.1:${url.port}\n`);
 } catch (error) {

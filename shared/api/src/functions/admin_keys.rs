@@ -231,7 +231,7 @@ fn apply(settings: &mut KeySettings, mut body: Map<String, Value>, now_ms: u64) 
         settings.modes = names(&value, "modes", |m| Mode::parse(m).is_some(), "a mode (chat, knowledge, search, code, thinking, research)")?;
     }
     if let Some(value) = body.remove("models") {
-        settings.models = names(&value, "models", |m| !m.trim().is_empty() && m.len() <= 200, "a model name")?;
+        settings.models = names(&value, "models", |m| !m.trim().is_empty() && m.len() <= 200 && !m.contains(char::is_control), "a model name")?;
     }
     if let Some(value) = body.remove("limits") {
         settings.limits = if value.is_null() { Limits::default() } else { limits(&value)? };

@@ -203,10 +203,12 @@ pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatReq
 pub fn parse_mode<E: serde::de::DeserializeOwned + Default>(
     parts: &http::request::Parts,
     bytes: &[u8],
+    mode: opencode_core::routing::Mode,
     fields: &[&str],
 ) -> Result<(ChatRequest, E, Dialect), ApiError> {
     let fields = if parts.headers.contains_key(DIALECT_HEADER) { &[][..] } else { fields };
     let (chat, own) = parse_mode_body::<E>(parts, bytes, fields)?;
-    let (request, stream) = chat.validate()?;
+    // Every mode but chat (and the agent, which reads chat's bodies) runs without tool calling.
+    let (request, stream) = chat.validate_without_tools(mode)?;
     Ok((request, own, Dialect::from_headers(&parts.headers, stream)?))
 }

@@ -118,8 +118,34 @@ impl ChatBody {
     /// Checks every field and builds the provider-independent request; the second value says
     /// whether the client streams.
     pub fn validate(self) -> Result<(ChatRequest, bool), ApiError> {
+        self.validate_with::<true>()
+    }
+
+    /// [`ChatBody::validate`] for a mode without tool calling: `tools`, `tool_choice` and tool
+    /// turns are refused by name before anything is parsed, so its Wasm links none of their
+    /// checks ([`refuse_tools`] still refuses what the parsed request carries).
+    pub fn validate_without_tools(self, mode: Mode) -> Result<(ChatRequest, bool), ApiError> {
+        let refuse = |what: &str| Err(ApiError::Validation(format!("the {mode} mode does not take {what}; use /v1/chat")));
+        let given = |value: &Option<Value>| match value {
+            None | Some(Value::Null) => false,
+            Some(Value::Array(items)) => !items.is_empty(),
+            Some(_) => true,
+        };
+        if given(&self.tools) {
+            return refuse("`tools`");
+        }
+        if self.tool_choice.as_ref().is_some_and(|choice| !choice.is_null()) {
+            return refuse("`tool_choice`");
+        }
+        if self.messages.iter().any(|m| m.role == "tool" || given(&m.tool_calls)) {
+            return refuse("tool calls or tool messages in `messages`");
+        }
+        self.validate_with::<false>()
+    }
+
+    fn validate_with<const TOOLS: bool>(self) -> Result<(ChatRequest, bool), ApiError> {
         let invalid = |msg: String| Err(ApiError::Validation(msg));
-        let messages = validate_messages(self.messages)?;
+        let messages = validate_messages_with::<TOOLS>(self.messages)?;
         if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
             return invalid(format!("`temperature` must be between 0 and 2, got {}", serde_json::json!(t)));
         }
@@ -163,8 +189,13 @@ impl ChatBody {
             Some(asked) => Some(Reasoning { budget_tokens: asked.asked(1, u32::MAX)?.1 }),
             None => None,
         };
-        let tools = tool_fields::parse_tools(self.tools)?;
-        let tool_choice = tool_fields::parse_tool_choice(self.tool_choice, &tools)?;
+        let (tools, tool_choice) = if TOOLS {
+            let tools = tool_fields::parse_tools(self.tools)?;
+            let tool_choice = tool_fields::parse_tool_choice(self.tool_choice, &tools)?;
+            (tools, tool_choice)
+        } else {
+            (Vec::new(), None)
+        };
         let response_format = tool_fields::parse_response_format(self.response_format)?;
         let request = ChatRequest {
             messages,
@@ -210,6 +241,10 @@ fn logit_bias(
 /// from the user; tool calls only on assistant messages, each answered by a `tool` message
 /// before the conversation goes on, and every `tool` message answering a call.
 pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiError> {
+    validate_messages_with::<true>(bodies)
+}
+
+fn validate_messages_with<const TOOLS: bool>(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiError> {
     let invalid = |msg: String| Err(ApiError::Validation(msg));
     if bodies.is_empty() {
         return invalid("`messages` must contain at least one message".into());
@@ -231,7 +266,8 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
                 ))
             }
         };
-        let tool_calls = tool_fields::validate_calls(m.tool_calls.unwrap_or_default(), i)?;
+        let tool_calls =
+            if TOOLS { tool_fields::validate_calls(m.tool_calls.unwrap_or_default(), i)? } else { Vec::new() };
         if role != Role::Assistant && !tool_calls.is_empty() {
             return invalid(format!("`messages[{i}].tool_calls` is only allowed on assistant messages"));
         }
@@ -267,7 +303,9 @@ pub fn validate_messages(bodies: Vec<MessageBody>) -> Result<Vec<Message>, ApiEr
         };
         messages.push(Message { role, content, tool_calls, tool_call_id, images, thinking });
     }
-    tool_fields::check_tool_turns(&messages)?;
+    if TOOLS {
+        tool_fields::check_tool_turns(&messages)?;
+    }
     if !messages.iter().any(|m| m.role == Role::User) {
         return invalid("`messages` must contain a user message".into());
     }

@@ -2,8 +2,6 @@
 //! looked up by hash for every request that presents one. An instance remembers a lookup for
 //! [`CACHE_MS`], which bounds how late a revocation takes effect.
 
-use std::cell::RefCell;
-use std::collections::HashMap;
 use std::rc::Rc;
 
 use serde::Serialize;
@@ -11,7 +9,7 @@ use serde::Serialize;
 use opencode_core::access::{self, Role};
 use opencode_core::limits::{Budget, Limits};
 
-use super::{json, text, to_json, uint, ControlError, CACHE_MS};
+use super::{budget_at, limit_values, limits_at, names_at, names_value, text, uint, ControlError, Recent};
 use crate::host::Host;
 use crate::sql::{Database, Row, Statement, Value};
 
@@ -60,8 +58,8 @@ pub struct KeySettings {
     pub expires_at: Option<u64>,
 }
 
-const COLUMNS: &str =
-    "id, prefix, tenant, name, role, modes, models, limits, budget, expires_at, created_at, created_by, revoked_at";
+const COLUMNS: &str = "id, prefix, tenant, name, role, modes, models, rpm, tpm, concurrency, budget_usd, budget_period, \
+expires_at, created_at, created_by, revoked_at";
 
 fn record(row: &Row) -> Result<KeyRecord, ControlError> {
     let role = text(row, 4).as_deref().and_then(Role::parse).ok_or(ControlError::Corrupt("a key's role"))?;
@@ -72,14 +70,14 @@ fn record(row: &Row) -> Result<KeyRecord, ControlError> {
         tenant: text(row, 2).ok_or(ControlError::Corrupt("a key's tenant"))?,
         name: text(row, 3).unwrap_or_default(),
         role,
-        modes: json(row, 5),
-        models: json(row, 6),
-        limits: json(row, 7).unwrap_or_default(),
-        budget: json(row, 8),
-        expires_at: optional(9),
-        created_at: uint(row, 10),
-        created_by: text(row, 11).unwrap_or_default(),
-        revoked_at: optional(12),
+        modes: names_at(row, 5),
+        models: names_at(row, 6),
+        limits: limits_at(row, 7),
+        budget: budget_at(row, 10),
+        expires_at: optional(12),
+        created_at: uint(row, 13),
+        created_by: text(row, 14).unwrap_or_default(),
+        revoked_at: optional(15),
     })
 }
 
@@ -114,24 +112,29 @@ pub async fn create<H: Host>(
         created_by: actor.to_owned(),
         revoked_at: None,
     };
+    let mut params = vec![
+        record.id.clone().into(),
+        record.prefix.clone().into(),
+        record.tenant.clone().into(),
+        record.name.clone().into(),
+        record.role.as_str().into(),
+        names_value(record.modes.as_ref()),
+        names_value(record.models.as_ref()),
+    ];
+    params.extend(limit_values(&record.limits, record.budget.as_ref()));
+    params.extend([
+        record.expires_at.into(),
+        record.created_at.into(),
+        record.created_by.clone().into(),
+        Value::Null,
+        access::key_hash(&key).into(),
+    ]);
     let statement = Statement::new(
-        format!("INSERT INTO api_keys ({COLUMNS}, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)"),
-        vec![
-            record.id.clone().into(),
-            record.prefix.clone().into(),
-            record.tenant.clone().into(),
-            record.name.clone().into(),
-            record.role.as_str().into(),
-            record.modes.as_ref().map_or(Value::Null, to_json),
-            record.models.as_ref().map_or(Value::Null, to_json),
-            to_json(&record.limits),
-            record.budget.as_ref().map_or(Value::Null, to_json),
-            record.expires_at.into(),
-            record.created_at.into(),
-            record.created_by.clone().into(),
-            Value::Null,
-            access::key_hash(&key).into(),
-        ],
+        format!(
+            "INSERT INTO api_keys ({COLUMNS}, hash) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, \
+             ?15, ?16, ?17)"
+        ),
+        params,
     );
     host.sql(Database::Main, &statement).await?;
     Ok((key, record))
@@ -168,20 +171,20 @@ pub async fn get<H: Host>(host: &H, tenant: Option<&str>, id: &str) -> Result<Op
 
 /// Replaces a key's settings (the caller merged the change); `false` when no such key.
 pub async fn update<H: Host>(host: &H, record: &KeyRecord) -> Result<bool, ControlError> {
+    let mut params = vec![
+        record.id.clone().into(),
+        record.tenant.clone().into(),
+        record.name.clone().into(),
+        record.role.as_str().into(),
+        names_value(record.modes.as_ref()),
+        names_value(record.models.as_ref()),
+        record.expires_at.into(),
+    ];
+    params.extend(limit_values(&record.limits, record.budget.as_ref()));
     let statement = Statement::new(
-        "UPDATE api_keys SET name = ?2, role = ?3, modes = ?4, models = ?5, limits = ?6, budget = ?7, expires_at = ?8 \
-         WHERE id = ?1 AND tenant = ?9 RETURNING id",
-        vec![
-            record.id.clone().into(),
-            record.name.clone().into(),
-            record.role.as_str().into(),
-            record.modes.as_ref().map_or(Value::Null, to_json),
-            record.models.as_ref().map_or(Value::Null, to_json),
-            to_json(&record.limits),
-            record.budget.as_ref().map_or(Value::Null, to_json),
-            record.expires_at.into(),
-            record.tenant.clone().into(),
-        ],
+        "UPDATE api_keys SET name = ?3, role = ?4, modes = ?5, models = ?6, expires_at = ?7, rpm = ?8, tpm = ?9, \
+         concurrency = ?10, budget_usd = ?11, budget_period = ?12 WHERE id = ?1 AND tenant = ?2 RETURNING id",
+        params,
     );
     forget_all();
     Ok(!host.sql(Database::Main, &statement).await?.is_empty())
@@ -198,38 +201,23 @@ pub async fn revoke<H: Host>(host: &H, tenant: Option<&str>, id: &str) -> Result
     Ok(!host.sql(Database::Main, &statement).await?.is_empty())
 }
 
-/// A lookup's answer (`None`: no such key) and when it was made.
-type Seen = (u64, Option<Rc<KeyRecord>>);
-
 thread_local! {
-    /// Lookups of this instance: by `h:<hash>` or `i:<id>`.
-    static SEEN: RefCell<HashMap<String, Seen>> = RefCell::new(HashMap::new());
+    /// Lookups of this instance: by `h:<hash>` or `i:<id>`, when they were made, and the answer
+    /// (`None`: no such key, remembered too, so a flood of made-up keys costs one read each).
+    static SEEN: Recent<Option<Rc<KeyRecord>>> = Recent::default();
 }
 
-/// More remembered lookups than this empty the table (unknown keys are remembered too, so a
-/// flood of made-up keys costs one read each per instance and cannot grow memory).
-const MAX_SEEN: usize = 512;
-
 fn forget_all() {
-    SEEN.with(|seen| seen.borrow_mut().clear());
+    SEEN.with(Recent::clear);
 }
 
 async fn remembered<H: Host>(host: &H, cache_key: String, statement: Statement) -> Result<Option<Rc<KeyRecord>>, ControlError> {
     let now = host.now_ms();
-    let hit = SEEN.with(|seen| {
-        seen.borrow().get(&cache_key).filter(|(at, _)| now.saturating_sub(*at) < CACHE_MS).map(|(_, r)| r.clone())
-    });
-    if let Some(found) = hit {
+    if let Some(found) = SEEN.with(|seen| seen.get(&cache_key, now)) {
         return Ok(found);
     }
     let found = host.sql(Database::Main, &statement).await?.first().map(record).transpose()?.map(Rc::new);
-    SEEN.with(|seen| {
-        let mut seen = seen.borrow_mut();
-        if seen.len() >= MAX_SEEN {
-            seen.clear();
-        }
-        seen.insert(cache_key, (now, found.clone()));
-    });
+    SEEN.with(|seen| seen.put(cache_key, now, found.clone()));
     Ok(found)
 }
 

@@ -1,16 +1,13 @@
 //! A tenant's own limits and budget, set by an owner, remembered per instance for
 //! [`CACHE_MS`].
 
-use std::cell::RefCell;
-use std::collections::HashMap;
-
 use serde::Serialize;
 
 use opencode_core::limits::{Budget, Limits};
 
-use super::{json, text, to_json, uint, ControlError, CACHE_MS};
+use super::{budget_at, limit_values, limits_at, text, uint, ControlError, Recent};
 use crate::host::Host;
-use crate::sql::{Database, Statement, Value};
+use crate::sql::{Database, Statement};
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TenantLimits {
@@ -29,22 +26,18 @@ impl TenantLimits {
 }
 
 thread_local! {
-    static SEEN: RefCell<HashMap<String, (u64, TenantLimits)>> = RefCell::new(HashMap::new());
+    static SEEN: Recent<TenantLimits> = Recent::default();
 }
-
-const MAX_SEEN: usize = 256;
 
 /// The tenant's limits (none set: no limits), remembered for [`CACHE_MS`].
 pub async fn get<H: Host>(host: &H, tenant: &str) -> Result<TenantLimits, ControlError> {
     let now = host.now_ms();
-    let hit = SEEN.with(|seen| {
-        seen.borrow().get(tenant).filter(|(at, _)| now.saturating_sub(*at) < CACHE_MS).map(|(_, l)| l.clone())
-    });
-    if let Some(limits) = hit {
+    if let Some(limits) = SEEN.with(|seen| seen.get(tenant, now)) {
         return Ok(limits);
     }
     let statement = Statement::new(
-        "SELECT limits, budget, updated_at, updated_by FROM tenant_limits WHERE tenant = ?1",
+        "SELECT rpm, tpm, concurrency, budget_usd, budget_period, updated_at, updated_by FROM tenant_limits \
+         WHERE tenant = ?1",
         vec![tenant.into()],
     );
     let rows = host.sql(Database::Main, &statement).await?;
@@ -52,19 +45,13 @@ pub async fn get<H: Host>(host: &H, tenant: &str) -> Result<TenantLimits, Contro
         None => TenantLimits { tenant: tenant.to_owned(), ..TenantLimits::default() },
         Some(row) => TenantLimits {
             tenant: tenant.to_owned(),
-            limits: json(row, 0).unwrap_or_default(),
-            budget: json(row, 1),
-            updated_at: Some(uint(row, 2)),
-            updated_by: text(row, 3),
+            limits: limits_at(row, 0),
+            budget: budget_at(row, 3),
+            updated_at: Some(uint(row, 5)),
+            updated_by: text(row, 6),
         },
     };
-    SEEN.with(|seen| {
-        let mut seen = seen.borrow_mut();
-        if seen.len() >= MAX_SEEN {
-            seen.clear();
-        }
-        seen.insert(tenant.to_owned(), (now, limits.clone()));
-    });
+    SEEN.with(|seen| seen.put(tenant.to_owned(), now, limits.clone()));
     Ok(limits)
 }
 
@@ -77,13 +64,16 @@ pub async fn put<H: Host>(
     actor: &str,
 ) -> Result<TenantLimits, ControlError> {
     let updated_at = host.now_ms() / 1_000;
+    let mut params = vec![tenant.into(), updated_at.into(), actor.into()];
+    params.extend(limit_values(limits, budget));
     let statement = Statement::new(
-        "INSERT INTO tenant_limits (tenant, limits, budget, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4, ?5) \
-         ON CONFLICT(tenant) DO UPDATE SET limits = ?2, budget = ?3, updated_at = ?4, updated_by = ?5",
-        vec![tenant.into(), to_json(limits), budget.map_or(Value::Null, to_json), updated_at.into(), actor.into()],
+        "INSERT INTO tenant_limits (tenant, updated_at, updated_by, rpm, tpm, concurrency, budget_usd, budget_period) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(tenant) DO UPDATE SET updated_at = ?2, updated_by = ?3, \
+         rpm = ?4, tpm = ?5, concurrency = ?6, budget_usd = ?7, budget_period = ?8",
+        params,
     );
     host.sql(Database::Main, &statement).await?;
-    SEEN.with(|seen| seen.borrow_mut().remove(tenant));
+    SEEN.with(Recent::clear);
     Ok(TenantLimits {
         tenant: tenant.to_owned(),
         limits: *limits,

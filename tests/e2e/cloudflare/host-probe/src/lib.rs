@@ -14,14 +14,23 @@
 //! - `/bg` then `/bgcheck` — `spawn_background` writes a key after the response is sent
 //! - `/misc` — random bytes, clock, sleep and `var` lookups, as text lines
 //! - `/status?s=CODE` — a response with that status (null-body and invalid statuses)
+//! - `/sql/types?db=DB` — every value type bound and read back, as text lines; DB is `main`
+//!   (D1) or a counters scope (its Durable Object, which this Worker also hosts)
+//! - `/sql/bad?db=DB` — a statement the database refuses, then one it runs
+//! - `/sql/upsert?db=SCOPE` — one guarded increment of the scope's `requests` (at most 10)
+//! - `/sql/read?db=SCOPE` — the scope's `requests`
 
 #![cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 
 use bytes::Bytes;
 use futures::StreamExt;
 use opencode_cloudflare::{into_web_response, WorkersHost};
+use opencode_runtime::sql::{Database, Statement, Value};
 use opencode_runtime::{Body, Host};
 use worker::web_sys;
+
+// The Durable Object class `Counters`, as admin's Worker exports it.
+opencode_cloudflare::counters_object!();
 
 fn text(status: u16, body: String) -> http::Response<Body> {
     let mut response = http::Response::new(Body::from(body));
@@ -192,8 +201,68 @@ async fn route(host: &WorkersHost, url: &str) -> http::Response<Body> {
             }
             response
         }
+        "sql/types" | "sql/bad" | "sql/upsert" | "sql/read" => {
+            let name = query(url, "db").unwrap_or_default();
+            let db = if name == "main" { Database::Main } else { Database::Counters(&name) };
+            text(200, sql(host, db, path).await)
+        }
         _ => text(404, format!("probe: no route {path}")),
     }
+}
+
+/// The `/sql/...` routes: each statement's result (`Ok(rows)` or the error) on a line.
+async fn sql(host: &WorkersHost, db: Database<'_>, path: &str) -> String {
+    let statements = match path {
+        "sql/types" => {
+            let values = vec![
+                Value::Null,
+                Value::Integer(-42),
+                Value::Integer(1_767_225_600_000),
+                Value::Integer(9_007_199_254_740_991),
+                Value::Real(1.5),
+                Value::Real(-0.001),
+                Value::Text(String::from("h\u{e9}llo \u{2713} 'q' \"dq\" \u{1f600}")),
+                Value::Text(String::new()),
+                Value::Blob(vec![0, 1, 127, 128, 255]),
+            ];
+            let columns = "n, i, ms, max, r, small, t, empty, b";
+            vec![
+                Statement::new("SELECT ?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9", values.clone()),
+                Statement::new(
+                    "CREATE TABLE IF NOT EXISTS probe_values (n, i INTEGER, ms INTEGER, max INTEGER, r REAL, small REAL, t TEXT, empty TEXT, b BLOB)",
+                    Vec::new(),
+                ),
+                Statement::new(
+                    format!("INSERT INTO probe_values ({columns}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) RETURNING {columns}"),
+                    values,
+                ),
+                Statement::new(
+                    "SELECT typeof(n), typeof(i), typeof(ms), typeof(max), typeof(r), typeof(small), typeof(t), typeof(empty), typeof(b) FROM probe_values",
+                    Vec::new(),
+                ),
+                Statement::new("SELECT 2.0, 0.1 + 0.2, 'x' || ?1, length(?2)", vec![Value::from("y"), Value::Blob(vec![7; 300])]),
+                Statement::new("SELECT 1 WHERE 0", Vec::new()),
+            ]
+        }
+        "sql/bad" => vec![
+            Statement::new("SELEC 1", Vec::new()),
+            Statement::new("SELECT * FROM no_such_table", Vec::new()),
+            Statement::new("INSERT INTO counters (scope) VALUES (?1)", vec![Value::from("incomplete")]),
+            Statement::new("SELECT 1", Vec::new()),
+        ],
+        "sql/upsert" => vec![Statement::new(
+            "INSERT INTO counters (scope, window_start, requests, tokens, inflight, touched_ms, period, spent_micros) \
+             VALUES (?1, 0, 1, 0, 0, 0, '', 0) \
+             ON CONFLICT(scope) DO UPDATE SET requests = requests + 1 WHERE requests < 10 RETURNING requests",
+            vec![Value::from("probe")],
+        )],
+        _ => vec![Statement::new("SELECT requests FROM counters WHERE scope = ?1", vec![Value::from("probe")])],
+    };
+    let mut lines = Vec::new();
+    for statement in &statements {
+        lines.push(format!("{:?}", host.sql(db, statement).await));
+    }
+    lines.join("\n")
 }
 
 #[worker::event(fetch)]
