@@ -4,15 +4,13 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 FUNCTIONS=(gateway chat agent knowledge search code thinking research admin)
-# The functions bound by their upstreams, built for size (Cargo.toml's `small` profile), chat
-# at "s" (`lean`), the rest of the hot path with `release`: the same split as scripts/spin/build.
-SMALL_FUNCTIONS=(agent knowledge search code thinking research)
+# The mode functions, built for size (Cargo.toml's `small` profile), gateway and admin with
+# `release`: the same split as scripts/spin/build.
+SMALL_FUNCTIONS=(chat agent knowledge search code thinking research)
 # The cargo profile a function is built with.
 profile_of() {
     if [[ " ${SMALL_FUNCTIONS[*]} " == *" $1 "* ]]; then
         echo small
-    elif [ "$1" = chat ]; then
-        echo lean
     else
         echo release
     fi

@@ -20,8 +20,8 @@ use opencode_core::access::{self, Action, Role};
 use crate::error::ApiError;
 use crate::jwt::{self, same_bytes, Refused};
 
-/// Seconds of clock skew tolerated between the token's issuer and us.
-const LEEWAY_SECS: u64 = 30;
+/// Seconds of clock skew tolerated between the token's issuer and us (SSO tokens' too).
+pub(crate) const LEEWAY_SECS: u64 = 30;
 /// The shortest `JWT_SECRET`: RFC 7518 §3.2 asks for an HS256 key of at least 256 bits.
 pub const MIN_SECRET_BYTES: usize = 32;
 /// The longest a token may live unless `JWT_MAX_TTL_SECS` says otherwise: a day.
@@ -403,8 +403,7 @@ mod tests {
 
     fn token_from(issuer: Option<&str>, audience: Option<&str>, valid_secs: u64) -> String {
         let now = NOW / 1000;
-        let mut claims =
-            json!({"sub": "alice", "tenant": "acme", "role": "member", "iat": now, "nbf": now, "exp": now + valid_secs});
+        let mut claims = json!({"sub": "alice", "tenant": "acme", "role": "member", "iat": now, "nbf": now, "exp": now + valid_secs});
         let map = claims.as_object_mut().unwrap();
         if let Some(issuer) = issuer {
             map.insert("iss".into(), json!(issuer));

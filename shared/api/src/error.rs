@@ -107,8 +107,7 @@ impl ApiError {
             ApiError::NotConfigured(_)
                 | ApiError::Conflict(_)
                 | ApiError::LimitReached { limit: LimitKind::Budget, .. }
-        )
-            || matches!(self, ApiError::AllProvidersFailed(attempts) if attempts.is_empty())
+        ) || matches!(self, ApiError::AllProvidersFailed(attempts) if attempts.is_empty())
     }
 
     /// How long a client should wait before trying again (`Retry-After`, in whole seconds),

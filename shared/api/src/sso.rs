@@ -25,12 +25,10 @@ use serde_json::{Map, Value};
 use opencode_runtime::executor::with_timeout;
 use opencode_runtime::host::Host;
 
-use crate::auth::DEFAULT_MAX_TTL_SECS;
+use crate::auth::{DEFAULT_MAX_TTL_SECS, LEEWAY_SECS};
 use crate::error::ApiError;
 use crate::jwt;
 
-/// Seconds of clock skew tolerated between the identity provider and us: auth.rs's.
-const LEEWAY_SECS: u64 = 30;
 /// How long fetched keys are used unless `JWKS_CACHE_SECS` says otherwise.
 pub const DEFAULT_JWKS_CACHE_SECS: u64 = 600;
 /// A `kid` missing from the cached keys fetches them again at most this often.

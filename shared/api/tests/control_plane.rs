@@ -1,6 +1,6 @@
 //! The control plane through the API, on the testkit's SQLite: keys, roles, limits, budgets,
 //! the ledger, the audit log and the token exchange.
-#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 
 mod common;
 
@@ -23,14 +23,21 @@ fn token(role: &str, tenant: &str) -> String {
 }
 
 fn request(method: &str, path: &str, credential: &str, body: Option<Value>) -> http::Request<Body> {
-    let builder = http::Request::builder().method(method).uri(path).header("authorization", format!("Bearer {credential}"));
+    let builder =
+        http::Request::builder().method(method).uri(path).header("authorization", format!("Bearer {credential}"));
     match body {
         Some(body) => builder.header("content-type", "application/json").body(Body::from(body.to_string())).unwrap(),
         None => builder.body(Body::empty()).unwrap(),
     }
 }
 
-async fn call(host: &TestHost, method: &str, path: &str, credential: &str, body: Option<Value>) -> (u16, http::HeaderMap, Value) {
+async fn call(
+    host: &TestHost,
+    method: &str,
+    path: &str,
+    credential: &str,
+    body: Option<Value>,
+) -> (u16, http::HeaderMap, Value) {
     let (status, headers, text) = serve(host, "gateway", request(method, path, credential, body)).await;
     (status, headers, serde_json::from_str(&text).unwrap_or(Value::String(text)))
 }
@@ -60,7 +67,9 @@ async fn a_key_is_created_used_listed_patched_and_revoked() {
     let by_header = http::Request::post("/v1/chat/completions")
         .header("x-api-key", &key)
         .header("content-type", "application/json")
-        .body(Body::from(json!({"model": "opencode/chat", "messages": [{"role": "user", "content": "hi"}]}).to_string()))
+        .body(Body::from(
+            json!({"model": "opencode/chat", "messages": [{"role": "user", "content": "hi"}]}).to_string(),
+        ))
         .unwrap();
     let (status, _, text) = serve(&host, "chat", by_header).await;
     assert_eq!(status, 200, "{text}");
@@ -127,7 +136,9 @@ async fn roles_are_refused_where_the_table_says() {
     assert_eq!((status, &metrics["tenant"]), (200, &json!("acme")), "{metrics}");
     let (status, _, _) = call(&host, "GET", "/admin/audit", &viewer, None).await;
     assert_eq!(status, 403);
-    for (method, path) in [("GET", "/admin/usage"), ("GET", "/admin/keys"), ("POST", "/admin/keys"), ("GET", "/admin/metrics")] {
+    for (method, path) in
+        [("GET", "/admin/usage"), ("GET", "/admin/keys"), ("POST", "/admin/keys"), ("GET", "/admin/metrics")]
+    {
         let (status, _, _) = call(&host, method, path, &member, Some(json!({"name": "x"}))).await;
         assert_eq!(status, 403, "a member: {method} {path}");
     }
@@ -145,7 +156,11 @@ async fn a_tenant_admin_is_blind_to_another_tenant() {
     let host = host();
     let (acme, globex, owner) = (token("admin", "acme"), token("admin", "globex"), token("owner", "ops"));
     let (_, id) = new_key(&host, &globex, json!({"name": "theirs"})).await;
-    for (method, path) in [("GET", format!("/admin/keys/{id}")), ("PATCH", format!("/admin/keys/{id}")), ("DELETE", format!("/admin/keys/{id}"))] {
+    for (method, path) in [
+        ("GET", format!("/admin/keys/{id}")),
+        ("PATCH", format!("/admin/keys/{id}")),
+        ("DELETE", format!("/admin/keys/{id}")),
+    ] {
         let (status, _, body) = call(&host, method, &path, &acme, Some(json!({"name": "mine"}))).await;
         assert_eq!(status, 404, "{method} {path}: {body}");
     }
@@ -209,7 +224,10 @@ async fn a_budget_reached_is_final_and_says_insufficient_quota_to_openai_clients
     let (_, _, audit) = call(&host, "GET", "/admin/audit", &owner, None).await;
     host.run_background().await;
     let (_, _, audit_after) = call(&host, "GET", "/admin/audit", &owner, None).await;
-    assert!(audit_after["data"].as_array().unwrap().iter().any(|e| e["action"] == "budget.exceeded"), "{audit} {audit_after}");
+    assert!(
+        audit_after["data"].as_array().unwrap().iter().any(|e| e["action"] == "budget.exceeded"),
+        "{audit} {audit_after}"
+    );
 }
 
 #[tokio::test]
@@ -242,7 +260,8 @@ async fn usage_is_in_the_ledger_and_reported_as_json_and_csv() {
     assert_eq!(ledger["data"].as_array().unwrap().len(), 2);
     assert_eq!(ledger["has_more"], true);
     let cursor = ledger["next_cursor"].as_str().unwrap();
-    let (_, _, rest) = call(&host, "GET", &format!("/admin/usage/requests?limit=2&cursor={cursor}"), &admin, None).await;
+    let (_, _, rest) =
+        call(&host, "GET", &format!("/admin/usage/requests?limit=2&cursor={cursor}"), &admin, None).await;
     assert_eq!((rest["data"].as_array().unwrap().len(), &rest["has_more"]), (1, &json!(false)));
     let (status, _, bad) = call(&host, "GET", "/admin/usage?group_by=colour", &admin, None).await;
     assert_eq!(status, 400, "{bad}");
@@ -261,13 +280,15 @@ async fn a_key_is_exchanged_for_a_short_lived_token_and_a_password_is_not() {
     let (status, _, text) = serve(&host, "gateway", form).await;
     assert_eq!(status, 401, "{text}");
     let (status, _, exchanged) =
-        call(&host, "POST", "/api/v1/auth/token", "not-a-credential", Some(json!({"api_key": key, "expires_in": 600}))).await;
+        call(&host, "POST", "/api/v1/auth/token", "not-a-credential", Some(json!({"api_key": key, "expires_in": 600})))
+            .await;
     assert_eq!(status, 200, "{exchanged}");
     assert_eq!((exchanged["token_type"].as_str(), exchanged["expires_in"].as_u64()), (Some("bearer"), Some(600)));
     let jwt = exchanged["access_token"].as_str().unwrap().to_owned();
     let (status, _, _) = call(&host, "POST", "/v1/chat", &jwt, Some(hello())).await;
     assert_eq!(status, 200);
-    let (status, _, too_long) = call(&host, "POST", "/api/v1/auth/token", &key, Some(json!({"expires_in": 7200}))).await;
+    let (status, _, too_long) =
+        call(&host, "POST", "/api/v1/auth/token", &key, Some(json!({"expires_in": 7200}))).await;
     assert_eq!(status, 422, "{too_long}");
     let (_, _, by_bearer) = call(&host, "POST", "/api/v1/auth/token", &key, None).await;
     assert_eq!(by_bearer["expires_in"], 3600);
@@ -289,7 +310,11 @@ async fn unknown_roles_in_tokens_are_refused() {
 async fn a_stream_the_client_left_is_billed_for_what_the_upstream_sent() {
     use futures::StreamExt as _;
     let host = test_host().with_upstream(|_req| async move {
-        Ok::<_, HostError>(opencode_testkit::streamed_response(common::openai_chunks(&["one ", "two ", "three"]), 50, false))
+        Ok::<_, HostError>(opencode_testkit::streamed_response(
+            common::openai_chunks(&["one ", "two ", "three"]),
+            50,
+            false,
+        ))
     });
     let admin = token("admin", "acme");
     in_process(&host, &["admin"]);
@@ -303,5 +328,9 @@ async fn a_stream_the_client_left_is_billed_for_what_the_upstream_sent() {
     host.run_background().await;
     let (_, _, ledger) = call(&host, "GET", "/admin/usage/requests", &admin, None).await;
     let row = &ledger["data"][0];
-    assert_eq!((row["status"].as_str(), row["input_tokens"].as_u64(), row["output_tokens"].as_u64()), (Some("ok"), Some(3), Some(2)), "{ledger}");
+    assert_eq!(
+        (row["status"].as_str(), row["input_tokens"].as_u64(), row["output_tokens"].as_u64()),
+        (Some("ok"), Some(3), Some(2)),
+        "{ledger}"
+    );
 }

@@ -106,9 +106,9 @@ pub fn new_key(random: &[u8]) -> Option<String> {
 
 /// Whether a bearer token is shaped like an API key (not whether it is one).
 pub fn looks_like_key(token: &str) -> bool {
-    token.strip_prefix(KEY_PREFIX).is_some_and(|rest| {
-        rest.len() >= 32 && rest.len() <= 128 && rest.bytes().all(|b| b.is_ascii_alphanumeric())
-    })
+    token
+        .strip_prefix(KEY_PREFIX)
+        .is_some_and(|rest| rest.len() >= 32 && rest.len() <= 128 && rest.bytes().all(|b| b.is_ascii_alphanumeric()))
 }
 
 /// What is stored instead of the key: its SHA-256, in hex. Keys carry 238 random bits, so a

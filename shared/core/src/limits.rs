@@ -80,7 +80,6 @@ pub fn reset_text(ms: u64) -> String {
     }
 }
 
-
 /// What a scope's counters hold now (in the current window and period).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counted {
@@ -151,7 +150,10 @@ mod tests {
         assert_eq!(refused_by(&limits, None, &counted, 101), Some(Hit::Tokens));
         assert_eq!(refused_by(&limits, None, &Counted { requests: 10, ..counted }, 1), Some(Hit::Requests));
         assert_eq!(refused_by(&limits, None, &Counted { inflight: 2, ..counted }, 1), Some(Hit::Concurrency));
-        assert_eq!(refused_by(&Limits::default(), Some(5), &Counted { spent_micros: 5, ..counted }, 1), Some(Hit::Budget));
+        assert_eq!(
+            refused_by(&Limits::default(), Some(5), &Counted { spent_micros: 5, ..counted }, 1),
+            Some(Hit::Budget)
+        );
         assert_eq!(refused_by(&Limits::default(), Some(5), &Counted { spent_micros: 4, ..counted }, 1), None);
     }
 }

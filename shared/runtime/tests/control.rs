@@ -68,7 +68,9 @@ async fn a_budget_is_passed_by_at_most_one_request_and_resets_with_its_period() 
     let ask = Ask { tokens: 10, cost_micros: 400_000 };
     let mut admitted = Vec::new();
     for _ in 0..5 {
-        if let Ok(admission) = counters::admit(&host, vec![scope("tenant:b", Limits::default(), budget)], ask).await.unwrap() {
+        if let Ok(admission) =
+            counters::admit(&host, vec![scope("tenant:b", Limits::default(), budget)], ask).await.unwrap()
+        {
             admitted.push(admission);
         }
     }
@@ -85,7 +87,11 @@ async fn a_budget_is_passed_by_at_most_one_request_and_resets_with_its_period() 
 
 async fn refused_retry(host: &TestHost, budget: Option<Budget>) -> Option<u64> {
     let ask = Ask { tokens: 1, cost_micros: 1 };
-    counters::admit(host, vec![scope("tenant:b", Limits::default(), budget)], ask).await.unwrap().unwrap_err().retry_after_ms
+    counters::admit(host, vec![scope("tenant:b", Limits::default(), budget)], ask)
+        .await
+        .unwrap()
+        .unwrap_err()
+        .retry_after_ms
 }
 
 #[tokio::test]
@@ -167,7 +173,8 @@ async fn the_ledger_sums_by_any_grouping_and_pages_its_rows() {
         };
         ledger::record(&host, &row).await.unwrap();
     }
-    let all = ledger::report(&host, None, EPOCH_MS, EPOCH_MS + 86_400_000, &[GroupBy::Tenant, GroupBy::Model]).await.unwrap();
+    let all =
+        ledger::report(&host, None, EPOCH_MS, EPOCH_MS + 86_400_000, &[GroupBy::Tenant, GroupBy::Model]).await.unwrap();
     assert_eq!(all.len(), 3);
     assert_eq!(all[0].groups, vec![Some("a".to_string()), Some("m1".to_string())]);
     let hours = ledger::report(&host, Some("a"), EPOCH_MS, EPOCH_MS + 86_400_000, &[GroupBy::Hour]).await.unwrap();
@@ -191,7 +198,14 @@ async fn tenant_limits_and_audit_entries_round_trip() {
     tenants::put(&host, "acme", &limits, Some(&budget), "root").await.unwrap();
     let read = tenants::get(&host, "acme").await.unwrap();
     assert_eq!((read.limits, read.budget), (limits, Some(budget)));
-    let entry = audit::AuditEntry { ts: 1, action: "limits.update".into(), actor: "root".into(), tenant: "acme".into(), request_id: "r".into(), ..Default::default() };
+    let entry = audit::AuditEntry {
+        ts: 1,
+        action: "limits.update".into(),
+        actor: "root".into(),
+        tenant: "acme".into(),
+        request_id: "r".into(),
+        ..Default::default()
+    };
     audit::record(&host, &entry).await.unwrap();
     audit::record(&host, &audit::AuditEntry { tenant: "other".into(), ..entry.clone() }).await.unwrap();
     let listed = audit::list(&host, Some("acme"), 10, None).await.unwrap();

@@ -9,7 +9,7 @@ import { startPlatform, stopAll, token } from './harness.mjs';
 const runtime = process.env.E2E_RUNTIME || 'cloudflare';
 let base;
 const tenant = `kn-${randomUUID()}`;
-const headers = (t = tenant) => ({ authorization: `Bearer ${token({ tenant: t })}`, 'content-type': 'application/json' });
+const headers = (t = tenant) => ({ authorization: `Bearer ${token({ tenant: t, role: 'admin' })}`, 'content-type': 'application/json' });
 
 const DOCS = {
   warranty: 'The Acme X200 battery warranty lasts two years from the date of purchase. Batteries that swell are replaced free of charge.',

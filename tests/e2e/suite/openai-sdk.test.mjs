@@ -158,6 +158,6 @@ describe(`the openai SDK on ${runtime}`, () => {
     await assert.rejects(create({ messages: user(unique('sim:any:retry_after=2')) }), (err) =>
       err instanceof OpenAI.RateLimitError && err.code === 'rate_limit_exceeded' && err.headers.get('retry-after') === '2');
     // A user's token on the admin API, through the SDK's own request method.
-    await assert.rejects(client().get(`${base}/admin/metrics`), (err) => err instanceof OpenAI.PermissionDeniedError && /role `admin`/.test(err.message));
+    await assert.rejects(client().get(`${base}/admin/metrics`), (err) => err instanceof OpenAI.PermissionDeniedError && /role `member` may not read metrics/.test(err.message));
   });
 });

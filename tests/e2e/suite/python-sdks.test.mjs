@@ -36,7 +36,7 @@ describe(`the Python SDKs on ${runtime}`, () => {
 
   test('openai and anthropic: chat, streams, tools, errors, models, embeddings, responses, every mode alias', () => {
     const run = spawnSync(python(), [join(root, 'tests/e2e/python/sdk_checks.py')], {
-      env: { ...process.env, OPENCODE_BASE: base, OPENCODE_TOKEN: token() },
+      env: { ...process.env, OPENCODE_BASE: base, OPENCODE_TOKEN: token({ role: 'admin' }) },
       encoding: 'utf8',
       timeout: 300_000,
     });

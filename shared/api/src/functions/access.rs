@@ -47,8 +47,12 @@ async fn identify_credential<H: Host>(
     if access::looks_like_key(token) {
         let key = keys::find_by_key(host, token).await.map_err(|err| (err.into(), None))?;
         let key = live(key, now)?;
-        let principal =
-            Principal { subject: key.id.clone(), tenant: key.tenant.clone(), role: key.role, key_id: Some(key.id.clone()) };
+        let principal = Principal {
+            subject: key.id.clone(),
+            tenant: key.tenant.clone(),
+            role: key.role,
+            key_id: Some(key.id.clone()),
+        };
         return Ok(Caller { principal, key: Some(key) });
     }
     let settings = Settings::from_host(host).map_err(|err| (err, None))?;
@@ -90,7 +94,10 @@ fn audit_refusal<H: Host>(host: &H, err: &ApiError, tenant: Option<String>, requ
         tenant: tenant.unwrap_or_default(),
         target: None,
         request_id: request_id.to_owned(),
-        detail: Some(serde_json::json!({ "reason": err.to_string(), "refused_since_last_entry": count }).to_string()),
+        detail: Some(format!(
+            "{{\"reason\":{},\"refused_since_last_entry\":{count}}}",
+            serde_json::Value::from(err.to_string())
+        )),
     };
     let task_host = host.clone();
     host.spawn_background(Box::pin(async move {
@@ -125,7 +132,11 @@ pub async fn exchange_sso<H: Host>(host: &H, headers: &mut http::HeaderMap) -> R
     let token = token.to_owned();
     let now = host.now_ms();
     let known = EXCHANGED.with(|exchanged| {
-        exchanged.borrow().get(&token).filter(|(_, expires)| *expires > now.saturating_add(10_000)).map(|(t, _)| t.clone())
+        exchanged
+            .borrow()
+            .get(&token)
+            .filter(|(_, expires)| *expires > now.saturating_add(10_000))
+            .map(|(t, _)| t.clone())
     });
     let platform_token = match known {
         Some(platform_token) => platform_token,

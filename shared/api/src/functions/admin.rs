@@ -51,7 +51,9 @@ pub(super) async fn handle<H: Host>(
         ("GET", "/admin/usage/requests") => admin_usage::requests(ctx, query).await,
         ("GET", "/admin/audit") => admin_usage::audit_log(ctx, query).await,
         (_, "/admin/usage" | "/admin/usage/requests" | "/admin/audit") => Err(not_allowed()),
-        (_, keys) if keys == "/admin/keys" || keys.starts_with("/admin/keys/") => admin_keys::keys(ctx, &parts, body).await,
+        (_, keys) if keys == "/admin/keys" || keys.starts_with("/admin/keys/") => {
+            admin_keys::keys(ctx, &parts, body).await
+        }
         (_, other) => match other.strip_prefix("/admin/tenants/").and_then(|rest| rest.strip_suffix("/limits")) {
             Some(tenant) => admin_keys::tenant_limits(ctx, &parts, body, tenant).await,
             None => Err(ApiError::NotFound(other.chars().take(256).collect())),

@@ -22,7 +22,11 @@ use crate::error::ApiError;
 use crate::web;
 
 /// `/admin/keys...`.
-pub(super) async fn keys<H: Host>(ctx: &Ctx<H>, parts: &http::request::Parts, body: Body) -> Result<http::Response<Body>, ApiError> {
+pub(super) async fn keys<H: Host>(
+    ctx: &Ctx<H>,
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<http::Response<Body>, ApiError> {
     let principal = ctx.require(Action::ManageKeys, "manage API keys")?;
     let path = parts.uri.path().trim_end_matches('/');
     let id = path.strip_prefix("/admin/keys").unwrap_or("").trim_start_matches('/');
@@ -63,7 +67,9 @@ async fn create<H: Host>(
             }
             tenant
         }
-        Some(_) => return Err(ApiError::param("tenant", "`tenant` must be 1 to 128 letters, digits, `-`, `_` or `.`".into())),
+        Some(_) => {
+            return Err(ApiError::param("tenant", "`tenant` must be 1 to 128 letters, digits, `-`, `_` or `.`".into()))
+        }
     };
     let name = match body.remove("name") {
         Some(Value::String(name)) if valid_name(&name) => name,
@@ -73,11 +79,26 @@ async fn create<H: Host>(
         None | Some(Value::Null) => Role::Member,
         Some(value) => role(&value, principal)?,
     };
-    let mut settings =
-        KeySettings { name, role, modes: None, models: None, limits: Limits::default(), budget: None, expires_at: None };
+    let mut settings = KeySettings {
+        name,
+        role,
+        modes: None,
+        models: None,
+        limits: Limits::default(),
+        budget: None,
+        expires_at: None,
+    };
     apply(&mut settings, body, ctx.host.now_ms())?;
     let (key, record) = keys::create(&ctx.host, &tenant, &settings, &actor(principal)).await?;
-    audit_write(ctx, principal, "key.create", &record.tenant, &record.id, json!({ "name": record.name, "role": record.role })).await;
+    audit_write(
+        ctx,
+        principal,
+        "key.create",
+        &record.tenant,
+        &record.id,
+        json!({ "name": record.name, "role": record.role }),
+    )
+    .await;
     let mut body = key_json(&record);
     if let Some(map) = body.as_object_mut() {
         map.insert("key".into(), json!(key));
@@ -87,7 +108,11 @@ async fn create<H: Host>(
     Ok(response)
 }
 
-async fn list<H: Host>(ctx: &Ctx<H>, principal: &Principal, parts: &http::request::Parts) -> Result<http::Response<Body>, ApiError> {
+async fn list<H: Host>(
+    ctx: &Ctx<H>,
+    principal: &Principal,
+    parts: &http::request::Parts,
+) -> Result<http::Response<Body>, ApiError> {
     let query = parts.uri.query();
     let tenant = scope_tenant(principal, query)?;
     let limit = page_size(query)?;
@@ -96,7 +121,10 @@ async fn list<H: Host>(ctx: &Ctx<H>, principal: &Principal, parts: &http::reques
     let more = found.len() as u64 > limit;
     found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
     let next = found.last().filter(|_| more).map(|k| k.id.clone());
-    Ok(web::json(http::StatusCode::OK, &Page { data: found.iter().map(key_json).collect(), has_more: more, next_cursor: next }.to_json()))
+    Ok(web::json(
+        http::StatusCode::OK,
+        &Page { data: found.iter().map(key_json).collect(), has_more: more, next_cursor: next }.to_json(),
+    ))
 }
 
 /// A key the caller may see: its tenant's (any for an owner); otherwise not found.
@@ -192,7 +220,8 @@ pub(super) async fn tenant_limits<H: Host>(
                 Some(value) => Some(budget(&value)?),
             };
             let set = tenants::put(&ctx.host, tenant, &limits, budget.as_ref(), &actor(principal)).await?;
-            audit_write(ctx, principal, "limits.update", tenant, tenant, json!({ "limits": limits, "budget": budget })).await;
+            audit_write(ctx, principal, "limits.update", tenant, tenant, json!({ "limits": limits, "budget": budget }))
+                .await;
             Ok(web::json(http::StatusCode::OK, &limits_json(&set)))
         }
         _ => Err(ApiError::MethodNotAllowed { method: parts.method.to_string(), path: parts.uri.path().to_owned() }),
@@ -210,7 +239,11 @@ fn limits_json(limits: &tenants::TenantLimits) -> Value {
     })
 }
 
-async fn read_object<H: Host>(ctx: &Ctx<H>, parts: &http::request::Parts, body: Body) -> Result<Map<String, Value>, ApiError> {
+async fn read_object<H: Host>(
+    ctx: &Ctx<H>,
+    parts: &http::request::Parts,
+    body: Body,
+) -> Result<Map<String, Value>, ApiError> {
     let bytes = web::read_body(parts, body, ctx.config.max_body_bytes).await?;
     web::parse_object(parts, &bytes)
 }
@@ -228,10 +261,20 @@ fn known_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), ApiErro
 /// The optional settings of a key body (all but name and role), into `settings`.
 fn apply(settings: &mut KeySettings, mut body: Map<String, Value>, now_ms: u64) -> Result<(), ApiError> {
     if let Some(value) = body.remove("modes") {
-        settings.modes = names(&value, "modes", |m| Mode::parse(m).is_some(), "a mode (chat, knowledge, search, code, thinking, research)")?;
+        settings.modes = names(
+            &value,
+            "modes",
+            |m| Mode::parse(m).is_some(),
+            "a mode (chat, knowledge, search, code, thinking, research)",
+        )?;
     }
     if let Some(value) = body.remove("models") {
-        settings.models = names(&value, "models", |m| !m.trim().is_empty() && m.len() <= 200 && !m.contains(char::is_control), "a model name")?;
+        settings.models = names(
+            &value,
+            "models",
+            |m| !m.trim().is_empty() && m.len() <= 200 && !m.contains(char::is_control),
+            "a model name",
+        )?;
     }
     if let Some(value) = body.remove("limits") {
         settings.limits = if value.is_null() { Limits::default() } else { limits(&value)? };
@@ -257,7 +300,12 @@ fn apply(settings: &mut KeySettings, mut body: Map<String, Value>, now_ms: u64) 
 }
 
 /// A list of names (`null` for no restriction), each checked.
-fn names(value: &Value, field: &str, valid: impl Fn(&str) -> bool, what: &str) -> Result<Option<Vec<String>>, ApiError> {
+fn names(
+    value: &Value,
+    field: &str,
+    valid: impl Fn(&str) -> bool,
+    what: &str,
+) -> Result<Option<Vec<String>>, ApiError> {
     if value.is_null() {
         return Ok(None);
     }
@@ -279,9 +327,8 @@ fn limits(value: &Value) -> Result<Limits, ApiError> {
     let map = value.as_object().ok_or_else(|| {
         ApiError::param("limits", "`limits` must be an object with `rpm`, `tpm` and `concurrency`".into())
     })?;
-    known_fields(map, &["rpm", "tpm", "concurrency"]).map_err(|_| {
-        ApiError::param("limits", "`limits` takes only `rpm`, `tpm` and `concurrency`".into())
-    })?;
+    known_fields(map, &["rpm", "tpm", "concurrency"])
+        .map_err(|_| ApiError::param("limits", "`limits` takes only `rpm`, `tpm` and `concurrency`".into()))?;
     let field = |name: &str| match map.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(value) => value.as_u64().filter(|n| *n < 1 << 53).map(Some).ok_or_else(|| {
@@ -297,9 +344,10 @@ fn budget(value: &Value) -> Result<Budget, ApiError> {
         .ok_or_else(|| ApiError::param("budget", "`budget` must be an object with `usd` and `period`".into()))?;
     known_fields(map, &["usd", "period"])
         .map_err(|_| ApiError::param("budget", "`budget` takes only `usd` and `period`".into()))?;
-    let usd = map.get("usd").and_then(Value::as_f64).filter(|usd| usd.is_finite() && *usd >= 0.0 && *usd < 1e12).ok_or_else(
-        || ApiError::param("budget.usd", "`budget.usd` must be a number of dollars, 0 or more".into()),
-    )?;
+    let usd =
+        map.get("usd").and_then(Value::as_f64).filter(|usd| usd.is_finite() && *usd >= 0.0 && *usd < 1e12).ok_or_else(
+            || ApiError::param("budget.usd", "`budget.usd` must be a number of dollars, 0 or more".into()),
+        )?;
     let period = map
         .get("period")
         .and_then(Value::as_str)
@@ -310,9 +358,10 @@ fn budget(value: &Value) -> Result<Budget, ApiError> {
 
 /// A role the caller may give: one of the four, and no higher than its own.
 fn role(value: &Value, principal: &Principal) -> Result<Role, ApiError> {
-    let role = value.as_str().and_then(Role::parse).ok_or_else(|| {
-        ApiError::param("role", "`role` must be one of owner, admin, member, viewer".into())
-    })?;
+    let role = value
+        .as_str()
+        .and_then(Role::parse)
+        .ok_or_else(|| ApiError::param("role", "`role` must be one of owner, admin, member, viewer".into()))?;
     if role.rank() > principal.role.rank() {
         return Err(ApiError::Forbidden(format!(
             "role `{}` may not give keys the role `{}`",
@@ -326,7 +375,11 @@ fn role(value: &Value, principal: &Principal) -> Result<Role, ApiError> {
 /// Refuses changing a key of a higher role than the caller's.
 fn outranked(principal: &Principal, role: Role) -> Result<(), ApiError> {
     if role.rank() > principal.role.rank() {
-        return Err(ApiError::Forbidden(format!("role `{}` may not change an `{}` key", principal.role.as_str(), role.as_str())));
+        return Err(ApiError::Forbidden(format!(
+            "role `{}` may not change an `{}` key",
+            principal.role.as_str(),
+            role.as_str()
+        )));
     }
     Ok(())
 }
@@ -336,7 +389,9 @@ fn valid_name(name: &str) -> bool {
 }
 
 pub(super) fn valid_tenant(tenant: &str) -> bool {
-    !tenant.is_empty() && tenant.len() <= 128 && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+    !tenant.is_empty()
+        && tenant.len() <= 128
+        && tenant.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
 }
 
 /// At most 64 characters of something the client sent, for a message.
@@ -350,7 +405,14 @@ pub(super) fn actor(principal: &Principal) -> String {
 }
 
 /// Writes an audit entry; its failure is logged, never the request's.
-async fn audit_write<H: Host>(ctx: &Ctx<H>, principal: &Principal, action: &str, tenant: &str, target: &str, detail: Value) {
+async fn audit_write<H: Host>(
+    ctx: &Ctx<H>,
+    principal: &Principal,
+    action: &str,
+    tenant: &str,
+    target: &str,
+    detail: Value,
+) {
     let entry = AuditEntry {
         id: 0,
         ts: ctx.host.now_ms(),
@@ -363,6 +425,10 @@ async fn audit_write<H: Host>(ctx: &Ctx<H>, principal: &Principal, action: &str,
     };
     if let Err(err) = audit::record(&ctx.host, &entry).await {
         let error = err.to_string();
-        opencode_runtime::log::warn(&ctx.host, "could not write the audit log", &[("error", opencode_runtime::log::Field::Text(&error))]);
+        opencode_runtime::log::warn(
+            &ctx.host,
+            "could not write the audit log",
+            &[("error", opencode_runtime::log::Field::Text(&error))],
+        );
     }
 }

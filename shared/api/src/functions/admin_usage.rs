@@ -16,7 +16,8 @@ use crate::error::ApiError;
 use crate::web;
 
 /// The columns every report row has after its groups.
-const SUMS: [&str; 7] = ["requests", "errors", "cache_hits", "input_tokens", "output_tokens", "reasoning_tokens", "cost_usd"];
+const SUMS: [&str; 7] =
+    ["requests", "errors", "cache_hits", "input_tokens", "output_tokens", "reasoning_tokens", "cost_usd"];
 
 /// Without `from`, a report covers this many days up to `to`.
 const DEFAULT_DAYS: u64 = 30;
@@ -43,8 +44,10 @@ pub(super) async fn usage<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<
             .split(',')
             .map(|name| {
                 GroupBy::parse(name.trim()).ok_or_else(|| {
-                    ApiError::InvalidRequest(format!("`group_by` takes day, hour, tenant, key, model, provider, mode or tier; not `{}`", name.chars().take(32).collect::<String>()),
-                    )
+                    ApiError::InvalidRequest(format!(
+                        "`group_by` takes day, hour, tenant, key, model, provider, mode or tier; not `{}`",
+                        name.chars().take(32).collect::<String>()
+                    ))
                 })
             })
             .collect::<Result<Vec<_>, _>>()?,
@@ -170,6 +173,8 @@ pub(super) async fn audit_log<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Res
 
 fn id_cursor(query: Option<&str>) -> Result<Option<u64>, ApiError> {
     cursor(query)
-        .map(|text| text.parse::<u64>().map_err(|_| ApiError::InvalidRequest("`cursor` is not one this API gave".into())))
+        .map(|text| {
+            text.parse::<u64>().map_err(|_| ApiError::InvalidRequest("`cursor` is not one this API gave".into()))
+        })
         .transpose()
 }

@@ -5,8 +5,8 @@
 
 use opencode_core::limits::{self, Hit};
 use opencode_core::model::{ChatRequest, Usage};
-use opencode_core::tokens::{request_tokens, DEFAULT_MAX_OUTPUT_TOKENS};
 use opencode_core::providers::ProviderConfig;
+use opencode_core::tokens::{request_tokens, DEFAULT_MAX_OUTPUT_TOKENS};
 use opencode_runtime::control::audit::{self, AuditEntry};
 use opencode_runtime::control::counters::{self, Admission, Ask, Refusal, Scope};
 use opencode_runtime::control::tenants;
@@ -33,12 +33,18 @@ impl<H: Host> Ctx<H> {
     /// Admits a model request: the chain narrowed to the models the caller's key allows, then
     /// its tokens (input estimated, plus its output limit) and its most expensive cost reserved
     /// against every limit and budget of the key and the tenant. Returns the chain to run.
-    pub async fn admit(&self, request: &ChatRequest, chain: Vec<ProviderConfig>) -> Result<Vec<ProviderConfig>, ApiError> {
+    pub async fn admit(
+        &self,
+        request: &ChatRequest,
+        chain: Vec<ProviderConfig>,
+    ) -> Result<Vec<ProviderConfig>, ApiError> {
         let chain = self.allowed_chain(chain)?;
         let output = request.max_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
-        let usage = Usage { input_tokens: request_tokens(request), output_tokens: u64::from(output), ..Usage::default() };
+        let usage =
+            Usage { input_tokens: request_tokens(request), output_tokens: u64::from(output), ..Usage::default() };
         let cost = chain.iter().filter_map(|p| p.price).map(|price| price.cost(&usage)).fold(0.0, f64::max);
-        let ask = Ask { tokens: usage.input_tokens.saturating_add(usage.output_tokens), cost_micros: limits::micros(cost) };
+        let ask =
+            Ask { tokens: usage.input_tokens.saturating_add(usage.output_tokens), cost_micros: limits::micros(cost) };
         self.reserve(ask).await?;
         Ok(chain)
     }
@@ -53,7 +59,9 @@ impl<H: Host> Ctx<H> {
     fn allowed_chain(&self, chain: Vec<ProviderConfig>) -> Result<Vec<ProviderConfig>, ApiError> {
         let Some(allowed) = self.key.as_ref().and_then(|key| key.models.as_ref()) else { return Ok(chain) };
         let allows = |p: &ProviderConfig| {
-            allowed.iter().any(|m| *m == p.model || m.split_once('/').is_some_and(|(name, model)| name == p.name && model == p.model))
+            allowed.iter().any(|m| {
+                *m == p.model || m.split_once('/').is_some_and(|(name, model)| name == p.name && model == p.model)
+            })
         };
         let wanted = chain.first().map(|p| format!("{}/{}", p.name, p.model)).unwrap_or_default();
         let chain: Vec<_> = chain.into_iter().filter(allows).collect();
@@ -134,26 +142,32 @@ fn refused(refusal: &Refusal) -> ApiError {
 
 /// `x-ratelimit-*` for the tightest request and token limits of an admitted request.
 fn headers(admission: &Admission, now_ms: u64) -> Vec<(&'static str, String)> {
-    let reset = |held: &counters::Held| {
-        limits::reset_text(held.window_start.saturating_add(limits::WINDOW_MS).saturating_sub(now_ms))
-    };
     let mut out = Vec::new();
-    let tightest = |limit: fn(&counters::Held) -> Option<(u64, u64)>| {
-        admission.held.iter().filter_map(|h| limit(h).map(|(l, used)| (h, l, l.saturating_sub(used)))).min_by_key(|(_, _, left)| *left)
-    };
-    if let Some((held, limit, left)) = tightest(|h| h.scope.limits.rpm.map(|l| (l, h.counted.requests))) {
-        out.extend([
-            ("x-ratelimit-limit-requests", limit.to_string()),
-            ("x-ratelimit-remaining-requests", left.to_string()),
-            ("x-ratelimit-reset-requests", reset(held)),
-        ]);
-    }
-    if let Some((held, limit, left)) = tightest(|h| h.scope.limits.tpm.map(|l| (l, h.counted.tokens))) {
-        out.extend([
-            ("x-ratelimit-limit-tokens", limit.to_string()),
-            ("x-ratelimit-remaining-tokens", left.to_string()),
-            ("x-ratelimit-reset-tokens", reset(held)),
-        ]);
+    let names = [
+        ["x-ratelimit-limit-requests", "x-ratelimit-remaining-requests", "x-ratelimit-reset-requests"],
+        ["x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"],
+    ];
+    for (tokens, [limit_name, remaining_name, reset_name]) in [false, true].into_iter().zip(names) {
+        // The scope with the least left of this limit.
+        let mut tightest: Option<(u64, u64, u64)> = None;
+        for held in &admission.held {
+            let (limit, used) = if tokens {
+                (held.scope.limits.tpm, held.counted.tokens)
+            } else {
+                (held.scope.limits.rpm, held.counted.requests)
+            };
+            let Some(limit) = limit else { continue };
+            let left = limit.saturating_sub(used);
+            if tightest.is_none_or(|(_, best, _)| left < best) {
+                tightest = Some((limit, left, held.window_start));
+            }
+        }
+        if let Some((limit, left, window_start)) = tightest {
+            let reset = window_start.saturating_add(limits::WINDOW_MS).saturating_sub(now_ms);
+            out.push((limit_name, limit.to_string()));
+            out.push((remaining_name, left.to_string()));
+            out.push((reset_name, limits::reset_text(reset)));
+        }
     }
     out
 }

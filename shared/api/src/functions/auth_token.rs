@@ -47,9 +47,16 @@ pub(super) async fn exchange<H: Host>(
     };
     let expires_in = match field("expires_in") {
         None => MAX_EXPIRES_IN,
-        Some(text) => text.trim().parse::<u64>().ok().filter(|s| (MIN_EXPIRES_IN..=MAX_EXPIRES_IN).contains(s)).ok_or_else(
-            || ApiError::param("expires_in", format!("`expires_in` must be {MIN_EXPIRES_IN} to {MAX_EXPIRES_IN} seconds")),
-        )?,
+        Some(text) => {
+            text.trim().parse::<u64>().ok().filter(|s| (MIN_EXPIRES_IN..=MAX_EXPIRES_IN).contains(s)).ok_or_else(
+                || {
+                    ApiError::param(
+                        "expires_in",
+                        format!("`expires_in` must be {MIN_EXPIRES_IN} to {MAX_EXPIRES_IN} seconds"),
+                    )
+                },
+            )?
+        }
     };
     let value = http::HeaderValue::from_str(&format!("Bearer {key}"))
         .map_err(|_| ApiError::InvalidToken("the API key is not text".into()))?;

@@ -69,7 +69,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         _ => {}
     }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mut request, fields, dialect) = parse_mode::<CodeFields>(&parts, &bytes, Mode::Code, FIELDS)?;
+    let (mut request, fields, dialect) = parse_mode::<CodeFields, false>(&parts, &bytes, Mode::Code, FIELDS)?;
     refuse_tools(&request, Mode::Code, false)?;
     let (language, stdin, run_timeout_ms, max_attempts) = fields.validate()?;
     let sandbox = opencode_runtime::sandbox::config(&ctx.host).ok_or_else(|| {

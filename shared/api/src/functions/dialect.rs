@@ -196,11 +196,12 @@ pub fn parse_chat(parts: &http::request::Parts, bytes: &[u8]) -> Result<(ChatReq
 }
 
 /// A mode function's body: the platform's chat body plus the mode's own fields (`E`, named in
-/// `fields`), answered in the dialect the header names. A vendor's body, translated by the
+/// `fields`), `TO_MODEL` when the mode hands the conversation to the model as it is (thinking:
+/// `response_format` and images go through), answered in the dialect the header names. A vendor's body, translated by the
 /// gateway, carries none of the mode's own fields (they keep their defaults): its fields are
 /// all the chat body's, even one a mode also names (`top_k`, sampling there, retrieval in
 /// knowledge's own body).
-pub fn parse_mode<E: serde::de::DeserializeOwned + Default>(
+pub fn parse_mode<E: serde::de::DeserializeOwned + Default, const TO_MODEL: bool>(
     parts: &http::request::Parts,
     bytes: &[u8],
     mode: opencode_core::routing::Mode,
@@ -209,6 +210,6 @@ pub fn parse_mode<E: serde::de::DeserializeOwned + Default>(
     let fields = if parts.headers.contains_key(DIALECT_HEADER) { &[][..] } else { fields };
     let (chat, own) = parse_mode_body::<E>(parts, bytes, fields)?;
     // Every mode but chat (and the agent, which reads chat's bodies) runs without tool calling.
-    let (request, stream) = chat.validate_without_tools(mode)?;
+    let (request, stream) = chat.validate_without_tools::<TO_MODEL>(mode)?;
     Ok((request, own, Dialect::from_headers(&parts.headers, stream)?))
 }

@@ -203,7 +203,7 @@ struct Own {
 
 async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mut request, own, dialect) = parse_mode::<Own>(&parts, &bytes, Mode::Knowledge, &["top_k"])?;
+    let (mut request, own, dialect) = parse_mode::<Own, false>(&parts, &bytes, Mode::Knowledge, &["top_k"])?;
     let top_k = count("top_k", own.top_k.as_ref(), DEFAULT_TOP_K, knowledge::MAX_TOP_K)?;
     refuse_tools(&request, Mode::Knowledge, false)?;
     let question = last_user_text(&request).trim().to_owned();

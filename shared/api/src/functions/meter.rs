@@ -83,7 +83,12 @@ pub fn metered<H: Host, D: Details>(host: &H, pending: &Pending, reply: Reply<D>
         }
         Reply::Stream(Streamed { head, events }) => {
             outcome.sample.cache = head.cache.map(|status| status == CacheStatus::Hit);
-            let watch = StreamWatch { host: host.clone(), pending: pending.clone(), outcome: Some(outcome), events: Some(events) };
+            let watch = StreamWatch {
+                host: host.clone(),
+                pending: pending.clone(),
+                outcome: Some(outcome),
+                events: Some(events),
+            };
             Reply::Stream(Streamed { head, events: watch.boxed_local() })
         }
     }

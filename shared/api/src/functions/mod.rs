@@ -30,9 +30,9 @@ use std::rc::Rc;
 
 use opencode_core::access::Action;
 use opencode_core::routing::{Mode, Tier};
-use opencode_runtime::control::keys::KeyRecord;
 use opencode_runtime::answer::Reply;
 use opencode_runtime::config::Config;
+use opencode_runtime::control::keys::KeyRecord;
 use opencode_runtime::host::{Body, Host, RequestHost};
 
 pub use dialect::{parse_mode, Dialect};
@@ -173,7 +173,8 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
         return gateway::forward(&host, Gateway::NAME, request, request_id).await;
     }
     let (parts, body) = request.into_parts();
-    let caller = if F::is_public(&parts) { None } else { Some(access::identify(&host, &parts.headers, request_id).await?) };
+    let caller =
+        if F::is_public(&parts) { None } else { Some(access::identify(&host, &parts.headers, request_id).await?) };
     let config = Config::from_host(&host)?;
     let started_ms = host.now_ms();
     let admitted_upstream = admission::is_admitted(&host, &parts.headers, request_id);
@@ -302,6 +303,11 @@ impl Function for Gateway {
     const NAME: &'static str = "gateway";
 
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        // Routing, estimates and the model list are for callers that may call models; the
+        // seed's upload is a knowledge write, which the knowledge function checks.
+        if gateway::route(parts.uri.path()) != Some(gateway::Destination::SeedDocuments) {
+            ctx.require(Action::UseModels, "call models")?;
+        }
         match gateway::route(parts.uri.path()) {
             Some(gateway::Destination::Process) => route::process(ctx, parts, body).await,
             Some(gateway::Destination::SeedDocuments) => documents::handle(ctx, parts, body).await,

@@ -26,7 +26,8 @@ struct Options {
 
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mut request, options, dialect) = parse_mode::<Options>(&parts, &bytes, Mode::Research, &["max_sub_questions", "max_results"])?;
+    let (mut request, options, dialect) =
+        parse_mode::<Options, false>(&parts, &bytes, Mode::Research, &["max_sub_questions", "max_results"])?;
     refuse_tools(&request, Mode::Research, false)?;
     let max_sub_questions = count("max_sub_questions", options.max_sub_questions.as_ref(), 3, 6)?;
     let max_results = count("max_results", options.max_results.as_ref(), 3, MAX_RESULTS)?;

@@ -35,7 +35,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         _ => {}
     }
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let (mut request, own, dialect) = parse_mode::<Own>(&parts, &bytes, Mode::Search, &["max_results"])?;
+    let (mut request, own, dialect) = parse_mode::<Own, false>(&parts, &bytes, Mode::Search, &["max_results"])?;
     let max_results = count("max_results", own.max_results.as_ref(), DEFAULT_MAX_RESULTS, MAX_RESULTS)?;
     refuse_tools(&request, Mode::Search, false)?;
     let query = normalize_query(last_user_text(&request))

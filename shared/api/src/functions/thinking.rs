@@ -43,7 +43,7 @@ struct Parsed {
 
 /// Parses and checks a `/v1/thinking` body.
 fn parse(parts: &http::request::Parts, bytes: &[u8]) -> Result<Parsed, ApiError> {
-    let (mut request, fields, dialect) = parse_mode::<ThinkingFields>(parts, bytes, Mode::Thinking, FIELDS)?;
+    let (mut request, fields, dialect) = parse_mode::<ThinkingFields, true>(parts, bytes, Mode::Thinking, FIELDS)?;
     let (effort, budget_tokens) = match fields.reasoning {
         // A vendor's dialect asks through its own field (`reasoning_effort`, `thinking`).
         None => match request.reasoning {

@@ -118,14 +118,16 @@ impl ChatBody {
     /// Checks every field and builds the provider-independent request; the second value says
     /// whether the client streams.
     pub fn validate(self) -> Result<(ChatRequest, bool), ApiError> {
-        self.validate_with::<true>()
+        self.validate_with::<true, true>()
     }
 
     /// [`ChatBody::validate`] for a mode without tool calling: `tools`, `tool_choice` and tool
-    /// turns are refused by name before anything is parsed, so its Wasm links none of their
-    /// checks ([`refuse_tools`] still refuses what the parsed request carries).
-    pub fn validate_without_tools(self, mode: Mode) -> Result<(ChatRequest, bool), ApiError> {
-        let refuse = |what: &str| Err(ApiError::Validation(format!("the {mode} mode does not take {what}; use /v1/chat")));
+    /// turns are refused by name before anything is parsed, and so is `response_format` unless
+    /// the mode hands the conversation to the model as it is (`TO_MODEL`, as [`refuse_tools`]
+    /// says), so its Wasm links none of their checks.
+    pub fn validate_without_tools<const TO_MODEL: bool>(self, mode: Mode) -> Result<(ChatRequest, bool), ApiError> {
+        let refuse =
+            |what: &str| Err(ApiError::Validation(format!("the {mode} mode does not take {what}; use /v1/chat")));
         let given = |value: &Option<Value>| match value {
             None | Some(Value::Null) => false,
             Some(Value::Array(items)) => !items.is_empty(),
@@ -140,10 +142,13 @@ impl ChatBody {
         if self.messages.iter().any(|m| m.role == "tool" || given(&m.tool_calls)) {
             return refuse("tool calls or tool messages in `messages`");
         }
-        self.validate_with::<false>()
+        if !TO_MODEL && given(&self.response_format) {
+            return refuse("`response_format`");
+        }
+        self.validate_with::<false, TO_MODEL>()
     }
 
-    fn validate_with<const TOOLS: bool>(self) -> Result<(ChatRequest, bool), ApiError> {
+    fn validate_with<const TOOLS: bool, const FORMAT: bool>(self) -> Result<(ChatRequest, bool), ApiError> {
         let invalid = |msg: String| Err(ApiError::Validation(msg));
         let messages = validate_messages_with::<TOOLS>(self.messages)?;
         if let Some(t) = self.temperature.filter(|t| !(0.0..=2.0).contains(t)) {
@@ -196,7 +201,7 @@ impl ChatBody {
         } else {
             (Vec::new(), None)
         };
-        let response_format = tool_fields::parse_response_format(self.response_format)?;
+        let response_format = if FORMAT { tool_fields::parse_response_format(self.response_format)? } else { None };
         let request = ChatRequest {
             messages,
             model: self.model,

@@ -75,7 +75,8 @@ pub struct Refusal {
     pub retry_after_ms: Option<u64>,
 }
 
-const ADMIT: &str = "INSERT INTO counters (scope, window_start, requests, tokens, inflight, touched_ms, period, spent_micros) \
+const ADMIT: &str =
+    "INSERT INTO counters (scope, window_start, requests, tokens, inflight, touched_ms, period, spent_micros) \
 SELECT ?1, ?2, 1, ?3, 1, ?4, ?5, ?6 WHERE ?12 \
 ON CONFLICT(scope) DO UPDATE SET \
  requests = (CASE WHEN window_start = ?2 THEN requests ELSE 0 END) + 1, \
@@ -97,7 +98,8 @@ const SETTLE: &str = "UPDATE counters SET \
  touched_ms = ?8 \
 WHERE scope = ?1";
 
-const READ: &str = "SELECT window_start, requests, tokens, inflight, touched_ms, period, spent_micros FROM counters WHERE scope = ?1";
+const READ: &str =
+    "SELECT window_start, requests, tokens, inflight, touched_ms, period, spent_micros FROM counters WHERE scope = ?1";
 
 fn limit(value: Option<u64>) -> Value {
     value.map_or(Value::Integer(-1), Value::from)
@@ -108,14 +110,19 @@ fn signed(value: Option<i64>) -> Value {
 }
 
 /// Admits a request in every scope, or in none.
-pub async fn admit<H: Host>(host: &H, scopes: Vec<Scope>, ask: Ask) -> Result<Result<Admission, Refusal>, ControlError> {
+pub async fn admit<H: Host>(
+    host: &H,
+    scopes: Vec<Scope>,
+    ask: Ask,
+) -> Result<Result<Admission, Refusal>, ControlError> {
     let now = host.now_ms();
     // A key's and its tenant's objects are asked at once (two round trips on Workers would
     // otherwise add up); there are never more than two scopes.
     let mut scopes = scopes.into_iter();
     let tries = match (scopes.next(), scopes.next()) {
         (Some(first), Some(second)) => {
-            let (a, b) = futures::future::join(admit_one(host, first, ask, now), admit_one(host, second, ask, now)).await;
+            let (a, b) =
+                futures::future::join(admit_one(host, first, ask, now), admit_one(host, second, ask, now)).await;
             vec![a, b]
         }
         (Some(only), None) => vec![admit_one(host, only, ask, now).await],
@@ -169,7 +176,8 @@ async fn admit_one<H: Host>(host: &H, scope: Scope, ask: Ask, now: u64) -> Resul
         return Ok(Ok(Held { scope, window_start, period, counted }));
     }
     // Refused: read the row to say which limit (the answer to a refusal needs no atomicity).
-    let rows = host.sql(Database::Counters(&scope.name), &Statement::new(READ, vec![scope.name.clone().into()])).await?;
+    let rows =
+        host.sql(Database::Counters(&scope.name), &Statement::new(READ, vec![scope.name.clone().into()])).await?;
     let counted = rows.first().map_or(Counted::default(), |row| Counted {
         requests: if uint(row, 0) == window_start { uint(row, 1) } else { 0 },
         tokens: if uint(row, 0) == window_start { uint(row, 2) } else { 0 },

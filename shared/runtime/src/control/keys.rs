@@ -58,7 +58,8 @@ pub struct KeySettings {
     pub expires_at: Option<u64>,
 }
 
-const COLUMNS: &str = "id, prefix, tenant, name, role, modes, models, rpm, tpm, concurrency, budget_usd, budget_period, \
+const COLUMNS: &str =
+    "id, prefix, tenant, name, role, modes, models, rpm, tpm, concurrency, budget_usd, budget_period, \
 expires_at, created_at, created_by, revoked_at";
 
 fn record(row: &Row) -> Result<KeyRecord, ControlError> {
@@ -211,7 +212,11 @@ fn forget_all() {
     SEEN.with(Recent::clear);
 }
 
-async fn remembered<H: Host>(host: &H, cache_key: String, statement: Statement) -> Result<Option<Rc<KeyRecord>>, ControlError> {
+async fn remembered<H: Host>(
+    host: &H,
+    cache_key: String,
+    statement: Statement,
+) -> Result<Option<Rc<KeyRecord>>, ControlError> {
     let now = host.now_ms();
     if let Some(found) = SEEN.with(|seen| seen.get(&cache_key, now)) {
         return Ok(found);
@@ -225,7 +230,8 @@ async fn remembered<H: Host>(host: &H, cache_key: String, statement: Statement) 
 /// caller decides.
 pub async fn find_by_key<H: Host>(host: &H, key: &str) -> Result<Option<Rc<KeyRecord>>, ControlError> {
     let hash = access::key_hash(key);
-    let statement = Statement::new(format!("SELECT {COLUMNS} FROM api_keys WHERE hash = ?1"), vec![hash.clone().into()]);
+    let statement =
+        Statement::new(format!("SELECT {COLUMNS} FROM api_keys WHERE hash = ?1"), vec![hash.clone().into()]);
     remembered(host, format!("h:{hash}"), statement).await
 }
 

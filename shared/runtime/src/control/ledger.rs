@@ -219,7 +219,8 @@ pub async fn report<H: Host>(
         sql.push_str(&format!(" GROUP BY {list} ORDER BY {list}"));
     }
     sql.push_str(&format!(" LIMIT {MAX_REPORT_ROWS}"));
-    let rows = host.sql(Database::Main, &Statement::new(sql, vec![from_ms.into(), to_ms.into(), tenant.into()])).await?;
+    let rows =
+        host.sql(Database::Main, &Statement::new(sql, vec![from_ms.into(), to_ms.into(), tenant.into()])).await?;
     let n = groups.len();
     Ok(rows
         .iter()
