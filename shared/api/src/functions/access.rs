@@ -17,6 +17,8 @@ use crate::auth::{self, Principal, Settings};
 use crate::error::ApiError;
 use crate::sso::{self, SsoSettings};
 
+use super::Function;
+
 /// An identified caller.
 #[derive(Debug, Clone)]
 pub struct Caller {
@@ -25,12 +27,18 @@ pub struct Caller {
     pub key: Option<Rc<KeyRecord>>,
 }
 
-/// Identifies the caller by the request's credential; a refusal is audited (sampled).
-pub async fn identify<H: Host>(host: &H, headers: &http::HeaderMap, request_id: &str) -> Result<Caller, ApiError> {
+/// Identifies the caller of function `F` by the request's credential; a refusal is audited
+/// (sampled), except by the functions only the gateway calls, which leave that to the gateway
+/// (it refused the credential first).
+pub async fn identify<H: Host, F: Function + ?Sized>(
+    host: &H,
+    headers: &http::HeaderMap,
+    request_id: &str,
+) -> Result<Caller, ApiError> {
     match identify_credential(host, headers).await {
         Ok(caller) => Ok(caller),
         Err((err, tenant)) => {
-            if matches!(err, ApiError::InvalidToken(_)) {
+            if F::REACHED_DIRECTLY && matches!(err, ApiError::InvalidToken(_)) {
                 audit_refusal(host, &err, tenant, request_id);
             }
             Err(err)
@@ -56,7 +64,7 @@ async fn identify_credential<H: Host>(
         return Ok(Caller { principal, key: Some(key) });
     }
     let settings = Settings::from_host(host).map_err(|err| (err, None))?;
-    let principal = auth::verify(token, &settings, now).map_err(|err| (err, None))?;
+    let mut principal = auth::verify(token, &settings, now).map_err(|err| (err, None))?;
     let key = match &principal.key_id {
         None => None,
         Some(id) => {
@@ -65,6 +73,8 @@ async fn identify_credential<H: Host>(
             if key.tenant != principal.tenant {
                 return Err((ApiError::InvalidToken("token's key belongs to another tenant".into()), None));
             }
+            // The key's role now, not when the token was made: a key changed since answers so.
+            principal.role = key.role;
             Some(key)
         }
     };

@@ -39,12 +39,14 @@ impl<H: Host> Ctx<H> {
         chain: Vec<ProviderConfig>,
     ) -> Result<Vec<ProviderConfig>, ApiError> {
         let chain = self.allowed_chain(chain)?;
-        let output = request.max_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
-        let usage =
-            Usage { input_tokens: request_tokens(request), output_tokens: u64::from(output), ..Usage::default() };
-        let cost = chain.iter().filter_map(|p| p.price).map(|price| price.cost(&usage)).fold(0.0, f64::max);
-        let ask =
-            Ask { tokens: usage.input_tokens.saturating_add(usage.output_tokens), cost_micros: limits::micros(cost) };
+        // Estimated only when some limit counts it (a scan of the whole conversation).
+        let ask = || {
+            let output = request.max_tokens.unwrap_or(DEFAULT_MAX_OUTPUT_TOKENS);
+            let usage =
+                Usage { input_tokens: request_tokens(request), output_tokens: u64::from(output), ..Usage::default() };
+            let cost = chain.iter().filter_map(|p| p.price).map(|price| price.cost(&usage)).fold(0.0, f64::max);
+            Ask { tokens: usage.input_tokens.saturating_add(usage.output_tokens), cost_micros: limits::micros(cost) }
+        };
         self.reserve(ask).await?;
         Ok(chain)
     }
@@ -52,7 +54,7 @@ impl<H: Host> Ctx<H> {
     /// Admits a request that calls no model (web search results, a sandbox run): it counts
     /// against the request and concurrency limits only.
     pub async fn admit_plain(&self) -> Result<(), ApiError> {
-        self.reserve(Ask::default()).await
+        self.reserve(Ask::default).await
     }
 
     /// The chain without the models the key does not allow; none left is a 403.
@@ -71,7 +73,7 @@ impl<H: Host> Ctx<H> {
         Ok(chain)
     }
 
-    async fn reserve(&self, ask: Ask) -> Result<(), ApiError> {
+    async fn reserve(&self, ask: impl FnOnce() -> Ask) -> Result<(), ApiError> {
         if self.admitted_upstream {
             return Ok(());
         }
@@ -86,7 +88,7 @@ impl<H: Host> Ctx<H> {
         if scopes.is_empty() {
             return Ok(());
         }
-        match counters::admit(&self.host, scopes, ask).await? {
+        match counters::admit(&self.host, scopes, ask()).await? {
             Ok(admission) => {
                 *self.limit_headers.borrow_mut() = headers(&admission, self.host.now_ms());
                 if let Some(account) = self.meter.as_ref().and_then(|m| m.account.as_ref()) {
@@ -127,17 +129,27 @@ impl<H: Host> Ctx<H> {
 
 /// The refusal as the client sees it: the scope and the limit, never a count or a sum.
 fn refused(refusal: &Refusal) -> ApiError {
-    let scope = if refusal.scope.starts_with("key:") { "this API key" } else { "this tenant" };
-    let (limit, message) = match refusal.hit {
-        Hit::Requests => (LimitKind::Rate, format!("rate limit reached for {scope}: requests per minute")),
-        Hit::Tokens => (LimitKind::Rate, format!("rate limit reached for {scope}: tokens per minute")),
-        Hit::Concurrency => {
-            (LimitKind::Concurrency, format!("too many concurrent requests for {scope}: wait for one to finish"))
+    let key = refusal.scope.starts_with("key:");
+    let (limit, message) = match (refusal.hit, key) {
+        (Hit::Requests, true) => (LimitKind::Rate, "rate limit reached for this API key: requests per minute"),
+        (Hit::Requests, false) => (LimitKind::Rate, "rate limit reached for this tenant: requests per minute"),
+        (Hit::Tokens, true) => (LimitKind::Rate, "rate limit reached for this API key: tokens per minute"),
+        (Hit::Tokens, false) => (LimitKind::Rate, "rate limit reached for this tenant: tokens per minute"),
+        (Hit::Concurrency, true) => {
+            (LimitKind::Concurrency, "too many concurrent requests for this API key: wait for one to finish")
         }
-        Hit::Budget => (LimitKind::Budget, format!("budget exceeded for {scope}: no more requests until it resets")),
+        (Hit::Concurrency, false) => {
+            (LimitKind::Concurrency, "too many concurrent requests for this tenant: wait for one to finish")
+        }
+        (Hit::Budget, true) => {
+            (LimitKind::Budget, "budget exceeded for this API key: no more requests until it resets")
+        }
+        (Hit::Budget, false) => {
+            (LimitKind::Budget, "budget exceeded for this tenant: no more requests until it resets")
+        }
     };
     let retry_after_secs = refusal.retry_after_ms.map(|ms| ms.div_ceil(1_000).max(1));
-    ApiError::LimitReached { limit, message, retry_after_secs }
+    ApiError::LimitReached { limit, message: message.to_owned(), retry_after_secs }
 }
 
 /// `x-ratelimit-*` for the tightest request and token limits of an admitted request.

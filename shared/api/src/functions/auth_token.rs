@@ -61,7 +61,7 @@ pub(super) async fn exchange<H: Host>(
     let value = http::HeaderValue::from_str(&format!("Bearer {key}"))
         .map_err(|_| ApiError::InvalidToken("the API key is not text".into()))?;
     parts.headers.insert(http::header::AUTHORIZATION, value);
-    let caller = identify(host, &parts.headers, request_id).await?;
+    let caller = identify::<H, super::Gateway>(host, &parts.headers, request_id).await?;
     if caller.key.is_none() {
         return Err(ApiError::InvalidToken("only an API key can be exchanged for a token".into()));
     }

@@ -149,6 +149,11 @@ pub trait Function {
         false
     }
 
+    /// Whether clients reach this function directly (Spin routes a path to it), and so may
+    /// send it an SSO token, which it passes to the gateway; the gateway calls the others with
+    /// its own token.
+    const REACHED_DIRECTLY: bool = true;
+
     /// Handles an authenticated (or public) request.
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled;
 
@@ -169,12 +174,15 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     request: http::Request<Body>,
     request_id: &str,
 ) -> Handled {
-    if F::NAME != Gateway::NAME && access::carries_sso_token(request.headers()) {
+    if F::REACHED_DIRECTLY && F::NAME != Gateway::NAME && access::carries_sso_token(request.headers()) {
         return gateway::forward(&host, Gateway::NAME, request, request_id).await;
     }
     let (parts, body) = request.into_parts();
-    let caller =
-        if F::is_public(&parts) { None } else { Some(access::identify(&host, &parts.headers, request_id).await?) };
+    let caller = if F::is_public(&parts) {
+        None
+    } else {
+        Some(access::identify::<H, F>(&host, &parts.headers, request_id).await?)
+    };
     let config = Config::from_host(&host)?;
     let started_ms = host.now_ms();
     let admitted_upstream = admission::is_admitted(&host, &parts.headers, request_id);
@@ -284,8 +292,18 @@ macro_rules! function {
 
 function!(/// `POST /v1/chat`.
     Chat => chat::handle);
-function!(/// `POST /v1/knowledge` and `/v1/knowledge/documents`.
-    Knowledge => knowledge::handle);
+/// `POST /v1/knowledge` and `/v1/knowledge/documents`, reached through the gateway.
+pub struct Knowledge;
+
+impl Function for Knowledge {
+    const NAME: &'static str = Mode::Knowledge.as_str();
+    const MODE: Option<Mode> = Some(Mode::Knowledge);
+    const REACHED_DIRECTLY: bool = false;
+
+    async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        knowledge::handle(ctx, parts, body).await
+    }
+}
 function!(/// `POST /v1/search`.
     Search => search::handle);
 function!(/// `POST /v1/code`.
@@ -338,12 +356,12 @@ impl Function for Gateway {
             // credential costs one 401 here.
             Some(gateway::Destination::Function(name)) => {
                 if !gateway::is_public(&path) {
-                    access::identify(&host, request.headers(), request_id).await?;
+                    access::identify::<H, Self>(&host, request.headers(), request_id).await?;
                 }
                 gateway::forward(&host, name, request, request_id).await
             }
             Some(gateway::Destination::Vendor) => {
-                access::identify(&host, request.headers(), request_id).await?;
+                access::identify::<H, Self>(&host, request.headers(), request_id).await?;
                 route::vendor(&host, request, request_id).await
             }
             Some(gateway::Destination::AuthToken) => auth_token::exchange(&host, request, request_id).await,
@@ -365,6 +383,8 @@ impl Function for Agent {
     fn default_tier(_: Mode) -> Tier {
         Tier::System2
     }
+
+    const REACHED_DIRECTLY: bool = false;
 
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
         agent::handle(ctx, parts, body).await
