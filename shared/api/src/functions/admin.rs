@@ -69,6 +69,15 @@ pub(super) struct Page {
 }
 
 impl Page {
+    /// A page of `limit` from up to `limit + 1` items read (one more says there are more), the
+    /// cursor being the last item's.
+    pub fn of<T>(mut items: Vec<T>, limit: u64, json: impl Fn(&T) -> Value, cursor: impl Fn(&T) -> String) -> Page {
+        let has_more = items.len() as u64 > limit;
+        items.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        let next_cursor = items.last().filter(|_| has_more).map(cursor);
+        Page { data: items.iter().map(json).collect(), has_more, next_cursor }
+    }
+
     pub fn to_json(&self) -> Value {
         json!({ "object": "list", "data": self.data, "has_more": self.has_more, "next_cursor": self.next_cursor })
     }

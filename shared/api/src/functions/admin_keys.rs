@@ -117,14 +117,9 @@ async fn list<H: Host>(
     let tenant = scope_tenant(principal, query)?;
     let limit = page_size(query)?;
     let after = cursor(query);
-    let mut found = keys::list(&ctx.host, tenant.as_deref(), limit.saturating_add(1), after.as_deref()).await?;
-    let more = found.len() as u64 > limit;
-    found.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = found.last().filter(|_| more).map(|k| k.id.clone());
-    Ok(web::json(
-        http::StatusCode::OK,
-        &Page { data: found.iter().map(key_json).collect(), has_more: more, next_cursor: next }.to_json(),
-    ))
+    let found = keys::list(&ctx.host, tenant.as_deref(), limit.saturating_add(1), after.as_deref()).await?;
+    let page = Page::of(found, limit, key_json, |key| key.id.clone());
+    Ok(web::json(http::StatusCode::OK, &page.to_json()))
 }
 
 /// A key the caller may see: its tenant's (any for an owner); otherwise not found.

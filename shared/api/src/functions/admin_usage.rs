@@ -140,12 +140,9 @@ pub(super) async fn requests<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Resu
     let tenant = scope_tenant(principal, query)?;
     let limit = page_size(query)?;
     let before = id_cursor(query)?;
-    let mut rows = ledger::requests(&ctx.host, tenant.as_deref(), limit.saturating_add(1), before).await?;
-    let more = rows.len() as u64 > limit;
-    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = rows.last().filter(|_| more).map(|r| r.id.to_string());
-    let data = rows.iter().map(|row| serde_json::to_value(row).unwrap_or(Value::Null)).collect();
-    Ok(web::json(http::StatusCode::OK, &Page { data, has_more: more, next_cursor: next }.to_json()))
+    let rows = ledger::requests(&ctx.host, tenant.as_deref(), limit.saturating_add(1), before).await?;
+    let json = |row: &ledger::UsageRow| serde_json::to_value(row).unwrap_or(Value::Null);
+    Ok(web::json(http::StatusCode::OK, &Page::of(rows, limit, json, |row| row.id.to_string()).to_json()))
 }
 
 /// `GET /admin/audit?limit&cursor`.
@@ -154,21 +151,15 @@ pub(super) async fn audit_log<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Res
     let tenant = scope_tenant(principal, query)?;
     let limit = page_size(query)?;
     let before = id_cursor(query)?;
-    let mut entries = audit::list(&ctx.host, tenant.as_deref(), limit.saturating_add(1), before).await?;
-    let more = entries.len() as u64 > limit;
-    entries.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let next = entries.last().filter(|_| more).map(|e| e.id.to_string());
-    let data = entries
-        .iter()
-        .map(|entry| {
-            let mut value = serde_json::to_value(entry).unwrap_or(Value::Null);
-            if let (Some(map), Some(detail)) = (value.as_object_mut(), &entry.detail) {
-                map.insert("detail".into(), serde_json::from_str(detail).unwrap_or(json!(detail)));
-            }
-            value
-        })
-        .collect();
-    Ok(web::json(http::StatusCode::OK, &Page { data, has_more: more, next_cursor: next }.to_json()))
+    let entries = audit::list(&ctx.host, tenant.as_deref(), limit.saturating_add(1), before).await?;
+    let json = |entry: &audit::AuditEntry| {
+        let mut value = serde_json::to_value(entry).unwrap_or(Value::Null);
+        if let (Some(map), Some(detail)) = (value.as_object_mut(), &entry.detail) {
+            map.insert("detail".into(), serde_json::from_str(detail).unwrap_or(json!(detail)));
+        }
+        value
+    };
+    Ok(web::json(http::StatusCode::OK, &Page::of(entries, limit, json, |entry| entry.id.to_string()).to_json()))
 }
 
 fn id_cursor(query: Option<&str>) -> Result<Option<u64>, ApiError> {
