@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
-/// A caller's role within its tenant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+/// A caller's role within its tenant; a new key's is `member` unless its creator says.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Everything, in every tenant.
@@ -15,6 +15,7 @@ pub enum Role {
     /// Everything within its own tenant.
     Admin,
     /// Every mode and dialect, knowledge reads and questions.
+    #[default]
     Member,
     /// Its tenant's usage and metrics only.
     Viewer,

@@ -71,24 +71,15 @@ async fn create<H: Host>(
             return Err(ApiError::param("tenant", "`tenant` must be 1 to 128 letters, digits, `-`, `_` or `.`".into()))
         }
     };
-    let name = match body.remove("name") {
-        Some(Value::String(name)) if valid_name(&name) => name,
-        _ => return Err(ApiError::param("name", "`name` must be a string of 1 to 100 characters".into())),
-    };
-    let role = match body.remove("role") {
-        None | Some(Value::Null) => Role::Member,
-        Some(value) => role(&value, principal)?,
-    };
-    let mut settings = KeySettings {
-        name,
-        role,
-        modes: None,
-        models: None,
-        limits: Limits::default(),
-        budget: None,
-        expires_at: None,
-    };
-    apply(&mut settings, body, ctx.host.now_ms())?;
+    if body.get("name").is_none() {
+        return Err(name_error());
+    }
+    // A new key's role may be left out or null: a member's.
+    if body.get("role").is_some_and(Value::is_null) {
+        body.remove("role");
+    }
+    let mut settings = KeySettings::default();
+    apply(&mut settings, body, principal, ctx.host.now_ms())?;
     let (key, record) = keys::create(&ctx.host, &tenant, &settings, &actor(principal)).await?;
     audit_write(
         ctx,
@@ -135,39 +126,16 @@ async fn update<H: Host>(
     body: Body,
     id: &str,
 ) -> Result<http::Response<Body>, ApiError> {
-    let mut key = find(ctx, principal, id).await?;
+    let key = find(ctx, principal, id).await?;
     outranked(principal, key.role)?;
-    let mut body = read_object(ctx, parts, body).await?;
+    let body = read_object(ctx, parts, body).await?;
     known_fields(&body, &["name", "role", "modes", "models", "limits", "budget", "expires_at"])?;
     let changed: Vec<String> = body.keys().cloned().collect();
-    let mut settings = KeySettings {
-        name: key.name.clone(),
-        role: key.role,
-        modes: key.modes.clone(),
-        models: key.models.clone(),
-        limits: key.limits,
-        budget: key.budget,
-        expires_at: key.expires_at,
-    };
-    match body.remove("name") {
-        None => {}
-        Some(Value::String(name)) if valid_name(&name) => settings.name = name,
-        Some(_) => return Err(ApiError::param("name", "`name` must be a string of 1 to 100 characters".into())),
-    }
-    if let Some(value) = body.remove("role") {
-        settings.role = role(&value, principal)?;
-    }
-    apply(&mut settings, body, ctx.host.now_ms())?;
-    key.name = settings.name;
-    key.role = settings.role;
-    key.modes = settings.modes;
-    key.models = settings.models;
-    key.limits = settings.limits;
-    key.budget = settings.budget;
-    key.expires_at = settings.expires_at;
-    if !keys::update(&ctx.host, &key).await? {
-        return Err(ApiError::NotFound(format!("API key `{}`", shown(id))));
-    }
+    let mut settings = key.settings();
+    apply(&mut settings, body, principal, ctx.host.now_ms())?;
+    let key = keys::update(&ctx.host, &key.tenant, &key.id, &settings)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("API key `{}`", shown(id))))?;
     audit_write(ctx, principal, "key.update", &key.tenant, &key.id, json!({ "changed": changed })).await;
     Ok(web::json(http::StatusCode::OK, &key_json(&key)))
 }
@@ -253,8 +221,21 @@ fn known_fields(body: &Map<String, Value>, known: &[&str]) -> Result<(), ApiErro
     }
 }
 
-/// The optional settings of a key body (all but name and role), into `settings`.
-fn apply(settings: &mut KeySettings, mut body: Map<String, Value>, now_ms: u64) -> Result<(), ApiError> {
+/// The settings a key body gives, into `settings` (a field left out keeps its value).
+fn apply(
+    settings: &mut KeySettings,
+    mut body: Map<String, Value>,
+    principal: &Principal,
+    now_ms: u64,
+) -> Result<(), ApiError> {
+    match body.remove("name") {
+        None => {}
+        Some(Value::String(name)) if valid_name(&name) => settings.name = name,
+        Some(_) => return Err(name_error()),
+    }
+    if let Some(value) = body.remove("role") {
+        settings.role = role(&value, principal)?;
+    }
     if let Some(value) = body.remove("modes") {
         settings.modes = names(
             &value,
@@ -377,6 +358,10 @@ fn outranked(principal: &Principal, role: Role) -> Result<(), ApiError> {
         )));
     }
     Ok(())
+}
+
+fn name_error() -> ApiError {
+    ApiError::param("name", "`name` must be a string of 1 to 100 characters".into())
 }
 
 fn valid_name(name: &str) -> bool {

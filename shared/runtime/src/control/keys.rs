@@ -35,6 +35,19 @@ pub struct KeyRecord {
 }
 
 impl KeyRecord {
+    /// What the key's creator set, and a change may replace.
+    pub fn settings(&self) -> KeySettings {
+        KeySettings {
+            name: self.name.clone(),
+            role: self.role,
+            modes: self.modes.clone(),
+            models: self.models.clone(),
+            limits: self.limits,
+            budget: self.budget,
+            expires_at: self.expires_at,
+        }
+    }
+
     /// Whether the key can still be used at `now_ms`.
     pub fn is_live(&self, now_ms: u64) -> bool {
         self.revoked_at.is_none() && self.expires_at.is_none_or(|at| at.saturating_mul(1_000) > now_ms)
@@ -47,7 +60,7 @@ impl KeyRecord {
 }
 
 /// What a new key or a change sets.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct KeySettings {
     pub name: String,
     pub role: Role,
@@ -170,25 +183,33 @@ pub async fn get<H: Host>(host: &H, tenant: Option<&str>, id: &str) -> Result<Op
     host.sql(Database::Main, &statement).await?.first().map(record).transpose()
 }
 
-/// Replaces a key's settings (the caller merged the change); `false` when no such key.
-pub async fn update<H: Host>(host: &H, record: &KeyRecord) -> Result<bool, ControlError> {
+/// Replaces the settings of key `id` of `tenant`; the key as it now is, `None` when no such key.
+pub async fn update<H: Host>(
+    host: &H,
+    tenant: &str,
+    id: &str,
+    settings: &KeySettings,
+) -> Result<Option<KeyRecord>, ControlError> {
     let mut params = vec![
-        record.id.clone().into(),
-        record.tenant.clone().into(),
-        record.name.clone().into(),
-        record.role.as_str().into(),
-        names_value(record.modes.as_ref()),
-        names_value(record.models.as_ref()),
-        record.expires_at.into(),
+        id.into(),
+        tenant.into(),
+        settings.name.clone().into(),
+        settings.role.as_str().into(),
+        names_value(settings.modes.as_ref()),
+        names_value(settings.models.as_ref()),
+        settings.expires_at.into(),
     ];
-    params.extend(limit_values(&record.limits, record.budget.as_ref()));
+    params.extend(limit_values(&settings.limits, settings.budget.as_ref()));
     let statement = Statement::new(
-        "UPDATE api_keys SET name = ?3, role = ?4, modes = ?5, models = ?6, expires_at = ?7, rpm = ?8, tpm = ?9, \
-         concurrency = ?10, budget_usd = ?11, budget_period = ?12 WHERE id = ?1 AND tenant = ?2 RETURNING id",
+        format!(
+            "UPDATE api_keys SET name = ?3, role = ?4, modes = ?5, models = ?6, expires_at = ?7, rpm = ?8, \
+             tpm = ?9, concurrency = ?10, budget_usd = ?11, budget_period = ?12 WHERE id = ?1 AND tenant = ?2 \
+             RETURNING {COLUMNS}"
+        ),
         params,
     );
     forget_all();
-    Ok(!host.sql(Database::Main, &statement).await?.is_empty())
+    host.sql(Database::Main, &statement).await?.first().map(record).transpose()
 }
 
 /// Revokes a key (idempotent: the first revocation's time stays); `false` when no such key.
