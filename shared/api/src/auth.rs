@@ -210,11 +210,7 @@ fn verify_signed(token: &str, settings: &Settings, now_ms: u64) -> Result<(Princ
     let required = |value: Option<String>, name: &str| {
         value.filter(|v| !v.is_empty()).ok_or_else(|| ApiError::InvalidToken(format!("token has no `{name}` claim")))
     };
-    let role = required(claims.role, "role")?;
-    let role = Role::parse(&role).ok_or_else(|| {
-        let role: String = role.chars().take(32).collect();
-        ApiError::InvalidToken(format!("token's role `{role}` is not one of owner, admin, member, viewer"))
-    })?;
+    let role = role_claim(&required(claims.role, "role")?)?;
     let principal = Principal {
         subject: required(claims.sub, "sub")?,
         tenant: required(claims.tenant, "tenant")?,
@@ -222,6 +218,14 @@ fn verify_signed(token: &str, settings: &Settings, now_ms: u64) -> Result<(Princ
         key_id: claims.key_id.filter(|id| !id.is_empty()),
     };
     Ok((principal, expires_at))
+}
+
+/// A token's role claim (the platform's tokens and SSO tokens alike): one of the four roles.
+pub(crate) fn role_claim(role: &str) -> Result<Role, ApiError> {
+    Role::parse(role).ok_or_else(|| {
+        let role: String = role.chars().take(32).collect();
+        ApiError::InvalidToken(format!("token's role `{role}` is not one of owner, admin, member, viewer"))
+    })
 }
 
 /// Mints a token (development tooling and tests; production tokens come from the users'

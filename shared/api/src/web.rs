@@ -198,6 +198,17 @@ pub fn set_header(response: &mut http::Response<Body>, name: &'static str, value
     }
 }
 
+/// A query parameter's value as sent (still percent-encoded); `None` when absent.
+pub fn query_raw<'a>(query: Option<&'a str>, name: &str) -> Option<&'a str> {
+    query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
+}
+
+/// A query parameter's value, percent-decoded; `None` when absent.
+pub fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    let value = query_raw(query, name)?;
+    Some(percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -155,10 +155,7 @@ pub async fn exchange_sso<H: Host>(host: &H, headers: &mut http::HeaderMap) -> R
                 ApiError::InvalidToken("an RS256/ES256 token needs SSO, and JWKS_URL is not set".into())
             })?;
             let claims = sso::verify(host, &token, &settings).await?;
-            let role = access::Role::parse(&claims.role).ok_or_else(|| {
-                let role: String = claims.role.chars().take(32).collect();
-                ApiError::InvalidToken(format!("token's role `{role}` is not one of owner, admin, member, viewer"))
-            })?;
+            let role = auth::role_claim(&claims.role)?;
             let principal = Principal { subject: claims.subject, tenant: claims.tenant, role, key_id: None };
             let secs = (claims.expires_at_ms.saturating_sub(now) / 1_000).min(EXCHANGED_SECS);
             let platform_token = auth::issue_for(&Settings::from_host(host)?, &principal, now, secs)?;

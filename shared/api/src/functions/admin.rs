@@ -83,18 +83,12 @@ impl Page {
     }
 }
 
-/// A query parameter's value, percent-decoded.
-pub(super) fn query_value(query: Option<&str>, name: &str) -> Option<String> {
-    let value = query?.split('&').filter_map(|pair| pair.split_once('=')).find(|(k, _)| *k == name)?.1;
-    Some(percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
-}
-
 /// The most a list returns at once, and by default.
 const MAX_PAGE: u64 = 1_000;
 const DEFAULT_PAGE: u64 = 100;
 
 pub(super) fn page_size(query: Option<&str>) -> Result<u64, ApiError> {
-    match query_value(query, "limit") {
+    match web::query_value(query, "limit") {
         None => Ok(DEFAULT_PAGE),
         Some(text) => text
             .parse::<u64>()
@@ -105,13 +99,13 @@ pub(super) fn page_size(query: Option<&str>) -> Result<u64, ApiError> {
 }
 
 pub(super) fn cursor(query: Option<&str>) -> Option<String> {
-    query_value(query, "cursor").filter(|c| !c.is_empty())
+    web::query_value(query, "cursor").filter(|c| !c.is_empty())
 }
 
 /// The tenant a report or list covers: `?tenant=` for an owner (every tenant without it), the
 /// caller's own for anyone else (another's is refused).
 pub(super) fn scope_tenant(principal: &Principal, query: Option<&str>) -> Result<Option<String>, ApiError> {
-    let asked = query_value(query, "tenant").filter(|t| !t.is_empty());
+    let asked = web::query_value(query, "tenant").filter(|t| !t.is_empty());
     if principal.may(Action::AnyTenant) {
         return Ok(asked);
     }
@@ -144,7 +138,7 @@ fn health<H: Host>(ctx: &Ctx<H>) -> http::Response<Body> {
 
 /// The hours `?hours=N` asks for (the default when absent).
 fn hours(query: Option<&str>) -> Result<u64, ApiError> {
-    match query_value(query, "hours") {
+    match web::query_value(query, "hours") {
         None => Ok(DEFAULT_HOURS),
         Some(value) => {
             value.parse::<u64>().ok().filter(|h| (1..=MAX_HOURS).contains(h)).ok_or_else(|| {

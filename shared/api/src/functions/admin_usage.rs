@@ -10,7 +10,7 @@ use opencode_runtime::control::audit;
 use opencode_runtime::control::ledger::{self, GroupBy, ReportRow};
 use opencode_runtime::host::{Body, Host};
 
-use super::admin::{cursor, page_size, query_value, scope_tenant, Page};
+use super::admin::{cursor, page_size, scope_tenant, Page};
 use super::Ctx;
 use crate::error::ApiError;
 use crate::web;
@@ -27,18 +27,18 @@ pub(super) async fn usage<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<
     let principal = ctx.require(Action::ReadUsage, "read usage")?;
     let tenant = scope_tenant(principal, query)?;
     let now = ctx.host.now_ms();
-    let to = match query_value(query, "to") {
+    let to = match web::query_value(query, "to") {
         None => now.saturating_add(1),
         Some(text) => time(&text, "to")?,
     };
-    let from = match query_value(query, "from") {
+    let from = match web::query_value(query, "from") {
         None => to.saturating_sub(DEFAULT_DAYS.saturating_mul(86_400_000)),
         Some(text) => time(&text, "from")?,
     };
     if from >= to {
         return Err(ApiError::InvalidRequest("`from` must be before `to`".into()));
     }
-    let group_by = match query_value(query, "group_by") {
+    let group_by = match web::query_value(query, "group_by") {
         None => Vec::new(),
         Some(list) => list
             .split(',')
@@ -52,7 +52,7 @@ pub(super) async fn usage<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<
             })
             .collect::<Result<Vec<_>, _>>()?,
     };
-    let csv = match query_value(query, "format").as_deref() {
+    let csv = match web::query_value(query, "format").as_deref() {
         None | Some("json") => false,
         Some("csv") => true,
         Some(_) => return Err(ApiError::InvalidRequest("`format` must be `json` or `csv`".into())),

@@ -163,7 +163,8 @@ async fn ingest<H: Host>(
 }
 
 async fn list<H: Host>(ctx: &Ctx<H>, parts: &http::request::Parts) -> Result<http::Response<Body>, ApiError> {
-    let limit = match query_param(parts.uri.query().unwrap_or_default(), "limit") {
+    // A whole number: nothing in it to decode.
+    let limit = match web::query_raw(parts.uri.query(), "limit") {
         None => DEFAULT_LIST,
         Some(v) => v
             .parse::<usize>()
@@ -174,10 +175,6 @@ async fn list<H: Host>(ctx: &Ctx<H>, parts: &http::request::Parts) -> Result<htt
     let (documents, more) = knowledge::list(&ctx.host, ctx.tenant()?, limit).await?;
     let data: Vec<Value> = documents.iter().map(document_json).collect();
     Ok(web::json(http::StatusCode::OK, &json!({"object": "list", "data": data, "has_more": more})))
-}
-
-fn query_param<'a>(query: &'a str, name: &str) -> Option<&'a str> {
-    query.split('&').filter_map(|p| p.split_once('=')).find(|(k, _)| *k == name).map(|(_, v)| v)
 }
 
 fn document_json(doc: &DocumentMeta) -> Value {

@@ -321,12 +321,13 @@ impl Function for Gateway {
     const NAME: &'static str = "gateway";
 
     async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+        let destination = gateway::route(parts.uri.path());
         // Routing, estimates and the model list are for callers that may call models; the
         // seed's upload is a knowledge write, which the knowledge function checks.
-        if gateway::route(parts.uri.path()) != Some(gateway::Destination::SeedDocuments) {
+        if destination != Some(gateway::Destination::SeedDocuments) {
             ctx.require(Action::UseModels, "call models")?;
         }
-        match gateway::route(parts.uri.path()) {
+        match destination {
             Some(gateway::Destination::Process) => route::process(ctx, parts, body).await,
             Some(gateway::Destination::SeedDocuments) => documents::handle(ctx, parts, body).await,
             Some(gateway::Destination::Estimate) => tokens::estimate(ctx, parts, body).await,
