@@ -19,6 +19,7 @@ pub mod platform;
 pub mod seed;
 pub mod sse;
 pub mod sso;
+pub mod telemetry;
 pub mod web;
 
 pub use functions::{serve, Function};

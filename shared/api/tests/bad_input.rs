@@ -107,7 +107,9 @@ async fn the_gateway_forwards_a_chunked_upload_with_its_length_and_no_hop_by_hop
         .unwrap();
     let response = opencode_api::serve_named("gateway", host.clone(), upload).await;
     let seen = String::from_utf8(response.into_body().collect(1 << 16).await.unwrap().to_vec()).unwrap();
-    let mut seen: Vec<&str> = seen.lines().filter(|line| !line.starts_with("x-request-id=")).collect();
+    assert!(seen.lines().any(|line| line.starts_with("traceparent=00-")), "the trace goes on: {seen}");
+    let mut seen: Vec<&str> =
+        seen.lines().filter(|line| !line.starts_with("x-request-id=") && !line.starts_with("traceparent=")).collect();
     seen.sort_unstable();
     let authorization = format!("authorization=Bearer {}", token());
     assert_eq!(seen, [authorization.as_str(), "content-length=15", "content-type=application/json"]);

@@ -23,7 +23,7 @@ fn host() -> TestHost {
 }
 
 async fn embeddings(host: &TestHost, body: Value) -> (u16, Value) {
-    let (status, _, text) = serve(host, "knowledge", user_request("/v1/embeddings", &body)).await;
+    let (status, _, text) = serve(host, "gateway", user_request("/v1/embeddings", &body)).await;
     (status, serde_json::from_str(&text).unwrap())
 }
 

@@ -20,6 +20,7 @@ pub mod redact;
 pub mod routing;
 pub mod sandbox;
 pub mod search;
+pub mod telemetry;
 pub mod tokens;
 
 /// Lower-case hex of `bytes` (request ids, cache and store keys).
@@ -34,8 +35,23 @@ pub fn hex(bytes: &[u8]) -> String {
     out
 }
 
+/// A decimal number (`0.25`, `3`, `1e-3`) as JSON writes one. Parsed by serde_json, which every
+/// function links anyway: `str::parse::<f64>` links core's own float parser, 8 KiB more Wasm.
+pub fn decimal(text: &str) -> Option<f64> {
+    serde_json::from_str::<f64>(text.trim()).ok().filter(|x| x.is_finite())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn decimals_are_json_numbers() {
+        assert_eq!(super::decimal(" 0.25 "), Some(0.25));
+        assert_eq!(super::decimal("2"), Some(2.0));
+        assert_eq!(super::decimal("1e-3"), Some(0.001));
+        assert_eq!(super::decimal("abc"), None);
+        assert_eq!(super::decimal(""), None);
+    }
+
     #[test]
     fn hex_is_two_lower_case_digits_per_byte() {
         assert_eq!(super::hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");

@@ -6,6 +6,8 @@
 //! that would start past a limit stops the run with [`Stop::Limit`] and the mode answers with
 //! what it has, saying which limit was reached. Tool futures run under the time left.
 
+use crate::trace::SpanGuard;
+use opencode_core::telemetry::SpanKind;
 use std::fmt::Display;
 use std::future::Future;
 
@@ -58,7 +60,7 @@ impl Limits {
             max_cost_usd: match host.var("AGENT_MAX_COST_USD") {
                 None => None,
                 Some(value) => {
-                    Some(value.trim().parse::<f64>().ok().filter(|usd| usd.is_finite() && *usd > 0.0).ok_or_else(
+                    Some(opencode_core::decimal(&value).filter(|usd| usd.is_finite() && *usd > 0.0).ok_or_else(
                         || ConfigError::NotConfigured("AGENT_MAX_COST_USD must be a positive number of dollars".into()),
                     )?)
                 }
@@ -269,6 +271,18 @@ where
 
     /// Records a step, and sends it when the caller streams.
     fn record(&mut self, step: Step) {
+        if let Step::Tool(tool) = &step {
+            // A tool step is a span of the request (its model steps are the executor's).
+            let name = format!("execute_tool {}", tool.name);
+            let span = SpanGuard::start(&self.host, SpanKind::Internal, name)
+                .since(self.host.now_ms().saturating_sub(tool.ms));
+            span.set("gen_ai.operation.name", "execute_tool");
+            span.set("gen_ai.tool.name", tool.name.as_str());
+            span.set("opencode.agent.step", tool.index as u64);
+            if let Err(why) = &tool.outcome {
+                span.fail("tool_error", why);
+            }
+        }
         if let Some(sink) = self.sink {
             sink.send(Event::Progress(step.clone().into()));
         }

@@ -16,6 +16,8 @@ use opencode_core::redact::redact;
 
 use crate::host::{Host, HostError};
 use crate::log::Field;
+use crate::trace::{self, SpanGuard};
+use opencode_core::telemetry::SpanKind;
 
 /// The KV store the cache lives in.
 pub const STORE: &str = "cache";
@@ -101,7 +103,22 @@ pub fn key(tenant: &str, mode: &str, chain: &[ProviderConfig], request: &ChatReq
 
 /// Reads an entry; a missing, expired, unreadable or foreign-version entry is a miss, and a
 /// store failure is a miss too (the cache must never fail a request).
+/// The lookup is a span and a fact of the request (hit or miss, and its time).
 pub async fn get<H: Host>(host: &H, key: &str) -> Option<CachedAnswer> {
+    let started = host.now_ms();
+    let span = SpanGuard::start(host, SpanKind::Internal, "cache lookup".to_owned());
+    let found = lookup(host, key).await;
+    let hit = found.is_some();
+    span.set("opencode.cache.result", if hit { "hit" } else { "miss" });
+    let elapsed = host.now_ms().saturating_sub(started);
+    trace::note(host, |facts| {
+        facts.cache = Some(hit);
+        facts.cache_ms = facts.cache_ms.saturating_add(elapsed);
+    });
+    found
+}
+
+async fn lookup<H: Host>(host: &H, key: &str) -> Option<CachedAnswer> {
     let bytes = match host.kv_get(STORE, key).await {
         Ok(bytes) => bytes?,
         Err(err) => {

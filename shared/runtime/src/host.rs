@@ -15,6 +15,7 @@ use futures::stream::LocalBoxStream;
 
 use crate::log::Record;
 use crate::sql::{Database, Row, Statement};
+use crate::trace::{Trace, TRACEPARENT, TRACESTATE};
 
 /// A streamed body: chunks as they arrive from the network.
 pub type ByteStream = LocalBoxStream<'static, Result<Bytes, HostError>>;
@@ -171,18 +172,44 @@ pub trait Host: Clone + 'static {
     /// Writes one structured log record, as its JSON line ([`Record::to_line`]): to the console
     /// on Workers (Workers Logs, `wrangler tail`), to stderr on Spin.
     fn log(&self, record: &Record<'_>);
+
+    /// The trace of the request being served ([`RequestHost`]); `None` outside one.
+    fn trace(&self) -> Option<Rc<Trace>> {
+        None
+    }
 }
 
-/// A host serving one request: every log record it writes names the request.
+/// A host serving one request: every log record it writes names the request (and is dropped
+/// below `LOG_LEVEL`), and every outbound call carries its trace context.
 #[derive(Clone)]
 pub struct RequestHost<H> {
     inner: H,
     request_id: Rc<str>,
+    trace: Rc<Trace>,
 }
 
 impl<H: Host> RequestHost<H> {
-    pub fn new(inner: H, request_id: &str) -> Self {
-        RequestHost { inner, request_id: Rc::from(request_id) }
+    pub fn new(inner: H, request_id: &str, trace: Rc<Trace>) -> Self {
+        RequestHost { inner, request_id: Rc::from(request_id), trace }
+    }
+
+    /// The caller's `traceparent` and `tracestate`, unless the request sets its own.
+    fn traced<B>(&self, mut request: http::Request<B>) -> http::Request<B> {
+        let headers = request.headers_mut();
+        if !headers.contains_key(TRACEPARENT) {
+            if let Ok(value) = http::HeaderValue::from_str(&self.trace.traceparent()) {
+                headers.insert(TRACEPARENT, value);
+            }
+            match self.trace.trace_state.as_deref().map(http::HeaderValue::from_str) {
+                Some(Ok(state)) => {
+                    headers.insert(TRACESTATE, state);
+                }
+                _ => {
+                    headers.remove(TRACESTATE);
+                }
+            }
+        }
+        request
     }
 }
 
@@ -190,7 +217,7 @@ impl<H: Host> RequestHost<H> {
 // wrapper adds no state machines to the Wasm.
 impl<H: Host> Host for RequestHost<H> {
     fn fetch(&self, request: http::Request<Bytes>) -> impl Future<Output = Result<http::Response<Body>, HostError>> {
-        self.inner.fetch(request)
+        self.inner.fetch(self.traced(request))
     }
 
     fn call_function(
@@ -198,7 +225,7 @@ impl<H: Host> Host for RequestHost<H> {
         name: &str,
         request: http::Request<Bytes>,
     ) -> impl Future<Output = Result<http::Response<Body>, HostError>> {
-        self.inner.call_function(name, request)
+        self.inner.call_function(name, self.traced(request))
     }
 
     fn kv_get(&self, store: &str, key: &str) -> impl Future<Output = Result<Option<Vec<u8>>, HostError>> {
@@ -244,7 +271,13 @@ impl<H: Host> Host for RequestHost<H> {
     }
 
     fn log(&self, record: &Record<'_>) {
-        self.inner.log(&Record { request_id: Some(&self.request_id), ..*record });
+        if record.level >= self.trace.settings.min_level {
+            self.inner.log(&Record { request_id: Some(&self.request_id), ..*record });
+        }
+    }
+
+    fn trace(&self) -> Option<Rc<Trace>> {
+        Some(Rc::clone(&self.trace))
     }
 }
 

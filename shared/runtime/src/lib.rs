@@ -4,7 +4,7 @@
 //! event stream of `answer`; the bounded System 2 loop they share (`bounded`); the executor (the
 //! only code that sends provider requests: timeouts, retries, backoff, `Retry-After`, fallback,
 //! the stream's commit point), web search and sandbox I/O; knowledge (RAG) over the KV store,
-//! the System 1 answer cache, metrics, and the configuration every request runs with.
+//! the System 1 answer cache, metrics, each request's trace (`trace`), and the configuration every request runs with.
 //! Translations come from `opencode_core`; everything here reaches the world only through
 //! [`host::Host`], which each runtime adapter implements.
 //!
@@ -29,5 +29,6 @@ pub mod sandbox;
 pub mod search;
 pub mod sql;
 pub mod sse;
+pub mod trace;
 
 pub use host::{Body, ByteStream, Host, HostError, RequestHost};

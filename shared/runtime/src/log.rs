@@ -31,6 +31,8 @@ pub enum Field<'a> {
     Text(&'a str),
     Number(u64),
     Flag(bool),
+    /// Already JSON (an array of attempts): written as it is.
+    Json(&'a str),
 }
 
 /// One log record, borrowed from where it is made.
@@ -68,6 +70,22 @@ impl Record<'_> {
     }
 }
 
+/// `fields` as one JSON object (a log field holding a list of them, say).
+pub fn json_object(fields: &[(&str, Field<'_>)]) -> String {
+    let mut object = String::with_capacity(64);
+    for (key, value) in fields {
+        push_pair(&mut object, key, *value);
+    }
+    // `push_pair` leads with a comma: the first becomes the brace.
+    if object.is_empty() {
+        object.push('{');
+    } else {
+        object.replace_range(..1, "{");
+    }
+    object.push('}');
+    object
+}
+
 /// `,"key":value`, the key and a text value escaped as JSON strings.
 fn push_pair(line: &mut String, key: &str, value: Field<'_>) {
     line.push(',');
@@ -77,6 +95,7 @@ fn push_pair(line: &mut String, key: &str, value: Field<'_>) {
         Field::Text(text) => push_string(line, text),
         Field::Number(n) => line.push_str(&n.to_string()),
         Field::Flag(flag) => line.push_str(if flag { "true" } else { "false" }),
+        Field::Json(json) => line.push_str(json),
     }
 }
 
@@ -115,6 +134,13 @@ mod tests {
         assert_eq!(rfc3339(1_767_225_600_000), "2026-01-01T00:00:00.000Z");
         assert_eq!(rfc3339(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(rfc3339(1_796_540_999_999), "2026-12-06T07:09:59.999Z");
+    }
+
+    #[test]
+    fn objects_are_json() {
+        assert_eq!(json_object(&[]), "{}");
+        let object = json_object(&[("a", Field::Number(1)), ("b", Field::Text("x\"y"))]);
+        assert_eq!(object, r#"{"a":1,"b":"x\"y"}"#);
     }
 
     #[test]

@@ -24,6 +24,7 @@ use opencode_core::routing::{Mode, Tier};
 
 use crate::host::Host;
 use crate::log::Field;
+use crate::trace::Facts;
 
 /// The KV store metrics live in.
 pub const STORE: &str = "data";
@@ -72,20 +73,34 @@ pub struct Stats {
 
 impl Stats {
     fn add(&mut self, sample: &Sample) {
-        self.requests = self.requests.saturating_add(1);
+        self.count(sample.latency_ms);
         self.errors = self.errors.saturating_add(u64::from(sample.error));
-        self.latency_ms_sum = self.latency_ms_sum.saturating_add(sample.latency_ms);
-        let bucket =
-            LATENCY_BOUNDS_MS.iter().position(|&bound| sample.latency_ms <= bound).unwrap_or(LATENCY_BOUNDS_MS.len());
-        self.bump_bucket(bucket, 1);
         self.cache_lookups = self.cache_lookups.saturating_add(u64::from(sample.cache.is_some()));
         self.cache_hits = self.cache_hits.saturating_add(u64::from(sample.cache == Some(true)));
         self.input_tokens = self.input_tokens.saturating_add(sample.usage.input_tokens);
         self.output_tokens = self.output_tokens.saturating_add(sample.usage.output_tokens);
-        let nano = (sample.cost_usd * 1e9).round();
-        if nano.is_finite() && nano > 0.0 {
-            self.cost_nano_usd = self.cost_nano_usd.saturating_add(nano as u64);
-        }
+        self.cost_nano_usd = self.cost_nano_usd.saturating_add(nano_usd(sample.cost_usd));
+    }
+
+    /// One more of what these count, taking `ms`.
+    fn count(&mut self, ms: u64) {
+        self.requests = self.requests.saturating_add(1);
+        self.latency_ms_sum = self.latency_ms_sum.saturating_add(ms);
+        let bucket = LATENCY_BOUNDS_MS.iter().position(|&bound| ms <= bound).unwrap_or(LATENCY_BOUNDS_MS.len());
+        self.bump_bucket(bucket, 1);
+    }
+
+    /// `(upper bound in ms, cumulative count)` per finite latency bucket, as Prometheus counts `le`.
+    pub fn cumulative_buckets(&self) -> Vec<(u64, u64)> {
+        let mut seen = 0u64;
+        LATENCY_BOUNDS_MS
+            .iter()
+            .enumerate()
+            .map(|(i, &bound)| {
+                seen = seen.saturating_add(self.latency_buckets.get(i).copied().unwrap_or(0));
+                (bound, seen)
+            })
+            .collect()
     }
 
     fn bump_bucket(&mut self, bucket: usize, by: u64) {
@@ -149,12 +164,19 @@ impl Stats {
 pub struct Record {
     pub tiers: BTreeMap<String, Stats>,
     pub modes: BTreeMap<String, Stats>,
+    /// Every request of every function, by bounded labels (`/metrics`).
+    #[serde(default, skip_serializing_if = "Series::is_empty")]
+    pub series: Series,
 }
 
 impl Record {
     pub fn add(&mut self, sample: &Sample) {
         self.tiers.entry(sample.tier.as_str().to_string()).or_default().add(sample);
         self.modes.entry(sample.mode.as_str().to_string()).or_default().add(sample);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.tiers.is_empty() && self.modes.is_empty() && self.series.is_empty()
     }
 
     pub fn merge(&mut self, other: &Record) {
@@ -164,6 +186,7 @@ impl Record {
         for (name, stats) in &other.modes {
             self.modes.entry(name.clone()).or_default().merge(stats);
         }
+        self.series.merge(&other.series);
     }
 
     pub fn to_json(&self) -> Value {
@@ -172,6 +195,105 @@ impl Record {
         };
         json!({ "tiers": map(&self.tiers), "modes": map(&self.modes) })
     }
+}
+
+/// Series by label values joined with tabs: bounded values only (function, mode, tier,
+/// provider, a priced model or `other`, outcome, status class), never a tenant, key or request.
+/// Each is a [`Stats`], the type the tiers and modes already use (one more map type would cost
+/// every function its own copy of the map and serialization code); `/metrics` sums them into
+/// its families.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Series {
+    /// function, mode, tier, provider, status class → requests: their count, duration and
+    /// cache lookups.
+    pub requests: BTreeMap<String, Stats>,
+    /// provider, model, outcome → attempts: their count and time; an answering call's tokens
+    /// and cost on its `ok` series.
+    pub attempts: BTreeMap<String, Stats>,
+    /// provider, model → streamed attempts' time to their first token.
+    pub ttft: BTreeMap<String, Stats>,
+}
+
+/// The separator of label values in a series' key.
+pub const LABEL_SEPARATOR: char = '\t';
+
+fn series_key(values: &[&str]) -> String {
+    values.join("\t")
+}
+
+impl Series {
+    pub fn is_empty(&self) -> bool {
+        self.requests.is_empty() && self.attempts.is_empty()
+    }
+
+    fn merge(&mut self, other: &Series) {
+        for (mine, theirs) in [
+            (&mut self.requests, &other.requests),
+            (&mut self.attempts, &other.attempts),
+            (&mut self.ttft, &other.ttft),
+        ] {
+            for (key, stats) in theirs {
+                mine.entry(key.clone()).or_default().merge(stats);
+            }
+        }
+    }
+
+    /// Adds one finished request.
+    pub fn observe(&mut self, seen: &Observation<'_>) {
+        let facts = seen.facts;
+        let mode = facts.mode.map_or("none", Mode::as_str);
+        let tier = facts.tier.map_or("none", Tier::as_str);
+        let answered = facts.attempts.iter().rev().find(|a| a.kind == "provider" && a.outcome == "ok");
+        let provider = answered.map_or("none", |a| a.provider.as_str());
+        let class = match seen.status {
+            500.. => "5xx",
+            400..=499 => "4xx",
+            300..=399 => "3xx",
+            _ => "2xx",
+        };
+        let request = self.requests.entry(series_key(&[seen.function, mode, tier, provider, class])).or_default();
+        request.count(seen.latency_ms);
+        if let Some(hit) = facts.cache {
+            request.cache_lookups = request.cache_lookups.saturating_add(1);
+            request.cache_hits = request.cache_hits.saturating_add(u64::from(hit));
+        }
+        let label =
+            |model: &str, priced: bool| if priced && !model.is_empty() { model.to_owned() } else { "other".to_owned() };
+        for attempt in facts.attempts.iter().filter(|a| a.kind == "provider") {
+            let model = label(&attempt.model, attempt.priced);
+            let key = series_key(&[&attempt.provider, &model, attempt.outcome]);
+            self.attempts.entry(key).or_default().count(attempt.elapsed_ms);
+            if let Some(ttft) = attempt.ttft_ms {
+                self.ttft.entry(series_key(&[&attempt.provider, &model])).or_default().count(ttft);
+            }
+        }
+        for used in &facts.usage {
+            let model = label(&used.model, used.priced);
+            let call = self.attempts.entry(series_key(&[&used.provider, &model, "ok"])).or_default();
+            call.input_tokens = call.input_tokens.saturating_add(used.usage.input_tokens);
+            call.output_tokens = call.output_tokens.saturating_add(used.usage.output_tokens);
+            call.cost_nano_usd = call.cost_nano_usd.saturating_add(nano_usd(used.cost_usd));
+        }
+    }
+}
+
+/// Dollars in billionths, for sums that merge exactly.
+fn nano_usd(usd: f64) -> u64 {
+    let nano = (usd * 1e9).round();
+    if nano.is_finite() && nano > 0.0 {
+        nano as u64
+    } else {
+        0
+    }
+}
+
+/// One finished request of any function, as `/metrics` counts it.
+pub struct Observation<'a> {
+    pub function: &'a str,
+    pub status: u16,
+    pub latency_ms: u64,
+    pub facts: &'a Facts,
 }
 
 /// This instance's unwritten state.
@@ -199,9 +321,18 @@ pub fn hour_of(ms: u64) -> u64 {
     ms / HOUR_MS
 }
 
-/// Adds a sample to this instance's totals and schedules a write of them (after the response,
-/// at most once a second).
+/// Adds a mode request's sample to this instance's totals and schedules a write of them (after
+/// the response, at most once a second).
 pub fn record<H: Host>(host: &H, sample: &Sample) {
+    add(host, |record| record.add(sample));
+}
+
+/// Adds a finished request (any function) to this instance's `/metrics` series.
+pub fn observe<H: Host>(host: &H, seen: &Observation<'_>) {
+    add(host, |record| record.series.observe(seen));
+}
+
+fn add<H: Host>(host: &H, change: impl FnOnce(&mut Record)) {
     let now = host.now_ms();
     let scheduled = LOCAL.with(|local| {
         let mut local = local.borrow_mut();
@@ -215,20 +346,20 @@ pub fn record<H: Host>(host: &H, sample: &Sample) {
         if hour != local.hour {
             // The old hour's last totals are written now; the new hour starts from zero.
             let old = std::mem::take(&mut local.record);
-            if old != Record::default() && local.hour != 0 {
-                finished_hour = Some((local.hour, local.instance.clone(), old));
+            if !old.is_empty() && local.hour != 0 {
+                finished_hour = Some((local.hour, local.instance.clone(), serde_json::to_vec(&old)));
             }
             local.hour = hour;
         }
-        local.record.add(sample);
+        change(&mut local.record);
         let flush = !local.flush_pending;
         local.flush_pending = true;
         (finished_hour, flush.then(|| local.last_flush_ms.saturating_add(FLUSH_INTERVAL_MS).saturating_sub(now)))
     });
     let (finished_hour, flush_in) = scheduled;
-    if let Some((hour, instance, record)) = finished_hour {
+    if let Some((hour, instance, Ok(totals))) = finished_hour {
         let host2 = host.clone();
-        host.spawn_background(async move { put(&host2, hour, &instance, &record).await }.boxed_local());
+        host.spawn_background(async move { put(&host2, hour, &instance, totals).await }.boxed_local());
     }
     if let Some(wait) = flush_in {
         let host2 = host.clone();
@@ -238,13 +369,17 @@ pub fn record<H: Host>(host: &H, sample: &Sample) {
                     host2.sleep(wait).await;
                 }
                 let now = host2.now_ms();
-                let (hour, instance, record) = LOCAL.with(|local| {
+                // Serialized in place: a copy of the totals would cost every function a clone
+                // of each of their maps.
+                let (hour, instance, totals) = LOCAL.with(|local| {
                     let mut local = local.borrow_mut();
                     local.flush_pending = false;
                     local.last_flush_ms = now;
-                    (local.hour, local.instance.clone(), local.record.clone())
+                    (local.hour, local.instance.clone(), serde_json::to_vec(&local.record))
                 });
-                put(&host2, hour, &instance, &record).await;
+                if let Ok(totals) = totals {
+                    put(&host2, hour, &instance, totals).await;
+                }
             }
             .boxed_local(),
         );
@@ -254,10 +389,9 @@ pub fn record<H: Host>(host: &H, sample: &Sample) {
 /// Writes an instance's totals for an hour, then makes sure the hour's roster names the
 /// instance. A failed write is made good by the next one: each carries the whole total, and
 /// each checks the roster again (so a name lost to a concurrent roster write comes back).
-async fn put<H: Host>(host: &H, hour: u64, instance: &str, record: &Record) {
+async fn put<H: Host>(host: &H, hour: u64, instance: &str, totals: Vec<u8>) {
     let key = key(hour, instance);
-    let Ok(bytes) = serde_json::to_vec(record) else { return };
-    if let Err(err) = host.kv_put(STORE, &key, bytes, Some(TTL_SECS)).await {
+    if let Err(err) = host.kv_put(STORE, &key, totals, Some(TTL_SECS)).await {
         return failed(host, &key, &err);
     }
     let roster_key = roster(hour);
@@ -323,68 +457,166 @@ struct Rollup {
 pub async fn summarize<H: Host>(host: &H, hours: u64) -> Result<Summary, crate::host::HostError> {
     let now = host.now_ms();
     let now_hour = hour_of(now);
-    // An hour is closed once `(hour + 1) * HOUR_MS + CLOSE_AFTER_MS <= now`, that is once it is
-    // before the hour of `now - CLOSE_AFTER_MS`: the same test, without overflow near u64::MAX.
-    let first_open_hour = hour_of(now.saturating_sub(CLOSE_AFTER_MS));
+    let first_open_hour = first_open_hour(now);
     let mut summary = Summary::default();
     let mut ops = 0usize;
     // Newest first: when the budget runs out, the recent hours are the ones counted.
     for hour in (now_hour.saturating_sub(hours.saturating_sub(1))..=now_hour).rev() {
-        let closed = hour < first_open_hour;
-        if closed {
-            ops = ops.saturating_add(1);
-            if ops > MAX_KV_OPS {
-                summary.truncated = true;
-                break;
-            }
-            let rollup = host.kv_get(STORE, &format!("{ROLLUP_PREFIX}{hour}")).await?;
-            if let Some(rollup) = rollup.and_then(|b| serde_json::from_slice::<Rollup>(&b).ok()) {
-                summary.record.merge(&rollup.record);
-                summary.parts = summary.parts.saturating_add(rollup.parts);
-                summary.rolled_up = summary.rolled_up.saturating_add(1);
-                continue;
-            }
-        }
-        ops = ops.saturating_add(1);
-        let roster = host.kv_get(STORE, &roster(hour)).await?;
-        let names: Vec<String> = roster.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
-        let mut complete = names.len() <= MAX_KEYS_PER_HOUR;
-        let keys = names.iter().take(MAX_KEYS_PER_HOUR).map(|name| key(hour, name));
-        let mut hour_sum = Rollup { parts: 0, record: Record::default() };
-        for key in keys {
-            ops = ops.saturating_add(1);
-            if ops > MAX_KV_OPS {
-                complete = false;
-                break;
-            }
-            let Some(bytes) = host.kv_get(STORE, &key).await? else { continue };
-            // A value this code did not write is skipped, not fatal.
-            if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
-                hour_sum.record.merge(&record);
-                hour_sum.parts = hour_sum.parts.saturating_add(1);
-            }
-        }
-        summary.record.merge(&hour_sum.record);
-        summary.parts = summary.parts.saturating_add(hour_sum.parts);
-        summary.truncated |= !complete;
-        if closed && complete && hour_sum.parts > 0 {
-            if let Ok(bytes) = serde_json::to_vec(&hour_sum) {
-                let key = format!("{ROLLUP_PREFIX}{hour}");
-                let store = host.clone();
-                host.spawn_background(
-                    async move {
-                        let _ = store.kv_put(STORE, &key, bytes, Some(TTL_SECS)).await;
-                    }
-                    .boxed_local(),
-                );
-            }
-        }
+        let Some(sum) = hour_sum(host, hour, hour < first_open_hour, &mut ops).await? else {
+            summary.truncated = true;
+            break;
+        };
+        summary.record.merge(&sum.rollup.record);
+        summary.parts = summary.parts.saturating_add(sum.rollup.parts);
+        summary.rolled_up = summary.rolled_up.saturating_add(usize::from(sum.rolled_up));
+        summary.truncated |= !sum.complete;
         if ops >= MAX_KV_OPS {
             summary.truncated = true;
             break;
         }
     }
     Ok(summary)
+}
+
+/// The first hour not yet closed at `now`. An hour is closed once
+/// `(hour + 1) * HOUR_MS + CLOSE_AFTER_MS <= now`, that is once it is before the hour of
+/// `now - CLOSE_AFTER_MS`: the same test, without overflow near u64::MAX.
+fn first_open_hour(now: u64) -> u64 {
+    hour_of(now.saturating_sub(CLOSE_AFTER_MS))
+}
+
+/// One hour's sum.
+struct HourSum {
+    rollup: Rollup,
+    /// Read from the hour's roll-up.
+    rolled_up: bool,
+    /// Every instance of the hour was read.
+    complete: bool,
+}
+
+/// One hour's sum over its instances (a closed hour's from its roll-up, written when missing);
+/// `None` when the KV budget ran out first.
+async fn hour_sum<H: Host>(
+    host: &H,
+    hour: u64,
+    closed: bool,
+    ops: &mut usize,
+) -> Result<Option<HourSum>, crate::host::HostError> {
+    if closed {
+        *ops = ops.saturating_add(1);
+        if *ops > MAX_KV_OPS {
+            return Ok(None);
+        }
+        let rollup = host.kv_get(STORE, &format!("{ROLLUP_PREFIX}{hour}")).await?;
+        if let Some(rollup) = rollup.and_then(|b| serde_json::from_slice::<Rollup>(&b).ok()) {
+            return Ok(Some(HourSum { rollup, rolled_up: true, complete: true }));
+        }
+    }
+    *ops = ops.saturating_add(1);
+    let roster = host.kv_get(STORE, &roster(hour)).await?;
+    let names: Vec<String> = roster.and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
+    let mut complete = names.len() <= MAX_KEYS_PER_HOUR;
+    let keys = names.iter().take(MAX_KEYS_PER_HOUR).map(|name| key(hour, name));
+    let mut rollup = Rollup { parts: 0, record: Record::default() };
+    for key in keys {
+        *ops = ops.saturating_add(1);
+        if *ops > MAX_KV_OPS {
+            complete = false;
+            break;
+        }
+        let Some(bytes) = host.kv_get(STORE, &key).await? else { continue };
+        // A value this code did not write is skipped, not fatal.
+        if let Ok(record) = serde_json::from_slice::<Record>(&bytes) {
+            rollup.record.merge(&record);
+            rollup.parts = rollup.parts.saturating_add(1);
+        }
+    }
+    if closed && complete && rollup.parts > 0 {
+        put_later(host, format!("{ROLLUP_PREFIX}{hour}"), &rollup);
+    }
+    Ok(Some(HourSum { rollup, rolled_up: false, complete }))
+}
+
+fn put_later<H: Host, T: Serialize>(host: &H, key: String, value: &T) {
+    let Ok(bytes) = serde_json::to_vec(value) else { return };
+    let store = host.clone();
+    host.spawn_background(
+        async move {
+            let _ = store.kv_put(STORE, &key, bytes, Some(TTL_SECS)).await;
+        }
+        .boxed_local(),
+    );
+}
+
+/// Running totals: `metrics-total/<hour>` holds every closed hour's sum up to that one.
+const TOTAL_PREFIX: &str = "metrics-total/";
+/// How far back a scrape looks for the last running total before it starts again from zero
+/// (a counter reset, which Prometheus expects now and then).
+const MAX_TOTAL_GAP_HOURS: u64 = 168;
+
+/// The platform's totals since counting began, for Prometheus (whose counters must never go
+/// down): the running total of the closed hours plus the open hours summed from their
+/// instances. The running total of the last closed hour is the one before it plus that hour;
+/// each is written once, so a scrape costs a few reads. `truncated` when the KV budget ran out
+/// (the running total is then not written; the next scrape tries again).
+pub async fn cumulative<H: Host>(host: &H) -> Result<Summary, crate::host::HostError> {
+    let now = host.now_ms();
+    let first_open = first_open_hour(now);
+    let mut summary = Summary::default();
+    let mut ops = 0usize;
+    if let Some(last_closed) = first_open.checked_sub(1) {
+        let (total, complete) = running_total(host, last_closed, &mut ops).await?;
+        summary.record = total;
+        summary.truncated = !complete;
+    }
+    for hour in first_open..=hour_of(now) {
+        let Some(sum) = hour_sum(host, hour, false, &mut ops).await? else {
+            summary.truncated = true;
+            break;
+        };
+        summary.record.merge(&sum.rollup.record);
+        summary.parts = summary.parts.saturating_add(sum.rollup.parts);
+        summary.truncated |= !sum.complete;
+    }
+    Ok(summary)
+}
+
+async fn running_total<H: Host>(
+    host: &H,
+    hour: u64,
+    ops: &mut usize,
+) -> Result<(Record, bool), crate::host::HostError> {
+    let total = |hour: u64| format!("{TOTAL_PREFIX}{hour}");
+    let read = |bytes: Option<Vec<u8>>| bytes.and_then(|b| serde_json::from_slice::<Record>(&b).ok());
+    *ops = ops.saturating_add(1);
+    if let Some(record) = read(host.kv_get(STORE, &total(hour)).await?) {
+        return Ok((record, true));
+    }
+    // Back to the newest running total, then forward one hour at a time.
+    let mut missing = vec![hour];
+    let mut base = Record::default();
+    let mut earlier = hour;
+    for _ in 0..MAX_TOTAL_GAP_HOURS {
+        let Some(before) = earlier.checked_sub(1) else { break };
+        earlier = before;
+        *ops = ops.saturating_add(1);
+        if *ops > MAX_KV_OPS {
+            return Ok((base, false));
+        }
+        if let Some(record) = read(host.kv_get(STORE, &total(earlier)).await?) {
+            base = record;
+            break;
+        }
+        missing.push(earlier);
+    }
+    for missing_hour in missing.into_iter().rev() {
+        match hour_sum(host, missing_hour, true, ops).await? {
+            Some(sum) if sum.complete => base.merge(&sum.rollup.record),
+            _ => return Ok((base, false)),
+        }
+    }
+    put_later(host, total(hour), &base);
+    Ok((base, true))
 }
 
 #[cfg(test)]

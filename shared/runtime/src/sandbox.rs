@@ -11,6 +11,8 @@ use opencode_core::sandbox::{self, Execution, ExecutionRequest, SandboxConfig, S
 
 use crate::executor::with_timeout;
 use crate::host::Host;
+use crate::trace::SpanGuard;
+use opencode_core::telemetry::SpanKind;
 
 /// The largest sandbox answer read: Piston repeats the output (stdout, stderr, output).
 const MAX_SANDBOX_ANSWER_BYTES: usize = 4 << 20;
@@ -34,7 +36,22 @@ impl fmt::Display for SandboxFailure {
 }
 
 /// `POST /api/v2/execute` and its answer, bounded by the run's timeout plus a margin.
+/// A CLIENT span of the request.
 pub async fn run<H: Host>(
+    host: &H,
+    config: &SandboxConfig,
+    request: &ExecutionRequest,
+) -> Result<Execution, SandboxFailure> {
+    let span = SpanGuard::start(host, SpanKind::Client, "sandbox run".to_owned());
+    span.set("opencode.sandbox.language", request.language.as_str());
+    let ran = run_unobserved(host, config, request).await;
+    if let Err(failure) = &ran {
+        span.fail(failure.code, &failure.message);
+    }
+    ran
+}
+
+async fn run_unobserved<H: Host>(
     host: &H,
     config: &SandboxConfig,
     request: &ExecutionRequest,

@@ -10,7 +10,7 @@ use opencode_core::search::{build_request, normalize_query, parse_error, parse_r
 use opencode_core::search::{providers_from_vars, SearchProviderConfig, SearchResult, MAX_RESULTS};
 
 use crate::config::ConfigError;
-use crate::executor::{exchange, in_turn, retry_after_ms, Attempt, Failure, Outcome, RetryPolicy};
+use crate::executor::{exchange, in_turn, retry_after_ms, Attempt, Failure, Operation, Outcome, RetryPolicy};
 use crate::host::Host;
 
 /// Which search providers to try, in order, and how hard.
@@ -95,11 +95,13 @@ pub async fn search<H: Host>(
     let query = normalize_query(query).ok_or(SearchFailure::EmptyQuery)?;
     let max_results = max_results.clamp(1, MAX_RESULTS);
     let timeout_ms = config.policy.attempt_timeout_ms;
-    let tried = in_turn(host, &config.providers, &config.policy, |provider| {
+    let operation = Operation::named("search");
+    let tried = in_turn(host, &config.providers, &config.policy, &operation, |provider| {
         attempt(host, provider, &query, max_results, timeout_ms)
     })
     .await;
-    let (results, provider, attempts) = tried.map_err(SearchFailure::AllFailed)?;
+    let (results, provider, attempts, span) = tried.map_err(SearchFailure::AllFailed)?;
+    span.set("opencode.search.results", results.len() as u64);
     Ok(SearchOutcome { provider: provider.kind.name().to_string(), query, results, attempts })
 }
 

@@ -10,11 +10,14 @@
 use serde_json::{json, Value};
 
 use opencode_core::access::Action;
+use opencode_core::sandbox::SandboxConfig;
 use opencode_runtime::control::ledger::{self, GroupBy};
+use opencode_runtime::executor::with_timeout;
 use opencode_runtime::host::{Body, Host};
 use opencode_runtime::metrics::{self, Record, Stats};
+use opencode_runtime::sql::{Database, Statement};
 
-use super::{admin_keys, admin_usage, Ctx};
+use super::{admin_keys, admin_usage, prometheus, Ctx};
 use crate::auth::{Principal, Settings};
 use crate::error::ApiError;
 use crate::{seed, web};
@@ -33,6 +36,9 @@ pub(super) async fn handle<H: Host>(
     let not_allowed = || ApiError::MethodNotAllowed { method: method.to_string(), path: path.clone() };
     match (method, path.as_str()) {
         ("GET" | "HEAD", "/health") => Ok(health(ctx)),
+        ("GET" | "HEAD", "/health/ready") => Ok(ready(ctx).await),
+        ("GET", "/metrics") => prometheus::scrape(ctx, &parts.headers, &ctx.request_id).await,
+        (_, "/health/ready" | "/metrics") => Err(not_allowed()),
         // The seed's status: whether the platform can answer (a provider is configured).
         ("GET", super::gateway::SEED_STATUS) => {
             let ready = !ctx.config.chain.is_empty();
@@ -135,6 +141,50 @@ fn health<H: Host>(ctx: &Ctx<H>) -> http::Response<Body> {
     }
     web::json(http::StatusCode::OK, &body)
 }
+
+/// Whether the platform can serve: each store it needs answers (the KV stores, the database,
+/// the sandbox when one is configured). 200 when all do, else 503; each check's result and
+/// time, never an address or a store's own words.
+async fn ready<H: Host>(ctx: &Ctx<H>) -> http::Response<Body> {
+    let host = &ctx.host;
+    let timed = |started: u64, ok: bool, problem: &str| {
+        let ms = host.now_ms().saturating_sub(started);
+        if ok {
+            json!({ "ok": true, "ms": ms })
+        } else {
+            json!({ "ok": false, "ms": ms, "error": problem })
+        }
+    };
+    let mut checks = serde_json::Map::new();
+    for store in ["cache", "data"] {
+        let started = host.now_ms();
+        let ok = host.kv_get(store, "health/ready").await.is_ok();
+        checks.insert(format!("kv_{store}"), timed(started, ok, "the store did not answer"));
+    }
+    let started = host.now_ms();
+    let select = Statement::new("SELECT 1", Vec::new());
+    let ok = host.sql(Database::Main, &select).await.is_ok();
+    checks.insert("database".into(), timed(started, ok, "the database did not answer"));
+    if let Some(config) = SandboxConfig::from_vars(|name| host.var(name)) {
+        let started = host.now_ms();
+        let problem = match opencode_core::sandbox::runtimes_request(&config) {
+            Err(_) => Some("the sandbox's URL is not valid".to_owned()),
+            Ok(request) => match with_timeout(host, READY_TIMEOUT_MS, host.fetch(request)).await {
+                None => Some(format!("no answer within {READY_TIMEOUT_MS} ms")),
+                Some(Err(_)) => Some("the sandbox could not be reached".to_owned()),
+                Some(Ok(response)) if response.status().is_success() => None,
+                Some(Ok(response)) => Some(format!("the sandbox answered {}", response.status().as_u16())),
+            },
+        };
+        checks.insert("sandbox".into(), timed(started, problem.is_none(), problem.as_deref().unwrap_or("")));
+    }
+    let ready = checks.values().all(|check| check["ok"] == true);
+    let status = if ready { http::StatusCode::OK } else { http::StatusCode::SERVICE_UNAVAILABLE };
+    web::json(status, &json!({ "status": if ready { "ready" } else { "not_ready" }, "checks": checks }))
+}
+
+/// How long the readiness check waits for the sandbox.
+const READY_TIMEOUT_MS: u64 = 3_000;
 
 /// The hours `?hours=N` asks for (the default when absent).
 fn hours(query: Option<&str>) -> Result<u64, ApiError> {

@@ -23,6 +23,8 @@ pub enum Destination {
     Vendor,
     /// The seed's document upload and status, over the knowledge function (documents.rs).
     SeedDocuments,
+    /// `POST /v1/embeddings` (embeddings.rs).
+    Embeddings,
     /// Token estimates (tokens.rs): the platform's and Anthropic's `count_tokens`.
     Estimate,
     CountTokens,
@@ -53,12 +55,11 @@ pub fn route(path: &str) -> Option<Destination> {
     if path == crate::seed::documents::UPLOAD || path.starts_with(crate::seed::documents::STATUS) {
         return Some(Destination::SeedDocuments);
     }
-    if path == "/health" || path == SEED_STATUS || path == crate::seed::METRICS || under("/admin") {
+    if under("/health") || path == METRICS || path == SEED_STATUS || path == crate::seed::METRICS || under("/admin") {
         return Some(Destination::Function("admin"));
     }
-    // The knowledge function holds the embedder.
     if path == crate::openai::embeddings::EMBEDDINGS {
-        return Some(Destination::Function("knowledge"));
+        return Some(Destination::Embeddings);
     }
     // The vendors' chat paths go to the mode their model names; chat has no path below its own.
     if super::dialect::VENDOR_PATHS.contains(&path) {
@@ -81,9 +82,13 @@ pub fn route(path: &str) -> Option<Destination> {
 /// The seed's status path, answered by the admin function.
 pub const SEED_STATUS: &str = "/api/status";
 
-/// Paths answered without a token (the token exchange checks its own credential).
+/// Prometheus' scrape path, answered by the admin function.
+pub const METRICS: &str = "/metrics";
+
+/// Paths answered without a platform token (the token exchange and `/metrics` check their own
+/// credentials).
 pub fn is_public(path: &str) -> bool {
-    path == "/health" || path == SEED_STATUS || path == AUTH_TOKEN
+    matches!(path, "/health" | "/health/ready" | SEED_STATUS | AUTH_TOKEN | METRICS)
 }
 
 /// The body limit, read without parsing the rest of the configuration (forwarding is the hot
@@ -178,6 +183,8 @@ mod tests {
     fn paths_route_by_whole_segments() {
         let to = |name| Some(Destination::Function(name));
         assert_eq!(route("/health"), to("admin"));
+        assert_eq!(route("/health/ready"), to("admin"));
+        assert_eq!(route("/metrics"), to("admin"));
         assert_eq!(route("/admin/keys"), to("admin"));
         assert_eq!(route("/v1/chat"), to("chat"));
         assert_eq!(route("/v1/chat/completions"), Some(Destination::Vendor));
@@ -188,7 +195,7 @@ mod tests {
         assert_eq!(route("/v1/route"), Some(Destination::Route));
         assert_eq!(route("/v1/process"), Some(Destination::Process));
         assert_eq!(route("/v1/models"), Some(Destination::Models));
-        assert_eq!(route("/v1/embeddings"), to("knowledge"));
+        assert_eq!(route("/v1/embeddings"), Some(Destination::Embeddings));
         assert_eq!(route("/v1/messages"), Some(Destination::Vendor));
         assert_eq!(route("/v1/responses"), Some(Destination::Vendor));
         assert_eq!(route("/api/v1/chat/stream"), Some(Destination::Vendor));

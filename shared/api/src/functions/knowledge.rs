@@ -24,29 +24,15 @@ use opencode_runtime::modes::{last_user_text, Delivery};
 
 use super::{parse_mode, Ctx, Handled};
 use crate::error::ApiError;
-use crate::openai::embeddings;
 use crate::platform::render::usage_json;
 use crate::platform::request::{count, refuse_tools, requested_tier};
 use crate::web;
-use opencode_core::providers::embeddings::{EmbeddingRequest, EmbeddingTask};
-use opencode_runtime::executor;
 
 const DEFAULT_TOP_K: usize = 4;
 /// `top_k` of `/v1/knowledge/search` (an agent's lookup: a few more than an answer uses).
 const SEARCH_TOP_K: usize = 5;
 const DEFAULT_LIST: usize = 100;
 
-/// `POST /v1/embeddings` (OpenAI's): the inputs embedded by the provider the model names.
-async fn embed<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
-    let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
-    let ask = embeddings::parse(&parts, &bytes)?;
-    let config = knowledge::KnowledgeConfig::from_host(&ctx.host)?;
-    let embedder = config.embedder_for(&ctx.host, &ask.model)?;
-    let request = EmbeddingRequest { inputs: &ask.inputs, task: EmbeddingTask::Document, dimensions: ask.dimensions };
-    ctx.admit_plain().await?;
-    let (found, _) = executor::embed(&ctx.host, &embedder, &request, &config.retry).await?;
-    Ok(web::json(http::StatusCode::OK, &embeddings::answer(&found.vectors, &found.usage, &embedder.model, ask.base64)))
-}
 pub(super) async fn handle<H: Host>(
     ctx: &Ctx<H>,
     parts: http::request::Parts,
@@ -58,7 +44,6 @@ pub(super) async fn handle<H: Host>(
     match path.as_str() {
         "/v1/knowledge" => ask(ctx, parts, body).await,
         "/v1/knowledge/search" => search_only(ctx, parts, body).await,
-        embeddings::EMBEDDINGS => embed(ctx, parts, body).await,
         "/v1/knowledge/documents" => match method {
             http::Method::POST => ingest(ctx, parts, body).await,
             http::Method::GET => list(ctx, &parts).await,

@@ -116,6 +116,9 @@ pub fn record_error<H: Host>(host: &H, pending: &Pending) {
 fn finish<H: Host>(host: &H, pending: &Pending, mut outcome: Outcome) {
     outcome.sample.latency_ms = host.now_ms().saturating_sub(pending.started_ms);
     metrics::record(host, &outcome.sample);
+    if outcome.sample.error {
+        opencode_runtime::trace::note(host, |facts| facts.failed = true);
+    }
     let Some(account) = pending.account.clone() else { return };
     let task_host = host.clone();
     host.spawn_background(Box::pin(async move { account_for(&task_host, &account, &outcome).await }));

@@ -16,9 +16,11 @@ mod chat;
 mod code;
 pub mod dialect;
 mod documents;
+mod embeddings;
 mod gateway;
 mod knowledge;
 mod meter;
+mod prometheus;
 mod research;
 pub mod route;
 mod search;
@@ -34,6 +36,7 @@ use opencode_runtime::answer::Reply;
 use opencode_runtime::config::Config;
 use opencode_runtime::control::keys::KeyRecord;
 use opencode_runtime::host::{Body, Host, RequestHost};
+use opencode_runtime::trace::{self, Trace};
 
 pub use dialect::{parse_mode, Dialect};
 
@@ -44,6 +47,7 @@ use crate::openai::{self, chat_render, responses_render};
 use crate::platform::request::requested_tier;
 use crate::platform::{render, PlatformDetails};
 use crate::seed;
+use crate::telemetry;
 use crate::web;
 
 /// How long a vendor dialect's stream may stay silent before an SSE comment line is sent.
@@ -183,6 +187,14 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     } else {
         Some(access::identify::<H, F>(&host, &parts.headers, request_id).await?)
     };
+    if let Some(caller) = &caller {
+        let principal = &caller.principal;
+        trace::note(&host, |facts| {
+            facts.tenant = Some(principal.tenant.clone());
+            facts.subject = Some(principal.subject.clone());
+            facts.key_id.clone_from(&principal.key_id);
+        });
+    }
     let config = Config::from_host(&host)?;
     let started_ms = host.now_ms();
     let admitted_upstream = admission::is_admitted(&host, &parts.headers, request_id);
@@ -203,6 +215,10 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
                 key_id: caller.principal.key_id.clone(),
                 admission: RefCell::default(),
             })
+        });
+        trace::note(&host, |facts| {
+            facts.mode = Some(mode);
+            facts.tier = Some(tier);
         });
         meter::Pending { mode, tier, started_ms, account }
     });
@@ -238,18 +254,23 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
 /// Runs function `F` on one request. Always answers; never panics on input.
 pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) -> http::Response<Body> {
     let request_id = web::request_id(&host, request.headers());
-    // Every record the request logs names it.
-    let host = RequestHost::new(host, &request_id);
+    let route = telemetry::route_template(request.uri().path());
+    let method = request.method().clone();
+    // The caller's trace (or a new one); every record the request logs names the request.
+    let trace = Rc::new(Trace::start(&host, request.headers(), format!("{method} {route}")));
+    let request_host = RequestHost::new(host.clone(), &request_id, Rc::clone(&trace));
     let errors = dialect::ErrorShape::of(request.uri().path(), request.headers());
     let mut request = request;
     // Anthropic's clients send the token as `x-api-key`: every path takes it as the bearer.
     web::bearer_from_api_key(request.headers_mut());
-    let mut response = match F::run(host, request, &request_id).await {
+    let mut response = match F::run(request_host.clone(), request, &request_id).await {
         Ok(response) => response,
         Err(err) => errors.response(&err, &request_id),
     };
     web::set_header(&mut response, web::REQUEST_ID, &request_id);
-    response
+    telemetry::server_timing(&host, &trace, &mut response);
+    let served = telemetry::Served { function: F::NAME, method, route, status: response.status().as_u16() };
+    telemetry::finish(request_host, host, trace, served, response)
 }
 
 /// Runs the function called `name` (one of [`FUNCTIONS`]); an unknown name is a 404.
@@ -331,6 +352,7 @@ impl Function for Gateway {
             Some(gateway::Destination::Process) => route::process(ctx, parts, body).await,
             Some(gateway::Destination::SeedDocuments) => documents::handle(ctx, parts, body).await,
             Some(gateway::Destination::Estimate) => tokens::estimate(ctx, parts, body).await,
+            Some(gateway::Destination::Embeddings) => embeddings::handle(ctx, parts, body).await,
             Some(gateway::Destination::CountTokens) => tokens::count(ctx, parts, body).await,
             Some(gateway::Destination::Models) => {
                 if parts.method != http::Method::GET {

@@ -42,34 +42,45 @@ impl Ids {
         format!("{prefix}_{}_{n}", self.request_id)
     }
 
-    /// A `response` object.
+    /// A `response` object: the fields this platform never varies come from a template (data,
+    /// not code: a `json!` of every field cost each function 5 KiB of Wasm).
     fn object(&self, model: &str, status: &str, output: Vec<Value>, usage: Option<&Usage>) -> Value {
-        json!({
-            "id": self.response(),
-            "object": "response",
-            "created_at": self.created,
-            "status": status,
-            "model": model,
-            "output": output,
-            "usage": usage.map(usage_json),
-            "error": null,
-            "incomplete_details": (status == "incomplete").then(|| json!({ "reason": "max_output_tokens" })),
-            "instructions": null,
-            "max_output_tokens": null,
-            "metadata": {},
-            "parallel_tool_calls": true,
-            "previous_response_id": null,
-            "reasoning": { "effort": null, "summary": null },
-            "store": false,
-            "temperature": null,
-            "top_p": null,
-            "tool_choice": "auto",
-            "tools": [],
-            "text": { "format": { "type": "text" } },
-            "truncation": "disabled",
-            "user": null,
-        })
+        const FIXED: &str = r#"{"object":"response","error":null,"incomplete_details":null,
+            "instructions":null,"max_output_tokens":null,"metadata":{},"parallel_tool_calls":true,
+            "previous_response_id":null,"reasoning":{"effort":null,"summary":null},"store":false,
+            "temperature":null,"top_p":null,"tool_choice":"auto","tools":[],
+            "text":{"format":{"type":"text"}},"truncation":"disabled","user":null}"#;
+        let mut object: Value = serde_json::from_str(FIXED).unwrap_or_default();
+        if let Some(map) = object.as_object_mut() {
+            map.insert("id".into(), Value::from(self.response()));
+            map.insert("created_at".into(), Value::from(self.created));
+            map.insert("status".into(), Value::from(status));
+            map.insert("model".into(), Value::from(model));
+            map.insert("output".into(), Value::from(output));
+            map.insert("usage".into(), usage.map_or(Value::Null, usage_json));
+            if status == "incomplete" {
+                map.insert("incomplete_details".into(), json!({ "reason": "max_output_tokens" }));
+            }
+        }
+        object
     }
+}
+
+/// An item event's data: `item_id`, `output_index`, `content_index` (0) for a part of a message
+/// or reasoning, and `field`.
+fn item_event(id: &str, index: usize, of_content: bool, field: &str, value: Value) -> Value {
+    let mut map = serde_json::Map::new();
+    map.insert("item_id".into(), Value::from(id));
+    map.insert("output_index".into(), Value::from(index));
+    if of_content {
+        map.insert("content_index".into(), Value::from(0));
+    }
+    map.insert(field.into(), value);
+    Value::Object(map)
+}
+
+fn text_part(text: &str) -> Value {
+    json!({ "type": "output_text", "text": text, "annotations": [] })
 }
 
 fn status_of(reason: &FinishReason) -> &'static str {
@@ -184,22 +195,14 @@ impl Items {
                     let id = self.ids.item("msg", self.items.len());
                     self.open_item(Item::Message { id, text: String::new() }, out);
                     let id = self.last_id();
-                    let part = json!({ "type": "output_text", "text": "", "annotations": [] });
-                    self.push(
-                        out,
-                        "response.content_part.added",
-                        json!({ "item_id": id, "output_index": self.index(), "content_index": 0, "part": part }),
-                    );
+                    let data = item_event(&id, self.index(), true, "part", text_part(""));
+                    self.push(out, "response.content_part.added", data);
                 }
                 if let Some(Item::Message { text: all, .. }) = self.items.last_mut() {
                     all.push_str(text);
                 }
-                let id = self.last_id();
-                self.push(
-                    out,
-                    "response.output_text.delta",
-                    json!({ "item_id": id, "output_index": self.index(), "content_index": 0, "delta": text }),
-                );
+                let data = item_event(&self.last_id(), self.index(), true, "delta", Value::from(text.as_str()));
+                self.push(out, "response.output_text.delta", data);
             }
             Event::ThinkingSignature(_) => {}
             Event::Thinking(text) => {
@@ -211,12 +214,8 @@ impl Items {
                 if let Some(Item::Reasoning { text: all, .. }) = self.items.last_mut() {
                     all.push_str(text);
                 }
-                let id = self.last_id();
-                self.push(
-                    out,
-                    "response.reasoning_text.delta",
-                    json!({ "item_id": id, "output_index": self.index(), "content_index": 0, "delta": text }),
-                );
+                let data = item_event(&self.last_id(), self.index(), true, "delta", Value::from(text.as_str()));
+                self.push(out, "response.reasoning_text.delta", data);
             }
             Event::ToolCall(piece) => {
                 self.start(out);
@@ -235,12 +234,9 @@ impl Items {
                     call.arguments.push_str(&piece.arguments);
                 }
                 if !piece.arguments.is_empty() {
-                    let id = self.last_id();
-                    self.push(
-                        out,
-                        "response.function_call_arguments.delta",
-                        json!({ "item_id": id, "output_index": self.index(), "delta": piece.arguments }),
-                    );
+                    let arguments = Value::from(piece.arguments.as_str());
+                    let data = item_event(&self.last_id(), self.index(), false, "delta", arguments);
+                    self.push(out, "response.function_call_arguments.delta", data);
                 }
             }
             Event::Done(answer) => {
@@ -302,28 +298,16 @@ impl Items {
         }
         let (index, id) = (self.index(), self.last_id());
         let done = match self.items.last() {
-            Some(Item::Message { text, .. }) => {
-                let part = json!({ "type": "output_text", "text": text, "annotations": [] });
-                vec![
-                    (
-                        "response.output_text.done",
-                        json!({ "item_id": id, "output_index": index, "content_index": 0, "text": text }),
-                    ),
-                    (
-                        "response.content_part.done",
-                        json!({ "item_id": id, "output_index": index, "content_index": 0, "part": part }),
-                    ),
-                ]
-            }
+            Some(Item::Message { text, .. }) => vec![
+                ("response.output_text.done", item_event(&id, index, true, "text", Value::from(text.as_str()))),
+                ("response.content_part.done", item_event(&id, index, true, "part", text_part(text))),
+            ],
             Some(Item::Reasoning { text, .. }) => {
-                vec![(
-                    "response.reasoning_text.done",
-                    json!({ "item_id": id, "output_index": index, "content_index": 0, "text": text }),
-                )]
+                vec![("response.reasoning_text.done", item_event(&id, index, true, "text", Value::from(text.as_str())))]
             }
             Some(Item::Call { call, .. }) => vec![(
                 "response.function_call_arguments.done",
-                json!({ "item_id": id, "output_index": index, "arguments": call.arguments }),
+                item_event(&id, index, false, "arguments", Value::from(call.arguments.as_str())),
             )],
             None => Vec::new(),
         };

@@ -153,8 +153,8 @@ pub fn parse_retry_after(value: &str, now_ms: u64) -> Option<u64> {
     if let Ok(secs) = value.parse::<u64>() {
         return Some(secs.saturating_mul(1000));
     }
-    if let Ok(secs) = value.parse::<f64>() {
-        if secs.is_finite() && secs >= 0.0 {
+    if let Some(secs) = opencode_core::decimal(value) {
+        if secs >= 0.0 {
             return Some((secs * 1000.0) as u64);
         }
     }

@@ -4,13 +4,15 @@
 
 use std::future::Future;
 
-use opencode_core::providers::{ProviderConfig, ProviderError};
+use opencode_core::providers::{ProviderConfig, ProviderError, ProviderKind};
 use opencode_core::redact::redact;
 use opencode_core::search::{SearchError, SearchProviderConfig};
+use opencode_core::telemetry::{AttrValue, SpanKind};
 
 use super::{Attempt, Outcome, RetryPolicy};
 use crate::host::{Host, HostError};
 use crate::log::{self, Field};
+use crate::trace::{self, AttemptFact, SpanGuard};
 
 /// What the loop tries: a provider of some kind, by name and model.
 pub(crate) trait Target {
@@ -20,6 +22,39 @@ pub(crate) trait Target {
     /// The model asked of it; empty where there is none (web search).
     fn model(&self) -> &str {
         ""
+    }
+    /// The model has a list price (so its name is a bounded metrics label).
+    fn priced(&self) -> bool {
+        false
+    }
+    /// Opens the span of one attempt of `operation`.
+    fn span<H: Host>(&self, host: &H, operation: &Operation) -> SpanGuard<H>;
+}
+
+/// What the attempts are for, as their spans say it: the GenAI operation (`chat`, `embeddings`)
+/// or `search`, and the request's own parameters (`gen_ai.request.max_tokens`, ...).
+#[derive(Default)]
+pub(crate) struct Operation {
+    pub name: &'static str,
+    pub max_tokens: Option<u32>,
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+}
+
+impl Operation {
+    pub fn named(name: &'static str) -> Operation {
+        Operation { name, ..Operation::default() }
+    }
+}
+
+/// The GenAI conventions' `gen_ai.provider.name` of a provider.
+fn genai_provider(provider: &ProviderConfig) -> &str {
+    match provider.kind {
+        ProviderKind::OpenAi => "openai",
+        ProviderKind::Anthropic => "anthropic",
+        ProviderKind::Gemini => "gcp.gemini",
+        // A compatible server is named as configured (`compat`, or the operator's name).
+        ProviderKind::Compat => &provider.name,
     }
 }
 
@@ -33,6 +68,30 @@ impl Target for ProviderConfig {
     fn model(&self) -> &str {
         &self.model
     }
+
+    fn priced(&self) -> bool {
+        self.price.is_some()
+    }
+
+    fn span<H: Host>(&self, host: &H, operation: &Operation) -> SpanGuard<H> {
+        let span = SpanGuard::start(host, SpanKind::Client, format!("{} {}", operation.name, self.model));
+        if span.recording() {
+            span.set("gen_ai.operation.name", operation.name);
+            span.set("gen_ai.provider.name", genai_provider(self));
+            span.set("gen_ai.request.model", self.model.as_str());
+            if let Some(max_tokens) = operation.max_tokens {
+                span.set("gen_ai.request.max_tokens", AttrValue::Int(i64::from(max_tokens)));
+            }
+            for (key, value) in
+                [("gen_ai.request.temperature", operation.temperature), ("gen_ai.request.top_p", operation.top_p)]
+            {
+                if let Some(value) = value {
+                    span.set(key, AttrValue::Float(f64::from(value)));
+                }
+            }
+        }
+        span
+    }
 }
 
 impl Target for SearchProviderConfig {
@@ -40,6 +99,12 @@ impl Target for SearchProviderConfig {
 
     fn name(&self) -> &str {
         self.kind.name()
+    }
+
+    fn span<H: Host>(&self, host: &H, _operation: &Operation) -> SpanGuard<H> {
+        let span = SpanGuard::start(host, SpanKind::Client, format!("search {}", self.kind.name()));
+        span.set("opencode.search.provider", self.kind.name());
+        span
     }
 }
 
@@ -91,14 +156,19 @@ impl Failure {
     }
 }
 
-/// Tries `targets` in turn until `attempt` succeeds on one: its value, the target and every
-/// attempt in order (the successful one last); or every attempt when none did.
+/// A success: the value, the target that gave it, every attempt in order (the successful one
+/// last), and the successful attempt's span, still open for the caller to complete.
+pub(crate) type Tried<'a, T, P, H> = (T, &'a P, Vec<Attempt>, SpanGuard<H>);
+
+/// Tries `targets` in turn until `attempt` succeeds on one; or every attempt when none did.
+/// Each attempt is a span of `operation` and a fact of the request's log line.
 pub(crate) async fn in_turn<'a, H, P, T, F, Fut>(
     host: &H,
     targets: &'a [P],
     policy: &RetryPolicy,
+    operation: &Operation,
     mut attempt: F,
-) -> Result<(T, &'a P, Vec<Attempt>), Vec<Attempt>>
+) -> Result<Tried<'a, T, P, H>, Vec<Attempt>>
 where
     H: Host,
     P: Target,
@@ -109,6 +179,7 @@ where
     for target in targets {
         for retry in 0..=policy.max_retries {
             let started = host.now_ms();
+            let span = target.span(host, operation);
             let result = attempt(target).await;
             let elapsed_ms = host.now_ms().saturating_sub(started);
             let record = |outcome, detail, rejected_key, retry_after_ms| Attempt {
@@ -122,13 +193,22 @@ where
             };
             match result {
                 Ok(value) => {
-                    attempts.push(record(Outcome::Ok, String::new(), false, None));
-                    return Ok((value, target, attempts));
+                    let attempt = record(Outcome::Ok, String::new(), false, None);
+                    note::<H, P>(host, target, &attempt, "");
+                    attempts.push(attempt);
+                    return Ok((value, target, attempts, span));
                 }
                 Err(failure) => {
                     let retryable = failure.outcome.is_retryable();
                     let attempt = record(failure.outcome, failure.detail, failure.rejected_key, failure.retry_after_ms);
-                    log_failure::<H, P>(host, &attempt, retryable && retry < policy.max_retries);
+                    let detail = redact(&attempt.detail);
+                    span.fail(trace::outcome_label(&attempt.outcome), &attempt.outcome.to_string());
+                    if let Outcome::Status { status } = attempt.outcome {
+                        span.set("http.response.status_code", u64::from(status));
+                    }
+                    drop(span);
+                    log_failure::<H, P>(host, &attempt, &detail, retryable && retry < policy.max_retries);
+                    note::<H, P>(host, target, &attempt, &detail);
                     attempts.push(attempt);
                     if !retryable || retry == policy.max_retries {
                         break;
@@ -142,10 +222,33 @@ where
     Err(attempts)
 }
 
+/// The attempt as a fact of the request (its log line, metrics, `server-timing`).
+fn note<H: Host, P: Target>(host: &H, target: &P, attempt: &Attempt, detail: &str) {
+    trace::note(host, |facts| {
+        if P::KIND == ProviderConfig::KIND {
+            facts.upstream_ms = facts.upstream_ms.saturating_add(attempt.elapsed_ms);
+        }
+        facts.attempts.push(AttemptFact {
+            kind: P::KIND,
+            provider: attempt.provider.clone(),
+            model: attempt.model.clone(),
+            priced: target.priced(),
+            outcome: trace::outcome_label(&attempt.outcome),
+            status: match attempt.outcome {
+                Outcome::Status { status } => Some(status),
+                _ => None,
+            },
+            elapsed_ms: attempt.elapsed_ms,
+            ttft_ms: None,
+            detail: detail.to_owned(),
+        });
+    });
+}
+
 /// Every failed attempt is logged where it fails, with the vendor's words redacted: an
 /// attempt record keeps them from clients, and this is where an operator reads them.
-fn log_failure<H: Host, P: Target>(host: &H, attempt: &Attempt, will_retry: bool) {
-    let (outcome, detail) = (attempt.outcome.to_string(), redact(&attempt.detail));
+fn log_failure<H: Host, P: Target>(host: &H, attempt: &Attempt, detail: &str, will_retry: bool) {
+    let outcome = attempt.outcome.to_string();
     let mut fields = Vec::with_capacity(9);
     fields.push(("kind", Field::Text(P::KIND)));
     fields.push(("provider", Field::Text(&attempt.provider)));
@@ -161,6 +264,6 @@ fn log_failure<H: Host, P: Target>(host: &H, attempt: &Attempt, will_retry: bool
         fields.push(("rejected_key", Field::Flag(true)));
     }
     fields.push(("retry", Field::Flag(will_retry)));
-    fields.push(("detail", Field::Text(&detail)));
+    fields.push(("detail", Field::Text(detail)));
     log::warn(host, "attempt failed", &fields);
 }

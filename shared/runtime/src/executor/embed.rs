@@ -6,7 +6,7 @@ use opencode_core::model::Usage;
 use opencode_core::providers::embeddings::{self, EmbeddingRequest, Embeddings};
 use opencode_core::providers::{ProviderConfig, ProviderError};
 
-use super::{fetch_whole, run_chain, Answered, Failure, ProvidersFailed, RetryPolicy};
+use super::{fetch_whole, run_chain, Answered, Failure, Operation, ProvidersFailed, RetryPolicy};
 use crate::host::Host;
 
 /// Embeds every input, in batches the vendor accepts, one batch after another. Fails as a
@@ -23,14 +23,17 @@ pub async fn embed<H: Host>(
     for batch in request.inputs.chunks(embeddings::max_batch(provider.kind)) {
         let one = EmbeddingRequest { inputs: batch, ..*request };
         let chain = std::slice::from_ref(provider);
-        let result = run_chain(host, chain, policy, |p| embed_once(host, p, &one, policy)).await;
-        let (answer, answered) = match result {
+        let operation = Operation::named("embeddings");
+        let result = run_chain(host, chain, policy, &operation, |p| embed_once(host, p, &one, policy)).await;
+        let (answer, answered, span) = match result {
             Ok(ok) => ok,
             Err(ProvidersFailed(failed)) => {
                 attempts.extend(failed);
                 return Err(ProvidersFailed(attempts));
             }
         };
+        span.set("gen_ai.usage.input_tokens", answer.usage.input_tokens);
+        drop(span);
         attempts.extend(answered.attempts);
         vectors.extend(answer.vectors);
         usage.input_tokens = usage.input_tokens.saturating_add(answer.usage.input_tokens);

@@ -8,10 +8,11 @@
 mod attempt;
 mod attempts;
 mod embed;
+mod observe;
 mod stream;
 
 pub use attempt::{parse_retry_after, Attempt, Outcome, RetryPolicy};
-pub(crate) use attempts::{in_turn, Failure};
+pub(crate) use attempts::{in_turn, Failure, Operation};
 pub use embed::embed;
 pub use stream::{ProviderStream, StreamFailure};
 
@@ -100,7 +101,11 @@ pub async fn complete<H: Host>(
     request: &ChatRequest,
     policy: &RetryPolicy,
 ) -> Result<(ChatResponse, Answered), ProvidersFailed> {
-    run_chain(host, chain, policy, |provider| complete_once(host, provider, request, policy)).await
+    let operation = observe::chat_operation(request);
+    let (response, answered, span) =
+        run_chain(host, chain, policy, &operation, |provider| complete_once(host, provider, request, policy)).await?;
+    observe::whole(host, span, &answered, request, &response);
+    Ok((response, answered))
 }
 
 /// Opens a streamed answer from the first provider in `chain` whose stream reaches its first
@@ -111,27 +116,31 @@ pub async fn stream<H: Host>(
     request: &ChatRequest,
     policy: &RetryPolicy,
 ) -> Result<StartedStream, ProvidersFailed> {
-    let (events, answered) =
-        run_chain(host, chain, policy, |provider| stream::open(host, provider, request, policy)).await?;
+    let operation = observe::chat_operation(request);
+    let (events, answered, span) =
+        run_chain(host, chain, policy, &operation, |provider| stream::open(host, provider, request, policy)).await?;
+    let events = observe::stream(host, span, &answered, request, events);
     Ok(StartedStream { answered, events })
 }
 
-/// The chain's loop: the first provider that answers, and who it was.
+/// The chain's loop: the first provider that answers, who it was, and its attempt's span.
 async fn run_chain<'a, H, T, F, Fut>(
     host: &H,
     chain: &'a [ProviderConfig],
     policy: &RetryPolicy,
+    operation: &Operation,
     attempt: F,
-) -> Result<(T, Answered), ProvidersFailed>
+) -> Result<(T, Answered, crate::trace::SpanGuard<H>), ProvidersFailed>
 where
     H: Host,
     F: FnMut(&'a ProviderConfig) -> Fut,
     Fut: Future<Output = Result<T, Failure>>,
 {
-    let (value, provider, attempts) = attempts::in_turn(host, chain, policy, attempt).await.map_err(ProvidersFailed)?;
+    let (value, provider, attempts, span) =
+        attempts::in_turn(host, chain, policy, operation, attempt).await.map_err(ProvidersFailed)?;
     let answered =
         Answered { provider: provider.name.clone(), model: provider.model.clone(), attempts, price: provider.price };
-    Ok((value, answered))
+    Ok((value, answered, span))
 }
 
 /// One non-streamed try: the whole exchange must finish within the attempt timeout.

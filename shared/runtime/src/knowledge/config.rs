@@ -86,11 +86,9 @@ impl KnowledgeConfig {
         }
         let min_score = match host.var("KNOWLEDGE_MIN_SCORE") {
             None => DEFAULT_MIN_SCORE,
-            Some(v) => v
-                .trim()
-                .parse::<f32>()
-                .ok()
+            Some(v) => opencode_core::decimal(&v)
                 .filter(|s| (-1.0..=1.0).contains(s))
+                .map(|s| s as f32)
                 .ok_or_else(|| not_configured("KNOWLEDGE_MIN_SCORE must be a number from -1 to 1".into()))?,
         };
         Ok(KnowledgeConfig {

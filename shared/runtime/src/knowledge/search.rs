@@ -17,8 +17,10 @@ use super::store::{self, Keys, Manifest};
 use super::KnowledgeError;
 use crate::executor::{self, Answered};
 use crate::host::Host;
+use crate::trace::SpanGuard;
 use opencode_core::model::Usage;
 use opencode_core::providers::embeddings::{EmbeddingRequest, EmbeddingTask};
+use opencode_core::telemetry::SpanKind;
 
 /// Most vector parts one search reads.
 pub const MAX_SCAN_PARTS: usize = 1000;
@@ -56,7 +58,26 @@ pub struct Retrieval {
 
 /// The best `k` (1 to 20) chunks of `tenant`'s knowledge for `question`. Reusable by any mode
 /// (the System 2 agent uses it as a tool): configuration comes from `host`.
+/// A span of the request.
 pub async fn retrieve<H: Host>(host: &H, tenant: &str, question: &str, k: usize) -> Result<Retrieval, KnowledgeError> {
+    let span = SpanGuard::start(host, SpanKind::Internal, "knowledge retrieval".to_owned());
+    let retrieved = retrieve_unobserved(host, tenant, question, k).await;
+    match &retrieved {
+        Ok(retrieval) => {
+            span.set("opencode.knowledge.chunks_searched", retrieval.chunks_searched as u64);
+            span.set("opencode.knowledge.hits", retrieval.hits.len() as u64);
+        }
+        Err(err) => span.fail("knowledge_error", &err.to_string()),
+    }
+    retrieved
+}
+
+async fn retrieve_unobserved<H: Host>(
+    host: &H,
+    tenant: &str,
+    question: &str,
+    k: usize,
+) -> Result<Retrieval, KnowledgeError> {
     let config = KnowledgeConfig::from_host(host)?;
     let k = k.clamp(1, MAX_TOP_K);
     let keys = Keys::for_tenant(tenant);
