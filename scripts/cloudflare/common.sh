@@ -6,7 +6,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 FUNCTIONS=(gateway chat agent knowledge search code thinking research admin)
 # The mode functions, built for size (Cargo.toml's `small` profile), gateway and admin with
 # `release`: the same split as scripts/spin/build.
-SMALL_FUNCTIONS=(chat agent knowledge search code thinking research)
+SMALL_FUNCTIONS=(gateway chat agent knowledge search code thinking research)
 # The cargo profile a function is built with.
 profile_of() {
     if [[ " ${SMALL_FUNCTIONS[*]} " == *" $1 "* ]]; then
