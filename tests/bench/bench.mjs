@@ -239,6 +239,18 @@ async function bench(runtime) {
   if (runtime === 'spin') {
     await spinFloor(upstreamChat(false), upstreamChat(true), chat.p50 - directChat.p50, streamed.p50 - directStreamed.p50);
   }
+  // Tracing: the same chat on a second instance of the platform that sends its spans to an OTLP
+  // collector (one that answers at once), alternated with this one, which sends none.
+  const collector = http.createServer((req, res) => { req.resume(); req.on('end', () => res.writeHead(200).end()); });
+  await new Promise((resolve) => collector.listen(0, '127.0.0.1', resolve));
+  const otlp = `http://127.0.0.1:${collector.address().port}`;
+  const traced = await startPlatform(runtime, { PROVIDER_ORDER: 'openai', OTEL_EXPORTER_OTLP_ENDPOINT: otlp }, { sandbox: false });
+  const tracedChat = () => request(`${traced.base}/v1/chat`, { method: 'POST', headers: { ...auth, 'cache-control': 'no-store' }, body: JSON.stringify({ messages, stream: false }) });
+  const [exportOff, exportOn] = await alternated([platform(false), tracedChat]);
+  row('chat, OTLP export off', exportOff);
+  row('chat, OTLP export on', exportOn, exportOff);
+  console.log('  (added: export on over export off, two instances of the platform alternated)');
+  collector.close();
   row('chat, System 1 cache hit', await series(cached));
   const rps = await throughput(platform(false));
   const directRps = await throughput(direct(false));

@@ -31,10 +31,20 @@ process.on('exit', () => stopAll());
  * Starts `cmd` (stopped with the others) and resolves to the URL it prints as `listening on URL`
  * on stdout, or as `ready` matches it (its first group) on `output` ('stdout' or 'stderr').
  */
-export function startProcess(cmd, args, env = {}, { ready = /listening on (\S+)/, output = 'stdout' } = {}) {
-  const stdio = output === 'stderr' ? ['ignore', 'inherit', 'pipe'] : ['ignore', 'pipe', 'inherit'];
+export function startProcess(cmd, args, env = {}, { ready = /listening on (\S+)/, output = 'stdout', logs } = {}) {
+  // With `logs` (an array), the child's stderr lines that are JSON objects (the platform's
+  // structured log records) are collected there, and every line still goes to our stderr.
+  const stdio = output === 'stderr' ? ['ignore', 'inherit', 'pipe'] : ['ignore', 'pipe', logs ? 'pipe' : 'inherit'];
   const child = spawn(cmd, args, { cwd: root, env: { ...process.env, ...env }, stdio });
   children.push(child);
+  if (logs && output !== 'stderr') {
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      process.stderr.write(`${line}\n`);
+      const start = line.indexOf('{');
+      if (start < 0) return;
+      try { logs.push(JSON.parse(line.slice(start))); } catch { /* not a record */ }
+    });
+  }
   return new Promise((resolve, reject) => {
     createInterface({ input: child[output] }).on('line', (line) => {
       const m = line.match(ready);
@@ -85,7 +95,7 @@ async function startWranglerDev(env) {
  * `runtime`: cloudflare (workerd through Miniflare), wrangler (the same Workers under
  * `wrangler dev`, as scripts/dev runs them) or spin. Resolves to {sim, sandbox, base}.
  */
-export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandbox = true } = {}) {
+export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandbox = true, logs } = {}) {
   const [sim, sandbox] = await Promise.all([
     startProcess(join(target, 'debug', 'provider-sim'), ['--port', '0'], {}),
     withSandbox ? startProcess(join(target, 'debug', 'sandbox'), ['--port', '0'], { SANDBOX_TOKEN }) : undefined,
@@ -102,11 +112,11 @@ export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandb
   };
   let base;
   if (runtime === 'cloudflare') {
-    base = await startProcess('node', ['tests/e2e/cloudflare/serve.mjs', '--exit-with-parent'], env);
+    base = await startProcess('node', ['tests/e2e/cloudflare/serve.mjs', '--exit-with-parent'], env, { logs });
   } else if (runtime === 'wrangler') {
     base = await startWranglerDev(env);
   } else if (runtime === 'spin') {
-    base = await startSpinHost('spin.toml', env);
+    base = await startSpinHost('spin.toml', env, { logs });
   } else {
     throw new Error(`unknown runtime ${runtime}`);
   }
@@ -117,12 +127,12 @@ export async function startPlatform(runtime, extraEnv = {}, { sandbox: withSandb
  * tests/spin-host (SPIN_HOST_BIN, else the debug build) on `manifest`, with `env` as Spin variables
  * and a fresh SQLite `default` database holding the control plane's schema (as `spin up --sqlite`).
  */
-export function startSpinHost(manifest, env) {
+export function startSpinHost(manifest, env, { logs } = {}) {
   const spinEnv = Object.fromEntries(Object.entries(env).map(([k, v]) => [`SPIN_VARIABLE_${k}`, v]));
   const dbDir = mkdtempSync(join(tmpdir(), 'spin-host-sqlite-'));
   process.on('exit', () => rmSync(dbDir, { recursive: true, force: true }));
   const sqlite = ['--sqlite-file', join(dbDir, 'sqlite_db.db'), '--sqlite', '@migrations/0001_control_plane.sql'];
-  return startProcess(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', manifest, '--listen', '127.0.0.1:0', ...sqlite], spinEnv);
+  return startProcess(process.env.SPIN_HOST_BIN || join(target, 'debug', 'spin-host'), ['--manifest', manifest, '--listen', '127.0.0.1:0', ...sqlite], spinEnv, { logs });
 }
 
 const b64 = (v) => Buffer.from(JSON.stringify(v)).toString('base64url');

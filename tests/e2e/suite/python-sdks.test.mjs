@@ -1,31 +1,15 @@
 // End to end: the official `openai` and `anthropic` Python SDKs, unchanged, against the built
 // functions on one runtime (E2E_RUNTIME=cloudflare|spin) and the provider simulator. The SDKs
 // come from PyPI at the versions and hashes tests/e2e/python/requirements.txt pins, into a
-// virtual environment in the build cache, made again when that file changes.
+// virtual environment in the build cache, made again when that file changes (./python.mjs).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
-import { root, startPlatform, stopAll, target, token } from './harness.mjs';
+import { root, startPlatform, stopAll, token } from './harness.mjs';
+import { python } from './python.mjs';
 
 const runtime = process.env.E2E_RUNTIME || 'cloudflare';
-const requirements = join(root, 'tests/e2e/python/requirements.txt');
-
-/** The virtual environment's python, made (or remade) to match the lockfile. */
-function python() {
-  const venv = join(target, 'e2e-python');
-  const stamp = join(venv, '.requirements-sha256');
-  const want = createHash('sha256').update(readFileSync(requirements)).digest('hex');
-  const bin = join(venv, 'bin', 'python');
-  if (!existsSync(stamp) || readFileSync(stamp, 'utf8') !== want) {
-    execFileSync('python3', ['-m', 'venv', '--clear', venv], { stdio: 'inherit' });
-    execFileSync(bin, ['-m', 'pip', 'install', '--quiet', '--disable-pip-version-check', '--require-hashes', '--no-deps', '-r', requirements], { stdio: 'inherit' });
-    writeFileSync(stamp, want);
-  }
-  return bin;
-}
 
 describe(`the Python SDKs on ${runtime}`, () => {
   let base;
