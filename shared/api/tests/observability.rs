@@ -282,3 +282,18 @@ async fn readiness_checks_the_stores_the_database_and_the_sandbox() {
     assert_eq!(v["checks"]["sandbox"]["ok"], false);
     assert!(!body.contains("sandbox.internal"), "no address in the answer: {body}");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_relayed_request_carries_the_gateways_span_not_the_callers() {
+    let host = host(200).with_function("chat", |_host, req: http::Request<Bytes>| async move {
+        let parent = req.headers()["traceparent"].to_str().unwrap().to_owned();
+        let state = req.headers().get("tracestate").map(|v| v.to_str().unwrap().to_owned()).unwrap_or_default();
+        http::Response::new(Body::from(format!("{parent} {state}")))
+    });
+    let (status, _, seen) = serve(&host, "gateway", traced(hello())).await;
+    assert_eq!(status, 200, "{seen}");
+    let (parent, state) = seen.split_once(' ').unwrap();
+    assert!(parent.starts_with(&format!("00-{TRACE_ID}-")), "{parent}");
+    assert_ne!(parent, CALLER, "the function's parent is the gateway's span");
+    assert_eq!(state, "vendor=1");
+}

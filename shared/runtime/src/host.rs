@@ -193,28 +193,25 @@ impl<H: Host> RequestHost<H> {
         RequestHost { inner, request_id: Rc::from(request_id), trace }
     }
 
-    /// The caller's `traceparent` and `tracestate`, unless the request sets its own.
+    /// This request's `traceparent` (its span the parent) and the caller's `tracestate`, over
+    /// whatever the request carried: a relayed request carries the caller's own.
     fn traced<B>(&self, mut request: http::Request<B>) -> http::Request<B> {
         let headers = request.headers_mut();
-        if !headers.contains_key(TRACEPARENT) {
-            if let Ok(value) = http::HeaderValue::from_str(&self.trace.traceparent()) {
-                headers.insert(TRACEPARENT, value);
+        if let Ok(value) = http::HeaderValue::from_str(&self.trace.traceparent()) {
+            headers.insert(TRACEPARENT, value);
+        }
+        match self.trace.trace_state.as_deref().map(http::HeaderValue::from_str) {
+            Some(Ok(state)) => {
+                headers.insert(TRACESTATE, state);
             }
-            match self.trace.trace_state.as_deref().map(http::HeaderValue::from_str) {
-                Some(Ok(state)) => {
-                    headers.insert(TRACESTATE, state);
-                }
-                _ => {
-                    headers.remove(TRACESTATE);
-                }
+            _ => {
+                headers.remove(TRACESTATE);
             }
         }
         request
     }
 }
 
-// Each method hands back the inner host's future itself (no `async fn` of its own), so the
-// wrapper adds no state machines to the Wasm.
 impl<H: Host> Host for RequestHost<H> {
     fn fetch(&self, request: http::Request<Bytes>) -> impl Future<Output = Result<http::Response<Body>, HostError>> {
         self.inner.fetch(self.traced(request))
