@@ -393,6 +393,13 @@ pub fn export<H: Host>(host: &H, trace: &Trace, function: &'static str) {
             span.end_ms = now;
         }
     }
+    // Encoded and sent in the background: nothing of it delays the answer.
+    let task_host = host.clone();
+    host.spawn_background(async move { send(&task_host, &endpoint, function, &spans).await }.boxed_local());
+}
+
+/// One `ExportTraceServiceRequest` of `spans` to the collector at `endpoint`.
+async fn send<H: Host>(host: &H, endpoint: &str, function: &'static str, spans: &[Span]) {
     let service = host.var("OTEL_SERVICE_NAME").filter(|s| !s.trim().is_empty());
     let resource = Resource {
         service_name: service.as_deref().unwrap_or("opencode-platform"),
@@ -402,7 +409,7 @@ pub fn export<H: Host>(host: &H, trace: &Trace, function: &'static str) {
     let Ok(uri) = endpoint.parse::<http::Uri>() else {
         return log::warn(host, "trace export dropped: the collector's URL is not valid", &[]);
     };
-    let mut request = http::Request::new(bytes::Bytes::from(otlp::encode(&resource, &spans)));
+    let mut request = http::Request::new(bytes::Bytes::from(otlp::encode(&resource, spans)));
     *request.method_mut() = http::Method::POST;
     *request.uri_mut() = uri;
     let headers = request.headers_mut();
@@ -416,22 +423,15 @@ pub fn export<H: Host>(host: &H, trace: &Trace, function: &'static str) {
             _ => log::warn(host, "an OTLP header is not a valid header; left out", &[("header", Field::Text(&name))]),
         }
     }
-    let task_host = host.clone();
-    let count = spans.len() as u64;
-    host.spawn_background(
-        async move {
-            let sent = crate::executor::with_timeout(&task_host, EXPORT_TIMEOUT_MS, task_host.fetch(request)).await;
-            let problem = match sent {
-                None => "no answer in time".to_owned(),
-                Some(Err(err)) => opencode_core::redact::redact(&err.to_string()).into_owned(),
-                Some(Ok(response)) if response.status().is_success() => return,
-                Some(Ok(response)) => format!("status {}", response.status().as_u16()),
-            };
-            let fields = [("spans", Field::Number(count)), ("error", Field::Text(&problem))];
-            log::warn(&task_host, "trace export failed; spans dropped", &fields);
-        }
-        .boxed_local(),
-    );
+    let sent = crate::executor::with_timeout(host, EXPORT_TIMEOUT_MS, host.fetch(request)).await;
+    let problem = match sent {
+        None => "no answer in time".to_owned(),
+        Some(Err(err)) => opencode_core::redact::redact(&err.to_string()).into_owned(),
+        Some(Ok(response)) if response.status().is_success() => return,
+        Some(Ok(response)) => format!("status {}", response.status().as_u16()),
+    };
+    let fields = [("spans", Field::Number(spans.len() as u64)), ("error", Field::Text(&problem))];
+    log::warn(host, "trace export failed; spans dropped", &fields);
 }
 
 /// `OTEL_EXPORTER_OTLP_HEADERS`: `key=value` pairs separated by commas, values percent-encoded.
