@@ -17,6 +17,18 @@ pub enum Role {
     Tool,
 }
 
+impl Role {
+    /// The role's name on the wire (OpenAI's, and the GenAI conventions').
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Role::System => "system",
+            Role::User => "user",
+            Role::Assistant => "assistant",
+            Role::Tool => "tool",
+        }
+    }
+}
+
 /// One message of a conversation.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct Message {
@@ -407,6 +419,19 @@ pub enum FinishReason {
     ContentFilter,
     ToolCalls,
     Other(String),
+}
+
+impl FinishReason {
+    /// The reason's name (OpenAI's words; a vendor's other reason as it gave it).
+    pub fn as_str(&self) -> &str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::Other(other) => other,
+        }
+    }
 }
 
 /// A complete, non-streamed answer.

@@ -279,7 +279,7 @@ impl Series {
 }
 
 /// Dollars in billionths, for sums that merge exactly.
-fn nano_usd(usd: f64) -> u64 {
+pub fn nano_usd(usd: f64) -> u64 {
     let nano = (usd * 1e9).round();
     if nano.is_finite() && nano > 0.0 {
         nano as u64

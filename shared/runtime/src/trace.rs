@@ -20,7 +20,7 @@ use futures::FutureExt as _;
 use opencode_core::model::Usage;
 use opencode_core::routing::{Mode, Tier};
 use opencode_core::telemetry::otlp::{self, Resource};
-use opencode_core::telemetry::{AttrValue, Event, Span, SpanKind, SpanStatus, TraceParent};
+use opencode_core::telemetry::{AttrValue, Span, SpanKind, SpanStatus, TraceParent};
 
 use crate::host::Host;
 use crate::log::{self, Field, Level};
@@ -210,7 +210,6 @@ impl Trace {
                 start_ms: started_ms,
                 end_ms: 0,
                 attributes: Vec::new(),
-                events: Vec::new(),
                 status: SpanStatus::Unset,
             });
         }
@@ -270,7 +269,7 @@ pub fn note<H: Host>(host: &H, add: impl FnOnce(&mut Facts)) {
     }
 }
 
-/// A span being recorded; it ends when dropped (or with [`SpanGuard::end`]). A no-op when the
+/// A span being recorded; it ends when dropped. A no-op when the
 /// request records nothing.
 pub struct SpanGuard<H: Host> {
     host: H,
@@ -298,7 +297,6 @@ impl<H: Host> SpanGuard<H> {
             start_ms: host.now_ms(),
             end_ms: 0,
             attributes: Vec::new(),
-            events: Vec::new(),
             status: SpanStatus::Unset,
         });
         guard.index = spans.len().saturating_sub(1);
@@ -325,12 +323,6 @@ impl<H: Host> SpanGuard<H> {
         self.with(|span| span.attributes.push((key, value)));
     }
 
-    /// Records something that happened now.
-    pub fn event(&self, name: &'static str, attributes: Vec<(&'static str, AttrValue)>) {
-        let time_ms = self.host.now_ms();
-        self.with(|span| span.events.push(Event { time_ms, name, attributes }));
-    }
-
     /// Marks the span failed: `error.type` (a low-cardinality class) and the status.
     pub fn fail(&self, error_type: &str, message: &str) {
         self.with(|span| {
@@ -344,8 +336,6 @@ impl<H: Host> SpanGuard<H> {
         self.with(|span| span.start_ms = start_ms);
         self
     }
-
-    pub fn end(self) {}
 }
 
 impl<H: Host> Drop for SpanGuard<H> {

@@ -236,7 +236,7 @@ async fn metrics_record<H: Host>(ctx: &Ctx<H>, query: Option<&str>) -> Result<(R
                     cache_hits: t.cache_hits,
                     input_tokens: t.input_tokens,
                     output_tokens: t.output_tokens,
-                    cost_nano_usd: (t.cost_usd * 1e9).round() as u64,
+                    cost_nano_usd: metrics::nano_usd(t.cost_usd),
                 };
                 record.tiers.entry(tier.clone()).or_default().merge(&stats);
                 record.modes.entry(mode.clone()).or_default().merge(&stats);

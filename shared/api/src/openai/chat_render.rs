@@ -88,12 +88,10 @@ pub fn completion<D: PlatformDetails>(request_id: &str, created: u64, answer: &A
 
 /// OpenAI's finish reasons; a vendor's other reasons read as `stop` (the original stays in the
 /// extension's `finish_reason`).
-fn finish_reason(reason: &FinishReason) -> &'static str {
+fn finish_reason(reason: &FinishReason) -> &str {
     match reason {
-        FinishReason::Length => "length",
-        FinishReason::ContentFilter => "content_filter",
-        FinishReason::ToolCalls => "tool_calls",
-        FinishReason::Stop | FinishReason::Other(_) => "stop",
+        FinishReason::Other(_) => "stop",
+        known => known.as_str(),
     }
 }
 

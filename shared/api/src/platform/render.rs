@@ -12,7 +12,7 @@ use futures::stream::StreamExt;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use opencode_core::model::{FinishReason, ToolCallPiece, Usage};
+use opencode_core::model::{ToolCallPiece, Usage};
 use opencode_core::routing::Mode;
 use opencode_runtime::answer::{
     Answer, CacheStatus, Citation, Details, Event, Failure, Head, Reply, ShowThinking, Start, Streamed,
@@ -197,7 +197,7 @@ fn piece_json(piece: &ToolCallPiece) -> Value {
 fn done_json<D: PlatformDetails>(request_id: &str, answer: &Answer<D>) -> Value {
     if D::PLAIN_CHAT {
         let mut done = json!({
-            "finish_reason": finish_name(&answer.finish_reason()),
+            "finish_reason": answer.finish_reason().as_str().to_owned(),
             "provider": answer.answered.as_ref().map(|a| a.provider.as_str()),
             "model": answer.model(),
             "attempts": answer.answered.as_ref().map_or(0, |a| a.attempts.len()),
@@ -264,7 +264,7 @@ fn plain_json<'a, D>(request_id: &'a str, answer: &'a Answer<D>) -> PlainJson<'a
     PlainJson {
         attempt_log: attempts,
         attempts: attempts.len(),
-        finish_reason: finish_name(&answer.finish_reason()),
+        finish_reason: answer.finish_reason().as_str().to_owned(),
         id: request_id,
         message,
         model: answer.model(),
@@ -290,7 +290,7 @@ pub(crate) fn answer_json<D: PlatformDetails>(request_id: &str, answer: &Answer<
     if let Some(answered) = answered {
         out.insert("attempt_log".into(), json!(answered.attempts));
     }
-    out.insert("finish_reason".into(), json!(finish_name(&answer.finish_reason())));
+    out.insert("finish_reason".into(), json!(answer.finish_reason().as_str().to_owned()));
     out.insert("usage".into(), usage_json(&answer.response.usage, answer.cost_usd));
     if let Some(tier) = answer.tier {
         out.insert("tier".into(), json!(tier.as_str()));
@@ -339,16 +339,6 @@ pub fn usage_json(usage: &Usage, cost_usd: Option<f64>) -> Value {
         }
     }
     value
-}
-
-pub fn finish_name(reason: &FinishReason) -> String {
-    match reason {
-        FinishReason::Stop => "stop".into(),
-        FinishReason::Length => "length".into(),
-        FinishReason::ContentFilter => "content_filter".into(),
-        FinishReason::ToolCalls => "tool_calls".into(),
-        FinishReason::Other(other) => other.clone(),
-    }
 }
 
 /// Plain chat: no details, no progress.

@@ -99,7 +99,7 @@ fn message(m: &Message) -> wire::Message<'_> {
         Some(wire::Content::Parts(images.chain(text).collect()))
     };
     wire::Message {
-        role: role(m.role),
+        role: m.role.as_str(),
         content,
         tool_calls: m
             .tool_calls
@@ -111,15 +111,6 @@ fn message(m: &Message) -> wire::Message<'_> {
             })
             .collect(),
         tool_call_id: m.tool_call_id.as_deref().filter(|_| m.role == Role::Tool),
-    }
-}
-
-fn role(role: Role) -> &'static str {
-    match role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
     }
 }
 

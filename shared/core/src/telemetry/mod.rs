@@ -4,5 +4,5 @@
 pub mod otlp;
 pub mod traceparent;
 
-pub use otlp::{AttrValue, Event, Span, SpanKind, SpanStatus};
+pub use otlp::{AttrValue, Span, SpanKind, SpanStatus};
 pub use traceparent::TraceParent;

@@ -46,14 +46,6 @@ pub enum SpanStatus {
     Error(String),
 }
 
-/// Something that happened at a point in a span.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Event {
-    pub time_ms: u64,
-    pub name: &'static str,
-    pub attributes: Vec<(&'static str, AttrValue)>,
-}
-
 /// One finished (or, when sent, ended by force) span.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Span {
@@ -67,7 +59,6 @@ pub struct Span {
     pub start_ms: u64,
     pub end_ms: u64,
     pub attributes: Vec<(&'static str, AttrValue)>,
-    pub events: Vec<Event>,
     pub status: SpanStatus,
 }
 
@@ -120,15 +111,6 @@ fn span_message(w: &mut Writer, span: &Span) {
     w.fixed64(8, nanos(span.end_ms.max(span.start_ms)));
     for (key, value) in &span.attributes {
         w.message(9, |kv| attribute(kv, key, value));
-    }
-    for event in &span.events {
-        w.message(11, |e| {
-            e.fixed64(1, nanos(event.time_ms));
-            e.text(2, event.name);
-            for (key, value) in &event.attributes {
-                e.message(3, |kv| attribute(kv, key, value));
-            }
-        });
     }
     if let SpanStatus::Error(message) = &span.status {
         w.message(15, |status| {
@@ -248,7 +230,6 @@ mod tests {
             start_ms: 1,
             end_ms: 2,
             attributes: vec![("gen_ai.usage.input_tokens", AttrValue::Int(5))],
-            events: vec![],
             status: SpanStatus::Error("boom".into()),
         };
         let resource = Resource { service_name: "svc", function: "chat", version: "0.1.0" };

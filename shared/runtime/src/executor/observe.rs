@@ -5,7 +5,7 @@
 
 use futures::stream::StreamExt as _;
 
-use opencode_core::model::{ChatRequest, ChatResponse, FinishReason, Role, StreamEvent, Usage};
+use opencode_core::model::{ChatRequest, ChatResponse, FinishReason, StreamEvent, Usage};
 use opencode_core::pricing::Price;
 use opencode_core::telemetry::AttrValue;
 
@@ -18,17 +18,6 @@ use crate::trace::{self, SpanGuard, UsageFact};
 /// A chat call's operation and request parameters.
 pub(super) fn chat_operation(request: &ChatRequest) -> Operation {
     Operation { name: "chat", max_tokens: request.max_tokens, temperature: request.temperature, top_p: request.top_p }
-}
-
-/// The finish reason as the GenAI conventions spell it (OpenAI's words).
-fn finish_reason(reason: &FinishReason) -> String {
-    match reason {
-        FinishReason::Stop => "stop".into(),
-        FinishReason::Length => "length".into(),
-        FinishReason::ContentFilter => "content_filter".into(),
-        FinishReason::ToolCalls => "tool_calls".into(),
-        FinishReason::Other(other) => other.clone(),
-    }
 }
 
 /// What one finished call came to.
@@ -61,7 +50,7 @@ pub(super) fn finish<H: Host>(host: &H, span: &SpanGuard<H>, answered: &Who, req
         span.set("gen_ai.usage.input_tokens", call.usage.input_tokens);
         span.set("gen_ai.usage.output_tokens", call.usage.output_tokens);
         if let Some(reason) = call.finish {
-            span.set("gen_ai.response.finish_reasons", AttrValue::Texts(vec![finish_reason(reason)]));
+            span.set("gen_ai.response.finish_reasons", AttrValue::Texts(vec![reason.as_str().to_owned()]));
         }
     }
     let cost_usd = answered.price.map_or(0.0, |price| price.cost(&call.usage));
@@ -78,7 +67,7 @@ pub(super) fn finish<H: Host>(host: &H, span: &SpanGuard<H>, answered: &Who, req
     if settings == (false, false) {
         return;
     }
-    let messages: Vec<_> = request.messages.iter().map(|m| (role(m.role), m.content.as_str())).collect();
+    let messages: Vec<_> = request.messages.iter().map(|m| (m.role.as_str(), m.content.as_str())).collect();
     let prompt = messages_json(&messages);
     if settings.0 && span.recording() {
         span.set("gen_ai.input.messages", prompt.as_str());
@@ -112,15 +101,6 @@ fn messages_json(messages: &[(&str, &str)]) -> String {
     }
     out.push(']');
     out
-}
-
-fn role(role: Role) -> &'static str {
-    match role {
-        Role::System => "system",
-        Role::User => "user",
-        Role::Assistant => "assistant",
-        Role::Tool => "tool",
-    }
 }
 
 /// The time to first token of a committed stream: the successful attempt's time to its commit.
