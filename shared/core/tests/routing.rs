@@ -242,8 +242,10 @@ fn a_custom_router_plugs_in() {
     assert_eq!(decide(&routers[1], "Hello?").mode, Mode::Chat);
 }
 
-/// Accuracy on `tests/routing/prompts.jsonl`: 231 hand-labelled prompts, 38 to 40 per mode,
-/// English and both Chinese scripts (89 with CJK), adversarial cases included.
+/// The lexicon's accuracy on the first 231 prompts of `tests/routing/prompts.jsonl` (the ones
+/// it was written beside), 38 to 40 per mode, English and both Chinese scripts (89 with CJK),
+/// adversarial cases included. The 432 written since for the learned router are new to it
+/// (`router-train report` prints its figures on them: about 71% mode, 64% tier).
 ///
 /// Measured with the default configuration (the report example prints the same numbers):
 /// mode 97.0%, tier 92.2%, every mode's recall at least 92%. That figure is in-sample: the
@@ -258,7 +260,7 @@ fn accuracy_on_the_labelled_prompt_set() {
     let analyzer = ComplexityAnalyzer::default();
     let (mut total, mut modes, mut tiers) = (0, 0, 0);
     let mut per_mode = std::collections::BTreeMap::<String, (u32, u32)>::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+    for line in text.lines().filter(|l| !l.trim().is_empty()).take(231) {
         let row: serde_json::Value = serde_json::from_str(line).unwrap();
         let want_mode = Mode::parse(row["mode"].as_str().unwrap()).unwrap();
         let want_tier: Tier = serde_json::from_value(row["tier"].clone()).unwrap();

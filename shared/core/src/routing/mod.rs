@@ -2,17 +2,25 @@
 //!
 //! `"mode": "auto"` asks a [`Router`] for a [`RoutingDecision`]: the mode (chat, knowledge,
 //! search, code, thinking, research), the tier (System 1: one fast model call; System 2: the
-//! agent runtime) and a complexity score in `[0, 1]` with the reasons behind it. The default
-//! router is the [`ComplexityAnalyzer`], a deterministic single pass over the prompt with
-//! configurable weights ([`AnalyzerConfig`]); users may plug in their own [`Router`].
+//! agent runtime) and a complexity score in `[0, 1]` with the reasons behind it. Two routers
+//! live here: the [`LearnedRouter`](learned::LearnedRouter) (the default: linear models over
+//! [`features`], weights trained by `tools/router-train` from `tests/routing`) and the
+//! [`ComplexityAnalyzer`], the lexicon: a deterministic single pass over the prompt with
+//! configurable weights ([`AnalyzerConfig`]), whose signals are also the learned router's dense
+//! features. Users may plug in their own [`Router`].
 //!
-//! Pure logic: no I/O, no allocation per token, one pass linear in the text (about 5 µs for a
-//! 2 KB prompt, English or Chinese; `examples/route_report.rs` measures it). The files:
-//! `analyzer` (configuration and decision), `scan` (the pass), `lexicon` (keyword tables),
-//! `index` (their lookup structures). `tests/routing/prompts.jsonl` is the labelled prompt set.
+//! Pure logic: no I/O, no allocation per token, linear in the text. The files: `analyzer`
+//! (the lexicon's configuration and decision), `scan` (its pass), `lexicon` (keyword tables),
+//! `index` (their lookup structures), `features` and `learned` (the learned router),
+//! `learned_weights` (generated). `tests/routing/prompts.jsonl` is the labelled prompt set;
+//! `cargo run --release -p router-train -- report` measures every router on held-out data.
 
 mod analyzer;
+pub mod features;
 mod index;
+pub mod learned;
+#[rustfmt::skip]
+mod learned_weights;
 mod lexicon;
 mod scan;
 

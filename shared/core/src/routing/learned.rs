@@ -1,0 +1,181 @@
+//! The learned router: two linear models over [`features`](super::features), trained by
+//! `tools/router-train` and generated into `learned_weights.rs`.
+//!
+//! The tier model is a logistic regression whose score estimates how much a strong model
+//! would gain over a weak one on the prompt (trained on the RouteLLM correctness labels and
+//! the labelled prompts' tiers); the mode model a softmax over the six modes (trained on the
+//! labelled prompts). Hashed weights are stored as `i8` with one scale per model.
+
+use super::features::{signals, tokens, Features, DENSE, DENSE_NAMES, KINDS};
+use super::{Mode, RouteInput, Router, RoutingDecision, Tier};
+
+/// A trained model's numbers. `'static` for the generated weights; the trainer borrows its own.
+#[derive(Debug, Clone, Copy)]
+pub struct Weights<'w> {
+    /// Per [`Kind`](super::features::Kind) of text.
+    pub tier_dense: &'w [[f32; DENSE]; KINDS],
+    /// Per kind of text, one weight per bucket (a power of two of them), times `tier_scale`.
+    pub tier_buckets: &'w [i8],
+    pub tier_scale: f32,
+    /// Per mode, in [`Mode::ALL`] order.
+    pub mode_dense: &'w [[f32; DENSE]; 6],
+    /// Six weights (the modes) per bucket, times `mode_scale`.
+    pub mode_buckets: &'w [i8],
+    pub mode_scale: f32,
+    /// The score thresholds at which 0%, 5%, ... 100% of the labelled prompts go to System 2
+    /// (ascending share, descending threshold): what `ROUTER_STRONG_SHARE` reads.
+    pub share_thresholds: &'w [f32],
+}
+
+/// The learned [`Router`]: System 2 when the tier score reaches `threshold`.
+#[derive(Debug, Clone, Copy)]
+pub struct LearnedRouter<'w> {
+    weights: Weights<'w>,
+    threshold: f64,
+    /// The strong-call share the threshold was set for, if it was.
+    share: Option<f64>,
+}
+
+impl Default for LearnedRouter<'static> {
+    fn default() -> Self {
+        LearnedRouter::new(super::learned_weights::WEIGHTS)
+    }
+}
+
+/// What the two models say about one input.
+struct Scores {
+    features: Features,
+    tier_logit: f32,
+    mode_logits: [f32; 6],
+    /// The chosen mode, an index of [`Mode::ALL`].
+    mode: usize,
+}
+
+/// The index of the largest logit (the first of equals).
+fn argmax(logits: &[f32; 6]) -> usize {
+    let mut best = 0;
+    for (i, logit) in logits.iter().enumerate() {
+        if *logit > logits.get(best).copied().unwrap_or(f32::NEG_INFINITY) {
+            best = i;
+        }
+    }
+    best
+}
+
+fn sigmoid(x: f32) -> f64 {
+    1.0 / (1.0 + (-f64::from(x)).exp())
+}
+
+fn dot(a: &[f32; DENSE], b: &[f32; DENSE]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+impl<'w> LearnedRouter<'w> {
+    /// A router over these weights, at the default threshold (0.5).
+    pub fn new(weights: Weights<'w>) -> Self {
+        LearnedRouter { weights, threshold: 0.5, share: None }
+    }
+
+    /// The same router, sending System 2 what reaches `threshold` (clamped to `[0, 1]`).
+    pub fn with_threshold(self, threshold: f64) -> Self {
+        LearnedRouter { threshold: threshold.clamp(0.0, 1.0), share: None, ..self }
+    }
+
+    /// The same router, with the threshold that sent `share` (in `[0, 1]`) of the labelled
+    /// prompts to System 2 (interpolated between the trained table's 5% steps).
+    pub fn with_strong_share(self, share: f64) -> Self {
+        let table = self.weights.share_thresholds;
+        let steps = table.len().saturating_sub(1).max(1) as f64;
+        let position = share.clamp(0.0, 1.0) * steps;
+        let below = position.floor() as usize;
+        let at = |i: usize| table.get(i.min(table.len().saturating_sub(1))).map_or(0.5, |t| f64::from(*t));
+        let fraction = position - below as f64;
+        let threshold = at(below) + (at(below.saturating_add(1)) - at(below)) * fraction;
+        LearnedRouter { threshold: threshold.clamp(0.0, 1.0), share: Some(share.clamp(0.0, 1.0)), ..self }
+    }
+
+    pub fn threshold(&self) -> f64 {
+        self.threshold
+    }
+
+    fn tier_dense(&self, features: &Features) -> &'w [f32; DENSE] {
+        let w: &'w [[f32; DENSE]; KINDS] = self.weights.tier_dense;
+        w.get(features.kind as usize).unwrap_or(&w[0])
+    }
+
+    fn scores(&self, input: &RouteInput<'_>) -> Scores {
+        let w = &self.weights;
+        let mut features = signals(input);
+        let tier_size = w.tier_buckets.len() / KINDS;
+        let tier_table = w.tier_buckets.get(tier_size.saturating_mul(features.kind as usize)..).unwrap_or(&[]);
+        let tier_mask = tier_size.saturating_sub(1);
+        let mode_mask = (w.mode_buckets.len() / 6).saturating_sub(1);
+        let mut tier_sum = 0_i32;
+        let mut mode_sums = [0_i32; 6];
+        features.tokens = tokens(input.text, |hash| {
+            tier_sum = tier_sum.saturating_add(tier_table.get(hash as usize & tier_mask).map_or(0, |v| i32::from(*v)));
+            let bucket = ((hash >> 32) as usize & mode_mask).saturating_mul(6);
+            if let Some(row) = w.mode_buckets.get(bucket..bucket.saturating_add(6)) {
+                for (sum, v) in mode_sums.iter_mut().zip(row) {
+                    *sum = sum.saturating_add(i32::from(*v));
+                }
+            }
+        });
+        let scale = features.scale();
+        let mut mode_logits = [0.0; 6];
+        for ((logit, dense), sum) in mode_logits.iter_mut().zip(w.mode_dense).zip(mode_sums) {
+            *logit = dot(&features.dense, dense) + sum as f32 * w.mode_scale * scale;
+        }
+        let mode = argmax(&mode_logits);
+        let tier_logit = dot(&features.dense, self.tier_dense(&features)) + tier_sum as f32 * w.tier_scale * scale;
+        Scores { features, tier_logit, mode_logits, mode }
+    }
+
+    fn decide(&self, input: &RouteInput<'_>, explain: bool) -> RoutingDecision {
+        let scores = self.scores(input);
+        let mode = Mode::ALL.get(scores.mode).copied().unwrap_or(Mode::Chat);
+        let score = sigmoid(scores.tier_logit);
+        let tier = if score >= self.threshold { Tier::System2 } else { Tier::System1 };
+        let reasons = if explain { self.reasons(&scores, mode, score, tier) } else { Vec::new() };
+        RoutingDecision { mode, tier, score, reasons }
+    }
+
+    /// The mode's probability, the signals that moved the tier score most, and the threshold.
+    fn reasons(&self, scores: &Scores, mode: Mode, score: f64, tier: Tier) -> Vec<String> {
+        let total: f64 = scores.mode_logits.iter().map(|l| f64::from(l - scores.mode_logits[0]).exp()).sum();
+        let chosen = scores.mode_logits.get(scores.mode).map_or(0.0, |l| f64::from(l - scores.mode_logits[0]).exp());
+        let mut reasons = vec![format!("mode {mode}: probability {:.2}", chosen / total.max(f64::MIN_POSITIVE))];
+        let mut signals: Vec<(f32, &str)> = scores
+            .features
+            .dense
+            .iter()
+            .zip(self.tier_dense(&scores.features))
+            .zip(DENSE_NAMES)
+            .skip(1)
+            .map(|((x, w), name)| (x * w, name))
+            .filter(|(c, _)| c.abs() >= 0.05)
+            .collect();
+        signals.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
+        for (contribution, name) in signals.into_iter().take(3) {
+            let direction = if contribution > 0.0 { "system2" } else { "system1" };
+            reasons.push(format!("{name}: towards {direction} ({contribution:+.2})"));
+        }
+        let cmp = if tier == Tier::System2 { ">=" } else { "<" };
+        let basis = match self.share {
+            Some(share) => format!(" (set for {:.0}% strong calls)", share * 100.0),
+            None => String::new(),
+        };
+        reasons.push(format!("score {score:.2} {cmp} threshold {:.2}{basis}: {tier}", self.threshold));
+        reasons
+    }
+}
+
+impl Router for LearnedRouter<'_> {
+    fn route(&self, input: &RouteInput<'_>) -> RoutingDecision {
+        self.decide(input, true)
+    }
+
+    fn score(&self, input: &RouteInput<'_>) -> f64 {
+        sigmoid(self.scores(input).tier_logit)
+    }
+}

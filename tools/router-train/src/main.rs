@@ -1,0 +1,204 @@
+//! `router-train write|check|report [repo-root]`:
+//! - `write` trains on every row and writes the weights file;
+//! - `check` fails if the data no longer gives the shipped weights file;
+//! - `report` prints every router's figures on held-out data (what `scripts/bench` shows).
+#![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::print_stdout)]
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use opencode_core::routing::learned::LearnedRouter;
+use opencode_core::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, Tier};
+use router_train::data::{self, Graded, FOLDS};
+use router_train::eval::{apgr, curve, random, share_for};
+use router_train::{generate, root_from_args, train, Corpus, GRADED, WEIGHTS_FILE};
+
+fn main() {
+    let root = root_from_args();
+    let command = std::env::args().nth(1).unwrap_or_default();
+    let result = match command.as_str() {
+        "write" => generate(&root)
+            .and_then(|text| std::fs::write(root.join(WEIGHTS_FILE), text).map_err(|e| format!("{WEIGHTS_FILE}: {e}"))),
+        "check" => generate(&root).and_then(|text| {
+            let shipped =
+                std::fs::read_to_string(root.join(WEIGHTS_FILE)).map_err(|e| format!("{WEIGHTS_FILE}: {e}"))?;
+            if shipped == text {
+                Ok(())
+            } else {
+                Err(format!("{WEIGHTS_FILE} is not what the data gives: run `router-train write`"))
+            }
+        }),
+        "report" => Corpus::load(&root, train::PARAMS).map(|corpus| report(&corpus)),
+        _ => Err("usage: router-train write|check|report [repo-root]".to_owned()),
+    };
+    if let Err(err) = result {
+        eprintln!("router-train: {err}");
+        std::process::exit(1);
+    }
+}
+
+/// Held-out scores: each row scored by the model trained without its fold.
+struct HeldOut {
+    graded: Vec<Vec<f64>>,
+    labelled: Vec<(Mode, Tier)>,
+}
+
+fn cross_validate(corpus: &Corpus) -> HeldOut {
+    let mut graded: Vec<Vec<f64>> = corpus.graded.iter().map(|(rows, _)| vec![0.0; rows.len()]).collect();
+    let mut labelled = vec![(Mode::Chat, Tier::System1); corpus.labelled.len()];
+    for fold in 0..FOLDS {
+        let trained = corpus.train(|f| f != fold);
+        let router = LearnedRouter::new(trained.weights());
+        for ((rows, _), scores) in corpus.graded.iter().zip(&mut graded) {
+            for (row, score) in rows.iter().zip(scores.iter_mut()).filter(|(r, _)| data::fold(&r.prompt) == fold) {
+                *score = router.score(&RouteInput::new(&row.prompt));
+            }
+        }
+        for (row, slot) in corpus.labelled.iter().zip(&mut labelled).filter(|(r, _)| data::fold(&r.prompt) == fold) {
+            let decision = router.route(&RouteInput::new(&row.prompt));
+            *slot = (decision.mode, decision.tier);
+        }
+    }
+    HeldOut { graded, labelled }
+}
+
+fn line(name: &str, points: &[(f64, f64)]) {
+    println!(
+        "  {name:<30} APGR {:.3}   strong share for 50% of the gap {:>5.1}%, for 80% {:>5.1}%",
+        apgr(points),
+        100.0 * share_for(points, 0.5),
+        100.0 * share_for(points, 0.8)
+    );
+}
+
+fn is_chinese(text: &str) -> bool {
+    text.chars().any(|c| ('\u{4e00}'..='\u{9fff}').contains(&c))
+}
+
+/// The two row sets every figure is given for.
+/// Which prompts a figure is for.
+type PromptSet = fn(&str) -> bool;
+/// Which labelled prompts (by row and text) an accuracy is for.
+type LabelledGroup = fn(usize, &str) -> bool;
+
+const SETS: [(&str, PromptSet); 2] = [("all folds", |_| true), ("fold 0 only", |prompt| data::fold(prompt) == 0)];
+
+fn report(corpus: &Corpus) {
+    let start = Instant::now();
+    let held_out = cross_validate(corpus);
+    println!(
+        "== routers on held-out data ({:.1} s) ==\n\
+         {FOLDS}-fold cross-validation: a row's fold is a hash of its prompt, fixed before training; every learned\n\
+         figure comes from the model trained without the row's fold. The training settings were chosen on folds 1-4\n\
+         (train on three, measure on the fourth): fold 0 never informed a choice, so its figures are the clean ones.",
+        start.elapsed().as_secs_f64()
+    );
+    let lexicon = ComplexityAnalyzer::default();
+    for ((name, (all_rows, _)), all_learned) in GRADED.iter().zip(&corpus.graded).zip(&held_out.graded) {
+        for (set, keep) in SETS {
+            let picked: Vec<usize> = (0..all_rows.len()).filter(|&i| keep(&all_rows[i].prompt)).collect();
+            let rows: Vec<Graded> = picked.iter().map(|&i| all_rows[i].clone()).collect();
+            let learned: Vec<f64> = picked.iter().map(|&i| all_learned[i]).collect();
+            let n = rows.len() as f64;
+            let weak = rows.iter().filter(|r| r.weak).count() as f64 / n;
+            let strong = rows.iter().filter(|r| r.strong).count() as f64 / n;
+            println!(
+                "{name}, {set}: {} prompts, weak {:.1}% right, strong {:.1}%",
+                rows.len(),
+                100.0 * weak,
+                100.0 * strong
+            );
+            line("learned (held-out)", &curve(&rows, &learned));
+            let scores: Vec<f64> = rows.iter().map(|r| lexicon.score(&RouteInput::new(&r.prompt))).collect();
+            line("lexicon (complexity score)", &curve(&rows, &scores));
+            let lengths: Vec<f64> = rows.iter().map(|r| r.prompt.chars().count() as f64).collect();
+            line("prompt length", &curve(&rows, &lengths));
+            let seeds = 20;
+            let random_apgr: f64 =
+                (0..seeds).map(|seed| apgr(&curve(&rows, &random(rows.len(), 1000 + seed)))).sum::<f64>()
+                    / seeds as f64;
+            println!("  {:<30} APGR {random_apgr:.3}", format!("random (mean of {seeds} seeds)"));
+        }
+    }
+    accuracy(corpus, &held_out);
+    speed(corpus);
+}
+
+fn accuracy(corpus: &Corpus, held_out: &HeldOut) {
+    println!(
+        "labelled prompts (tests/routing/prompts.jsonl, {} prompts): mode and tier accuracy",
+        corpus.labelled.len()
+    );
+    let lexicon = ComplexityAnalyzer::default();
+    let groups: [(&str, LabelledGroup); 4] = [
+        ("all", |_, _| true),
+        ("English", |_, p| !is_chinese(p)),
+        ("Chinese", |_, p| is_chinese(p)),
+        ("written after the lexicon (232+)", |i, _| i >= 231),
+    ];
+    for (set, in_set) in SETS {
+        for (group, keep) in groups {
+            let (mut n, mut learned_mode, mut learned_tier, mut lexicon_mode, mut lexicon_tier) = (0, 0, 0, 0, 0);
+            for (i, (row, (mode, tier))) in corpus.labelled.iter().zip(&held_out.labelled).enumerate() {
+                if !keep(i, &row.prompt) || !in_set(&row.prompt) {
+                    continue;
+                }
+                n += 1;
+                learned_mode += usize::from(*mode == row.mode);
+                learned_tier += usize::from(*tier == row.tier);
+                let decision = lexicon.route(&RouteInput::new(&row.prompt));
+                lexicon_mode += usize::from(decision.mode == row.mode);
+                lexicon_tier += usize::from(decision.tier == row.tier);
+            }
+            let pct = |k: usize| 100.0 * k as f64 / n.max(1) as f64;
+            println!(
+                "  {:<45} {n:>4}: learned (held-out) mode {:>5.1}% tier {:>5.1}%   lexicon mode {:>5.1}% tier {:>5.1}%",
+                format!("{set}, {group}"),
+                pct(learned_mode),
+                pct(learned_tier),
+                pct(lexicon_mode),
+                pct(lexicon_tier)
+            );
+        }
+    }
+}
+
+fn speed(corpus: &Corpus) {
+    let trained = corpus.train_all();
+    let learned = LearnedRouter::new(trained.weights());
+    let lexicon = ComplexityAnalyzer::default();
+    let english = "Please compare the latency of our Python ingestion service with the Rust rewrite, then \
+                   write a short report with a table and a recommendation. ";
+    let chinese = "请分析上周的日志，列出所有p99超过250毫秒的接口，然后写一份简短的报告给团队。";
+    println!("speed (ns per call, a 2 KB prompt, release build, one core, fastest of 30 batches; target: learned score under 20000):");
+    for (name, part) in [("English", english), ("Chinese", chinese)] {
+        let text: String = part
+            .chars()
+            .cycle()
+            .scan(0, |bytes, c| {
+                *bytes += c.len_utf8();
+                (*bytes <= 2048).then_some(c)
+            })
+            .collect();
+        let input = RouteInput::new(&text);
+        // The fastest of 30 batches of 200 calls: the machine's noise only ever adds time.
+        let time = |f: &dyn Fn() -> f64| {
+            (0..30)
+                .map(|_| {
+                    let start = Instant::now();
+                    for _ in 0..200 {
+                        black_box(f());
+                    }
+                    start.elapsed().as_nanos() as f64 / 200.0
+                })
+                .fold(f64::INFINITY, f64::min)
+        };
+        println!(
+            "  {name:<8} learned score {:>7.0}  route {:>7.0}   lexicon score {:>7.0}  route {:>7.0}",
+            time(&|| learned.score(black_box(&input))),
+            time(&|| learned.route(black_box(&input)).score),
+            time(&|| lexicon.score(black_box(&input))),
+            time(&|| lexicon.route(black_box(&input)).score),
+        );
+    }
+}
