@@ -13,8 +13,9 @@ pub mod train;
 
 use std::path::{Path, PathBuf};
 
+use opencode_core::routing::choice::length_score;
 use opencode_core::routing::learned::LearnedRouter;
-use opencode_core::routing::{Mode, RouteInput, Router, Tier};
+use opencode_core::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, Tier};
 
 use data::{Graded, Labelled};
 use train::{Params, Sample, TierExample, Trained};
@@ -75,15 +76,49 @@ impl Corpus {
         Trained::new(&tier, &mode)
     }
 
-    /// The shipped model: trained on every row, with the strong-share table of the labelled
-    /// prompts.
+    /// Each row scored by the model trained without its fold.
+    pub fn cross_validate(&self) -> HeldOut {
+        let mut graded: Vec<Vec<f64>> = self.graded.iter().map(|(rows, _)| vec![0.0; rows.len()]).collect();
+        let mut labelled = vec![(Mode::Chat, Tier::System1, 0.0); self.labelled.len()];
+        for fold in 0..data::FOLDS {
+            let trained = self.train(|f| f != fold);
+            let router = LearnedRouter::new(trained.weights());
+            for ((rows, _), scores) in self.graded.iter().zip(&mut graded) {
+                for (row, score) in rows.iter().zip(scores.iter_mut()).filter(|(r, _)| data::fold(&r.prompt) == fold) {
+                    *score = router.score(&RouteInput::new(&row.prompt));
+                }
+            }
+            for (row, slot) in self.labelled.iter().zip(&mut labelled).filter(|(r, _)| data::fold(&r.prompt) == fold) {
+                let decision = router.route(&RouteInput::new(&row.prompt));
+                *slot = (decision.mode, decision.tier, decision.score);
+            }
+        }
+        HeldOut { graded, labelled }
+    }
+
+    /// The shipped model: trained on every row, with the strong-share tables of the labelled
+    /// prompts: this model's from held-out scores (its scores on prompts it was trained on are
+    /// surer than on new ones), the lexicon's (default configuration) and the length router's.
     pub fn train_all(&self) -> Trained {
         let mut trained = self.train(|_| true);
-        let router = LearnedRouter::new(trained.weights());
-        let scores: Vec<f64> = self.labelled.iter().map(|row| router.score(&RouteInput::new(&row.prompt))).collect();
-        trained.set_share_thresholds(&scores);
+        let table = |score: &dyn Fn(&str) -> f64| {
+            train::share_thresholds(&self.labelled.iter().map(|row| score(&row.prompt)).collect::<Vec<_>>())
+        };
+        let held_out: Vec<f64> = self.cross_validate().labelled.iter().map(|(_, _, score)| *score).collect();
+        trained.share_thresholds = train::share_thresholds(&held_out);
+        let lexicon = ComplexityAnalyzer::default();
+        trained.lexicon_shares = table(&|prompt| lexicon.score(&RouteInput::new(prompt)));
+        trained.length_shares = table(&length_score);
         trained
     }
+}
+
+/// Held-out results: each row's from the model trained without its fold.
+pub struct HeldOut {
+    /// Per data set of [`GRADED`], each row's tier score.
+    pub graded: Vec<Vec<f64>>,
+    /// Per labelled prompt: the mode, tier and score decided.
+    pub labelled: Vec<(Mode, Tier, f64)>,
 }
 
 /// The repository root: the first argument, else the current directory.

@@ -8,7 +8,7 @@ use std::hint::black_box;
 use std::time::Instant;
 
 use opencode_core::routing::learned::LearnedRouter;
-use opencode_core::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, Tier};
+use opencode_core::routing::{ComplexityAnalyzer, RouteInput, Router};
 use router_train::data::{self, Graded, FOLDS};
 use router_train::eval::{apgr, curve, random, share_for};
 use router_train::{generate, root_from_args, train, Corpus, GRADED, WEIGHTS_FILE};
@@ -37,31 +37,6 @@ fn main() {
     }
 }
 
-/// Held-out scores: each row scored by the model trained without its fold.
-struct HeldOut {
-    graded: Vec<Vec<f64>>,
-    labelled: Vec<(Mode, Tier)>,
-}
-
-fn cross_validate(corpus: &Corpus) -> HeldOut {
-    let mut graded: Vec<Vec<f64>> = corpus.graded.iter().map(|(rows, _)| vec![0.0; rows.len()]).collect();
-    let mut labelled = vec![(Mode::Chat, Tier::System1); corpus.labelled.len()];
-    for fold in 0..FOLDS {
-        let trained = corpus.train(|f| f != fold);
-        let router = LearnedRouter::new(trained.weights());
-        for ((rows, _), scores) in corpus.graded.iter().zip(&mut graded) {
-            for (row, score) in rows.iter().zip(scores.iter_mut()).filter(|(r, _)| data::fold(&r.prompt) == fold) {
-                *score = router.score(&RouteInput::new(&row.prompt));
-            }
-        }
-        for (row, slot) in corpus.labelled.iter().zip(&mut labelled).filter(|(r, _)| data::fold(&r.prompt) == fold) {
-            let decision = router.route(&RouteInput::new(&row.prompt));
-            *slot = (decision.mode, decision.tier);
-        }
-    }
-    HeldOut { graded, labelled }
-}
-
 fn line(name: &str, points: &[(f64, f64)]) {
     println!(
         "  {name:<30} APGR {:.3}   strong share for 50% of the gap {:>5.1}%, for 80% {:>5.1}%",
@@ -85,7 +60,7 @@ const SETS: [(&str, PromptSet); 2] = [("all folds", |_| true), ("fold 0 only", |
 
 fn report(corpus: &Corpus) {
     let start = Instant::now();
-    let held_out = cross_validate(corpus);
+    let held_out = corpus.cross_validate();
     println!(
         "== routers on held-out data ({:.1} s) ==\n\
          {FOLDS}-fold cross-validation: a row's fold is a hash of its prompt, fixed before training; every learned\n\
@@ -124,7 +99,7 @@ fn report(corpus: &Corpus) {
     speed(corpus);
 }
 
-fn accuracy(corpus: &Corpus, held_out: &HeldOut) {
+fn accuracy(corpus: &Corpus, held_out: &router_train::HeldOut) {
     println!(
         "labelled prompts (tests/routing/prompts.jsonl, {} prompts): mode and tier accuracy",
         corpus.labelled.len()
@@ -139,7 +114,7 @@ fn accuracy(corpus: &Corpus, held_out: &HeldOut) {
     for (set, in_set) in SETS {
         for (group, keep) in groups {
             let (mut n, mut learned_mode, mut learned_tier, mut lexicon_mode, mut lexicon_tier) = (0, 0, 0, 0, 0);
-            for (i, (row, (mode, tier))) in corpus.labelled.iter().zip(&held_out.labelled).enumerate() {
+            for (i, (row, (mode, tier, _))) in corpus.labelled.iter().zip(&held_out.labelled).enumerate() {
                 if !keep(i, &row.prompt) || !in_set(&row.prompt) {
                     continue;
                 }

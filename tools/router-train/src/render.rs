@@ -49,6 +49,10 @@ pub fn rust(trained: &Trained) -> String {
          \n\
          static SHARE_THRESHOLDS: [f32; {shares}] = [{share_thresholds}];\n\
          \n\
+         pub(super) static LEXICON_SHARE_THRESHOLDS: [f32; {shares}] = [{lexicon_shares}];\n\
+         \n\
+         pub(super) static LENGTH_SHARE_THRESHOLDS: [f32; {shares}] = [{length_shares}];\n\
+         \n\
          static TIER_BUCKETS: [i8; {tier_len}] = [\n{tier_buckets}\n];\n\
          \n\
          static MODE_BUCKETS: [i8; {mode_len}] = [\n{mode_buckets}\n];\n",
@@ -58,6 +62,8 @@ pub fn rust(trained: &Trained) -> String {
         modes = rows(&trained.mode_dense),
         shares = trained.share_thresholds.len(),
         share_thresholds = floats(&trained.share_thresholds),
+        lexicon_shares = floats(&trained.lexicon_shares),
+        length_shares = floats(&trained.length_shares),
         tier_len = trained.tier_buckets.len(),
         tier_buckets = bytes(&trained.tier_buckets),
         mode_len = trained.mode_buckets.len(),

@@ -192,6 +192,9 @@ pub struct Trained {
     pub mode_buckets: Vec<i8>,
     pub mode_scale: f32,
     pub share_thresholds: Vec<f32>,
+    /// The same tables for the lexicon (its default configuration) and the length router.
+    pub lexicon_shares: Vec<f32>,
+    pub length_shares: Vec<f32>,
 }
 
 impl Trained {
@@ -220,6 +223,8 @@ impl Trained {
             mode_buckets,
             mode_scale,
             share_thresholds: Vec::new(),
+            lexicon_shares: Vec::new(),
+            length_shares: Vec::new(),
         }
     }
 
@@ -234,22 +239,23 @@ impl Trained {
             share_thresholds: &self.share_thresholds,
         }
     }
+}
 
-    /// Sets the thresholds that send 0%, 5%, ... 100% of these scores to System 2.
-    pub fn set_share_thresholds(&mut self, scores: &[f64]) {
-        let mut sorted: Vec<f64> = scores.to_vec();
-        sorted.sort_by(|a, b| b.total_cmp(a));
-        let n = sorted.len();
-        self.share_thresholds = (0..=20)
-            .map(|step| {
-                let k = (n * step + 10) / 20;
-                let threshold = match (k.checked_sub(1).and_then(|i| sorted.get(i)), sorted.get(k)) {
-                    (None, _) => 1.0,
-                    (Some(_), None) => 0.0,
-                    (Some(above), Some(below)) => (above + below) / 2.0,
-                };
-                threshold as f32
-            })
-            .collect();
-    }
+/// The thresholds that send 0%, 5%, ... 100% of these scores to System 2: between the
+/// scores on either side of each share, 1 above all, 0 below all.
+pub fn share_thresholds(scores: &[f64]) -> Vec<f32> {
+    let mut sorted: Vec<f64> = scores.to_vec();
+    sorted.sort_by(|a, b| b.total_cmp(a));
+    let n = sorted.len();
+    (0..=20)
+        .map(|step| {
+            let k = (n * step + 10) / 20;
+            let threshold = match (k.checked_sub(1).and_then(|i| sorted.get(i)), sorted.get(k)) {
+                (None, _) => 1.0,
+                (Some(_), None) => 0.0,
+                (Some(above), Some(below)) => (above + below) / 2.0,
+            };
+            threshold as f32
+        })
+        .collect()
 }

@@ -25,3 +25,18 @@ fn training_is_deterministic() {
     assert_eq!(first, second);
     assert_ne!(first, corpus.train(|fold| fold != 1), "the folds train different models");
 }
+
+/// `ROUTER_STRONG_SHARE` spends its target share on prompts the model has not seen: the
+/// shipped table, read through the router, against every labelled prompt's held-out score.
+#[test]
+fn the_strong_share_table_hits_its_target_on_held_out_scores() {
+    use opencode_core::routing::learned::LearnedRouter;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let corpus = router_train::Corpus::load(&root, router_train::train::PARAMS).unwrap();
+    let scores: Vec<f64> = corpus.cross_validate().labelled.iter().map(|(_, _, score)| *score).collect();
+    for target in [0.1, 0.25, 0.5, 0.75, 0.9] {
+        let threshold = LearnedRouter::default().with_strong_share(target).threshold();
+        let observed = scores.iter().filter(|s| **s >= threshold).count() as f64 / scores.len() as f64;
+        assert!((observed - target).abs() <= 0.02, "target {target}: {observed:.3}");
+    }
+}

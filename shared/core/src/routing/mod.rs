@@ -16,6 +16,8 @@
 //! `cargo run --release -p router-train -- report` measures every router on held-out data.
 
 mod analyzer;
+pub mod choice;
+pub mod experiments;
 pub mod features;
 mod index;
 pub mod learned;

@@ -1,0 +1,307 @@
+//! Routers chosen by configuration (the seed's "custom routers"): which router decides
+//! (`learned`, `lexicon`, `length` or `rules`), where its System 2 threshold sits (a score, or
+//! the share of strong calls it should spend), and rules tried before it.
+//!
+//! Settings come in layers — the platform's, a tenant's, an A/B variant's — each naming only
+//! what it changes ([`RouterSettings::over`]).
+
+use serde::Deserialize;
+
+use super::analyzer::{AnalyzerConfig, ComplexityAnalyzer};
+use super::learned::LearnedRouter;
+use super::learned_weights::{LENGTH_SHARE_THRESHOLDS, LEXICON_SHARE_THRESHOLDS};
+use super::{Mode, RouteInput, Router, RoutingDecision, Tier};
+
+/// Which router decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RouterKind {
+    /// The learned scorer (the default).
+    Learned,
+    /// The ComplexityAnalyzer's keyword and signal score.
+    Lexicon,
+    /// Prompt length alone for the tier (the baseline), the learned model for the mode.
+    Length,
+    /// The rules, and the learned router where none matches.
+    Rules,
+}
+
+impl RouterKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            RouterKind::Learned => "learned",
+            RouterKind::Lexicon => "lexicon",
+            RouterKind::Length => "length",
+            RouterKind::Rules => "rules",
+        }
+    }
+
+    /// Parses `learned`, `lexicon`, `length` or `rules` (any case).
+    pub fn parse(name: &str) -> Option<RouterKind> {
+        [RouterKind::Learned, RouterKind::Lexicon, RouterKind::Length, RouterKind::Rules]
+            .into_iter()
+            .find(|kind| kind.as_str().eq_ignore_ascii_case(name.trim()))
+    }
+}
+
+/// What a rule looks for: a phrase, or any of several (case-insensitive, in the text routed).
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Match {
+    One(String),
+    Any(Vec<String>),
+}
+
+/// `{"match": "invoice" | ["invoice", "發票"], "mode"?: "knowledge", "tier"?: "system1"}`:
+/// when the text contains a phrase, the rule decides what it names; the router decides the rest.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Rule {
+    #[serde(rename = "match")]
+    pub matches: Match,
+    #[serde(default)]
+    pub mode: Option<Mode>,
+    #[serde(default)]
+    pub tier: Option<Tier>,
+}
+
+impl Rule {
+    fn phrases(&self) -> &[String] {
+        match &self.matches {
+            Match::One(phrase) => std::slice::from_ref(phrase),
+            Match::Any(phrases) => phrases,
+        }
+    }
+}
+
+/// One layer of routing settings; every field optional.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSettings {
+    #[serde(default)]
+    pub router: Option<RouterKind>,
+    /// The share of System 2 calls to spend, in `[0, 1]` (measured on the labelled prompts).
+    #[serde(default)]
+    pub strong_share: Option<f64>,
+    /// The System 2 threshold on the router's score, in `[0, 1]`.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    #[serde(default)]
+    pub rules: Option<Vec<Rule>>,
+}
+
+/// Why routing settings were refused (the message names the field, never a secret).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SettingsError {
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl RouterSettings {
+    /// These settings, with `base` filling what they leave out. A threshold or a share set
+    /// here replaces both of the base's (they are two ways to say one thing).
+    pub fn over(&self, base: &RouterSettings) -> RouterSettings {
+        let own_threshold = self.threshold.is_some() || self.strong_share.is_some();
+        RouterSettings {
+            router: self.router.or(base.router),
+            strong_share: if own_threshold { self.strong_share } else { base.strong_share },
+            threshold: if own_threshold { self.threshold } else { base.threshold },
+            rules: self.rules.clone().or_else(|| base.rules.clone()),
+        }
+    }
+
+    /// Checks ranges and that a rule names something to decide.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        for (name, value) in [("strong_share", self.strong_share), ("threshold", self.threshold)] {
+            if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
+                return Err(SettingsError::Invalid(format!("`{name}` must be a number in [0, 1]")));
+            }
+        }
+        for (i, rule) in self.rules.iter().flatten().enumerate() {
+            if rule.mode.is_none() && rule.tier.is_none() {
+                return Err(SettingsError::Invalid(format!(
+                    "rule {}: name a `mode`, a `tier` or both",
+                    i.saturating_add(1)
+                )));
+            }
+            if rule.phrases().is_empty() || rule.phrases().iter().any(|p| p.trim().is_empty()) {
+                return Err(SettingsError::Invalid(format!(
+                    "rule {}: `match` needs a non-empty phrase",
+                    i.saturating_add(1)
+                )));
+            }
+        }
+        if self.router == Some(RouterKind::Rules) && self.rules.as_ref().is_none_or(Vec::is_empty) {
+            return Err(SettingsError::Invalid("the `rules` router needs at least one rule".into()));
+        }
+        Ok(())
+    }
+}
+
+/// The threshold that sent `share` of the labelled prompts to System 2 (a table in 5% steps,
+/// interpolated).
+pub fn threshold_for_share(table: &[f32], share: f64) -> f64 {
+    let last = table.len().saturating_sub(1);
+    let position = share.clamp(0.0, 1.0) * last.max(1) as f64;
+    let below = (position.floor() as usize).min(last);
+    let at = |i: usize| table.get(i.min(last)).map_or(0.5, |t| f64::from(*t));
+    let fraction = position - below as f64;
+    (at(below) + (at(below.saturating_add(1)) - at(below)) * fraction).clamp(0.0, 1.0)
+}
+
+/// Characters at which the length router's score is one half.
+const LENGTH_SCALE: f64 = 300.0;
+
+/// The length router's score: `chars / (chars + 300)`, in `[0, 1)`.
+pub fn length_score(text: &str) -> f64 {
+    let chars = text.chars().count() as f64;
+    chars / (chars + LENGTH_SCALE)
+}
+
+/// The router the settings describe, ready to route.
+#[derive(Debug, Clone)]
+pub struct ConfiguredRouter {
+    kind: RouterKind,
+    rules: Vec<Rule>,
+    learned: LearnedRouter<'static>,
+    lexicon: ComplexityAnalyzer,
+    /// The System 2 threshold of the length router.
+    length_threshold: f64,
+}
+
+/// A decision and the router that made it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Routed {
+    pub decision: RoutingDecision,
+    /// `rules`, `learned`, `lexicon` or `length`.
+    pub router: &'static str,
+}
+
+impl ConfiguredRouter {
+    /// The router `settings` (validated) name; `lexicon` takes the analyzer's configuration.
+    pub fn new(settings: &RouterSettings, analyzer: AnalyzerConfig) -> Result<ConfiguredRouter, SettingsError> {
+        settings.validate()?;
+        let kind = settings.router.unwrap_or(RouterKind::Learned);
+        let mut learned = LearnedRouter::default();
+        let mut lexicon = analyzer;
+        let mut length_threshold = 0.5;
+        if let Some(threshold) = settings.threshold {
+            learned = learned.with_threshold(threshold);
+            lexicon.threshold = threshold;
+            length_threshold = threshold;
+        } else if let Some(share) = settings.strong_share {
+            learned = learned.with_strong_share(share);
+            lexicon.threshold = threshold_for_share(&LEXICON_SHARE_THRESHOLDS, share);
+            length_threshold = threshold_for_share(&LENGTH_SHARE_THRESHOLDS, share);
+        }
+        let rules = settings.rules.clone().unwrap_or_default();
+        Ok(ConfiguredRouter { kind, rules, learned, lexicon: ComplexityAnalyzer::new(lexicon), length_threshold })
+    }
+
+    pub fn kind(&self) -> RouterKind {
+        self.kind
+    }
+
+    /// Routes `input`: the first matching rule decides what it names, the router the rest.
+    pub fn decide(&self, input: &RouteInput<'_>) -> Routed {
+        let rule = self.rules.iter().enumerate().find_map(|(i, rule)| {
+            rule.phrases().iter().find(|phrase| contains_ignoring_case(input.text, phrase)).map(|p| (i, rule, p))
+        });
+        let mut routed = self.by_router(input);
+        if let Some((i, rule, phrase)) = rule {
+            let decision = &mut routed.decision;
+            decision.mode = rule.mode.unwrap_or(decision.mode);
+            decision.tier = rule.tier.unwrap_or(decision.tier);
+            decision.reasons.insert(0, format!("rule {} matched `{phrase}`", i.saturating_add(1)));
+            if rule.mode.is_some() && rule.tier.is_some() {
+                routed.router = RouterKind::Rules.as_str();
+            }
+        }
+        routed
+    }
+
+    fn by_router(&self, input: &RouteInput<'_>) -> Routed {
+        let (decision, router) = match self.kind {
+            RouterKind::Lexicon => (self.lexicon.route(input), RouterKind::Lexicon),
+            RouterKind::Length => (self.by_length(input), RouterKind::Length),
+            RouterKind::Learned | RouterKind::Rules => (self.learned.route(input), RouterKind::Learned),
+        };
+        Routed { decision, router: router.as_str() }
+    }
+
+    fn by_length(&self, input: &RouteInput<'_>) -> RoutingDecision {
+        let score = length_score(input.text);
+        let chars = input.text.chars().count();
+        let tier = if score >= self.length_threshold { Tier::System2 } else { Tier::System1 };
+        let mode = self.learned.route(input).mode;
+        let cmp = if tier == Tier::System2 { ">=" } else { "<" };
+        let reasons = vec![
+            format!("mode {mode}: from the learned model"),
+            format!("{chars} characters: score {score:.2} {cmp} threshold {:.2}: {tier}", self.length_threshold),
+        ];
+        RoutingDecision { mode, tier, score, reasons }
+    }
+}
+
+impl Router for ConfiguredRouter {
+    fn route(&self, input: &RouteInput<'_>) -> RoutingDecision {
+        self.decide(input).decision
+    }
+}
+
+/// Whether `text` contains `phrase`, ASCII letters compared without case (others exactly).
+fn contains_ignoring_case(text: &str, phrase: &str) -> bool {
+    let (text, phrase) = (text.as_bytes(), phrase.trim().as_bytes());
+    !phrase.is_empty() && text.windows(phrase.len()).any(|window| window.eq_ignore_ascii_case(phrase))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn settings(json: &str) -> RouterSettings {
+        serde_json::from_str(json).unwrap_or_default()
+    }
+
+    #[test]
+    fn layers_fill_what_they_leave_out() {
+        let platform = settings(r#"{"router": "lexicon", "strong_share": 0.3}"#);
+        let tenant = settings(r#"{"threshold": 0.7}"#);
+        let merged = tenant.over(&platform);
+        assert_eq!(merged.router, Some(RouterKind::Lexicon));
+        assert_eq!((merged.threshold, merged.strong_share), (Some(0.7), None));
+        assert_eq!(RouterSettings::default().over(&platform), platform);
+    }
+
+    #[test]
+    fn bad_settings_are_named() {
+        for (json, needle) in [
+            (r#"{"strong_share": 1.5}"#, "strong_share"),
+            (r#"{"rules": [{"match": "x"}]}"#, "rule 1"),
+            (r#"{"rules": [{"match": "", "mode": "code"}]}"#, "non-empty"),
+            (r#"{"router": "rules"}"#, "at least one rule"),
+        ] {
+            let err = settings(json).validate().unwrap_err().to_string();
+            assert!(err.contains(needle), "{json}: {err}");
+        }
+        assert!(serde_json::from_str::<RouterSettings>(r#"{"router": "magic"}"#).is_err());
+        assert!(serde_json::from_str::<RouterSettings>(r#"{"routr": "learned"}"#).is_err());
+    }
+
+    #[test]
+    fn shares_interpolate_between_steps() {
+        let table = [1.0, 0.8, 0.6];
+        assert_eq!(threshold_for_share(&table, 0.0), 1.0);
+        assert!((threshold_for_share(&table, 0.25) - 0.9).abs() < 1e-6);
+        assert!((threshold_for_share(&table, 1.0) - 0.6).abs() < 1e-6);
+        assert!((threshold_for_share(&table, 7.0) - 0.6).abs() < 1e-6);
+    }
+
+    #[test]
+    fn phrases_match_without_ascii_case() {
+        assert!(contains_ignoring_case("Please check the INVOICE", "invoice"));
+        assert!(contains_ignoring_case("幫我查發票", "發票"));
+        assert!(!contains_ignoring_case("short", "  "));
+    }
+}
