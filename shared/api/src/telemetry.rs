@@ -148,6 +148,9 @@ fn complete<H: Host, R: Host>(host: &R, runtime: &H, trace: &Trace, served: &Ser
         if let Some(key_id) = &facts.key_id {
             trace.set_server("opencode.key_id", AttrValue::from(key_id.as_str()));
         }
+        if let Some(variant) = &facts.variant {
+            trace.set_server("opencode.variant", AttrValue::from(variant.as_str()));
+        }
         if served.status >= 500 {
             trace.fail_server(format!("status {}", served.status));
             trace.set_server("error.type", AttrValue::from(served.status.to_string()));
@@ -209,6 +212,9 @@ fn log_line<R: Host>(host: &R, trace: &Trace, served: &Served, facts: &Facts, la
     }
     if let Some(hit) = facts.cache {
         fields.push(("cache", Field::Text(if hit { "hit" } else { "miss" })));
+    }
+    if let Some(variant) = &facts.variant {
+        fields.push(("variant", Field::Text(variant)));
     }
     if facts.failed {
         fields.push(("failed", Field::Flag(true)));

@@ -92,15 +92,18 @@ fn totals(requests: usize) -> Vec<u8> {
     use opencode_runtime::metrics::{Record, Sample};
     let mut record = Record::default();
     for _ in 0..requests {
-        record.add(&Sample {
-            mode: Mode::Chat,
-            tier: Tier::System1,
-            latency_ms: 5,
-            cache: None,
-            usage: Default::default(),
-            cost_usd: 0.0,
-            error: false,
-        });
+        record.add(
+            &Sample {
+                mode: Mode::Chat,
+                tier: Tier::System1,
+                latency_ms: 5,
+                cache: None,
+                usage: Default::default(),
+                cost_usd: 0.0,
+                error: false,
+            },
+            None,
+        );
     }
     serde_json::to_vec(&record).unwrap()
 }

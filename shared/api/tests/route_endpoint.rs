@@ -78,10 +78,10 @@ async fn a_named_mode_is_kept_and_bad_bodies_are_refused_clearly() {
 #[tokio::test(start_paused = true)]
 async fn router_config_moves_the_threshold_and_a_bad_one_is_a_configuration_error() {
     let text = "Compare three sorting algorithms step by step and explain their complexity";
-    let low = test_host().with_var("ROUTER_CONFIG", r#"{"threshold": 0.0}"#);
+    let low = test_host().with_var("ROUTER", "lexicon").with_var("ROUTER_CONFIG", r#"{"threshold": 0.0}"#);
     let (_, body) = route(&low, prompt(text), true).await;
     assert_eq!(body["routing"]["tier"], "system2");
-    let high = test_host().with_var("ROUTER_CONFIG", r#"{"threshold": 1.0}"#);
+    let high = test_host().with_var("ROUTER", "lexicon").with_var("ROUTER_CONFIG", r#"{"threshold": 1.0}"#);
     let (_, body) = route(&high, prompt("hi"), true).await;
     assert_eq!(body["routing"]["tier"], "system1");
     let broken = test_host().with_var("ROUTER_CONFIG", "{not json");

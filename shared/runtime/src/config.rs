@@ -6,6 +6,7 @@
 
 use opencode_core::pricing::Prices;
 use opencode_core::providers::{ProviderConfig, ProviderKind};
+use opencode_core::routing::experiments::{Experiment, Variant};
 use opencode_core::routing::Tier;
 
 use crate::executor::RetryPolicy;
@@ -58,6 +59,11 @@ pub const VARIABLES: &[&str] = &[
     "STREAM_MAX_MS",
     "CACHE_TTL_SECS",
     "ROUTER_CONFIG",
+    "ROUTER",
+    "ROUTER_RULES",
+    "ROUTER_STRONG_SHARE",
+    "ROUTER_TENANTS",
+    "EXPERIMENTS",
     "EMBEDDING_PROVIDER",
     "EMBEDDING_MODEL",
     "EMBEDDING_DIMENSIONS",
@@ -160,6 +166,10 @@ pub struct Config {
     pub cache_ttl_secs: u64,
     /// List prices per model (`MODEL_PRICES` over the built-in table).
     pub prices: Prices,
+    /// The A/B experiment (`EXPERIMENTS`), if one runs.
+    pub experiment: Option<Experiment>,
+    /// The caller's variant of it ([`Config::enter_variant`]).
+    pub variant: Option<Variant>,
 }
 
 impl Config {
@@ -207,7 +217,16 @@ impl Config {
             max_body_bytes: number(host, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
             cache_ttl_secs: number(host, "CACHE_TTL_SECS", crate::cache::DEFAULT_TTL_SECS)?,
             prices: Prices::from_vars(|name| host.var(name)).map_err(ConfigError::NotConfigured)?,
+            experiment: experiment(host)?,
+            variant: None,
         })
+    }
+
+    /// Puts the caller (`subject`) in its variant of the experiment, if the experiment takes
+    /// it: the variant's models then answer requests that name none. Returns the variant.
+    pub fn enter_variant(&mut self, subject: &str) -> Option<&Variant> {
+        self.variant = self.experiment.as_ref().and_then(|experiment| experiment.assign(subject)).cloned();
+        self.variant.as_ref()
     }
 
     /// The chain for a request that asked for `model`: `provider/model` pins that provider
@@ -221,7 +240,12 @@ impl Config {
     /// model (`*_STRONG_MODEL`).
     pub fn tier_chain_for(&self, tier: Tier, model: Option<&str>) -> Result<Vec<ProviderConfig>, ConfigError> {
         let models = (tier == Tier::System2).then_some(self.strong_models.as_slice());
-        self.chain_on(models, model)
+        // A request's own model wins over its A/B variant's.
+        let variant = self.variant.as_ref().and_then(|v| match tier {
+            Tier::System1 => v.model.as_deref(),
+            Tier::System2 => v.strong_model.as_deref(),
+        });
+        self.chain_on(models, model.or(variant))
     }
 
     /// Like [`Config::chain_for`], for `/v1/thinking`: each provider on a model that accepts
@@ -263,6 +287,16 @@ impl Config {
             provider.price = self.prices.lookup(&provider.model);
         }
         chain
+    }
+}
+
+/// `EXPERIMENTS`, parsed and checked.
+fn experiment<H: Host>(host: &H) -> Result<Option<Experiment>, ConfigError> {
+    match host.var("EXPERIMENTS").filter(|json| !json.trim().is_empty()) {
+        None => Ok(None),
+        Some(json) => Experiment::from_json(&json)
+            .map(Some)
+            .map_err(|err| ConfigError::NotConfigured(format!("EXPERIMENTS: {err}"))),
     }
 }
 

@@ -164,27 +164,35 @@ impl Stats {
 pub struct Record {
     pub tiers: BTreeMap<String, Stats>,
     pub modes: BTreeMap<String, Stats>,
+    /// Per A/B variant (`EXPERIMENTS`) the request's caller was in.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub variants: BTreeMap<String, Stats>,
     /// Every request of every function, by bounded labels (`/metrics`).
     #[serde(default, skip_serializing_if = "Series::is_empty")]
     pub series: Series,
 }
 
 impl Record {
-    pub fn add(&mut self, sample: &Sample) {
+    /// Adds a request; `variant` is the A/B variant its caller was in.
+    pub fn add(&mut self, sample: &Sample, variant: Option<&str>) {
         self.tiers.entry(sample.tier.as_str().to_string()).or_default().add(sample);
         self.modes.entry(sample.mode.as_str().to_string()).or_default().add(sample);
+        if let Some(variant) = variant {
+            self.variants.entry(variant.to_string()).or_default().add(sample);
+        }
     }
 
     pub fn is_empty(&self) -> bool {
-        self.tiers.is_empty() && self.modes.is_empty() && self.series.is_empty()
+        self.tiers.is_empty() && self.modes.is_empty() && self.variants.is_empty() && self.series.is_empty()
     }
 
     pub fn merge(&mut self, other: &Record) {
-        for (name, stats) in &other.tiers {
-            self.tiers.entry(name.clone()).or_default().merge(stats);
-        }
-        for (name, stats) in &other.modes {
-            self.modes.entry(name.clone()).or_default().merge(stats);
+        for (mine, theirs) in
+            [(&mut self.tiers, &other.tiers), (&mut self.modes, &other.modes), (&mut self.variants, &other.variants)]
+        {
+            for (name, stats) in theirs {
+                mine.entry(name.clone()).or_default().merge(stats);
+            }
         }
         self.series.merge(&other.series);
     }
@@ -193,7 +201,7 @@ impl Record {
         let map = |m: &BTreeMap<String, Stats>| {
             m.iter().map(|(k, v)| (k.clone(), v.to_json())).collect::<serde_json::Map<_, _>>()
         };
-        json!({ "tiers": map(&self.tiers), "modes": map(&self.modes) })
+        json!({ "tiers": map(&self.tiers), "modes": map(&self.modes), "variants": map(&self.variants) })
     }
 }
 
@@ -324,7 +332,8 @@ pub fn hour_of(ms: u64) -> u64 {
 /// Adds a mode request's sample to this instance's totals and schedules a write of them (after
 /// the response, at most once a second).
 pub fn record<H: Host>(host: &H, sample: &Sample) {
-    add(host, |record| record.add(sample));
+    let variant = host.trace().and_then(|trace| trace.facts.borrow().variant.clone());
+    add(host, |record| record.add(sample, variant.as_deref()));
 }
 
 /// Adds a finished request (any function) to this instance's `/metrics` series.
@@ -643,10 +652,10 @@ mod tests {
     fn stats_count_cache_tokens_and_latency_quantiles() {
         let mut record = Record::default();
         for ms in 1..=98 {
-            record.add(&sample(ms % 10, Some(ms % 2 == 0), false));
+            record.add(&sample(ms % 10, Some(ms % 2 == 0), false), None);
         }
-        record.add(&sample(700, None, true));
-        record.add(&sample(90_000, Some(false), false));
+        record.add(&sample(700, None, true), None);
+        record.add(&sample(90_000, Some(false), false), None);
         let stats = &record.tiers["system1"];
         assert_eq!((stats.requests, stats.errors), (100, 1));
         assert_eq!((stats.cache_lookups, stats.cache_hits), (99, 49));
@@ -710,14 +719,15 @@ mod tests {
     #[test]
     fn records_merge_as_sums() {
         let mut a = Record::default();
-        a.add(&sample(3, Some(true), false));
+        a.add(&sample(3, Some(true), false), Some("control"));
         let mut b = Record::default();
-        b.add(&sample(40_000, None, false));
-        b.add(&Sample { tier: Tier::System2, mode: Mode::Research, ..sample(4, None, true) });
+        b.add(&sample(40_000, None, false), Some("control"));
+        b.add(&Sample { tier: Tier::System2, mode: Mode::Research, ..sample(4, None, true) }, Some("lexicon"));
         a.merge(&b);
         assert_eq!(a.tiers["system1"].requests, 2);
         assert_eq!(a.tiers["system1"].latency_buckets.iter().sum::<u64>(), 2);
         assert_eq!(a.tiers["system2"].errors, 1);
         assert_eq!(a.modes["research"].requests, 1);
+        assert_eq!((a.variants["control"].requests, a.variants["lexicon"].errors), (2, 1));
     }
 }

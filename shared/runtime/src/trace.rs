@@ -169,6 +169,8 @@ pub struct Facts {
     pub usage: Vec<UsageFact>,
     /// A streamed answer ended in an error event (its status said 200).
     pub failed: bool,
+    /// The A/B variant (`EXPERIMENTS`) the caller is in.
+    pub variant: Option<String>,
 }
 
 /// One request's trace.

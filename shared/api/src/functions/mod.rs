@@ -195,7 +195,13 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
             facts.key_id.clone_from(&principal.key_id);
         });
     }
-    let config = Config::from_host(&host)?;
+    let mut config = Config::from_host(&host)?;
+    if let Some(caller) = &caller {
+        if let Some(variant) = config.enter_variant(&caller.principal.subject) {
+            let name = variant.name.clone();
+            trace::note(&host, |facts| facts.variant = Some(name));
+        }
+    }
     let started_ms = host.now_ms();
     let admitted_upstream = admission::is_admitted(&host, &parts.headers, request_id);
     if let (Some(mode), Some(caller)) = (F::MODE, &caller) {
@@ -251,6 +257,9 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     }
 }
 
+/// The A/B variant (`EXPERIMENTS`) the caller is in, on every answer of a caller in one.
+pub const VARIANT_HEADER: &str = "x-variant";
+
 /// Runs function `F` on one request. Always answers; never panics on input.
 pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) -> http::Response<Body> {
     let request_id = web::request_id(&host, request.headers());
@@ -268,6 +277,9 @@ pub async fn serve<F: Function, H: Host>(host: H, request: http::Request<Body>) 
         Err(err) => errors.response(&err, &request_id),
     };
     web::set_header(&mut response, web::REQUEST_ID, &request_id);
+    if let Some(variant) = &trace.facts.borrow().variant {
+        web::set_header(&mut response, VARIANT_HEADER, variant);
+    }
     telemetry::server_timing(&host, &trace, &mut response);
     let served = telemetry::Served { function: F::NAME, method, route, status: response.status().as_u16() };
     telemetry::finish(request_host, host, trace, served, response)
@@ -384,8 +396,8 @@ impl Function for Gateway {
                 gateway::forward(&host, name, request, request_id).await
             }
             Some(gateway::Destination::Vendor) => {
-                access::identify::<H, Self>(&host, request.headers(), request_id).await?;
-                route::vendor(&host, request, request_id).await
+                let caller = access::identify::<H, Self>(&host, request.headers(), request_id).await?;
+                route::vendor(&host, &caller.principal, request, request_id).await
             }
             Some(gateway::Destination::AuthToken) => auth_token::exchange(&host, request, request_id).await,
             Some(_) => authenticate_and_handle::<Self, H>(host, request, request_id).await,

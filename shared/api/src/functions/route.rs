@@ -6,8 +6,10 @@
 //! caller named the tier too. `/v1/route` returns the decision alone; `/v1/process` forwards the
 //! body (without `mode`) to the chosen mode's function with the tier in `x-opencode-tier`,
 //! and adds the decision to the answer: a `routing` field in JSON, a first `routing` event in
-//! a stream. The analyzer's weights and thresholds come from `ROUTER_CONFIG` (JSON; missing
-//! fields keep their defaults).
+//! a stream. Which router decides, and where its System 2 threshold sits, is configuration
+//! (`router`): the platform's `ROUTER*` variables, a tenant's entry in `ROUTER_TENANTS`, the
+//! caller's A/B variant (`EXPERIMENTS`), each over the one before; the decision names its
+//! router (`routing.router`).
 
 use bytes::Bytes;
 use futures::stream::{self, StreamExt};
@@ -16,24 +18,92 @@ use serde_json::{json, Map, Value};
 
 use super::dialect::{self, Dialect, DIALECT_HEADER};
 use super::{gateway, Ctx, Handled};
+use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::platform::request::{validate_messages, MessageBody, TIER_HEADER};
 use crate::{sse, web};
 use opencode_core::model::Message;
-use opencode_core::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, RoutingDecision, Tier};
+use opencode_core::routing::choice::{ConfiguredRouter, Routed, RouterKind, RouterSettings, Rule};
+use opencode_core::routing::experiments::Variant;
+use opencode_core::routing::{AnalyzerConfig, Mode, RouteInput, Tier};
+use opencode_runtime::config::Config;
 use opencode_runtime::host::{Body, Host};
 
 /// Largest mode answer the gateway reads whole to add `routing` to it.
 const MAX_ANSWER_BYTES: usize = 16 * 1024 * 1024;
 
-/// The router the configuration asks for.
-pub fn analyzer<H: Host>(host: &H) -> Result<ComplexityAnalyzer, ApiError> {
-    match host.var("ROUTER_CONFIG") {
-        None => Ok(ComplexityAnalyzer::default()),
-        Some(json) => {
-            ComplexityAnalyzer::from_json(&json).map_err(|err| ApiError::NotConfigured(format!("ROUTER_CONFIG: {err}")))
-        }
+/// A configuration variable, when set to something.
+fn set_var<H: Host>(host: &H, name: &str) -> Option<String> {
+    host.var(name).filter(|value| !value.trim().is_empty())
+}
+
+/// The platform's routing settings: `ROUTER`, `ROUTER_STRONG_SHARE`, `ROUTER_RULES`.
+fn platform_settings<H: Host>(host: &H) -> Result<RouterSettings, ApiError> {
+    let invalid = |name: &str, what: String| ApiError::NotConfigured(format!("{name}: {what}"));
+    let router = match set_var(host, "ROUTER") {
+        None => None,
+        Some(name) => Some(
+            RouterKind::parse(&name)
+                .ok_or_else(|| invalid("ROUTER", "must be one of learned, lexicon, length, rules".into()))?,
+        ),
+    };
+    let strong_share = match set_var(host, "ROUTER_STRONG_SHARE") {
+        None => None,
+        Some(text) => Some(
+            opencode_core::decimal(&text)
+                .ok_or_else(|| invalid("ROUTER_STRONG_SHARE", "must be a number in [0, 1]".into()))?,
+        ),
+    };
+    let rules = match set_var(host, "ROUTER_RULES") {
+        None => None,
+        Some(json) => Some(
+            serde_json::from_str::<Vec<Rule>>(&json)
+                .map_err(|err| invalid("ROUTER_RULES", format!("a JSON list of {{match, mode, tier}} rules: {err}")))?,
+        ),
+    };
+    let settings = RouterSettings { router, strong_share, threshold: None, rules };
+    settings.validate().map_err(|err| invalid("ROUTER*", err.to_string()))?;
+    Ok(settings)
+}
+
+/// The tenant's entry of `ROUTER_TENANTS` (`{"<tenant>": {router, strong_share, threshold, rules}}`).
+fn tenant_settings<H: Host>(host: &H, tenant: &str) -> Result<RouterSettings, ApiError> {
+    let Some(json) = set_var(host, "ROUTER_TENANTS") else { return Ok(RouterSettings::default()) };
+    let invalid = |what: String| ApiError::NotConfigured(format!("ROUTER_TENANTS: {what}"));
+    let mut tenants: Map<String, Value> =
+        serde_json::from_str(&json).map_err(|err| invalid(format!("a JSON object of tenants: {err}")))?;
+    let Some(entry) = tenants.remove(tenant) else { return Ok(RouterSettings::default()) };
+    let settings = RouterSettings::deserialize(entry).map_err(|err| invalid(format!("tenant `{tenant}`: {err}")))?;
+    settings.validate().map_err(|err| invalid(format!("tenant `{tenant}`: {err}")))?;
+    Ok(settings)
+}
+
+/// The router for this caller: the caller's A/B variant over its tenant's settings over the
+/// platform's; the lexicon weighs by `ROUTER_CONFIG` (JSON; missing fields keep their defaults).
+pub fn router<H: Host>(
+    host: &H,
+    tenant: Option<&str>,
+    variant: Option<&Variant>,
+) -> Result<ConfiguredRouter, ApiError> {
+    let mut settings = platform_settings(host)?;
+    if let Some(tenant) = tenant {
+        settings = tenant_settings(host, tenant)?.over(&settings);
     }
+    if let Some(variant) = variant {
+        settings = variant.router_settings().over(&settings);
+    }
+    let analyzer = match set_var(host, "ROUTER_CONFIG") {
+        None => AnalyzerConfig::default(),
+        Some(json) => {
+            AnalyzerConfig::from_json(&json).map_err(|err| ApiError::NotConfigured(format!("ROUTER_CONFIG: {err}")))?
+        }
+    };
+    ConfiguredRouter::new(&settings, analyzer).map_err(|err| ApiError::NotConfigured(format!("routing: {err}")))
+}
+
+/// The router for the caller of `ctx`.
+fn router_for<H: Host>(ctx: &Ctx<H>) -> Result<ConfiguredRouter, ApiError> {
+    router(&ctx.host, ctx.principal.as_ref().map(|p| p.tenant.as_str()), ctx.config.variant.as_ref())
 }
 
 /// A process body: the requested mode (`None` for auto), the conversation to route on, and
@@ -85,8 +155,9 @@ fn conversation(body: &Map<String, Value>) -> Result<Vec<Message>, ApiError> {
 }
 
 /// Decides mode and tier for a validated conversation; what the caller named is kept.
-pub fn decide(router: &impl Router, mode: Option<Mode>, tier: Option<Tier>, messages: &[Message]) -> RoutingDecision {
-    let mut decision = router.route(&RouteInput::from_messages(messages));
+pub fn decide(router: &ConfiguredRouter, mode: Option<Mode>, tier: Option<Tier>, messages: &[Message]) -> Routed {
+    let mut routed = router.decide(&RouteInput::from_messages(messages));
+    let decision = &mut routed.decision;
     if let Some(mode) = mode.filter(|m| *m != decision.mode) {
         decision.reasons.insert(0, format!("mode `{mode}` requested by the caller"));
         decision.mode = mode;
@@ -95,7 +166,16 @@ pub fn decide(router: &impl Router, mode: Option<Mode>, tier: Option<Tier>, mess
         decision.reasons.insert(0, format!("tier `{}` requested by the caller", tier.as_str()));
         decision.tier = tier;
     }
-    decision
+    routed
+}
+
+/// A decision as the API shows it: the decision's fields and the router that made it.
+fn routing_json(routed: &Routed) -> Value {
+    let mut value = serde_json::to_value(&routed.decision).unwrap_or_default();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("router".into(), Value::from(routed.router));
+    }
+    value
 }
 
 /// Reads, checks and routes a process body.
@@ -103,37 +183,42 @@ async fn routed<H: Host>(
     ctx: &Ctx<H>,
     parts: &http::request::Parts,
     body: Body,
-) -> Result<(ProcessBody, RoutingDecision), ApiError> {
+) -> Result<(ProcessBody, Routed), ApiError> {
     let bytes = web::read_post(parts, body, ctx.config.max_body_bytes).await?;
     let process = parse_process_body(parts, &bytes)?;
-    let decision = decide(&analyzer(&ctx.host)?, process.mode, process.tier, &process.messages);
-    Ok((process, decision))
+    let routed = decide(&router_for(ctx)?, process.mode, process.tier, &process.messages);
+    Ok((process, routed))
 }
 
 /// `POST /v1/route`.
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
-    let (_, decision) = routed(ctx, &parts, body).await?;
-    Ok(web::json(http::StatusCode::OK, &json!({ "id": ctx.request_id, "routing": decision })))
+    let (_, routed) = routed(ctx, &parts, body).await?;
+    let mut answer = json!({ "id": ctx.request_id, "routing": routing_json(&routed) });
+    if let (Some(variant), Some(object)) = (&ctx.config.variant, answer.as_object_mut()) {
+        object.insert("variant".into(), Value::from(variant.name.as_str()));
+    }
+    Ok(web::json(http::StatusCode::OK, &answer))
 }
 
 /// `POST /v1/process`.
 pub(super) async fn process<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
-    let (process, decision) = routed(ctx, &parts, body).await?;
+    let (process, routed) = routed(ctx, &parts, body).await?;
+    let decision = &routed.decision;
     let mode = decision.mode.as_str();
     let body = Bytes::from(Value::Object(process.rest).to_string());
     let request =
         gateway::on_behalf(&parts.headers, &ctx.request_id, &format!("/v1/{mode}"), Some(decision.tier), body)?;
     let response = gateway::call(&ctx.host, mode, request).await?;
-    with_routing(response, &decision).await
+    with_routing(response, &routed).await
 }
 
 /// Adds the decision to a mode's answer: a `routing` field in a JSON object, a `routing`
-/// event ahead of a stream, and `x-routing-mode`/`x-routing-tier` headers on any answer.
-async fn with_routing(response: http::Response<Body>, decision: &RoutingDecision) -> Handled {
+/// event ahead of a stream, and `x-routing-mode`/`-tier`/`-router` headers on any answer.
+async fn with_routing(response: http::Response<Body>, routed: &Routed) -> Handled {
     let (mut parts, body) = response.into_parts();
     // The answer grows by the decision: a length the mode declared no longer holds.
     parts.headers.remove(http::header::CONTENT_LENGTH);
-    let routing = serde_json::to_value(decision).unwrap_or_default();
+    let routing = routing_json(routed);
     let content_type = parts.headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     let body = if content_type.starts_with("text/event-stream") {
         let first = stream::once(async move { Ok(sse::encode("routing", &routing)) });
@@ -158,9 +243,15 @@ async fn with_routing(response: http::Response<Body>, decision: &RoutingDecision
         body
     };
     let mut response = http::Response::from_parts(parts, body);
-    web::set_header(&mut response, "x-routing-mode", decision.mode.as_str());
-    web::set_header(&mut response, "x-routing-tier", decision.tier.as_str());
+    routing_headers(&mut response, routed);
     Ok(response)
+}
+
+/// `x-routing-mode`, `x-routing-tier` and `x-routing-router`.
+fn routing_headers(response: &mut http::Response<Body>, routed: &Routed) {
+    web::set_header(response, "x-routing-mode", routed.decision.mode.as_str());
+    web::set_header(response, "x-routing-tier", routed.decision.tier.as_str());
+    web::set_header(response, "x-routing-router", routed.router);
 }
 
 /// A vendor dialect's chat request at the gateway (`/v1/chat/completions`, `/v1/responses`,
@@ -169,7 +260,12 @@ async fn with_routing(response: http::Response<Body>, decision: &RoutingDecision
 /// function, `opencode/auto` to the mode and tier the analyzer picks (named in `x-routing-mode`
 /// and `x-routing-tier`: the vendors' shapes have no place for the decision), any other model
 /// to chat. The function answers in the dialect.
-pub(super) async fn vendor<H: Host>(host: &H, request: http::Request<Body>, request_id: &str) -> Handled {
+pub(super) async fn vendor<H: Host>(
+    host: &H,
+    principal: &Principal,
+    request: http::Request<Body>,
+    request_id: &str,
+) -> Handled {
     let (mut parts, body) = request.into_parts();
     let bytes = web::read_body(&parts, body, gateway::body_limit(host)).await?;
     let Some((mut body, dialect)) = Dialect::translate(&parts, &bytes)? else {
@@ -178,8 +274,16 @@ pub(super) async fn vendor<H: Host>(host: &H, request: http::Request<Body>, requ
     let (mode, decision) = match dialect::take_alias(&mut body).as_deref() {
         None => (Mode::Chat, None),
         Some("auto") => {
-            let decision = decide(&analyzer(host)?, None, None, &conversation(&body)?);
-            (decision.mode, Some(decision))
+            // The same variant the mode's function will put the caller in.
+            let mut config = Config::from_host(host)?;
+            let variant = config.enter_variant(&principal.subject);
+            if let Some(variant) = variant {
+                let name = variant.name.clone();
+                opencode_runtime::trace::note(host, |facts| facts.variant = Some(name));
+            }
+            let router = router(host, Some(&principal.tenant), variant)?;
+            let routed = decide(&router, None, None, &conversation(&body)?);
+            (routed.decision.mode, Some(routed))
         }
         Some(name) => match Mode::parse(name) {
             Some(mode) => (mode, None),
@@ -199,14 +303,13 @@ pub(super) async fn vendor<H: Host>(host: &H, request: http::Request<Body>, requ
     if let Some(value) = dialect.header_value() {
         headers.insert(DIALECT_HEADER, http::HeaderValue::from_static(value));
     }
-    if let Some(decision) = &decision {
-        headers.insert(TIER_HEADER, http::HeaderValue::from_static(decision.tier.as_str()));
+    if let Some(routed) = &decision {
+        headers.insert(TIER_HEADER, http::HeaderValue::from_static(routed.decision.tier.as_str()));
     }
     let body = Bytes::from(Value::Object(body).to_string());
     let mut response = gateway::forward_read(host, mode.as_str(), parts, body, request_id).await?;
-    if let Some(decision) = decision {
-        web::set_header(&mut response, "x-routing-mode", decision.mode.as_str());
-        web::set_header(&mut response, "x-routing-tier", decision.tier.as_str());
+    if let Some(routed) = decision {
+        routing_headers(&mut response, &routed);
     }
     Ok(response)
 }
