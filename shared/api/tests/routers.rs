@@ -51,10 +51,11 @@ async fn each_router_is_selectable_and_named() {
     assert!(length["reasons"][1].as_str().unwrap().starts_with("62 characters: score 0.17"), "{length}");
 
     for (name, value, needle) in [
-        ("ROUTER", "magic", "ROUTER: must be one of learned, lexicon, length, rules"),
-        ("ROUTER_STRONG_SHARE", "lots", "ROUTER_STRONG_SHARE: must be a number"),
+        ("ROUTER", "magic", "ROUTER_RULES: `router` must be one of learned, lexicon, length, rules"),
+        ("ROUTER_STRONG_SHARE", "lots", "ROUTER_RULES: `strong_share` must be a number"),
         ("ROUTER_STRONG_SHARE", "1.5", "`strong_share` must be a number in [0, 1]"),
         ("ROUTER_RULES", r#"[{"match": "x"}]"#, "rule 1: name a `mode`, a `tier` or both"),
+        ("ROUTER_RULES", "{not json", "the rules must be a JSON list"),
         ("ROUTER_TENANTS", r#"{"t": {"router": "fast"}}"#, "ROUTER_TENANTS: tenant `t`"),
     ] {
         let (status, _, body) = route_as(&test_host().with_var(name, value), "u", "t", CODE).await;
@@ -172,7 +173,13 @@ async fn variants_are_sticky_named_on_every_answer_and_applied_to_routing() {
     let broken = test_host().with_var("EXPERIMENTS", r#"{"name": "x", "variants": []}"#);
     let (status, _, body) = route_as(&broken, "u", "t", CODE).await;
     assert_eq!(status, 503, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("EXPERIMENTS: `variants` must name"), "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("EXPERIMENTS: `variants` must be a list of at least one variant"),
+        "{body}"
+    );
 }
 
 /// The first subject in `variant` of [`AB`].

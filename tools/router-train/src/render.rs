@@ -8,7 +8,7 @@ fn floats(values: &[f32]) -> String {
     values.iter().map(|v| format!("{v:?}")).collect::<Vec<_>>().join(", ")
 }
 
-fn bytes(values: &[i8]) -> String {
+fn bytes(values: &[u8]) -> String {
     let mut out = String::new();
     for (i, chunk) in values.chunks(32).enumerate() {
         let _ = write!(
@@ -36,7 +36,7 @@ pub fn rust(trained: &Trained) -> String {
          pub(super) static WEIGHTS: Weights<'static> = Weights {{\n    \
              tier_dense: &TIER_DENSE,\n    \
              tier_buckets: &TIER_BUCKETS,\n    \
-             tier_scale: {tier_scale:?},\n    \
+             tier_scales: {tier_scales:?},\n    \
              mode_dense: &MODE_DENSE,\n    \
              mode_buckets: &MODE_BUCKETS,\n    \
              mode_scale: {mode_scale:?},\n    \
@@ -53,10 +53,10 @@ pub fn rust(trained: &Trained) -> String {
          \n\
          pub(super) static LENGTH_SHARE_THRESHOLDS: [f32; {shares}] = [{length_shares}];\n\
          \n\
-         static TIER_BUCKETS: [i8; {tier_len}] = [\n{tier_buckets}\n];\n\
+         static TIER_BUCKETS: [u8; {tier_len}] = [\n{tier_buckets}\n];\n\
          \n\
-         static MODE_BUCKETS: [i8; {mode_len}] = [\n{mode_buckets}\n];\n",
-        tier_scale = trained.tier_scale,
+         static MODE_BUCKETS: [u8; {mode_len}] = [\n{mode_buckets}\n];\n",
+        tier_scales = trained.tier_scales,
         mode_scale = trained.mode_scale,
         tier_dense = rows(&trained.tier_dense),
         modes = rows(&trained.mode_dense),

@@ -30,7 +30,7 @@ pub struct Params {
 }
 
 pub const PARAMS: Params = Params {
-    tier_buckets: 4096,
+    tier_buckets: 2048,
     mode_buckets: 2048,
     tier: [
         Fit { epochs: 8, rate: 0.3, l2: 1e-2 },
@@ -175,21 +175,27 @@ pub fn mode(examples: &[(&Sample, Mode)], params: &Params) -> Vec<f32> {
     w
 }
 
-/// Float weights as shipped: the dense ones kept, the buckets as `i8` times one scale.
-fn quantize(buckets: &[f32]) -> (Vec<i8>, f32) {
-    let max = buckets.iter().fold(0.0_f32, |m, w| m.max(w.abs()));
-    let scale = if max > 0.0 { max / 127.0 } else { 1.0 };
-    (buckets.iter().map(|w| (w / scale).round().clamp(-127.0, 127.0) as i8).collect(), scale)
+/// Float weights as shipped: the dense ones kept, the buckets as 4-bit integers (`-7..=7`)
+/// times one scale, two to a byte. The scale maps the 99.5th percentile of the magnitudes to
+/// 7: the few larger weights are clipped rather than coarsening every other one.
+fn quantize(buckets: &[f32]) -> (Vec<u8>, f32) {
+    let mut magnitudes: Vec<f32> = buckets.iter().map(|w| w.abs()).collect();
+    magnitudes.sort_by(f32::total_cmp);
+    let top = magnitudes.get(magnitudes.len() * 995 / 1000).copied().unwrap_or(0.0);
+    let scale = if top > 0.0 { top / 7.0 } else { 1.0 };
+    let level = |w: &f32| ((w / scale).round().clamp(-7.0, 7.0) as i8 as u8) & 0x0f;
+    let packed = buckets.chunks(2).map(|pair| level(&pair[0]) | pair.get(1).map_or(0, |w| level(w) << 4)).collect();
+    (packed, scale)
 }
 
 /// A trained router, owning what [`Weights`] borrows.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Trained {
     pub tier_dense: [[f32; DENSE]; KINDS],
-    pub tier_buckets: Vec<i8>,
-    pub tier_scale: f32,
+    pub tier_buckets: Vec<u8>,
+    pub tier_scales: [f32; KINDS],
     pub mode_dense: [[f32; DENSE]; 6],
-    pub mode_buckets: Vec<i8>,
+    pub mode_buckets: Vec<u8>,
     pub mode_scale: f32,
     pub share_thresholds: Vec<f32>,
     /// The same tables for the lexicon (its default configuration) and the length router.
@@ -204,7 +210,14 @@ impl Trained {
         for (row, values) in tier_dense.iter_mut().zip(dense.chunks(DENSE)) {
             row.copy_from_slice(values);
         }
-        let (tier_buckets, tier_scale) = quantize(buckets);
+        // Each kind on its own scale: the requests' weights are far larger than the benchmarks'.
+        let mut tier_buckets = Vec::new();
+        let mut tier_scales = [0.0; KINDS];
+        for (table, scale) in buckets.chunks(buckets.len() / KINDS).zip(&mut tier_scales) {
+            let (packed, table_scale) = quantize(table);
+            tier_buckets.extend(packed);
+            *scale = table_scale;
+        }
         let mut mode_dense = [[0.0; DENSE]; 6];
         let (dense, buckets) = mode.split_at((DENSE * 6).min(mode.len()));
         for (j, row) in dense.chunks(6).enumerate() {
@@ -218,7 +231,7 @@ impl Trained {
         Trained {
             tier_dense,
             tier_buckets,
-            tier_scale,
+            tier_scales,
             mode_dense,
             mode_buckets,
             mode_scale,
@@ -232,7 +245,7 @@ impl Trained {
         Weights {
             tier_dense: &self.tier_dense,
             tier_buckets: &self.tier_buckets,
-            tier_scale: self.tier_scale,
+            tier_scales: self.tier_scales,
             mode_dense: &self.mode_dense,
             mode_buckets: &self.mode_buckets,
             mode_scale: self.mode_scale,

@@ -23,7 +23,7 @@ use crate::error::ApiError;
 use crate::platform::request::{validate_messages, MessageBody, TIER_HEADER};
 use crate::{sse, web};
 use opencode_core::model::Message;
-use opencode_core::routing::choice::{ConfiguredRouter, Routed, RouterKind, RouterSettings, Rule};
+use opencode_core::routing::choice::{ConfiguredRouter, Routed, RouterSettings};
 use opencode_core::routing::experiments::Variant;
 use opencode_core::routing::{AnalyzerConfig, Mode, RouteInput, Tier};
 use opencode_runtime::config::Config;
@@ -37,45 +37,29 @@ fn set_var<H: Host>(host: &H, name: &str) -> Option<String> {
     host.var(name).filter(|value| !value.trim().is_empty())
 }
 
-/// The platform's routing settings: `ROUTER`, `ROUTER_STRONG_SHARE`, `ROUTER_RULES`.
+/// The platform's routing settings: `ROUTER` (`router`), `ROUTER_STRONG_SHARE`
+/// (`strong_share`), `ROUTER_RULES` (`rules`), read as one settings layer (a value that does
+/// not parse is kept as text, for the layer's check to refuse by name).
 fn platform_settings<H: Host>(host: &H) -> Result<RouterSettings, ApiError> {
-    let invalid = |name: &str, what: String| ApiError::NotConfigured(format!("{name}: {what}"));
-    let router = match set_var(host, "ROUTER") {
-        None => None,
-        Some(name) => Some(
-            RouterKind::parse(&name)
-                .ok_or_else(|| invalid("ROUTER", "must be one of learned, lexicon, length, rules".into()))?,
-        ),
-    };
-    let strong_share = match set_var(host, "ROUTER_STRONG_SHARE") {
-        None => None,
-        Some(text) => Some(
-            opencode_core::decimal(&text)
-                .ok_or_else(|| invalid("ROUTER_STRONG_SHARE", "must be a number in [0, 1]".into()))?,
-        ),
-    };
-    let rules = match set_var(host, "ROUTER_RULES") {
-        None => None,
-        Some(json) => Some(
-            serde_json::from_str::<Vec<Rule>>(&json)
-                .map_err(|err| invalid("ROUTER_RULES", format!("a JSON list of {{match, mode, tier}} rules: {err}")))?,
-        ),
-    };
-    let settings = RouterSettings { router, strong_share, threshold: None, rules };
-    settings.validate().map_err(|err| invalid("ROUTER*", err.to_string()))?;
-    Ok(settings)
+    let mut layer = Map::new();
+    for (name, key) in [("ROUTER", "router"), ("ROUTER_STRONG_SHARE", "strong_share"), ("ROUTER_RULES", "rules")] {
+        if let Some(text) = set_var(host, name) {
+            let value = if key == "router" { None } else { serde_json::from_str(&text).ok() };
+            layer.insert(key.to_owned(), value.unwrap_or(Value::String(text)));
+        }
+    }
+    RouterSettings::from_value(&Value::Object(layer), "ROUTER, ROUTER_STRONG_SHARE, ROUTER_RULES")
+        .map_err(|err| ApiError::NotConfigured(err.to_string()))
 }
 
 /// The tenant's entry of `ROUTER_TENANTS` (`{"<tenant>": {router, strong_share, threshold, rules}}`).
 fn tenant_settings<H: Host>(host: &H, tenant: &str) -> Result<RouterSettings, ApiError> {
     let Some(json) = set_var(host, "ROUTER_TENANTS") else { return Ok(RouterSettings::default()) };
     let invalid = |what: String| ApiError::NotConfigured(format!("ROUTER_TENANTS: {what}"));
-    let mut tenants: Map<String, Value> =
-        serde_json::from_str(&json).map_err(|err| invalid(format!("a JSON object of tenants: {err}")))?;
-    let Some(entry) = tenants.remove(tenant) else { return Ok(RouterSettings::default()) };
-    let settings = RouterSettings::deserialize(entry).map_err(|err| invalid(format!("tenant `{tenant}`: {err}")))?;
-    settings.validate().map_err(|err| invalid(format!("tenant `{tenant}`: {err}")))?;
-    Ok(settings)
+    let tenants: Value = serde_json::from_str(&json).map_err(|err| invalid(err.to_string()))?;
+    let Some(tenants) = tenants.as_object() else { return Err(invalid("must be a JSON object of tenants".into())) };
+    let Some(entry) = tenants.get(tenant) else { return Ok(RouterSettings::default()) };
+    RouterSettings::from_value(entry, &format!("tenant `{tenant}`")).map_err(|err| invalid(err.to_string()))
 }
 
 /// The router for this caller: the caller's A/B variant over its tenant's settings over the

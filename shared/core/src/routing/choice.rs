@@ -5,7 +5,7 @@
 //! Settings come in layers — the platform's, a tenant's, an A/B variant's — each naming only
 //! what it changes ([`RouterSettings::over`]).
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::analyzer::{AnalyzerConfig, ComplexityAnalyzer};
 use super::learned::LearnedRouter;
@@ -13,8 +13,7 @@ use super::learned_weights::{LENGTH_SHARE_THRESHOLDS, LEXICON_SHARE_THRESHOLDS};
 use super::{Mode, RouteInput, Router, RoutingDecision, Tier};
 
 /// Which router decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RouterKind {
     /// The learned scorer (the default).
     Learned,
@@ -24,6 +23,48 @@ pub enum RouterKind {
     Length,
     /// The rules, and the learned router where none matches.
     Rules,
+}
+
+impl Rule {
+    /// Parses a JSON list of rules (`what` names it in errors).
+    pub fn list(value: &Value, what: &str) -> Result<Vec<Rule>, SettingsError> {
+        let Some(items) = value.as_array() else {
+            return json::invalid(format!("{what}: the rules must be a JSON list of {{match, mode?, tier?}}"));
+        };
+        items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| Rule::from_value(item, &format!("rule {}", i.saturating_add(1))))
+            .collect()
+    }
+
+    fn from_value(value: &Value, what: &str) -> Result<Rule, SettingsError> {
+        let map = json::object(value, what, &["match", "mode", "tier"])?;
+        let phrases: Vec<String> = match map.get("match") {
+            Some(Value::String(phrase)) => vec![phrase.clone()],
+            Some(Value::Array(items)) => items.iter().filter_map(|item| item.as_str().map(str::to_owned)).collect(),
+            _ => return json::invalid(format!("{what}: `match` must be a phrase or a list of phrases")),
+        };
+        if phrases.is_empty() || phrases.iter().any(|p| p.trim().is_empty()) {
+            return json::invalid(format!("{what}: `match` needs non-empty phrases"));
+        }
+        let mode = match json::string(map, "mode", what)? {
+            None => None,
+            Some(name) => {
+                Some(Mode::parse(name).ok_or(SettingsError::Invalid(format!("{what}: unknown mode `{name}`")))?)
+            }
+        };
+        let tier = match json::string(map, "tier", what)? {
+            None => None,
+            Some("system1") => Some(Tier::System1),
+            Some("system2") => Some(Tier::System2),
+            Some(_) => return json::invalid(format!("{what}: `tier` must be system1 or system2")),
+        };
+        if mode.is_none() && tier.is_none() {
+            return json::invalid(format!("{what}: name a `mode`, a `tier` or both"));
+        }
+        Ok(Rule { phrases, mode, tier })
+    }
 }
 
 impl RouterKind {
@@ -44,49 +85,24 @@ impl RouterKind {
     }
 }
 
-/// What a rule looks for: a phrase, or any of several (case-insensitive, in the text routed).
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(untagged)]
-pub enum Match {
-    One(String),
-    Any(Vec<String>),
-}
-
 /// `{"match": "invoice" | ["invoice", "發票"], "mode"?: "knowledge", "tier"?: "system1"}`:
-/// when the text contains a phrase, the rule decides what it names; the router decides the rest.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// when the text contains a phrase (ASCII case ignored), the rule decides what it names; the
+/// router decides the rest.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
-    #[serde(rename = "match")]
-    pub matches: Match,
-    #[serde(default)]
+    pub phrases: Vec<String>,
     pub mode: Option<Mode>,
-    #[serde(default)]
     pub tier: Option<Tier>,
 }
 
-impl Rule {
-    fn phrases(&self) -> &[String] {
-        match &self.matches {
-            Match::One(phrase) => std::slice::from_ref(phrase),
-            Match::Any(phrases) => phrases,
-        }
-    }
-}
-
 /// One layer of routing settings; every field optional.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct RouterSettings {
-    #[serde(default)]
     pub router: Option<RouterKind>,
     /// The share of System 2 calls to spend, in `[0, 1]` (measured on the labelled prompts).
-    #[serde(default)]
     pub strong_share: Option<f64>,
     /// The System 2 threshold on the router's score, in `[0, 1]`.
-    #[serde(default)]
     pub threshold: Option<f64>,
-    #[serde(default)]
     pub rules: Option<Vec<Rule>>,
 }
 
@@ -97,7 +113,65 @@ pub enum SettingsError {
     Invalid(String),
 }
 
+/// Read by hand over `serde_json::Value`, which every function links anyway: serde's derived
+/// deserializers cost each function several KiB of Wasm.
+mod json {
+    use super::{Map, SettingsError, Value};
+
+    pub fn invalid<T>(message: String) -> Result<T, SettingsError> {
+        Err(SettingsError::Invalid(message))
+    }
+
+    /// `value` as an object holding only `allowed` keys.
+    pub fn object<'v>(value: &'v Value, what: &str, allowed: &[&str]) -> Result<&'v Map<String, Value>, SettingsError> {
+        let Some(map) = value.as_object() else { return invalid(format!("{what} must be a JSON object")) };
+        match map.keys().find(|key| !allowed.contains(&key.as_str())) {
+            Some(key) => invalid(format!("{what}: unknown field `{key}` (expected {})", allowed.join(", "))),
+            None => Ok(map),
+        }
+    }
+
+    pub fn number(map: &Map<String, Value>, key: &str, what: &str) -> Result<Option<f64>, SettingsError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => {
+                value.as_f64().map(Some).ok_or(SettingsError::Invalid(format!("{what}: `{key}` must be a number")))
+            }
+        }
+    }
+
+    pub fn string<'v>(map: &'v Map<String, Value>, key: &str, what: &str) -> Result<Option<&'v str>, SettingsError> {
+        match map.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => {
+                value.as_str().map(Some).ok_or(SettingsError::Invalid(format!("{what}: `{key}` must be a string")))
+            }
+        }
+    }
+}
+
 impl RouterSettings {
+    /// Parses one layer, `{"router"?, "strong_share"?, "threshold"?, "rules"?}` (`what` names
+    /// it in errors), and validates it.
+    pub fn from_value(value: &Value, what: &str) -> Result<RouterSettings, SettingsError> {
+        let map = json::object(value, what, &["router", "strong_share", "threshold", "rules"])?;
+        let router = match json::string(map, "router", what)? {
+            None => None,
+            Some(name) => Some(RouterKind::parse(name).ok_or(SettingsError::Invalid(format!(
+                "{what}: `router` must be one of learned, lexicon, length, rules"
+            )))?),
+        };
+        let rules = map.get("rules").map(|rules| Rule::list(rules, what)).transpose()?;
+        let settings = RouterSettings {
+            router,
+            strong_share: json::number(map, "strong_share", what)?,
+            threshold: json::number(map, "threshold", what)?,
+            rules,
+        };
+        settings.validate().map_err(|err| SettingsError::Invalid(format!("{what}: {err}")))?;
+        Ok(settings)
+    }
+
     /// These settings, with `base` filling what they leave out. A threshold or a share set
     /// here replaces both of the base's (they are two ways to say one thing).
     pub fn over(&self, base: &RouterSettings) -> RouterSettings {
@@ -110,25 +184,11 @@ impl RouterSettings {
         }
     }
 
-    /// Checks ranges and that a rule names something to decide.
+    /// Checks ranges, and that the rules router has rules (each rule was checked as parsed).
     pub fn validate(&self) -> Result<(), SettingsError> {
         for (name, value) in [("strong_share", self.strong_share), ("threshold", self.threshold)] {
             if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
                 return Err(SettingsError::Invalid(format!("`{name}` must be a number in [0, 1]")));
-            }
-        }
-        for (i, rule) in self.rules.iter().flatten().enumerate() {
-            if rule.mode.is_none() && rule.tier.is_none() {
-                return Err(SettingsError::Invalid(format!(
-                    "rule {}: name a `mode`, a `tier` or both",
-                    i.saturating_add(1)
-                )));
-            }
-            if rule.phrases().is_empty() || rule.phrases().iter().any(|p| p.trim().is_empty()) {
-                return Err(SettingsError::Invalid(format!(
-                    "rule {}: `match` needs a non-empty phrase",
-                    i.saturating_add(1)
-                )));
             }
         }
         if self.router == Some(RouterKind::Rules) && self.rules.as_ref().is_none_or(Vec::is_empty) {
@@ -205,7 +265,7 @@ impl ConfiguredRouter {
     /// Routes `input`: the first matching rule decides what it names, the router the rest.
     pub fn decide(&self, input: &RouteInput<'_>) -> Routed {
         let rule = self.rules.iter().enumerate().find_map(|(i, rule)| {
-            rule.phrases().iter().find(|phrase| contains_ignoring_case(input.text, phrase)).map(|p| (i, rule, p))
+            rule.phrases.iter().find(|phrase| contains_ignoring_case(input.text, phrase)).map(|p| (i, rule, p))
         });
         let mut routed = self.by_router(input);
         if let Some((i, rule, phrase)) = rule {
@@ -260,14 +320,14 @@ fn contains_ignoring_case(text: &str, phrase: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn settings(json: &str) -> RouterSettings {
-        serde_json::from_str(json).unwrap_or_default()
+    fn settings(json: &str) -> Result<RouterSettings, SettingsError> {
+        RouterSettings::from_value(&serde_json::from_str(json).unwrap(), "ROUTER_TENANTS")
     }
 
     #[test]
     fn layers_fill_what_they_leave_out() {
-        let platform = settings(r#"{"router": "lexicon", "strong_share": 0.3}"#);
-        let tenant = settings(r#"{"threshold": 0.7}"#);
+        let platform = settings(r#"{"router": "lexicon", "strong_share": 0.3}"#).unwrap();
+        let tenant = settings(r#"{"threshold": 0.7}"#).unwrap();
         let merged = tenant.over(&platform);
         assert_eq!(merged.router, Some(RouterKind::Lexicon));
         assert_eq!((merged.threshold, merged.strong_share), (Some(0.7), None));
@@ -277,16 +337,21 @@ mod tests {
     #[test]
     fn bad_settings_are_named() {
         for (json, needle) in [
-            (r#"{"strong_share": 1.5}"#, "strong_share"),
-            (r#"{"rules": [{"match": "x"}]}"#, "rule 1"),
-            (r#"{"rules": [{"match": "", "mode": "code"}]}"#, "non-empty"),
+            (r#"{"strong_share": 1.5}"#, "ROUTER_TENANTS: `strong_share` must be a number in [0, 1]"),
+            (r#"{"strong_share": "half"}"#, "`strong_share` must be a number"),
+            (r#"{"rules": [{"match": "x"}]}"#, "rule 1: name a `mode`, a `tier` or both"),
+            (r#"{"rules": [{"match": "", "mode": "code"}]}"#, "rule 1: `match` needs non-empty phrases"),
+            (r#"{"rules": [{"match": "x", "mode": "magic"}]}"#, "rule 1: unknown mode `magic`"),
+            (r#"{"rules": [{"match": "x", "tier": "fast"}]}"#, "rule 1: `tier` must be system1 or system2"),
+            (r#"{"rules": {"match": "x"}}"#, "a JSON list"),
             (r#"{"router": "rules"}"#, "at least one rule"),
+            (r#"{"router": "magic"}"#, "`router` must be one of"),
+            (r#"{"routr": "learned"}"#, "unknown field `routr`"),
+            ("[]", "must be a JSON object"),
         ] {
-            let err = settings(json).validate().unwrap_err().to_string();
+            let err = settings(json).unwrap_err().to_string();
             assert!(err.contains(needle), "{json}: {err}");
         }
-        assert!(serde_json::from_str::<RouterSettings>(r#"{"router": "magic"}"#).is_err());
-        assert!(serde_json::from_str::<RouterSettings>(r#"{"routr": "learned"}"#).is_err());
     }
 
     #[test]

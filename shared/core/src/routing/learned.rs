@@ -4,23 +4,34 @@
 //! The tier model is a logistic regression whose score estimates how much a strong model
 //! would gain over a weak one on the prompt (trained on the RouteLLM correctness labels and
 //! the labelled prompts' tiers); the mode model a softmax over the six modes (trained on the
-//! labelled prompts). Hashed weights are stored as `i8` with one scale per model.
+//! labelled prompts). Hashed weights are stored as 4-bit integers with one scale per model
+//! (what they lose is within the held-out figures' noise; they cost each gateway a quarter
+//! of `f32`'s size and half of `i8`'s).
 
-use super::features::{signals, tokens, Features, DENSE, DENSE_NAMES, KINDS};
+use super::features::{extract, Features, DENSE, DENSE_NAMES, KINDS};
 use super::{Mode, RouteInput, Router, RoutingDecision, Tier};
+
+/// The `index`th 4-bit weight of `packed` (low nibble first), in `-8..=7`; 0 past the end.
+pub fn nibble(packed: &[u8], index: usize) -> i32 {
+    let byte = packed.get(index / 2).copied().unwrap_or(0);
+    let bits = if index.is_multiple_of(2) { byte & 0x0f } else { byte >> 4 };
+    // Sign-extends the four bits.
+    i32::from((bits << 4) as i8 >> 4)
+}
 
 /// A trained model's numbers. `'static` for the generated weights; the trainer borrows its own.
 #[derive(Debug, Clone, Copy)]
 pub struct Weights<'w> {
     /// Per [`Kind`](super::features::Kind) of text.
     pub tier_dense: &'w [[f32; DENSE]; KINDS],
-    /// Per kind of text, one weight per bucket (a power of two of them), times `tier_scale`.
-    pub tier_buckets: &'w [i8],
-    pub tier_scale: f32,
+    /// Per kind of text, one weight per bucket (a power of two of them), times the kind's
+    /// `tier_scales`: 4-bit signed, two to a byte ([`nibble`]).
+    pub tier_buckets: &'w [u8],
+    pub tier_scales: [f32; KINDS],
     /// Per mode, in [`Mode::ALL`] order.
     pub mode_dense: &'w [[f32; DENSE]; 6],
-    /// Six weights (the modes) per bucket, times `mode_scale`.
-    pub mode_buckets: &'w [i8],
+    /// Six weights (the modes) per bucket, times `mode_scale`, packed the same way.
+    pub mode_buckets: &'w [u8],
     pub mode_scale: f32,
     /// The score thresholds at which 0%, 5%, ... 100% of the labelled prompts go to System 2
     /// (ascending share, descending threshold): what `ROUTER_STRONG_SHARE` reads.
@@ -105,29 +116,38 @@ impl<'w> LearnedRouter<'w> {
 
     fn scores(&self, input: &RouteInput<'_>) -> Scores {
         let w = &self.weights;
-        let mut features = signals(input);
-        let tier_size = w.tier_buckets.len() / KINDS;
-        let tier_table = w.tier_buckets.get(tier_size.saturating_mul(features.kind as usize)..).unwrap_or(&[]);
+        let tier_size = w.tier_buckets.len().saturating_mul(2) / KINDS;
         let tier_mask = tier_size.saturating_sub(1);
-        let mode_mask = (w.mode_buckets.len() / 6).saturating_sub(1);
-        let mut tier_sum = 0_i32;
+        let mode_mask = (w.mode_buckets.len() / 3).saturating_sub(1);
+        // The kind of text is known at the end of the pass: each kind's sum is kept.
+        let mut tier_sums = [0_i32; KINDS];
         let mut mode_sums = [0_i32; 6];
-        features.tokens = tokens(input.text, |hash| {
-            tier_sum = tier_sum.saturating_add(tier_table.get(hash as usize & tier_mask).map_or(0, |v| i32::from(*v)));
-            let bucket = ((hash >> 32) as usize & mode_mask).saturating_mul(6);
-            if let Some(row) = w.mode_buckets.get(bucket..bucket.saturating_add(6)) {
-                for (sum, v) in mode_sums.iter_mut().zip(row) {
-                    *sum = sum.saturating_add(i32::from(*v));
+        let features = extract(input, |hash| {
+            let bucket = hash as usize & tier_mask;
+            for (kind, sum) in tier_sums.iter_mut().enumerate() {
+                *sum =
+                    sum.saturating_add(nibble(w.tier_buckets, kind.saturating_mul(tier_size).saturating_add(bucket)));
+            }
+            // Six nibbles, three bytes, per bucket.
+            let start = ((hash >> 32) as usize & mode_mask).saturating_mul(3);
+            if let Some(row) = w.mode_buckets.get(start..start.saturating_add(3)) {
+                for (pair, byte) in mode_sums.chunks_mut(2).zip(row) {
+                    if let [low, high] = pair {
+                        *low = low.saturating_add(nibble(&[*byte], 0));
+                        *high = high.saturating_add(nibble(&[*byte], 1));
+                    }
                 }
             }
         });
+        let tier_sum = tier_sums.get(features.kind as usize).copied().unwrap_or(0);
         let scale = features.scale();
         let mut mode_logits = [0.0; 6];
         for ((logit, dense), sum) in mode_logits.iter_mut().zip(w.mode_dense).zip(mode_sums) {
             *logit = dot(&features.dense, dense) + sum as f32 * w.mode_scale * scale;
         }
         let mode = argmax(&mode_logits);
-        let tier_logit = dot(&features.dense, self.tier_dense(&features)) + tier_sum as f32 * w.tier_scale * scale;
+        let tier_scale = w.tier_scales.get(features.kind as usize).copied().unwrap_or(0.0);
+        let tier_logit = dot(&features.dense, self.tier_dense(&features)) + tier_sum as f32 * tier_scale * scale;
         Scores { features, tier_logit, mode_logits, mode }
     }
 
@@ -145,18 +165,21 @@ impl<'w> LearnedRouter<'w> {
         let total: f64 = scores.mode_logits.iter().map(|l| f64::from(l - scores.mode_logits[0]).exp()).sum();
         let chosen = scores.mode_logits.get(scores.mode).map_or(0.0, |l| f64::from(l - scores.mode_logits[0]).exp());
         let mut reasons = vec![format!("mode {mode}: probability {:.2}", chosen / total.max(f64::MIN_POSITIVE))];
-        let mut signals: Vec<(f32, &str)> = scores
-            .features
-            .dense
-            .iter()
-            .zip(self.tier_dense(&scores.features))
-            .zip(DENSE_NAMES)
-            .skip(1)
-            .map(|((x, w), name)| (x * w, name))
-            .filter(|(c, _)| c.abs() >= 0.05)
-            .collect();
-        signals.sort_by(|a, b| b.0.abs().total_cmp(&a.0.abs()));
-        for (contribution, name) in signals.into_iter().take(3) {
+        // The three signals that moved the tier score most (a selection, not a sort: sorting
+        // would link a sort for nineteen numbers).
+        let dense = self.tier_dense(&scores.features);
+        let mut contributions: [(f32, &str); DENSE] = [(0.0, ""); DENSE];
+        for (slot, ((x, w), name)) in
+            contributions.iter_mut().zip(scores.features.dense.iter().zip(dense).zip(DENSE_NAMES)).skip(1)
+        {
+            *slot = (x * w, name);
+        }
+        for _ in 0..3 {
+            let Some(top) = contributions.iter_mut().max_by(|a, b| a.0.abs().total_cmp(&b.0.abs())) else { break };
+            let (contribution, name) = std::mem::replace(top, (0.0, ""));
+            if contribution.abs() < 0.05 {
+                break;
+            }
             let direction = if contribution > 0.0 { "system2" } else { "system1" };
             reasons.push(format!("{name}: towards {direction} ({contribution:+.2})"));
         }

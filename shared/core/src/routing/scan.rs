@@ -10,6 +10,20 @@ use super::analyzer::ModeWeights;
 use super::index::{hash_word, is_cjk, phrase_seed, phrase_step, Lexicon};
 use super::lexicon::Cue;
 
+/// Seeds of the token hashes, so a word, a CJK character and a pair never share one.
+const WORD: u64 = 0xcbf2_9ce4_8422_2325;
+const CJK: u64 = 0x6a09_e667_f3bc_c908;
+const PAIR: u64 = 0x9e37_79b9_7f4a_7c15;
+const NUMBER: u64 = 0x3c6e_f372_fe94_f82b;
+
+/// A final mix (SplitMix64's), so a token's low bits (its bucket) depend on all of it.
+#[inline]
+fn token_mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 /// Most cue hits kept for the reasons (the evidence counts all of them).
 const MAX_HITS: usize = 12;
 /// Phrases are at most four words: at most three can be open when a word ends.
@@ -55,9 +69,18 @@ fn word_end(text: &str, i: usize) -> usize {
     rest.char_indices().find(|&(_, c)| !is_word_char(c)).and_then(|(k, _)| i.checked_add(k)).unwrap_or(text.len())
 }
 
+/// Where the learned router's tokens go: each word, pair of adjacent words, CJK character
+/// and pair of adjacent CJK characters, as a 64-bit hash (see `features`).
+pub(super) type TokenSink<'s> = &'s mut dyn FnMut(u64);
+
 /// What one pass found.
-pub(super) struct Scan<'t> {
+pub(super) struct Scan<'t, 's> {
     text: &'t str,
+    /// The learned router's tokens, read in the same pass (`None` for the lexicon alone).
+    sink: Option<TokenSink<'s>>,
+    pub(super) tokens: u32,
+    previous_word: Option<u64>,
+    previous_cjk: Option<u32>,
     lexicon: &'static Lexicon,
     explain: bool,
     pub(super) latin_chars: usize,
@@ -84,11 +107,20 @@ pub(super) struct Scan<'t> {
     phrase: String,
 }
 
-impl<'t> Scan<'t> {
+impl<'t, 's> Scan<'t, 's> {
     /// Scans `text`; `explain` keeps the cues found for the reasons.
     pub(super) fn run(text: &'t str, explain: bool) -> Self {
+        Self::run_with(text, explain, None)
+    }
+
+    /// Scans `text`, sending every token to `sink`.
+    pub(super) fn run_with(text: &'t str, explain: bool, sink: Option<TokenSink<'s>>) -> Self {
         let mut scan = Scan {
             text,
+            sink,
+            tokens: 0,
+            previous_word: None,
+            previous_cjk: None,
             lexicon: Lexicon::get(),
             explain,
             latin_chars: 0,
@@ -138,7 +170,11 @@ impl<'t> Scan<'t> {
                     self.numbers = self.numbers.saturating_add(1);
                 }
                 // A word with a letter outside ASCII (café) matches no keyword.
-                self.end_word(i, end, (end == ascii_end).then_some(hash));
+                let ascii = (end == ascii_end).then_some(hash);
+                if self.sink.is_some() {
+                    self.word_token(i, end, ascii);
+                }
+                self.end_word(i, end, ascii);
                 backticks = 0;
                 i = end;
             } else if byte.is_ascii() {
@@ -147,6 +183,10 @@ impl<'t> Scan<'t> {
                 }
                 if byte != b' ' {
                     self.ascii_symbol(byte, &mut backticks);
+                    if !byte.is_ascii_whitespace() {
+                        // Punctuation ends a phrase: no token pair across it.
+                        (self.previous_word, self.previous_cjk) = (None, None);
+                    }
                 }
                 let Some(next) = i.checked_add(1) else { break };
                 i = next;
@@ -169,12 +209,19 @@ impl<'t> Scan<'t> {
                     if i >= cjk_skip_until {
                         cjk_skip_until = self.cjk_keyword(c, i).unwrap_or(cjk_skip_until);
                     }
+                    if self.sink.is_some() {
+                        self.cjk_token(c);
+                    }
                     i = next;
                 } else if is_word_char(c) {
                     let end = word_end(text, i);
+                    if self.sink.is_some() {
+                        self.word_token(i, end, None);
+                    }
                     self.end_word(i, end, None);
                     i = end.max(next);
                 } else {
+                    (self.previous_word, self.previous_cjk) = (None, None);
                     match c {
                         '？' => {
                             self.questions = self.questions.saturating_add(1);
@@ -190,6 +237,43 @@ impl<'t> Scan<'t> {
             }
         }
         self.latin_chars = text.chars().count().saturating_sub(self.cjk_chars);
+    }
+
+    fn emit(&mut self, token: u64) {
+        if let Some(sink) = &mut self.sink {
+            self.tokens = self.tokens.saturating_add(1);
+            sink(token);
+        }
+    }
+
+    /// The word `text[start..end]` as a token (every number is one token), and its pair with
+    /// the word before. `ascii` is its hash (lower-cased) when it is ASCII.
+    fn word_token(&mut self, start: usize, end: usize, ascii: Option<u64>) {
+        let word = self.text.get(start..end).unwrap_or("");
+        let hash = if word.bytes().all(|b| b.is_ascii_digit()) {
+            NUMBER
+        } else {
+            // A word with a letter outside ASCII is hashed as written: lower-casing it would
+            // link Unicode's case tables (11 KiB) for the few such words prompts hold.
+            let hash = ascii
+                .unwrap_or_else(|| word.bytes().fold(WORD, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)));
+            token_mix(hash)
+        };
+        self.emit(hash);
+        if let Some(previous) = self.previous_word {
+            self.emit(token_mix(previous ^ hash.rotate_left(17) ^ PAIR));
+        }
+        (self.previous_word, self.previous_cjk) = (Some(hash), None);
+    }
+
+    /// A CJK character as a token, and its pair with the character before.
+    fn cjk_token(&mut self, c: char) {
+        let code = u32::from(c);
+        self.emit(token_mix(CJK ^ u64::from(code)));
+        if let Some(previous) = self.previous_cjk {
+            self.emit(token_mix(CJK ^ PAIR ^ (u64::from(previous) << 32 | u64::from(code))));
+        }
+        (self.previous_cjk, self.previous_word) = (Some(code), None);
     }
 
     /// Applies the longest CJK keyword at byte `i` (starting with `c`), and returns where it
