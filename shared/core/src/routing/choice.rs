@@ -8,7 +8,7 @@
 use serde_json::{Map, Value};
 
 use super::analyzer::{AnalyzerConfig, ComplexityAnalyzer};
-use super::learned::LearnedRouter;
+use super::learned::{threshold_for_share, LearnedRouter};
 use super::learned_weights::{LENGTH_SHARE_THRESHOLDS, LEXICON_SHARE_THRESHOLDS};
 use super::{Mode, RouteInput, Router, RoutingDecision, Tier};
 
@@ -196,17 +196,6 @@ impl RouterSettings {
         }
         Ok(())
     }
-}
-
-/// The threshold that sent `share` of the labelled prompts to System 2 (a table in 5% steps,
-/// interpolated).
-pub fn threshold_for_share(table: &[f32], share: f64) -> f64 {
-    let last = table.len().saturating_sub(1);
-    let position = share.clamp(0.0, 1.0) * last.max(1) as f64;
-    let below = (position.floor() as usize).min(last);
-    let at = |i: usize| table.get(i.min(last)).map_or(0.5, |t| f64::from(*t));
-    let fraction = position - below as f64;
-    (at(below) + (at(below.saturating_add(1)) - at(below)) * fraction).clamp(0.0, 1.0)
 }
 
 /// Characters at which the length router's score is one half.

@@ -11,6 +11,17 @@
 use super::features::{extract, Features, DENSE, DENSE_NAMES, KINDS};
 use super::{Mode, RouteInput, Router, RoutingDecision, Tier};
 
+/// The threshold that sent `share` of the labelled prompts to System 2, from a table of
+/// thresholds in 5% steps (interpolated).
+pub fn threshold_for_share(table: &[f32], share: f64) -> f64 {
+    let last = table.len().saturating_sub(1);
+    let position = share.clamp(0.0, 1.0) * last.max(1) as f64;
+    let below = (position.floor() as usize).min(last);
+    let at = |i: usize| table.get(i.min(last)).map_or(0.5, |t| f64::from(*t));
+    let fraction = position - below as f64;
+    (at(below) + (at(below.saturating_add(1)) - at(below)) * fraction).clamp(0.0, 1.0)
+}
+
 /// The `index`th 4-bit weight of `packed` (low nibble first), in `-8..=7`; 0 past the end.
 pub fn nibble(packed: &[u8], index: usize) -> i32 {
     let byte = packed.get(index / 2).copied().unwrap_or(0);
@@ -95,14 +106,8 @@ impl<'w> LearnedRouter<'w> {
     /// The same router, with the threshold that sent `share` (in `[0, 1]`) of the labelled
     /// prompts to System 2 (interpolated between the trained table's 5% steps).
     pub fn with_strong_share(self, share: f64) -> Self {
-        let table = self.weights.share_thresholds;
-        let steps = table.len().saturating_sub(1).max(1) as f64;
-        let position = share.clamp(0.0, 1.0) * steps;
-        let below = position.floor() as usize;
-        let at = |i: usize| table.get(i.min(table.len().saturating_sub(1))).map_or(0.5, |t| f64::from(*t));
-        let fraction = position - below as f64;
-        let threshold = at(below) + (at(below.saturating_add(1)) - at(below)) * fraction;
-        LearnedRouter { threshold: threshold.clamp(0.0, 1.0), share: Some(share.clamp(0.0, 1.0)), ..self }
+        let threshold = threshold_for_share(self.weights.share_thresholds, share);
+        LearnedRouter { threshold, share: Some(share.clamp(0.0, 1.0)), ..self }
     }
 
     pub fn threshold(&self) -> f64 {
