@@ -51,7 +51,7 @@ fn reasons_say_mode_signals_and_threshold() {
     ));
     assert_eq!(decision.mode, Mode::Research);
     assert!(decision.reasons[0].starts_with("mode research: probability"), "{:?}", decision.reasons);
-    assert!(decision.reasons.last().unwrap().contains("threshold 0.50"), "{:?}", decision.reasons);
+    assert!(decision.reasons.last().unwrap().contains("threshold 0.60"), "{:?}", decision.reasons);
 }
 
 /// The knob's table was measured on held-out scores (`router-train`'s tests check it hits its
