@@ -244,8 +244,8 @@ fn a_custom_router_plugs_in() {
 
 /// The lexicon's accuracy on the first 231 prompts of `tests/routing/prompts.jsonl` (the ones
 /// it was written beside), 38 to 40 per mode, English and both Chinese scripts (89 with CJK),
-/// adversarial cases included. The 432 written since for the learned router are new to it
-/// (`router-train report` prints its figures on them: about 71% mode, 64% tier).
+/// adversarial cases included. The 792 written since for the learned router are new to it
+/// (`router-train report` prints its figures on them: about 67% mode, 63% tier).
 ///
 /// Measured with the default configuration (the report example prints the same numbers):
 /// mode 97.0%, tier 92.2%, every mode's recall at least 92%. That figure is in-sample: the
