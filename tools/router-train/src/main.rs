@@ -1,7 +1,9 @@
 //! `router-train write|check|report [repo-root]`:
 //! - `write` trains on every row and writes the weights file;
 //! - `check` fails if the data no longer gives the shipped weights file;
-//! - `report` prints every router's figures on held-out data (what `scripts/bench` shows).
+//! - `report` prints every router's figures on held-out data (what `scripts/bench` shows);
+//! - `tune` prints the learned router's figures on folds 1 to 4 with fold 0 left out of
+//!   training and scoring: what a change of `train::PARAMS` is judged by.
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::print_stdout)]
 
 use std::hint::black_box;
@@ -29,7 +31,8 @@ fn main() {
             }
         }),
         "report" => Corpus::load(&root, train::PARAMS).map(|corpus| report(&corpus)),
-        _ => Err("usage: router-train write|check|report [repo-root]".to_owned()),
+        "tune" => Corpus::load(&root, train::PARAMS).map(|corpus| tune(&corpus)),
+        _ => Err("usage: router-train write|check|report|tune [repo-root]".to_owned()),
     };
     if let Err(err) = result {
         eprintln!("router-train: {err}");
@@ -176,4 +179,32 @@ fn speed(corpus: &Corpus) {
             time(&|| lexicon.route(black_box(&input)).score),
         );
     }
+}
+
+/// The learned router on folds 1 to 4, fold 0 left out entirely.
+fn tune(corpus: &Corpus) {
+    let held_out = corpus.cross_validate_without(Some(0));
+    let in_tuning = |prompt: &str| data::fold(prompt) != 0;
+    for ((name, (rows, _)), scores) in GRADED.iter().zip(&corpus.graded).zip(&held_out.graded) {
+        let picked: Vec<usize> = (0..rows.len()).filter(|&i| in_tuning(&rows[i].prompt)).collect();
+        let kept: Vec<Graded> = picked.iter().map(|&i| rows[i].clone()).collect();
+        let learned: Vec<f64> = picked.iter().map(|&i| scores[i]).collect();
+        let lengths: Vec<f64> = kept.iter().map(|r| r.prompt.chars().count() as f64).collect();
+        println!(
+            "{name}: learned APGR {:.3}, prompt length {:.3}",
+            apgr(&curve(&kept, &learned)),
+            apgr(&curve(&kept, &lengths))
+        );
+    }
+    let (mut n, mut modes, mut tiers) = (0, 0, 0);
+    for (row, (mode, tier, _)) in corpus.labelled.iter().zip(&held_out.labelled).filter(|(r, _)| in_tuning(&r.prompt)) {
+        n += 1;
+        modes += usize::from(*mode == row.mode);
+        tiers += usize::from(*tier == row.tier);
+    }
+    println!(
+        "labelled: mode {:.1}%, tier {:.1}% of {n}",
+        100.0 * modes as f64 / n as f64,
+        100.0 * tiers as f64 / n as f64
+    );
 }
