@@ -24,7 +24,8 @@ const hex = (n) => randomBytes(n).toString('hex');
 /** POSTs a chat through the gateway (`/v1/process`: the gateway routes, then calls chat). */
 function viaGateway(content, headers = {}) {
   return fetch(`${base}/v1/process`, {
-    method: 'POST', headers: { ...auth(), ...headers }, body: JSON.stringify({ messages: [{ role: 'user', content }], mode: 'chat' }),
+    // System 1 named: these tests follow one provider call, whatever the router makes of the prompt.
+    method: 'POST', headers: { ...auth(), ...headers }, body: JSON.stringify({ messages: [{ role: 'user', content }], mode: 'chat', tier: 'system1' }),
   });
 }
 
@@ -107,7 +108,7 @@ describe(`observability on ${runtime}`, () => {
     const traceId = hex(16);
     const res = await fetch(`${base}/v1/process`, {
       method: 'POST', headers: { ...auth(), traceparent: `00-${traceId}-${hex(8)}-01` },
-      body: JSON.stringify({ messages: [{ role: 'user', content: `stream ${randomUUID()}` }], mode: 'chat', stream: true }),
+      body: JSON.stringify({ messages: [{ role: 'user', content: `stream ${randomUUID()}` }], mode: 'chat', tier: 'system1', stream: true }),
     });
     assert.equal(res.status, 200);
     await res.text();
@@ -175,6 +176,8 @@ describe(`observability on ${runtime}`, () => {
     };
     // Each instance writes its totals at most once a second, after its responses.
     const families = await eventually(async () => {
+      // An instance's last totals are written after its next response a second later: ask.
+      await (await viaGateway(`flush ${randomUUID()}`)).text();
       const parsed = await scrape();
       const attempts = parsed.find((f) => f.name === 'opencode_provider_attempts');
       return attempts?.samples.some((s) => s.labels.outcome === 'http_5xx') ? parsed : null;

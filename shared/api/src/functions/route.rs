@@ -138,15 +138,16 @@ fn conversation(body: &Map<String, Value>) -> Result<Vec<Message>, ApiError> {
     validate_messages(bodies)
 }
 
-/// Decides mode and tier for a validated conversation; what the caller named is kept.
+/// Decides mode and tier for a validated conversation; what the caller named is kept and said
+/// first, whatever the router would have chosen.
 pub fn decide(router: &ConfiguredRouter, mode: Option<Mode>, tier: Option<Tier>, messages: &[Message]) -> Routed {
     let mut routed = router.decide(&RouteInput::from_messages(messages));
     let decision = &mut routed.decision;
-    if let Some(mode) = mode.filter(|m| *m != decision.mode) {
+    if let Some(mode) = mode {
         decision.reasons.insert(0, format!("mode `{mode}` requested by the caller"));
         decision.mode = mode;
     }
-    if let Some(tier) = tier.filter(|t| *t != decision.tier) {
+    if let Some(tier) = tier {
         decision.reasons.insert(0, format!("tier `{}` requested by the caller", tier.as_str()));
         decision.tier = tier;
     }
