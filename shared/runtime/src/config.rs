@@ -223,9 +223,14 @@ impl Config {
     }
 
     /// Puts the caller (`subject`) in its variant of the experiment, if the experiment takes
-    /// it: the variant's models then answer requests that name none. Returns the variant.
-    pub fn enter_variant(&mut self, subject: &str) -> Option<&Variant> {
+    /// it: the variant's models then answer requests that name none, and the request's trace
+    /// names it (its log line, span, metrics and `x-variant`). Returns the variant.
+    pub fn enter_variant<H: Host>(&mut self, host: &H, subject: &str) -> Option<&Variant> {
         self.variant = self.experiment.as_ref().and_then(|experiment| experiment.assign(subject)).cloned();
+        if let Some(variant) = &self.variant {
+            let name = variant.name.clone();
+            crate::trace::note(host, |facts| facts.variant = Some(name));
+        }
         self.variant.as_ref()
     }
 

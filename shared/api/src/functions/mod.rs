@@ -197,10 +197,7 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     }
     let mut config = Config::from_host(&host)?;
     if let Some(caller) = &caller {
-        if let Some(variant) = config.enter_variant(&caller.principal.subject) {
-            let name = variant.name.clone();
-            trace::note(&host, |facts| facts.variant = Some(name));
-        }
+        config.enter_variant(&host, &caller.principal.subject);
     }
     let started_ms = host.now_ms();
     let admitted_upstream = admission::is_admitted(&host, &parts.headers, request_id);

@@ -242,8 +242,8 @@ fn routing_headers(response: &mut http::Response<Body>, routed: &Routed) {
 /// A vendor dialect's chat request at the gateway (`/v1/chat/completions`, `/v1/responses`,
 /// `/v1/messages`, the seed's chat), translated into the platform's chat body and sent, with
 /// the dialect in its header, to the mode its `model` names: `opencode/<mode>` to that mode's
-/// function, `opencode/auto` to the mode and tier the analyzer picks (named in `x-routing-mode`
-/// and `x-routing-tier`: the vendors' shapes have no place for the decision), any other model
+/// function, `opencode/auto` to the mode and tier the router picks (named in `x-routing-mode`,
+/// `-tier` and `-router`: the vendors' shapes have no place for the decision), any other model
 /// to chat. The function answers in the dialect.
 pub(super) async fn vendor<H: Host>(
     host: &H,
@@ -261,11 +261,7 @@ pub(super) async fn vendor<H: Host>(
         Some("auto") => {
             // The same variant the mode's function will put the caller in.
             let mut config = Config::from_host(host)?;
-            let variant = config.enter_variant(&principal.subject);
-            if let Some(variant) = variant {
-                let name = variant.name.clone();
-                opencode_runtime::trace::note(host, |facts| facts.variant = Some(name));
-            }
+            let variant = config.enter_variant(host, &principal.subject);
             let router = router(host, Some(&principal.tenant), variant)?;
             let routed = decide(&router, None, None, &conversation(&body)?);
             (routed.decision.mode, Some(routed))
