@@ -152,7 +152,9 @@ mod json {
 
 impl RouterSettings {
     /// Parses one layer, `{"router"?, "strong_share"?, "threshold"?, "rules"?}` (`what` names
-    /// it in errors), and validates it.
+    /// it in errors), and checks its ranges. Whether the `rules` router has rules is a question
+    /// for the layers together (a tenant may pick it over the platform's rules):
+    /// [`ConfiguredRouter::new`] asks it.
     pub fn from_value(value: &Value, what: &str) -> Result<RouterSettings, SettingsError> {
         let map = json::object(value, what, &["router", "strong_share", "threshold", "rules"])?;
         let router = match json::string(map, "router", what)? {
@@ -168,7 +170,7 @@ impl RouterSettings {
             threshold: json::number(map, "threshold", what)?,
             rules,
         };
-        settings.validate().map_err(|err| SettingsError::Invalid(format!("{what}: {err}")))?;
+        settings.check_ranges().map_err(|err| SettingsError::Invalid(format!("{what}: {err}")))?;
         Ok(settings)
     }
 
@@ -184,13 +186,19 @@ impl RouterSettings {
         }
     }
 
-    /// Checks ranges, and that the rules router has rules (each rule was checked as parsed).
-    pub fn validate(&self) -> Result<(), SettingsError> {
+    fn check_ranges(&self) -> Result<(), SettingsError> {
         for (name, value) in [("strong_share", self.strong_share), ("threshold", self.threshold)] {
             if value.is_some_and(|v| !(0.0..=1.0).contains(&v)) {
                 return Err(SettingsError::Invalid(format!("`{name}` must be a number in [0, 1]")));
             }
         }
+        Ok(())
+    }
+
+    /// Checks the settings as routed by: ranges, and that the rules router has rules (each
+    /// rule was checked as parsed).
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        self.check_ranges()?;
         if self.router == Some(RouterKind::Rules) && self.rules.as_ref().is_none_or(Vec::is_empty) {
             return Err(SettingsError::Invalid("the `rules` router needs at least one rule".into()));
         }
@@ -247,10 +255,6 @@ impl ConfiguredRouter {
         Ok(ConfiguredRouter { kind, rules, learned, lexicon: ComplexityAnalyzer::new(lexicon), length_threshold })
     }
 
-    pub fn kind(&self) -> RouterKind {
-        self.kind
-    }
-
     /// Routes `input`: the first matching rule decides what it names, the router the rest.
     pub fn decide(&self, input: &RouteInput<'_>) -> Routed {
         let rule = self.rules.iter().enumerate().find_map(|(i, rule)| {
@@ -282,7 +286,7 @@ impl ConfiguredRouter {
         let score = length_score(input.text);
         let chars = input.text.chars().count();
         let tier = if score >= self.length_threshold { Tier::System2 } else { Tier::System1 };
-        let mode = self.learned.route(input).mode;
+        let mode = self.learned.mode(input);
         let cmp = if tier == Tier::System2 { ">=" } else { "<" };
         let reasons = vec![
             format!("mode {mode}: from the learned model"),
@@ -333,7 +337,6 @@ mod tests {
             (r#"{"rules": [{"match": "x", "mode": "magic"}]}"#, "rule 1: unknown mode `magic`"),
             (r#"{"rules": [{"match": "x", "tier": "fast"}]}"#, "rule 1: `tier` must be system1 or system2"),
             (r#"{"rules": {"match": "x"}}"#, "a JSON list"),
-            (r#"{"router": "rules"}"#, "at least one rule"),
             (r#"{"router": "magic"}"#, "`router` must be one of"),
             (r#"{"routr": "learned"}"#, "unknown field `routr`"),
             ("[]", "must be a JSON object"),
@@ -341,6 +344,17 @@ mod tests {
             let err = settings(json).unwrap_err().to_string();
             assert!(err.contains(needle), "{json}: {err}");
         }
+    }
+
+    #[test]
+    fn the_rules_router_needs_rules_from_some_layer() {
+        let tenant = settings(r#"{"router": "rules"}"#).unwrap();
+        let err = ConfiguredRouter::new(&tenant, AnalyzerConfig::default()).unwrap_err().to_string();
+        assert!(err.contains("at least one rule"), "{err}");
+        let platform = settings(r#"{"rules": [{"match": "invoice", "mode": "knowledge"}]}"#).unwrap();
+        let merged = tenant.over(&platform);
+        let routed = ConfiguredRouter::new(&merged, AnalyzerConfig::default()).unwrap();
+        assert_eq!(routed.decide(&RouteInput::new("the invoice")).decision.mode, Mode::Knowledge);
     }
 
     #[test]

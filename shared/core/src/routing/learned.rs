@@ -119,6 +119,11 @@ impl<'w> LearnedRouter<'w> {
         self.threshold
     }
 
+    /// The mode alone, without building reasons (the length router's mode).
+    pub fn mode(&self, input: &RouteInput<'_>) -> Mode {
+        self.decide(input, false).mode
+    }
+
     fn tier_dense(&self, features: &Features) -> &'w [f32; DENSE] {
         let w: &'w [[f32; DENSE]; KINDS] = self.weights.tier_dense;
         w.get(features.kind as usize).unwrap_or(&w[0])
