@@ -4,9 +4,9 @@
 //! The tier model is a logistic regression whose score estimates how much a strong model
 //! would gain over a weak one on the prompt (trained on the RouteLLM correctness labels and
 //! the labelled prompts' tiers); the mode model a softmax over the six modes (trained on the
-//! labelled prompts). Hashed weights are stored as 4-bit integers with one scale per model
-//! (what they lose is within the held-out figures' noise; they cost each gateway a quarter
-//! of `f32`'s size and half of `i8`'s).
+//! labelled prompts). Hashed weights are stored as 4-bit integers, with one scale for the mode
+//! model and one per kind of text for the tier model (what they lose is within the held-out
+//! figures' noise; they cost the gateway a quarter of `f32`'s size and half of `i8`'s).
 
 use super::features::{extract, Features, DENSE, DENSE_NAMES, KINDS};
 use super::{Mode, RouteInput, Router, RoutingDecision, Tier};
@@ -177,9 +177,10 @@ impl<'w> LearnedRouter<'w> {
 
     /// The mode's probability, the signals that moved the tier score most, and the threshold.
     fn reasons(&self, scores: &Scores, mode: Mode, score: f64, tier: Tier) -> Vec<String> {
-        let total: f64 = scores.mode_logits.iter().map(|l| f64::from(l - scores.mode_logits[0]).exp()).sum();
-        let chosen = scores.mode_logits.get(scores.mode).map_or(0.0, |l| f64::from(l - scores.mode_logits[0]).exp());
-        let mut reasons = vec![format!("mode {mode}: probability {:.2}", chosen / total.max(f64::MIN_POSITIVE))];
+        // The softmax of the chosen (largest) logit: 1 / sum(exp(logit - chosen)).
+        let chosen = scores.mode_logits.get(scores.mode).copied().unwrap_or(0.0);
+        let total: f64 = scores.mode_logits.iter().map(|l| f64::from(l - chosen).exp()).sum();
+        let mut reasons = vec![format!("mode {mode}: probability {:.2}", 1.0 / total.max(1.0))];
         // The three signals that moved the tier score most (a selection, not a sort: sorting
         // would link a sort for nineteen numbers).
         let dense = self.tier_dense(&scores.features);
