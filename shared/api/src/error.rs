@@ -36,6 +36,9 @@ pub enum ApiError {
     InvalidToken(String),
     #[error("{0}")]
     Forbidden(String),
+    /// A feature flag (its dotted path) turns this off for the caller's tenant.
+    #[error("`{0}` is off: this feature is disabled")]
+    FeatureDisabled(&'static str),
     #[error("no route for {0}")]
     NotFound(String),
     /// The request clashes with stored state (a knowledge base built with another model).
@@ -147,7 +150,7 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MissingToken | ApiError::InvalidToken(_) => S::UNAUTHORIZED,
-            ApiError::Forbidden(_) => S::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::FeatureDisabled(_) => S::FORBIDDEN,
             ApiError::NotFound(_) => S::NOT_FOUND,
             ApiError::Conflict(_) => S::CONFLICT,
             ApiError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
@@ -177,6 +180,7 @@ impl ApiError {
             ApiError::MissingToken => "missing_token",
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::Forbidden(_) => "forbidden",
+            ApiError::FeatureDisabled(_) => "feature_disabled",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",

@@ -127,11 +127,13 @@ fn complete<H: Host, R: Host>(host: &R, runtime: &H, trace: &Trace, served: &Ser
     // Taken, not copied: nothing adds to the facts once the request is over.
     let facts = trace.facts.take();
     log_line(host, trace, served, &facts, latency_ms);
-    metrics::observe(
-        host,
-        &Observation { function: served.function, status: served.status, latency_ms, facts: &facts },
-    );
-    if trace.recording() {
+    if !facts.uncounted {
+        metrics::observe(
+            host,
+            &Observation { function: served.function, status: served.status, latency_ms, facts: &facts },
+        );
+    }
+    if trace.recording() && !facts.untraced {
         trace.set_server("http.request.method", AttrValue::from(served.method.as_str()));
         trace.set_server("http.route", AttrValue::from(served.route.as_str()));
         trace.set_server("http.response.status_code", AttrValue::from(u64::from(served.status)));

@@ -523,3 +523,46 @@ async fn the_seeds_upload_indexes_a_multipart_file_and_reports_its_status() {
 fn upload_without_file() -> http::request::Builder {
     http::Request::post("/api/v1/documents/upload").header("content-type", "multipart/form-data; boundary=b")
 }
+
+#[tokio::test]
+async fn system_1_answers_are_cached_until_a_document_is_added_or_deleted() {
+    let sim = provider_sim::start("127.0.0.1:0").unwrap();
+    let host = platform(&sim);
+    ingest(&host, "acme", "warranty", WARRANTY).await;
+    const QUESTION: &str = "How long does the battery warranty last?";
+    let first = ask(&host, "acme", QUESTION, json!({})).await;
+    host.run_background().await;
+    assert_eq!(first.headers["x-cache"], "miss", "{}", first.text);
+    let seen = sim.requests().len();
+
+    let hit = ask(&host, "acme", QUESTION, json!({})).await;
+    assert_eq!(hit.headers["x-cache"], "hit", "{}", hit.text);
+    assert_eq!(sim.requests().len(), seen, "no embedding, no model call");
+    let (a, b) = (first.json(), hit.json());
+    assert_eq!(a["message"], b["message"]);
+    assert_eq!(a["citations"], b["citations"]);
+    assert_eq!(b["found"], true);
+    let streamed = ask(&host, "acme", QUESTION, json!({"stream": true})).await;
+    let events = streamed.events();
+    assert_eq!(events.iter().map(|(e, _)| e.as_str()).collect::<Vec<_>>()[..2], ["start", "retrieve"]);
+    assert_eq!(events.last().unwrap().1["citations"], a["citations"]);
+    assert_eq!(sim.requests().len(), seen, "a streamed hit calls nothing either");
+    // Another tenant's same question is its own.
+    ingest(&host, "globex", "warranty", WARRANTY).await;
+    assert_eq!(ask(&host, "globex", QUESTION, json!({})).await.headers["x-cache"], "miss");
+
+    // A new document changes the index's version: answered afresh, then cached again.
+    ingest(&host, "acme", "bread", BREAD).await;
+    let after_add = ask(&host, "acme", QUESTION, json!({})).await;
+    host.run_background().await;
+    assert_eq!(after_add.headers["x-cache"], "miss");
+    assert_eq!(ask(&host, "acme", QUESTION, json!({})).await.headers["x-cache"], "hit");
+    assert_eq!(call(&host, "acme", "DELETE", "/v1/knowledge/documents/bread", None).await.status, 204);
+    assert_eq!(ask(&host, "acme", QUESTION, json!({})).await.headers["x-cache"], "miss", "a deletion too");
+
+    // The cache flag off for the tenant: never served from the cache.
+    let off = json!({"cognitive_features": {"system1": {"enable_cache": false}}});
+    opencode_runtime::flags::update(&host, opencode_runtime::flags::Scope::Tenant("acme"), &off).await.unwrap();
+    let uncached = ask(&host, "acme", QUESTION, json!({})).await;
+    assert!(uncached.headers.get("x-cache").is_none(), "{:?}", uncached.headers);
+}

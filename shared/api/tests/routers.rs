@@ -51,7 +51,7 @@ async fn each_router_is_selectable_and_named() {
     assert!(length["reasons"][1].as_str().unwrap().starts_with("62 characters: score 0.17"), "{length}");
 
     for (name, value, needle) in [
-        ("ROUTER", "magic", "ROUTER_RULES: `router` must be one of learned, lexicon, length, rules"),
+        ("ROUTER", "magic", "ROUTER (platform.router): must be one of learned, lexicon, length, rules"),
         ("ROUTER_STRONG_SHARE", "lots", "ROUTER_RULES: `strong_share` must be a number"),
         ("ROUTER_STRONG_SHARE", "1.5", "`strong_share` must be a number in [0, 1]"),
         ("ROUTER_RULES", r#"[{"match": "x"}]"#, "rule 1: name a `mode`, a `tier` or both"),

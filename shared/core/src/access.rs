@@ -70,6 +70,8 @@ pub enum Action {
     ReadMetrics,
     /// The audit log.
     ReadAudit,
+    /// Change a tenant's feature flags (`PUT /admin/tenants/{tenant}/flags`).
+    SetFlags,
     /// Act on another tenant (`?tenant=`), and see platform-wide metrics.
     AnyTenant,
 }

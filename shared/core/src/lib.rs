@@ -11,6 +11,7 @@
 
 pub mod access;
 pub mod calendar;
+pub mod flags;
 pub mod limits;
 pub mod model;
 pub mod outbound;

@@ -18,10 +18,10 @@ use opencode_core::providers::ProviderConfig;
 use opencode_core::sandbox::Language;
 
 use crate::answer::{relay, Details, Event, Failure, Sink};
-use crate::config::ConfigError;
 use crate::executor::{self, with_timeout, Answered, RetryPolicy, StreamFailure};
 use crate::host::Host;
 use crate::modes::ModeError;
+use opencode_core::flags::{Flag, Flags};
 
 /// The bounds of one run, from `AGENT_MAX_STEPS`, `AGENT_MAX_TIME_MS`, `AGENT_MAX_TOKENS` and
 /// `AGENT_MAX_COST_USD`.
@@ -42,30 +42,17 @@ impl Default for Limits {
 }
 
 impl Limits {
-    pub fn from_host<H: Host>(host: &H) -> Result<Limits, ConfigError> {
-        let defaults = Limits::default();
-        let number = |name: &str, default: u64, max: u64| -> Result<u64, ConfigError> {
-            match host.var(name) {
-                None => Ok(default),
-                Some(value) => value.trim().parse::<u64>().ok().filter(|n| (1..=max).contains(n)).ok_or_else(|| {
-                    ConfigError::NotConfigured(format!("{name} must be a whole number from 1 to {max}"))
-                }),
-            }
-        };
-        let max_steps = number("AGENT_MAX_STEPS", u64::from(defaults.max_steps), 100)?;
-        Ok(Limits {
-            max_steps: u32::try_from(max_steps).unwrap_or(defaults.max_steps),
-            max_time_ms: number("AGENT_MAX_TIME_MS", defaults.max_time_ms, 900_000)?,
-            max_tokens: number("AGENT_MAX_TOKENS", defaults.max_tokens, 10_000_000)?,
-            max_cost_usd: match host.var("AGENT_MAX_COST_USD") {
-                None => None,
-                Some(value) => {
-                    Some(opencode_core::decimal(&value).filter(|usd| usd.is_finite() && *usd > 0.0).ok_or_else(
-                        || ConfigError::NotConfigured("AGENT_MAX_COST_USD must be a positive number of dollars".into()),
-                    )?)
-                }
-            },
-        })
+    /// From the flags (`system2.max_thinking_time`, `platform.agent.*`, which the
+    /// `AGENT_MAX_*` variables set at deploy time).
+    pub fn from_flags(flags: &Flags) -> Limits {
+        let cost = flags.number(Flag::AgentMaxCostUsd);
+        Limits {
+            max_steps: u32::try_from(flags.whole(Flag::AgentMaxSteps)).unwrap_or(u32::MAX),
+            // Milliseconds, at least one.
+            max_time_ms: ((flags.number(Flag::MaxThinkingTime) * 1000.0).round() as u64).max(1),
+            max_tokens: flags.whole(Flag::AgentMaxTokens),
+            max_cost_usd: (cost > 0.0).then_some(cost),
+        }
     }
 }
 

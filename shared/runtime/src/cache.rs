@@ -1,15 +1,19 @@
 //! The System 1 answer cache: one model call's answer, kept in the `cache` KV store.
 //!
-//! The key is a SHA-256 over everything that changes the output (messages, the provider chain
-//! with each model, temperature, top_p, max_tokens, stop, seed, reasoning, tools, tool_choice,
-//! response_format, mode) and the
-//! tenant, so a hit never crosses tenants and fits any store's key limit (Spin: 256 bytes).
+//! An answer is known by a SHA-256 over everything that changes the output (messages, the
+//! provider chain with each model, temperature, top_p, max_tokens, stop, seed, reasoning,
+//! tools, tool_choice, response_format, mode, and for knowledge the tenant's index version)
+//! and the tenant, so a hit never crosses tenants. It is stored in one of the tenant's
+//! `system1.cache_max_size` slots (the digest picks it; a newer answer takes a slot over), so a
+//! tenant never holds more entries than that, and the entry keeps its digest: a slot holding
+//! another answer is a miss. Keys fit any store's limit (Spin: 256 bytes).
 //! Neither Spin KV nor Workers KV (minimum TTL 60 s) can expire entries on our schedule, so the
 //! deadline is stored with the value and checked on read.
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use opencode_core::model::{ChatRequest, ChatResponse};
+use opencode_core::model::{ChatRequest, ChatResponse, FinishReason};
 use opencode_core::providers::ProviderConfig;
 
 use opencode_core::redact::redact;
@@ -72,39 +76,69 @@ pub struct CachedAnswer {
 }
 
 #[derive(Serialize, Deserialize)]
-struct Entry {
+struct Entry<T> {
     /// Format version: an entry of another version is a miss.
     v: u8,
+    /// Whose answer the slot holds.
+    digest: String,
     expires_at_ms: u64,
-    answer: CachedAnswer,
+    answer: T,
 }
 
-const VERSION: u8 = 1;
+const VERSION: u8 = 2;
 
-/// The key for one request of `tenant` in `mode` through `chain`.
-pub fn key(tenant: &str, mode: &str, chain: &[ProviderConfig], request: &ChatRequest) -> String {
+/// Where one answer is kept: the store key of its slot, and its digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheKey {
+    pub slot: String,
+    pub digest: String,
+}
+
+/// Only complete answers are worth serving again (tool calls are complete answers too).
+pub fn cacheable(finish: &FinishReason) -> bool {
+    matches!(finish, FinishReason::Stop | FinishReason::Length | FinishReason::ToolCalls)
+}
+
+/// The key for one request of `tenant` in `mode` through `chain`, in one of `slots` slots;
+/// `version` is what else the answer depends on (a knowledge index's version).
+pub fn key(
+    tenant: &str,
+    mode: &str,
+    version: &str,
+    chain: &[ProviderConfig],
+    request: &ChatRequest,
+    slots: u64,
+) -> CacheKey {
     #[derive(Serialize)]
     struct Keyed<'a> {
         tenant: &'a str,
         mode: &'a str,
+        version: &'a str,
         chain: Vec<(&'a str, &'a str, &'a str)>,
         request: &'a ChatRequest,
     }
     let keyed = Keyed {
         tenant,
         mode,
+        version,
         chain: chain.iter().map(|p| (p.name.as_str(), p.base_url.as_str(), p.model.as_str())).collect(),
         request,
     };
     // Serialising plain structs cannot fail; an empty input would still give a valid key.
     let bytes = serde_json::to_vec(&keyed).unwrap_or_default();
-    format!("s1/{}", opencode_core::hex(&hmac_sha256::Hash::hash(&bytes)))
+    let digest = hmac_sha256::Hash::hash(&bytes);
+    let mut head = [0u8; 8];
+    head.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+    let slot = u64::from_be_bytes(head).checked_rem(slots).unwrap_or(0);
+    let owner = hmac_sha256::Hash::hash(tenant.as_bytes());
+    let owner = opencode_core::hex(owner.get(..8).unwrap_or_default());
+    CacheKey { slot: format!("s1/{owner}/{slot}"), digest: opencode_core::hex(&digest) }
 }
 
 /// Reads an entry; a missing, expired, unreadable or foreign-version entry is a miss, and a
 /// store failure is a miss too (the cache must never fail a request).
 /// The lookup is a span and a fact of the request (hit or miss, and its time).
-pub async fn get<H: Host>(host: &H, key: &str) -> Option<CachedAnswer> {
+pub async fn get<H: Host, T: DeserializeOwned>(host: &H, key: &CacheKey) -> Option<T> {
     let started = host.now_ms();
     let span = SpanGuard::start(host, SpanKind::Internal, "cache lookup".to_owned());
     let found = lookup(host, key).await;
@@ -118,22 +152,23 @@ pub async fn get<H: Host>(host: &H, key: &str) -> Option<CachedAnswer> {
     found
 }
 
-async fn lookup<H: Host>(host: &H, key: &str) -> Option<CachedAnswer> {
-    let bytes = match host.kv_get(STORE, key).await {
+async fn lookup<H: Host, T: DeserializeOwned>(host: &H, key: &CacheKey) -> Option<T> {
+    let bytes = match host.kv_get(STORE, &key.slot).await {
         Ok(bytes) => bytes?,
         Err(err) => {
-            failed(host, "cache read failed", key, &err);
+            failed(host, "cache read failed", &key.slot, &err);
             return None;
         }
     };
-    let entry: Entry = serde_json::from_slice(&bytes).ok()?;
-    (entry.v == VERSION && entry.expires_at_ms > host.now_ms()).then_some(entry.answer)
+    let entry: Entry<T> = serde_json::from_slice(&bytes).ok()?;
+    (entry.v == VERSION && entry.digest == key.digest && entry.expires_at_ms > host.now_ms()).then_some(entry.answer)
 }
 
 /// Stores an answer for `ttl_secs`, after the response (a failure is logged, and lost).
-pub fn put_later<H: Host>(host: &H, key: String, answer: CachedAnswer, ttl_secs: u64) {
-    let entry =
-        Entry { v: VERSION, expires_at_ms: host.now_ms().saturating_add(ttl_secs.saturating_mul(1000)), answer };
+pub fn put_later<H: Host, T: Serialize>(host: &H, key: CacheKey, answer: T, ttl_secs: u64) {
+    let expires_at_ms = host.now_ms().saturating_add(ttl_secs.saturating_mul(1000));
+    let entry = Entry { v: VERSION, digest: key.digest, expires_at_ms, answer };
+    let key = key.slot;
     let Ok(bytes) = serde_json::to_vec(&entry) else { return };
     let store = host.clone();
     host.spawn_background(Box::pin(async move {
@@ -154,7 +189,7 @@ fn failed<H: Host>(host: &H, message: &str, key: &str, err: &HostError) {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
     use super::*;
     use crate::host::fake::FakeHost;
 
@@ -163,10 +198,39 @@ mod tests {
         let host = FakeHost::at(1_767_225_600_000);
         let answer = CachedAnswer { provider: "openai".into(), response: ChatResponse::default(), deltas: Vec::new() };
         // CACHE_TTL_SECS is configuration: ttl_secs * 1000 overflowed.
-        put_later(&host, "k".into(), answer.clone(), u64::MAX / 10);
+        let key = key("t", "chat", "", &[], &ChatRequest::default(), 10);
+        put_later(&host, key.clone(), answer.clone(), u64::MAX / 10);
         host.run_background();
-        let entry: Entry = serde_json::from_slice(&host.kv(STORE, "k").unwrap()).unwrap();
+        let entry: Entry<CachedAnswer> = serde_json::from_slice(&host.kv(STORE, &key.slot).unwrap()).unwrap();
         assert_eq!(entry.expires_at_ms, u64::MAX);
-        assert_eq!(futures::executor::block_on(get(&host, "k")), Some(answer));
+        assert_eq!(futures::executor::block_on(get::<_, CachedAnswer>(&host, &key)), Some(answer));
+    }
+
+    #[test]
+    fn a_tenant_holds_at_most_its_slots_and_a_slot_answers_only_its_own_request() {
+        let host = FakeHost::at(1_767_225_600_000);
+        let answer = |text: &str| CachedAnswer {
+            provider: "openai".into(),
+            response: ChatResponse { text: text.into(), ..ChatResponse::default() },
+            deltas: Vec::new(),
+        };
+        let request = |n: usize| ChatRequest { max_tokens: Some(n as u32 + 1), ..ChatRequest::default() };
+        let keys: Vec<CacheKey> = (0..50).map(|n| key("t", "chat", "", &[], &request(n), 3)).collect();
+        let slots: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.slot.as_str()).collect();
+        assert_eq!(slots.len(), 3, "50 requests share the tenant's 3 slots");
+        assert_ne!(key("other", "chat", "", &[], &request(0), 3).slot, keys[0].slot, "tenants never share a slot");
+        // Two requests in one slot: the later answer takes it over, and the first is a miss.
+        let (first, second) = keys
+            .iter()
+            .enumerate()
+            .find_map(|(i, a)| keys[i + 1..].iter().find(|b| b.slot == a.slot).map(|b| (a.clone(), b.clone())))
+            .unwrap();
+        put_later(&host, first.clone(), answer("one"), 60);
+        host.run_background();
+        assert_eq!(futures::executor::block_on(get::<_, CachedAnswer>(&host, &first)), Some(answer("one")));
+        put_later(&host, second.clone(), answer("two"), 60);
+        host.run_background();
+        assert_eq!(futures::executor::block_on(get::<_, CachedAnswer>(&host, &first)), None);
+        assert_eq!(futures::executor::block_on(get::<_, CachedAnswer>(&host, &second)), Some(answer("two")));
     }
 }

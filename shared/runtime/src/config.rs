@@ -4,6 +4,7 @@
 //! variables. A provider is in the chain only when it can be called: the vendors need a key,
 //! an OpenAI-compatible server needs a base URL.
 
+use opencode_core::flags::{Flag, Flags};
 use opencode_core::pricing::Prices;
 use opencode_core::providers::{ProviderConfig, ProviderKind};
 use opencode_core::routing::experiments::{Experiment, Variant};
@@ -162,8 +163,9 @@ pub struct Config {
     pub reasoning_models: Vec<String>,
     pub retry: RetryPolicy,
     pub max_body_bytes: usize,
-    /// How long a System 1 answer stays cached; 0 turns the cache off.
-    pub cache_ttl_secs: u64,
+    /// The feature flags: the file's, the variables', then (once the caller is known,
+    /// `crate::flags::load`) the platform's and the tenant's.
+    pub flags: Flags,
     /// List prices per model (`MODEL_PRICES` over the built-in table).
     pub prices: Prices,
     /// The A/B experiment (`EXPERIMENTS`), if one runs.
@@ -215,7 +217,7 @@ impl Config {
             reasoning_models,
             retry,
             max_body_bytes: number(host, "MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES as u64)? as usize,
-            cache_ttl_secs: number(host, "CACHE_TTL_SECS", crate::cache::DEFAULT_TTL_SECS)?,
+            flags: crate::flags::from_variables(host)?,
             prices: Prices::from_vars(|name| host.var(name)).map_err(ConfigError::NotConfigured)?,
             experiment: experiment(host)?,
             variant: None,
@@ -232,6 +234,16 @@ impl Config {
             crate::trace::note(host, |facts| facts.variant = Some(name));
         }
         self.variant.as_ref()
+    }
+
+    /// How long a System 1 answer is cached; 0 when the cache is off (`system1.enable_cache`,
+    /// `cache_ttl`).
+    pub fn cache_ttl_secs(&self) -> u64 {
+        if self.flags.on(Flag::Cache) {
+            self.flags.whole(Flag::CacheTtl)
+        } else {
+            0
+        }
     }
 
     /// The chain for a request that asked for `model`: `provider/model` pins that provider

@@ -20,6 +20,7 @@ pub mod cache;
 pub mod config;
 pub mod control;
 pub mod executor;
+pub mod flags;
 pub mod host;
 pub mod knowledge;
 pub mod log;

@@ -171,6 +171,10 @@ pub struct Facts {
     pub failed: bool,
     /// The A/B variant (`EXPERIMENTS`) the caller is in.
     pub variant: Option<String>,
+    /// Left out of the metrics (`metrics.cognitive_metrics` off).
+    pub uncounted: bool,
+    /// Its spans are not exported (`metrics.detailed_tracking` off).
+    pub untraced: bool,
 }
 
 /// One request's trace.

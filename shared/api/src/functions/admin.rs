@@ -5,7 +5,8 @@
 //! - `GET /admin/metrics?hours=N` (default 24, at most 168) and the seed's `GET /api/v1/metrics`:
 //!   for an owner the platform's totals (or one tenant's with `?tenant=`), for anyone else its
 //!   tenant's, from the usage ledger (with a `tenant` field);
-//! - keys and tenants' limits (admin_keys.rs), usage reports and the audit log (admin_usage.rs).
+//! - keys and tenants' limits (admin_keys.rs), usage reports and the audit log (admin_usage.rs),
+//!   feature flags (admin_flags.rs).
 
 use serde_json::{json, Value};
 
@@ -17,7 +18,7 @@ use opencode_runtime::host::{Body, Host};
 use opencode_runtime::metrics::{self, Record, Stats};
 use opencode_runtime::sql::{Database, Statement};
 
-use super::{admin_keys, admin_usage, prometheus, Ctx};
+use super::{admin_flags, admin_keys, admin_usage, prometheus, Ctx};
 use crate::auth::{Principal, Settings};
 use crate::error::ApiError;
 use crate::{seed, web};
@@ -60,9 +61,14 @@ pub(super) async fn handle<H: Host>(
         (_, keys) if keys == "/admin/keys" || keys.starts_with("/admin/keys/") => {
             admin_keys::keys(ctx, &parts, body).await
         }
-        (_, other) => match other.strip_prefix("/admin/tenants/").and_then(|rest| rest.strip_suffix("/limits")) {
-            Some(tenant) => admin_keys::tenant_limits(ctx, &parts, body, tenant).await,
-            None => Err(ApiError::NotFound(other.chars().take(256).collect())),
+        ("GET", "/admin/flags") => admin_flags::show(ctx, query).await,
+        ("PUT", "/admin/flags") => admin_flags::put(ctx, &parts, body, None).await,
+        (_, "/admin/flags") => Err(not_allowed()),
+        (_, other) => match other.strip_prefix("/admin/tenants/").and_then(|rest| rest.split_once('/')) {
+            Some((tenant, "limits")) => admin_keys::tenant_limits(ctx, &parts, body, tenant).await,
+            Some((tenant, "flags")) if method == "PUT" => admin_flags::put(ctx, &parts, body, Some(tenant)).await,
+            Some((_, "flags")) => Err(not_allowed()),
+            _ => Err(ApiError::NotFound(other.chars().take(256).collect())),
         },
     }
 }

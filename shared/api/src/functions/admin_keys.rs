@@ -375,7 +375,7 @@ pub(super) fn valid_tenant(tenant: &str) -> bool {
 }
 
 /// At most 64 characters of something the client sent, for a message.
-fn shown(text: &str) -> String {
+pub(super) fn shown(text: &str) -> String {
     text.chars().take(64).collect()
 }
 
@@ -385,7 +385,7 @@ pub(super) fn actor(principal: &Principal) -> String {
 }
 
 /// Writes an audit entry; its failure is logged, never the request's.
-async fn audit_write<H: Host>(
+pub(super) async fn audit_write<H: Host>(
     ctx: &Ctx<H>,
     principal: &Principal,
     action: &str,

@@ -24,8 +24,13 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let chain = ctx.admit(&request, chain).await?;
     // The tools' calls are part of this request, admitted once.
     let toolbox = Toolbox::from_host(&ctx.host, &ctx.sibling_headers(&parts.headers), &ctx.request_id).await;
-    let job =
-        AgentJob { request, chain, retry: ctx.config.retry.clone(), limits: Limits::from_host(&ctx.host)?, toolbox };
+    let job = AgentJob {
+        request,
+        chain,
+        retry: ctx.config.retry.clone(),
+        limits: Limits::from_flags(&ctx.config.flags),
+        toolbox,
+    };
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     Ok(ctx.respond_in(dialect, agent::run(&ctx.host, job, delivery).await?))
 }

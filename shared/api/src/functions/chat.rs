@@ -7,8 +7,9 @@
 use bytes::Bytes;
 use serde_json::Value;
 
+use opencode_core::flags::Flag;
 use opencode_core::routing::Tier;
-use opencode_runtime::cache::{self, CachePolicy};
+use opencode_runtime::cache;
 use opencode_runtime::modes::chat::{self as mode, CacheUse, ChatJob};
 use opencode_runtime::modes::Delivery;
 
@@ -50,7 +51,10 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     // System 2 runs the agent with the platform's tools in the `agent` function, unless the
     // caller brought its own tools (their calls go back to the caller).
-    if let (Some(body), true) = (for_agent, request.tools.is_empty()) {
+    // Without the thinking chain (`system2.enable_thinking_chain` off), System 2 is one call
+    // to the strong model, here.
+    let chained = request.tools.is_empty() && ctx.config.flags.on(Flag::ThinkingChain);
+    if let (Some(body), true) = (for_agent, chained) {
         let body = Bytes::from(Value::Object(body).to_string());
         let mut forwarded = gateway::on_behalf(&parts.headers, &ctx.request_id, "/v1/chat", Some(Tier::System2), body)?;
         if let Some(value) = dialect.header_value() {
@@ -58,16 +62,13 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         }
         return gateway::call(&ctx.host, "agent", forwarded).await;
     }
-    let ttl_secs = ctx.config.cache_ttl_secs;
-    let policy = if ttl_secs == 0 || tier == Tier::System2 {
-        CachePolicy::Bypass
-    } else {
-        CachePolicy::from_headers(&parts.headers)
-    };
+    let ttl_secs = ctx.config.cache_ttl_secs();
+    let policy = ctx.cache_policy(&parts.headers, tier);
     // The key (a hash over the whole request) is only worth computing when the cache is used.
     let cache = policy.writes().then(|| {
         let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());
-        CacheUse { key: cache::key(tenant, "chat", &chain, &request), reads: policy.reads(), ttl_secs }
+        let slots = ctx.config.flags.whole(Flag::CacheMaxSize);
+        CacheUse { key: cache::key(tenant, "chat", "", &chain, &request, slots), reads: policy.reads(), ttl_secs }
     });
     let chain = ctx.admit(&request, chain).await?;
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };

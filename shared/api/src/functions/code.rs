@@ -3,6 +3,8 @@
 //! program run as given, without a model.
 
 use serde::Deserialize;
+
+use opencode_core::flags::Flag;
 use serde_json::json;
 
 use opencode_core::routing::{Mode, Tier};
@@ -24,7 +26,8 @@ const MAX_RUN_TIMEOUT_MS: u64 = 60_000;
 const MAX_STDIN_BYTES: usize = 64 * 1024;
 /// Largest program `/v1/code/run` takes.
 const MAX_CODE_BYTES: usize = 256 * 1024;
-const MAX_ATTEMPTS: u32 = 3;
+/// Write/run rounds unless the request says: one fix after a failed run, if the reflection depth
+/// (`cognitive_features.system2.reflection_depth`, the most fixes) allows it.
 const DEFAULT_ATTEMPTS: u32 = 2;
 
 #[derive(Default, Deserialize)]
@@ -37,7 +40,7 @@ struct CodeFields {
 }
 
 impl CodeFields {
-    fn validate(self) -> Result<(Language, String, Option<u64>, u32), ApiError> {
+    fn validate(self, reflection_depth: u64) -> Result<(Language, String, Option<u64>, u32), ApiError> {
         let invalid = |msg: String| Err(ApiError::Validation(msg));
         let language = match self.language.as_deref() {
             None | Some("python") => Language::Python,
@@ -54,9 +57,14 @@ impl CodeFields {
         if let Some(ms) = self.run_timeout_ms.filter(|ms| !(1..=MAX_RUN_TIMEOUT_MS).contains(ms)) {
             return invalid(format!("`run_timeout_ms` must be from 1 to {MAX_RUN_TIMEOUT_MS}, got {ms}"));
         }
-        let attempts = self.max_attempts.unwrap_or(DEFAULT_ATTEMPTS);
-        if !(1..=MAX_ATTEMPTS).contains(&attempts) {
-            return invalid(format!("`max_attempts` must be from 1 to {MAX_ATTEMPTS}, got {attempts}"));
+        let most = u32::try_from(reflection_depth).unwrap_or(u32::MAX).saturating_add(1);
+        let attempts = self.max_attempts.unwrap_or(DEFAULT_ATTEMPTS.min(most));
+        if !(1..=most).contains(&attempts) {
+            return invalid(format!(
+                "`max_attempts` must be from 1 to {most} (`{}` allows {} fixes), got {attempts}",
+                Flag::ReflectionDepth.path(),
+                most.saturating_sub(1)
+            ));
         }
         Ok((language, stdin, self.run_timeout_ms, attempts))
     }
@@ -71,7 +79,8 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let bytes = web::read_post(&parts, body, ctx.config.max_body_bytes).await?;
     let (mut request, fields, dialect) = parse_mode::<CodeFields, false>(&parts, &bytes, Mode::Code, FIELDS)?;
     refuse_tools(&request, Mode::Code, false)?;
-    let (language, stdin, run_timeout_ms, max_attempts) = fields.validate()?;
+    let (language, stdin, run_timeout_ms, max_attempts) =
+        fields.validate(ctx.config.flags.whole(Flag::ReflectionDepth))?;
     let sandbox = opencode_runtime::sandbox::config(&ctx.host).ok_or_else(|| {
         ApiError::NotConfigured("SANDBOX_URL is not set: the code mode runs programs in a Piston v2 sandbox".into())
     })?;
@@ -89,7 +98,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         max_attempts,
         sandbox,
         retry: ctx.config.retry.clone(),
-        limits: Limits::from_host(&ctx.host)?,
+        limits: Limits::from_flags(&ctx.config.flags),
         tier,
     };
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
@@ -125,7 +134,7 @@ async fn seed_execute<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: 
     }
     let run_timeout_ms = asked.timeout.map(|t| t.saturating_mul(1000).min(MAX_RUN_TIMEOUT_MS));
     let fields = CodeFields { language: asked.language, stdin: None, run_timeout_ms, max_attempts: None };
-    let (language, _, run_timeout_ms, _) = fields.validate()?;
+    let (language, _, run_timeout_ms, _) = fields.validate(ctx.config.flags.whole(Flag::ReflectionDepth))?;
     let sandbox = opencode_runtime::sandbox::config(&ctx.host)
         .ok_or_else(|| ApiError::NotConfigured("SANDBOX_URL is not set".into()))?;
     let mut request = ExecutionRequest::new(language, asked.code);
@@ -172,7 +181,7 @@ async fn run<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
         run_timeout_ms: asked.run_timeout_ms,
         max_attempts: None,
     };
-    let (language, stdin, run_timeout_ms, _) = fields.validate()?;
+    let (language, stdin, run_timeout_ms, _) = fields.validate(ctx.config.flags.whole(Flag::ReflectionDepth))?;
     let sandbox = opencode_runtime::sandbox::config(&ctx.host)
         .ok_or_else(|| ApiError::NotConfigured("SANDBOX_URL is not set".into()))?;
     let mut request = ExecutionRequest::new(language, asked.code);

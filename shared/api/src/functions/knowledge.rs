@@ -16,10 +16,11 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use opencode_core::access::Action;
+use opencode_core::flags::Flag;
 use opencode_core::routing::{Mode, Tier};
 use opencode_runtime::host::{Body, Host};
 use opencode_runtime::knowledge::{self, DocumentMeta, Format, NewDocument};
-use opencode_runtime::modes::knowledge::{self as mode, AskJob};
+use opencode_runtime::modes::knowledge::{self as mode, AskJob, CacheSettings};
 use opencode_runtime::modes::{last_user_text, Delivery};
 
 use super::{parse_mode, Ctx, Handled};
@@ -196,7 +197,13 @@ async fn ask<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> 
     let chain = ctx.config.tier_chain_for(tier, request.model.take().as_deref())?;
     let chain = ctx.admit(&request, chain).await?;
     let tenant = ctx.tenant()?.to_owned();
-    let job = AskJob { request, question, top_k, tenant, chain, retry: ctx.config.retry.clone(), tier };
+    let policy = ctx.cache_policy(&parts.headers, tier);
+    let cache = policy.writes().then(|| CacheSettings {
+        reads: policy.reads(),
+        ttl_secs: ctx.config.cache_ttl_secs(),
+        slots: ctx.config.flags.whole(Flag::CacheMaxSize),
+    });
+    let job = AskJob { request, question, top_k, tenant, chain, retry: ctx.config.retry.clone(), tier, cache };
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };
     Ok(ctx.respond_in(dialect, mode::run(&ctx.host, job, delivery).await?))
 }

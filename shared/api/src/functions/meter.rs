@@ -115,7 +115,10 @@ pub fn record_error<H: Host>(host: &H, pending: &Pending) {
 /// The request is over: its metrics now, its ledger row and settlement after the response.
 fn finish<H: Host>(host: &H, pending: &Pending, mut outcome: Outcome) {
     outcome.sample.latency_ms = host.now_ms().saturating_sub(pending.started_ms);
-    metrics::record(host, &outcome.sample);
+    // `metrics.cognitive_metrics` off leaves it out (the ledger still has its row).
+    if host.trace().is_none_or(|trace| !trace.facts.borrow().uncounted) {
+        metrics::record(host, &outcome.sample);
+    }
     if outcome.sample.error {
         opencode_runtime::trace::note(host, |facts| facts.failed = true);
     }

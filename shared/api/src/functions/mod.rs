@@ -7,6 +7,7 @@
 
 pub mod access;
 mod admin;
+mod admin_flags;
 mod admin_keys;
 mod admin_usage;
 mod admission;
@@ -17,6 +18,7 @@ mod code;
 pub mod dialect;
 mod documents;
 mod embeddings;
+pub mod features;
 mod gateway;
 mod knowledge;
 mod meter;
@@ -31,8 +33,10 @@ use std::cell::RefCell;
 use std::rc::Rc;
 
 use opencode_core::access::Action;
+use opencode_core::flags::Flag;
 use opencode_core::routing::{Mode, Tier};
 use opencode_runtime::answer::Reply;
+use opencode_runtime::cache::CachePolicy;
 use opencode_runtime::config::Config;
 use opencode_runtime::control::keys::KeyRecord;
 use opencode_runtime::host::{Body, Host, RequestHost};
@@ -104,6 +108,16 @@ impl<H: Host> Ctx<H> {
         // The vendors' clients and the proxies before them drop a connection that stays
         // silent for long; System 2 and research can work for minutes before their next event.
         web::with_keepalive(&self.host, response, KEEPALIVE_MS)
+    }
+
+    /// How a System 1 answer of this request uses the cache: never on System 2 or with the
+    /// cache off (`system1.enable_cache`, `cache_ttl`), else as `cache-control` asks.
+    pub fn cache_policy(&self, headers: &http::HeaderMap, tier: Tier) -> CachePolicy {
+        if self.config.cache_ttl_secs() == 0 || tier == Tier::System2 {
+            CachePolicy::Bypass
+        } else {
+            CachePolicy::from_headers(headers)
+        }
     }
 
     /// The caller's tenant (every authenticated request has one).
@@ -198,6 +212,14 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
     let mut config = Config::from_host(&host)?;
     if let Some(caller) = &caller {
         config.enter_variant(&host, &caller.principal.subject);
+        opencode_runtime::flags::load(&host, &mut config.flags, Some(&caller.principal.tenant)).await;
+        let flags = &config.flags;
+        let (counted, traced) = (flags.on(Flag::CognitiveMetrics), flags.on(Flag::DetailedTracking));
+        trace::note(&host, |facts| {
+            facts.uncounted = !counted;
+            facts.untraced = !traced;
+        });
+        features::check(flags, F::MODE, parts.uri.path(), &parts.headers)?;
     }
     let started_ms = host.now_ms();
     let admitted_upstream = admission::is_admitted(&host, &parts.headers, request_id);

@@ -40,7 +40,7 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
         request,
         search,
         retry: ctx.config.retry.clone(),
-        limits: Limits::from_host(&ctx.host)?,
+        limits: Limits::from_flags(&ctx.config.flags),
         tier,
         max_sub_questions,
         max_results,

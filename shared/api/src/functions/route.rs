@@ -17,15 +17,15 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use super::dialect::{self, Dialect, DIALECT_HEADER};
-use super::{gateway, Ctx, Handled};
+use super::{features, gateway, Ctx, Handled};
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::platform::request::{validate_messages, MessageBody, TIER_HEADER};
 use crate::{sse, web};
+use opencode_core::flags::{Flag, Flags};
 use opencode_core::model::Message;
 use opencode_core::routing::choice::{ConfiguredRouter, Routed, RouterSettings};
-use opencode_core::routing::experiments::Variant;
-use opencode_core::routing::{AnalyzerConfig, Mode, RouteInput, Tier};
+use opencode_core::routing::{AnalyzerConfig, Mode, RouteInput, RoutingDecision, Tier};
 use opencode_runtime::config::Config;
 use opencode_runtime::host::{Body, Host};
 
@@ -37,14 +37,15 @@ fn set_var<H: Host>(host: &H, name: &str) -> Option<String> {
     host.var(name).filter(|value| !value.trim().is_empty())
 }
 
-/// The platform's routing settings: `ROUTER` (`router`), `ROUTER_STRONG_SHARE`
-/// (`strong_share`), `ROUTER_RULES` (`rules`), read as one settings layer (a value that does
-/// not parse is kept as text, for the layer's check to refuse by name).
-fn platform_settings<H: Host>(host: &H) -> Result<RouterSettings, ApiError> {
+/// The platform's routing settings: the `platform.router` flag (which `ROUTER` sets at deploy
+/// time), `ROUTER_STRONG_SHARE` (`strong_share`), `ROUTER_RULES` (`rules`), read as one settings
+/// layer (a value that does not parse is kept as text, for the layer's check to refuse by name).
+fn platform_settings<H: Host>(host: &H, flags: &Flags) -> Result<RouterSettings, ApiError> {
     let mut layer = Map::new();
-    for (name, key) in [("ROUTER", "router"), ("ROUTER_STRONG_SHARE", "strong_share"), ("ROUTER_RULES", "rules")] {
+    layer.insert("router".to_owned(), Value::from(flags.choice(Flag::Router)));
+    for (name, key) in [("ROUTER_STRONG_SHARE", "strong_share"), ("ROUTER_RULES", "rules")] {
         if let Some(text) = set_var(host, name) {
-            let value = if key == "router" { None } else { serde_json::from_str(&text).ok() };
+            let value = serde_json::from_str(&text).ok();
             layer.insert(key.to_owned(), value.unwrap_or(Value::String(text)));
         }
     }
@@ -64,12 +65,9 @@ fn tenant_settings<H: Host>(host: &H, tenant: &str) -> Result<RouterSettings, Ap
 
 /// The router for this caller: the caller's A/B variant over its tenant's settings over the
 /// platform's; the lexicon weighs by `ROUTER_CONFIG` (JSON; missing fields keep their defaults).
-pub fn router<H: Host>(
-    host: &H,
-    tenant: Option<&str>,
-    variant: Option<&Variant>,
-) -> Result<ConfiguredRouter, ApiError> {
-    let mut settings = platform_settings(host)?;
+pub fn router<H: Host>(host: &H, config: &Config, tenant: Option<&str>) -> Result<ConfiguredRouter, ApiError> {
+    let variant = config.variant.as_ref();
+    let mut settings = platform_settings(host, &config.flags)?;
     if let Some(tenant) = tenant {
         settings = tenant_settings(host, tenant)?.over(&settings);
     }
@@ -87,7 +85,7 @@ pub fn router<H: Host>(
 
 /// The router for the caller of `ctx`.
 fn router_for<H: Host>(ctx: &Ctx<H>) -> Result<ConfiguredRouter, ApiError> {
-    router(&ctx.host, ctx.principal.as_ref().map(|p| p.tenant.as_str()), ctx.config.variant.as_ref())
+    router(&ctx.host, &ctx.config, ctx.principal.as_ref().map(|p| p.tenant.as_str()))
 }
 
 /// A process body: the requested mode (`None` for auto), the conversation to route on, and
@@ -139,10 +137,39 @@ fn conversation(body: &Map<String, Value>) -> Result<Vec<Message>, ApiError> {
 }
 
 /// Decides mode and tier for a validated conversation; what the caller named is kept and said
-/// first, whatever the router would have chosen.
-pub fn decide(router: &ConfiguredRouter, mode: Option<Mode>, tier: Option<Tier>, messages: &[Message]) -> Routed {
-    let mut routed = router.decide(&RouteInput::from_messages(messages));
+/// first, whatever the router would have chosen. The flags bound the router: without
+/// `auto_mode_switch` it keeps chat (and it never picks a mode that is off), without
+/// `complexity_analysis` System 1, and without `smart_routing` it is not asked at all.
+pub fn decide(
+    router: &ConfiguredRouter,
+    flags: &Flags,
+    mode: Option<Mode>,
+    tier: Option<Tier>,
+    messages: &[Message],
+) -> Routed {
+    let mut routed = if flags.on(Flag::SmartRouting) {
+        router.decide(&RouteInput::from_messages(messages))
+    } else {
+        let reasons = vec![format!("`{}` is off: chat on System 1", Flag::SmartRouting.path())];
+        let decision = RoutingDecision { mode: Mode::Chat, tier: Tier::System1, score: 0.0, reasons };
+        Routed { decision, router: "none" }
+    };
     let decision = &mut routed.decision;
+    if decision.mode != Mode::Chat {
+        let off = if !flags.on(Flag::AutoModeSwitch) {
+            Some(Flag::AutoModeSwitch)
+        } else {
+            Some(features::mode_flag(decision.mode)).filter(|flag| !flags.on(*flag))
+        };
+        if let Some(flag) = off {
+            decision.reasons.insert(0, format!("`{}` is off: chat instead of {}", flag.path(), decision.mode));
+            decision.mode = Mode::Chat;
+        }
+    }
+    if decision.tier == Tier::System2 && !flags.on(Flag::ComplexityAnalysis) {
+        decision.reasons.insert(0, format!("`{}` is off: System 1", Flag::ComplexityAnalysis.path()));
+        decision.tier = Tier::System1;
+    }
     if let Some(mode) = mode {
         decision.reasons.insert(0, format!("mode `{mode}` requested by the caller"));
         decision.mode = mode;
@@ -171,12 +198,15 @@ async fn routed<H: Host>(
 ) -> Result<(ProcessBody, Routed), ApiError> {
     let bytes = web::read_post(parts, body, ctx.config.max_body_bytes).await?;
     let process = parse_process_body(parts, &bytes)?;
-    let routed = decide(&router_for(ctx)?, process.mode, process.tier, &process.messages);
+    let routed = decide(&router_for(ctx)?, &ctx.config.flags, process.mode, process.tier, &process.messages);
     Ok((process, routed))
 }
 
-/// `POST /v1/route`.
+/// `POST /v1/route`: the router's decision alone, refused when smart routing is off.
 pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, body: Body) -> Handled {
+    if !ctx.config.flags.on(Flag::SmartRouting) {
+        return Err(ApiError::FeatureDisabled(Flag::SmartRouting.path()));
+    }
     let (_, routed) = routed(ctx, &parts, body).await?;
     let mut answer = json!({ "id": ctx.request_id, "routing": routing_json(&routed) });
     if let (Some(variant), Some(object)) = (&ctx.config.variant, answer.as_object_mut()) {
@@ -252,6 +282,10 @@ pub(super) async fn vendor<H: Host>(
     request_id: &str,
 ) -> Handled {
     let (mut parts, body) = request.into_parts();
+    // The caller's flags: its dialect may be off, and `auto` routes under them.
+    let mut config = Config::from_host(host)?;
+    opencode_runtime::flags::load(host, &mut config.flags, Some(&principal.tenant)).await;
+    features::check(&config.flags, None, parts.uri.path(), &parts.headers)?;
     let bytes = web::read_body(&parts, body, gateway::body_limit(host)).await?;
     let Some((mut body, dialect)) = Dialect::translate(&parts, &bytes)? else {
         return Err(ApiError::NotFound(parts.uri.path().to_owned()));
@@ -260,10 +294,9 @@ pub(super) async fn vendor<H: Host>(
         None => (Mode::Chat, None),
         Some("auto") => {
             // The same variant the mode's function will put the caller in.
-            let mut config = Config::from_host(host)?;
-            let variant = config.enter_variant(host, &principal.subject);
-            let router = router(host, Some(&principal.tenant), variant)?;
-            let routed = decide(&router, None, None, &conversation(&body)?);
+            config.enter_variant(host, &principal.subject);
+            let router = router(host, &config, Some(&principal.tenant))?;
+            let routed = decide(&router, &config.flags, None, None, &conversation(&body)?);
             (routed.decision.mode, Some(routed))
         }
         Some(name) => match Mode::parse(name) {

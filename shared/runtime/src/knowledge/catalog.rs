@@ -28,6 +28,11 @@ const ATTEMPTS: usize = 3;
 pub struct Catalog {
     /// Each document's id and the parts it may have stored (`vec/<id>/0000` upwards).
     pub docs: BTreeMap<String, u32>,
+    /// Changed (at random) by every change: the index's version, in the keys of cached
+    /// knowledge answers, so a document added, replaced or deleted is never answered from
+    /// one made before.
+    #[serde(default)]
+    pub revision: String,
 }
 
 impl Catalog {
@@ -52,6 +57,11 @@ pub async fn read<H: Host>(host: &H, keys: &Keys) -> Result<Catalog, KnowledgeEr
     Ok(store::get_json(host, &keys.catalog()).await?.unwrap_or_default())
 }
 
+/// The version of the tenant's index (empty before its first document).
+pub async fn revision<H: Host>(host: &H, tenant: &str) -> Result<String, KnowledgeError> {
+    Ok(read(host, &Keys::for_tenant(tenant)).await?.revision)
+}
+
 /// Sets (or with `None`, removes) one document's entry, and checks that the change held.
 pub async fn set<H: Host>(host: &H, keys: &Keys, id: &str, parts: Option<u32>) -> Result<(), KnowledgeError> {
     for _ in 0..ATTEMPTS {
@@ -72,6 +82,9 @@ pub async fn set<H: Host>(host: &H, keys: &Keys, id: &str, parts: Option<u32>) -
                 catalog.docs.remove(id);
             }
         }
+        let mut revision = [0u8; 8];
+        host.random_bytes(&mut revision);
+        catalog.revision = opencode_core::hex(&revision);
         store::put_json(host, &keys.catalog(), &catalog).await?;
     }
     // Checked once more: the last write may have been the one that held.
@@ -88,7 +101,7 @@ mod tests {
     #[test]
     fn part_keys_follow_the_catalog_and_stop_at_the_limit() {
         let keys = Keys::for_tenant("t");
-        let catalog = Catalog { docs: BTreeMap::from([("a".into(), 2), ("b".into(), 1)]) };
+        let catalog = Catalog { docs: BTreeMap::from([("a".into(), 2), ("b".into(), 1)]), ..Catalog::default() };
         let (all, more) = catalog.part_keys(&keys, 10);
         assert_eq!(all, [keys.part("a", 0), keys.part("a", 1), keys.part("b", 0)]);
         assert!(!more);

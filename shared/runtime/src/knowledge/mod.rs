@@ -18,7 +18,7 @@ mod index;
 mod search;
 mod store;
 
-pub use catalog::MAX_DOCUMENTS;
+pub use catalog::{revision, MAX_DOCUMENTS};
 pub use chunk::{chunk, ChunkOptions};
 pub use config::KnowledgeConfig;
 pub use index::{

@@ -9,13 +9,13 @@
 
 use futures::stream::{self, StreamExt};
 
-use opencode_core::model::{ChatRequest, FinishReason, StreamEvent, ToolCallPiece};
+use opencode_core::model::{ChatRequest, StreamEvent, ToolCallPiece};
 use opencode_core::providers::ProviderConfig;
 use opencode_core::routing::Mode;
 
 use super::{Delivery, ModeError};
 use crate::answer::{Answer, AnswerFold, CacheStatus, Event, Failure, Head, Reply, Start, Streamed};
-use crate::cache::{self, CachedAnswer};
+use crate::cache::{self, cacheable, CachedAnswer};
 use crate::executor::{self, Answered, ProviderStream, RetryPolicy, StartedStream};
 use crate::host::Host;
 
@@ -32,7 +32,7 @@ pub struct ChatJob {
 /// How one request uses the cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacheUse {
-    pub key: String,
+    pub key: cache::CacheKey,
     /// Look the key up first (false on a refresh: the answer is made anew and stored).
     pub reads: bool,
     pub ttl_secs: u64,
@@ -68,11 +68,6 @@ pub async fn run<H: Host>(host: &H, job: ChatJob, delivery: Delivery) -> Result<
             Ok(Reply::whole(answer))
         }
     }
-}
-
-/// Only complete answers are worth serving again (tool calls are complete answers too).
-fn cacheable(finish: &FinishReason) -> bool {
-    matches!(finish, FinishReason::Stop | FinishReason::Length | FinishReason::ToolCalls)
 }
 
 /// A committed provider stream as the reply's events, cached at its end when it completes.

@@ -6,8 +6,13 @@
 //! statuses). Whole answers are read from the model as a stream too, so that the knowledge
 //! function links one provider code path instead of two: fallback and retries apply until the
 //! first token, and an answer that breaks after it is a failed attempt.
+//!
+//! System 1 answers are cached as chat's are (`crate::cache`), keyed also by the index's
+//! version, which every document added, replaced or deleted changes: a hit skips the
+//! question's embedding, the search and the model call.
 
 use futures::StreamExt as _;
+use serde::{Deserialize, Serialize};
 
 use opencode_core::model::{ChatRequest, ChatResponse, FinishReason, Message, Usage};
 use opencode_core::providers::ProviderConfig;
@@ -15,9 +20,11 @@ use opencode_core::routing::{Mode, Tier};
 
 use super::{Delivery, ModeError};
 use crate::answer::{
-    event_stream, relay, Answer, Citation, Details, Event, Failure, Head, Reply, ShowThinking, Start, Streamed,
+    event_stream, relay, Answer, CacheStatus, Citation, Details, Event, Failure, Head, Reply, ShowThinking, Start,
+    Streamed,
 };
-use crate::executor::{self, Outcome, ProvidersFailed, RetryPolicy};
+use crate::cache::{self, cacheable, CacheKey, CachedAnswer};
+use crate::executor::{self, Answered, Outcome, ProvidersFailed, RetryPolicy};
 use crate::host::Host;
 use crate::knowledge::{self, Hit, Retrieval};
 
@@ -41,6 +48,25 @@ pub struct AskJob {
     pub chain: Vec<ProviderConfig>,
     pub retry: RetryPolicy,
     pub tier: Tier,
+    /// How the System 1 cache is used, when it is on for this request.
+    pub cache: Option<CacheSettings>,
+}
+
+/// A question's use of the cache (its key is made once the index's version is read).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CacheSettings {
+    /// Look the answer up first (false on a refresh).
+    pub reads: bool,
+    pub ttl_secs: u64,
+    /// The tenant's cache slots (`system1.cache_max_size`).
+    pub slots: u64,
+}
+
+/// A cached knowledge answer: the model's, and what it was grounded on.
+#[derive(Serialize, Deserialize)]
+struct CachedKnowledge {
+    answer: CachedAnswer,
+    retrieval: Retrieval,
 }
 
 /// What a knowledge answer adds: what was retrieved, and whether any of it was relevant.
@@ -56,6 +82,18 @@ impl Details for KnowledgeDetails {
 
 /// Answers one question from the tenant's documents.
 pub async fn run<H: Host>(host: &H, job: AskJob, delivery: Delivery) -> Result<Reply<KnowledgeDetails>, ModeError> {
+    let mut store = None;
+    if let Some(settings) = job.cache {
+        let revision = knowledge::revision(host, &job.tenant).await?;
+        let version = format!("{revision}/{}", job.top_k);
+        let key = cache::key(&job.tenant, "knowledge", &version, &job.chain, &job.request, settings.slots);
+        if settings.reads {
+            if let Some(hit) = cache::get(host, &key).await {
+                return Ok(replay(hit, delivery, job.tier));
+            }
+        }
+        store = Some((key, settings.ttl_secs));
+    }
     let retrieval = knowledge::retrieve(host, &job.tenant, &job.question, job.top_k).await?;
     let citations = citations(&retrieval.hits);
     let details = KnowledgeDetails { found: !retrieval.hits.is_empty(), retrieval };
@@ -63,6 +101,7 @@ pub async fn run<H: Host>(host: &H, job: AskJob, delivery: Delivery) -> Result<R
         return Ok(nothing_found(delivery, job.tier, details));
     }
     let grounded = grounded(job.request, &details.retrieval.hits);
+    let cached = store.is_some();
     if delivery == Delivery::Whole {
         let started = executor::stream(host, &job.chain, &grounded, &job.retry).await?;
         let mut answered = started.answered;
@@ -76,8 +115,10 @@ pub async fn run<H: Host>(host: &H, job: AskJob, delivery: Delivery) -> Result<R
                 return Err(ProvidersFailed(answered.attempts).into());
             }
         };
+        keep(host, store, &answered, &response, &details);
         let mut answer = Answer::new(Mode::Knowledge, answered, response, details);
         answer.citations = citations;
+        answer.cache = cached.then_some(CacheStatus::Miss);
         return Ok(Reply::whole(answer));
     }
     let (host, chain, retry) = (host.clone(), job.chain, job.retry);
@@ -89,8 +130,10 @@ pub async fn run<H: Host>(host: &H, job: AskJob, delivery: Delivery) -> Result<R
                 .await
                 .map_err(|failed| Failure::Failed(failed.into()))?;
             let response = relay(Some(&sink), started.events, &started.answered).await.map_err(Failure::Interrupted)?;
+            keep(&host, store, &started.answered, &response, &details);
             let mut answer = Answer::new(Mode::Knowledge, started.answered, response, details);
             answer.citations = citations;
+            answer.cache = cached.then_some(CacheStatus::Miss);
             // The reasoning, if any, went out as events.
             answer.show_thinking = ShowThinking::Never;
             Ok(answer)
@@ -98,6 +141,48 @@ pub async fn run<H: Host>(host: &H, job: AskJob, delivery: Delivery) -> Result<R
         sink.end(result.await);
     });
     Ok(Reply::Stream(Streamed { head: Head::default(), events }))
+}
+
+/// Caches a complete answer after the response.
+fn keep<H: Host>(
+    host: &H,
+    store: Option<(CacheKey, u64)>,
+    answered: &Answered,
+    response: &ChatResponse,
+    details: &KnowledgeDetails,
+) {
+    let Some((key, ttl_secs)) = store.filter(|_| cacheable(&response.finish_reason)) else { return };
+    let answer = CachedAnswer {
+        provider: answered.provider.clone(),
+        response: response.clone(),
+        deltas: vec![response.text.clone()],
+    };
+    cache::put_later(host, key, CachedKnowledge { answer, retrieval: details.retrieval.clone() }, ttl_secs);
+}
+
+/// A cached answer, whole or as a stream; no embedding, search or model call was made.
+fn replay(hit: CachedKnowledge, delivery: Delivery, tier: Tier) -> Reply<KnowledgeDetails> {
+    let CachedKnowledge { answer: cached, retrieval } = hit;
+    let answered =
+        Answered { provider: cached.provider, model: cached.response.model.clone(), attempts: vec![], price: None };
+    let citations = citations(&retrieval.hits);
+    let details = KnowledgeDetails { found: true, retrieval };
+    let progress = details.retrieval.clone();
+    let mut answer = Answer::new(Mode::Knowledge, answered.clone(), cached.response, details);
+    answer.citations = citations;
+    answer.cache = Some(CacheStatus::Hit);
+    if delivery == Delivery::Whole {
+        return Reply::whole(answer);
+    }
+    answer.show_thinking = ShowThinking::Never;
+    let mut start = Start::new(Mode::Knowledge, Some(tier));
+    start.model = Some(answer.response.model.clone());
+    start.answered = Some(answered.clone());
+    let mut events = vec![Event::Start(Box::new(start)), Event::Progress(progress)];
+    events.extend(cached.deltas.into_iter().map(Event::Delta));
+    events.push(Event::Done(Box::new(answer)));
+    let head = Head { answered: Some(answered), cache: Some(CacheStatus::Hit) };
+    Reply::Stream(Streamed { head, events: futures::stream::iter(events).boxed_local() })
 }
 
 /// The numbered sources, in the order the model sees them.
