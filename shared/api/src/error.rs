@@ -36,6 +36,12 @@ pub enum ApiError {
     InvalidToken(String),
     #[error("{0}")]
     Forbidden(String),
+    /// The guard (`GUARD_URL`) denied the request, for this reason; no model saw it.
+    #[error("blocked by the guard: {0}")]
+    BlockedByGuard(String),
+    /// The guard failed or was too slow, and `GUARD_FAIL=closed`.
+    #[error("the request could not be screened: the guard did not answer")]
+    GuardUnavailable,
     /// A feature flag (its dotted path) turns this off for the caller's tenant.
     #[error("`{0}` is off: this feature is disabled")]
     FeatureDisabled(&'static str),
@@ -150,11 +156,13 @@ impl ApiError {
             ApiError::PayloadTooLarge { .. } => S::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType => S::UNSUPPORTED_MEDIA_TYPE,
             ApiError::MissingToken | ApiError::InvalidToken(_) => S::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::FeatureDisabled(_) => S::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::FeatureDisabled(_) | ApiError::BlockedByGuard(_) => S::FORBIDDEN,
             ApiError::NotFound(_) => S::NOT_FOUND,
             ApiError::Conflict(_) => S::CONFLICT,
             ApiError::MethodNotAllowed { .. } => S::METHOD_NOT_ALLOWED,
-            ApiError::NotConfigured(_) | ApiError::StoreUnavailable(_) => S::SERVICE_UNAVAILABLE,
+            ApiError::NotConfigured(_) | ApiError::StoreUnavailable(_) | ApiError::GuardUnavailable => {
+                S::SERVICE_UNAVAILABLE
+            }
             ApiError::LimitReached { .. } => S::TOO_MANY_REQUESTS,
             ApiError::AllProvidersFailed(attempts) | ApiError::SearchFailed(attempts) if rate_limited(attempts) => {
                 S::TOO_MANY_REQUESTS
@@ -181,6 +189,8 @@ impl ApiError {
             ApiError::InvalidToken(_) => "invalid_token",
             ApiError::Forbidden(_) => "forbidden",
             ApiError::FeatureDisabled(_) => "feature_disabled",
+            ApiError::BlockedByGuard(_) => "blocked_by_guard",
+            ApiError::GuardUnavailable => "guard_unavailable",
             ApiError::NotFound(_) => "not_found",
             ApiError::Conflict(_) => "conflict",
             ApiError::MethodNotAllowed { .. } => "method_not_allowed",
@@ -274,7 +284,12 @@ impl From<ConfigError> for ApiError {
 
 impl From<ProvidersFailed> for ApiError {
     fn from(ProvidersFailed(attempts): ProvidersFailed) -> ApiError {
-        ApiError::AllProvidersFailed(attempts)
+        // The guard's refusal is the only "attempt" of a call it stopped.
+        match attempts.last().map(|a| (&a.outcome, a)) {
+            Some((Outcome::Blocked, attempt)) => ApiError::BlockedByGuard(attempt.detail.clone()),
+            Some((Outcome::GuardUnavailable, _)) => ApiError::GuardUnavailable,
+            _ => ApiError::AllProvidersFailed(attempts),
+        }
     }
 }
 

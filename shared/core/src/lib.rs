@@ -12,6 +12,7 @@
 pub mod access;
 pub mod calendar;
 pub mod flags;
+pub mod guard;
 pub mod limits;
 pub mod model;
 pub mod outbound;
@@ -23,6 +24,7 @@ pub mod sandbox;
 pub mod search;
 pub mod telemetry;
 pub mod tokens;
+pub mod webhooks;
 
 /// Lower-case hex of `bytes` (request ids, cache and store keys).
 pub fn hex(bytes: &[u8]) -> String {

@@ -5,10 +5,13 @@
 //! an OpenAI-compatible server needs a base URL.
 
 use opencode_core::flags::{Flag, Flags};
+use std::rc::Rc;
+
 use opencode_core::pricing::Prices;
 use opencode_core::providers::{ProviderConfig, ProviderKind};
 use opencode_core::routing::experiments::{Experiment, Variant};
 use opencode_core::routing::Tier;
+use opencode_core::webhooks::Webhooks;
 
 use crate::executor::RetryPolicy;
 use crate::host::Host;
@@ -94,6 +97,13 @@ pub const VARIABLES: &[&str] = &[
     "OTEL_TRACES_SAMPLER_ARG",
     "OTEL_CAPTURE_CONTENT",
     "METRICS_TOKEN",
+    "WEBHOOK_URL",
+    "WEBHOOK_SECRET",
+    "WEBHOOK_EVENTS",
+    "WEBHOOK_CONTENT",
+    "GUARD_URL",
+    "GUARD_TIMEOUT_MS",
+    "GUARD_FAIL",
 ];
 
 pub const DEFAULT_ORDER: &str = "openai,anthropic,gemini,compat";
@@ -172,6 +182,8 @@ pub struct Config {
     pub experiment: Option<Experiment>,
     /// The caller's variant of it ([`Config::enter_variant`]).
     pub variant: Option<Variant>,
+    /// Where event webhooks go (`WEBHOOK_*`), if anywhere.
+    pub webhooks: Option<Rc<Webhooks>>,
 }
 
 impl Config {
@@ -221,7 +233,9 @@ impl Config {
             prices: Prices::from_vars(|name| host.var(name)).map_err(ConfigError::NotConfigured)?,
             experiment: experiment(host)?,
             variant: None,
+            webhooks: webhooks(host)?,
         })
+        .and_then(|config| crate::guard::settings(host).map(|_| config))
     }
 
     /// Puts the caller (`subject`) in its variant of the experiment, if the experiment takes
@@ -305,6 +319,16 @@ impl Config {
         }
         chain
     }
+}
+
+/// `WEBHOOK_URL`, `WEBHOOK_SECRET`, `WEBHOOK_EVENTS`, `WEBHOOK_CONTENT`, checked.
+fn webhooks<H: Host>(host: &H) -> Result<Option<Rc<Webhooks>>, ConfigError> {
+    let var = |name: &str| host.var(name);
+    let (url, secret, events, content) =
+        (var("WEBHOOK_URL"), var("WEBHOOK_SECRET"), var("WEBHOOK_EVENTS"), var("WEBHOOK_CONTENT"));
+    Webhooks::from_vars(url.as_deref(), secret.as_deref(), events.as_deref(), content.as_deref())
+        .map(|hooks| hooks.map(Rc::new))
+        .map_err(ConfigError::NotConfigured)
 }
 
 /// `EXPERIMENTS`, parsed and checked.

@@ -21,6 +21,7 @@ pub mod config;
 pub mod control;
 pub mod executor;
 pub mod flags;
+pub mod guard;
 pub mod host;
 pub mod knowledge;
 pub mod log;
@@ -31,5 +32,6 @@ pub mod search;
 pub mod sql;
 pub mod sse;
 pub mod trace;
+pub mod webhooks;
 
 pub use host::{Body, ByteStream, Host, HostError, RequestHost};

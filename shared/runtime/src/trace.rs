@@ -175,6 +175,8 @@ pub struct Facts {
     pub uncounted: bool,
     /// Its spans are not exported (`metrics.detailed_tracking` off).
     pub untraced: bool,
+    /// Digests of the conversations the guard let through (each is screened once).
+    pub screened: Vec<[u8; 32]>,
 }
 
 /// One request's trace.
@@ -371,6 +373,8 @@ pub fn outcome_label(outcome: &crate::executor::Outcome) -> &'static str {
         Outcome::Misconfigured => "misconfigured",
         Outcome::InvalidRequest => "invalid_request",
         Outcome::NoResults => "no_results",
+        Outcome::Blocked => "blocked",
+        Outcome::GuardUnavailable => "guard_unavailable",
     }
 }
 

@@ -7,11 +7,13 @@
 use serde_json::{json, Value};
 
 use opencode_core::access::Action;
+use opencode_core::webhooks::EventType;
 use opencode_runtime::flags::{self, Scope, UpdateError};
 use opencode_runtime::host::{Body, Host};
+use opencode_runtime::webhooks;
 
 use super::admin::scope_tenant;
-use super::admin_keys::{audit_write, shown, valid_tenant};
+use super::admin_keys::{actor, audit_write, shown, valid_tenant};
 use super::Ctx;
 use crate::error::ApiError;
 use crate::web;
@@ -54,6 +56,8 @@ pub(super) async fn put<H: Host>(
     let target = tenant.unwrap_or("platform");
     let detail = json!({ "change": change, "overrides": stored });
     audit_write(ctx, principal, "flags.update", tenant.unwrap_or(&principal.tenant), target, detail).await;
+    let event = json!({ "scope": target, "tenant": tenant, "change": change, "actor": actor(principal) });
+    webhooks::send(&ctx.host, ctx.config.webhooks.as_ref(), EventType::FlagsUpdated, event);
     Ok(web::json(http::StatusCode::OK, &effective(ctx, tenant).await?))
 }
 

@@ -10,10 +10,12 @@ use serde_json::{json, Map, Value};
 use opencode_core::access::{Action, Role};
 use opencode_core::limits::{Budget, Limits, Period};
 use opencode_core::routing::Mode;
+use opencode_core::webhooks::EventType;
 use opencode_runtime::control::audit::{self, AuditEntry};
 use opencode_runtime::control::keys::{self, KeyRecord, KeySettings};
 use opencode_runtime::control::tenants;
 use opencode_runtime::host::{Body, Host};
+use opencode_runtime::webhooks;
 
 use super::admin::{cursor, page_size, scope_tenant, Page};
 use super::Ctx;
@@ -90,6 +92,14 @@ async fn create<H: Host>(
         json!({ "name": record.name, "role": record.role }),
     )
     .await;
+    let mut event = json!({ "key_id": record.id, "tenant": record.tenant, "name": record.name, "role": record.role, "actor": actor(principal) });
+    if let (Some(map), Some(hooks)) = (event.as_object_mut(), ctx.config.webhooks.as_ref()) {
+        // The new key itself only where the receiver was trusted with content.
+        if hooks.content {
+            map.insert("key".into(), json!(key));
+        }
+    }
+    webhooks::send(&ctx.host, ctx.config.webhooks.as_ref(), EventType::KeyCreated, event);
     let mut body = key_json(&record);
     if let Some(map) = body.as_object_mut() {
         map.insert("key".into(), json!(key));
@@ -147,6 +157,8 @@ async fn revoke<H: Host>(ctx: &Ctx<H>, principal: &Principal, id: &str) -> Resul
         return Err(ApiError::NotFound(format!("API key `{}`", shown(id))));
     }
     audit_write(ctx, principal, "key.revoke", &key.tenant, &key.id, json!({ "name": key.name })).await;
+    let event = json!({ "key_id": key.id, "tenant": key.tenant, "name": key.name, "actor": actor(principal) });
+    webhooks::send(&ctx.host, ctx.config.webhooks.as_ref(), EventType::KeyRevoked, event);
     let mut response = http::Response::new(Body::empty());
     *response.status_mut() = http::StatusCode::NO_CONTENT;
     Ok(response)

@@ -7,10 +7,14 @@ use opencode_core::limits::{self, Hit};
 use opencode_core::model::{ChatRequest, Usage};
 use opencode_core::providers::ProviderConfig;
 use opencode_core::tokens::{request_tokens, DEFAULT_MAX_OUTPUT_TOKENS};
+use serde_json::json;
+
+use opencode_core::webhooks::EventType;
 use opencode_runtime::control::audit::{self, AuditEntry};
 use opencode_runtime::control::counters::{self, Admission, Ask, Refusal, Scope};
 use opencode_runtime::control::tenants;
 use opencode_runtime::host::Host;
+use opencode_runtime::webhooks;
 
 use super::Ctx;
 use crate::error::{ApiError, LimitKind};
@@ -105,9 +109,30 @@ impl<H: Host> Ctx<H> {
                 if refusal.hit == Hit::Budget {
                     self.audit_budget(&refusal);
                 }
+                self.notify_refusal(&refusal);
                 Err(refused(&refusal))
             }
         }
+    }
+
+    /// `budget.exceeded` or `rate_limited` to the webhook receiver.
+    fn notify_refusal(&self, refusal: &Refusal) {
+        let Some(principal) = &self.principal else { return };
+        let (event, limit) = match refusal.hit {
+            Hit::Budget => (EventType::BudgetExceeded, "budget"),
+            Hit::Requests => (EventType::RateLimited, "requests_per_minute"),
+            Hit::Tokens => (EventType::RateLimited, "tokens_per_minute"),
+            Hit::Concurrency => (EventType::RateLimited, "concurrency"),
+        };
+        let data = json!({
+            "request_id": self.request_id,
+            "tenant": principal.tenant,
+            "key_id": principal.key_id,
+            "scope": refusal.scope,
+            "limit": limit,
+            "retry_after_ms": refusal.retry_after_ms,
+        });
+        webhooks::send(&self.host, self.config.webhooks.as_ref(), event, data);
     }
 
     fn audit_budget(&self, refusal: &Refusal) {

@@ -14,12 +14,15 @@ use futures::stream::{Stream, StreamExt as _};
 
 use opencode_core::model::Usage;
 use opencode_core::routing::{Mode, Tier};
+use opencode_core::webhooks::{EventType, Webhooks};
 use opencode_runtime::answer::{Answer, CacheStatus, Details, Event, EventStream, Reply, Streamed};
 use opencode_runtime::control::counters::{self, Admission};
 use opencode_runtime::control::ledger::{self, UsageRow};
 use opencode_runtime::host::Host;
 use opencode_runtime::log::{self, Field};
 use opencode_runtime::metrics::{self, Sample};
+use opencode_runtime::webhooks;
+use serde_json::json;
 
 /// The tier a mode runs on unless the gateway decided otherwise.
 pub fn default_tier(mode: Mode) -> Tier {
@@ -48,6 +51,8 @@ pub struct Account {
     pub key_id: Option<String>,
     /// Written once the request is admitted; settled after the answer.
     pub admission: RefCell<Option<Admission>>,
+    /// Where `request.completed` and `request.failed` go.
+    pub webhooks: Option<Rc<Webhooks>>,
 }
 
 /// What one request came to.
@@ -55,6 +60,10 @@ struct Outcome {
     sample: Sample,
     model: Option<String>,
     provider: Option<String>,
+    /// The error's stable code, when it failed.
+    error: Option<&'static str>,
+    /// The answer's text, kept only for a webhook receiver trusted with content.
+    text: Option<String>,
 }
 
 impl Pending {
@@ -68,7 +77,8 @@ impl Pending {
             cost_usd: 0.0,
             error: false,
         };
-        Outcome { sample, model: None, provider: None }
+        let content = self.account.as_ref().and_then(|a| a.webhooks.as_ref()).is_some_and(|hooks| hooks.content);
+        Outcome { sample, model: None, provider: None, error: None, text: content.then(String::new) }
     }
 }
 
@@ -97,6 +107,9 @@ pub fn metered<H: Host, D: Details>(host: &H, pending: &Pending, reply: Reply<D>
 /// What the answer reports: cache, tokens, dollars and who answered.
 fn count<D>(outcome: &mut Outcome, answer: &Answer<D>) {
     outcome.sample.cache = answer.cache.map(|status| status == CacheStatus::Hit);
+    if outcome.text.is_some() {
+        outcome.text = Some(answer.response.text.clone());
+    }
     outcome.sample.usage = answer.response.usage;
     outcome.sample.cost_usd = answer.cost_usd.unwrap_or_default();
     if let Some(answered) = &answer.answered {
@@ -105,10 +118,11 @@ fn count<D>(outcome: &mut Outcome, answer: &Answer<D>) {
     }
 }
 
-/// Records a request that failed before it had a reply.
-pub fn record_error<H: Host>(host: &H, pending: &Pending) {
+/// Records a request that failed before it had a reply, with the error's code.
+pub fn record_error<H: Host>(host: &H, pending: &Pending, code: &'static str) {
     let mut outcome = pending.outcome();
     outcome.sample.error = true;
+    outcome.error = Some(code);
     finish(host, pending, outcome);
 }
 
@@ -157,6 +171,32 @@ async fn account_for<H: Host>(host: &H, account: &Account, outcome: &Outcome) {
         let error = err.to_string();
         log::warn(host, "could not write the usage ledger", &[("error", Field::Text(&error))]);
     }
+    let hooks = account.webhooks.as_ref();
+    let event = if sample.error { EventType::RequestFailed } else { EventType::RequestCompleted };
+    if hooks.is_some_and(|hooks| hooks.wants(event)) {
+        let mut data = json!({
+            "request_id": row.request_id,
+            "tenant": row.tenant,
+            "key_id": row.key_id,
+            "mode": row.mode,
+            "tier": row.tier,
+            "model": row.model,
+            "provider": row.provider,
+            "cache_hit": row.cache_hit,
+            "usage": { "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "reasoning_tokens": row.reasoning_tokens },
+            "cost_usd": row.cost_usd,
+            "latency_ms": row.latency_ms,
+        });
+        if let Some(map) = data.as_object_mut() {
+            if sample.error {
+                map.insert("error".into(), json!(outcome.error.unwrap_or("failed")));
+            }
+            if let Some(text) = outcome.text.clone().filter(|_| hooks.is_some_and(|h| h.content)) {
+                map.insert("answer".into(), json!(text));
+            }
+        }
+        webhooks::send(host, hooks, event, data);
+    }
 }
 
 /// Passes a stream's events on, counting them; records the request when the stream ends, or,
@@ -178,6 +218,7 @@ impl<H: Host, D: Details> StreamWatch<H, D> {
             }
             Event::Failed(_) => {
                 outcome.sample.error = true;
+                outcome.error = Some("stream_failed");
                 true
             }
             _ => false,

@@ -239,6 +239,7 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
                 subject: caller.principal.subject.clone(),
                 key_id: caller.principal.key_id.clone(),
                 admission: RefCell::default(),
+                webhooks: config.webhooks.clone(),
             })
         });
         trace::note(&host, |facts| {
@@ -269,7 +270,7 @@ async fn authenticate_and_handle<F: Function + ?Sized, H: Host>(
         }
         Err(err) => {
             if let Some(pending) = &ctx.meter {
-                meter::record_error(&ctx.host, pending);
+                meter::record_error(&ctx.host, pending, err.code());
             }
             Err(err)
         }

@@ -26,6 +26,10 @@ pub enum Outcome {
     InvalidRequest,
     /// The answer was well-formed but held nothing usable (a web search with no results).
     NoResults,
+    /// The guard (`GUARD_URL`) denied the request: no provider was called.
+    Blocked,
+    /// The guard failed or was too slow, and `GUARD_FAIL=closed`: no provider was called.
+    GuardUnavailable,
 }
 
 impl Outcome {
@@ -39,9 +43,13 @@ impl Outcome {
         match self {
             Outcome::Status { status } => matches!(status, 408 | 409 | 429 | 500..=599),
             Outcome::Timeout { .. } | Outcome::Connect | Outcome::Malformed | Outcome::StreamError => true,
-            Outcome::Ok | Outcome::Refused | Outcome::Misconfigured | Outcome::InvalidRequest | Outcome::NoResults => {
-                false
-            }
+            Outcome::Ok
+            | Outcome::Refused
+            | Outcome::Misconfigured
+            | Outcome::InvalidRequest
+            | Outcome::NoResults
+            | Outcome::Blocked
+            | Outcome::GuardUnavailable => false,
         }
     }
 }
@@ -59,6 +67,8 @@ impl std::fmt::Display for Outcome {
             Outcome::Misconfigured => f.write_str("provider misconfigured"),
             Outcome::InvalidRequest => f.write_str("request not valid for this provider"),
             Outcome::NoResults => f.write_str("no usable results"),
+            Outcome::Blocked => f.write_str("blocked by the guard"),
+            Outcome::GuardUnavailable => f.write_str("the guard did not answer"),
         }
     }
 }

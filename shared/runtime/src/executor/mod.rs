@@ -101,6 +101,8 @@ pub async fn complete<H: Host>(
     request: &ChatRequest,
     policy: &RetryPolicy,
 ) -> Result<(ChatResponse, Answered), ProvidersFailed> {
+    let model = chain.first().map_or("", |p| p.model.as_str());
+    let request = &*crate::guard::screen(host, model, request).await?;
     let operation = observe::chat_operation(request);
     let (response, answered, span) =
         run_chain(host, chain, policy, &operation, |provider| complete_once(host, provider, request, policy)).await?;
@@ -116,6 +118,8 @@ pub async fn stream<H: Host>(
     request: &ChatRequest,
     policy: &RetryPolicy,
 ) -> Result<StartedStream, ProvidersFailed> {
+    let model = chain.first().map_or("", |p| p.model.as_str());
+    let request = &*crate::guard::screen(host, model, request).await?;
     let operation = observe::chat_operation(request);
     let (events, answered, span) =
         run_chain(host, chain, policy, &operation, |provider| stream::open(host, provider, request, policy)).await?;

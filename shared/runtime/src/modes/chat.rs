@@ -43,7 +43,10 @@ pub struct CacheUse {
 pub const MAX_CACHED_BYTES: usize = 1 << 20;
 
 /// Answers one chat turn.
-pub async fn run<H: Host>(host: &H, job: ChatJob, delivery: Delivery) -> Result<Reply<()>, ModeError> {
+pub async fn run<H: Host>(host: &H, mut job: ChatJob, delivery: Delivery) -> Result<Reply<()>, ModeError> {
+    // Screened before the cache: a conversation the guard refuses gets no cached answer either.
+    let model = job.chain.first().map_or("", |p| p.model.as_str()).to_owned();
+    crate::guard::screen_job(host, &model, &mut job.request).await?;
     if let Some(use_) = job.cache.as_ref().filter(|c| c.reads) {
         if let Some(hit) = cache::get(host, &use_.key).await {
             return Ok(replay(hit, delivery));

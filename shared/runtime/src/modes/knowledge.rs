@@ -81,7 +81,12 @@ impl Details for KnowledgeDetails {
 }
 
 /// Answers one question from the tenant's documents.
-pub async fn run<H: Host>(host: &H, job: AskJob, delivery: Delivery) -> Result<Reply<KnowledgeDetails>, ModeError> {
+pub async fn run<H: Host>(host: &H, mut job: AskJob, delivery: Delivery) -> Result<Reply<KnowledgeDetails>, ModeError> {
+    // Screened before the question is embedded (a provider call) or answered from the cache.
+    let model = job.chain.first().map_or("", |p| p.model.as_str()).to_owned();
+    if crate::guard::screen_job(host, &model, &mut job.request).await? {
+        job.question = crate::guard::last_user_text(&job.request);
+    }
     let mut store = None;
     if let Some(settings) = job.cache {
         let revision = knowledge::revision(host, &job.tenant).await?;

@@ -58,11 +58,16 @@ pub enum SearchProgress {
 }
 
 /// Answers one search question.
-pub async fn run<H: Host>(host: &H, job: SearchJob, delivery: Delivery) -> Result<Reply<SearchDetails>, ModeError> {
+pub async fn run<H: Host>(host: &H, mut job: SearchJob, delivery: Delivery) -> Result<Reply<SearchDetails>, ModeError> {
     job.search.require()?;
     if job.chain.is_empty() {
         // No model to write the answer: say so before spending a search.
         return Err(executor::ProvidersFailed(vec![]).into());
+    }
+    // Screened before the query goes to the web search provider.
+    let model = job.chain.first().map_or("", |p| p.model.as_str()).to_owned();
+    if crate::guard::screen_job(host, &model, &mut job.request).await? {
+        job.query = crate::guard::last_user_text(&job.request);
     }
     if delivery == Delivery::Whole {
         let found = search::search(host, &job.search, &job.query, job.max_results).await?;
