@@ -94,7 +94,8 @@ async fn a_completed_request_is_sent_signed_after_the_response_with_ids_usage_an
         (Some("acme"), Some("chat"), Some("system1"))
     );
     assert!(data["request_id"].as_str().unwrap().len() > 8);
-    assert_eq!(data["usage"]["input_tokens"], 3);
+    assert_eq!((data["input_tokens"].as_u64(), data["status"].as_str()), (Some(3), Some("ok")));
+    assert!(data.get("id").is_none());
     assert!(data["cost_usd"].as_f64().unwrap() > 0.0);
     let text = body.to_string();
     assert!(!text.contains("secret plan") && !text.contains("the answer"), "no prompt, no answer: {text}");

@@ -1,13 +1,15 @@
 //! Guard hooks: the operator's service screens a conversation before any model sees it. It
 //! receives `{"mode", "model", "tenant", "messages"}` (and the request's `traceparent`) and answers
 //! `{"action": "allow"}`, `{"action": "deny", "reason"}` or `{"action": "modify", "messages"}`.
-//! Pure: the runtime sends, times out and decides what a failing guard means.
+//! Pure: the runtime sends, times out and decides what a failing guard means. Messages are
+//! written and read by hand (`role`, `content`, `tool_calls`, `tool_call_id`): serde's derives
+//! for the whole message model cost every function several KiB of Wasm.
 
 use bytes::Bytes;
 use http::header::HeaderValue;
 use serde_json::{json, Value};
 
-use crate::model::Message;
+use crate::model::{Message, Role};
 use crate::outbound::Unbuildable;
 
 /// The longest a guard may take unless `GUARD_TIMEOUT_MS` says otherwise.
@@ -74,7 +76,7 @@ impl Guard {
         tenant: Option<&str>,
         messages: &[Message],
     ) -> Result<http::Request<Bytes>, Unbuildable> {
-        let body = json!({ "mode": mode, "model": model, "tenant": tenant, "messages": messages });
+        let body = json!({ "mode": mode, "model": model, "tenant": tenant, "messages": messages_json(messages) });
         let mut request = http::Request::new(Bytes::from(body.to_string()));
         *request.method_mut() = http::Method::POST;
         *request.uri_mut() = self.url.clone();
@@ -83,8 +85,32 @@ impl Guard {
     }
 }
 
-/// The guard's answer, or what is wrong with it.
-pub fn verdict(body: &[u8]) -> Result<Verdict, String> {
+/// A conversation as the guard reads it: each message's role, content, calls and call id (an
+/// image is shown as its count, `images`).
+pub fn messages_json(messages: &[Message]) -> Value {
+    let message = |m: &Message| {
+        let mut out = serde_json::Map::new();
+        out.insert("role".into(), Value::from(m.role.as_str()));
+        out.insert("content".into(), Value::from(m.content.as_str()));
+        if !m.tool_calls.is_empty() {
+            let calls = m.tool_calls.iter().map(|c| json!({ "id": c.id, "name": c.name, "arguments": c.arguments }));
+            out.insert("tool_calls".into(), Value::Array(calls.collect()));
+        }
+        if let Some(id) = &m.tool_call_id {
+            out.insert("tool_call_id".into(), Value::from(id.as_str()));
+        }
+        if !m.images.is_empty() {
+            out.insert("images".into(), Value::from(m.images.len()));
+        }
+        Value::Object(out)
+    };
+    Value::Array(messages.iter().map(message).collect())
+}
+
+/// The guard's answer, or what is wrong with it. A modified conversation of as many messages,
+/// in the same roles, keeps each message's calls, images and reasoning with its new content;
+/// any other is taken as written (`role`, `content`, `tool_call_id`).
+pub fn verdict(body: &[u8], sent: &[Message]) -> Result<Verdict, String> {
     let value: Value = serde_json::from_slice(body).map_err(|_| "the guard's answer is not JSON".to_owned())?;
     match value.get("action").and_then(Value::as_str) {
         Some("allow") => Ok(Verdict::Allow),
@@ -94,11 +120,26 @@ pub fn verdict(body: &[u8]) -> Result<Verdict, String> {
             Ok(Verdict::Deny(reason))
         }
         Some("modify") => {
-            let messages = value.get("messages").cloned().unwrap_or(Value::Null);
-            let messages: Vec<Message> = serde_json::from_value(messages)
-                .map_err(|err| format!("the guard's `messages` are not a conversation: {err}"))?;
-            if messages.is_empty() {
-                return Err("the guard's `messages` are empty".into());
+            let written = value.get("messages").and_then(Value::as_array).filter(|m| !m.is_empty());
+            let written = written.ok_or_else(|| "the guard's `messages` are not a list of messages".to_owned())?;
+            let mut messages = Vec::with_capacity(written.len());
+            for (n, item) in written.iter().enumerate() {
+                let field = |name: &str| item.get(name).and_then(Value::as_str);
+                let role = match field("role") {
+                    Some("system") => Role::System,
+                    Some("user") => Role::User,
+                    Some("assistant") => Role::Assistant,
+                    Some("tool") => Role::Tool,
+                    _ => return Err(format!("the guard's message {n} has no valid `role`")),
+                };
+                let content = field("content").ok_or_else(|| format!("the guard's message {n} has no `content`"))?;
+                let kept = sent.get(n).filter(|m| written.len() == sent.len() && m.role == role);
+                let mut message = kept.cloned().unwrap_or_else(|| Message::new(role, ""));
+                message.content = content.to_owned();
+                if kept.is_none() {
+                    message.tool_call_id = field("tool_call_id").map(str::to_owned);
+                }
+                messages.push(message);
             }
             Ok(Verdict::Modify(messages))
         }
@@ -108,7 +149,7 @@ pub fn verdict(body: &[u8]) -> Result<Verdict, String> {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used)]
+    #![allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -140,10 +181,15 @@ mod tests {
 
     #[test]
     fn verdicts_are_read_and_bad_ones_refused() {
-        assert_eq!(verdict(br#"{"action":"allow"}"#), Ok(Verdict::Allow));
-        assert_eq!(verdict(br#"{"action":"deny","reason":"no secrets"}"#), Ok(Verdict::Deny("no secrets".into())));
-        assert_eq!(verdict(br#"{"action":"deny"}"#), Ok(Verdict::Deny("the request was denied".into())));
-        let modified = verdict(br#"{"action":"modify","messages":[{"role":"user","content":"hello"}]}"#).unwrap();
+        let sent = [Message::user("hi")];
+        assert_eq!(verdict(br#"{"action":"allow"}"#, &sent), Ok(Verdict::Allow));
+        assert_eq!(
+            verdict(br#"{"action":"deny","reason":"no secrets"}"#, &sent),
+            Ok(Verdict::Deny("no secrets".into()))
+        );
+        assert_eq!(verdict(br#"{"action":"deny"}"#, &sent), Ok(Verdict::Deny("the request was denied".into())));
+        let modified =
+            verdict(br#"{"action":"modify","messages":[{"role":"user","content":"hello"}]}"#, &sent).unwrap();
         assert_eq!(modified, Verdict::Modify(vec![Message::user("hello")]));
         for bad in [
             &b"nope"[..],
@@ -151,7 +197,24 @@ mod tests {
             br#"{"action":"modify","messages":[]}"#,
             br#"{"action":"modify","messages":[{"role":"wizard"}]}"#,
         ] {
-            assert!(verdict(bad).is_err());
+            assert!(verdict(bad, &sent).is_err());
         }
+    }
+
+    #[test]
+    fn a_rewrite_keeps_what_the_guard_does_not_see_and_a_new_conversation_is_taken_as_written() {
+        let mut asked = Message::user("my card is 4111");
+        let source = crate::model::ImageSource::Url { url: "https://x/cat.png".into() };
+        asked.images = vec![crate::model::Image { source, detail: None }];
+        let sent = [Message::system("be brief"), asked];
+        let shown = messages_json(&sent);
+        assert_eq!(shown[1], json!({"role": "user", "content": "my card is 4111", "images": 1}));
+        let body = json!({"action": "modify", "messages": [{"role": "system", "content": "be brief"}, {"role": "user", "content": "my card is [card]"}]});
+        let Verdict::Modify(modified) = verdict(body.to_string().as_bytes(), &sent).unwrap() else { panic!() };
+        assert_eq!(modified[1].content, "my card is [card]");
+        assert_eq!(modified[1].images, sent[1].images, "the image stays");
+        let body = json!({"action": "modify", "messages": [{"role": "system", "content": "safety first"}, {"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]});
+        let Verdict::Modify(modified) = verdict(body.to_string().as_bytes(), &sent).unwrap() else { panic!() };
+        assert_eq!(modified, vec![Message::system("safety first"), Message::system("be brief"), Message::user("hi")]);
     }
 }

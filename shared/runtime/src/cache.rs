@@ -13,7 +13,7 @@
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use opencode_core::model::{ChatRequest, ChatResponse, FinishReason};
+use opencode_core::model::{ChatResponse, FinishReason};
 use opencode_core::providers::ProviderConfig;
 
 use opencode_core::redact::redact;
@@ -100,33 +100,15 @@ pub fn cacheable(finish: &FinishReason) -> bool {
 }
 
 /// The key for one request of `tenant` in `mode` through `chain`, in one of `slots` slots;
-/// `version` is what else the answer depends on (a knowledge index's version).
-pub fn key(
-    tenant: &str,
-    mode: &str,
-    version: &str,
-    chain: &[ProviderConfig],
-    request: &ChatRequest,
-    slots: u64,
-) -> CacheKey {
-    #[derive(Serialize)]
-    struct Keyed<'a> {
-        tenant: &'a str,
-        mode: &'a str,
-        version: &'a str,
-        chain: Vec<(&'a str, &'a str, &'a str)>,
-        request: &'a ChatRequest,
+/// `request` is the request's full text (everything that shapes the answer) and `version` what
+/// else the answer depends on (a knowledge index's version).
+pub fn key(tenant: &str, mode: &str, version: &str, chain: &[ProviderConfig], request: &str, slots: u64) -> CacheKey {
+    let mut keyed = format!("{tenant}\n{mode}\n{version}\n");
+    for p in chain {
+        keyed.push_str(&format!("{}\n{}\n{}\n", p.name, p.base_url, p.model));
     }
-    let keyed = Keyed {
-        tenant,
-        mode,
-        version,
-        chain: chain.iter().map(|p| (p.name.as_str(), p.base_url.as_str(), p.model.as_str())).collect(),
-        request,
-    };
-    // Serialising plain structs cannot fail; an empty input would still give a valid key.
-    let bytes = serde_json::to_vec(&keyed).unwrap_or_default();
-    let digest = hmac_sha256::Hash::hash(&bytes);
+    keyed.push_str(request);
+    let digest = hmac_sha256::Hash::hash(keyed.as_bytes());
     let mut head = [0u8; 8];
     head.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
     let slot = u64::from_be_bytes(head).checked_rem(slots).unwrap_or(0);
@@ -139,9 +121,27 @@ pub fn key(
 /// store failure is a miss too (the cache must never fail a request).
 /// The lookup is a span and a fact of the request (hit or miss, and its time).
 pub async fn get<H: Host, T: DeserializeOwned>(host: &H, key: &CacheKey) -> Option<T> {
+    timed(host, lookup(host, key)).await
+}
+
+/// [`get`] for an answer kept as JSON, its entry read by hand: no deserializer is generated
+/// for the entry (the knowledge function's Wasm is at its size budget).
+pub async fn get_value<H: Host>(host: &H, key: &CacheKey) -> Option<serde_json::Value> {
+    let lookup = async {
+        let mut entry: serde_json::Value = serde_json::from_slice(&read(host, key).await?).ok()?;
+        let number = |name: &str| entry.get(name).and_then(serde_json::Value::as_u64);
+        let current = number("v") == Some(u64::from(VERSION)) && number("expires_at_ms") > Some(host.now_ms());
+        let own = entry.get("digest").and_then(serde_json::Value::as_str) == Some(key.digest.as_str());
+        (current && own).then(|| entry.get_mut("answer").map(serde_json::Value::take)).flatten()
+    };
+    timed(host, lookup).await
+}
+
+/// A lookup as a span and a fact of the request (hit or miss, and its time).
+async fn timed<H: Host, T>(host: &H, lookup: impl std::future::Future<Output = Option<T>>) -> Option<T> {
     let started = host.now_ms();
     let span = SpanGuard::start(host, SpanKind::Internal, "cache lookup".to_owned());
-    let found = lookup(host, key).await;
+    let found = lookup.await;
     let hit = found.is_some();
     span.set("opencode.cache.result", if hit { "hit" } else { "miss" });
     let elapsed = host.now_ms().saturating_sub(started);
@@ -152,15 +152,18 @@ pub async fn get<H: Host, T: DeserializeOwned>(host: &H, key: &CacheKey) -> Opti
     found
 }
 
-async fn lookup<H: Host, T: DeserializeOwned>(host: &H, key: &CacheKey) -> Option<T> {
-    let bytes = match host.kv_get(STORE, &key.slot).await {
-        Ok(bytes) => bytes?,
+async fn read<H: Host>(host: &H, key: &CacheKey) -> Option<Vec<u8>> {
+    match host.kv_get(STORE, &key.slot).await {
+        Ok(bytes) => bytes,
         Err(err) => {
             failed(host, "cache read failed", &key.slot, &err);
-            return None;
+            None
         }
-    };
-    let entry: Entry<T> = serde_json::from_slice(&bytes).ok()?;
+    }
+}
+
+async fn lookup<H: Host, T: DeserializeOwned>(host: &H, key: &CacheKey) -> Option<T> {
+    let entry: Entry<T> = serde_json::from_slice(&read(host, key).await?).ok()?;
     (entry.v == VERSION && entry.digest == key.digest && entry.expires_at_ms > host.now_ms()).then_some(entry.answer)
 }
 
@@ -198,7 +201,7 @@ mod tests {
         let host = FakeHost::at(1_767_225_600_000);
         let answer = CachedAnswer { provider: "openai".into(), response: ChatResponse::default(), deltas: Vec::new() };
         // CACHE_TTL_SECS is configuration: ttl_secs * 1000 overflowed.
-        let key = key("t", "chat", "", &[], &ChatRequest::default(), 10);
+        let key = key("t", "chat", "", &[], "{}", 10);
         put_later(&host, key.clone(), answer.clone(), u64::MAX / 10);
         host.run_background();
         let entry: Entry<CachedAnswer> = serde_json::from_slice(&host.kv(STORE, &key.slot).unwrap()).unwrap();
@@ -214,7 +217,7 @@ mod tests {
             response: ChatResponse { text: text.into(), ..ChatResponse::default() },
             deltas: Vec::new(),
         };
-        let request = |n: usize| ChatRequest { max_tokens: Some(n as u32 + 1), ..ChatRequest::default() };
+        let request = |n: usize| format!("request {n}");
         let keys: Vec<CacheKey> = (0..50).map(|n| key("t", "chat", "", &[], &request(n), 3)).collect();
         let slots: std::collections::BTreeSet<&str> = keys.iter().map(|k| k.slot.as_str()).collect();
         assert_eq!(slots.len(), 3, "50 requests share the tenant's 3 slots");

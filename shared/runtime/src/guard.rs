@@ -101,7 +101,7 @@ async fn ask<H: Host>(
     if !status.is_success() {
         return Err(format!("the guard answered {}", status.as_u16()));
     }
-    guard::verdict(&body)
+    guard::verdict(&body, &request.messages)
 }
 
 /// Screens a mode's request before its first provider call (cache lookup, retrieval, web
@@ -132,5 +132,5 @@ fn refused(outcome: Outcome, detail: String, elapsed_ms: u64) -> ProvidersFailed
 }
 
 fn digest(messages: &[opencode_core::model::Message]) -> [u8; 32] {
-    hmac_sha256::Hash::hash(&serde_json::to_vec(messages).unwrap_or_default())
+    hmac_sha256::Hash::hash(guard::messages_json(messages).to_string().as_bytes())
 }

@@ -68,7 +68,9 @@ pub(super) async fn handle<H: Host>(ctx: &Ctx<H>, parts: http::request::Parts, b
     let cache = policy.writes().then(|| {
         let tenant = ctx.principal.as_ref().map_or("", |p| p.tenant.as_str());
         let slots = ctx.config.flags.whole(Flag::CacheMaxSize);
-        CacheUse { key: cache::key(tenant, "chat", "", &chain, &request, slots), reads: policy.reads(), ttl_secs }
+        // Serialising plain structs cannot fail; an empty text would still give a valid key.
+        let text = serde_json::to_string(&request).unwrap_or_default();
+        CacheUse { key: cache::key(tenant, "chat", "", &chain, &text, slots), reads: policy.reads(), ttl_secs }
     });
     let chain = ctx.admit(&request, chain).await?;
     let delivery = if dialect.streams() { Delivery::Stream } else { Delivery::Whole };

@@ -174,20 +174,10 @@ async fn account_for<H: Host>(host: &H, account: &Account, outcome: &Outcome) {
     let hooks = account.webhooks.as_ref();
     let event = if sample.error { EventType::RequestFailed } else { EventType::RequestCompleted };
     if hooks.is_some_and(|hooks| hooks.wants(event)) {
-        let mut data = json!({
-            "request_id": row.request_id,
-            "tenant": row.tenant,
-            "key_id": row.key_id,
-            "mode": row.mode,
-            "tier": row.tier,
-            "model": row.model,
-            "provider": row.provider,
-            "cache_hit": row.cache_hit,
-            "usage": { "input_tokens": row.input_tokens, "output_tokens": row.output_tokens, "reasoning_tokens": row.reasoning_tokens },
-            "cost_usd": row.cost_usd,
-            "latency_ms": row.latency_ms,
-        });
+        // The ledger's row, as `/admin/usage/requests` shows it (before it has an id).
+        let mut data = serde_json::to_value(&row).unwrap_or_default();
         if let Some(map) = data.as_object_mut() {
+            map.remove("id");
             if sample.error {
                 map.insert("error".into(), json!(outcome.error.unwrap_or("failed")));
             }

@@ -7,7 +7,7 @@
 //! It stops at `MAX_SCAN_PARTS` parts (the rest is not searched and the retrieval says
 //! `truncated`). Larger corpora need a vector database (Cloudflare Vectorize).
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use super::catalog;
 use super::codec;
@@ -29,7 +29,7 @@ const SCAN_BATCH: usize = 16;
 pub const MAX_TOP_K: usize = 20;
 
 /// One retrieved chunk.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Hit {
     pub document_id: String,
     pub chunk: u32,
@@ -38,7 +38,7 @@ pub struct Hit {
 }
 
 /// What a search found, and what it took.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Retrieval {
     /// The best chunks at or above `threshold`, best first; empty means nothing relevant.
     pub hits: Vec<Hit>,

@@ -12,7 +12,7 @@
 //! question's embedding, the search and the model call.
 
 use futures::StreamExt as _;
-use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
 
 use opencode_core::model::{ChatRequest, ChatResponse, FinishReason, Message, Usage};
 use opencode_core::providers::ProviderConfig;
@@ -23,7 +23,7 @@ use crate::answer::{
     event_stream, relay, Answer, CacheStatus, Citation, Details, Event, Failure, Head, Reply, ShowThinking, Start,
     Streamed,
 };
-use crate::cache::{self, cacheable, CacheKey, CachedAnswer};
+use crate::cache::{self, cacheable, CacheKey};
 use crate::executor::{self, Answered, Outcome, ProvidersFailed, RetryPolicy};
 use crate::host::Host;
 use crate::knowledge::{self, Hit, Retrieval};
@@ -62,13 +62,6 @@ pub struct CacheSettings {
     pub slots: u64,
 }
 
-/// A cached knowledge answer: the model's, and what it was grounded on.
-#[derive(Serialize, Deserialize)]
-struct CachedKnowledge {
-    answer: CachedAnswer,
-    retrieval: Retrieval,
-}
-
 /// What a knowledge answer adds: what was retrieved, and whether any of it was relevant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct KnowledgeDetails {
@@ -88,12 +81,12 @@ pub async fn run<H: Host>(host: &H, mut job: AskJob, delivery: Delivery) -> Resu
         job.question = crate::guard::last_user_text(&job.request);
     }
     let mut store = None;
-    if let Some(settings) = job.cache {
+    if let (Some(settings), Some(text)) = (job.cache, key_text(&job.request)) {
         let revision = knowledge::revision(host, &job.tenant).await?;
         let version = format!("{revision}/{}", job.top_k);
-        let key = cache::key(&job.tenant, "knowledge", &version, &job.chain, &job.request, settings.slots);
+        let key = cache::key(&job.tenant, "knowledge", &version, &job.chain, &text, settings.slots);
         if settings.reads {
-            if let Some(hit) = cache::get(host, &key).await {
+            if let Some(hit) = cache::get_value(host, &key).await.and_then(|v| Cached::read(&v)) {
                 return Ok(replay(hit, delivery, job.tier));
             }
         }
@@ -157,23 +150,114 @@ fn keep<H: Host>(
     details: &KnowledgeDetails,
 ) {
     let Some((key, ttl_secs)) = store.filter(|_| cacheable(&response.finish_reason)) else { return };
-    let answer = CachedAnswer {
-        provider: answered.provider.clone(),
-        response: response.clone(),
-        deltas: vec![response.text.clone()],
-    };
-    cache::put_later(host, key, CachedKnowledge { answer, retrieval: details.retrieval.clone() }, ttl_secs);
+    let usage = response.usage;
+    let hits: Vec<Value> = details
+        .retrieval
+        .hits
+        .iter()
+        .map(|h| json!({ "document_id": h.document_id, "chunk": h.chunk, "score": f64::from(h.score), "text": h.text }))
+        .collect();
+    let retrieval = &details.retrieval;
+    let value = json!({
+        "provider": answered.provider,
+        "model": response.model,
+        "text": response.text,
+        "thinking": response.thinking,
+        "finish": response.finish_reason.as_str(),
+        "usage": [usage.input_tokens, usage.output_tokens, usage.reasoning_tokens, usage.cached_tokens],
+        "hits": hits,
+        "top_score": retrieval.top_score.map(f64::from),
+        "threshold": f64::from(retrieval.threshold),
+        "chunks_searched": retrieval.chunks_searched,
+        "truncated": retrieval.truncated,
+    });
+    cache::put_later(host, key, value, ttl_secs);
+}
+
+/// The request's text for the cache key: everything a knowledge answer depends on (the mode
+/// takes no tools or response format). A question with images is not cached.
+fn key_text(request: &ChatRequest) -> Option<String> {
+    if request.messages.iter().any(|m| !m.images.is_empty()) {
+        return None;
+    }
+    let sampling = [request.temperature, request.top_p, request.frequency_penalty, request.presence_penalty];
+    let value = json!({
+        "messages": opencode_core::guard::messages_json(&request.messages),
+        "sampling": sampling.map(|x| x.map(f64::from)),
+        "top_k": request.top_k,
+        "max_tokens": request.max_tokens,
+        "stop": request.stop,
+        "seed": request.seed,
+        "reasoning": request.reasoning.map(|r| r.budget_tokens),
+        "logit_bias": request.logit_bias.iter().map(|(token, bias)| (token.to_string(), Value::from(f64::from(*bias)))).collect::<serde_json::Map<_, _>>(),
+    });
+    Some(value.to_string())
+}
+
+/// A cached knowledge answer, read by hand from its JSON (serde's derives for the response and
+/// the retrieval cost the knowledge function kilobytes of Wasm).
+struct Cached {
+    provider: String,
+    response: ChatResponse,
+    retrieval: Retrieval,
+}
+
+impl Cached {
+    fn read(value: &Value) -> Option<Cached> {
+        let text = |name: &str| value.get(name).and_then(Value::as_str).map(str::to_owned);
+        let number = |v: Option<&Value>| v.and_then(Value::as_u64).unwrap_or(0);
+        let usage = value.get("usage");
+        let usage = Usage {
+            input_tokens: number(usage.and_then(|u| u.get(0))),
+            output_tokens: number(usage.and_then(|u| u.get(1))),
+            reasoning_tokens: number(usage.and_then(|u| u.get(2))),
+            cached_tokens: number(usage.and_then(|u| u.get(3))),
+        };
+        let finish_reason = match value.get("finish").and_then(Value::as_str)? {
+            "length" => FinishReason::Length,
+            _ => FinishReason::Stop,
+        };
+        let response = ChatResponse {
+            text: text("text")?,
+            thinking: text("thinking"),
+            thinking_signature: None,
+            model: text("model").unwrap_or_default(),
+            finish_reason,
+            usage,
+            tool_calls: Vec::new(),
+        };
+        let mut hits = Vec::new();
+        for hit in value.get("hits").and_then(Value::as_array)? {
+            hits.push(Hit {
+                document_id: hit.get("document_id").and_then(Value::as_str)?.to_owned(),
+                chunk: u32::try_from(hit.get("chunk").and_then(Value::as_u64)?).ok()?,
+                score: hit.get("score").and_then(Value::as_f64)? as f32,
+                text: hit.get("text").and_then(Value::as_str)?.to_owned(),
+            });
+        }
+        let retrieval = Retrieval {
+            hits,
+            top_score: value.get("top_score").and_then(Value::as_f64).map(|s| s as f32),
+            threshold: value.get("threshold").and_then(Value::as_f64).unwrap_or_default() as f32,
+            chunks_searched: usize::try_from(number(value.get("chunks_searched"))).unwrap_or(0),
+            truncated: value.get("truncated").and_then(Value::as_bool).unwrap_or(false),
+            // A hit embeds nothing.
+            usage: Usage::default(),
+            embedding: None,
+        };
+        Some(Cached { provider: text("provider")?, response, retrieval })
+    }
 }
 
 /// A cached answer, whole or as a stream; no embedding, search or model call was made.
-fn replay(hit: CachedKnowledge, delivery: Delivery, tier: Tier) -> Reply<KnowledgeDetails> {
-    let CachedKnowledge { answer: cached, retrieval } = hit;
-    let answered =
-        Answered { provider: cached.provider, model: cached.response.model.clone(), attempts: vec![], price: None };
+fn replay(hit: Cached, delivery: Delivery, tier: Tier) -> Reply<KnowledgeDetails> {
+    let Cached { provider, response, retrieval } = hit;
+    let answered = Answered { provider, model: response.model.clone(), attempts: vec![], price: None };
     let citations = citations(&retrieval.hits);
     let details = KnowledgeDetails { found: true, retrieval };
     let progress = details.retrieval.clone();
-    let mut answer = Answer::new(Mode::Knowledge, answered.clone(), cached.response, details);
+    let text = response.text.clone();
+    let mut answer = Answer::new(Mode::Knowledge, answered.clone(), response, details);
     answer.citations = citations;
     answer.cache = Some(CacheStatus::Hit);
     if delivery == Delivery::Whole {
@@ -184,7 +268,7 @@ fn replay(hit: CachedKnowledge, delivery: Delivery, tier: Tier) -> Reply<Knowled
     start.model = Some(answer.response.model.clone());
     start.answered = Some(answered.clone());
     let mut events = vec![Event::Start(Box::new(start)), Event::Progress(progress)];
-    events.extend(cached.deltas.into_iter().map(Event::Delta));
+    events.push(Event::Delta(text));
     events.push(Event::Done(Box::new(answer)));
     let head = Head { answered: Some(answered), cache: Some(CacheStatus::Hit) };
     Reply::Stream(Streamed { head, events: futures::stream::iter(events).boxed_local() })
