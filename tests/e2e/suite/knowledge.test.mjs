@@ -74,8 +74,10 @@ describe(`knowledge on ${runtime}`, () => {
   });
 
   test('streamed: start, retrieve, deltas, usage, done with the citations', async () => {
+    // `no-cache`: answered afresh (the same question asked whole above is cached, and a hit
+    // replays a whole answer as one delta).
     const res = await fetch(`${base}/v1/knowledge`, {
-      method: 'POST', headers: headers(),
+      method: 'POST', headers: { ...headers(), 'cache-control': 'no-cache' },
       body: JSON.stringify({ messages: [{ role: 'user', content: 'How long does the battery warranty last?' }], stream: true }),
     });
     assert.equal(res.status, 200);

@@ -181,7 +181,7 @@ describe(`observability on ${runtime}`, () => {
       const parsed = await scrape();
       const attempts = parsed.find((f) => f.name === 'opencode_provider_attempts');
       return attempts?.samples.some((s) => s.labels.outcome === 'http_5xx') ? parsed : null;
-    });
+    }, 30_000);
     assert.ok(families, 'the fallback attempts reached /metrics');
     const family = (name) => families.find((f) => f.name === name);
     assert.equal(family('opencode_requests').type, 'counter');
