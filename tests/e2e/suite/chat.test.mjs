@@ -257,8 +257,10 @@ describe(`chat on ${runtime}`, () => {
   });
 
   test('/v1/process routes with auto, runs the mode and reports the decision', async () => {
+    // A fixed greeting (a random id in it is text the learned router scores too), asked afresh.
     const res = await fetch(`${base}/v1/process`, {
-      method: 'POST', headers: auth(), body: JSON.stringify({ messages: [{ role: 'user', content: unique('hi there') }], mode: 'auto' }),
+      method: 'POST', headers: { ...auth(), 'cache-control': 'no-cache' },
+      body: JSON.stringify({ messages: [{ role: 'user', content: 'hi there' }], mode: 'auto' }),
     });
     const body = await res.json();
     assert.equal(res.status, 200, JSON.stringify(body));
