@@ -10,7 +10,7 @@ use http::header::HeaderValue;
 use serde_json::{json, Value};
 
 use crate::model::{Message, Role};
-use crate::outbound::Unbuildable;
+use crate::outbound::{self, Unbuildable};
 
 /// The longest a guard may take unless `GUARD_TIMEOUT_MS` says otherwise.
 pub const DEFAULT_TIMEOUT_MS: u64 = 2_000;
@@ -47,11 +47,7 @@ impl Guard {
     /// names the variable, never its value.
     pub fn from_vars(url: Option<&str>, timeout_ms: Option<&str>, fail: Option<&str>) -> Result<Option<Guard>, String> {
         let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else { return Ok(None) };
-        let url = url
-            .parse::<http::Uri>()
-            .ok()
-            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty()))
-            .ok_or_else(|| "GUARD_URL must be an absolute http(s) URL".to_owned())?;
+        let url = outbound::absolute_url(url).ok_or_else(|| "GUARD_URL must be an absolute http(s) URL".to_owned())?;
         let timeout_ms = match timeout_ms.map(str::trim).filter(|t| !t.is_empty()) {
             None => DEFAULT_TIMEOUT_MS,
             Some(text) => text

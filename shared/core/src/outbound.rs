@@ -30,6 +30,12 @@ pub fn endpoint(base: &str, path: &str) -> Result<http::Uri, Unbuildable> {
     Ok(uri)
 }
 
+/// `text` as an absolute `http(s)` URI with a host, as given (no path added).
+pub fn absolute_url(text: &str) -> Option<http::Uri> {
+    let uri = text.parse::<http::Uri>().ok()?;
+    (matches!(uri.scheme_str(), Some("http" | "https")) && uri.host().is_some_and(|h| !h.is_empty())).then_some(uri)
+}
+
 /// A header value holding a secret: marked sensitive so `http`'s Debug output hides it, and
 /// never quoted in the error.
 pub fn secret(value: &str) -> Result<HeaderValue, Unbuildable> {

@@ -75,11 +75,8 @@ impl Webhooks {
         content: Option<&str>,
     ) -> Result<Option<Webhooks>, String> {
         let Some(url) = url.map(str::trim).filter(|u| !u.is_empty()) else { return Ok(None) };
-        let url = url
-            .parse::<http::Uri>()
-            .ok()
-            .filter(|u| matches!(u.scheme_str(), Some("http" | "https")) && u.host().is_some_and(|h| !h.is_empty()))
-            .ok_or_else(|| "WEBHOOK_URL must be an absolute http(s) URL".to_owned())?;
+        let url =
+            outbound::absolute_url(url).ok_or_else(|| "WEBHOOK_URL must be an absolute http(s) URL".to_owned())?;
         let secret = secret
             .map(str::trim)
             .and_then(|s| s.strip_prefix("whsec_"))
