@@ -46,23 +46,24 @@ pub fn from_variables<H: Host>(host: &H) -> Result<Flags, ConfigError> {
 /// Lays the platform's overrides, then `tenant`'s, over `flags`. An unreadable store or
 /// document is logged and skipped: the lower layers still hold.
 pub async fn load<H: Host>(host: &H, flags: &mut Flags, tenant: Option<&str>) {
+    let (platform, own) = overrides(host, tenant).await;
+    lay(flags, &platform, Source::Platform);
+    lay(flags, &own, Source::Tenant);
+}
+
+/// The platform's stored overrides and `tenant`'s (empty without a tenant), read at once.
+pub async fn overrides<H: Host>(host: &H, tenant: Option<&str>) -> (Map<String, Json>, Map<String, Json>) {
     let platform = stored(host, Scope::Platform);
     match tenant {
-        Some(tenant) => {
-            let (platform, own) = futures::join!(platform, stored(host, Scope::Tenant(tenant)));
-            lay(flags, &platform, Source::Platform);
-            lay(flags, &own, Source::Tenant);
-        }
-        None => lay(flags, &platform.await, Source::Platform),
+        Some(tenant) => futures::join!(platform, stored(host, Scope::Tenant(tenant))),
+        None => (platform.await, Map::new()),
     }
 }
 
-fn lay(flags: &mut Flags, doc: &Map<String, Json>, source: Source) {
-    if doc.is_empty() {
-        return;
-    }
+/// Lays one stored document over `flags`.
+pub fn lay(flags: &mut Flags, doc: &Map<String, Json>, source: Source) {
     // Stored documents were checked when written; one the schema no longer takes is skipped.
-    if let Ok(found) = flags::read_document(&Json::Object(doc.clone()), false) {
+    if let Ok(found) = flags::read_fields(doc, false) {
         flags.apply(&found, source);
     }
 }
@@ -105,7 +106,7 @@ pub async fn update<H: Host>(host: &H, scope: Scope<'_>, change: &Json) -> Resul
             "the body must be a flags document (a JSON object in the file's shape)".into(),
         ));
     };
-    flags::read_document(&Json::Object(change.clone()), false).map_err(|p| UpdateError::Invalid(p.to_string()))?;
+    flags::read_fields(change, false).map_err(|p| UpdateError::Invalid(p.to_string()))?;
     let mut doc = stored(host, scope).await;
     flags::merge(&mut doc, change);
     let bytes = serde_json::to_vec(&doc).map_err(|err| UpdateError::Store(err.to_string()))?;

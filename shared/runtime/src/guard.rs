@@ -113,12 +113,6 @@ pub async fn screen_job<H: Host>(host: &H, model: &str, request: &mut ChatReques
     Ok(true)
 }
 
-/// The last user message's text, trimmed: a question or query asked anew after a change.
-pub fn last_user_text(request: &ChatRequest) -> String {
-    let last = request.messages.iter().rev().find(|m| m.role == opencode_core::model::Role::User);
-    last.map(|m| m.content.trim().to_owned()).unwrap_or_default()
-}
-
 fn refused(outcome: Outcome, detail: String, elapsed_ms: u64) -> ProvidersFailed {
     ProvidersFailed(vec![Attempt {
         provider: "guard".into(),

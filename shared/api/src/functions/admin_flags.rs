@@ -7,6 +7,7 @@
 use serde_json::{json, Value};
 
 use opencode_core::access::Action;
+use opencode_core::flags::Source;
 use opencode_core::webhooks::EventType;
 use opencode_runtime::flags::{self, Scope, UpdateError};
 use opencode_runtime::host::{Body, Host};
@@ -64,12 +65,10 @@ pub(super) async fn put<H: Host>(
 /// The flags `tenant` (or, `None`, the platform) runs with, their sources and the overrides.
 async fn effective<H: Host>(ctx: &Ctx<H>, tenant: Option<&str>) -> Result<Value, ApiError> {
     let mut effective = flags::from_variables(&ctx.host)?;
-    flags::load(&ctx.host, &mut effective, tenant).await;
-    let platform = flags::stored(&ctx.host, Scope::Platform).await;
-    let own = match tenant {
-        Some(tenant) => Value::Object(flags::stored(&ctx.host, Scope::Tenant(tenant)).await),
-        None => Value::Null,
-    };
+    let (platform, own) = flags::overrides(&ctx.host, tenant).await;
+    flags::lay(&mut effective, &platform, Source::Platform);
+    flags::lay(&mut effective, &own, Source::Tenant);
+    let own = if tenant.is_some() { Value::Object(own) } else { Value::Null };
     Ok(json!({
         "object": "flags",
         "tenant": tenant,

@@ -282,10 +282,11 @@ pub(super) async fn vendor<H: Host>(
     request_id: &str,
 ) -> Handled {
     let (mut parts, body) = request.into_parts();
-    // The caller's flags: its dialect may be off, and `auto` routes under them.
-    let mut config = Config::from_host(host)?;
-    opencode_runtime::flags::load(host, &mut config.flags, Some(&principal.tenant)).await;
-    features::check(&config.flags, None, parts.uri.path(), &parts.headers)?;
+    // The caller's flags: its dialect may be off, and `auto` routes under them. The rest of
+    // the configuration is read only for `auto`.
+    let mut flags = opencode_runtime::flags::from_variables(host)?;
+    opencode_runtime::flags::load(host, &mut flags, Some(&principal.tenant)).await;
+    features::check(&flags, None, parts.uri.path(), &parts.headers)?;
     let bytes = web::read_body(&parts, body, gateway::body_limit(host)).await?;
     let Some((mut body, dialect)) = Dialect::translate(&parts, &bytes)? else {
         return Err(ApiError::NotFound(parts.uri.path().to_owned()));
@@ -293,6 +294,8 @@ pub(super) async fn vendor<H: Host>(
     let (mode, decision) = match dialect::take_alias(&mut body).as_deref() {
         None => (Mode::Chat, None),
         Some("auto") => {
+            let mut config = Config::from_host(host)?;
+            config.flags = flags;
             // The same variant the mode's function will put the caller in.
             config.enter_variant(host, &principal.subject);
             let router = router(host, &config, Some(&principal.tenant))?;

@@ -7,7 +7,7 @@ pub mod schema;
 
 use serde_json::{Map, Value as Json};
 
-pub use schema::{read_document, Flag, Kind, Problem, Value, COUNT, KEYS};
+pub use schema::{read_document, read_fields, Flag, Kind, Problem, Value, COUNT, KEYS};
 
 include!(concat!(env!("OUT_DIR"), "/flag_defaults.rs"));
 

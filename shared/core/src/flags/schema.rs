@@ -166,8 +166,16 @@ fn problem(path: &str, message: impl Into<String>) -> Problem {
 /// stored override away). An unknown key, a value of the wrong type or out of bounds, and
 /// (when `complete`) a missing key are a problem naming the key's path.
 pub fn read_document(doc: &Json, complete: bool) -> Result<Vec<(Flag, Option<Value>)>, Problem> {
+    let Json::Object(fields) = doc else {
+        return Err(problem("", "must be a mapping of keys"));
+    };
+    read_fields(fields, complete)
+}
+
+/// [`read_document`] of a document's top-level mapping.
+pub fn read_fields(fields: &Map<String, Json>, complete: bool) -> Result<Vec<(Flag, Option<Value>)>, Problem> {
     let mut found = Vec::new();
-    walk("", doc, complete, &mut found)?;
+    walk_fields("", fields, complete, &mut found)?;
     if complete {
         if let Some(flag) = Flag::ALL.iter().find(|flag| !found.iter().any(|(f, _)| f == *flag)) {
             return Err(problem(flag.path(), "missing: every flag has its default in the file"));
@@ -176,10 +184,12 @@ pub fn read_document(doc: &Json, complete: bool) -> Result<Vec<(Flag, Option<Val
     Ok(found)
 }
 
-fn walk(prefix: &str, doc: &Json, complete: bool, found: &mut Vec<(Flag, Option<Value>)>) -> Result<(), Problem> {
-    let Json::Object(fields) = doc else {
-        return Err(problem(prefix, "must be a mapping of keys"));
-    };
+fn walk_fields(
+    prefix: &str,
+    fields: &Map<String, Json>,
+    complete: bool,
+    found: &mut Vec<(Flag, Option<Value>)>,
+) -> Result<(), Problem> {
     for (name, value) in fields {
         let path = if prefix.is_empty() { name.clone() } else { format!("{prefix}.{name}") };
         if let Some(flag) = Flag::named(&path) {
@@ -190,7 +200,10 @@ fn walk(prefix: &str, doc: &Json, complete: bool, found: &mut Vec<(Flag, Option<
             found.push((flag, value));
         } else if KEYS.iter().any(|key| key.path.strip_prefix(path.as_str()).is_some_and(|rest| rest.starts_with('.')))
         {
-            walk(&path, value, complete, found)?;
+            let Json::Object(inner) = value else {
+                return Err(problem(&path, "must be a mapping of keys"));
+            };
+            walk_fields(&path, inner, complete, found)?;
         } else {
             return Err(problem(&path, "unknown key: no flag of that name"));
         }

@@ -78,7 +78,7 @@ pub async fn run<H: Host>(host: &H, mut job: AskJob, delivery: Delivery) -> Resu
     // Screened before the question is embedded (a provider call) or answered from the cache.
     let model = job.chain.first().map_or("", |p| p.model.as_str()).to_owned();
     if crate::guard::screen_job(host, &model, &mut job.request).await? {
-        job.question = crate::guard::last_user_text(&job.request);
+        job.question = super::last_user_text(&job.request).trim().to_owned();
     }
     let mut store = None;
     if let (Some(settings), Some(text)) = (job.cache, key_text(&job.request)) {

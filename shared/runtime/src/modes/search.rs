@@ -67,7 +67,7 @@ pub async fn run<H: Host>(host: &H, mut job: SearchJob, delivery: Delivery) -> R
     // Screened before the query goes to the web search provider.
     let model = job.chain.first().map_or("", |p| p.model.as_str()).to_owned();
     if crate::guard::screen_job(host, &model, &mut job.request).await? {
-        job.query = crate::guard::last_user_text(&job.request);
+        job.query = super::last_user_text(&job.request).trim().to_owned();
     }
     if delivery == Delivery::Whole {
         let found = search::search(host, &job.search, &job.query, job.max_results).await?;
