@@ -4,7 +4,7 @@
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 FUNCTIONS=(gateway chat agent knowledge search code thinking research admin)
-# The mode functions, built for size (Cargo.toml's `small` profile), gateway and admin with
+# The mode functions and the gateway, built for size (Cargo.toml's `small` profile), admin with
 # `release`: the same split as scripts/spin/build.
 SMALL_FUNCTIONS=(gateway chat agent knowledge search code thinking research)
 # The cargo profile a function is built with.
@@ -63,12 +63,7 @@ ensure_toolchain() {
             cargo install worker-build --version "$WORKER_BUILD_VERSION" --force
     fi
 
-    # npm ci only when node_modules is missing or older than the lockfile.
-    if [ ! -f "$ROOT/node_modules/.package-lock.json" ] ||
-        [ "$ROOT/package-lock.json" -nt "$ROOT/node_modules/.package-lock.json" ]; then
-        log "installing the pinned npm packages (npm ci)"
-        (cd "$ROOT" && npm ci --no-audit --no-fund --loglevel=error)
-    fi
+    "$ROOT/scripts/npm-packages"
 
     # worker-build would download these at build time; point it at the pinned local ones.
     export WASM_BINDGEN_BIN="$cargo_bin/wasm-bindgen"
