@@ -14,7 +14,7 @@ pub mod train;
 use std::path::{Path, PathBuf};
 
 use opencode_core::routing::choice::length_score;
-use opencode_core::routing::learned::LearnedRouter;
+use opencode_core::routing::learned::{LearnedRouter, Tables};
 use opencode_core::routing::{ComplexityAnalyzer, Mode, RouteInput, Router, Tier};
 
 use data::{Graded, Labelled};
@@ -88,7 +88,8 @@ impl Corpus {
         let mut labelled = vec![(Mode::Chat, Tier::System1, 0.0); self.labelled.len()];
         for fold in (0..data::FOLDS).filter(|f| Some(*f) != kept_out) {
             let trained = self.train(|f| f != fold && Some(f) != kept_out);
-            let router = LearnedRouter::new(trained.weights());
+            let tables = Tables::unpack(&trained.weights());
+            let router = LearnedRouter::new(trained.weights(), &tables);
             for ((rows, _), scores) in self.graded.iter().zip(&mut graded) {
                 for (row, score) in rows.iter().zip(scores.iter_mut()).filter(|(r, _)| data::fold(&r.prompt) == fold) {
                     *score = router.score(&RouteInput::new(&row.prompt));

@@ -3,13 +3,15 @@
 //! - `check` fails if the data no longer gives the shipped weights file;
 //! - `report` prints every router's figures on held-out data (what `scripts/bench` shows);
 //! - `tune` prints the learned router's figures on folds 1 to 4 with fold 0 left out of
-//!   training and scoring: what a change of `train::PARAMS` is judged by.
+//!   training and scoring: what a change of `train::PARAMS` is judged by;
+//! - `speed` prints the report's timings alone.
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::print_stdout)]
 
 use std::hint::black_box;
 use std::time::Instant;
 
-use opencode_core::routing::learned::LearnedRouter;
+use opencode_core::routing::features::extract;
+use opencode_core::routing::learned::{LearnedRouter, Tables};
 use opencode_core::routing::{ComplexityAnalyzer, RouteInput, Router};
 use router_train::data::{self, Graded, FOLDS};
 use router_train::eval::{apgr, curve, random, share_for};
@@ -32,7 +34,8 @@ fn main() {
         }),
         "report" => Corpus::load(&root, train::PARAMS).map(|corpus| report(&corpus)),
         "tune" => Corpus::load(&root, train::PARAMS).map(|corpus| tune(&corpus)),
-        _ => Err("usage: router-train write|check|report|tune [repo-root]".to_owned()),
+        "speed" => Corpus::load(&root, train::PARAMS).map(|corpus| speed(&corpus)),
+        _ => Err("usage: router-train write|check|report|tune|speed [repo-root]".to_owned()),
     };
     if let Err(err) = result {
         eprintln!("router-train: {err}");
@@ -143,7 +146,8 @@ fn accuracy(corpus: &Corpus, held_out: &router_train::HeldOut) {
 
 fn speed(corpus: &Corpus) {
     let trained = corpus.train_all();
-    let learned = LearnedRouter::new(trained.weights());
+    let tables = Tables::unpack(&trained.weights());
+    let learned = LearnedRouter::new(trained.weights(), &tables);
     let lexicon = ComplexityAnalyzer::default();
     let english = "Please compare the latency of our Python ingestion service with the Rust rewrite, then \
                    write a short report with a table and a recommendation. ";
@@ -172,9 +176,13 @@ fn speed(corpus: &Corpus) {
                 .fold(f64::INFINITY, f64::min)
         };
         println!(
-            "  {name:<8} learned score {:>7.0}  route {:>7.0}   lexicon score {:>7.0}  route {:>7.0}",
+            "  {name:<8} learned score {:>7.0}  route {:>7.0}   (its features alone {:>7.0})   lexicon score {:>7.0}  route {:>7.0}",
             time(&|| learned.score(black_box(&input))),
             time(&|| learned.route(black_box(&input)).score),
+            time(&|| f64::from(extract(black_box(&input), |hash| {
+                black_box(hash);
+            })
+            .tokens)),
             time(&|| lexicon.score(black_box(&input))),
             time(&|| lexicon.route(black_box(&input)).score),
         );
