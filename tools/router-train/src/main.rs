@@ -4,7 +4,9 @@
 //! - `report` prints every router's figures on held-out data (what `scripts/bench` shows);
 //! - `tune` prints the learned router's figures on folds 1 to 4 with fold 0 left out of
 //!   training and scoring: what a change of `train::PARAMS` is judged by;
-//! - `speed` prints the report's timings alone.
+//! - `speed` prints the report's timings alone;
+//! - `score FILE` prints the shipped weights' mode and tier accuracy on a labelled JSONL file
+//!   they were not trained on (new prompts, before they join `tests/routing`).
 #![allow(clippy::indexing_slicing, clippy::arithmetic_side_effects, clippy::print_stdout)]
 
 use std::hint::black_box;
@@ -35,7 +37,12 @@ fn main() {
         "report" => Corpus::load(&root, train::PARAMS).map(|corpus| report(&corpus)),
         "tune" => Corpus::load(&root, train::PARAMS).map(|corpus| tune(&corpus)),
         "speed" => Corpus::load(&root, train::PARAMS).map(|corpus| speed(&corpus)),
-        _ => Err("usage: router-train write|check|report|tune|speed [repo-root]".to_owned()),
+        "score" => std::env::args()
+            .nth(2)
+            .ok_or_else(|| "usage: router-train score FILE".to_owned())
+            .and_then(|file| data::labelled(std::path::Path::new(&file)))
+            .map(|rows| score(&rows)),
+        _ => Err("usage: router-train write|check|report|tune|speed|score FILE [repo-root]".to_owned()),
     };
     if let Err(err) = result {
         eprintln!("router-train: {err}");
@@ -103,6 +110,33 @@ fn report(corpus: &Corpus) {
     }
     accuracy(corpus, &held_out);
     speed(corpus);
+}
+
+/// The shipped learned router and the lexicon on new labelled prompts, per language.
+fn score(rows: &[data::Labelled]) {
+    let (learned, lexicon) = (LearnedRouter::default(), ComplexityAnalyzer::default());
+    println!("the shipped weights on {} prompts they were not trained on: mode and tier accuracy", rows.len());
+    let groups: [(&str, fn(&str) -> bool); 3] =
+        [("all", |_| true), ("English", |p| !is_chinese(p)), ("Chinese", is_chinese)];
+    for (group, keep) in groups {
+        let (mut n, mut counts) = (0, [0_usize; 4]);
+        for row in rows.iter().filter(|row| keep(&row.prompt)) {
+            n += 1;
+            let input = RouteInput::new(&row.prompt);
+            for (k, decision) in [learned.route(&input), lexicon.route(&input)].into_iter().enumerate() {
+                counts[2 * k] += usize::from(decision.mode == row.mode);
+                counts[2 * k + 1] += usize::from(decision.tier == row.tier);
+            }
+        }
+        let pct = |k: usize| 100.0 * k as f64 / n.max(1) as f64;
+        println!(
+            "  {group:<8} {n:>4}: learned mode {:>5.1}% tier {:>5.1}%   lexicon mode {:>5.1}% tier {:>5.1}%",
+            pct(counts[0]),
+            pct(counts[1]),
+            pct(counts[2]),
+            pct(counts[3])
+        );
+    }
 }
 
 fn accuracy(corpus: &Corpus, held_out: &router_train::HeldOut) {

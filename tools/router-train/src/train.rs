@@ -118,8 +118,15 @@ fn step(weight: &mut f32, squares: &mut f32, gradient: f32, params: &Fit) {
     *weight -= params.rate * g / (squares.sqrt() + 1e-8);
 }
 
+/// `exp` in `f64`, rounded to `f32`: the `f32` one differed by an ulp between the dev and the
+/// release build (two libm implementations), which AdaGrad's steps grew into different
+/// weights; an `f64` result that far from an `f32` rounding boundary rounds the same.
+fn exp(x: f32) -> f32 {
+    f64::from(x).exp() as f32
+}
+
 fn sigmoid(z: f32) -> f32 {
-    1.0 / (1.0 + (-z).exp())
+    1.0 / (1.0 + exp(-z))
 }
 
 /// The tier model's float weights: `DENSE` dense ones, then one per bucket.
@@ -160,10 +167,10 @@ pub fn mode(examples: &[(&Sample, Mode)], params: &Params) -> Vec<f32> {
                 }
             }
             let max = z.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-            let exp: Vec<f32> = z.iter().map(|zk| (zk - max).exp()).collect();
-            let total: f32 = exp.iter().sum();
+            let exps: Vec<f32> = z.iter().map(|zk| exp(zk - max)).collect();
+            let total: f32 = exps.iter().sum();
             for (j, x) in entries() {
-                for (k, (e, m)) in exp.iter().zip(Mode::ALL).enumerate() {
+                for (k, (e, m)) in exps.iter().zip(Mode::ALL).enumerate() {
                     let error = e / total - f32::from(u8::from(m == *label));
                     if let (Some(weight), Some(squares)) = (w.get_mut(j * 6 + k), g2.get_mut(j * 6 + k)) {
                         step(weight, squares, error * x, fit);
