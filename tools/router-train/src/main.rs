@@ -116,8 +116,7 @@ fn report(corpus: &Corpus) {
 fn score(rows: &[data::Labelled]) {
     let (learned, lexicon) = (LearnedRouter::default(), ComplexityAnalyzer::default());
     println!("the shipped weights on {} prompts they were not trained on: mode and tier accuracy", rows.len());
-    let groups: [(&str, fn(&str) -> bool); 3] =
-        [("all", |_| true), ("English", |p| !is_chinese(p)), ("Chinese", is_chinese)];
+    let groups: [(&str, PromptSet); 3] = [("all", |_| true), ("English", |p| !is_chinese(p)), ("Chinese", is_chinese)];
     for (group, keep) in groups {
         let (mut n, mut counts) = (0, [0_usize; 4]);
         for row in rows.iter().filter(|row| keep(&row.prompt)) {
