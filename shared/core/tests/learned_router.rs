@@ -20,6 +20,30 @@ fn labelled() -> Vec<(String, Mode, Tier)> {
 }
 
 #[test]
+fn the_random_id_a_prompt_carries_does_not_move_its_decision() {
+    // What an e2e test once saw: a greeting with a fresh UUID in it, sent to System 2 by some ids.
+    let router = LearnedRouter::default();
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let mut hex = |n: usize| {
+        (0..n)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                char::from_digit((state % 16) as u32, 16).unwrap()
+            })
+            .collect::<String>()
+    };
+    let decisions: Vec<_> = (0..50)
+        .map(|_| {
+            let id = format!("{}-{}-{}-{}-{}", hex(8), hex(4), hex(4), hex(4), hex(12));
+            router.route(&RouteInput::new(&format!("hi there, this is chat {id}")))
+        })
+        .collect();
+    assert!(decisions.windows(2).all(|pair| pair[0] == pair[1]), "{decisions:?}");
+}
+
+#[test]
 fn deterministic_and_score_matches_route() {
     let router = LearnedRouter::default();
     for text in ["", "?", "```", "研究生", "a b c d e f", "Prove 2+2=4 step by step, then plan.", &"研".repeat(3000)]

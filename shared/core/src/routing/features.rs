@@ -131,6 +131,16 @@ mod tests {
         // case and numbers do not matter; punctuation breaks pairs
         assert_eq!(hashes("HELLO World"), hashes("hello world"));
         assert_eq!(hashes("pay 12 now"), hashes("pay 7 now"));
+        // every identifier is one token; words with a digit or two are still words
+        assert_eq!(hashes("order 3f2a9c1e-4b1e shipped"), hashes("order 77aa01bc-e0f2 shipped"));
+        assert_eq!(hashes("req_ab936b08d25ed206cb294cf0"), hashes("req_0c9d8e7f6a5b4c3d2e1f0a9b"));
+        assert_ne!(hashes("python3 mp3"), hashes("python4 mp4"));
+        // a UUID is one identifier (and its pair with the word before), whatever its digits
+        assert_eq!(hashes("id 3f2a9c1e-4b1e-9f0c-b3d5-e8a1c2f4d6b7").len(), 3);
+        assert_eq!(
+            hashes("id 3f2a9c1e-4b1e-9f0c-b3d5-e8a1c2f4d6b7"),
+            hashes("id 12345678-abcd-1234-face-000000000000")
+        );
         assert_eq!(hashes("hello, world").len(), 2);
         assert!(hashes("").is_empty());
     }

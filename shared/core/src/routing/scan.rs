@@ -15,6 +15,35 @@ const WORD: u64 = 0xcbf2_9ce4_8422_2325;
 const CJK: u64 = 0x6a09_e667_f3bc_c908;
 const PAIR: u64 = 0x9e37_79b9_7f4a_7c15;
 const NUMBER: u64 = 0x3c6e_f372_fe94_f82b;
+const IDENTIFIER: u64 = 0xa54f_f53a_5f1d_36f1;
+
+/// Whether an ASCII word is an identifier (a request id, a hash, a UUID's part): letters and
+/// digits mixed, eight or more of them, or three or more hex digits. Every identifier is one
+/// token, as every number is: a random id would otherwise be words the router never saw, each
+/// moving the score a little and a different id moving it differently.
+fn is_identifier(word: &str) -> bool {
+    // Cheapest rejections first: most words are short and have a letter past `f` early on.
+    let bytes = word.as_bytes();
+    (bytes.len() >= 8 || bytes.len() >= 3 && bytes.iter().all(u8::is_ascii_hexdigit))
+        && bytes.iter().any(u8::is_ascii_digit)
+        && bytes.iter().any(u8::is_ascii_alphabetic)
+        && bytes.iter().all(u8::is_ascii_alphanumeric)
+}
+
+/// The length of a UUID (8-4-4-4-12 hex digits), which `bytes` starts with if [`uuid_at`].
+const UUID_LEN: usize = 36;
+
+/// Whether `bytes` starts with a UUID: one identifier, where its groups alone would be words,
+/// numbers or identifiers as its random digits fell.
+fn uuid_at(bytes: &[u8]) -> bool {
+    bytes.get(8) == Some(&b'-')
+        && bytes.get(..UUID_LEN).is_some_and(|head| {
+            head.iter()
+                .enumerate()
+                .all(|(k, b)| if matches!(k, 8 | 13 | 18 | 23) { *b == b'-' } else { b.is_ascii_hexdigit() })
+        })
+        && !bytes.get(UUID_LEN).is_some_and(u8::is_ascii_alphanumeric)
+}
 
 /// A final mix (SplitMix64's), so a token's low bits (its bucket) depend on all of it.
 #[inline]
@@ -156,6 +185,16 @@ impl<'t, 's> Scan<'t, 's> {
             if byte.is_ascii_alphanumeric() {
                 // A word: its bytes in a tight loop of their own (the hash stays in registers).
                 let (ascii_end, hash) = hash_word(bytes, i);
+                if ascii_end.wrapping_sub(i) == 8 && uuid_at(bytes.get(i..).unwrap_or(&[])) {
+                    line = Line::Rest;
+                    if self.sink.is_some() {
+                        self.emit_word(IDENTIFIER);
+                    }
+                    backticks = 0;
+                    let Some(next) = i.checked_add(UUID_LEN) else { break };
+                    i = next;
+                    continue;
+                }
                 let end = match bytes.get(ascii_end) {
                     Some(next) if !next.is_ascii() => word_end(text, ascii_end),
                     _ => ascii_end,
@@ -166,7 +205,7 @@ impl<'t, 's> Scan<'t, 's> {
                     let list_number = matches!(line, Line::Start | Line::Digits) && digits;
                     line = if list_number { Line::Digits } else { Line::Rest };
                 }
-                if byte.is_ascii_digit() {
+                if byte.is_ascii_digit() && !is_identifier(text.get(i..end).unwrap_or("")) {
                     self.numbers = self.numbers.saturating_add(1);
                 }
                 // A word with a letter outside ASCII (café) matches no keyword.
@@ -246,12 +285,15 @@ impl<'t, 's> Scan<'t, 's> {
         }
     }
 
-    /// The word `text[start..end]` as a token (every number is one token), and its pair with
+    /// The word `text[start..end]` as a token (every number is one token, every identifier
+    /// another), and its pair with
     /// the word before. `ascii` is its hash (lower-cased) when it is ASCII.
     fn word_token(&mut self, start: usize, end: usize, ascii: Option<u64>) {
         let word = self.text.get(start..end).unwrap_or("");
         let hash = if word.bytes().all(|b| b.is_ascii_digit()) {
             NUMBER
+        } else if is_identifier(word) {
+            IDENTIFIER
         } else {
             // A word with a letter outside ASCII is hashed as written: lower-casing it would
             // link Unicode's case tables (11 KiB) for the few such words prompts hold.
@@ -259,6 +301,11 @@ impl<'t, 's> Scan<'t, 's> {
                 .unwrap_or_else(|| word.bytes().fold(WORD, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)));
             token_mix(hash)
         };
+        self.emit_word(hash);
+    }
+
+    /// A word's token (its hash), and its pair with the word before.
+    fn emit_word(&mut self, hash: u64) {
         self.emit(hash);
         if let Some(previous) = self.previous_word {
             self.emit(token_mix(previous ^ hash.rotate_left(17) ^ PAIR));
