@@ -186,11 +186,11 @@ impl<'t, 's> Scan<'t, 's> {
                 // A word: its bytes in a tight loop of their own (the hash stays in registers).
                 let (ascii_end, hash) = hash_word(bytes, i);
                 if ascii_end.wrapping_sub(i) == 8 && uuid_at(bytes.get(i..).unwrap_or(&[])) {
-                    line = Line::Rest;
+                    // An identifier: no cue, and no phrase runs through it.
+                    (line, backticks, self.open_len) = (Line::Rest, 0, 0);
                     if self.sink.is_some() {
                         self.emit_word(IDENTIFIER);
                     }
-                    backticks = 0;
                     let Some(next) = i.checked_add(UUID_LEN) else { break };
                     i = next;
                     continue;
